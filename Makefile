@@ -1,0 +1,25 @@
+# The two set-up commands of the README: `make demo` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+TORCH_SPEC ?= torch==2.13.0
+BIN := $(VENV)/bin
+
+.PHONY: demo test venv lint
+
+# torch first: `torch==2.13.0` is a local CPU wheel on the project's machines; any other
+# spec pulls a multi-GB CUDA build from PyPI.
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q "$(TORCH_SPEC)"
+
+venv: $(BIN)/python
+
+demo: venv
+	$(BIN)/pip install -q -e .
+	$(BIN)/heptagon demo
+
+test: venv
+	$(BIN)/pip install -q -e ".[dev]"
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+	$(BIN)/pytest

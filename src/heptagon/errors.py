@@ -1,0 +1,45 @@
+"""The exception hierarchy. The CLI turns a :class:`HeptagonError` into one line on stderr
+and exit status 2; anything else is a bug (exit 1)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class HeptagonError(Exception):
+    """A user error: bad input, configuration or option. The message names the culprit."""
+
+
+class ConfigError(HeptagonError):
+    """A configuration value or option is wrong. ``key`` is the dotted config key."""
+
+    def __init__(self, message: str, key: str | None = None) -> None:
+        self.key = key
+        super().__init__(f"{key}: {message}" if key else message)
+
+
+class DataError(HeptagonError):
+    """Input data is missing or malformed. Names the file and, where known, the branch/key."""
+
+    def __init__(
+        self, message: str, file: str | Path | None = None, key: str | None = None
+    ) -> None:
+        self.file = None if file is None else str(file)
+        self.key = key
+        where = ", ".join(
+            part
+            for part in (
+                self.file,
+                f"branch '{key}'" if key else None,
+            )
+            if part
+        )
+        super().__init__(f"{where}: {message}" if where else message)
+
+
+class ModelError(HeptagonError):
+    """A model cannot be built or loaded as requested."""
+
+
+class ExportError(HeptagonError):
+    """Export failed a check (ONNX validity, ONNX Runtime vs PyTorch parity)."""

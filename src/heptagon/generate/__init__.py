@@ -1,0 +1,1 @@
+"""heptagon.generate."""

@@ -1,0 +1,1 @@
+"""Shared physics foundations used by every stage: kinematics and metrics (pure functions)."""
