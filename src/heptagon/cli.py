@@ -1,0 +1,154 @@
+"""The ``heptagon`` command line: one thin command per stage over the library functions.
+
+User errors (:class:`heptagon.errors.HeptagonError`) print one line on stderr and exit
+with status 2; a traceback is shown only with ``--debug``. Anything else is a bug (1).
+"""
+
+from __future__ import annotations
+
+import sys
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Annotated
+
+import click
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from heptagon.config import validate
+from heptagon.errors import HeptagonError
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="heptagon",
+    help="Machine learning for collider physics: generate -> data -> train -> evaluate -> "
+    "export / publish -> predict.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+_state = {"debug": False}
+
+_INFO_PACKAGES = (
+    "heptagon",
+    "pythia8mc",
+    "fastjet",
+    "torch",
+    "onnxruntime",
+    "onnx",
+    "uproot",
+    "awkward",
+    "vector",
+    "xgboost-cpu",
+    "hepdata_lib",
+)
+
+
+@app.callback()
+def _root(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of errors.")] = False,
+) -> None:
+    _state["debug"] = debug
+
+
+@app.command()
+def info() -> None:
+    """Print the versions of heptagon and its key dependencies."""
+    table = Table("package", "version", title="heptagon environment")
+    for pkg in _INFO_PACKAGES:
+        try:
+            table.add_row(pkg, version(pkg))
+        except PackageNotFoundError:
+            table.add_row(pkg, "not installed")
+    console.print(table)
+
+
+@app.command()
+def generate(
+    sample: Annotated[
+        str,
+        typer.Argument(
+            help="top-vs-qcd | qg | jetclass-like | ak4-flavour | a class name (QCD, Tbqq, ...)"
+        ),
+    ],
+    jets: Annotated[int, typer.Option("--jets", help="Jets per class.")],
+    seed: Annotated[int, typer.Option("--seed", help="Random seed (same seed, same files).")],
+    out: Annotated[Path, typer.Option("--out", help="Dataset directory.")],
+    fmt: Annotated[str, typer.Option("--format", help="parquet | root")] = "parquet",
+    jobs: Annotated[int, typer.Option("--jobs", help="Processes (one shard each).")] = 1,
+    detector: Annotated[
+        str, typer.Option("--detector", help="default (CMS-like) | none (hadron level)")
+    ] = "default",
+    pt_min: Annotated[float | None, typer.Option("--pt-min", help="GeV")] = None,
+    pt_max: Annotated[float | None, typer.Option("--pt-max", help="GeV")] = None,
+    radius: Annotated[float | None, typer.Option("--radius", help="anti-kT R")] = None,
+    eta_max: Annotated[float | None, typer.Option("--eta-max")] = None,
+    mpi: Annotated[
+        bool | None, typer.Option("--mpi/--no-mpi", help="Multi-parton interactions.")
+    ] = None,
+    shard_size: Annotated[int, typer.Option("--shard-size", help="Jets per shard.")] = 5000,
+    scheduler: Annotated[
+        str | None, typer.Option("--scheduler", help="Dask scheduler address.")
+    ] = None,
+) -> None:
+    """Generate a jet sample with Pythia 8 + FastJet and the parametric detector."""
+    from heptagon.generate.run import GenerateOptions
+    from heptagon.generate.run import generate as run_generate
+
+    opts = validate(
+        GenerateOptions,
+        {
+            "sample": sample,
+            "jets": jets,
+            "seed": seed,
+            "out": out,
+            "format": fmt,
+            "jobs": jobs,
+            "detector": detector,
+            "pt_min": pt_min,
+            "pt_max": pt_max,
+            "radius": radius,
+            "eta_max": eta_max,
+            "mpi": mpi,
+            "shard_size": shard_size,
+            "scheduler": scheduler,
+        },
+    )
+    summary = run_generate(opts, show_progress=sys.stderr.isatty() or sys.stdout.isatty())
+    table = Table(title=f"{sample}: {summary.out}")
+    for col in ("class", "jets", "selected / events", "sigma_gen [pb]"):
+        table.add_column(col)
+    for cls, c in summary.manifest["classes"].items():
+        table.add_row(
+            cls,
+            str(c["jets"]),
+            f"{c['jets_selected']} / {c['events_generated']}",
+            f"{c['sigma_gen_pb']:.4g} +- {c['sigma_err_pb']:.2g}",
+        )
+    console.print(table)
+    console.print(
+        f"{summary.wall_s:.1f} s, {summary.jets_per_s:.1f} jets/s"
+        + (f", {summary.skipped_shards} finished shard(s) reused" if summary.skipped_shards else "")
+    )
+
+
+def main() -> None:
+    """Console entry point: run the app, turning user errors into one line and exit 2."""
+    try:
+        app(standalone_mode=False)
+    except HeptagonError as err:
+        if _state["debug"]:
+            raise
+        print(f"heptagon: error: {err}", file=sys.stderr)
+        sys.exit(2)
+    except click.exceptions.Abort:
+        print("heptagon: aborted", file=sys.stderr)
+        sys.exit(130)
+    except click.ClickException as err:
+        err.show()
+        sys.exit(err.exit_code)
+    except click.exceptions.Exit as err:
+        sys.exit(err.exit_code)

@@ -1,0 +1,424 @@
+"""The parametric detector response: the one place where hadron-level particles become
+reconstructed particle-flow candidates (used by jet and event samples alike).
+
+Pure array functions over flat numpy arrays plus per-event counts; every number is a field
+of :class:`DetectorConfig` and is recorded in the sample manifest. Defaults are CMS-like
+(``shared/reference/detector.md``: the Delphes CMS card and CMS performance papers).
+
+The response, in order:
+
+1. **Tracks.** Charged particles within ``|eta| <= tracker_eta_max`` and above
+   ``track_pt_min`` are found with an efficiency by type, ``|eta|`` and pT; their pT is
+   smeared with the CMS parametrisation ``sigma(pT)/pT = sqrt(a^2 + (b pT)^2)`` by
+   ``|eta|`` region (direction kept). Transverse and longitudinal impact parameters
+   (``d0``, ``dz``, mm) are computed from the true production vertex in the straight-line
+   approximation (``d0 = (x py - y px) / pT``) and smeared with
+   ``sigma(d0) = sqrt(a^2 + (b / pT)^2)``, ``sigma(dz) = dz_scale * sigma(d0)``, so
+   products of b/c-hadron decays are displaced. Tracked hadrons become charged-hadron
+   candidates, tracked electrons and muons become lepton candidates (an ideal
+   particle-flow: their calorimeter energy is attributed to the track).
+2. **Calorimeters.** Photons, untracked electrons and neutral hadrons (and charged hadrons
+   that were not tracked) deposit energy in ECAL / HCAL towers: photons and electrons in
+   ECAL; K0S and Lambda ``k0s_lambda_ecal_fraction`` in ECAL, the rest in HCAL; other
+   hadrons in HCAL; beyond ``|eta| = calo_eta_max`` (3.0) everything lands in the forward
+   calorimeter. Deposits are summed per tower (granularity by layer and ``|eta|``), the
+   tower energy is smeared with the layer's resolution, and towers below the layer's
+   ``E_min`` are dropped. Each tower becomes one massless candidate at the tower centre:
+   ECAL towers are photons, HCAL and forward towers are neutral hadrons.
+   Muons without a track and neutrinos leave nothing.
+
+``apply_detector(..., config=None)`` returns hadron level instead: every visible
+final-state particle with its true momentum and impact parameters (errors 0).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+from particle.pdgid import charge as pdg_charge
+from pydantic import BaseModel, ConfigDict
+
+from heptagon.physics.kinematics import wrap_phi
+
+__all__ = [
+    "CAT_CHARGED_HADRON",
+    "CAT_ELECTRON",
+    "CAT_MUON",
+    "CAT_NEUTRAL_HADRON",
+    "CAT_PHOTON",
+    "Candidates",
+    "DetectorConfig",
+    "Particles",
+    "apply_detector",
+    "charges",
+]
+
+CAT_CHARGED_HADRON, CAT_NEUTRAL_HADRON, CAT_PHOTON, CAT_ELECTRON, CAT_MUON = range(5)
+_NEUTRINOS = (12, 14, 16)
+_K0S_LAMBDA = (310, 3122)
+
+
+class DetectorConfig(BaseModel):
+    """Every parameter of the parametric detector (GeV, mm, radians)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # tracker
+    tracker_eta_max: float = 2.5
+    track_pt_min: float = 0.1
+    barrel_eta_max: float = 1.5
+    hadron_eff_pt_threshold: float = 1.0
+    hadron_eff_barrel: tuple[float, float] = (0.70, 0.95)  # below / above the pT threshold
+    hadron_eff_endcap: tuple[float, float] = (0.60, 0.85)
+    electron_eff: float = 0.95
+    muon_eff: float = 0.99
+    # CMS measured track pT resolution, by |eta| region upper edges
+    track_res_eta_edges: tuple[float, ...] = (0.5, 1.5, 2.5)
+    track_res_a: tuple[float, ...] = (0.006, 0.010, 0.025)
+    track_res_b: tuple[float, ...] = (1.3e-4, 1.7e-4, 3.1e-4)  # per GeV
+    # impact parameters: sigma(d0) = sqrt(a^2 + (b/pT)^2) mm; sigma(dz) = dz_scale * sigma(d0)
+    d0_res_a: float = 0.010
+    d0_res_b: float = 0.100  # mm GeV
+    dz_res_scale: float = 2.0
+    # calorimeters
+    calo_eta_max: float = 3.0
+    forward_eta_max: float = 5.0
+    ecal_barrel_cell: float = 0.0174
+    ecal_endcap_cell: float = 0.05
+    hcal_cell: float = 0.087
+    forward_cell: float = 0.175
+    ecal_e_min: float = 0.5
+    hcal_e_min: float = 1.0
+    forward_e_min: float = 1.0
+    # ECAL: Delphes CMS card, sigma = f(eta) * sqrt((c E)^2 + s^2 E + n^2)
+    ecal_c: float = 0.008
+    ecal_s: float = 0.11
+    ecal_n: float = 0.40
+    # HCAL: sigma = sqrt((c E)^2 + s^2 E)
+    hcal_c: float = 0.05
+    hcal_s: float = 1.5
+    # forward calorimeter (Delphes CMS card, hadronic part), sigma = sqrt((c E)^2 + s^2 E)
+    forward_c: float = 0.130
+    forward_s: float = 2.70
+    k0s_lambda_ecal_fraction: float = 0.3
+
+
+@dataclass(frozen=True)
+class Particles:
+    """Flat per-particle arrays of a batch of events; ``counts[i]`` particles in event i.
+
+    Momenta in GeV, production vertex (``vx, vy, vz``) in mm."""
+
+    counts: np.ndarray
+    px: np.ndarray
+    py: np.ndarray
+    pz: np.ndarray
+    e: np.ndarray
+    pid: np.ndarray
+    vx: np.ndarray
+    vy: np.ndarray
+    vz: np.ndarray
+
+    @property
+    def event(self) -> np.ndarray:
+        """The event index of each particle."""
+        return np.repeat(np.arange(len(self.counts)), self.counts)
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """Flat reconstructed candidates of a batch of events (sorted by event).
+
+    ``category`` is one of the ``CAT_*`` constants; ``charge`` in units of e; impact
+    parameters and their errors in mm (0 for neutral candidates); ``vx, vy, vz`` the
+    reconstructed production point of tracks (smeared; 0 for neutrals), used by vertexing.
+    """
+
+    counts: np.ndarray
+    px: np.ndarray
+    py: np.ndarray
+    pz: np.ndarray
+    e: np.ndarray
+    charge: np.ndarray
+    category: np.ndarray
+    d0: np.ndarray
+    d0err: np.ndarray
+    dz: np.ndarray
+    dzerr: np.ndarray
+    vx: np.ndarray
+    vy: np.ndarray
+    vz: np.ndarray
+
+
+@lru_cache(maxsize=4096)
+def _charge_of(pid: int) -> float:
+    q = pdg_charge(pid)
+    return 0.0 if q is None else float(q)
+
+
+def charges(pid: np.ndarray) -> np.ndarray:
+    """Electric charge (e) of each PDG id, through ``particle`` (one lookup per unique id)."""
+    uniq, inverse = np.unique(pid, return_inverse=True)
+    return np.array([_charge_of(int(p)) for p in uniq], dtype=np.float64)[inverse]
+
+
+def _eta_phi(px: np.ndarray, py: np.ndarray, pz: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    pt = np.hypot(px, py)
+    return np.arcsinh(pz / np.maximum(pt, 1e-12)), np.arctan2(py, px)
+
+
+def _category(pid: np.ndarray, charge: np.ndarray) -> np.ndarray:
+    apid = np.abs(pid)
+    cat = np.where(charge != 0, CAT_CHARGED_HADRON, CAT_NEUTRAL_HADRON)
+    cat = np.where(apid == 22, CAT_PHOTON, cat)
+    cat = np.where(apid == 11, CAT_ELECTRON, cat)
+    return np.where(apid == 13, CAT_MUON, cat)
+
+
+def _impact_parameters(
+    p: Particles, pt: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Signed transverse and longitudinal impact parameters (mm), straight-line tracks."""
+    d0 = (p.vx * p.py - p.vy * p.px) / np.maximum(pt, 1e-12)
+    dz = p.vz - (p.vx * p.px + p.vy * p.py) * p.pz / np.maximum(pt * pt, 1e-24)
+    return d0, dz
+
+
+def _hadron_level(p: Particles, charge: np.ndarray, visible: np.ndarray) -> Candidates:
+    pt = np.hypot(p.px, p.py)
+    d0, dz = _impact_parameters(p, pt)
+    sel = visible
+    zeros = np.zeros(int(sel.sum()))
+    return Candidates(
+        counts=np.bincount(p.event[sel], minlength=len(p.counts)),
+        px=p.px[sel],
+        py=p.py[sel],
+        pz=p.pz[sel],
+        e=p.e[sel],
+        charge=charge[sel],
+        category=_category(p.pid[sel], charge[sel]),
+        d0=np.where(charge[sel] != 0, d0[sel], 0.0),
+        d0err=zeros,
+        dz=np.where(charge[sel] != 0, dz[sel], 0.0),
+        dzerr=zeros,
+        vx=p.vx[sel],
+        vy=p.vy[sel],
+        vz=p.vz[sel],
+    )
+
+
+def _track_efficiency(
+    cfg: DetectorConfig, apid: np.ndarray, pt: np.ndarray, abseta: np.ndarray
+) -> np.ndarray:
+    barrel = abseta <= cfg.barrel_eta_max
+    high = pt > cfg.hadron_eff_pt_threshold
+    eff = np.where(
+        barrel,
+        np.where(high, cfg.hadron_eff_barrel[1], cfg.hadron_eff_barrel[0]),
+        np.where(high, cfg.hadron_eff_endcap[1], cfg.hadron_eff_endcap[0]),
+    )
+    eff = np.where(apid == 11, cfg.electron_eff, eff)
+    eff = np.where(apid == 13, cfg.muon_eff, eff)
+    inside = (abseta <= cfg.tracker_eta_max) & (pt > cfg.track_pt_min)
+    return np.where(inside, eff, 0.0)
+
+
+def _track_resolution(cfg: DetectorConfig, pt: np.ndarray, abseta: np.ndarray) -> np.ndarray:
+    region = np.minimum(
+        np.searchsorted(np.asarray(cfg.track_res_eta_edges), abseta), len(cfg.track_res_a) - 1
+    )
+    a = np.asarray(cfg.track_res_a)[region]
+    b = np.asarray(cfg.track_res_b)[region]
+    return np.sqrt(a**2 + (b * pt) ** 2)
+
+
+def _tracks(
+    cfg: DetectorConfig,
+    p: Particles,
+    sel: np.ndarray,
+    charge: np.ndarray,
+    pt: np.ndarray,
+    rng: np.random.Generator,
+) -> Candidates:
+    """Reconstructed tracks of the particles in ``sel`` (already passed efficiency)."""
+    abseta = np.abs(_eta_phi(p.px[sel], p.py[sel], p.pz[sel])[0])
+    ptt = pt[sel]
+    scale = 1.0 + _track_resolution(cfg, ptt, abseta) * rng.standard_normal(ptt.size)
+    scale = np.maximum(scale, 0.05)
+    px, py, pz = p.px[sel] * scale, p.py[sel] * scale, p.pz[sel] * scale
+    mass2 = np.maximum(p.e[sel] ** 2 - (p.px[sel] ** 2 + p.py[sel] ** 2 + p.pz[sel] ** 2), 0.0)
+    e = np.sqrt(px**2 + py**2 + pz**2 + mass2)
+    d0_true, dz_true = _impact_parameters(p, pt)
+    ptr = ptt * scale
+    d0err = np.sqrt(cfg.d0_res_a**2 + (cfg.d0_res_b / ptr) ** 2)
+    dzerr = cfg.dz_res_scale * d0err
+    n = ptt.size
+    g = rng.standard_normal((2, n))
+    # the reconstructed production point: the true one moved by the track's resolution
+    phi = np.arctan2(py, px)
+    vx = p.vx[sel] - g[0] * d0err * np.sin(phi)
+    vy = p.vy[sel] + g[0] * d0err * np.cos(phi)
+    return Candidates(
+        counts=np.bincount(p.event[sel], minlength=len(p.counts)),
+        px=px,
+        py=py,
+        pz=pz,
+        e=e,
+        charge=charge[sel],
+        category=_category(p.pid[sel], charge[sel]),
+        d0=d0_true[sel] + g[0] * d0err,
+        d0err=d0err,
+        dz=dz_true[sel] + g[1] * dzerr,
+        dzerr=dzerr,
+        vx=vx,
+        vy=vy,
+        vz=p.vz[sel] + g[1] * dzerr,
+    )
+
+
+_ECAL, _HCAL, _FWD = 0, 1, 2
+
+
+def _tower_grid(cfg: DetectorConfig, layer: np.ndarray, abseta: np.ndarray) -> np.ndarray:
+    """Cell size (in eta and phi) of each deposit by layer and |eta|."""
+    size = np.where(
+        abseta <= cfg.barrel_eta_max, cfg.ecal_barrel_cell, cfg.ecal_endcap_cell
+    )
+    size = np.where(layer == _HCAL, cfg.hcal_cell, size)
+    return np.where(layer == _FWD, cfg.forward_cell, size)
+
+
+def _resolution(cfg: DetectorConfig, layer: np.ndarray, e: np.ndarray, eta: np.ndarray) -> np.ndarray:
+    abseta = np.abs(eta)
+    ecal_f = np.where(
+        abseta <= cfg.barrel_eta_max,
+        1.0 + 0.64 * eta**2,
+        2.16 + 5.6 * (abseta - 2.0) ** 2,
+    )
+    ecal = ecal_f * np.sqrt((cfg.ecal_c * e) ** 2 + cfg.ecal_s**2 * e + cfg.ecal_n**2)
+    hcal = np.sqrt((cfg.hcal_c * e) ** 2 + cfg.hcal_s**2 * e)
+    fwd = np.sqrt((cfg.forward_c * e) ** 2 + cfg.forward_s**2 * e)
+    return np.select([layer == _ECAL, layer == _HCAL], [ecal, hcal], fwd)
+
+
+def _towers(
+    cfg: DetectorConfig,
+    event: np.ndarray,
+    layer: np.ndarray,
+    e: np.ndarray,
+    eta: np.ndarray,
+    phi: np.ndarray,
+    n_events: int,
+    rng: np.random.Generator,
+) -> Candidates:
+    """Sum deposits per (event, layer, cell), smear, apply thresholds, make candidates."""
+    size = _tower_grid(cfg, layer, np.abs(eta))
+    nphi = np.round(2 * np.pi / size).astype(np.int64)
+    ieta = np.floor(eta / size).astype(np.int64)
+    iphi = np.floor((phi + np.pi) / (2 * np.pi) * nphi).astype(np.int64) % nphi
+    # one integer key per cell, ordered by event first so candidates stay sorted by event
+    key = ((event * 3 + layer) * 1_000_003 + (ieta + 500_000)) * 4096 + iphi
+    cells, inverse = np.unique(key, return_inverse=True)
+    energy = np.bincount(inverse, weights=e, minlength=cells.size)
+    first = np.zeros(cells.size, dtype=np.int64)
+    first[inverse[::-1]] = np.arange(inverse.size)[::-1]
+    c_layer, c_size, c_nphi = layer[first], size[first], nphi[first]
+    c_eta = (ieta[first] + 0.5) * c_size
+    c_phi = wrap_phi((iphi[first] + 0.5) / c_nphi * 2 * np.pi - np.pi)
+    c_event = event[first]
+    energy = energy + _resolution(cfg, c_layer, energy, c_eta) * rng.standard_normal(cells.size)
+    e_min = np.select(
+        [c_layer == _ECAL, c_layer == _HCAL], [cfg.ecal_e_min, cfg.hcal_e_min], cfg.forward_e_min
+    )
+    keep = energy > e_min
+    energy, c_eta, c_phi, c_layer, c_event = (
+        energy[keep],
+        c_eta[keep],
+        c_phi[keep],
+        c_layer[keep],
+        c_event[keep],
+    )
+    pt = energy / np.cosh(c_eta)
+    zeros = np.zeros(energy.size)
+    return Candidates(
+        counts=np.bincount(c_event, minlength=n_events),
+        px=pt * np.cos(c_phi),
+        py=pt * np.sin(c_phi),
+        pz=pt * np.sinh(c_eta),
+        e=energy,
+        charge=zeros,
+        category=np.where(c_layer == _ECAL, CAT_PHOTON, CAT_NEUTRAL_HADRON),
+        d0=zeros,
+        d0err=zeros,
+        dz=zeros,
+        dzerr=zeros,
+        vx=zeros,
+        vy=zeros,
+        vz=zeros,
+    )
+
+
+def _merge(a: Candidates, b: Candidates) -> Candidates:
+    """Concatenate two candidate sets event by event (a's candidates first)."""
+    counts = a.counts + b.counts
+    n_a = np.repeat(np.arange(len(counts)), a.counts)
+    n_b = np.repeat(np.arange(len(counts)), b.counts)
+    order = np.argsort(np.concatenate([n_a, n_b]), kind="stable")
+    fields = {
+        f.name: np.concatenate([getattr(a, f.name), getattr(b, f.name)])[order]
+        for f in dataclasses.fields(Candidates)
+        if f.name != "counts"
+    }
+    return Candidates(counts=counts, **fields)
+
+
+def apply_detector(
+    particles: Particles, config: DetectorConfig | None, rng: np.random.Generator
+) -> Candidates:
+    """Reconstructed candidates of a batch of events, or hadron level if ``config`` is None.
+
+    ``particles`` are the stable final-state particles; neutrinos are dropped here.
+    Results depend only on the inputs, the config and the state of ``rng``.
+    """
+    apid = np.abs(particles.pid)
+    charge = charges(particles.pid)
+    visible = ~np.isin(apid, _NEUTRINOS)
+    if config is None:
+        return _hadron_level(particles, charge, visible)
+    cfg = config
+    pt = np.hypot(particles.px, particles.py)
+    eta, phi = _eta_phi(particles.px, particles.py, particles.pz)
+    abseta = np.abs(eta)
+    eff = _track_efficiency(cfg, apid, pt, abseta)
+    tracked = visible & (charge != 0) & (rng.random(pt.size) < eff)
+    tracks = _tracks(cfg, particles, tracked, charge, pt, rng)
+
+    # calorimeter deposits of everything visible, untracked and not a muon
+    calo = visible & ~tracked & (apid != 13) & (abseta < cfg.forward_eta_max)
+    is_em = (apid == 22) | (apid == 11)
+    split = np.isin(apid, _K0S_LAMBDA)
+    in_fwd = abseta >= cfg.calo_eta_max
+    f_ecal = np.where(is_em, 1.0, np.where(split, cfg.k0s_lambda_ecal_fraction, 0.0))
+    f_ecal = np.where(in_fwd, 0.0, f_ecal)
+    idx = np.flatnonzero(calo)
+    dep_layer = np.concatenate(
+        [np.full(idx.size, _ECAL), np.where(in_fwd[idx], _FWD, _HCAL)]
+    )
+    dep_idx = np.concatenate([idx, idx])
+    dep_e = particles.e[dep_idx] * np.concatenate([f_ecal[idx], 1.0 - f_ecal[idx]])
+    nonzero = dep_e > 0
+    event = particles.event
+    towers = _towers(
+        cfg,
+        event[dep_idx][nonzero],
+        dep_layer[nonzero],
+        dep_e[nonzero],
+        eta[dep_idx][nonzero],
+        phi[dep_idx][nonzero],
+        len(particles.counts),
+        rng,
+    )
+    return _merge(tracks, towers)

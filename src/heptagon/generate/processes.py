@@ -1,0 +1,243 @@
+"""The process catalogue: one entry per jet class, with its Pythia settings and its
+truth-matching rule in one place, and the named sample sets built from them.
+
+A class is produced by its own Pythia process so that every class gets exactly the
+requested number of jets. The truth rule says which generator particle(s) a jet must
+contain: for a resonance, the resonance itself and its visible decay products within
+``dR < R`` of the jet axis (as in the top-tagging landscape and JetClass definitions);
+for quark/gluon jets, the hard-process parton; for AK4 flavour jets, the ghost-associated
+hadrons and partons (see :mod:`heptagon.generate.jets`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from heptagon.errors import ConfigError
+
+__all__ = [
+    "CATALOGUE",
+    "SAMPLE_SETS",
+    "Process",
+    "SampleSet",
+    "TruthRule",
+    "get_process",
+    "get_sample_set",
+]
+
+_W_HADRONIC = ("24:onMode = off", "24:onIfAny = 1 2 3 4 5")
+_W_LEPTONIC = ("24:onMode = off", "24:onIfAny = 11 13")
+_TTBAR = ("Top:gg2ttbar = on", "Top:qqbar2ttbar = on")
+_W_JET = ("WeakBosonAndParton:qqbar2Wg = on", "WeakBosonAndParton:qg2Wq = on")
+_Z_JET = ("WeakBosonAndParton:qqbar2gmZg = on", "WeakBosonAndParton:qg2gmZq = on")
+_Z_ONLY = ("WeakZ0:gmZmode = 2",)  # pure Z, no gamma* interference
+_H_JET = (
+    "HiggsSM:gg2Hg(l:t) = on",
+    "HiggsSM:qg2Hq(l:t) = on",
+    "HiggsSM:qqbar2Hg(l:t) = on",
+)
+
+
+@dataclass(frozen=True)
+class TruthRule:
+    """How a jet of a class is matched to the generator record.
+
+    kind:
+        ``"resonance"``: the last copy of a particle with ``|id| == pdg`` whose decay
+        products (W/Z/H/t daughters expanded recursively) have exactly ``n_leptons``
+        charged leptons (e or mu); the resonance and its visible products must lie within
+        ``dR < R`` of the jet axis.
+        ``"parton"``: the outgoing hard-process parton (status -23) with ``|id|`` in
+        ``parton_ids``, within ``dR < R``.
+        ``"none"``: no matching (QCD jets: every jet in the window).
+        ``"flavour"``: hadron-based flavour by ghost association; the class is the
+        flavour label (``b``, ``c``, ``uds``, ``g``).
+    """
+
+    kind: Literal["resonance", "parton", "none", "flavour"]
+    pdg: int = 0
+    n_leptons: int = 0
+    parton_ids: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class Process:
+    """A jet class: its label, the Pythia settings that make it and its truth rule."""
+
+    name: str
+    settings: tuple[str, ...]
+    truth: TruthRule
+    description: str
+
+
+def _resonance(pdg: int, n_leptons: int = 0) -> TruthRule:
+    return TruthRule(kind="resonance", pdg=pdg, n_leptons=n_leptons)
+
+
+def _higgs(*decay: str) -> tuple[str, ...]:
+    return (*_H_JET, "25:onMode = off", *decay)
+
+
+CATALOGUE: dict[str, Process] = {
+    p.name: p
+    for p in (
+        Process("QCD", ("HardQCD:all = on",), TruthRule("none"), "QCD multijet (2 -> 2)"),
+        Process(
+            "Tbqq", (*_TTBAR, *_W_HADRONIC), _resonance(6), "t -> bW -> bqq' from ttbar"
+        ),
+        Process(
+            "Tbl", (*_TTBAR, *_W_LEPTONIC), _resonance(6, 1), "t -> bW -> bl nu (l = e, mu)"
+        ),
+        Process("Wqq", (*_W_JET, *_W_HADRONIC), _resonance(24), "W -> qq' in W + jet"),
+        Process(
+            "Zqq",
+            (*_Z_JET, *_Z_ONLY, "23:onMode = off", "23:onIfAny = 1 2 3 4 5"),
+            _resonance(23),
+            "Z -> qq in Z + jet",
+        ),
+        Process(
+            "Zbb",
+            (*_Z_JET, *_Z_ONLY, "23:onMode = off", "23:onIfAny = 5"),
+            _resonance(23),
+            "Z -> bb in Z + jet",
+        ),
+        Process("Hbb", _higgs("25:onIfMatch = 5 -5"), _resonance(25), "H -> bb in H + jet"),
+        Process("Hcc", _higgs("25:onIfMatch = 4 -4"), _resonance(25), "H -> cc in H + jet"),
+        Process("Hgg", _higgs("25:onIfMatch = 21 21"), _resonance(25), "H -> gg in H + jet"),
+        Process(
+            "H4q",
+            _higgs("25:onIfMatch = 24 -24", *_W_HADRONIC),
+            _resonance(25),
+            "H -> WW* -> 4q in H + jet",
+        ),
+        Process(
+            "Hqql",
+            _higgs("25:onIfMatch = 24 -24", "24:onMode = off", "24:onIfAny = 1 2 3 4 5 11 13"),
+            _resonance(25, 1),
+            "H -> WW* -> qq' l nu (l = e, mu) in H + jet",
+        ),
+        Process(
+            "q",
+            (
+                "WeakBosonAndParton:qg2gmZq = on",
+                *_Z_ONLY,
+                "23:onMode = off",
+                "23:onIfAny = 12 14 16",
+            ),
+            TruthRule("parton", parton_ids=(1, 2, 3)),
+            "light-quark (u, d, s) jet recoiling against Z -> nu nu",
+        ),
+        Process(
+            "g",
+            (
+                "WeakBosonAndParton:qqbar2gmZg = on",
+                *_Z_ONLY,
+                "23:onMode = off",
+                "23:onIfAny = 12 14 16",
+            ),
+            TruthRule("parton", parton_ids=(21,)),
+            "gluon jet recoiling against Z -> nu nu",
+        ),
+        # AK4 flavour classes: the label comes from ghost-associated hadrons / partons;
+        # each class is drawn from the process that makes it plentifully.
+        Process("b", _TTBAR, TruthRule("flavour"), "b jets (b hadron inside) from ttbar"),
+        Process("c", _TTBAR, TruthRule("flavour"), "c jets (c hadron, no b) from ttbar"),
+        Process("uds", ("HardQCD:all = on",), TruthRule("flavour"), "light-quark QCD jets"),
+        Process(
+            "g_ak4",
+            ("HardQCD:all = on",),
+            TruthRule("flavour"),
+            "gluon QCD jets (labelled `g`; the catalogue key avoids the q/g class)",
+        ),
+    )
+}
+
+
+@dataclass(frozen=True)
+class SampleSet:
+    """A named jet sample: its classes and the default jet definition and selection."""
+
+    name: str
+    classes: tuple[str, ...]
+    radius: float
+    pt_min: float
+    pt_max: float
+    eta_max: float
+    mpi: bool
+    use_rapidity: bool = False
+    description: str = ""
+    labels: dict[str, str] = field(default_factory=dict)
+
+    def label_of(self, process: str) -> str:
+        """The label branch suffix of a catalogue process in this sample."""
+        return self.labels.get(process, process)
+
+
+SAMPLE_SETS: dict[str, SampleSet] = {
+    s.name: s
+    for s in (
+        SampleSet(
+            "top-vs-qcd",
+            ("Tbqq", "QCD"),
+            radius=0.8,
+            pt_min=550.0,
+            pt_max=650.0,
+            eta_max=2.0,
+            mpi=False,
+            description="top-tagging landscape definition (arXiv:1902.09914)",
+        ),
+        SampleSet(
+            "qg",
+            ("q", "g"),
+            radius=0.4,
+            pt_min=500.0,
+            pt_max=550.0,
+            eta_max=1.7,
+            mpi=True,
+            use_rapidity=True,
+            description="Z(->nu nu) + q/g, Komiske et al. (arXiv:1810.05165)",
+        ),
+        SampleSet(
+            "jetclass-like",
+            ("QCD", "Hbb", "Hcc", "Hgg", "H4q", "Hqql", "Zqq", "Wqq", "Tbqq", "Tbl"),
+            radius=0.8,
+            pt_min=500.0,
+            pt_max=1000.0,
+            eta_max=2.0,
+            mpi=True,
+            description="JetClass's ten classes (arXiv:2202.03772)",
+        ),
+        SampleSet(
+            "ak4-flavour",
+            ("b", "c", "uds", "g_ak4"),
+            radius=0.4,
+            pt_min=30.0,
+            pt_max=1000.0,
+            eta_max=2.5,
+            mpi=True,
+            description="AK4 jets with hadron-based flavour labels and secondary vertices",
+            labels={"g_ak4": "g"},
+        ),
+    )
+}
+
+
+def get_process(name: str) -> Process:
+    """Look up a catalogue entry; a :class:`ConfigError` lists the known names."""
+    try:
+        return CATALOGUE[name]
+    except KeyError:
+        known = ", ".join(sorted(CATALOGUE))
+        raise ConfigError(f"unknown process '{name}' (known: {known})", key="sample") from None
+
+
+def get_sample_set(name: str) -> SampleSet:
+    """A named sample set, or a one-class set for a catalogue class name (JetClass defaults:
+    R = 0.8, pT 500-1000 GeV, |eta| < 2, MPI on)."""
+    if name in SAMPLE_SETS:
+        return SAMPLE_SETS[name]
+    if name in CATALOGUE:
+        return SampleSet(name, (name,), 0.8, 500.0, 1000.0, 2.0, mpi=True, description=name)
+    known = ", ".join([*SAMPLE_SETS, *sorted(CATALOGUE)])
+    raise ConfigError(f"unknown sample '{name}' (sample sets and classes: {known})", key="sample")

@@ -1,0 +1,531 @@
+"""`heptagon generate`: sharded, reproducible, resumable jet samples.
+
+A sample is split into shards of at most ``shard_size`` jets of one class. Each shard is
+an independent Pythia run whose seed is derived from (seed, class, shard index), so the
+same seed gives the same files whatever ``jobs`` is and under Dask. A finished shard is
+written atomically with a sidecar record (entries, sha256, Pythia's cross section);
+re-running the same command verifies and skips finished shards. ``manifest.json`` is
+written last.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict, dataclass
+from importlib.metadata import version
+from multiprocessing import get_context
+from pathlib import Path
+from queue import Empty
+from typing import Any, Literal
+
+import awkward as ak
+import numpy as np
+import pyarrow.parquet as pq
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from heptagon.errors import ConfigError, DataError
+from heptagon.generate.detector import DetectorConfig, Particles, apply_detector
+from heptagon.generate.jets import FLAVOURS, JETS_PER_EVENT, JetSelection, build_jets
+from heptagon.generate.processes import Process, SampleSet, get_process, get_sample_set
+from heptagon.generate.truth import EventRecord, flavour_ghosts, truth_objects
+from heptagon.io import atomic_path, sha256sum, write_json_atomic
+
+__all__ = ["GenerateOptions", "Summary", "generate", "pythia_settings"]
+
+SCHEMA_VERSION = 1
+ECM_GEV = 14000.0
+#: Pythia events per ``nextBatch`` call (fixed: part of what makes a seed reproducible)
+BATCH_EVENTS = 100
+#: consecutive batches without a selected jet before the run gives up
+MAX_EMPTY_BATCHES = 50
+_MB_TO_PB = 1e9
+_SEED_MAX = 900_000_000  # Pythia's Random:seed range
+
+COMMON_SETTINGS = (
+    f"Beams:eCM = {ECM_GEV}",
+    "Print:quiet = on",
+    "Random:setSeed = on",
+    # particles with c*tau > 10 mm are stable (the LHC convention): K0S, Lambda reach the
+    # calorimeters, b/c hadrons decay and displace their products
+    "ParticleDecays:limitTau0 = on",
+    "ParticleDecays:tau0Max = 10",
+)
+
+
+class GenerateOptions(BaseModel):
+    """Everything that defines a generated jet sample (the CLI options)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    sample: str
+    jets: int = Field(gt=0, description="jets per class")
+    seed: int = Field(ge=0)
+    out: Path
+    format: Literal["parquet", "root"] = "parquet"
+    jobs: int = Field(1, ge=1)
+    detector: Literal["default", "none"] = "default"
+    pt_min: float | None = None
+    pt_max: float | None = None
+    radius: float | None = Field(None, gt=0, le=2.0)
+    eta_max: float | None = Field(None, gt=0)
+    mpi: bool | None = None
+    shard_size: int = Field(5000, gt=0)
+    scheduler: str | None = None
+
+    @field_validator("sample")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        get_sample_set(v)
+        return v
+
+    @model_validator(mode="after")
+    def _window(self) -> GenerateOptions:
+        s = self.sample_set
+        lo = s.pt_min if self.pt_min is None else self.pt_min
+        hi = s.pt_max if self.pt_max is None else self.pt_max
+        if not 0 <= lo < hi:
+            raise ConfigError(
+                f"empty jet-pT window [{lo}, {hi}) GeV: need 0 <= pt-min < pt-max", key="pt_min"
+            )
+        return self
+
+    @property
+    def sample_set(self) -> SampleSet:
+        return get_sample_set(self.sample)
+
+    def selection(self) -> JetSelection:
+        s = self.sample_set
+        return JetSelection(
+            radius=s.radius if self.radius is None else self.radius,
+            pt_min=s.pt_min if self.pt_min is None else self.pt_min,
+            pt_max=s.pt_max if self.pt_max is None else self.pt_max,
+            eta_max=s.eta_max if self.eta_max is None else self.eta_max,
+            use_rapidity=s.use_rapidity,
+        )
+
+    def use_mpi(self) -> bool:
+        return self.sample_set.mpi if self.mpi is None else self.mpi
+
+
+def pythia_settings(process: Process, pt_min: float, mpi: bool, seed: int) -> list[str]:
+    """The full Pythia configuration of one shard. ``PhaseSpace:pTHatMin`` is 0.8 times the
+    lower edge of the jet-pT window: a cut at the edge would sculpt the jet spectrum."""
+    return [
+        *COMMON_SETTINGS,
+        f"PartonLevel:MPI = {'on' if mpi else 'off'}",
+        f"PhaseSpace:pTHatMin = {0.8 * pt_min:g}",
+        *process.settings,
+        f"Random:seed = {seed}",
+    ]
+
+
+def shard_seed(seed: int, cls: str, index: int) -> int:
+    """A Pythia seed in [1, 9e8) derived from the sample seed, class and shard index."""
+    digest = hashlib.blake2b(f"{seed}:{cls}:{index}".encode(), digest_size=8).digest()
+    return 1 + int.from_bytes(digest, "little") % (_SEED_MAX - 1)
+
+
+@dataclass(frozen=True)
+class ShardSpec:
+    """One unit of work: ``n_jets`` jets of class ``cls`` written to ``path``."""
+
+    cls: str
+    label: str
+    labels: tuple[str, ...]
+    index: int
+    n_jets: int
+    seed: int
+    settings: tuple[str, ...]
+    selection: JetSelection
+    detector: dict[str, Any] | None
+    path: str
+    format: str
+
+
+def _final_state(batch: ak.Array) -> Particles:
+    fs = batch.prt[batch.prt.status > 0]
+    vtx = fs.vProd
+
+    def flat(x: ak.Array) -> np.ndarray:
+        return ak.to_numpy(ak.fill_none(ak.flatten(x), 0.0)).astype(np.float64)
+
+    return Particles(
+        counts=ak.to_numpy(ak.num(fs)).astype(np.int64),
+        px=flat(fs.p.px),
+        py=flat(fs.p.py),
+        pz=flat(fs.p.pz),
+        e=flat(fs.p.e),
+        pid=ak.to_numpy(ak.flatten(fs.id)).astype(np.int64),
+        vx=flat(vtx.px),
+        vy=flat(vtx.py),
+        vz=flat(vtx.pz),
+    )
+
+
+def _write(table: dict[str, Any], path: Path, fmt: str) -> None:
+    with atomic_path(path) as tmp:
+        if fmt == "parquet":
+            ak.to_parquet(ak.zip(table, depth_limit=1), tmp, compression="zstd")
+        else:
+            import uproot
+
+            groups: dict[str, dict[str, Any]] = {}
+            flat: dict[str, Any] = {}
+            for name, values in table.items():
+                prefix = name.split("_", 1)[0]
+                if prefix in ("part", "sv") and values.ndim == 2:
+                    groups.setdefault(prefix, {})[name.split("_", 1)[1]] = values
+                else:
+                    flat[name] = values
+            branches = {**flat, **{g: ak.zip(v) for g, v in groups.items()}}
+            with uproot.recreate(tmp) as f:
+                f["tree"] = branches
+
+
+def _pythia(settings: tuple[str, ...]) -> Any:
+    import pythia8mc
+
+    pythia = pythia8mc.Pythia("", False)
+    for line in settings:
+        if not pythia.readString(line):
+            raise ConfigError(f"Pythia rejected the setting '{line}'", key="settings")
+    if not pythia.init():
+        raise ConfigError("Pythia failed to initialise with these settings", key="settings")
+    return pythia
+
+
+def run_shard(spec: ShardSpec, report: Callable[[int], None] | None = None) -> dict[str, Any]:
+    """Generate and write one shard; return its record for the manifest."""
+    process = get_process(spec.cls)
+    pythia = _pythia(spec.settings)
+    rng = np.random.default_rng(spec.seed)
+    det = None if spec.detector is None else DetectorConfig(**spec.detector)
+    flavour = FLAVOURS.index(spec.label) if process.truth.kind == "flavour" else None
+    parts: list[dict[str, Any]] = []
+    n_jets = n_events = empty = 0
+    while n_jets < spec.n_jets:
+        batch = pythia.nextBatch(BATCH_EVENTS)
+        record = EventRecord.from_batch(batch.prt)
+        candidates = apply_detector(_final_state(batch), det, rng)
+        truth = (
+            truth_objects(record, process.truth)
+            if process.truth.kind in ("resonance", "parton")
+            else None
+        )
+        ghosts = flavour_ghosts(record) if flavour is not None else None
+        jets = build_jets(
+            candidates,
+            spec.selection,
+            truth=truth,
+            ghosts=ghosts,
+            flavour=flavour,
+            with_sv=flavour is not None,
+        )
+        jets["event"] = jets["event"] + n_events
+        n_events += len(batch)
+        got = len(jets["jet_pt"])
+        empty = 0 if got else empty + 1
+        if empty >= MAX_EMPTY_BATCHES:
+            raise ConfigError(
+                f"no {spec.cls} jet passed the selection in {empty * BATCH_EVENTS} events; "
+                "check the pT window, radius and |eta| cut",
+                key="pt_min",
+            )
+        parts.append(jets)
+        n_jets += got
+        if report is not None:
+            report(min(got, spec.n_jets - (n_jets - got)))
+    selected = n_jets
+    table = {k: ak.concatenate([p[k] for p in parts])[: spec.n_jets] for k in parts[0]}
+    for label in spec.labels:
+        table[f"label_{label}"] = np.full(spec.n_jets, label == spec.label)
+    path = Path(spec.path)
+    _write(table, path, spec.format)
+    info = pythia.infoPython()
+    return {
+        "file": f"shards/{path.name}",
+        "class": spec.cls,
+        "entries": spec.n_jets,
+        "sha256": sha256sum(path),
+        "seed": spec.seed,
+        "events_generated": n_events,
+        "jets_selected": selected,
+        "sigma_gen_pb": info.sigmaGen() * _MB_TO_PB,
+        "sigma_err_pb": info.sigmaErr() * _MB_TO_PB,
+        "n_tried": int(info.nTried()),
+        "n_accepted": int(info.nAccepted()),
+    }
+
+
+def _run_shard_queued(spec: ShardSpec, queue: Any) -> dict[str, Any]:
+    return run_shard(spec, queue.put)
+
+
+def _sidecar(spec: ShardSpec) -> Path:
+    p = Path(spec.path)
+    return p.with_name(f".{p.name}.json")
+
+
+def _finished(spec: ShardSpec) -> dict[str, Any] | None:
+    """The record of a shard already written by an earlier run, if its checksum holds."""
+    side = _sidecar(spec)
+    if not (side.exists() and Path(spec.path).exists()):
+        return None
+    record: dict[str, Any] = json.loads(side.read_text())
+    if record.get("seed") != spec.seed or sha256sum(spec.path) != record.get("sha256"):
+        return None
+    return record
+
+
+def _plan(opts: GenerateOptions) -> tuple[list[ShardSpec], dict[str, Any]]:
+    sample = opts.sample_set
+    sel = opts.selection()
+    det = None if opts.detector == "none" else DetectorConfig()
+    labels = tuple(sample.label_of(c) for c in sample.classes)
+    ext = "parquet" if opts.format == "parquet" else "root"
+    specs = []
+    for cls in sample.classes:
+        process = get_process(cls)
+        n_shards = -(-opts.jets // opts.shard_size)
+        for i in range(n_shards):
+            seed = shard_seed(opts.seed, cls, i)
+            specs.append(
+                ShardSpec(
+                    cls=cls,
+                    label=sample.label_of(cls),
+                    labels=labels,
+                    index=i,
+                    n_jets=min(opts.shard_size, opts.jets - i * opts.shard_size),
+                    seed=seed,
+                    settings=tuple(pythia_settings(process, sel.pt_min, opts.use_mpi(), seed)),
+                    selection=sel,
+                    detector=None if det is None else det.model_dump(),
+                    path=str(opts.out / "shards" / f"{cls}_{i:04d}.{ext}"),
+                    format=opts.format,
+                )
+            )
+    settings = {
+        "sample": opts.sample,
+        "jets_per_class": opts.jets,
+        "seed": opts.seed,
+        "format": opts.format,
+        "shard_size": opts.shard_size,
+        "selection": asdict(sel) | {"jets_per_event": JETS_PER_EVENT},
+        "mpi": opts.use_mpi(),
+        "detector": None if det is None else det.model_dump(),
+    }
+    return specs, settings
+
+
+def _prepare_out(opts: GenerateOptions, settings: dict[str, Any]) -> None:
+    shards = opts.out / "shards"
+    try:
+        shards.mkdir(parents=True, exist_ok=True)
+        probe = shards / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as err:
+        raise ConfigError(f"cannot write to '{opts.out}': {err.strerror}", key="out") from None
+    for stale in shards.glob(".*.tmp"):  # left by a killed run; finished shards are kept
+        stale.unlink()
+    marker = opts.out / ".generate.json"
+    if marker.exists():
+        old = json.loads(marker.read_text())
+        if old != json.loads(json.dumps(settings)):
+            diff = sorted(k for k in settings if old.get(k) != json.loads(json.dumps(settings[k])))
+            raise ConfigError(
+                f"'{opts.out}' holds a sample made with other settings ({', '.join(diff)}); "
+                "use another --out",
+                key="out",
+            )
+    else:
+        write_json_atomic(marker, settings)
+
+
+@dataclass(frozen=True)
+class Summary:
+    """What a generate run made."""
+
+    out: Path
+    manifest: dict[str, Any]
+    wall_s: float
+    jets_per_s: float
+    skipped_shards: int
+
+
+def _execute(
+    todo: list[ShardSpec], opts: GenerateOptions, progress: Callable[[int], None]
+) -> Iterator[dict[str, Any]]:
+    if opts.scheduler:
+        try:
+            from distributed import Client, as_completed as dask_completed
+        except ImportError:
+            raise ConfigError(
+                "--scheduler needs dask.distributed: pip install 'heptagon[dask]'", key="scheduler"
+            ) from None
+        with Client(opts.scheduler) as client:
+            futures = client.map(run_shard, todo, pure=False)
+            for fut in dask_completed(futures):
+                record = fut.result()
+                progress(record["entries"])
+                yield record
+        return
+    if opts.jobs == 1:
+        for spec in todo:
+            yield run_shard(spec, progress)
+        return
+    ctx = get_context("spawn")
+    with ctx.Manager() as manager:
+        queue = manager.Queue()
+        with ProcessPoolExecutor(max_workers=opts.jobs, mp_context=ctx) as pool:
+            pending = {pool.submit(_run_shard_queued, spec, queue) for spec in todo}
+            while pending:
+                done = {f for f in pending if f.done()}
+                for fut in done:
+                    pending.discard(fut)
+                    yield fut.result()
+                try:
+                    while True:
+                        progress(queue.get(timeout=0.2 if not done else 0.0))
+                except Empty:
+                    pass
+            while not queue.empty():
+                progress(queue.get())
+
+
+def _versions() -> dict[str, str]:
+    from heptagon import __version__
+
+    return {
+        "heptagon": __version__,
+        **{pkg: version(pkg) for pkg in ("pythia8mc", "fastjet", "awkward", "numpy", "uproot")},
+    }
+
+
+def _class_summary(records: list[dict[str, Any]], sample: SampleSet) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for cls in sample.classes:
+        rs = [r for r in records if r["class"] == cls]
+        w = np.array([r["n_accepted"] for r in rs], dtype=float)
+        sig = np.array([r["sigma_gen_pb"] for r in rs])
+        err = np.array([r["sigma_err_pb"] for r in rs])
+        process = get_process(cls)
+        out[cls] = {
+            "label": f"label_{sample.label_of(cls)}",
+            "description": process.description,
+            "truth_rule": asdict(process.truth),
+            "pythia_settings": list(process.settings),
+            "jets": int(sum(r["entries"] for r in rs)),
+            "jets_selected": int(sum(r["jets_selected"] for r in rs)),
+            "events_generated": int(sum(r["events_generated"] for r in rs)),
+            "n_tried": int(sum(r["n_tried"] for r in rs)),
+            "n_accepted": int(w.sum()),
+            # shards are independent estimates: combine them weighted by accepted events
+            "sigma_gen_pb": float((w * sig).sum() / w.sum()),
+            "sigma_err_pb": float(np.sqrt(((w * err) ** 2).sum()) / w.sum()),
+        }
+    return out
+
+
+def generate(
+    opts: GenerateOptions, *, show_progress: bool = True
+) -> Summary:
+    """Generate (or finish generating) the sample described by ``opts`` in ``opts.out``."""
+    specs, settings = _plan(opts)
+    _prepare_out(opts, settings)
+    records: dict[str, dict[str, Any]] = {}
+    todo = []
+    for spec in specs:
+        rec = _finished(spec)
+        if rec is None:
+            todo.append(spec)
+        else:
+            records[spec.path] = rec
+    total = sum(s.n_jets for s in todo)
+    start = time.perf_counter()
+    with Progress(
+        TextColumn(f"generate {opts.sample}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]} jets/s"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        disable=not show_progress,
+        transient=False,
+    ) as bar:
+        task = bar.add_task("jets", total=total, rate="-")
+
+        def advance(n: int) -> None:
+            done = bar.tasks[task].completed + n
+            rate = done / max(time.perf_counter() - start, 1e-9)
+            bar.update(task, advance=n, rate=f"{rate:.0f}")
+
+        by_path = {s.path: s for s in todo}
+        for record in _execute(todo, opts, advance):
+            spec = by_path[str(opts.out / record["file"])]
+            write_json_atomic(_sidecar(spec), record)
+            records[spec.path] = record
+    wall = time.perf_counter() - start
+    ordered = [records[s.path] for s in specs]
+    manifest = {
+        "schema_version": SCHEMA_VERSION,
+        "kind": "jets",
+        "sample": opts.sample,
+        "description": opts.sample_set.description,
+        "versions": _versions(),
+        "generator": {
+            "beams_ecm_gev": ECM_GEV,
+            "common_settings": list(COMMON_SETTINGS),
+            "mpi": opts.use_mpi(),
+            "pthat_min_gev": 0.8 * settings["selection"]["pt_min"],
+            "batch_events": BATCH_EVENTS,
+        },
+        **{k: settings[k] for k in ("seed", "jets_per_class", "format", "shard_size")},
+        "selection": settings["selection"],
+        "detector": settings["detector"],
+        "classes": _class_summary(ordered, opts.sample_set),
+        "files": [
+            {k: r[k] for k in ("file", "class", "entries", "sha256", "seed")} for r in ordered
+        ],
+        "branches": _branches(opts.out / ordered[0]["file"], opts.format),
+    }
+    write_json_atomic(opts.out / "manifest.json", manifest)
+    return Summary(
+        out=opts.out,
+        manifest=manifest,
+        wall_s=wall,
+        jets_per_s=total / wall if wall > 0 else 0.0,
+        skipped_shards=len(specs) - len(todo),
+    )
+
+
+def _branches(path: Path, fmt: str) -> list[str]:
+    if fmt == "parquet":
+        return list(pq.read_schema(path).names)
+    import uproot
+
+    with uproot.open(path) as f:
+        return list(f["tree"].keys())
+
+
+def load_manifest(path: str | Path) -> dict[str, Any]:
+    """Read a dataset's ``manifest.json`` (``path`` is the dataset dir or the file)."""
+    p = Path(path)
+    p = p / "manifest.json" if p.is_dir() else p
+    try:
+        data: dict[str, Any] = json.loads(p.read_text())
+    except FileNotFoundError:
+        raise DataError("no manifest.json (not a heptagon dataset dir?)", file=p) from None
+    return data
