@@ -1,0 +1,284 @@
+"""A HEPData submission of a tagger's performance, built with ``hepdata_lib`` and checked with
+``hepdata-validator``.
+
+Tables: the ROC (background efficiency and rejection at a grid of signal efficiencies, with
+binomial errors), one table per efficiency / mistag map, and the working points of
+``metrics.json`` (rejection at fixed signal efficiency with its 95% CL lower limit, signal
+efficiency at fixed mistag rate, and 1/JSD where present) with the same numbers and bootstrap
+uncertainties, to hepdata_lib's 5 significant digits. Every dependent variable carries the
+qualifiers sqrt(s) = 14 TeV and the sample; the model file is attached as an additional
+resource.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from heptagon.errors import ExportError
+from heptagon.physics.metrics import EfficiencyMap, Roc
+
+with warnings.catch_warnings():
+    # hepdata-validator imports jsonschema's deprecated RefResolver and RefResolutionError;
+    # hepdata_lib sets a global warning filter on import, which catch_warnings undoes
+    warnings.filterwarnings(
+        "ignore", message=r"jsonschema\.[\w.]+ is deprecated", category=DeprecationWarning
+    )
+    from hepdata_lib import Submission, Table, Uncertainty, Variable
+    from hepdata_validator.full_submission_validator import FullSubmissionValidator
+
+__all__ = [
+    "ROC_EFFICIENCIES",
+    "build_submission",
+    "validate_submission",
+    "write_submission",
+]
+
+#: Signal efficiencies at which the ROC table quotes the background rejection.
+ROC_EFFICIENCIES: tuple[float, ...] = tuple(round(0.05 * i, 2) for i in range(1, 21))
+#: Centre-of-mass energy of the samples [GeV].
+SQRT_S_GEV = 14000
+#: HEPData's mark for a value that does not exist (rejection when no background passes).
+NO_VALUE = "-"
+
+
+def _qualify(var: Variable, sample: str) -> Variable:
+    var.add_qualifier("SQRT(S)", SQRT_S_GEV, "GeV")
+    var.add_qualifier("Sample", sample)
+    return var
+
+
+def _dependent(
+    name: str,
+    values: Sequence[float | str],
+    errors: Sequence[float | None] | None,
+    sample: str,
+    error_label: str,
+) -> Variable:
+    var = Variable(name, is_independent=False, is_binned=False, zero_uncertainties_warning=False)
+    var.values = list(values)
+    if errors is not None:
+        unc = Uncertainty(error_label, is_symmetric=True)
+        unc.values = list(errors)
+        var.add_uncertainty(unc)
+    return _qualify(var, sample)
+
+
+def _independent(name: str, values: Sequence[float]) -> Variable:
+    var = Variable(name, is_independent=True, is_binned=False)
+    var.values = list(values)
+    return var
+
+
+def _table(name: str, description: str, variables: Sequence[Variable]) -> Table:
+    table = Table(name)
+    table.description = description
+    table.location = "heptagon evaluation"
+    table.keywords["cmenergies"] = [SQRT_S_GEV]
+    for var in variables:
+        table.add_variable(var)
+    return table
+
+
+def _roc_table(roc: Roc, sample: str, efficiencies: Sequence[float]) -> Table:
+    wps = [roc.at_signal_eff(e) for e in efficiencies]
+    return _table(
+        "ROC curve",
+        "Background efficiency and rejection 1/eps_B at the tightest cut reaching each signal "
+        "efficiency; binomial uncertainties with effective event counts. '-': no background "
+        "passes the cut.",
+        [
+            _independent("Signal efficiency", [wp.signal_eff for wp in wps]),
+            _dependent(
+                "Background efficiency",
+                [wp.background_eff for wp in wps],
+                [wp.background_eff_err for wp in wps],
+                sample,
+                "stat.",
+            ),
+            _dependent(
+                "Background rejection",
+                [NO_VALUE if wp.rejection is None else wp.rejection for wp in wps],
+                [wp.rejection_err for wp in wps],
+                sample,
+                "stat.",
+            ),
+        ],
+    )
+
+
+def _map_table(name: str, emap: EfficiencyMap, sample: str) -> Table:
+    x_axis, y_axis = emap.total.axes
+    eff, err = emap.efficiency, emap.error
+    filled = np.argwhere(np.isfinite(eff))  # bins without events are left out
+    x = Variable(x_axis.label, is_independent=True, is_binned=True)
+    x.values = [(x_axis.edges[i], x_axis.edges[i + 1]) for i, _ in filled]
+    y = Variable(y_axis.label, is_independent=True, is_binned=True)
+    y.values = [(y_axis.edges[j], y_axis.edges[j + 1]) for _, j in filled]
+    value = _dependent(
+        "Efficiency",
+        [eff[i, j] for i, j in filled],
+        [err[i, j] for i, j in filled],
+        sample,
+        "stat.",
+    )
+    return _table(
+        name,
+        f"{name}: weighted efficiency per bin with binomial uncertainties (effective counts); "
+        "bins without events are left out.",
+        [x, y, value],
+    )
+
+
+def _working_point_tables(metrics: Mapping[str, Any], sample: str) -> list[Table]:
+    rej = metrics["rejection_at_eff"]
+    eff = metrics["eff_at_mistag"]
+    label = "stat. (bootstrap)"
+    tables = [
+        _table(
+            "Background rejection at fixed signal efficiency",
+            "Background rejection 1/eps_B at the tightest cut reaching each signal efficiency, "
+            "with its bootstrap uncertainty and the one-sided 95% CL lower limit "
+            "(Clopper-Pearson, effective counts). '-': no background passes the cut.",
+            [
+                _independent("Signal efficiency", [float(k) for k in rej]),
+                _dependent(
+                    "Background rejection",
+                    [NO_VALUE if v["value"] is None else v["value"] for v in rej.values()],
+                    [v["err"] for v in rej.values()],
+                    sample,
+                    label,
+                ),
+                _dependent(
+                    "Background rejection 95% CL lower limit",
+                    [v["lower_limit"] for v in rej.values()],
+                    None,
+                    sample,
+                    label,
+                ),
+            ],
+        ),
+        _table(
+            "Signal efficiency at fixed mistag rate",
+            "Signal efficiency at the loosest cut whose background efficiency does not exceed "
+            "each mistag rate, with its bootstrap uncertainty.",
+            [
+                _independent("Background efficiency", [float(k) for k in eff]),
+                _dependent(
+                    "Signal efficiency",
+                    [v["value"] for v in eff.values()],
+                    [v["err"] for v in eff.values()],
+                    sample,
+                    label,
+                ),
+            ],
+        ),
+    ]
+    if "jsd_inverse_at_eff" in metrics:
+        jsd = metrics["jsd_inverse_at_eff"]
+        tables.append(
+            _table(
+                "Mass sculpting",
+                "1/JSD (Jensen-Shannon divergence, base 2) between the m_SD distributions of "
+                "background passing and failing the cut at each signal efficiency (40 bins, "
+                "0-300 GeV), with its bootstrap uncertainty. '-': undefined.",
+                [
+                    _independent("Signal efficiency", [float(k) for k in jsd]),
+                    _dependent(
+                        "1/JSD",
+                        [NO_VALUE if v["value"] is None else v["value"] for v in jsd.values()],
+                        [v["err"] for v in jsd.values()],
+                        sample,
+                        label,
+                    ),
+                ],
+            )
+        )
+    return tables
+
+
+def build_submission(
+    metrics: Mapping[str, Any],
+    roc: Roc,
+    maps: Mapping[str, EfficiencyMap],
+    *,
+    sample: str,
+    model_path: str | Path | None = None,
+    comment: str = "Performance of a jet tagger trained and evaluated with heptagon.",
+    roc_efficiencies: Sequence[float] = ROC_EFFICIENCIES,
+) -> Submission:
+    """A ``hepdata_lib`` submission from a binary ``metrics`` dict (the ``metrics.json`` of
+    :func:`heptagon.physics.metrics.binary_metrics`), its ROC, and efficiency / mistag maps
+    keyed by table name (at most 64 characters). ``model_path`` (e.g. the ONNX model) is
+    attached as an additional resource."""
+    submission = Submission()
+    submission.comment = comment
+    submission.add_table(_roc_table(roc, sample, roc_efficiencies))
+    for name, emap in maps.items():
+        submission.add_table(_map_table(name, emap, sample))
+    for table in _working_point_tables(metrics, sample):
+        submission.add_table(table)
+    if model_path is not None:
+        path = Path(model_path).resolve()  # hepdata_lib copies it later, from another cwd
+        submission.add_additional_resource(f"The model, {path.name}", str(path), copy_file=True)
+    return submission
+
+
+def validate_submission(directory: str | Path) -> None:
+    """Run the full-submission validator over ``directory``; raise :class:`ExportError` with
+    its messages if the submission is invalid."""
+    validator = FullSubmissionValidator()
+    with warnings.catch_warnings():
+        # the validator leaves the data files it reads to the garbage collector
+        warnings.filterwarnings("ignore", message="unclosed file", category=ResourceWarning)
+        valid = validator.validate(directory=str(directory))
+    if not valid:
+        messages = [
+            f"{file}: {msg.message}"
+            for file, msgs in validator.get_messages().items()
+            for msg in msgs
+        ]
+        raise ExportError(f"invalid HEPData submission in {directory}: " + "; ".join(messages))
+
+
+@contextmanager
+def _working_directory(path: Path) -> Iterator[None]:
+    old = Path.cwd()
+    os.chdir(path)
+    try:
+        yield
+    finally:
+        os.chdir(old)
+
+
+def write_submission(submission: Submission, outdir: str | Path) -> Path:
+    """Write ``submission`` into ``outdir`` and its tarball beside it (``<outdir>.tar.gz``),
+    after validating it; return ``outdir``.
+
+    The files are written and validated in a staging directory first, so an invalid
+    submission raises :class:`ExportError` and leaves an earlier ``outdir`` untouched.
+    hepdata_lib writes the tarball into the working directory, so this changes the process's
+    working directory while it runs (not thread-safe).
+    """
+    outdir = Path(outdir).resolve()
+    outdir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{outdir.name}.", dir=outdir.parent))
+    try:
+        with _working_directory(staging):
+            submission.create_files("submission", validate=False)
+        validate_submission(staging / "submission")
+        if outdir.exists():
+            os.replace(outdir, staging / "previous")
+        os.replace(staging / "submission", outdir)
+        os.replace(staging / "submission.tar.gz", outdir.with_name(f"{outdir.name}.tar.gz"))
+    finally:
+        shutil.rmtree(staging)
+    return outdir
