@@ -27,6 +27,7 @@ Conventions
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -135,7 +136,7 @@ def _finite_or_none(x: float) -> float | None:
 # ROC and working points
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True)
 class WorkingPoint:
     """A cut ``score >= threshold`` with the efficiencies it gives."""
 
@@ -599,14 +600,11 @@ def bootstrap(
 
 
 def _spread(samples: FloatArray) -> FloatArray:
-    """Standard deviation per column over the finite entries; NaN with fewer than two."""
-    finite = np.isfinite(samples)
-    n = finite.sum(axis=0)
-    x = np.where(finite, samples, 0.0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        mean = x.sum(axis=0) / n
-        var = np.where(finite, (samples - mean) ** 2, 0.0).sum(axis=0) / (n - 1)
-    return np.where(n >= 2, np.sqrt(var), np.nan)
+    """Standard deviation per column over the resamples where the statistic is defined
+    (not NaN); NaN where fewer than two are."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Degrees of freedom <= 0", RuntimeWarning)
+        return np.asarray(np.nanstd(samples, axis=0, ddof=1))
 
 
 def _key(x: float) -> str:
@@ -678,11 +676,9 @@ def binary_metrics(
         n_boot=n_boot,
         seed=seed,
     )
-    err = _spread(boot)
-    n_eff, n_mis = len(efficiencies), len(mistags)
-    eps_b, eps_b_err = nominal[2 : 2 + n_eff], err[2 : 2 + n_eff]
-    eff_s, eff_s_err = nominal[2 + n_eff : 2 + n_eff + n_mis], err[2 + n_eff : 2 + n_eff + n_mis]
-    jsds, jsd_err = nominal[2 + n_eff + n_mis :], err[2 + n_eff + n_mis :]
+    sections = np.cumsum([1, 1, len(efficiencies), len(mistags)])
+    auc_v, acc_v, eps_b, eff_s, jsds = np.split(nominal, sections)
+    auc_e, acc_e, eps_b_err, eff_s_err, jsd_err = np.split(_spread(boot), sections)
 
     def inverse(x: float, dx: float) -> dict[str, float | None]:
         if not (np.isfinite(x) and x > 0):
@@ -692,8 +688,8 @@ def binary_metrics(
     out: dict[str, Any] = {
         "n_signal": {"raw": int(y.sum()), "weighted": float(w[y].sum())},
         "n_background": {"raw": int((~y).sum()), "weighted": float(w[~y].sum())},
-        "auc": {"value": float(nominal[0]), "err": _finite_or_none(err[0])},
-        "accuracy": {"value": float(nominal[1]), "err": _finite_or_none(err[1])},
+        "auc": {"value": float(auc_v[0]), "err": _finite_or_none(auc_e[0])},
+        "accuracy": {"value": float(acc_v[0]), "err": _finite_or_none(acc_e[0])},
         "rejection_at_eff": {
             _key(e): {**inverse(b, db), "lower_limit": wp.rejection_lower_limit}
             for e, b, db, wp in zip(efficiencies, eps_b, eps_b_err, wps, strict=True)
