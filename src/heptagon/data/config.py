@@ -1,0 +1,352 @@
+"""The data config: which branches become which tensors.
+
+A superset of weaver-core's data config. A weaver YAML (``treename``, ``selection``,
+``new_variables``, ``preprocess``, ``inputs`` with ``[name, subtract_by, multiply_by,
+clip_min, clip_max, pad_value]`` lists, ``labels: {type, value}``, ``observers``,
+``weights``) reads unchanged; heptagon adds the dict form of a variable, label
+expressions, ``nan_policy``, flat (per-event) input groups (no ``length``) and ``mask``.
+
+Example::
+
+    selection: (jet_pt > 500) & (jet_pt < 1000)
+    new_variables:
+      part_ptrel: part_pt / jet_pt
+    inputs:
+      pf_points: {length: 128, vars: [part_deta, part_dphi]}
+      pf_features:
+        length: 128
+        vars:
+          - {name: part_pt_log, center: auto, scale: auto}
+          - [part_deltaR, 0.2, 4.0]          # weaver form, clipped to [-5, 5]
+      jet: {vars: [jet_pt, jet_sdmass]}     # no length: one value per jet
+    labels: [label_QCD, label_Tbqq]
+    observers: [jet_pt, jet_sdmass]
+    nan_policy: error
+
+Standardisation is ``clip((x - center) * scale, *clip)``; ``auto`` values are computed by
+:func:`heptagon.data.preprocess.compute_preprocess`.
+"""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    model_validator,
+)
+
+from heptagon.data.expr import Expr
+from heptagon.errors import ConfigError
+
+__all__ = [
+    "DataConfig",
+    "InputGroup",
+    "Labels",
+    "PreprocessSpec",
+    "Variable",
+    "Weights",
+    "load_config",
+]
+
+Auto = Literal["auto"]
+
+#: weaver's defaults for a transformed variable given as a list
+_WEAVER_CLIP = (-5.0, 5.0)
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Variable(_Model):
+    """One input variable and its standardisation ``clip((x - center) * scale)``."""
+
+    name: str
+    center: float | Auto | None = None
+    scale: float | Auto = 1.0
+    clip: tuple[float, float] | None = None
+    pad_value: float = 0.0
+
+    @property
+    def is_auto(self) -> bool:
+        """Whether ``center`` or ``scale`` is computed from data."""
+        return self.center == "auto" or self.scale == "auto"
+
+
+class InputGroup(_Model):
+    """A group of variables that becomes one tensor.
+
+    With ``length`` the variables are jagged (per particle) and the tensor is
+    ``(batch, n_vars, n_particles)``, padded per batch up to ``length``; without it they
+    are one value per entry and the tensor is ``(batch, n_vars)``.
+    """
+
+    length: int | None = Field(default=None, gt=0)
+    pad_mode: Literal["constant", "wrap"] = "constant"
+    mask: bool = True
+    vars: list[Variable] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _flat_group_options(self) -> InputGroup:
+        if self.length is None and self.pad_mode != "constant":
+            raise ValueError("pad_mode needs a jagged group (set length)")
+        return self
+
+
+class Labels(_Model):
+    """Class labels or regression targets.
+
+    ``type: simple`` with ``value`` a list of one-hot branches (``label_QCD``...) or a map
+    from class name to a boolean expression (exactly one true per entry);
+    ``type: custom`` with ``value`` a map from target name to expression (regression).
+    """
+
+    type: Literal["simple", "custom"] = "simple"
+    value: list[str] | dict[str, str] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _custom_is_a_map(self) -> Labels:
+        if self.type == "custom" and not isinstance(self.value, dict):
+            raise ValueError("type 'custom' (regression) needs a map target: expression")
+        return self
+
+    @property
+    def names(self) -> list[str]:
+        """Class (or target) names: ``label_QCD`` -> ``QCD``; map keys as given."""
+        if isinstance(self.value, dict):
+            return list(self.value)
+        return [v.removeprefix("label_") for v in self.value]
+
+    @property
+    def expressions(self) -> list[str]:
+        """One expression per class / target (a branch name is an expression too)."""
+        return list(self.value.values() if isinstance(self.value, dict) else self.value)
+
+
+class Weights(_Model):
+    """Per-entry weights: a product of precomputed branches, or flat reweighting.
+
+    Flat reweighting histograms two variables per class (``reweight_classes``, entries of
+    ``labels.value``) on the training sample; each entry is weighted by the inverse of its
+    bin content so each class is flat in the two variables, classes keep the ratio of
+    ``class_weights``, and the mean weight is 1. Bins with fewer than
+    ``max / reweight_threshold`` entries are treated as having that many.
+    """
+
+    use_precomputed_weights: bool = False
+    weight_branches: list[str] = Field(default_factory=list)
+    reweight_method: Literal["flat"] = "flat"
+    reweight_vars: dict[str, list[float]] = Field(default_factory=dict)
+    reweight_classes: list[str] = Field(default_factory=list)
+    class_weights: list[float] = Field(default_factory=list)
+    reweight_threshold: float = Field(default=10.0, gt=0)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Weights:
+        if self.use_precomputed_weights:
+            if not self.weight_branches:
+                raise ValueError("use_precomputed_weights needs weight_branches")
+            return self
+        if len(self.reweight_vars) != 2:
+            raise ValueError("flat reweighting needs exactly two reweight_vars")
+        for name, edges in self.reweight_vars.items():
+            if len(edges) < 2 or any(b <= a for a, b in itertools.pairwise(edges)):
+                raise ValueError(f"bins of '{name}' must be at least 2 increasing edges")
+        if self.class_weights and len(self.class_weights) != len(self.reweight_classes):
+            raise ValueError("class_weights needs one weight per reweight_classes entry")
+        return self
+
+
+class PreprocessSpec(_Model):
+    """How ``auto`` standardisation is computed (weaver's ``preprocess`` block).
+
+    ``method: auto`` makes a weaver list variable with a null ``subtract_by`` automatic,
+    as in weaver. The sample is at most ``max_entries`` training entries and at most
+    ``data_fraction`` of the training files' entries.
+    """
+
+    method: Literal["manual", "auto"] = "manual"
+    data_fraction: float = Field(default=1.0, gt=0, le=1)
+    max_entries: int = Field(default=200_000, gt=0)
+
+
+class DataConfig(_Model):
+    """The whole data config. Build with :func:`load_config` or ``DataConfig.model_validate``."""
+
+    treename: str | None = None
+    selection: str | None = None
+    new_variables: dict[str, str] = Field(default_factory=dict)
+    preprocess: PreprocessSpec = Field(default_factory=PreprocessSpec)
+    inputs: dict[str, InputGroup] = Field(min_length=1)
+    labels: Labels | None = None
+    observers: list[str] = Field(default_factory=list)
+    weights: Weights | None = None
+    nan_policy: Literal["error", "zero", "drop"] = "error"
+    event_branch: str = "event"
+    _exprs: dict[str, Expr] = PrivateAttr(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _weaver_forms(cls, data: Any) -> Any:
+        """Rewrite weaver's list forms (variables, labels) into the dict forms."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        method = (data.get("preprocess") or {}).get("method", "manual")
+        inputs = data.get("inputs")
+        if isinstance(inputs, dict):
+            data["inputs"] = {
+                group: _weaver_group(spec, method) if isinstance(spec, dict) else spec
+                for group, spec in inputs.items()
+            }
+        labels = data.get("labels")
+        weaver_labels = isinstance(labels, dict) and {"type", "value"} & set(labels)
+        if isinstance(labels, (list, dict)) and not weaver_labels:
+            data["labels"] = {"type": "simple", "value": labels}
+        return data
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> DataConfig:
+        if self.weights is not None and not self.weights.use_precomputed_weights:
+            if self.labels is None or self.labels.type != "simple":
+                raise ValueError("weights: flat reweighting needs class labels")
+            unknown = set(self.weights.reweight_classes) - set(self.labels.value)
+            if unknown:
+                raise ValueError(
+                    f"weights.reweight_classes {sorted(unknown)} are not in labels.value"
+                )
+        return self
+
+    def model_post_init(self, context: Any, /) -> None:
+        # parse every expression once, so syntax errors surface at load time with the key
+        exprs: dict[str, Expr] = {}
+        if self.selection is not None:
+            exprs["selection"] = Expr(self.selection, "selection")
+        for name, text in self.new_variables.items():
+            exprs[f"new_variables.{name}"] = Expr(text, f"new_variables.{name}")
+        if self.labels is not None:
+            keys = self.labels.value if isinstance(self.labels.value, dict) else {}
+            for i, text in enumerate(self.labels.expressions):
+                key = f"labels.value.{list(keys)[i]}" if keys else f"labels.value.{i}"
+                exprs[key] = Expr(text, key)
+        if self.weights is not None:
+            for i, text in enumerate(self.weights.weight_branches):
+                exprs[f"weights.weight_branches.{i}"] = Expr(text, f"weights.weight_branches.{i}")
+        self._exprs = exprs
+
+    @property
+    def expressions(self) -> dict[str, Expr]:
+        """Every parsed expression of the config, by its dotted key."""
+        return self._exprs
+
+    @property
+    def label_exprs(self) -> list[Expr]:
+        """One parsed expression per class / regression target."""
+        return [e for k, e in self.expressions.items() if k.startswith("labels.")]
+
+    @property
+    def weight_exprs(self) -> list[Expr]:
+        """The parsed precomputed-weight expressions (empty for flat reweighting)."""
+        return [e for k, e in self.expressions.items() if k.startswith("weights.")]
+
+    @property
+    def new_variable_exprs(self) -> dict[str, Expr]:
+        """``new_variables`` as parsed expressions, by variable name."""
+        prefix = "new_variables."
+        return {
+            k.removeprefix(prefix): e for k, e in self.expressions.items() if k.startswith(prefix)
+        }
+
+    @property
+    def has_auto(self) -> bool:
+        """Whether any variable needs ``auto`` standardisation or flat reweighting."""
+        flat = self.weights is not None and not self.weights.use_precomputed_weights
+        return flat or any(v.is_auto for g in self.inputs.values() for v in g.vars)
+
+
+def _weaver_group(spec: dict[str, Any], method: str) -> dict[str, Any]:
+    spec = dict(spec)
+    if isinstance(spec.get("vars"), list):
+        spec["vars"] = [_weaver_var(v, method) for v in spec["vars"]]
+    return spec
+
+
+def _weaver_var(var: Any, method: str) -> Any:
+    """``name`` or ``[name, subtract_by, multiply_by, clip_min, clip_max, pad_value]``."""
+    if isinstance(var, str):
+        var = [var]
+    if not isinstance(var, list) or not var or len(var) > 6:
+        return var  # dict form, or malformed: let pydantic report it
+    name, center, scale, clip_min, clip_max, pad_value = [*var, None, None, None, None, None][:6]
+    if center is None and method == "auto":
+        center, scale = "auto", "auto"
+    out: dict[str, Any] = {"name": name, "center": center}
+    if center is not None:  # weaver transforms (and clips) only when subtract_by is set
+        out["scale"] = 1.0 if scale is None else scale
+        out["clip"] = (
+            _WEAVER_CLIP[0] if clip_min is None else clip_min,
+            _WEAVER_CLIP[1] if clip_max is None else clip_max,
+        )
+    if pad_value is not None:
+        out["pad_value"] = pad_value
+    return out
+
+
+def _dotted(loc: tuple[int | str, ...], data: Any) -> str:
+    """The part of a pydantic error location that exists in the input (dropping the tags
+    pydantic adds for union members), plus a missing mapping key at the end."""
+    parts: list[str] = []
+    node = data
+    for i, part in enumerate(loc):
+        found = (isinstance(node, dict) and part in node) or (
+            isinstance(node, list) and isinstance(part, int) and part < len(node)
+        )
+        if found:
+            node = node[part]
+        elif isinstance(node, dict) and i == len(loc) - 1:
+            pass  # a missing key
+        else:
+            break
+        parts.append(str(part))
+    return ".".join(parts)
+
+
+def load_config(source: str | Path | dict[str, Any]) -> DataConfig:
+    """Load and validate a data config from a YAML file (or an already-parsed dict).
+
+    Raises :class:`ConfigError` naming the dotted key of the first problem.
+    """
+    where = ""
+    if isinstance(source, dict):
+        data: Any = source
+    else:
+        path = Path(source)
+        where = f" in {path}"
+        try:
+            data = yaml.safe_load(path.read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"data config {path} not found") from None
+        except yaml.YAMLError as err:
+            raise ConfigError(f"{path} is not valid YAML: {err}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"a data config must be a mapping{where}")
+    try:
+        return DataConfig.model_validate(data)
+    except ValidationError as err:
+        first = err.errors()[0]
+        key = _dotted(first["loc"], data) or None
+        if first["type"] == "extra_forbidden":
+            message = f"unknown key{where}"
+        else:
+            message = f"{first['msg']}{where}"
+        raise ConfigError(message, key) from None
+    except ConfigError as err:
+        raise ConfigError(f"{err.args[0].removeprefix(f'{err.key}: ')}{where}", err.key) from None

@@ -1,0 +1,398 @@
+"""From raw chunks to unpadded tables: split, new variables, selection, checks, labels,
+weights, observers and standardisation. Padding happens later, per batch, in the loader.
+
+Name resolution (lazy: a name is computed only when something refers to it): a
+``new_variables`` entry, else a branch of the file, else a standard feature of
+:mod:`heptagon.data.features`.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import awkward as ak
+import numpy as np
+
+from heptagon.data.config import DataConfig
+from heptagon.data.expr import Expr
+from heptagon.data.features import feature
+from heptagon.data.io import Chunk, Unit, open_reader
+from heptagon.data.jagged import Jagged
+from heptagon.data.split import Split, SplitName
+from heptagon.errors import ConfigError, DataError
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from heptagon.data.preprocess import Preprocess
+
+__all__ = ["Table", "Transform", "iter_tables"]
+
+
+@dataclass(frozen=True)
+class Table:
+    """Entries ready for batching: standardised, truncated to ``length``, not padded.
+
+    ``inputs[group]``: a :class:`Jagged` for groups with a ``length``, else a float32
+    ``(n, n_vars)`` array;
+    ``label`` int64 class indices (or float32 ``(n, n_targets)``), None without labels;
+    ``multiplicity`` the particle count used for bucketing (largest over jagged groups).
+    """
+
+    inputs: dict[str, Jagged | np.ndarray]
+    label: np.ndarray | None
+    weight: np.ndarray
+    observers: dict[str, np.ndarray]
+    multiplicity: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.weight)
+
+    def take(self, index: np.ndarray) -> Table:
+        """The entries at ``index``, in that order."""
+        return Table(
+            {
+                g: a.take(index) if isinstance(a, Jagged) else a[index]
+                for g, a in self.inputs.items()
+            },
+            None if self.label is None else self.label[index],
+            self.weight[index],
+            {k: v[index] for k, v in self.observers.items()},
+            self.multiplicity[index],
+        )
+
+    @staticmethod
+    def concatenate(tables: list[Table]) -> Table:
+        """One table with the entries of all ``tables``."""
+        first = tables[0]
+        if len(tables) == 1:
+            return first
+        return Table(
+            {g: _concatenate([t.inputs[g] for t in tables]) for g in first.inputs},
+            None if first.label is None else np.concatenate([t.label for t in tables]),
+            np.concatenate([t.weight for t in tables]),
+            {k: np.concatenate([t.observers[k] for t in tables]) for k in first.observers},
+            np.concatenate([t.multiplicity for t in tables]),
+        )
+
+
+def _concatenate(parts: list[Any]) -> Jagged | np.ndarray:
+    return Jagged.concatenate(parts) if isinstance(parts[0], Jagged) else np.concatenate(parts)
+
+
+def _per_entry(value: Any, n: int) -> Any:
+    """Broadcast a constant expression result to one value per entry."""
+    return value if isinstance(value, (ak.Array, np.ndarray)) else np.full(n, value)
+
+
+class _Namespace:
+    """Lazily resolved, cached variables of one chunk."""
+
+    def __init__(self, arrays: ak.Array, config: DataConfig, path: Path) -> None:
+        self.arrays, self.path, self.n = arrays, path, len(arrays)
+        self._new = config.new_variable_exprs
+        self._cache: dict[str, Any] = {}
+        self._resolving: set[str] = set()
+
+    def __getitem__(self, name: str) -> Any:
+        if name in self._cache:
+            return self._cache[name]
+        if name in self._resolving:
+            raise ConfigError(f"'{name}' refers to itself", f"new_variables.{name}")
+        self._resolving.add(name)
+        std = feature(name)
+        if name in self._new:
+            value = self.evaluate(self._new[name])
+        elif name in self.arrays.fields:
+            value = self.arrays[name]
+        elif std is not None:
+            value = self.evaluate(std)
+        else:
+            raise DataError("branch not found", self.path, name)
+        self._resolving.discard(name)
+        self._cache[name] = value
+        return value
+
+    def evaluate(self, expr: Expr) -> Any:
+        return _per_entry(expr.evaluate(self.__getitem__), self.n)
+
+    def filter(self, keep: np.ndarray) -> _Namespace:
+        """The same namespace restricted to the entries where ``keep`` is true."""
+        out = _Namespace.__new__(_Namespace)
+        out.arrays, out.path, out.n = self.arrays[keep], self.path, int(keep.sum())
+        out._new, out._resolving = self._new, set()
+        out._cache = {k: v[keep] for k, v in self._cache.items()}
+        return out
+
+
+def _flat(value: Any, path: Path, name: str, what: str = "a value") -> np.ndarray:
+    """``value`` as a numpy array of one value per entry, or a DataError."""
+    if isinstance(value, ak.Array):
+        if value.ndim != 1:
+            raise DataError(
+                f"expected {what} per entry, found a jagged array (reduce it, e.g. max(...))",
+                path,
+                name,
+            )
+        return ak.to_numpy(value)
+    return np.asarray(value)
+
+
+def _jagged(value: Any, path: Path, name: str) -> ak.Array:
+    """``value`` as a jagged (per particle) array, or a DataError."""
+    if not isinstance(value, ak.Array) or value.ndim != 2:
+        found = "one value per entry" if value.ndim == 1 else f"{value.ndim} dimensions"
+        raise DataError(f"expected a jagged (per-particle) array, found {found}", path, name)
+    return value
+
+
+class Transform:
+    """Turns a :class:`~heptagon.data.io.Chunk` into a :class:`Table`.
+
+    ``preprocess=None`` gives raw (unstandardised) inputs and flat weights of one, for
+    computing the preprocessing itself. ``split_name`` keeps only that split (``None``:
+    every entry). Counts of entries read / in the split / selected are kept so that
+    :meth:`check_selected` can tell an empty selection.
+    """
+
+    def __init__(
+        self,
+        config: DataConfig,
+        preprocess: Preprocess | None,
+        *,
+        split: Split | None = None,
+        split_name: SplitName | None = None,
+        with_labels: bool = True,
+    ) -> None:
+        if preprocess is not None:
+            preprocess.check(config)
+        self.config, self.preprocess = config, preprocess
+        self.split, self.split_name = split or Split(), split_name
+        self.with_labels = with_labels and config.labels is not None
+        self.n_read = self.n_split = self.n_selected = 0
+        self._files: set[str] = set()
+
+    def roots(self) -> list[str]:
+        """Every name the config refers to directly."""
+        c = self.config
+        names = [v.name for g in c.inputs.values() for v in g.vars] + list(c.observers)
+        exprs = [c.expressions["selection"]] if c.selection is not None else []
+        exprs += c.weight_exprs
+        if self.with_labels:
+            exprs += c.label_exprs
+            if c.weights is not None and not c.weights.use_precomputed_weights:
+                names += list(c.weights.reweight_vars)
+        for expr in exprs:
+            names += sorted(expr.names)
+        return names
+
+    def branches(self, available: Iterable[str]) -> list[str]:
+        """The file branches to read, given the branches a file has. A name that is
+        neither defined nor in the file is returned too, for the reader to report."""
+        available = set(available)
+        new = self.config.new_variable_exprs
+        needed: list[str] = []
+        seen: set[str] = set()
+
+        def visit(name: str) -> None:
+            if name in seen:
+                return
+            seen.add(name)
+            std = feature(name)
+            if name in new:
+                deps: Iterable[str] = new[name].names
+            elif name in available or std is None:
+                needed.append(name)
+                return
+            else:
+                deps = std.names
+            for dep in sorted(deps):
+                visit(dep)
+
+        for name in self.roots():
+            visit(name)
+        if self.split_name is not None and self.config.event_branch in available:
+            visit(self.config.event_branch)
+        return needed
+
+    def __call__(self, chunk: Chunk) -> Table:
+        arrays, path = chunk.arrays, chunk.path
+        self._files.add(path.name)
+        self.n_read += len(arrays)
+        if self.split_name is not None:
+            if self.config.event_branch in arrays.fields:
+                keys = _flat(arrays[self.config.event_branch], path, self.config.event_branch)
+                if not np.issubdtype(keys.dtype, np.integer):
+                    raise DataError("expected an integer event number", path, "event")
+            else:
+                keys = np.arange(chunk.start, chunk.start + len(arrays))
+            arrays = arrays[self.split.mask(self.split_name, path.name, keys)]
+        self.n_split += len(arrays)
+        ns = _Namespace(arrays, self.config, path)
+        if self.config.selection is not None:
+            keep = _flat(ns.evaluate(self.config.expressions["selection"]), path, "selection")
+            if keep.dtype != np.bool_:
+                raise ConfigError(f"must give a boolean per entry, not {keep.dtype}", "selection")
+            ns = ns.filter(keep)
+        ns, raw = self._raw_inputs(ns)
+        self.n_selected += ns.n
+        label = self._labels(ns) if self.with_labels else None
+        weight = self._weights(ns, label)
+        observers = {name: _flat(ns[name], path, name) for name in self.config.observers}
+        return self._finish(raw, label, weight, observers)
+
+    def check_selected(self) -> None:
+        """Raise :class:`DataError` if entries were read but none passed the selection."""
+        files = ", ".join(sorted(self._files))
+        if self.n_read and not self.n_split:
+            raise DataError(f"no entries in the '{self.split_name}' split", files)
+        if self.n_split and not self.n_selected:
+            raise DataError(f"no entries pass the selection {self.config.selection!r}", files)
+
+    def _raw_inputs(
+        self, ns: _Namespace
+    ) -> tuple[_Namespace, dict[str, tuple[np.ndarray | None, list[np.ndarray]]]]:
+        """Each group's counts (None for per-entry groups) and flat float32 columns,
+        type-checked, with the NaN policy applied (``drop`` filters the namespace too)."""
+        path, policy = ns.path, self.config.nan_policy
+        raw: dict[str, tuple[np.ndarray | None, list[np.ndarray]]] = {}
+        bad_rows = np.zeros(ns.n, dtype=bool)
+        for group, spec in self.config.inputs.items():
+            counts, columns = None, []
+            for var in spec.vars:
+                if spec.length is None:
+                    column = _flat(ns[var.name], path, var.name)
+                else:
+                    jagged = _jagged(ns[var.name], path, var.name)
+                    n = ak.to_numpy(ak.num(jagged, axis=1))
+                    if counts is not None and not np.array_equal(n, counts):
+                        raise DataError(
+                            f"has a different number of particles than '{spec.vars[0].name}' "
+                            f"(both in input group '{group}')",
+                            path,
+                            var.name,
+                        )
+                    counts, column = n, ak.to_numpy(ak.flatten(jagged, axis=1))
+                column = column.astype(np.float32)
+                finite = np.isfinite(column)
+                n_bad = len(column) - int(np.count_nonzero(finite))
+                if n_bad and policy == "error":
+                    raise DataError(
+                        f"{n_bad} NaN/inf values (set nan_policy: zero or drop to allow)",
+                        path,
+                        var.name,
+                    )
+                if n_bad and policy == "zero":
+                    column = np.where(finite, column, np.float32(0))
+                if n_bad and policy == "drop":
+                    rows = np.arange(ns.n) if counts is None else np.repeat(np.arange(ns.n), counts)
+                    bad_rows[rows[~finite]] = True
+                columns.append(column)
+            raw[group] = (counts, columns)
+        if bad_rows.any():
+            keep = ~bad_rows
+            ns = ns.filter(keep)
+            for group, (counts, columns) in raw.items():
+                if counts is None:
+                    raw[group] = (None, [c[keep] for c in columns])
+                else:
+                    particles = np.repeat(keep, counts)
+                    raw[group] = (counts[keep], [c[particles] for c in columns])
+        return ns, raw
+
+    def _labels(self, ns: _Namespace) -> np.ndarray:
+        labels = self.config.labels
+        assert labels is not None
+        exprs = self.config.label_exprs
+        values = [_flat(ns.evaluate(e), ns.path, e.text, "a label") for e in exprs]
+        if labels.type == "custom":
+            target = np.stack(values, axis=1).astype(np.float32)
+            if not np.isfinite(target).all():
+                raise DataError("NaN/inf regression targets", ns.path, ",".join(labels.names))
+            return target
+        onehot = np.stack(values, axis=1).astype(np.int64)
+        bad = int(np.sum((onehot.sum(axis=1) != 1) | ((onehot != 0) & (onehot != 1)).any(axis=1)))
+        if bad:
+            raise DataError(
+                f"{bad} of {len(onehot)} entries are not one-hot (exactly one label must be 1)",
+                ns.path,
+                ",".join(e.text for e in exprs),
+            )
+        return np.argmax(onehot, axis=1)
+
+    def _weights(self, ns: _Namespace, label: np.ndarray | None) -> np.ndarray:
+        spec = self.config.weights
+        weight = np.ones(ns.n, dtype=np.float64)
+        if spec is None:
+            return weight.astype(np.float32)
+        if spec.use_precomputed_weights:
+            for expr in self.config.weight_exprs:
+                value = _flat(ns.evaluate(expr), ns.path, expr.text, "a weight")
+                if not np.isfinite(value).all():
+                    raise DataError("NaN/inf weights", ns.path, expr.text)
+                weight *= value
+        elif (
+            self.preprocess is not None
+            and self.preprocess.reweight is not None
+            and (label is not None)
+        ):
+            x, y = (_flat(ns[v], ns.path, v) for v in self.preprocess.reweight.vars)
+            weight = self.preprocess.reweight(x, y, label)
+        return weight.astype(np.float32)
+
+    def _finish(
+        self,
+        raw: dict[str, tuple[np.ndarray | None, list[np.ndarray]]],
+        label: np.ndarray | None,
+        weight: np.ndarray,
+        observers: dict[str, np.ndarray],
+    ) -> Table:
+        inputs: dict[str, Jagged | np.ndarray] = {}
+        multiplicity = np.zeros(len(weight), dtype=np.int64)
+        for group, (counts, columns) in raw.items():
+            if self.preprocess is not None:
+                params = self.preprocess.inputs[group].vars
+                columns = [p.apply(c) for p, c in zip(params, columns, strict=True)]
+            values = np.stack(columns, axis=1).astype(np.float32, copy=False)
+            if counts is None:
+                inputs[group] = values
+                continue
+            length = self.config.inputs[group].length
+            assert length is not None  # jagged groups have one
+            jagged = Jagged(values, counts).truncate(length)
+            inputs[group] = jagged
+            multiplicity = np.maximum(multiplicity, jagged.counts)
+        return Table(inputs, label, weight, observers, multiplicity)
+
+
+def _unit_tables(unit: Unit, transform: Transform, chunk_size: int) -> Iterator[Table]:
+    with open_reader(unit.path, transform.config.treename) as reader:
+        branches = transform.branches(reader.branches)
+        for chunk in reader.read(unit, branches, chunk_size):
+            yield transform(chunk)
+
+
+def iter_tables(
+    units: Iterable[Unit], transform: Transform, chunk_size: int, files_at_once: int
+) -> Iterator[Table]:
+    """Tables of ``units``, reading ``files_at_once`` units at a time, a chunk from each in
+    turn (so consecutive tables come from different files)."""
+    pending = iter(units)
+    active: deque[Iterator[Table]] = deque()
+    for unit in pending:
+        active.append(_unit_tables(unit, transform, chunk_size))
+        if len(active) == files_at_once:
+            break
+    while active:
+        current = active.popleft()
+        table = next(current, None)
+        if table is None:
+            following = next(pending, None)
+            if following is not None:
+                active.append(_unit_tables(following, transform, chunk_size))
+            continue
+        active.append(current)
+        yield table
