@@ -291,7 +291,9 @@ def _tower_grid(cfg: DetectorConfig, layer: np.ndarray, abseta: np.ndarray) -> n
     return np.where(layer == _FWD, cfg.forward_cell, size)
 
 
-def _resolution(cfg: DetectorConfig, layer: np.ndarray, e: np.ndarray, eta: np.ndarray) -> np.ndarray:
+def _resolution(
+    cfg: DetectorConfig, layer: np.ndarray, e: np.ndarray, eta: np.ndarray
+) -> np.ndarray:
     abseta = np.abs(eta)
     ecal_f = np.where(
         abseta <= cfg.barrel_eta_max,
@@ -322,14 +324,15 @@ def _towers(
     # one integer key per cell, ordered by event first so candidates stay sorted by event
     key = ((event * 3 + layer) * 1_000_003 + (ieta + 500_000)) * 4096 + iphi
     cells, inverse = np.unique(key, return_inverse=True)
-    energy = np.bincount(inverse, weights=e, minlength=cells.size)
+    deposited = np.bincount(inverse, weights=e, minlength=cells.size)
     first = np.zeros(cells.size, dtype=np.int64)
     first[inverse[::-1]] = np.arange(inverse.size)[::-1]
     c_layer, c_size, c_nphi = layer[first], size[first], nphi[first]
     c_eta = (ieta[first] + 0.5) * c_size
     c_phi = wrap_phi((iphi[first] + 0.5) / c_nphi * 2 * np.pi - np.pi)
     c_event = event[first]
-    energy = energy + _resolution(cfg, c_layer, energy, c_eta) * rng.standard_normal(cells.size)
+    noise = rng.standard_normal(cells.size)
+    energy = deposited + _resolution(cfg, c_layer, deposited, c_eta) * noise
     e_min = np.select(
         [c_layer == _ECAL, c_layer == _HCAL], [cfg.ecal_e_min, cfg.hcal_e_min], cfg.forward_e_min
     )

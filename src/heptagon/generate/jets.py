@@ -100,7 +100,8 @@ def _cluster(
             },
         )
         parts = ak.concatenate([parts, g], axis=1)
-    seq = fastjet.ClusterSequence(parts, fastjet.JetDefinition(fastjet.antikt_algorithm, sel.radius))
+    jet_def = fastjet.JetDefinition(fastjet.antikt_algorithm, sel.radius)
+    seq = fastjet.ClusterSequence(parts, jet_def)
     jets = seq.inclusive_jets(min_pt=sel.pt_min)
     local = seq.constituent_index(min_pt=sel.pt_min)
     order = ak.argsort(jets.pt, axis=1, ascending=False)[:, :JETS_PER_EVENT]

@@ -14,7 +14,7 @@ import hashlib
 import json
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from importlib.metadata import version
 from multiprocessing import get_context
@@ -190,8 +190,12 @@ def _write(table: dict[str, Any], path: Path, fmt: str) -> None:
                 else:
                     flat[name] = values
             branches = {**flat, **{g: ak.zip(v) for g, v in groups.items()}}
-            with uproot.recreate(tmp) as f:
-                f["tree"] = branches
+            types = {
+                k: v.type.content if isinstance(v, ak.Array) else v.dtype
+                for k, v in branches.items()
+            }
+            with uproot.recreate(tmp) as f:  # a TTree (not RNTuple) so older readers work
+                f.mktree("tree", types).extend(branches)
 
 
 def _pythia(settings: tuple[str, ...]) -> Any:
@@ -370,7 +374,8 @@ def _execute(
 ) -> Iterator[dict[str, Any]]:
     if opts.scheduler:
         try:
-            from distributed import Client, as_completed as dask_completed
+            from distributed import Client
+            from distributed import as_completed as dask_completed
         except ImportError:
             raise ConfigError(
                 "--scheduler needs dask.distributed: pip install 'heptagon[dask]'", key="scheduler"

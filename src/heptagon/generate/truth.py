@@ -13,7 +13,6 @@ from dataclasses import dataclass
 
 import awkward as ak
 import numpy as np
-
 from particle import pdgid
 
 from heptagon.generate.processes import TruthRule

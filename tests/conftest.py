@@ -1,0 +1,45 @@
+"""Shared fixtures: one tiny generated top-vs-QCD sample per test session, cached.
+
+The cache lives in pytest's cache dir, keyed by a hash of the generate stage's source, so
+a code change regenerates it and a clean clone (CI) generates it once (~15 s).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+
+import heptagon.generate as generate_pkg
+from heptagon.generate.run import GenerateOptions, generate
+
+#: the shared sample: jets per class and shard size (two shards per class)
+SAMPLE_JETS = 300
+SAMPLE_SHARD = 150
+SAMPLE_SEED = 7
+
+
+def _source_hash() -> str:
+    h = hashlib.sha256()
+    for f in sorted(Path(generate_pkg.__file__).parent.glob("*.py")):
+        h.update(f.read_bytes())
+    return h.hexdigest()[:12]
+
+
+@pytest.fixture(scope="session")
+def top_qcd_sample(request: pytest.FixtureRequest) -> Path:
+    """A top-vs-QCD dataset dir (300 jets per class, 2 shards per class, seed 7)."""
+    root = Path(request.config.cache.mkdir("heptagon-samples"))
+    out = root / f"top-vs-qcd-{_source_hash()}"
+    generate(
+        GenerateOptions(
+            sample="top-vs-qcd",
+            jets=SAMPLE_JETS,
+            seed=SAMPLE_SEED,
+            out=out,
+            shard_size=SAMPLE_SHARD,
+        ),
+        show_progress=False,
+    )
+    return out
