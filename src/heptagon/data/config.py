@@ -169,8 +169,8 @@ class PreprocessSpec(_Model):
     """How ``auto`` standardisation is computed (weaver's ``preprocess`` block).
 
     ``method: auto`` makes a weaver list variable with a null ``subtract_by`` automatic,
-    as in weaver. The sample is at most ``max_entries`` training entries and at most
-    ``data_fraction`` of the training files' entries.
+    as in weaver. The sample: the training entries of ``data_fraction`` of the files' units
+    (chosen at random), at most ``max_entries`` of them.
     """
 
     method: Literal["manual", "auto"] = "manual"
@@ -341,12 +341,13 @@ def load_config(source: str | Path | dict[str, Any]) -> DataConfig:
     try:
         return DataConfig.model_validate(data)
     except ValidationError as err:
-        first = err.errors()[0]
-        key = _dotted(first["loc"], data) or None
-        if first["type"] == "extra_forbidden":
+        errors = err.errors()
+        key = _dotted(errors[0]["loc"], data) or None
+        if errors[0]["type"] == "extra_forbidden":
             message = f"unknown key{where}"
-        else:
-            message = f"{first['msg']}{where}"
+        else:  # a union gives one error per member: say them all
+            same = [e["msg"] for e in errors if (_dotted(e["loc"], data) or None) == key]
+            message = f"{' or '.join(dict.fromkeys(same))}{where}"
         raise ConfigError(message, key) from None
     except ConfigError as err:
         raise ConfigError(f"{err.args[0].removeprefix(f'{err.key}: ')}{where}", err.key) from None

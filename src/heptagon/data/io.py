@@ -304,7 +304,7 @@ class TopLandscapeReader(_RangeReader):
             ) from None
         try:
             self._store = pd.HDFStore(path, mode="r")
-            keys = self._store.keys()
+            keys = [k for k in self._store if k != "/"]  # pandas 3 lists the root
         except (OSError, ValueError, tables.HDF5ExtError) as err:
             raise DataError(f"not a readable HDF5 file ({err})", path) from None
         if len(keys) != 1:

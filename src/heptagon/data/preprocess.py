@@ -2,8 +2,9 @@
 
 Every input variable is transformed as ``x' = clip((x - center) * scale, lo, hi)``, the
 same at training, evaluation and (embedded in the ONNX file) inference. For ``auto``
-variables, :func:`compute_preprocess` takes, on a sample of training entries (all
-particles of a jagged variable pooled), ``center = median`` and
+variables, :func:`compute_preprocess` takes, on a sample of training entries (the
+particles the model sees, i.e. the first ``length`` of each entry, pooled),
+``center = median`` and
 ``scale = 1 / w`` with ``w = (q84 - q16) / 2`` the half width of the 16-84% interval,
 i.e. ``scale`` is the multiplier (weaver's ``multiply_by``); a zero width gives scale 1.
 
@@ -249,10 +250,10 @@ def compute_preprocess(
 ) -> Preprocess:
     """Compute ``auto`` standardisation and flat-reweighting tables on training entries.
 
-    Reads units of ``files`` (paths, globs or dataset dirs) in a seeded random order,
+    Takes units of ``files`` (paths, globs or dataset dirs) in a seeded random order until
+    they hold ``config.preprocess.data_fraction`` of the entries, and reads them
     ``files_at_once`` at a time, keeping training-split entries that pass the selection,
-    until ``config.preprocess.max_entries`` (or ``data_fraction`` of the training entries)
-    are collected. Raw values are used (before any standardisation).
+    until ``config.preprocess.max_entries`` are collected. Raw values are used.
     """
     split = split or Split()
     paths = expand_files(files)
@@ -260,12 +261,11 @@ def compute_preprocess(
     for path in paths:
         with open_reader(path, config.treename) as reader:
             units.extend(reader.units(chunk_size))
-    total = sum(u.stop - u.start for u in units) * split.fractions[0]
-    target = max(
-        1, min(config.preprocess.max_entries, int(total * config.preprocess.data_fraction))
-    )
     rng = np.random.default_rng(seed)
     units = [units[i] for i in rng.permutation(len(units))]
+    sizes = np.cumsum([u.stop - u.start for u in units])
+    fraction = config.preprocess.data_fraction
+    units = units[: int(np.searchsorted(sizes, fraction * sizes[-1] - 0.5)) + 1]
 
     weights = config.weights
     flat = weights is not None and not weights.use_precomputed_weights
@@ -276,7 +276,7 @@ def compute_preprocess(
     for table in iter_tables(units, transform, chunk_size, files_at_once):
         tables.append(table)
         n += len(table)
-        if n >= target:
+        if n >= config.preprocess.max_entries:
             break
     transform.check_selected()
     sample = Table.concatenate(tables)

@@ -173,6 +173,7 @@ class Transform:
         self.split, self.split_name = split or Split(), split_name
         self.with_labels = with_labels and config.labels is not None
         self.n_read = self.n_split = self.n_selected = 0
+        self.nan_counts: dict[tuple[str, str], int] = {}  # (group, variable) -> NaN/inf seen
         self._files: set[str] = set()
 
     def roots(self) -> list[str]:
@@ -229,7 +230,7 @@ class Transform:
                     raise DataError("expected an integer event number", path, "event")
             else:
                 keys = np.arange(chunk.start, chunk.start + len(arrays))
-            arrays = arrays[self.split.mask(self.split_name, path.name, keys)]
+            arrays = arrays[self.split.mask(self.split_name, path.stem, keys)]
         self.n_split += len(arrays)
         ns = _Namespace(arrays, self.config, path)
         if self.config.selection is not None:
@@ -279,6 +280,8 @@ class Transform:
                 column = column.astype(np.float32)
                 finite = np.isfinite(column)
                 n_bad = len(column) - int(np.count_nonzero(finite))
+                key = (group, var.name)
+                self.nan_counts[key] = self.nan_counts.get(key, 0) + n_bad
                 if n_bad and policy == "error":
                     raise DataError(
                         f"{n_bad} NaN/inf values (set nan_policy: zero or drop to allow)",

@@ -1,12 +1,13 @@
 """Per-entry weights: precomputed branches, or flat reweighting in two variables.
 
-Flat reweighting fills, per class, a 2D histogram of the two ``reweight_vars`` (values
-outside the bins go to the edge bins) on the training sample. An entry of class ``c`` in
-bin ``b`` gets ``w = class_weight_c / sum(class_weights) * N / (B_c * H_c[b])``, with ``N``
-the sample size, ``B_c`` the number of non-empty bins of class ``c`` and ``H_c`` floored
-at ``max(H_c) / reweight_threshold``: each class is flat in the two variables, the classes'
-total weights are in the ratio of ``class_weights``, and the mean weight is 1. Classes not
-in ``reweight_classes`` and bins empty in the sample get weight 0 (as in weaver).
+Flat reweighting fills, per class, a 2D histogram ``H_c`` of the two ``reweight_vars``
+(values outside the bins go to the edge bins) on the training sample, floored at
+``max(H_c) / reweight_threshold`` in non-empty bins. An entry of class ``c`` in bin ``b``
+gets ``w = k_c / H_c[b]``, with ``k_c`` chosen so that on the sample the class's weights
+sum to ``N * class_weight_c / sum(class_weights)`` (``N`` the sample size): each class is
+flat in the two variables (up to the floor), the classes' totals are in the ratio of
+``class_weights``, and the mean weight is 1. Classes not in ``reweight_classes`` and bins
+empty in the sample get weight 0 (as in weaver).
 """
 
 from __future__ import annotations
@@ -69,9 +70,10 @@ class FlatReweight:
             filled = hist > 0
             if not filled.any():
                 continue
-            hist = np.where(filled, np.maximum(hist, hist.max() / spec.reweight_threshold), 0)
-            scale = cw / class_weights.sum() * len(label) / filled.sum()
-            table[row][filled] = scale / hist[filled]
+            floored = np.maximum(hist, hist.max() / spec.reweight_threshold)
+            inverse = np.where(filled, 1.0 / floored, 0.0)
+            total = (hist * inverse).sum()  # the class's sum of weights before scaling
+            table[row] = inverse * (cw / class_weights.sum() * len(label) / total)
         return cls((name_x, name_y), bins, classes, table)
 
     def to_dict(self) -> dict[str, Any]:

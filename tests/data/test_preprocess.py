@@ -1,0 +1,164 @@
+"""Auto standardisation, preprocess.json, flat reweighting tables, features."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import awkward as ak
+import numpy as np
+import pytest
+
+from heptagon.data.config import load_config
+from heptagon.data.io import expand_files, open_reader
+from heptagon.data.preprocess import Preprocess, compute_preprocess
+from heptagon.data.split import Split
+from heptagon.data.transform import Transform
+from heptagon.data.weights import FlatReweight
+from heptagon.errors import ConfigError, DataError
+
+CONFIG = {
+    "selection": "jet_pt > 600",
+    "inputs": {
+        "pf": {
+            "length": 30,
+            "vars": [
+                {"name": "part_pt_log", "center": "auto", "scale": "auto", "clip": [-5, 5]},
+                {"name": "part_d0", "center": "auto", "scale": 2.0},
+                "part_charge",
+            ],
+        },
+        "jet": {"vars": [{"name": "jet_sdmass", "center": "auto", "scale": "auto"}]},
+    },
+    "labels": ["label_QCD", "label_Tbqq"],
+}
+
+
+def training_values(dataset: Path) -> dict[str, np.ndarray]:
+    """Hand computation: all training entries passing the selection, by name."""
+    pt_log, d0, mass = [], [], []
+    for path in expand_files(dataset):
+        with open_reader(path) as reader:
+            chunks = [
+                c for u in reader.units(10**6) for c in reader.read(u, reader.branches, 10**6)
+            ]
+        a = ak.concatenate([c.arrays for c in chunks])
+        keep = Split().mask("train", path.stem, ak.to_numpy(a.event)) & ak.to_numpy(a.jet_pt > 600)
+        a = a[keep]
+        first = slice(None), slice(None, 30)  # the particles the model sees: length 30
+        pt_log.append(ak.to_numpy(ak.flatten(np.log(np.hypot(a.part_px, a.part_py))[first])))
+        d0.append(ak.to_numpy(ak.flatten(np.tanh(a.part_d0val)[first])))
+        mass.append(ak.to_numpy(a.jet_sdmass))
+    return {k: np.concatenate(v) for k, v in (("pt", pt_log), ("d0", d0), ("m", mass))}
+
+
+def test_auto_standardisation_matches_a_hand_computation(jet_dataset: Path) -> None:
+    config = load_config(CONFIG)
+    pre = compute_preprocess(jet_dataset, config)
+    values = training_values(jet_dataset)
+    pt, d0, charge = pre.inputs["pf"].vars
+    (mass,) = pre.inputs["jet"].vars
+    for params, x in ((pt, values["pt"]), (mass, values["m"])):
+        q16, q50, q84 = np.quantile(x.astype(np.float32), [0.16, 0.5, 0.84])
+        assert params.center == pytest.approx(q50, rel=1e-6)
+        assert params.scale == pytest.approx(2 / (q84 - q16), rel=1e-5)
+        assert params.auto
+    assert d0.center == pytest.approx(np.median(d0_values := values["d0"].astype(np.float32)))
+    assert d0.scale == 2.0
+    assert len(d0_values) > 1000
+    assert (charge.center, charge.scale, charge.clip, charge.auto) == (0.0, 1.0, None, False)
+    assert pre.sample["entries"] == len(values["m"])
+
+
+def test_preprocess_json_round_trip(jet_dataset: Path, tmp_path: Path) -> None:
+    config = load_config(
+        {
+            **CONFIG,
+            "weights": {"reweight_vars": {"jet_pt": [500, 800, 1000], "jet_sdmass": [0, 300]}},
+        }
+    )
+    pre = compute_preprocess(jet_dataset, config)
+    path = tmp_path / "preprocess.json"
+    pre.save(path)
+    data = json.loads(path.read_text())
+    assert data["format"] == "heptagon-preprocess"
+    assert data["version"] == 1
+    assert data["inputs"]["pf"]["vars"][0]["clip"] == [-5.0, 5.0]
+    assert data["labels"] == {"type": "simple", "names": ["QCD", "Tbqq"]}
+    loaded = Preprocess.load(path)
+    assert loaded.inputs == pre.inputs
+    assert loaded.reweight is not None
+    assert pre.reweight is not None
+    np.testing.assert_array_equal(loaded.reweight.table, pre.reweight.table)
+    data["version"] = 2
+    path.write_text(json.dumps(data))
+    with pytest.raises(DataError, match="branch 'version': version 2 is not the supported 1"):
+        Preprocess.load(path)
+    with pytest.raises(DataError, match="file not found"):
+        Preprocess.load(tmp_path / "none.json")
+
+
+def test_from_config_refuses_auto() -> None:
+    with pytest.raises(ConfigError, match="compute_preprocess"):
+        Preprocess.from_config(load_config(CONFIG))
+
+
+def test_standardisation_is_identical_at_inference(jet_dataset: Path, tmp_path: Path) -> None:
+    """The saved parameters reproduce the training transform exactly."""
+    from heptagon.data.loader import JetDataset
+
+    config = load_config(CONFIG)
+    pre = compute_preprocess(jet_dataset, config)
+    pre.save(tmp_path / "preprocess.json")
+    kw = {"split": "test", "shuffle": False, "batch_size": 50}
+    a = list(JetDataset(jet_dataset, config, pre, **kw))
+    b = list(JetDataset(jet_dataset, config, Preprocess.load(tmp_path / "preprocess.json"), **kw))
+    for x, y in zip(a, b, strict=True):
+        assert (x.inputs["pf"] == y.inputs["pf"]).all()
+
+
+def test_flat_reweight_table_is_flat_per_class() -> None:
+    rng = np.random.default_rng(0)
+    n = 20_000
+    label = rng.integers(0, 2, n)
+    x = np.where(
+        label == 0, np.minimum(rng.exponential(100, n) + 500, 999), rng.uniform(500, 999, n)
+    )
+    y = rng.uniform(0, 300, n)
+    spec = load_config(
+        {
+            "inputs": {"j": {"vars": ["a"]}},
+            "labels": ["label_a", "label_b"],
+            "weights": {
+                "reweight_vars": {"x": [500, 600, 700, 800, 900, 1000], "y": [0, 150, 300]},
+                "class_weights": [1, 2],
+                "reweight_classes": ["label_a", "label_b"],
+                "reweight_threshold": 1000,
+            },
+        }
+    ).weights
+    assert spec is not None
+    rw = FlatReweight.build(spec, ["label_a", "label_b"], x, y, label)
+    w = rw(x, y, label)
+    assert w.mean() == pytest.approx(1.0, rel=1e-6)
+    assert w[label == 1].sum() / w[label == 0].sum() == pytest.approx(2.0, rel=1e-6)
+    for c in (0, 1):
+        hist, _, _ = np.histogram2d(
+            x[label == c], y[label == c], bins=[rw.bins[0], rw.bins[1]], weights=w[label == c]
+        )
+        np.testing.assert_allclose(hist, hist.mean(), rtol=1e-6)  # flat
+    # with a threshold, sparse bins are capped
+    capped = FlatReweight.build(
+        spec.model_copy(update={"reweight_threshold": 2.0}), ["label_a", "label_b"], x, y, label
+    )
+    ratio = capped.table[0][capped.table[0] > 0]
+    assert ratio.max() / ratio.min() <= 2.0 + 1e-9
+
+
+def test_features_are_lazy_and_files_take_precedence(jet_dataset: Path) -> None:
+    config = load_config({"inputs": {"pf": {"length": 5, "vars": ["part_logptrel", "part_eta"]}}})
+    transform = Transform(config, None)
+    with open_reader(jet_dataset / "shards" / "qcd_000.parquet") as reader:
+        branches = transform.branches(reader.branches)
+    assert sorted(branches) == ["jet_eta", "jet_pt", "part_deta", "part_px", "part_py"]
+    assert transform.branches(["part_logptrel", "part_eta"]) == ["part_logptrel", "part_eta"]
