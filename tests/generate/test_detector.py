@@ -136,8 +136,13 @@ def test_impact_parameters_of_displaced_tracks() -> None:
 
 
 def test_hadron_level_is_exact() -> None:
-    p = make([211, 22, 2112, 12], [10.0, 5.0, 3.0, 7.0], 0.3, [0.1, 0.2, 0.3, 0.4],
-             mass=[0.1396, 0, 0.9396, 0])
+    p = make(
+        [211, 22, 2112, 12],
+        [10.0, 5.0, 3.0, 7.0],
+        0.3,
+        [0.1, 0.2, 0.3, 0.4],
+        mass=[0.1396, 0, 0.9396, 0],
+    )
     c = apply_detector(p, None, rng())
     assert c.counts.tolist() == [3]
     np.testing.assert_allclose(c.px, p.px[:3])
@@ -154,8 +159,13 @@ def test_events_stay_separate() -> None:
 
 def test_detector_is_deterministic_for_a_seed() -> None:
     rs = np.random.default_rng(4)
-    p = make(rs.choice([211, 22, 130, 11], 500), rs.uniform(0.2, 50, 500),
-             rs.uniform(-3, 3, 500), rs.uniform(-3, 3, 500), events=[200, 300])
+    p = make(
+        rs.choice([211, 22, 130, 11], 500),
+        rs.uniform(0.2, 50, 500),
+        rs.uniform(-3, 3, 500),
+        rs.uniform(-3, 3, 500),
+        events=[200, 300],
+    )
     a = apply_detector(p, CFG, np.random.default_rng(9))
     b = apply_detector(p, CFG, np.random.default_rng(9))
     np.testing.assert_array_equal(a.px, b.px)

@@ -34,7 +34,11 @@ def load(dataset: Path, cls: str) -> ak.Array:
 
 def small(out: Path, **kw: object) -> GenerateOptions:
     args: dict[str, object] = {
-        "sample": "top-vs-qcd", "jets": 30, "seed": 11, "out": out, "shard_size": 15,
+        "sample": "top-vs-qcd",
+        "jets": 30,
+        "seed": 11,
+        "out": out,
+        "shard_size": 15,
     }
     args.update(kw)
     return GenerateOptions(**args)  # type: ignore[arg-type]
@@ -92,8 +96,10 @@ def test_schema_and_manifest(top_qcd_sample: Path) -> None:
             rtol=1e-4,
         )
         # exactly one particle type per constituent
-        kinds = sum(jets[f"part_is{k}"] for k in
-                    ("ChargedHadron", "NeutralHadron", "Photon", "Electron", "Muon"))
+        kinds = sum(
+            jets[f"part_is{k}"]
+            for k in ("ChargedHadron", "NeutralHadron", "Photon", "Electron", "Muon")
+        )
         assert ak.all(kinds == 1)
         assert ak.all((jets.part_charge != 0) == (jets.part_d0err > 0))
 
@@ -140,6 +146,7 @@ def test_ak4_flavour_labels_and_vertices(tmp_path: Path) -> None:
     frac_sv_b = float(ak.mean(ak.num(b.sv_mass) > 0))
     frac_sv_light = float(ak.mean(ak.num(light.sv_mass) > 0))
     assert frac_sv_b > 0.5 > 0.2 > frac_sv_light
+
     # b-hadron decay products are displaced: large impact-parameter significance
     def max_sig(j: ak.Array) -> np.ndarray:
         sig = abs(j.part_d0val) / ak.where(j.part_d0err > 0, j.part_d0err, np.inf)
@@ -192,8 +199,21 @@ def test_same_under_dask(tmp_path: Path, reference: dict[str, str]) -> None:
 
 
 def test_resume_after_a_killed_run(tmp_path: Path, reference: dict[str, str]) -> None:
-    cmd = [sys.executable, "-m", "heptagon", "generate", "top-vs-qcd", "--jets", "30",
-           "--seed", "11", "--shard-size", "15", "--out", str(tmp_path)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "heptagon",
+        "generate",
+        "top-vs-qcd",
+        "--jets",
+        "30",
+        "--seed",
+        "11",
+        "--shard-size",
+        "15",
+        "--out",
+        str(tmp_path),
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
     while not list((tmp_path / "shards").glob(".*.parquet.json")):
@@ -264,9 +284,22 @@ def test_other_settings_in_the_same_dir_are_refused(tmp_path: Path) -> None:
 
 def test_cli_prints_one_line_and_exits_2(tmp_path: Path) -> None:
     res = subprocess.run(
-        [sys.executable, "-m", "heptagon", "generate", "nonsense", "--jets", "5", "--seed", "1",
-         "--out", str(tmp_path)],
-        capture_output=True, text=True, check=False,
+        [
+            sys.executable,
+            "-m",
+            "heptagon",
+            "generate",
+            "nonsense",
+            "--jets",
+            "5",
+            "--seed",
+            "1",
+            "--out",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert res.returncode == 2
     lines = res.stderr.strip().splitlines()

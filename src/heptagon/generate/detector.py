@@ -178,9 +178,7 @@ def _category(pid: np.ndarray, charge: np.ndarray) -> np.ndarray:
     return np.where(apid == 13, CAT_MUON, cat)
 
 
-def _impact_parameters(
-    p: Particles, pt: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
+def _impact_parameters(p: Particles, pt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Signed transverse and longitudinal impact parameters (mm), straight-line tracks."""
     d0 = (p.vx * p.py - p.vy * p.px) / np.maximum(pt, 1e-12)
     dz = p.vz - (p.vx * p.px + p.vy * p.py) * p.pz / np.maximum(pt * pt, 1e-24)
@@ -284,9 +282,7 @@ _ECAL, _HCAL, _FWD = 0, 1, 2
 
 def _tower_grid(cfg: DetectorConfig, layer: np.ndarray, abseta: np.ndarray) -> np.ndarray:
     """Cell size (in eta and phi) of each deposit by layer and |eta|."""
-    size = np.where(
-        abseta <= cfg.barrel_eta_max, cfg.ecal_barrel_cell, cfg.ecal_endcap_cell
-    )
+    size = np.where(abseta <= cfg.barrel_eta_max, cfg.ecal_barrel_cell, cfg.ecal_endcap_cell)
     size = np.where(layer == _HCAL, cfg.hcal_cell, size)
     return np.where(layer == _FWD, cfg.forward_cell, size)
 
@@ -407,9 +403,7 @@ def apply_detector(
     f_ecal = np.where(is_em, 1.0, np.where(split, cfg.k0s_lambda_ecal_fraction, 0.0))
     f_ecal = np.where(in_fwd, 0.0, f_ecal)
     idx = np.flatnonzero(calo)
-    dep_layer = np.concatenate(
-        [np.full(idx.size, _ECAL), np.where(in_fwd[idx], _FWD, _HCAL)]
-    )
+    dep_layer = np.concatenate([np.full(idx.size, _ECAL), np.where(in_fwd[idx], _FWD, _HCAL)])
     dep_idx = np.concatenate([idx, idx])
     dep_e = particles.e[dep_idx] * np.concatenate([f_ecal[idx], 1.0 - f_ecal[idx]])
     nonzero = dep_e > 0

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 import awkward as ak
 import fastjet
 import numpy as np
-import vector
 
 from heptagon.generate.detector import (
     CAT_CHARGED_HADRON,
@@ -25,12 +24,11 @@ from heptagon.generate.detector import (
     CAT_PHOTON,
     Candidates,
 )
-from heptagon.generate.truth import Ghosts
+from heptagon.generate.truth import Ghosts, TruthObjects
 from heptagon.physics.kinematics import delta_phi, delta_r
 
 __all__ = ["JetSelection", "build_jets", "flavour_label", "substructure"]
 
-vector.register_awkward()
 
 #: leading jets per event that are considered (after clustering, before the window)
 JETS_PER_EVENT = 2
@@ -74,77 +72,154 @@ class JetSelection:
     use_rapidity: bool = False
 
 
-def _to_awkward(counts: np.ndarray, fields: dict[str, np.ndarray]) -> ak.Array:
-    return ak.unflatten(ak.zip(fields, with_name="Momentum4D"), counts)
+@dataclass(frozen=True)
+class _Jets:
+    """Flat jets of a batch: one entry per jet, and its members (global candidate indices;
+    a ghost is ``-1 - ghost index``) in ``members`` with ``n_members`` per jet."""
 
+    event: np.ndarray
+    px: np.ndarray
+    py: np.ndarray
+    pz: np.ndarray
+    e: np.ndarray
+    n_members: np.ndarray
+    members: np.ndarray
 
-def _cluster(
-    c: Candidates, sel: JetSelection, ghosts: Ghosts | None
-) -> tuple[ak.Array, ak.Array]:
-    """Cluster candidates (plus ghosts); return jets, their constituents' global candidate
-    indices (ghosts are negative: ``-1 - ghost index``), both ``[event][jet]``, sorted by pT
-    and cut to the leading ``JETS_PER_EVENT`` jets above ``pt_min``."""
-    _silence_banner()
-    index = np.arange(c.px.size, dtype=np.int64)
-    fields = {"px": c.px, "py": c.py, "pz": c.pz, "E": c.e, "index": index}
-    parts = _to_awkward(c.counts, fields)
-    if ghosts is not None:
-        g = _to_awkward(
-            ghosts.counts,
-            {
-                "px": ghosts.px * _GHOST_SCALE,
-                "py": ghosts.py * _GHOST_SCALE,
-                "pz": ghosts.pz * _GHOST_SCALE,
-                "E": ghosts.e * _GHOST_SCALE,
-                "index": -1 - np.arange(ghosts.px.size, dtype=np.int64),
-            },
+    def select(self, keep: np.ndarray) -> _Jets:
+        return _Jets(
+            self.event[keep],
+            self.px[keep],
+            self.py[keep],
+            self.pz[keep],
+            self.e[keep],
+            self.n_members[keep],
+            self.members[np.repeat(keep, self.n_members)],
         )
-        parts = ak.concatenate([parts, g], axis=1)
+
+    @property
+    def pt(self) -> np.ndarray:
+        return np.hypot(self.px, self.py)
+
+    @property
+    def eta(self) -> np.ndarray:
+        return np.arcsinh(self.pz / np.maximum(self.pt, 1e-12))
+
+    @property
+    def phi(self) -> np.ndarray:
+        return np.arctan2(self.py, self.px)
+
+    @property
+    def rapidity(self) -> np.ndarray:
+        return 0.5 * np.log((self.e + self.pz) / np.maximum(self.e - self.pz, 1e-12))
+
+
+def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Concatenated ``arange(start, start + length)`` for each pair."""
+    offsets = np.repeat(np.cumsum(lengths) - lengths, lengths)
+    return np.repeat(starts, lengths) + np.arange(int(lengths.sum())) - offsets
+
+
+def _cluster(c: Candidates, sel: JetSelection, ghosts: Ghosts | None) -> _Jets:
+    """Cluster candidates (plus ghosts) with anti-kT; keep the leading ``JETS_PER_EVENT``
+    jets above ``pt_min`` of each event."""
+    _silence_banner()
+    n_events = len(c.counts)
+    event = np.repeat(np.arange(n_events), c.counts)
+    origin = np.arange(c.px.size, dtype=np.int64)
+    px, py, pz, e = c.px, c.py, c.pz, c.e
+    counts = c.counts
+    if ghosts is not None:
+        g_event = np.repeat(np.arange(n_events), ghosts.counts)
+        order = np.argsort(np.concatenate([event, g_event]), kind="stable")
+        origin = np.concatenate([origin, -1 - np.arange(ghosts.px.size)])[order]
+        px, py, pz, e = (
+            np.concatenate([a, b * _GHOST_SCALE])[order]
+            for a, b in ((px, ghosts.px), (py, ghosts.py), (pz, ghosts.pz), (e, ghosts.e))
+        )
+        counts = counts + ghosts.counts
+    parts = ak.unflatten(ak.zip({"px": px, "py": py, "pz": pz, "E": e}), counts)
     jet_def = fastjet.JetDefinition(fastjet.antikt_algorithm, sel.radius)
     seq = fastjet.ClusterSequence(parts, jet_def)
     jets = seq.inclusive_jets(min_pt=sel.pt_min)
     local = seq.constituent_index(min_pt=sel.pt_min)
-    order = ak.argsort(jets.pt, axis=1, ascending=False)[:, :JETS_PER_EVENT]
-    jets, local = jets[order], local[order]
-    return jets, _gather(parts.index, local)
-
-
-def _gather(values: ak.Array, local: ak.Array) -> ak.Array:
-    """``values[event][local[event][jet][k]]`` as ``[event][jet][k]``."""
-    counts = ak.to_numpy(ak.num(values)).astype(np.int64)
+    jet_event = np.repeat(np.arange(n_events), ak.to_numpy(ak.num(jets)))
+    n_members = ak.to_numpy(ak.flatten(ak.num(local, axis=2))).astype(np.int64)
     start = np.cumsum(counts) - counts
-    flat_values = ak.to_numpy(ak.flatten(values))
-    per_jet = ak.flatten(local + start, axis=1)
-    got = ak.unflatten(flat_values[ak.to_numpy(ak.flatten(per_jet))], ak.num(per_jet))
-    return ak.unflatten(got, ak.num(local))
+    flat_local = ak.to_numpy(ak.flatten(local, axis=None)).astype(np.int64)
+    members = origin[flat_local + np.repeat(start[jet_event], n_members)]
+    flat_jets = ak.flatten(jets)
+    out = _Jets(
+        event=jet_event,
+        px=ak.to_numpy(flat_jets.px),
+        py=ak.to_numpy(flat_jets.py),
+        pz=ak.to_numpy(flat_jets.pz),
+        e=ak.to_numpy(flat_jets.E),
+        n_members=n_members,
+        members=members,
+    )
+    # the leading jets of each event
+    order = np.lexsort((-out.pt, out.event))
+    first = np.searchsorted(out.event[order], out.event[order])
+    rank = np.empty_like(order)
+    rank[order] = np.arange(order.size) - first
+    return out.select(rank < JETS_PER_EVENT)
 
 
-def flavour_label(ghost_kind: ak.Array, ghost_pt: ak.Array, ghost_pid: ak.Array) -> ak.Array:
-    """Hadron-based flavour of each jet from its ghosts ``[jet][ghost]``: ``b`` if a
-    weakly-decaying b hadron is inside, else ``c`` for a c hadron, else from the hardest
-    final-shower parton: ``g`` for a gluon, ``uds`` otherwise (index into ``FLAVOURS``)."""
-    has_b = ak.any(ghost_kind == Ghosts.B_HADRON, axis=1)
-    has_c = ak.any(ghost_kind == Ghosts.C_HADRON, axis=1)
-    parton_pt = ak.where(ghost_kind == Ghosts.PARTON, ghost_pt, -1.0)
-    hardest = ak.argmax(parton_pt, axis=1, keepdims=True)
-    gluon = ak.fill_none(ak.firsts(ghost_pid[hardest]) == 21, False)
-    gluon = gluon & ak.fill_none(ak.max(parton_pt, axis=1) > 0, False)
-    label = np.where(gluon, 3, 2)
-    label = np.where(ak.to_numpy(has_c), 1, label)
-    return np.where(ak.to_numpy(has_b), 0, label)
+def _matched(jets: _Jets, truth: TruthObjects, radius: float) -> np.ndarray:
+    """Jets that contain a truth object's axis and all its visible products (dR < R)."""
+    n_events = int(max(jets.event.max(initial=-1), truth.event.max(initial=-1))) + 1
+    n_obj = np.bincount(truth.event, minlength=n_events)
+    obj_start = np.cumsum(n_obj) - n_obj
+    per_jet = n_obj[jets.event]
+    pair_jet = np.repeat(np.arange(jets.event.size), per_jet)
+    pair_obj = _ranges(obj_start[jets.event], per_jet)
+    eta, phi = jets.eta, jets.phi
+    ok = delta_r(eta[pair_jet], phi[pair_jet], truth.eta[pair_obj], truth.phi[pair_obj]) < radius
+    by_owner = np.argsort(truth.prod_owner, kind="stable")
+    n_prod = np.bincount(truth.prod_owner, minlength=truth.eta.size)
+    prod_start = np.cumsum(n_prod) - n_prod
+    per_pair = n_prod[pair_obj]
+    pp_pair = np.repeat(np.arange(pair_obj.size), per_pair)
+    pp_prod = by_owner[_ranges(prod_start[pair_obj], per_pair)]
+    j = pair_jet[pp_pair]
+    outside = delta_r(eta[j], phi[j], truth.prod_eta[pp_prod], truth.prod_phi[pp_prod]) >= radius
+    ok &= np.bincount(pp_pair, weights=outside, minlength=pair_obj.size) == 0
+    return np.bincount(pair_jet, weights=ok, minlength=jets.event.size) > 0
+
+
+def flavour_label(jets: _Jets, ghosts: Ghosts) -> np.ndarray:
+    """Hadron-based flavour of each jet from its ghosts (index into ``FLAVOURS``): ``b`` if
+    a weakly-decaying b hadron is inside, else ``c`` for a c hadron, else from the hardest
+    final-shower parton: ``g`` for a gluon, ``uds`` otherwise."""
+    n = jets.event.size
+    owner = np.repeat(np.arange(n), jets.n_members)
+    is_ghost = jets.members < 0
+    g = -1 - jets.members[is_ghost]
+    owner = owner[is_ghost]
+    kind = ghosts.kind[g]
+    has_b = np.bincount(owner, weights=kind == Ghosts.B_HADRON, minlength=n) > 0
+    has_c = np.bincount(owner, weights=kind == Ghosts.C_HADRON, minlength=n) > 0
+    parton = kind == Ghosts.PARTON
+    p_owner, p_pt = owner[parton], np.hypot(ghosts.px[g[parton]], ghosts.py[g[parton]])
+    order = np.lexsort((-p_pt, p_owner))
+    first = order[np.r_[True, p_owner[order][1:] != p_owner[order][:-1]]] if order.size else order
+    gluon = np.zeros(n, dtype=bool)
+    gluon[p_owner[first]] = ghosts.pid[g[parton][first]] == 21
+    return np.select([has_b, has_c, gluon], [0, 1, 3], 2)
 
 
 def substructure(
-    px: ak.Array, py: ak.Array, pz: ak.Array, e: ak.Array, radius: float
+    counts: np.ndarray, px: np.ndarray, py: np.ndarray, pz: np.ndarray, e: np.ndarray, radius: float
 ) -> dict[str, np.ndarray]:
     """Soft-drop mass (beta = 0, z_cut = 0.1, R0 = radius) and N-subjettiness tau1..tau4
-    (beta = 1, normalised measure, one-pass kT axes) of each jet ``[jet][constituent]``.
-    Constituents are re-clustered with C/A at R = max(1.0, 2 radius) so none is lost."""
-    cons = ak.zip({"px": px, "py": py, "pz": pz, "E": e}, with_name="Momentum4D")
-    n = len(cons)
+    (beta = 1, normalised measure, one-pass kT axes) of each jet (flat constituents,
+    ``counts`` per jet). Constituents are re-clustered with C/A at R = max(1.0, 2 radius)
+    so none is lost."""
+    n = counts.size
     if n == 0:
         empty = np.zeros(0, dtype=np.float32)
         return {"jet_sdmass": empty, **{f"jet_tau{i}": empty for i in range(1, 5)}}
+    cons = ak.unflatten(ak.zip({"px": px, "py": py, "pz": pz, "E": e}), counts)
     seq = fastjet.ClusterSequence(
         cons, fastjet.JetDefinition(fastjet.cambridge_algorithm, max(1.0, 2 * radius))
     )
@@ -157,20 +232,19 @@ def substructure(
 
 
 def _secondary_vertices(
-    c: Candidates, members: ak.Array, jet_eta: np.ndarray, jet_phi: np.ndarray
+    c: Candidates, counts: np.ndarray, idx: np.ndarray, jet_eta: np.ndarray, jet_phi: np.ndarray
 ) -> dict[str, ak.Array]:
     """One secondary vertex per jet from its displaced tracks (``|d0|/sigma > SV_MIN_SIG``,
     pT > ``SV_MIN_PT``), when there are at least two: its position is the pT-weighted mean
     of the tracks' reconstructed production points, its flight distance ``sv_d3d`` the
     distance from the primary vertex (the origin) with the error of that weighted mean
     (``sv_d3dsig`` = d3d / error); mass and pT from the tracks (pion mass)."""
-    idx = ak.to_numpy(ak.flatten(members))
-    jet_of = np.repeat(np.arange(len(members)), ak.to_numpy(ak.num(members)))
+    n_jets = counts.size
+    jet_of = np.repeat(np.arange(n_jets), counts)
     pt = np.hypot(c.px[idx], c.py[idx])
     sig = np.abs(c.d0[idx]) / np.where(c.d0err[idx] > 0, c.d0err[idx], np.inf)
     disp = (c.charge[idx] != 0) & (sig > SV_MIN_SIG) & (pt > SV_MIN_PT)
     j, t = jet_of[disp], idx[disp]
-    n_jets = len(members)
     ntrk = np.bincount(j, minlength=n_jets)
     w = pt[disp]
     sw = np.bincount(j, weights=w, minlength=n_jets)
@@ -181,7 +255,8 @@ def _secondary_vertices(
     d3d_err = np.sqrt(var) / safe
     p3 = [np.bincount(j, weights=v[t], minlength=n_jets) for v in (c.px, c.py, c.pz)]
     energy = np.bincount(
-        j, weights=np.sqrt(c.px[t] ** 2 + c.py[t] ** 2 + c.pz[t] ** 2 + _PION_MASS**2),
+        j,
+        weights=np.sqrt(c.px[t] ** 2 + c.py[t] ** 2 + c.pz[t] ** 2 + _PION_MASS**2),
         minlength=n_jets,
     )
     mass = np.sqrt(np.maximum(energy**2 - p3[0] ** 2 - p3[1] ** 2 - p3[2] ** 2, 0.0))
@@ -198,15 +273,17 @@ def _secondary_vertices(
         "sv_deta": sv_eta - jet_eta,
         "sv_dphi": delta_phi(sv_phi, jet_phi),
     }
-    counts = has.astype(np.int64)
-    return {k: ak.unflatten(v[has].astype(np.float32), counts) for k, v in fields.items()}
+    svs = ak.unflatten(
+        ak.zip({k: v[has].astype(np.float32) for k, v in fields.items()}), has.astype(np.int64)
+    )
+    return {k: svs[k] for k in fields}
 
 
 def build_jets(
     c: Candidates,
     sel: JetSelection,
     *,
-    truth: ak.Array | None = None,
+    truth: TruthObjects | None = None,
     ghosts: Ghosts | None = None,
     flavour: int | None = None,
     with_sv: bool = False,
@@ -214,98 +291,69 @@ def build_jets(
     """The selected jets of a batch of events, one entry per jet, in the JetClass schema
     plus ``event`` (the event index within the batch).
 
-    ``truth``: truth objects ``[event][object]`` (see :mod:`heptagon.generate.truth`); a jet
-    is kept only if some object and all its products lie within ``dR < radius``.
-    ``ghosts`` + ``flavour``: keep only jets whose :func:`flavour_label` equals ``flavour``.
+    ``truth``: a jet is kept only if it contains some truth object's axis and all its
+    visible products within ``dR < radius``. ``ghosts`` + ``flavour``: keep only jets whose
+    :func:`flavour_label` equals ``flavour``.
     """
-    jets, members = _cluster(c, sel, ghosts)
+    jets = _cluster(c, sel, ghosts)
     eta = jets.rapidity if sel.use_rapidity else jets.eta
-    keep = (jets.pt >= sel.pt_min) & (jets.pt < sel.pt_max) & (abs(eta) < sel.eta_max)
+    pt = jets.pt
+    keep = (pt >= sel.pt_min) & (pt < sel.pt_max) & (np.abs(eta) < sel.eta_max)
     if truth is not None:
-        pairs = ak.cartesian({"j": jets, "o": truth}, axis=1, nested=True)
-        dr_axis = delta_r(pairs.j.eta, pairs.j.phi, pairs.o.eta, pairs.o.phi)
-        dr_prod = ak.max(
-            delta_r(pairs.j.eta, pairs.j.phi, pairs.o.products.eta, pairs.o.products.phi),
-            axis=-1,
-        )
-        matched = (dr_axis < sel.radius) & ak.fill_none(dr_prod < sel.radius, False)
-        keep = keep & ak.any(matched, axis=-1)
-    jets, members = jets[keep], members[keep]
-    event = np.repeat(np.arange(len(jets)), ak.to_numpy(ak.num(jets)))
-    jets, members = ak.flatten(jets), ak.flatten(members, axis=1)
-    if ghosts is not None:
-        gidx = -1 - members[members < 0]
-        label = flavour_label(
-            ak.unflatten(ghosts.kind[ak.flatten(gidx)], ak.num(gidx)),
-            ak.unflatten(np.hypot(ghosts.px, ghosts.py)[ak.flatten(gidx)], ak.num(gidx)),
-            ak.unflatten(ghosts.pid[ak.flatten(gidx)], ak.num(gidx)),
-        )
-        if flavour is not None:
-            chosen = label == flavour
-            jets, members, event = jets[chosen], members[chosen], event[chosen]
-    members = members[members >= 0]
-    return _jet_branches(c, jets, members, event, sel, with_sv)
+        keep &= _matched(jets, truth, sel.radius)
+    jets = jets.select(keep)
+    if ghosts is not None and flavour is not None:
+        jets = jets.select(flavour_label(jets, ghosts) == flavour)
+    return _jet_branches(c, jets, sel, with_sv)
 
 
 def _jet_branches(
-    c: Candidates,
-    jets: ak.Array,
-    members: ak.Array,
-    event: np.ndarray,
-    sel: JetSelection,
-    with_sv: bool,
+    c: Candidates, jets: _Jets, sel: JetSelection, with_sv: bool
 ) -> dict[str, np.ndarray | ak.Array]:
-    counts = ak.to_numpy(ak.num(members))
-    flat = ak.to_numpy(ak.flatten(members))
+    real = jets.members >= 0
+    jet_of = np.repeat(np.arange(jets.event.size), jets.n_members)[real]
+    flat = jets.members[real]
+    counts = np.bincount(jet_of, minlength=jets.event.size)
     pt = np.hypot(c.px[flat], c.py[flat])
     # constituents sorted by pT, descending, within each jet
-    jet_of = np.repeat(np.arange(len(counts)), counts)
     order = np.lexsort((-pt, jet_of))
     flat, pt = flat[order], pt[order]
-    jet_pt = ak.to_numpy(jets.pt)
-    jet_eta = ak.to_numpy(jets.eta)
-    jet_phi = ak.to_numpy(jets.phi)
-    jet_e = ak.to_numpy(jets.E)
+    # the jet four-momentum from its real constituents (ghosts carry 1e-18 of theirs)
+    jet_eta, jet_phi = jets.eta, jets.phi
     p_eta = np.arcsinh(c.pz[flat] / np.maximum(pt, 1e-12))
     p_phi = np.arctan2(c.py[flat], c.px[flat])
     cat = c.category[flat]
-
-    def jag(x: np.ndarray) -> ak.Array:
-        return ak.unflatten(x.astype(np.float32), counts)
-
-    out: dict[str, np.ndarray | ak.Array] = {
-        "part_px": jag(c.px[flat]),
-        "part_py": jag(c.py[flat]),
-        "part_pz": jag(c.pz[flat]),
-        "part_energy": jag(c.e[flat]),
-        "part_deta": jag(p_eta - np.repeat(jet_eta, counts)),
-        "part_dphi": jag(delta_phi(p_phi, np.repeat(jet_phi, counts))),
-        "part_charge": jag(c.charge[flat]),
-        "part_isChargedHadron": jag(cat == CAT_CHARGED_HADRON),
-        "part_isNeutralHadron": jag(cat == CAT_NEUTRAL_HADRON),
-        "part_isPhoton": jag(cat == CAT_PHOTON),
-        "part_isElectron": jag(cat == CAT_ELECTRON),
-        "part_isMuon": jag(cat == CAT_MUON),
-        "part_d0val": jag(c.d0[flat]),
-        "part_d0err": jag(c.d0err[flat]),
-        "part_dzval": jag(c.dz[flat]),
-        "part_dzerr": jag(c.dzerr[flat]),
-        "jet_pt": jet_pt.astype(np.float32),
-        "jet_eta": jet_eta.astype(np.float32),
-        "jet_phi": jet_phi.astype(np.float32),
-        "jet_energy": jet_e.astype(np.float32),
-        "jet_nparticles": counts.astype(np.float32),
+    part = {
+        "part_px": c.px[flat],
+        "part_py": c.py[flat],
+        "part_pz": c.pz[flat],
+        "part_energy": c.e[flat],
+        "part_deta": p_eta - np.repeat(jet_eta, counts),
+        "part_dphi": delta_phi(p_phi, np.repeat(jet_phi, counts)),
+        "part_charge": c.charge[flat],
+        "part_isChargedHadron": cat == CAT_CHARGED_HADRON,
+        "part_isNeutralHadron": cat == CAT_NEUTRAL_HADRON,
+        "part_isPhoton": cat == CAT_PHOTON,
+        "part_isElectron": cat == CAT_ELECTRON,
+        "part_isMuon": cat == CAT_MUON,
+        "part_d0val": c.d0[flat],
+        "part_d0err": c.d0err[flat],
+        "part_dzval": c.dz[flat],
+        "part_dzerr": c.dzerr[flat],
     }
+    jagged = ak.unflatten(ak.zip({k: v.astype(np.float32) for k, v in part.items()}), counts)
+    out: dict[str, np.ndarray | ak.Array] = {k: jagged[k] for k in part}
     out.update(
-        substructure(
-            ak.unflatten(c.px[flat], counts),
-            ak.unflatten(c.py[flat], counts),
-            ak.unflatten(c.pz[flat], counts),
-            ak.unflatten(c.e[flat], counts),
-            sel.radius,
-        )
+        {
+            "jet_pt": jets.pt.astype(np.float32),
+            "jet_eta": jet_eta.astype(np.float32),
+            "jet_phi": jet_phi.astype(np.float32),
+            "jet_energy": jets.e.astype(np.float32),
+            "jet_nparticles": counts.astype(np.float32),
+        }
     )
+    out.update(substructure(counts, c.px[flat], c.py[flat], c.pz[flat], c.e[flat], sel.radius))
     if with_sv:
-        out.update(_secondary_vertices(c, ak.unflatten(flat, counts), jet_eta, jet_phi))
-    out["event"] = event.astype(np.int64)
+        out.update(_secondary_vertices(c, counts, flat, jet_eta, jet_phi))
+    out["event"] = jets.event.astype(np.int64)
     return out

@@ -83,12 +83,8 @@ CATALOGUE: dict[str, Process] = {
     p.name: p
     for p in (
         Process("QCD", ("HardQCD:all = on",), TruthRule("none"), "QCD multijet (2 -> 2)"),
-        Process(
-            "Tbqq", (*_TTBAR, *_W_HADRONIC), _resonance(6), "t -> bW -> bqq' from ttbar"
-        ),
-        Process(
-            "Tbl", (*_TTBAR, *_W_LEPTONIC), _resonance(6, 1), "t -> bW -> bl nu (l = e, mu)"
-        ),
+        Process("Tbqq", (*_TTBAR, *_W_HADRONIC), _resonance(6), "t -> bW -> bqq' from ttbar"),
+        Process("Tbl", (*_TTBAR, *_W_LEPTONIC), _resonance(6, 1), "t -> bW -> bl nu (l = e, mu)"),
         Process("Wqq", (*_W_JET, *_W_HADRONIC), _resonance(24), "W -> qq' in W + jet"),
         Process(
             "Zqq",

@@ -36,7 +36,7 @@ from rich.progress import (
 )
 
 from heptagon.errors import ConfigError, DataError
-from heptagon.generate.detector import DetectorConfig, Particles, apply_detector
+from heptagon.generate.detector import DetectorConfig, apply_detector
 from heptagon.generate.jets import FLAVOURS, JETS_PER_EVENT, JetSelection, build_jets
 from heptagon.generate.processes import Process, SampleSet, get_process, get_sample_set
 from heptagon.generate.truth import EventRecord, flavour_ghosts, truth_objects
@@ -154,26 +154,6 @@ class ShardSpec:
     format: str
 
 
-def _final_state(batch: ak.Array) -> Particles:
-    fs = batch.prt[batch.prt.status > 0]
-    vtx = fs.vProd
-
-    def flat(x: ak.Array) -> np.ndarray:
-        return ak.to_numpy(ak.fill_none(ak.flatten(x), 0.0)).astype(np.float64)
-
-    return Particles(
-        counts=ak.to_numpy(ak.num(fs)).astype(np.int64),
-        px=flat(fs.p.px),
-        py=flat(fs.p.py),
-        pz=flat(fs.p.pz),
-        e=flat(fs.p.e),
-        pid=ak.to_numpy(ak.flatten(fs.id)).astype(np.int64),
-        vx=flat(vtx.px),
-        vy=flat(vtx.py),
-        vz=flat(vtx.pz),
-    )
-
-
 def _write(table: dict[str, Any], path: Path, fmt: str) -> None:
     with atomic_path(path) as tmp:
         if fmt == "parquet":
@@ -222,7 +202,7 @@ def run_shard(spec: ShardSpec, report: Callable[[int], None] | None = None) -> d
     while n_jets < spec.n_jets:
         batch = pythia.nextBatch(BATCH_EVENTS)
         record = EventRecord.from_batch(batch.prt)
-        candidates = apply_detector(_final_state(batch), det, rng)
+        candidates = apply_detector(record.final_state(), det, rng)
         truth = (
             truth_objects(record, process.truth)
             if process.truth.kind in ("resonance", "parton")
@@ -391,7 +371,9 @@ def _execute(
         for spec in todo:
             yield run_shard(spec, progress)
         return
-    ctx = get_context("spawn")
+    # a fresh server process forks the workers: no inherited threads, imports paid once
+    ctx = get_context("forkserver")
+    ctx.set_forkserver_preload(["heptagon.generate.run"])
     with ctx.Manager() as manager:
         queue = manager.Queue()
         with ProcessPoolExecutor(max_workers=opts.jobs, mp_context=ctx) as pool:
@@ -444,9 +426,7 @@ def _class_summary(records: list[dict[str, Any]], sample: SampleSet) -> dict[str
     return out
 
 
-def generate(
-    opts: GenerateOptions, *, show_progress: bool = True
-) -> Summary:
+def generate(opts: GenerateOptions, *, show_progress: bool = True) -> Summary:
     """Generate (or finish generating) the sample described by ``opts`` in ``opts.out``."""
     specs, settings = _plan(opts)
     _prepare_out(opts, settings)

@@ -1,9 +1,9 @@
-"""Truth objects from Pythia's event record, for matching jets to their origin.
+"""The generator record of a batch of events: final-state particles for the detector and
+truth objects for matching jets to their origin.
 
-Works on the flat arrays of a batch from ``Pythia.nextBatch`` (event-local indices, row 0
-the system entry). A truth object has an axis (the resonance or parton) and its visible
-products; :func:`truth_objects` returns them as awkward arrays ``[event][object]`` with
-fields ``eta, phi, products.eta, products.phi``.
+Works on flat numpy arrays of a batch from ``Pythia.nextBatch`` (event-local indices, row 0
+the system entry), vectorised over the whole batch. A truth object has an axis (the
+resonance or parton) and its visible products (:class:`TruthObjects`).
 """
 
 from __future__ import annotations
@@ -15,18 +15,24 @@ import awkward as ak
 import numpy as np
 from particle import pdgid
 
+from heptagon.generate.detector import Particles
 from heptagon.generate.processes import TruthRule
 
-__all__ = ["EventRecord", "Ghosts", "flavour_ghosts", "truth_objects"]
+__all__ = ["EventRecord", "Ghosts", "TruthObjects", "flavour_ghosts", "truth_objects"]
 
 _EXPAND = (6, 23, 24, 25)  # resonances whose daughters replace them among the products
 _LEPTONS = (11, 13)
 _NEUTRINOS = (12, 14, 16)
 
 
+def _flat(x: ak.Array, dtype: type) -> np.ndarray:
+    return np.asarray(ak.to_numpy(ak.fill_none(ak.flatten(x), 0)), dtype=dtype)
+
+
 @dataclass(frozen=True)
 class EventRecord:
-    """Flat view of a batch of Pythia events: global indices are ``start[event] + local``."""
+    """Flat view of a batch of Pythia events: global indices are ``start[event] + local``;
+    momenta in GeV, production vertices in mm."""
 
     counts: np.ndarray
     start: np.ndarray
@@ -38,37 +44,55 @@ class EventRecord:
     py: np.ndarray
     pz: np.ndarray
     e: np.ndarray
+    vx: np.ndarray
+    vy: np.ndarray
+    vz: np.ndarray
 
     @classmethod
     def from_batch(cls, prt: ak.Array) -> EventRecord:
         """Build from the ``prt`` field of a ``nextBatch`` result."""
         counts = ak.to_numpy(ak.num(prt)).astype(np.int64)
         start = np.cumsum(counts) - counts
-        event = np.repeat(np.arange(len(counts)), counts)
-
-        def flat(x: ak.Array) -> np.ndarray:
-            return ak.to_numpy(ak.flatten(x))
+        offset = np.repeat(start, counts)
 
         def glob(local: np.ndarray) -> np.ndarray:
-            return np.where(local > 0, local + start[event], -1)
+            return np.where(local > 0, local + offset, -1)
 
         return cls(
             counts=counts,
             start=start,
-            pid=flat(prt.id),
-            status=flat(prt.status),
-            daughter1=glob(flat(prt.daughter1)),
-            daughter2=glob(flat(prt.daughter2)),
-            px=flat(prt.p.px),
-            py=flat(prt.p.py),
-            pz=flat(prt.p.pz),
-            e=flat(prt.p.e),
+            pid=_flat(prt.id, np.int64),
+            status=_flat(prt.status, np.int64),
+            daughter1=glob(_flat(prt.daughter1, np.int64)),
+            daughter2=glob(_flat(prt.daughter2, np.int64)),
+            px=_flat(prt.p.px, np.float64),
+            py=_flat(prt.p.py, np.float64),
+            pz=_flat(prt.p.pz, np.float64),
+            e=_flat(prt.p.e, np.float64),
+            vx=_flat(prt.vProd.px, np.float64),
+            vy=_flat(prt.vProd.py, np.float64),
+            vz=_flat(prt.vProd.pz, np.float64),
         )
 
     @property
     def event(self) -> np.ndarray:
         """Event index of each entry."""
         return np.repeat(np.arange(len(self.counts)), self.counts)
+
+    def final_state(self) -> Particles:
+        """The stable final-state particles (status > 0)."""
+        sel = self.status > 0
+        return Particles(
+            counts=np.bincount(self.event[sel], minlength=len(self.counts)),
+            px=self.px[sel],
+            py=self.py[sel],
+            pz=self.pz[sel],
+            e=self.e[sel],
+            pid=self.pid[sel],
+            vx=self.vx[sel],
+            vy=self.vy[sel],
+            vz=self.vz[sel],
+        )
 
     def last_copy(self, idx: np.ndarray) -> np.ndarray:
         """Follow carbon copies (a single daughter with the same id) to the last one."""
@@ -81,73 +105,70 @@ class EventRecord:
                 return idx
             idx[more] = d1[more]
 
+    def daughters(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(owner, daughter)``: for each entry ``idx[owner]``, its daughters' indices."""
+        d1, d2 = self.daughter1[idx], self.daughter2[idx]
+        n = np.where(d1 >= 0, np.maximum(d2, d1) - d1 + 1, 0)
+        owner = np.repeat(np.arange(idx.size), n)
+        first = np.repeat(d1, n)
+        within = np.arange(owner.size) - np.repeat(np.cumsum(n) - n, n)
+        return owner, first + within
+
     def eta_phi(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Pseudorapidity and azimuth of entries."""
         px, py, pz = self.px[idx], self.py[idx], self.pz[idx]
         return np.arcsinh(pz / np.maximum(np.hypot(px, py), 1e-12)), np.arctan2(py, px)
 
 
-def _decay_products(rec: EventRecord, res: int) -> list[int]:
-    """Global indices of the decay products of ``res`` with W/Z/H/t expanded."""
-    last = int(rec.last_copy(np.array([res]))[0])
-    d1, d2 = rec.daughter1[last], rec.daughter2[last]
-    if d1 < 0:
-        return []
-    out: list[int] = []
-    for d in range(d1, max(d1, d2) + 1):
-        if abs(rec.pid[d]) in _EXPAND:
-            out.extend(_decay_products(rec, d))
-        else:
-            out.append(d)
-    return out
+@dataclass(frozen=True)
+class TruthObjects:
+    """Flat truth objects of a batch: axis ``eta, phi`` per object (sorted by ``event``),
+    and visible products ``prod_eta, prod_phi`` belonging to object ``prod_owner``."""
+
+    event: np.ndarray
+    eta: np.ndarray
+    phi: np.ndarray
+    prod_owner: np.ndarray
+    prod_eta: np.ndarray
+    prod_phi: np.ndarray
 
 
-def _resonances(rec: EventRecord, rule: TruthRule) -> tuple[list[int], list[list[int]]]:
+def _resonances(rec: EventRecord, rule: TruthRule) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Last copies of ``rule.pdg`` with the required lepton count, and their visible decay
+    products (W/Z/H/t among them replaced by their own products)."""
     cand = np.flatnonzero(np.abs(rec.pid) == rule.pdg)
-    is_last = rec.last_copy(cand) == cand
-    axes: list[int] = []
-    products: list[list[int]] = []
-    for res in cand[is_last]:
-        prods = _decay_products(rec, int(res))
-        apid = np.abs(rec.pid[prods])
-        if not prods or int(np.isin(apid, _LEPTONS).sum()) != rule.n_leptons:
-            continue
-        axes.append(int(res))
-        products.append([p for p, a in zip(prods, apid, strict=True) if a not in _NEUTRINOS])
-    return axes, products
+    axes = cand[rec.last_copy(cand) == cand]
+    owner, prod = rec.daughters(axes)
+    while True:
+        expand = np.isin(np.abs(rec.pid[prod]), _EXPAND)
+        if not expand.any():
+            break
+        sub_owner, sub = rec.daughters(rec.last_copy(prod[expand]))
+        owner = np.concatenate([owner[~expand], owner[expand][sub_owner]])
+        prod = np.concatenate([prod[~expand], sub])
+    is_lepton = np.isin(np.abs(rec.pid[prod]), _LEPTONS)
+    n_lep = np.bincount(owner, weights=is_lepton, minlength=axes.size)
+    has_products = np.bincount(owner, minlength=axes.size) > 0
+    good = has_products & (n_lep == rule.n_leptons)
+    renumber = np.cumsum(good) - 1
+    visible = good[owner] & ~np.isin(np.abs(rec.pid[prod]), _NEUTRINOS)
+    return axes[good], renumber[owner[visible]], prod[visible]
 
 
-def _partons(rec: EventRecord, rule: TruthRule) -> tuple[list[int], list[list[int]]]:
-    hard = np.flatnonzero(
-        (rec.status == -23) & np.isin(np.abs(rec.pid), (1, 2, 3, 4, 5, 21))
-    )
-    keep = hard[np.isin(np.abs(rec.pid[hard]), rule.parton_ids)]
-    return [int(i) for i in keep], [[int(i)] for i in keep]
-
-
-def truth_objects(rec: EventRecord, rule: TruthRule) -> ak.Array:
-    """Truth objects per event for a ``resonance`` or ``parton`` rule."""
+def truth_objects(rec: EventRecord, rule: TruthRule) -> TruthObjects:
+    """Truth objects of a batch for a ``resonance`` or ``parton`` rule: resonances with
+    their decay products, or the outgoing hard-process parton (its own product)."""
     if rule.kind == "resonance":
-        axes, products = _resonances(rec, rule)
+        axes, owner, prod = _resonances(rec, rule)
     elif rule.kind == "parton":
-        axes, products = _partons(rec, rule)
+        hard = (rec.status == -23) & np.isin(np.abs(rec.pid), rule.parton_ids)
+        axes = np.flatnonzero(hard)
+        owner, prod = np.arange(axes.size), axes
     else:
         raise ValueError(f"truth rule '{rule.kind}' has no truth objects")
-    axes_arr = np.asarray(axes, dtype=np.int64)
-    n_prod = np.asarray([len(p) for p in products], dtype=np.int64)
-    flat_prod = np.asarray([i for p in products for i in p], dtype=np.int64)
-    eta, phi = rec.eta_phi(axes_arr)
-    peta, pphi = rec.eta_phi(flat_prod)
-    per_event = np.bincount(rec.event[axes_arr], minlength=len(rec.counts))
-    objects = ak.zip(
-        {
-            "eta": eta,
-            "phi": phi,
-            "products": ak.unflatten(ak.zip({"eta": peta, "phi": pphi}), n_prod),
-        },
-        depth_limit=1,
-    )
-    return ak.unflatten(objects, per_event)
+    eta, phi = rec.eta_phi(axes)
+    peta, pphi = rec.eta_phi(prod)
+    return TruthObjects(rec.event[axes], eta, phi, owner, peta, pphi)
 
 
 @dataclass(frozen=True)
