@@ -481,3 +481,20 @@ def test_round_trip_from_a_generated_sample(top_qcd_sample: Path) -> None:
         assert torch.isfinite(batch.inputs["pf_features"]).all()
     assert classes == {0, 1}
     assert 0.6 * 600 < n < 0.8 * 600
+
+
+def test_batch_tensors_name_masks_as_models_take_them() -> None:
+    import torch
+
+    from heptagon.data.loader import Batch, mask_name
+
+    mask = torch.ones(2, 1, 3)
+    batch = Batch(
+        inputs={"pf_points": torch.zeros(2, 2, 3), "pf_features": torch.zeros(2, 4, 3)},
+        masks={"pf_points": mask, "pf_features": mask},
+        label=None,
+        weight=torch.ones(2),
+    )
+    assert mask_name("sv_features") == "sv_mask"
+    assert set(batch.tensors()) == {"pf_points", "pf_features", "pf_mask"}
+    assert batch.tensors()["pf_mask"] is mask

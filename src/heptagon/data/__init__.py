@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from heptagon.data.features import FEATURES
     from heptagon.data.inspect import Inspection, inspect_files
     from heptagon.data.io import expand_files, open_reader
-    from heptagon.data.loader import Batch, JetDataset, make_dataloader
+    from heptagon.data.loader import Batch, JetDataset, make_dataloader, mask_name
     from heptagon.data.preprocess import Preprocess, compute_preprocess
     from heptagon.data.split import Split
 
@@ -43,6 +43,7 @@ _WHERE = {
     "inspect_files": "inspect",
     "load_config": "config",
     "make_dataloader": "loader",
+    "mask_name": "loader",
     "open_reader": "io",
 }
 
@@ -60,6 +61,7 @@ __all__ = [
     "inspect_files",
     "load_config",
     "make_dataloader",
+    "mask_name",
     "open_reader",
 ]
 

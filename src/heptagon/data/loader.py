@@ -39,7 +39,7 @@ from heptagon.data.preprocess import Preprocess
 from heptagon.data.split import Split, SplitName
 from heptagon.data.transform import Table, Transform, iter_tables
 
-__all__ = ["Batch", "JetDataset", "make_dataloader", "pad_table"]
+__all__ = ["Batch", "JetDataset", "make_dataloader", "mask_name", "pad_table"]
 
 
 @dataclass
@@ -78,6 +78,20 @@ class Batch:
     def pin_memory(self) -> Batch:
         """Pinned copy (called by ``DataLoader(pin_memory=True)``)."""
         return self._map(lambda t: t.pin_memory())
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        """Input groups and masks under the names models take (``model.input_names``):
+        a jagged group's mask is named by :func:`mask_name` (``pf_features`` -> ``pf_mask``)."""
+        out = dict(self.inputs)
+        for group, mask in self.masks.items():
+            out.setdefault(mask_name(group), mask)
+        return out
+
+
+def mask_name(group: str) -> str:
+    """The model-side name of a jagged group's mask: its prefix + ``_mask``; groups with the
+    same prefix (``pf_points``, ``pf_features``, ``pf_vectors``) share one mask."""
+    return f"{group.split('_', 1)[0]}_mask"
 
 
 def pad_table(table: Table, preprocess: Preprocess, fixed_length: bool = False) -> Batch:
