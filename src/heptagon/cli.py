@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import click
 import typer
@@ -18,6 +18,9 @@ from rich.table import Table
 
 from heptagon.config import validate
 from heptagon.errors import HeptagonError
+
+if TYPE_CHECKING:
+    from heptagon.generate.run import Summary as GenerateSummary
 
 __all__ = ["app", "main"]
 
@@ -117,8 +120,15 @@ def generate(
             "scheduler": scheduler,
         },
     )
-    summary = run_generate(opts, show_progress=sys.stderr.isatty() or sys.stdout.isatty())
-    table = Table(title=f"{sample}: {summary.out}")
+    _print_sample(run_generate(opts, show_progress=_interactive()))
+
+
+def _interactive() -> bool:
+    return sys.stderr.isatty() or sys.stdout.isatty()
+
+
+def _print_sample(summary: GenerateSummary) -> None:
+    table = Table(title=f"{summary.manifest['sample']}: {summary.out}")
     for col in ("class", "jets", "selected / events", "sigma_gen [pb]"):
         table.add_column(col)
     for cls, c in summary.manifest["classes"].items():
@@ -133,6 +143,45 @@ def generate(
         f"{summary.wall_s:.1f} s, {summary.jets_per_s:.1f} jets/s"
         + (f", {summary.skipped_shards} finished shard(s) reused" if summary.skipped_shards else "")
     )
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option("--out", help="Where the demo writes.")] = Path(
+        "heptagon-demo"
+    ),
+) -> None:
+    """The main job on a small top-vs-QCD sample (re-running resumes)."""
+    from heptagon.apps.demo import run_demo
+
+    result = run_demo(out, show_progress=_interactive())
+    _print_sample(result.sample)
+
+
+data_app = typer.Typer(help="Inspect input files through a data config.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+
+@data_app.command("inspect")
+def data_inspect(
+    files: Annotated[
+        list[str], typer.Argument(help="ROOT / Parquet files, globs or dataset dirs.")
+    ],
+    config: Annotated[Path, typer.Option("--config", help="Data config YAML.")],
+    plots: Annotated[
+        Path | None, typer.Option("--plots", help="Directory for one histogram per input.")
+    ] = None,
+    max_entries: Annotated[
+        int | None, typer.Option("--max-entries", help="Inspect about this many entries.")
+    ] = None,
+) -> None:
+    """Branches, entries, class counts and a summary of every input variable."""
+    from heptagon.data import inspect_files, load_config
+
+    result = inspect_files(files, load_config(config), plots, max_entries=max_entries)
+    console.print(result.table())
+    if plots is not None:
+        console.print(f"histograms in {plots}")
 
 
 def main() -> None:
