@@ -1,0 +1,142 @@
+"""From a model's predictions on a sample to the physicist's numbers and their plots:
+metrics (``metrics.json`` structure), the ROC, efficiency / mistag maps vs jet pT and eta
+at the 50% signal-efficiency working point, and the mass sculpting there."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import hist
+import numpy as np
+from numpy.typing import NDArray
+
+from heptagon.evaluate.inference import Predictions
+from heptagon.evaluate.plots import plot_efficiency_map, plot_roc, plot_scores, plot_sculpting
+from heptagon.physics.metrics import (
+    EfficiencyMap,
+    MassSculpting,
+    Roc,
+    binary_metrics,
+    efficiency_map,
+    mass_sculpting,
+    multiclass_metrics,
+    regression_metrics,
+    roc_curve,
+    score_histograms,
+)
+
+__all__ = ["WORKING_POINT_EFF", "SampleResult", "analyse", "signal_class"]
+
+#: signal efficiency of the working point used for maps and sculpting
+WORKING_POINT_EFF = 0.5
+#: classes treated as background when choosing the signal of a binary classifier
+BACKGROUND_NAMES = ("QCD", "g", "uds", "light", "background", "bkg")
+
+
+def signal_class(class_names: list[str]) -> int:
+    """The signal of a two-class problem: the first class that is not a background name
+    (``QCD``, ``g``, ...), else the first class."""
+    for i, name in enumerate(class_names):
+        if name not in BACKGROUND_NAMES:
+            return i
+    return 0
+
+
+@dataclass
+class SampleResult:
+    """Everything evaluation derives from one sample's predictions."""
+
+    name: str
+    metrics: dict[str, Any]
+    rocs: dict[str, Roc] = field(default_factory=dict)
+    maps: dict[str, EfficiencyMap] = field(default_factory=dict)
+    sculpting: MassSculpting | None = None
+    plots: list[Path] = field(default_factory=list)
+
+
+def _quantile_axis(x: NDArray[np.floating], n: int, name: str, label: str) -> hist.axis.Variable:
+    edges = np.unique(np.quantile(x, np.linspace(0, 1, n + 1)))
+    edges[-1] = np.nextafter(edges[-1], np.inf)  # the largest value falls inside
+    return hist.axis.Variable(edges, name=name, label=label)
+
+
+def _binary(pred: Predictions, n_boot: int, seed: int) -> SampleResult:
+    sig = signal_class(pred.class_names)
+    bkg = 1 - sig
+    scores = pred.probs[:, sig]
+    is_sig = pred.labels == sig
+    mass = pred.observers.get("jet_sdmass")
+    result = SampleResult(
+        pred.name,
+        binary_metrics(scores, is_sig, pred.weights, mass=mass, n_boot=n_boot, seed=seed),
+    )
+    result.metrics["signal"] = pred.class_names[sig]
+    roc = roc_curve(scores, is_sig, pred.weights)
+    result.rocs[f"{pred.class_names[sig]} vs {pred.class_names[bkg]}"] = roc
+    wp = roc.at_signal_eff(WORKING_POINT_EFF)
+    passed = scores >= wp.threshold
+    if "jet_pt" in pred.observers and "jet_eta" in pred.observers and len(pred):
+        pt = np.asarray(pred.observers["jet_pt"], dtype=np.float64)
+        eta = np.asarray(pred.observers["jet_eta"], dtype=np.float64)
+        x_axis = _quantile_axis(pt, 4, "pt", r"jet $p_T$ [GeV]")
+        reach = float(np.abs(eta).max())
+        y_axis = hist.axis.Regular(
+            4, -reach, np.nextafter(reach, np.inf), name="eta", label=r"jet $\eta$"
+        )
+        for key, sel in (("efficiency", is_sig), ("mistag", ~is_sig)):
+            result.maps[key] = efficiency_map(
+                passed[sel], pt[sel], eta[sel], pred.weights[sel], x_axis=x_axis, y_axis=y_axis
+            )
+    if mass is not None:
+        result.sculpting = mass_sculpting(scores, is_sig, mass, pred.weights, working_point=wp)
+    return result
+
+
+def analyse(
+    pred: Predictions, *, task: str = "classification", n_boot: int = 100, seed: int = 0
+) -> SampleResult:
+    """Metrics and plot data of one sample: binary, multi-class (one-vs-rest) or regression."""
+    if task == "regression":
+        return SampleResult(
+            pred.name,
+            regression_metrics(
+                pred.probs[:, 0], pred.labels, pred.weights, n_boot=n_boot, seed=seed
+            ),
+        )
+    if len(pred.class_names) == 2:
+        return _binary(pred, n_boot, seed)
+    result = SampleResult(
+        pred.name,
+        multiclass_metrics(
+            pred.probs,
+            pred.labels,
+            pred.class_names,
+            pred.weights,
+            mass=pred.observers.get("jet_sdmass"),
+            n_boot=n_boot,
+            seed=seed,
+        ),
+    )
+    for i, name in enumerate(pred.class_names):
+        result.rocs[f"{name} vs rest"] = roc_curve(pred.probs[:, i], pred.labels == i, pred.weights)
+    return result
+
+
+def draw(result: SampleResult, pred: Predictions, plot_dir: Path) -> list[Path]:
+    """Write the sample's plots (PNG and PDF) into ``plot_dir``; return their paths."""
+    prefix = plot_dir / result.name
+    paths: list[Path] = []
+    if result.rocs:
+        paths += plot_roc(result.rocs, f"{prefix}_roc")
+    if pred.class_names and pred.probs.shape[1] == len(pred.class_names):
+        sig = signal_class(pred.class_names) if len(pred.class_names) == 2 else 0
+        hists = score_histograms(pred.probs[:, sig], pred.labels, pred.class_names, pred.weights)
+        paths += plot_scores(hists, f"{prefix}_scores")
+    for key, emap in result.maps.items():
+        paths += plot_efficiency_map(emap, f"{prefix}_{key}_map", label=key.capitalize())
+    if result.sculpting is not None:
+        paths += plot_sculpting(result.sculpting, f"{prefix}_sculpting")
+    result.plots = paths
+    return paths

@@ -1,0 +1,111 @@
+"""Tables of the quoted numbers (markdown for ``report.md``, rich for the terminal)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from rich.table import Table
+
+__all__ = ["format_value", "markdown_report", "rich_table", "summary_rows"]
+
+SUMMARY_COLUMNS = (
+    "sample",
+    "AUC",
+    "accuracy",
+    "1/eps_B @ eps_S=0.3",
+    "1/eps_B @ eps_S=0.5",
+    "eps_S @ eps_B=1%",
+    "1/JSD @ eps_S=0.5",
+)
+
+
+def format_value(entry: Mapping[str, Any] | None, digits: int = 4) -> str:
+    """``value +- err`` with ``digits`` significant digits; a rejection with no background
+    passing shows its lower limit (``> limit``)."""
+    if entry is None:
+        return "-"
+    value, err = entry.get("value"), entry.get("err")
+    if value is None:
+        limit = entry.get("lower_limit")
+        return f"> {limit:.{digits}g}" if limit is not None else "-"
+    text = f"{value:.{digits}g}"
+    return f"{text} +- {err:.2g}" if err is not None else text
+
+
+def summary_rows(metrics_by_sample: Mapping[str, Mapping[str, Any]]) -> list[list[str]]:
+    """One row per sample of a binary classifier's headline numbers."""
+    rows = []
+    for name, m in metrics_by_sample.items():
+        if "rejection_at_eff" not in m:  # multi-class / regression: headline only
+            rows.append(
+                [
+                    name,
+                    format_value(m.get("auc")),
+                    format_value(m.get("accuracy")),
+                    "-",
+                    "-",
+                    "-",
+                    "-",
+                ]
+            )
+            continue
+        rows.append(
+            [
+                name,
+                format_value(m["auc"]),
+                format_value(m["accuracy"]),
+                format_value(m["rejection_at_eff"].get("0.3")),
+                format_value(m["rejection_at_eff"].get("0.5")),
+                format_value(m["eff_at_mistag"].get("0.01")),
+                format_value(m.get("jsd_inverse_at_eff", {}).get("0.5")),
+            ]
+        )
+    return rows
+
+
+def rich_table(title: str, metrics_by_sample: Mapping[str, Mapping[str, Any]]) -> Table:
+    """The summary as a rich table."""
+    table = Table(*SUMMARY_COLUMNS, title=title)
+    for row in summary_rows(metrics_by_sample):
+        table.add_row(*row)
+    return table
+
+
+def _md_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def markdown_report(
+    title: str,
+    metrics_by_sample: Mapping[str, Mapping[str, Any]],
+    plots: Sequence[Path],
+    base: Path,
+    notes: Sequence[str] = (),
+) -> str:
+    """``report.md``: the summary table (one row per test sample: the robustness check),
+    per-class numbers for multi-class models, and the PNG plots (paths relative to
+    ``base``)."""
+    parts = [f"# {title}", ""]
+    parts += [*notes, ""] if notes else []
+    parts += [
+        "Uncertainties: bootstrap over the test set. Rejections are 1/eps_B at the signal "
+        "efficiency given; `> x` is a lower limit (95% CL) where no background passes.",
+        "",
+        _md_table(SUMMARY_COLUMNS, summary_rows(metrics_by_sample)),
+        "",
+    ]
+    for name, m in metrics_by_sample.items():
+        if "per_class" in m:
+            parts += [f"## {name}: one-vs-rest", ""]
+            parts.append(_md_table(SUMMARY_COLUMNS, summary_rows(m["per_class"])))
+            parts.append("")
+    pngs = [p for p in plots if p.suffix == ".png"]
+    if pngs:
+        parts += ["## Plots", ""]
+        parts += [f"![{p.stem}]({p.relative_to(base).as_posix()})" for p in pngs]
+        parts.append("")
+    return "\n".join(parts)
