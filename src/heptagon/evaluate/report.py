@@ -8,7 +8,14 @@ from typing import Any
 
 from rich.table import Table
 
-__all__ = ["format_value", "markdown_report", "rich_table", "summary_rows"]
+__all__ = [
+    "SUMMARY_COLUMNS",
+    "format_value",
+    "markdown_report",
+    "markdown_table",
+    "rich_table",
+    "summary_rows",
+]
 
 SUMMARY_COLUMNS = (
     "sample",
@@ -73,7 +80,8 @@ def rich_table(title: str, metrics_by_sample: Mapping[str, Mapping[str, Any]]) -
     return table
 
 
-def _md_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """A markdown table."""
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
     return "\n".join(lines)
@@ -95,13 +103,13 @@ def markdown_report(
         "Uncertainties: bootstrap over the test set. Rejections are 1/eps_B at the signal "
         "efficiency given; `> x` is a lower limit (95% CL) where no background passes.",
         "",
-        _md_table(SUMMARY_COLUMNS, summary_rows(metrics_by_sample)),
+        markdown_table(SUMMARY_COLUMNS, summary_rows(metrics_by_sample)),
         "",
     ]
     for name, m in metrics_by_sample.items():
         if "per_class" in m:
             parts += [f"## {name}: one-vs-rest", ""]
-            parts.append(_md_table(SUMMARY_COLUMNS, summary_rows(m["per_class"])))
+            parts.append(markdown_table(SUMMARY_COLUMNS, summary_rows(m["per_class"])))
             parts.append("")
     pngs = [p for p in plots if p.suffix == ".png"]
     if pngs:

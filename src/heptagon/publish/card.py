@@ -1,0 +1,166 @@
+"""``MODEL_CARD.md``: what a physicist outside the collaboration needs to reuse a model.
+
+Model details, inputs with their pre-processing, the training data and its generator
+settings (from the dataset manifest), the performance table with working points, intended
+use, out-of-scope uses, limitations, and how to run it in a few lines of onnxruntime.
+Everything is rendered from the run's artifacts (plain dicts), so re-running gives the
+same text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from heptagon.evaluate.report import SUMMARY_COLUMNS, format_value, markdown_table, summary_rows
+
+__all__ = ["render_model_card"]
+
+
+def _inputs_table(preprocess: Mapping[str, Any]) -> list[str]:
+    lines = [
+        "| input | variable | center | scale | clip | padded to |",
+        "|---|---|---|---|---|---|",
+    ]
+    for group, params in preprocess["inputs"].items():
+        length = params.get("length")
+        for var in params["vars"]:
+            clip = var.get("clip")
+            clip_text = f"[{clip[0]:g}, {clip[1]:g}]" if clip else "-"
+            lines.append(
+                f"| `{group}` | `{var['name']}` | {var['center']:.6g} | {var['scale']:.6g} | "
+                f"{clip_text} | {length if length is not None else '(per jet)'} |"
+            )
+    return lines
+
+
+def _training_data(manifest: Mapping[str, Any] | None, n_train: str) -> list[str]:
+    if manifest is None:
+        return [f"User-supplied files ({n_train}); no heptagon manifest was found."]
+    sel = manifest.get("selection", {})
+    gen = manifest.get("generator", {})
+    det = "parametric CMS-like (heptagon.generate.detector; every parameter in the manifest)"
+    lines = [
+        f"- Sample `{manifest.get('sample')}`: {manifest.get('description', '')}",
+        f"- Pythia {manifest.get('versions', {}).get('pythia8mc', '?')}, pp at "
+        f"{gen.get('beams_ecm_gev', 14000) / 1000:g} TeV, MPI {'on' if gen.get('mpi') else 'off'}, "
+        f"pTHatMin {gen.get('pthat_min_gev', '?')} GeV; FastJet "
+        f"{manifest.get('versions', {}).get('fastjet', '?')}",
+        f"- Jets: anti-kT R = {sel.get('radius')}, pT in [{sel.get('pt_min')}, "
+        f"{sel.get('pt_max')}) GeV, |eta| < {sel.get('eta_max')}",
+        f"- Detector: {det if manifest.get('detector') else 'none (hadron level)'}",
+        f"- Seed {manifest.get('seed')}; {n_train}",
+        "",
+        "| class | jets | Pythia process | sigma_gen [pb] |",
+        "|---|---|---|---|",
+    ]
+    for cls, c in manifest.get("classes", {}).items():
+        lines.append(
+            f"| {cls} | {c['jets']} | {c['description']} | "
+            f"{c['sigma_gen_pb']:.4g} +- {c['sigma_err_pb']:.2g} |"
+        )
+    return lines
+
+
+def _working_points(metrics: Mapping[str, Any]) -> list[str]:
+    if "rejection_at_eff" not in metrics:
+        return []
+    lines = [
+        "| working point | signal efficiency | background rejection 1/eps_B |",
+        "|---|---|---|",
+    ]
+    for eff, rej in metrics["rejection_at_eff"].items():
+        lines.append(f"| eps_S = {eff} | {eff} | {format_value(rej)} |")
+    for mistag, eff in metrics.get("eff_at_mistag", {}).items():
+        lines.append(f"| eps_B = {mistag} | {format_value(eff)} | {1 / float(mistag):g} |")
+    return lines
+
+
+def render_model_card(
+    *,
+    model_info: Mapping[str, Any],
+    preprocess: Mapping[str, Any],
+    metrics: Mapping[str, Any],
+    manifest: Mapping[str, Any] | None,
+    onnx_name: str,
+    n_train: str,
+    versions: Mapping[str, str],
+    limitations: Sequence[str] = (),
+) -> str:
+    """Render the model card. ``model_info`` is the run's ``model.json``; ``metrics`` its
+    ``eval/metrics.json`` (nominal test sample); ``manifest`` the training dataset's
+    ``manifest.json`` (or None for user files)."""
+    classes = list(model_info["class_names"])
+    names = list(model_info["input_names"])
+    signal = metrics.get("signal", classes[0])
+    shapes = ", ".join(
+        f"`{n}` {'(batch, 1, n_particles)' if n.endswith('_mask') else _shape(n, preprocess)}"
+        for n in names
+    )
+    feeds = ", ".join(f'"{n}": x["{n}"]' for n in names)
+    parts = [
+        f"# Model card: {model_info['name']} ({' vs '.join(classes)})",
+        "",
+        "## Model details",
+        f"- Architecture: `{model_info['name']}` from heptagon's model zoo, options "
+        f"`{dict(model_info.get('options', {}))}`; "
+        f"task: {model_info.get('task', 'classification')}.",
+        f"- Outputs: `probs`, softmax probabilities of {classes} (in that order).",
+        f"- Inputs (ONNX input names, float32): {shapes}; padded slots are zero and masked.",
+        f"- File: `{onnx_name}` (ONNX, opset >= 17, dynamic batch and particle axes); the "
+        "pre-processing below is embedded in its metadata and in `preprocess.json`.",
+        f"- Made with heptagon {versions.get('heptagon', '?')}, "
+        f"torch {versions.get('torch', '?')}.",
+        "",
+        "## Inputs and pre-processing",
+        "Each variable is transformed as `x' = clip((x - center) * scale)` before padding.",
+        "",
+        *_inputs_table(preprocess),
+        "",
+        "## Training data",
+        *_training_data(manifest, n_train),
+        "",
+        "## Performance (held-out test split)",
+        f"Signal: `{signal}`. Uncertainties: bootstrap over the test set.",
+        "",
+        markdown_table(SUMMARY_COLUMNS, summary_rows({"test": metrics})),
+        "",
+        "## Working points",
+        *_working_points(metrics),
+        "",
+        "The ROC curve, efficiency and mistag maps vs jet pT and eta, and the working points "
+        "are in the HEPData record in `hepdata/`.",
+        "",
+        "## Intended use",
+        f"- Identifying {signal} jets against {', '.join(c for c in classes if c != signal)} "
+        "in samples made with the same jet definition and a comparable detector response.",
+        "- Studies of tagging performance, reinterpretation, and teaching.",
+        "",
+        "## Out of scope",
+        "- Use on real collision data without calibration (scale factors measured in data).",
+        "- Jets outside the training pT / |eta| window or with another jet definition.",
+        "",
+        "## Limitations",
+        "- Trained on simulation with a parametric detector, not a full (Geant4) simulation; "
+        "no pile-up unless the manifest says otherwise.",
+        *(f"- {x}" for x in limitations),
+        "",
+        "## How to run it",
+        "```python",
+        "import onnxruntime as ort",
+        f'session = ort.InferenceSession("{onnx_name}")',
+        "# x: dict of float32 arrays in the layout above, pre-processed as in preprocess.json",
+        f"probs = session.run(['probs'], {{{feeds}}})[0]",
+        "```",
+        f"or, from files: `heptagon predict {onnx_name} FILES... --out scores/`.",
+        "",
+    ]
+    return "\n".join(parts)
+
+
+def _shape(group: str, preprocess: Mapping[str, Any]) -> str:
+    params = preprocess["inputs"].get(group)
+    if params is None:
+        return ""
+    n = len(params["vars"])
+    return f"(batch, {n})" if params.get("length") is None else f"(batch, {n}, n_particles)"

@@ -1,0 +1,76 @@
+"""The model card renders every section from the run's artifacts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from heptagon.publish.card import render_model_card
+
+PREPROCESS = {
+    "inputs": {
+        "pf_features": {
+            "length": 128,
+            "vars": [
+                {"name": "part_deta", "center": 0.0, "scale": 10.0, "clip": [-5, 5]},
+                {"name": "part_pt_log", "center": 1.7, "scale": 0.7, "clip": None},
+            ],
+        },
+        "jet_features": {
+            "length": None,
+            "vars": [{"name": "jet_sdmass", "center": 80.0, "scale": 0.02, "clip": None}],
+        },
+    }
+}
+METRICS = {
+    "signal": "Tbqq",
+    "auc": {"value": 0.9812, "err": 0.0011},
+    "accuracy": {"value": 0.93, "err": 0.004},
+    "rejection_at_eff": {
+        "0.3": {"value": None, "err": None, "lower_limit": 912.0},
+        "0.5": {"value": 250.0, "err": 12.0, "lower_limit": 220.0},
+    },
+    "eff_at_mistag": {"0.01": {"value": 0.61, "err": 0.01}},
+    "jsd_inverse_at_eff": {"0.5": {"value": 8.1, "err": 0.5}},
+}
+MODEL = {
+    "name": "particlenet-lite",
+    "options": {"k": 7},
+    "class_names": ["Tbqq", "QCD"],
+    "input_names": ["pf_points", "pf_features", "pf_mask"],
+    "task": "classification",
+}
+
+
+def test_model_card(top_qcd_sample: Path) -> None:
+    manifest = json.loads((top_qcd_sample / "manifest.json").read_text())
+    text = render_model_card(
+        model_info=MODEL,
+        preprocess=PREPROCESS,
+        metrics=METRICS,
+        manifest=manifest,
+        onnx_name="model.onnx",
+        n_train="420 training jets",
+        versions={"heptagon": "0.1.0", "torch": "2.13.0"},
+    )
+    for section in (
+        "Model details",
+        "Inputs and pre-processing",
+        "Training data",
+        "Performance",
+        "Working points",
+        "Intended use",
+        "Out of scope",
+        "Limitations",
+        "How to run it",
+    ):
+        assert f"## {section}" in text
+    assert "| `pf_features` | `part_deta` | 0 | 10 | [-5, 5] | 128 |" in text
+    assert "| `jet_features` | `jet_sdmass` | 80 | 0.02 | - | (per jet) |" in text
+    assert "0.9812 +- 0.0011" in text
+    assert "> 912" in text  # no background passed: the lower limit is quoted
+    assert "MPI off" in text
+    assert "R = 0.8" in text
+    assert f"{manifest['classes']['Tbqq']['sigma_gen_pb']:.4g}" in text
+    assert '"pf_mask": x["pf_mask"]' in text
+    assert "`pf_features` (batch, 2, n_particles)" in text
