@@ -1,0 +1,108 @@
+"""Building blocks shared by the model families.
+
+Jagged models compute per-particle layers on the *packed* real particles: the rows of a
+``(n_real, channels)`` matrix gathered once per batch with :func:`real_index` and
+:func:`pack`. Padding therefore costs nothing in those layers, and BatchNorm statistics are
+taken over real particles only, so padding changes neither the output nor, in training,
+the batch statistics. :func:`unpack` scatters rows back to a zero-padded
+``(batch, n_particles, channels)`` tensor where a dense layout is needed (kNN, attention,
+pooling). All of it exports to ONNX (NonZero, Gather, ScatterND) with dynamic axes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+__all__ = [
+    "dense_stack",
+    "masked_mean",
+    "masked_sum",
+    "pack",
+    "real_index",
+    "sort_real_first",
+    "trim_padding",
+    "unpack",
+]
+
+
+def real_index(mask: Tensor) -> Tensor:
+    """Flat indices ``b * n_particles + p`` of the real particles of a ``(B, 1, P)`` mask."""
+    return torch.nonzero(mask.reshape(-1) > 0).squeeze(1)
+
+
+def pack(x: Tensor, index: Tensor) -> Tensor:
+    """Rows ``(n_real, C)`` of the real particles of a channels-first ``(B, C, P)`` group."""
+    return x.transpose(1, 2).reshape(-1, x.shape[1]).index_select(0, index)
+
+
+def unpack(rows: Tensor, index: Tensor, mask: Tensor) -> Tensor:
+    """Scatter packed ``(n_real, C)`` rows to ``(B, P, C)``, zeros at the padded slots."""
+    dense = rows.new_zeros(mask.shape[0] * mask.shape[2], rows.shape[1])
+    return dense.index_copy(0, index, rows).view(mask.shape[0], mask.shape[2], -1)
+
+
+def masked_sum(rows: Tensor, index: Tensor, mask: Tensor) -> Tensor:
+    """Per-jet sum ``(B, C)`` of packed rows."""
+    return unpack(rows, index, mask).sum(1)
+
+
+def masked_mean(rows: Tensor, index: Tensor, mask: Tensor) -> Tensor:
+    """Per-jet mean ``(B, C)`` of packed rows; zeros for a jet without real particles."""
+    counts = mask.sum(dim=(1, 2)).clamp(min=1.0).unsqueeze(1)
+    return masked_sum(rows, index, mask) / counts
+
+
+def trim_padding(mask: Tensor, *groups: Tensor) -> tuple[Tensor, ...]:
+    """Drop the slots that are padding in every jet: returns ``(mask, *groups)`` with as many
+    slots as the batch's longest jet (at least one), real particles first, in their order.
+
+    A pure speed-up for dense layers (attention, LSTM, kNN): outputs never depend on
+    padding. It is skipped while tracing for export, where the number of slots must stay a
+    dynamic axis rather than become a constant.
+    """
+    if torch.jit.is_tracing():
+        return (mask, *groups)
+    longest = max(int(mask.sum(dim=2).max()), 1)
+    if longest == mask.shape[2]:
+        return (mask, *groups)
+    order = torch.argsort((mask[:, 0] <= 0).to(torch.uint8), dim=1, stable=True)[:, :longest]
+    order = order.unsqueeze(1)
+    return tuple(g.gather(2, order.expand(-1, g.shape[1], -1)) for g in (mask, *groups))
+
+
+def sort_real_first(x: Tensor, mask: Tensor, key: int | None) -> Tensor:
+    """Reorder the particles of ``x`` ``(B, C, P)``: real ones first, padding last.
+
+    Real particles are sorted by variable ``key`` of ``x``, descending, or keep their order
+    when ``key`` is None. The relative order of real particles never depends on padding.
+    """
+    real = mask[:, 0] > 0
+    if key is None:
+        position = torch.arange(x.shape[2], device=x.device, dtype=x.dtype)
+        score = (-position).unsqueeze(0).expand_as(real)
+    else:
+        score = x[:, key]
+    order = torch.argsort(score.masked_fill(~real, float("-inf")), dim=1, descending=True)
+    return x.gather(2, order.unsqueeze(1).expand_as(x))
+
+
+def dense_stack(
+    in_dim: int,
+    dims: Sequence[int],
+    dropout: float = 0.0,
+    batch_norm: bool = False,
+) -> nn.Sequential:
+    """Linear -> [BatchNorm1d] -> ReLU -> [Dropout] for each width in ``dims``."""
+    layers: list[nn.Module] = []
+    for dim in dims:
+        layers.append(nn.Linear(in_dim, dim, bias=not batch_norm))
+        if batch_norm:
+            layers.append(nn.BatchNorm1d(dim))
+        layers.append(nn.ReLU())
+        if dropout > 0:
+            layers.append(nn.Dropout(dropout))
+        in_dim = dim
+    return nn.Sequential(*layers)
