@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import awkward as ak
 import numpy as np
@@ -25,8 +26,28 @@ _LEPTONS = (11, 13)
 _NEUTRINOS = (12, 14, 16)
 
 
-def _flat(x: ak.Array, dtype: type) -> np.ndarray:
-    return np.asarray(ak.to_numpy(ak.fill_none(ak.flatten(x), 0)), dtype=dtype)
+def _columns(prt: ak.Array) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Per-event counts and flat numpy columns of a ``nextBatch`` particle array, read
+    straight from its awkward layout (a list of records; ``vProd`` an option of records,
+    0 where missing) without per-field awkward operations."""
+    layout = prt.layout
+    offsets = np.asarray(layout.offsets)
+    lo, hi = int(offsets[0]), int(offsets[-1])
+    rec = layout.content
+
+    def data(content: Any) -> np.ndarray:
+        return np.asarray(content.data)[lo:hi]
+
+    cols = {f: data(rec.content(f)) for f in ("id", "status", "daughter1", "daughter2")}
+    p = rec.content("p")
+    cols |= {f: data(p.content(f)) for f in ("px", "py", "pz", "e")}
+    vprod = rec.content("vProd")
+    index = np.asarray(vprod.index)[lo:hi]
+    safe = np.maximum(index, 0)
+    for f, name in (("px", "vx"), ("py", "vy"), ("pz", "vz")):
+        values = np.asarray(vprod.content.content(f).data)[safe]
+        cols[name] = np.where(index >= 0, values, 0.0)
+    return np.diff(offsets).astype(np.int64), cols
 
 
 @dataclass(frozen=True)
@@ -51,27 +72,21 @@ class EventRecord:
     @classmethod
     def from_batch(cls, prt: ak.Array) -> EventRecord:
         """Build from the ``prt`` field of a ``nextBatch`` result."""
-        counts = ak.to_numpy(ak.num(prt)).astype(np.int64)
+        counts, c = _columns(prt)
         start = np.cumsum(counts) - counts
         offset = np.repeat(start, counts)
 
         def glob(local: np.ndarray) -> np.ndarray:
-            return np.where(local > 0, local + offset, -1)
+            return np.where(local > 0, local.astype(np.int64) + offset, -1)
 
         return cls(
             counts=counts,
             start=start,
-            pid=_flat(prt.id, np.int64),
-            status=_flat(prt.status, np.int64),
-            daughter1=glob(_flat(prt.daughter1, np.int64)),
-            daughter2=glob(_flat(prt.daughter2, np.int64)),
-            px=_flat(prt.p.px, np.float64),
-            py=_flat(prt.p.py, np.float64),
-            pz=_flat(prt.p.pz, np.float64),
-            e=_flat(prt.p.e, np.float64),
-            vx=_flat(prt.vProd.px, np.float64),
-            vy=_flat(prt.vProd.py, np.float64),
-            vz=_flat(prt.vProd.pz, np.float64),
+            pid=c["id"].astype(np.int64),
+            status=c["status"].astype(np.int64),
+            daughter1=glob(c["daughter1"]),
+            daughter2=glob(c["daughter2"]),
+            **{k: c[k].astype(np.float64) for k in ("px", "py", "pz", "e", "vx", "vy", "vz")},
         )
 
     @property
