@@ -1,0 +1,256 @@
+"""The experiment YAML: data config, model and training options, in one typed spec.
+
+::
+
+    data: data/top_kinematic.yaml        # a data config file (relative to this file) or a mapping
+    split: {train: 0.7, val: 0.15, test: 0.15}
+    model:
+      name: particlenet-lite
+      options: {}                        # heptagon.models.model_options(name) lists them
+    train:
+      epochs: 20
+      batch_size: 256
+      lr: 1.0e-3
+      schedule: cosine                   # or flat+decay
+      loss: ce                           # or {name: focal, gamma: 2.0}
+      val_every: epoch                   # or a number of steps
+      patience: 5                        # early stopping on the validation loss
+
+``--set key=value`` overrides any dotted key (``train.lr=3e-4``,
+``model.options.k=8``, ``data.inputs.pf_features.length=64``); the value is read as YAML
+and coerced by the schema. Every problem is a :class:`ConfigError` naming its dotted key.
+
+The run dir's ``config.yaml`` is a :class:`RunConfig`: the experiment fully resolved (the
+data config inline, every option with its value) plus the files, the split rule and the
+versions used.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from heptagon.config import load_yaml
+from heptagon.data.config import DataConfig, load_config
+from heptagon.errors import ConfigError
+from heptagon.train.losses import CrossEntropySpec, LossSpec
+
+__all__ = [
+    "ExperimentConfig",
+    "ModelSpec",
+    "RunConfig",
+    "SplitSpec",
+    "TrainOptions",
+    "load_experiment",
+    "parse_overrides",
+    "validate_experiment",
+]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SplitSpec(_Model):
+    """Train / validation / test fractions of DESIGN.md's deterministic split."""
+
+    train: float = Field(default=0.7, gt=0, lt=1)
+    val: float = Field(default=0.15, gt=0, lt=1)
+    test: float = Field(default=0.15, ge=0, lt=1)
+
+    @model_validator(mode="after")
+    def _sum_to_one(self) -> SplitSpec:
+        if abs(self.train + self.val + self.test - 1.0) > 1e-9:
+            raise ValueError("train + val + test must be 1")
+        return self
+
+    @property
+    def fractions(self) -> tuple[float, float, float]:
+        """``(train, val, test)``."""
+        return (self.train, self.val, self.test)
+
+
+class ModelSpec(_Model):
+    """A registered model and its options (``heptagon.models.model_options(name)``)."""
+
+    name: str
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class TrainOptions(_Model):
+    """How the model is trained. Steps are optimizer steps (one batch per process)."""
+
+    task: Literal["classification", "regression"] = "classification"
+    epochs: int = Field(default=20, ge=1)
+    max_steps: int | None = Field(default=None, ge=1, description="stop after this many steps")
+    steps_per_epoch: int | None = Field(
+        default=None,
+        ge=1,
+        description="for the lr schedule only; default: the files' entries x the train "
+        "fraction / (batch size x processes), before the selection",
+    )
+    batch_size: int = Field(default=256, ge=1)
+    optimizer: Literal["adamw"] = "adamw"
+    lr: float = Field(default=1e-3, gt=0)
+    weight_decay: float = Field(default=0.01, ge=0)
+    schedule: Literal["cosine", "flat+decay"] = "cosine"
+    warmup_steps: int = Field(default=0, ge=0)
+    decay_start: float = Field(
+        default=0.7, ge=0, le=1, description="flat+decay: fraction of the steps kept flat"
+    )
+    min_lr_ratio: float = Field(default=0.01, ge=0, le=1, description="final lr / lr")
+    grad_clip: float | None = Field(default=None, gt=0, description="max gradient norm")
+    loss: LossSpec = Field(default_factory=CrossEntropySpec)
+    patience: int | None = Field(
+        default=None, ge=1, description="stop after this many validations without improvement"
+    )
+    val_every: int | Literal["epoch"] = "epoch"
+    checkpoint_every: int = Field(default=500, ge=1, description="steps between last.pt")
+    seed: int = 0
+    num_workers: int = Field(default=0, ge=0)
+    bucketing: bool = True
+    buffer_size: int = Field(default=50_000, ge=1)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    amp: bool = Field(default=True, description="mixed precision (on CUDA only)")
+    progress: bool = Field(default=True, description="progress bar (on a terminal only)")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> TrainOptions:
+        if self.task not in self.loss.tasks:
+            raise ValueError(f"loss '{self.loss.name}' is not a {self.task} loss")
+        if isinstance(self.val_every, int) and self.val_every < 1:
+            raise ValueError("val_every must be 'epoch' or a number of steps >= 1")
+        if self.buffer_size < self.batch_size:
+            raise ValueError("buffer_size must be at least batch_size")
+        return self
+
+
+class ExperimentConfig(_Model):
+    """An experiment: data config (inline once resolved), split, model, training."""
+
+    data: DataConfig
+    split: SplitSpec = Field(default_factory=SplitSpec)
+    model: ModelSpec
+    train: TrainOptions = Field(default_factory=TrainOptions)
+
+    @model_validator(mode="after")
+    def _task_matches_labels(self) -> ExperimentConfig:
+        labels = self.data.labels
+        if labels is None:
+            raise ValueError("training needs labels in the data config (data.labels)")
+        if (labels.type == "custom") != (self.train.task == "regression"):
+            kind = "regression targets" if labels.type == "custom" else "class labels"
+            raise ValueError(f"train.task '{self.train.task}' does not fit the {kind} of data")
+        return self
+
+
+class RunConfig(ExperimentConfig):
+    """``config.yaml`` of a run dir: the resolved experiment and what it ran on."""
+
+    files: list[str]
+    split_rule: str
+    versions: dict[str, str]
+
+
+E = TypeVar("E", bound=ExperimentConfig)
+
+
+def parse_overrides(overrides: Sequence[str]) -> list[tuple[list[str], Any]]:
+    """``["train.lr=1e-3", ...]`` -> ``[(["train", "lr"], 0.001), ...]``; values as YAML."""
+    parsed = []
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip() or any(not p for p in key.strip().split(".")):
+            raise ConfigError(f"--set needs key=value with a dotted key, got '{item}'", "--set")
+        try:
+            value = yaml.safe_load(text) if text.strip() else ""
+        except yaml.YAMLError:
+            value = text
+        parsed.append((key.strip().split("."), value))
+    return parsed
+
+
+def _apply(data: dict[str, Any], path: list[str], value: Any) -> None:
+    node = data
+    for i, part in enumerate(path[:-1]):
+        child = node.get(part)
+        if child is None:
+            child = node[part] = {}
+        if not isinstance(child, dict):
+            raise ConfigError(
+                "is not a mapping, cannot set a key below it", ".".join(path[: i + 1])
+            )
+        node = child
+    node[path[-1]] = value
+
+
+def _dotted(loc: tuple[int | str, ...], data: Any) -> str:
+    """The dotted key of a pydantic error location, dropping the tags pydantic inserts for
+    union members (keeps a missing mapping key at the end)."""
+    parts: list[str] = []
+    node = data
+    for i, part in enumerate(loc):
+        found = (isinstance(node, dict) and part in node) or (
+            isinstance(node, list) and isinstance(part, int) and part < len(node)
+        )
+        if found:
+            node = node[part]
+        elif isinstance(node, dict) and i == len(loc) - 1:
+            pass
+        else:
+            continue
+        parts.append(str(part))
+    return ".".join(parts)
+
+
+def validate_experiment(
+    data: dict[str, Any],
+    source: str,
+    schema: type[E] = ExperimentConfig,  # type: ignore[assignment]
+) -> E:
+    """Validate a resolved experiment mapping into ``schema``; the first problem becomes a
+    :class:`ConfigError` naming its dotted key (and ``source``, the file)."""
+    try:
+        return schema.model_validate(data)
+    except ValidationError as err:
+        errors = err.errors()
+        key = _dotted(errors[0]["loc"], data) or None
+        if errors[0]["type"] == "extra_forbidden":
+            message = "unknown key"
+        else:  # a union gives one error per member: say them all
+            same = [e["msg"] for e in errors if (_dotted(e["loc"], data) or None) == key]
+            message = " or ".join(dict.fromkeys(m.removeprefix("Value error, ") for m in same))
+        raise ConfigError(f"{message} (in {source})", key) from None
+
+
+def load_experiment(path: str | Path, overrides: Sequence[str] = ()) -> ExperimentConfig:
+    """Read an experiment YAML, inline its data config, apply ``--set`` overrides, validate.
+
+    A relative ``data`` path is resolved against the experiment file's folder.
+    """
+    path = Path(path)
+    raw = load_yaml(path)
+    if not isinstance(raw, dict):
+        raise ConfigError(f"an experiment must be a mapping (in {path})")
+    data = json.loads(json.dumps(raw))  # a deep, plain copy
+    if isinstance(data.get("data"), str):
+        try:
+            data["data"] = load_yaml(path.parent / data["data"])
+        except ConfigError as err:
+            raise ConfigError(str(err), "data") from None
+    for keys, value in parse_overrides(overrides):
+        _apply(data, keys, value)
+    if isinstance(data.get("data"), dict):  # data-config problems, with the data stage's keys
+        try:
+            load_config(data["data"])
+        except ConfigError as err:
+            message = str(err).removeprefix(f"{err.key}: ")
+            raise ConfigError(
+                f"{message} (in {path})", f"data.{err.key}" if err.key else "data"
+            ) from None
+    return validate_experiment(data, str(path))

@@ -1,0 +1,244 @@
+"""``heptagon train``: experiment YAML + data -> run directory.
+
+:func:`train` resolves the experiment (``--set`` overrides included), computes (or, on
+resume, reloads) the standardisation, builds the model from the registry and trains it:
+torch models by gradient descent (:class:`~heptagon.train.trainer.Trainer`), fit/predict
+models such as the BDT by their own ``fit`` (:mod:`heptagon.train.fitpredict`). Under
+``torchrun`` every process calls it; only rank 0 writes files.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any, cast
+
+import torch
+from torch import nn
+
+from heptagon.config import load_yaml
+from heptagon.data.config import DataConfig
+from heptagon.data.io import expand_files
+from heptagon.data.loader import JetDataset, mask_name
+from heptagon.data.preprocess import Preprocess, compute_preprocess
+from heptagon.data.split import Split
+from heptagon.errors import ConfigError, ModelError
+from heptagon.models import Model, build_model, model_options
+from heptagon.train.distributed import Distributed, init_distributed
+from heptagon.train.experiment import ExperimentConfig, RunConfig, TrainOptions, load_experiment
+from heptagon.train.fitpredict import fit_model
+from heptagon.train.rundir import (
+    RunDir,
+    RunSummary,
+    load_checkpoint,
+    model_info,
+    write_yaml_atomic,
+)
+from heptagon.train.seeding import seed_everything
+from heptagon.train.trainer import Trainer
+
+__all__ = ["input_dims", "train"]
+
+
+def input_dims(config: DataConfig) -> dict[str, int]:
+    """Variables per input group, plus the masks of jagged groups (``pf_mask``: 1)."""
+    dims = {group: len(spec.vars) for group, spec in config.inputs.items()}
+    for group, spec in config.inputs.items():
+        if spec.length is not None and spec.mask:
+            dims.setdefault(mask_name(group), 1)
+    return dims
+
+
+def train(
+    experiment: str | Path,
+    data: str | Path | Sequence[str | Path],
+    out: str | Path,
+    overrides: Sequence[str] = (),
+    resume: bool = False,
+) -> RunSummary:
+    """Train the experiment on ``data`` (files, globs or dataset dirs) into run dir ``out``.
+
+    ``overrides``: ``key=value`` strings (``train.lr=1e-3``). ``resume``: continue from
+    ``out/checkpoints/last.pt`` (the experiment, data and overrides must resolve to the
+    run's ``config.yaml``). Raises :class:`~heptagon.errors.ConfigError` naming the key for
+    a bad experiment, :class:`~heptagon.errors.DataError` for bad data.
+    """
+    config = load_experiment(experiment, overrides)
+    files = expand_files(data)
+    options = config.train
+    device = _device(options.device)
+    dist = init_distributed(device.type == "cuda")
+    try:
+        if dist.active and device.type == "cuda":
+            device = torch.device("cuda", dist.local_rank)
+            torch.cuda.set_device(device)
+        return _train(config, files, Path(out), resume, device, dist)
+    finally:
+        dist.close()
+
+
+def _train(
+    config: ExperimentConfig,
+    files: list[Path],
+    out: Path,
+    resume: bool,
+    device: torch.device,
+    dist: Distributed,
+) -> RunSummary:
+    options = config.train
+    run = RunDir(out)
+    model_spec = config.model.model_copy(
+        update={"options": {**_model_options(config.model.name), **config.model.options}}
+    )
+    run_config = RunConfig(
+        **{**dict(config), "model": model_spec},
+        files=[str(f) for f in files],
+        split_rule=Split(config.split.fractions).to_dict()["rule"],
+        versions={"heptagon": version("heptagon"), "torch": torch.__version__},
+    )
+    resolved = run_config.model_dump(mode="json")
+    if resume:
+        _check_resume(run, resolved)
+        preprocess = Preprocess.load(run.preprocess)
+    else:
+        if run.config.exists():
+            raise ConfigError(
+                f"{out} already holds a run: pass --resume to continue it, or another --out",
+                "--out",
+            )
+        preprocess = dist.broadcast(_preprocess(config, files) if dist.is_main else None)
+
+    seed_everything(options.seed)
+    labels = config.data.labels
+    assert labels is not None  # ExperimentConfig checks it
+    dims = input_dims(config.data)
+    n_out = len(labels.names)
+    model = _build(model_spec.name, dims, n_out, model_spec.options)
+    weights = "checkpoints/best.pt" if isinstance(model, nn.Module) else "checkpoints/best.json"
+    if dist.is_main and not resume:
+        run.make()
+        write_yaml_atomic(run.config, resolved)
+        preprocess.save(run.preprocess)
+        run.write_model_info(
+            model_info(
+                model_spec.name,
+                model_spec.options,
+                cast("tuple[str, ...]", model.input_names),
+                n_out,
+                dims,
+                list(labels.names),
+                options.task,
+                weights,
+            )
+        )
+    dist.barrier()
+
+    data_options: dict[str, Any] = {
+        "split_fractions": config.split.fractions,
+        "batch_size": options.batch_size,
+        "buffer_size": options.buffer_size,
+        "seed": options.seed,
+    }
+    if not isinstance(model, nn.Module):
+        return fit_model(model, config, files, preprocess, run, data_options, dist)
+    train_data = JetDataset(
+        files, config.data, preprocess, split="train", shuffle=True,
+        bucketing=options.bucketing, **data_options,
+    )  # fmt: skip
+    val_data = JetDataset(
+        files, config.data, preprocess, split="val", shuffle=False,
+        bucketing=options.bucketing, **data_options,
+    )  # fmt: skip
+    trainer = Trainer(
+        model,
+        options.loss.build(),
+        options,
+        train_data=train_data,
+        val_data=val_data,
+        run=run,
+        device=device,
+        dist=dist,
+        total_steps=_total_steps(options, train_data, config.split.train, dist.world),
+    )
+    checkpoint = load_checkpoint(run.last) if resume and run.last.exists() else None
+    state = trainer.fit(checkpoint)
+    return RunSummary(
+        run.root,
+        model,
+        state.step,
+        state.epoch,
+        state.best_val_loss,
+        state.stopped_early,
+        state.history,
+    )
+
+
+def _model_options(name: str) -> dict[str, Any]:
+    """The model's options with defaults; an unknown model is a ConfigError (``model.name``)."""
+    try:
+        return model_options(name)
+    except ModelError as err:
+        raise ConfigError(str(err), "model.name") from None
+
+
+def _build(name: str, dims: dict[str, int], n_out: int, options: dict[str, Any]) -> Model:
+    """Build from the registry; its error keys become experiment keys."""
+    try:
+        return build_model(name, dims, n_out, **options)
+    except ConfigError as err:
+        key = err.key or ""
+        prefix = {"options": "model.", "inputs": "data.", "num_classes": "data.labels."}
+        message = str(err).removeprefix(f"{err.key}: ")
+        raise ConfigError(message, prefix.get(key.split(".")[0], "model.") + key) from None
+
+
+def _preprocess(config: ExperimentConfig, files: list[Path]) -> Preprocess:
+    if not config.data.has_auto:
+        return Preprocess.from_config(config.data)
+    return compute_preprocess(
+        files, config.data, split=Split(config.split.fractions), seed=config.train.seed
+    )
+
+
+def _check_resume(run: RunDir, resolved: dict[str, Any]) -> None:
+    if not run.config.exists():
+        raise ConfigError(f"nothing to resume: {run.config} does not exist", "--resume")
+    saved = load_yaml(run.config)
+    for key in resolved:
+        if key != "versions" and saved.get(key) != resolved[key]:
+            where = _first_difference(saved.get(key), resolved[key], key)
+            raise ConfigError(
+                "differs from the run's config.yaml: resume with the same experiment, --data "
+                "and --set",
+                where,
+            )
+
+
+def _first_difference(a: Any, b: Any, key: str) -> str:
+    if isinstance(a, dict) and isinstance(b, dict):
+        for k in [*a, *(k for k in b if k not in a)]:
+            if a.get(k) != b.get(k):
+                return _first_difference(a.get(k), b.get(k), f"{key}.{k}")
+    return key
+
+
+def _device(choice: str) -> torch.device:
+    if choice == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("CUDA is not available on this machine", "train.device")
+    if choice == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(choice)
+
+
+def _total_steps(
+    options: TrainOptions, train_data: JetDataset, train_fraction: float, world: int
+) -> int:
+    """Steps of the whole run, for the lr schedule."""
+    per_epoch = options.steps_per_epoch
+    if per_epoch is None:
+        entries = sum(unit.stop - unit.start for unit in train_data.units)
+        per_epoch = max(1, math.ceil(entries * train_fraction / (options.batch_size * world)))
+    total = options.epochs * per_epoch
+    return int(min(total, options.max_steps or total))

@@ -1,0 +1,228 @@
+"""The run directory written by ``heptagon train`` and read by evaluate / export / publish.
+
+::
+
+    RUN/
+      config.yaml          the resolved experiment (RunConfig): data config inline, split
+                           fractions and rule, model, every training option, files, versions
+      model.json           enough to rebuild the model without the experiment schema
+      preprocess.json      the standardisation (heptagon.data.Preprocess)
+      history.jsonl        one object per validation (DESIGN.md keys)
+      checkpoints/last.pt  full training state (resume); torch models only
+      checkpoints/best.pt  weights of the lowest validation loss (BDT: best.json)
+
+Every file is written atomically (``*.tmp`` then ``os.replace``); checkpoints hold only
+tensors and plain types, so they load with ``torch.load(weights_only=True)``.
+
+``model.json``::
+
+    {"format": "heptagon-model", "version": 1, "name": "particlenet-lite",
+     "options": {...every option...}, "input_dims": {"pf_points": 2, ...},
+     "input_names": ["pf_points", "pf_features", "pf_mask"], "num_classes": 2,
+     "class_names": ["QCD", "Tbqq"], "task": "classification",
+     "weights": "checkpoints/best.pt"}
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from torch import nn
+
+from heptagon.config import load_yaml
+from heptagon.data.preprocess import Preprocess
+from heptagon.errors import DataError
+from heptagon.io import atomic_path, write_json_atomic
+from heptagon.models import Model, build_model
+from heptagon.train.experiment import RunConfig, validate_experiment
+
+__all__ = [
+    "MODEL_FORMAT",
+    "LoadedRun",
+    "RunDir",
+    "RunSummary",
+    "load_checkpoint",
+    "load_run",
+    "model_info",
+    "save_checkpoint",
+    "write_yaml_atomic",
+]
+
+MODEL_FORMAT = "heptagon-model"
+MODEL_VERSION = 1
+
+
+@dataclass(frozen=True)
+class RunDir:
+    """The paths of a run directory."""
+
+    root: Path
+
+    @property
+    def config(self) -> Path:
+        """``config.yaml``."""
+        return self.root / "config.yaml"
+
+    @property
+    def model_json(self) -> Path:
+        """``model.json``."""
+        return self.root / "model.json"
+
+    @property
+    def preprocess(self) -> Path:
+        """``preprocess.json``."""
+        return self.root / "preprocess.json"
+
+    @property
+    def history(self) -> Path:
+        """``history.jsonl``."""
+        return self.root / "history.jsonl"
+
+    @property
+    def checkpoints(self) -> Path:
+        """``checkpoints/``."""
+        return self.root / "checkpoints"
+
+    @property
+    def last(self) -> Path:
+        """``checkpoints/last.pt``: the full state to resume from."""
+        return self.checkpoints / "last.pt"
+
+    @property
+    def best(self) -> Path:
+        """``checkpoints/best.pt``: weights of the best validation loss."""
+        return self.checkpoints / "best.pt"
+
+    def make(self) -> None:
+        """Create the directory and ``checkpoints/``."""
+        self.checkpoints.mkdir(parents=True, exist_ok=True)
+
+    def write_model_info(self, info: dict[str, Any]) -> None:
+        """Write ``model.json`` (see :func:`model_info`)."""
+        write_json_atomic(self.model_json, info)
+
+    def write_history(self, records: list[dict[str, Any]]) -> None:
+        """Rewrite ``history.jsonl`` with ``records`` (atomically)."""
+        with atomic_path(self.history) as tmp:
+            tmp.write_text("".join(json.dumps(r) + "\n" for r in records))
+
+
+def write_yaml_atomic(path: str | Path, obj: Any) -> None:
+    """Write ``obj`` (plain types) as block-style YAML, keys in insertion order, atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(yaml.safe_dump(obj, sort_keys=False, default_flow_style=False))
+
+
+def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
+    """``torch.save`` atomically (tensors and plain types only)."""
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Load a checkpoint onto the CPU with ``weights_only=True``."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise DataError("checkpoint not found", path) from None
+    except (RuntimeError, EOFError, OSError) as err:
+        raise DataError(f"not a readable checkpoint ({err})", path) from None
+    if not isinstance(state, dict):
+        raise DataError("not a heptagon checkpoint", path)
+    return state
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """What a training run did. ``model`` is the model at the end of training (the best
+    weights are in the run dir: :func:`heptagon.train.load_run`)."""
+
+    run_dir: Path
+    model: Model
+    steps: int
+    epochs: int
+    best_val_loss: float
+    stopped_early: bool
+    history: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class LoadedRun:
+    """A trained run, ready to evaluate or export.
+
+    ``model``: the best weights, in eval mode (a torch module, or the BDT);
+    ``info``: ``model.json``; ``config``: ``config.yaml``.
+    """
+
+    root: Path
+    model: Model
+    info: dict[str, Any]
+    preprocess: Preprocess
+    config: RunConfig
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        """Class (or regression target) names, in output order."""
+        return tuple(self.info["class_names"])
+
+    @property
+    def input_names(self) -> tuple[str, ...]:
+        """The model's inputs, in ``forward`` (and ONNX) order."""
+        return tuple(self.info["input_names"])
+
+
+def model_info(
+    name: str,
+    options: dict[str, Any],
+    input_names: Sequence[str],
+    num_classes: int,
+    input_dims: dict[str, int],
+    class_names: list[str],
+    task: str,
+    weights: str,
+) -> dict[str, Any]:
+    """The ``model.json`` content (options made JSON-plain)."""
+    return {
+        "format": MODEL_FORMAT,
+        "version": MODEL_VERSION,
+        "name": name,
+        "options": json.loads(json.dumps(options)),
+        "input_dims": input_dims,
+        "input_names": list(input_names),
+        "num_classes": num_classes,
+        "class_names": class_names,
+        "task": task,
+        "weights": weights,
+    }
+
+
+def load_run(run_dir: str | Path) -> LoadedRun:
+    """Load a run dir: the model with its best weights (eval mode), ``model.json``,
+    ``preprocess.json`` and ``config.yaml``. Raises :class:`DataError` naming the file."""
+    run = RunDir(Path(run_dir))
+    try:
+        info = json.loads(run.model_json.read_text())
+    except FileNotFoundError:
+        raise DataError("not a run dir (no model.json)", run.model_json) from None
+    except json.JSONDecodeError as err:
+        raise DataError(f"not valid JSON ({err})", run.model_json) from None
+    if info.get("format") != MODEL_FORMAT or info.get("version") != MODEL_VERSION:
+        raise DataError(f"not a {MODEL_FORMAT} v{MODEL_VERSION} file", run.model_json, "format")
+    model = build_model(info["name"], info["input_dims"], info["num_classes"], **info["options"])
+    weights = run.root / info["weights"]
+    if isinstance(model, nn.Module):
+        state = load_checkpoint(weights)
+        model.load_state_dict(state["model"])
+        model.eval()
+    else:
+        if not weights.exists():
+            raise DataError("model weights not found", weights)
+        model.load(weights)
+    config = validate_experiment(load_yaml(run.config), str(run.config), RunConfig)
+    return LoadedRun(run.root, model, info, Preprocess.load(run.preprocess), config)

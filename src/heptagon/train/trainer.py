@@ -1,0 +1,326 @@
+"""The gradient-descent loop for torch models: steps, validation, checkpoints, resume.
+
+One step is one batch per process. Validation runs every ``val_every`` steps or at the
+end of each epoch, and at the end of training; it appends a record to ``history.jsonl``,
+updates ``checkpoints/best.pt`` when the validation loss improves, and counts validations
+without improvement for early stopping. ``checkpoints/last.pt`` is written every
+``checkpoint_every`` steps, at each epoch end and at the end.
+
+Resuming is exact (same weights as an uninterrupted run with the same seed): ``last.pt``
+holds the model, optimizer, scheduler, grad-scaler and RNG states, the counters and the
+data position ``(epoch, batch_in_epoch)``. The training data's order depends only on
+``(seed, epoch)`` (:meth:`heptagon.data.JetDataset.set_epoch`), so on resume the
+interrupted epoch is replayed from its start and its first ``batch_in_epoch`` batches are
+read and dropped; the RNG states are restored at the point where they were saved (after
+the epoch's data iterator was created, for a checkpoint inside an epoch).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel
+
+from heptagon.data.loader import Batch, JetDataset, make_dataloader
+from heptagon.errors import ModelError
+from heptagon.train.distributed import Distributed
+from heptagon.train.experiment import TrainOptions
+from heptagon.train.losses import WeightedLoss
+from heptagon.train.optim import build_optimizer, build_scheduler
+from heptagon.train.rundir import RunDir, save_checkpoint
+from heptagon.train.seeding import get_rng_state, set_rng_state
+from heptagon.train.validation import collect_outputs, val_metrics
+
+__all__ = ["CHECKPOINT_FORMAT", "TrainState", "Trainer"]
+
+CHECKPOINT_FORMAT = "heptagon-checkpoint"
+
+
+@dataclass
+class TrainState:
+    """Counters of a training run (plain types: they go into ``last.pt``).
+
+    ``epoch``: epochs completed; ``batch_in_epoch``: batches done in the current one;
+    ``loss_sum`` / ``n_batches`` / ``interval_jets`` / ``interval_s``: the training loss,
+    jets and time since the last validation (summed over processes at a checkpoint, held
+    by rank 0).
+    """
+
+    epoch: int = 0
+    batch_in_epoch: int = 0
+    step: int = 0
+    jets_seen: int = 0
+    best_val_loss: float = math.inf
+    bad_validations: int = 0
+    stopped_early: bool = False
+    finished: bool = False
+    wall_s: float = 0.0
+    loss_sum: float = 0.0
+    n_batches: int = 0
+    interval_jets: int = 0
+    interval_s: float = 0.0
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+class Trainer:
+    """Trains ``model`` on ``train_data``, validating on ``val_data``, writing into ``run``
+    (rank 0 only)."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        loss: WeightedLoss,
+        options: TrainOptions,
+        *,
+        train_data: JetDataset,
+        val_data: JetDataset,
+        run: RunDir,
+        device: torch.device,
+        dist: Distributed,
+        total_steps: int,
+    ) -> None:
+        self.model = model.to(device)
+        self.module: nn.Module = (
+            DistributedDataParallel(
+                self.model, device_ids=[device.index] if device.type == "cuda" else None
+            )
+            if dist.active
+            else self.model
+        )
+        self.input_names: tuple[str, ...] = tuple(model.input_names)  # type: ignore[arg-type]
+        self.loss, self.options, self.run = loss, options, run
+        self.device, self.dist, self.total_steps = device, dist, total_steps
+        self.train_data = train_data
+        pin = device.type == "cuda"
+        self.train_loader = make_dataloader(train_data, options.num_workers, pin_memory=pin)
+        self.val_loader = make_dataloader(val_data, options.num_workers, pin_memory=pin)
+        self.optimizer = build_optimizer(self.model, options)
+        self.scheduler = build_scheduler(self.optimizer, options, total_steps)
+        self.use_amp = options.amp and device.type == "cuda"
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
+        self.state = TrainState()
+        self._t0 = time.perf_counter()
+        self._progress: tuple[Progress, TaskID] | None = None
+
+    # ---------------------------------------------------------------- checkpoints
+
+    def checkpoint(self) -> dict[str, Any]:
+        """The content of ``last.pt``."""
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "rng": get_rng_state(),
+            "state": asdict(self.state),
+        }
+
+    def _restore(self, checkpoint: Mapping[str, Any]) -> None:
+        self.model.load_state_dict(checkpoint["model"])
+        self.optimizer.load_state_dict(checkpoint["optimizer"])
+        self.scheduler.load_state_dict(checkpoint["scheduler"])
+        self.scaler.load_state_dict(checkpoint["scaler"])
+        self.state = TrainState(**checkpoint["state"])
+        if not self.dist.is_main:  # rank 0 holds the summed interval counters
+            s = self.state
+            s.loss_sum, s.n_batches, s.interval_jets = 0.0, 0, 0
+
+    def _save_last(self) -> None:
+        s = self.state
+        loss_sum, n_batches, jets = self.dist.sum(
+            [s.loss_sum, float(s.n_batches), float(s.interval_jets)]
+        )
+        if self.dist.is_main:
+            s.loss_sum, s.n_batches, s.interval_jets = loss_sum, int(n_batches), int(jets)
+            save_checkpoint(self.run.last, self.checkpoint())
+        else:
+            s.loss_sum, s.n_batches, s.interval_jets = 0.0, 0, 0
+
+    # ---------------------------------------------------------------- the loop
+
+    def fit(self, checkpoint: Mapping[str, Any] | None = None) -> TrainState:
+        """Train to the end (epochs, ``max_steps`` or early stopping), from ``checkpoint``
+        (a ``last.pt``) if given. Returns the final state."""
+        pending_rng = None
+        if checkpoint is not None:
+            self._restore(checkpoint)
+            pending_rng = checkpoint["rng"]
+        s, options = self.state, self.options
+        self._t0 = time.perf_counter() - s.wall_s
+        with self._progress_bar() as progress:
+            task = progress.add_task(
+                "train",
+                total=self.total_steps,
+                completed=s.step,
+                epoch=s.epoch + 1,
+                loss=math.nan,
+                rate=0.0,
+            )
+            self._progress = (progress, task)
+            while not s.finished and s.epoch < options.epochs:
+                self.train_data.set_epoch(s.epoch)
+                if pending_rng is not None and s.batch_in_epoch == 0:
+                    set_rng_state(pending_rng)
+                    pending_rng = None
+                batches = iter(self.train_loader)
+                for _ in range(s.batch_in_epoch):  # reposition a resumed epoch
+                    next(batches)
+                if pending_rng is not None:
+                    set_rng_state(pending_rng)
+                    pending_rng = None
+                if not self._epoch(batches):
+                    break
+                if options.val_every == "epoch":
+                    self._validate()
+                s.epoch += 1
+                s.batch_in_epoch = 0
+                self._save_last()
+        if not s.history or s.history[-1]["step"] != s.step:
+            self._validate()
+        s.finished = True
+        self._save_last()
+        return s
+
+    def _epoch(self, batches: Iterator[Batch]) -> bool:
+        """Train on the rest of an epoch; False if training must stop inside it."""
+        s, options = self.state, self.options
+        tick = time.perf_counter()
+        while True:
+            batch = next(batches, None)
+            if not self.dist.all_true(batch is not None):  # one rank ran out: epoch over
+                s.interval_s += time.perf_counter() - tick
+                return True
+            assert batch is not None
+            loss = self._step(batch)
+            s.step += 1
+            s.batch_in_epoch += 1
+            s.loss_sum += loss
+            s.n_batches += 1
+            s.interval_jets += len(batch)
+            now = time.perf_counter()
+            s.interval_s += now - tick
+            tick = now
+            self._show(
+                completed=s.step,
+                epoch=s.epoch + 1,
+                loss=loss,
+                rate=s.interval_jets * self.dist.world / max(s.interval_s, 1e-9),
+            )
+            if isinstance(options.val_every, int) and s.step % options.val_every == 0:
+                self._validate()
+                if s.finished:
+                    return False
+            if s.step % options.checkpoint_every == 0:
+                self._save_last()
+            if options.max_steps is not None and s.step >= options.max_steps:
+                return False
+            tick = time.perf_counter()
+
+    def _forward(self, module: nn.Module, tensors: Mapping[str, Tensor]) -> Tensor:
+        autocast = torch.autocast("cuda", dtype=torch.float16) if self.use_amp else nullcontext()
+        with autocast:
+            return module(*(tensors[name] for name in self.input_names))
+
+    def _step(self, batch: Batch) -> float:
+        """One optimizer step; returns the batch's loss."""
+        assert batch.label is not None  # training data has labels (experiment check)
+        moved = batch.to(self.device, non_blocking=True)
+        self.module.train()
+        loss = self.loss(self._forward(self.module, moved.tensors()), moved.label, moved.weight)
+        value = float(loss.detach())
+        if not math.isfinite(value):
+            raise ModelError(
+                f"the training loss is {value} at step {self.state.step + 1}: lower train.lr, "
+                "set train.grad_clip or check the inputs"
+            )
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        if self.options.grad_clip is not None:
+            self.scaler.unscale_(self.optimizer)
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.options.grad_clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.scheduler.step()
+        return value
+
+    # ---------------------------------------------------------------- validation
+
+    def _validate(self) -> None:
+        s = self.state
+        loss_sum, n_batches, jets = self.dist.sum(
+            [s.loss_sum, float(s.n_batches), float(s.interval_jets)]
+        )
+        self.model.eval()
+        outputs = collect_outputs(
+            lambda t: self._forward(self.model, t), self.val_loader, self.device, self.dist
+        )
+        metrics = val_metrics(outputs, self.loss, self.options.task == "classification")
+        s.jets_seen += int(jets)
+        record = {
+            "epoch": s.epoch + 1,
+            "step": s.step,
+            "jets_seen": s.jets_seen,
+            "train_loss": loss_sum / n_batches if n_batches else None,
+            "val_loss": metrics.loss,
+            "val_accuracy": metrics.accuracy,
+            "val_auc": metrics.auc,
+            "lr": self.optimizer.param_groups[0]["lr"],
+            "jets_per_s": jets / s.interval_s if s.interval_s > 0 else None,
+            "wall_s": time.perf_counter() - self._t0,
+        }
+        s.history.append(record)
+        s.wall_s = record["wall_s"]
+        s.loss_sum, s.n_batches, s.interval_jets, s.interval_s = 0.0, 0, 0, 0.0
+        if metrics.loss < s.best_val_loss:
+            s.best_val_loss, s.bad_validations = metrics.loss, 0
+            if self.dist.is_main:
+                save_checkpoint(
+                    self.run.best,
+                    {
+                        "format": CHECKPOINT_FORMAT,
+                        "model": self.model.state_dict(),
+                        "step": s.step,
+                        "val_loss": metrics.loss,
+                    },
+                )
+        else:
+            s.bad_validations += 1
+            patience = self.options.patience
+            if patience is not None and s.bad_validations >= patience:
+                s.stopped_early = s.finished = True
+        if self.dist.is_main:
+            self.run.write_history(s.history)
+
+    def _show(self, **fields: Any) -> None:
+        if self._progress is not None:
+            progress, task = self._progress
+            progress.update(task, **fields)
+
+    def _progress_bar(self) -> Progress:
+        show = self.options.progress and self.dist.is_main and Console().is_terminal
+        return Progress(
+            TextColumn("epoch {task.fields[epoch]}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("loss {task.fields[loss]:.4f}"),
+            TextColumn("{task.fields[rate]:.0f} jets/s"),
+            TimeElapsedColumn(),
+            disable=not show,
+        )
