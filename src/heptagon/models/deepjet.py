@@ -48,7 +48,9 @@ class ConstituentLSTM(nn.Module):
         """``x``: ``(B, C, P)``; ``mask``: ``(B, 1, P)``."""
         mask, x = trim_padding(mask, x)
         x = sort_real_first(x, mask, self.sort_by)
-        out, _ = self.lstm(self.embed(x).transpose(1, 2))  # (B, P, hidden)
+        # explicit zero initial state: batch-size independent in ONNX
+        state = x.new_zeros(1, x.shape[0], self.lstm.hidden_size)
+        out, _ = self.lstm(self.embed(x).transpose(1, 2), (state, state))  # (B, P, hidden)
         count = mask.sum(dim=(1, 2)).long()
         last = (count - 1).clamp(min=0).view(-1, 1, 1).expand(-1, 1, out.shape[2])
         return out.gather(1, last).squeeze(1) * (count > 0).to(out.dtype).unsqueeze(1)

@@ -264,7 +264,8 @@ class ParticleTransformer(TorchModel):
         bias = (self.pair_embed(pf_vectors, real) + key_bias).reshape(-1, n, n)
         for block in self.blocks:
             x = block(x, bias)
-        cls_bias = F.pad(key_bias, (1, 0)).expand(-1, heads, -1, -1).reshape(-1, 1, n + 1)
+        cls_bias = torch.cat([key_bias.new_zeros(batch, 1, 1, 1), key_bias], dim=3)
+        cls_bias = cls_bias.expand(-1, heads, -1, -1).reshape(-1, 1, n + 1)
         cls = self.cls_token.expand(batch, -1, -1)
         for block in self.cls_blocks:
             cls = cast(AttentionBlock, block).attend_class(cls, x, cls_bias)
