@@ -17,8 +17,8 @@ from heptagon.train.experiment import (
     load_experiment,
 )
 from heptagon.train.losses import LossSpec, WeightedLoss
-from heptagon.train.rundir import LoadedRun, RunDir, RunSummary, load_run
 from heptagon.train.run import input_dims, train
+from heptagon.train.rundir import LoadedRun, RunDir, RunSummary, load_run
 
 __all__ = [
     "ExperimentConfig",

@@ -131,7 +131,12 @@ class MSESpec(_Spec):
 
 
 def _short_form(value: Any) -> Any:
-    return {"name": value} if isinstance(value, str) else value
+    """``"focal"`` -> ``{"name": "focal"}``; a mapping without ``name`` is the default ``ce``."""
+    if isinstance(value, str):
+        return {"name": value}
+    if isinstance(value, dict) and "name" not in value:
+        return {"name": "ce", **value}
+    return value
 
 
 #: The ``train.loss`` block: one of the specs, chosen by ``name``.
