@@ -50,7 +50,10 @@ def make_batch(
         counts[0] = 0
     mask = (torch.arange(n_slots) < counts.unsqueeze(1)).float().unsqueeze(1)
     points = torch.randn(n_jets, 2, n_slots, generator=g) * (0.2 + 0.3 * shift)
-    features = torch.randn(n_jets, DIMS["pf_features"], n_slots, generator=g) + shift
+    # a pattern across features, so that per-particle normalisation (ParT's LayerNorm)
+    # cannot remove it
+    pattern = torch.tensor([1.0, -1.0] * 4)[: DIMS["pf_features"]].view(1, -1, 1)
+    features = torch.randn(n_jets, DIMS["pf_features"], n_slots, generator=g) + shift * pattern
     pt = torch.rand(n_jets, 1, n_slots, generator=g) * (10 + 20 * shift) + 1
     eta, phi = points[:, :1] + 0.5, points[:, 1:]
     vectors = torch.cat(
