@@ -31,6 +31,9 @@ class BDT:
     Options: ``n_estimators`` (maximum rounds), ``max_depth``, ``learning_rate``,
     ``subsample``, ``colsample_bytree``, ``min_child_weight``, ``early_stopping_rounds``
     (on the evaluation set, when given), ``n_jobs`` (None: all cores), ``seed``.
+
+    ``booster`` is the trained ``xgboost.Booster`` (None before :meth:`fit` or :meth:`load`);
+    after early stopping its ``best_iteration`` marks the rounds :meth:`predict` uses.
     """
 
     required_inputs = ("jet_features",)
