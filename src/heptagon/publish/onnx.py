@@ -1,0 +1,498 @@
+"""Export a trained model to ONNX, checked against PyTorch, with its pre-processing inside.
+
+:func:`export_onnx` writes one self-contained file: the network, its output turned into
+probabilities (``probs``: softmax over the classes for a classifier, the raw output for a
+regression), and in ``metadata_props`` everything :mod:`heptagon.infer.predict` needs to
+score raw ROOT / Parquet files with nothing but the file:
+
+=====================  =============================================================
+key                    value
+=====================  =============================================================
+``format``             ``heptagon-onnx``
+``format_version``     ``1``
+``heptagon_version``   the heptagon version that exported it
+``model_name``         the registry name (``particlenet-lite``, ``bdt`` ...)
+``input_names``        JSON list: the ONNX inputs in order (data-config group names,
+                       masks as ``pf_mask``)
+``input_dims``         JSON map group -> number of variables (as given to ``build_model``)
+``class_names``        JSON list: one name per ``probs`` column
+``output_activation``  ``softmax`` or ``none``
+``preprocess``         the ``preprocess.json`` content (standardisation, lengths, pads)
+``data_config``        the data config as JSON (branch names, ``new_variables``, tree
+                       name, NaN policy: what reading a raw file takes beyond
+                       ``preprocess.json``)
+=====================  =============================================================
+
+Inputs are float32, jagged groups ``(batch, n_vars, particles)`` and masks
+``(batch, 1, particles)`` with dynamic ``batch`` and ``<prefix>_particles`` axes, flat
+groups ``(batch, n_vars)``; the output is float32 ``probs`` ``(batch, n_classes)``.
+
+Before anything is written the export is checked: ``onnx.checker``, then ONNX Runtime
+against PyTorch on real jets (the ``check_inputs`` batches) at batch 1 and 256, at two
+particle lengths (as given, and with zero-padded slots appended), and with jets cut down
+to a single real particle; every score must be finite and within ``tolerance`` (1e-5) of
+PyTorch's. A failure raises :class:`~heptagon.errors.ExportError` naming the case.
+
+Torch models go through the TorchScript exporter (``dynamo=False``; the dynamo exporter
+needs ``onnxscript`` and exports at opset 18+), fit/predict models holding an XGBoost
+``booster`` (the BDT) through ``onnxmltools``.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import torch
+from google.protobuf.message import DecodeError
+from torch import nn
+
+from heptagon import __version__
+from heptagon.data.config import DataConfig
+from heptagon.data.loader import mask_name
+from heptagon.data.preprocess import Preprocess
+from heptagon.errors import DataError, ExportError
+from heptagon.io import atomic_path
+
+__all__ = [
+    "FORMAT",
+    "FORMAT_VERSION",
+    "OUTPUT_NAME",
+    "ExportReport",
+    "OnnxModel",
+    "export_onnx",
+    "load_onnx",
+    "make_session",
+]
+
+FORMAT = "heptagon-onnx"
+FORMAT_VERSION = "1"
+#: the one output of every export
+OUTPUT_NAME = "probs"
+#: extra zero-padded slots appended for the padded parity cases
+_EXTRA_SLOTS = 16
+_CHECK_BATCH = 256
+#: the highest opset onnxmltools' XGBoost converter accepts
+_ONNXMLTOOLS_MAX_OPSET = 15
+
+#: what ONNX Runtime raises (its exceptions derive from Exception only)
+_ORT_ERRORS = (
+    ort.capi.onnxruntime_pybind11_state.Fail,
+    ort.capi.onnxruntime_pybind11_state.InvalidArgument,
+    ort.capi.onnxruntime_pybind11_state.InvalidGraph,
+    ort.capi.onnxruntime_pybind11_state.NotImplemented,
+    ort.capi.onnxruntime_pybind11_state.RuntimeException,
+)
+
+Activation = Literal["softmax", "none"]
+Tensors = Mapping[str, torch.Tensor | np.ndarray]
+
+
+@dataclass(frozen=True)
+class ExportReport:
+    """What :func:`export_onnx` wrote and how it was checked.
+
+    ``max_abs_diff`` maps each parity case (``batch256_len64``, ``batch1_single_particle``
+    ...) to the largest ``|ONNX Runtime - PyTorch|`` over its ``probs``.
+    """
+
+    path: Path
+    preprocess_path: Path
+    exporter: str
+    opset: int
+    input_names: tuple[str, ...]
+    class_names: tuple[str, ...]
+    max_abs_diff: dict[str, float]
+    tolerance: float
+
+
+@dataclass(frozen=True)
+class OnnxModel:
+    """A heptagon ONNX export and the metadata read back from it (see the module doc)."""
+
+    path: Path
+    model_name: str
+    heptagon_version: str
+    input_names: tuple[str, ...]
+    input_dims: dict[str, int]
+    class_names: tuple[str, ...]
+    output_activation: Activation
+    preprocess: Preprocess
+    data_config: DataConfig
+
+    def session(self, threads: int | None = None) -> ort.InferenceSession:
+        """An ONNX Runtime session on the file (see :func:`make_session`)."""
+        return make_session(str(self.path), threads)
+
+
+def make_session(model: str | bytes, threads: int | None = None) -> ort.InferenceSession:
+    """A CPU ONNX Runtime session with every graph optimisation and ``threads`` intra-op
+    threads (None: ONNX Runtime's default, one per physical core)."""
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.inter_op_num_threads = 1
+    options.intra_op_num_threads = threads or 0
+    options.log_severity_level = 3
+    return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+
+
+class _Probs(nn.Module):
+    """The model with its output turned into ``probs``."""
+
+    def __init__(self, model: nn.Module, activation: Activation) -> None:
+        super().__init__()
+        self.model, self.activation = model, activation
+
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+        out = self.model(*inputs)
+        return torch.softmax(out, dim=1) if self.activation == "softmax" else out
+
+
+def _export_torch(
+    model: nn.Module,
+    input_names: tuple[str, ...],
+    sample: dict[str, np.ndarray],
+    activation: Activation,
+    opset: int,
+) -> tuple[onnx.ModelProto, Callable[[dict[str, np.ndarray]], np.ndarray]]:
+    """TorchScript-exporter ONNX of the model, and the PyTorch reference it is checked on."""
+    wrapped = _Probs(model, activation).eval()
+    args = tuple(torch.from_numpy(sample[name]) for name in input_names)
+    axes: dict[str, dict[int, str]] = {
+        name: {0: "batch", 2: f"{name.split('_', 1)[0]}_particles"}
+        if sample[name].ndim == 3
+        else {0: "batch"}
+        for name in input_names
+    }
+    axes[OUTPUT_NAME] = {0: "batch"}
+    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
+        # the TorchScript exporter announces its deprecation; the dynamo one needs
+        # onnxscript and opset >= 18 (see reference/toolchain.md)
+        warnings.filterwarnings(
+            "ignore", "You are using the legacy TorchScript-based ONNX export", DeprecationWarning
+        )
+        warnings.filterwarnings("ignore", "The feature will be removed", DeprecationWarning)
+        warnings.filterwarnings("ignore", "Constant folding - Only steps=1", UserWarning)
+        # torch's own modules (nn.LSTM checks its input size in Python); a model's own
+        # trace-unsafe code still warns, and the parity check below catches its effect
+        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning, module=r"torch\.")
+        # an LSTM's batch-size caveat: the parity check runs batch 1 and 256
+        warnings.filterwarnings("ignore", "Exporting a model to ONNX with a batch_size", UserWarning)
+        try:
+            file = Path(tmp) / "model.onnx"
+            torch.onnx.export(
+                wrapped,
+                args,
+                file,
+                input_names=list(input_names),
+                output_names=[OUTPUT_NAME],
+                dynamic_axes=axes,
+                opset_version=opset,
+                dynamo=False,
+            )
+        except RuntimeError as err:  # OnnxExporterError and unsupported operators
+            raise ExportError(f"torch.onnx.export failed: {err}") from err
+        proto = onnx.load_model(file)
+    wrapped.eval()  # the exporter restores the wrapper's own (training) mode
+
+    def reference(inputs: dict[str, np.ndarray]) -> np.ndarray:
+        with torch.no_grad():
+            out = wrapped(*(torch.from_numpy(inputs[name]) for name in input_names))
+        return np.asarray(out.numpy(), dtype=np.float32)
+
+    return proto, reference
+
+
+def _is_xgboost(booster: Any) -> bool:
+    """Whether ``booster`` is an XGBoost booster (without importing xgboost needlessly)."""
+    return type(booster).__module__.startswith("xgboost") and type(booster).__name__ == "Booster"
+
+
+def _export_xgboost(
+    model: Any, input_names: tuple[str, ...], n_features: int, activation: Activation, opset: int
+) -> tuple[onnx.ModelProto, Callable[[dict[str, np.ndarray]], np.ndarray]]:
+    """onnxmltools ONNX of ``model.booster`` (an XGBoost booster), output renamed ``probs``."""
+    if len(input_names) != 1:
+        raise ExportError(f"a BDT takes one flat input group, this one takes {input_names}")
+    try:
+        from onnxmltools.convert import convert_xgboost
+        from onnxmltools.convert.common.data_types import FloatTensorType
+    except ImportError as err:
+        raise ExportError("exporting a BDT needs onnxmltools: pip install onnxmltools") from err
+    booster = model.booster
+    best = getattr(booster, "best_iteration", None)
+    if best is not None:  # early stopping: predict() uses the trees up to the best round
+        booster = booster[: best + 1]
+    try:
+        proto = convert_xgboost(
+            booster,
+            initial_types=[(input_names[0], FloatTensorType([None, n_features]))],
+            target_opset=min(opset, _ONNXMLTOOLS_MAX_OPSET),
+        )
+    except (RuntimeError, ValueError, TypeError, NotImplementedError) as err:
+        raise ExportError(f"onnxmltools could not convert the booster: {err}") from err
+    # the graph is one ai.onnx.ml tree ensemble; declare the default domain at ``opset``
+    imports = [(e.domain, e.version) for e in proto.opset_import if e.domain not in ("", "ai.onnx")]
+    del proto.opset_import[:]
+    proto.opset_import.extend(
+        onnx.helper.make_opsetid(domain, v) for domain, v in [*imports, ("", opset)]
+    )
+    outputs = list(proto.graph.output)
+    # a classifier gives (label, probabilities); a regressor one prediction
+    kept = outputs[-1]
+    for out in outputs[:-1]:
+        proto.graph.output.remove(out)
+    for node in proto.graph.node:
+        node.output[:] = [OUTPUT_NAME if o == kept.name else o for o in node.output]
+    kept.name = OUTPUT_NAME
+
+    def reference(inputs: dict[str, np.ndarray]) -> np.ndarray:
+        out = torch.from_numpy(np.asarray(model.predict(inputs), dtype=np.float32))
+        return np.asarray((torch.softmax(out, 1) if activation == "softmax" else out).numpy())
+
+    return proto, reference
+
+
+def _pad_values(preprocess: Preprocess, name: str, n_vars: int) -> np.ndarray:
+    """Per-variable value of padded slots of input ``name`` (masks and unknown groups: 0)."""
+    params = preprocess.inputs.get(name)
+    if params is None:
+        return np.zeros(n_vars, dtype=np.float32)
+    return np.array([v.pad_value for v in params.vars], dtype=np.float32)
+
+
+def _pad_to(x: np.ndarray, length: int, pad: np.ndarray) -> np.ndarray:
+    """``(B, C, P)`` padded with ``pad`` (per variable) or cut to ``length`` slots."""
+    out = np.empty((*x.shape[:2], length), dtype=np.float32)
+    out[...] = pad[None, :, None]
+    keep = min(length, x.shape[2])
+    out[:, :, :keep] = x[:, :, :keep]
+    return out
+
+
+def _parity_cases(
+    batches: Sequence[Tensors], input_names: tuple[str, ...], preprocess: Preprocess
+) -> dict[str, dict[str, np.ndarray]]:
+    """The inputs ONNX Runtime and PyTorch are compared on, by case name."""
+    arrays: dict[str, list[np.ndarray]] = {name: [] for name in input_names}
+    for batch in batches:
+        for name in input_names:
+            if name not in batch:
+                raise ExportError(f"check_inputs lack input '{name}' (they hold {sorted(batch)})")
+            value = batch[name]
+            arrays[name].append(
+                np.asarray(value.numpy() if isinstance(value, torch.Tensor) else value, np.float32)
+            )
+    if not arrays[input_names[0]]:
+        raise ExportError("no check_inputs: parity needs real batches from the data loader")
+    jagged = [name for name in input_names if arrays[name][0].ndim == 3]
+    pads = {name: _pad_values(preprocess, name, arrays[name][0].shape[1]) for name in jagged}
+    length = max((a.shape[2] for name in jagged for a in arrays[name]), default=0)
+    merged = {
+        name: np.concatenate([_pad_to(a, length, pads[name]) if name in pads else a for a in parts])
+        for name, parts in arrays.items()
+    }
+    n = len(merged[input_names[0]])
+    full = {name: a[np.arange(_CHECK_BATCH) % n] for name, a in merged.items()}
+    cases = {}
+    for size in (_CHECK_BATCH, 1):
+        if not jagged:
+            cases[f"batch{size}"] = {name: a[:size] for name, a in full.items()}
+        for slots in (length, length + _EXTRA_SLOTS) if jagged else ():
+            cases[f"batch{size}_len{slots}"] = {
+                name: _pad_to(a[:size], slots, pads[name]) if name in pads else a[:size]
+                for name, a in full.items()
+            }
+    masks = [name for name in jagged if name == mask_name(name)]
+    if masks:  # the first jets cut down to their first particle, amid padding
+        single = {
+            name: _pad_to(a[:, :, :1], length + _EXTRA_SLOTS, pads[name]) if name in pads else a
+            for name, a in full.items()
+        }
+        for name in masks:  # the first slot of a loader batch is always a real particle
+            single[name][:, :, 0] = 1.0
+        cases[f"batch{_CHECK_BATCH}_single_particle"] = single
+        cases["batch1_single_particle"] = {name: a[:1] for name, a in single.items()}
+    return cases
+
+
+def _check(
+    session: ort.InferenceSession,
+    reference: Callable[[dict[str, np.ndarray]], np.ndarray],
+    cases: dict[str, dict[str, np.ndarray]],
+    n_outputs: int,
+    tolerance: float,
+) -> dict[str, float]:
+    """Max |ONNX Runtime - PyTorch| per case; raises ExportError past ``tolerance``."""
+    diffs = {}
+    for case, inputs in cases.items():
+        try:
+            (got,) = session.run([OUTPUT_NAME], inputs)
+        except _ORT_ERRORS as err:
+            raise ExportError(f"ONNX Runtime failed on case '{case}': {err}") from err
+        want = reference(inputs)
+        if got.shape != want.shape or got.shape[1:] != (n_outputs,):
+            raise ExportError(
+                f"case '{case}': ONNX output shape {got.shape}, PyTorch {want.shape}, "
+                f"expected (batch, {n_outputs}) for the class names"
+            )
+        if not np.isfinite(got).all() or not np.isfinite(want).all():
+            raise ExportError(
+                f"case '{case}': non-finite scores (ONNX Runtime {int((~np.isfinite(got)).sum())},"
+                f" PyTorch {int((~np.isfinite(want)).sum())} entries)"
+            )
+        diff = float(np.abs(got.astype(np.float64) - want).max())
+        if diff > tolerance:
+            raise ExportError(
+                f"case '{case}': ONNX Runtime and PyTorch differ by up to {diff:.3g} "
+                f"(tolerance {tolerance:g})"
+            )
+        diffs[case] = diff
+    return diffs
+
+
+def export_onnx(
+    model: Any,
+    input_names: Sequence[str],
+    input_dims: Mapping[str, int],
+    preprocess: Preprocess,
+    class_names: Sequence[str],
+    path: str | Path,
+    *,
+    data_config: DataConfig,
+    model_name: str,
+    check_inputs: Sequence[Tensors],
+    opset: int = 17,
+    tolerance: float = 1e-5,
+) -> ExportReport:
+    """Export ``model`` to ONNX at ``path`` (and ``preprocess.json`` beside it), checked.
+
+    ``model``: a torch module taking ``input_names`` in order and returning
+    ``(batch, len(class_names))`` logits (or regression outputs), or a fit/predict model
+    holding a trained XGBoost ``booster`` with one flat input group (the BDT).
+    ``check_inputs``: real batches as the model takes them (``Batch.tensors()`` of the
+    data loader), at least one; they are tiled to 256 jets if fewer.
+    ``data_config``: the config the model was trained with (embedded to read raw files).
+    The output is a softmax over ``class_names`` unless ``preprocess`` describes a
+    regression (``label_type == "custom"``). Nothing is written unless every check passes;
+    the model's train/eval mode is left as it was.
+    """
+    path = Path(path)
+    names = tuple(input_names)
+    activation: Activation = "softmax" if preprocess.label_type == "simple" else "none"
+    preprocess.check(data_config)
+    cases = _parity_cases(check_inputs, names, preprocess)
+    sample = cases[next(c for c in cases if c.startswith("batch1"))]  # traced: one jet
+    if isinstance(model, nn.Module):
+        was_training = model.training
+        try:
+            proto, reference = _export_torch(model.eval(), names, sample, activation, opset)
+            exporter = f"torch.onnx (TorchScript) {torch.__version__}"
+            diffs = _checked(proto, reference, cases, len(class_names), tolerance)
+        finally:
+            model.train(was_training)
+    elif _is_xgboost(getattr(model, "booster", None)):
+        n_features = sample[names[0]].shape[1]
+        proto, reference = _export_xgboost(model, names, n_features, activation, opset)
+        exporter = f"onnxmltools {version('onnxmltools')}"
+        diffs = _checked(proto, reference, cases, len(class_names), tolerance)
+    else:
+        raise ExportError(
+            f"cannot export a {type(model).__name__}: neither a torch module nor a model with "
+            "a trained XGBoost booster"
+        )
+    proto.producer_name, proto.producer_version = "heptagon", __version__
+    proto.doc_string = (
+        f"heptagon {model_name}: inputs {', '.join(names)} (float32; see metadata 'preprocess'"
+        f" for how they are built from raw branches), output '{OUTPUT_NAME}' ({activation})"
+        f" over {', '.join(class_names)}"
+    )
+    meta = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "heptagon_version": __version__,
+        "model_name": model_name,
+        "input_names": json.dumps(list(names)),
+        "input_dims": json.dumps(dict(input_dims)),
+        "class_names": json.dumps(list(class_names)),
+        "output_activation": activation,
+        "preprocess": json.dumps(preprocess.to_dict(), sort_keys=True),
+        "data_config": json.dumps(data_config.model_dump(mode="json"), sort_keys=True),
+    }
+    onnx.helper.set_model_props(proto, meta)
+    with atomic_path(path) as tmp:
+        onnx.save_model(proto, tmp)
+    preprocess_path = path.parent / "preprocess.json"
+    preprocess.save(preprocess_path)
+    return ExportReport(
+        path, preprocess_path, exporter, opset, names, tuple(class_names), diffs, tolerance
+    )
+
+
+def _checked(
+    proto: onnx.ModelProto,
+    reference: Callable[[dict[str, np.ndarray]], np.ndarray],
+    cases: dict[str, dict[str, np.ndarray]],
+    n_outputs: int,
+    tolerance: float,
+) -> dict[str, float]:
+    """``onnx.checker``, then the parity cases on an ONNX Runtime session."""
+    try:
+        onnx.checker.check_model(proto, full_check=True)
+    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as err:
+        raise ExportError(f"onnx.checker rejects the export: {err}") from err
+    try:
+        session = make_session(proto.SerializeToString())
+    except _ORT_ERRORS as err:
+        raise ExportError(f"ONNX Runtime cannot load the export: {err}") from err
+    return _check(session, reference, cases, n_outputs, tolerance)
+
+
+def load_onnx(path: str | Path) -> OnnxModel:
+    """Read a heptagon ONNX export's metadata back. Raises :class:`DataError` for a file
+    that is missing, not ONNX, or not exported by heptagon."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError("model file not found", path)
+    try:
+        proto = onnx.load_model(path, load_external_data=False)
+    except (DecodeError, OSError, ValueError, RuntimeError) as err:
+        raise DataError(f"not an ONNX model ({type(err).__name__}: {err})", path) from None
+    meta = {p.key: p.value for p in proto.metadata_props}
+    if not proto.graph.node or meta.get("format") != FORMAT:
+        raise DataError(
+            f"not a heptagon ONNX export (no '{FORMAT}' metadata; export it with heptagon export)",
+            path,
+        )
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise DataError(
+            f"format version {meta.get('format_version')} is not the supported {FORMAT_VERSION}",
+            path,
+        )
+    try:
+        activation = meta["output_activation"]
+        if activation not in ("softmax", "none"):
+            raise ValueError(f"unknown output_activation {activation!r}")
+        return OnnxModel(
+            path=path,
+            model_name=meta["model_name"],
+            heptagon_version=meta["heptagon_version"],
+            input_names=tuple(json.loads(meta["input_names"])),
+            input_dims={k: int(v) for k, v in json.loads(meta["input_dims"]).items()},
+            class_names=tuple(json.loads(meta["class_names"])),
+            output_activation=activation,
+            preprocess=Preprocess.from_dict(json.loads(meta["preprocess"]), path),
+            data_config=DataConfig.model_validate(json.loads(meta["data_config"])),
+        )
+    except (KeyError, ValueError) as err:
+        raise DataError(f"malformed heptagon metadata ({err})", path) from None
