@@ -1,0 +1,247 @@
+"""Score raw files with a heptagon ONNX export: ``predict(model.onnx, files, out_dir)``.
+
+Only the ONNX file is needed: its metadata holds the data config and the pre-processing
+(:mod:`heptagon.publish.onnx`), so a file is read exactly as in training, through the data
+stage (:class:`~heptagon.data.transform.Transform`, :func:`~heptagon.data.loader.pad_table`),
+except that
+
+- every entry is scored: the training ``selection`` is not applied (it is in the
+  metadata, to apply to the output), and labels and weights are not read;
+- ``nan_policy: drop`` becomes ``error`` (dropping entries would break row alignment);
+  ``zero`` and ``error`` are kept.
+
+Each input file gives ``out_dir/<stem>.parquet``, row-aligned with the input, with one
+float32 ``score_<Class>`` column per model output and the requested observer branches
+(any name the data config can resolve: a branch, a ``new_variables`` entry or a standard
+feature). Entries are read in file order in chunks; within a chunk they are bucketed by
+particle multiplicity (each batch padded only to its longest jet) and the scores put back
+in file order.
+
+Every input is checked before anything is written: the model file, each file's branches,
+and the shapes of its first entries (jagged where the model wants particles, one value per
+entry for flat groups and observers). Outputs are written atomically, one file at a time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from heptagon.data.config import DataConfig
+from heptagon.data.io import expand_files, open_reader
+from heptagon.data.loader import mask_name, pad_table
+from heptagon.data.transform import Table, Transform, iter_tables
+from heptagon.errors import DataError
+from heptagon.io import atomic_path
+from heptagon.publish.onnx import OUTPUT_NAME, OnnxModel, load_onnx
+
+__all__ = [
+    "DEFAULT_BATCH_SIZE",
+    "FileJob",
+    "Scorer",
+    "plan_predictions",
+    "predict",
+    "predict_file",
+    "progress_bar",
+    "reading_config",
+    "score_columns",
+]
+
+DEFAULT_BATCH_SIZE = 256
+#: entries read (and bucketed) at once
+_CHUNK_SIZE = 10_000
+#: entries of each file read up front to check shapes
+_PROBE_ENTRIES = 16
+
+
+@dataclass(frozen=True)
+class FileJob:
+    """One input file, its output path, and its number of entries."""
+
+    source: Path
+    output: Path
+    entries: int
+
+
+def score_columns(model: OnnxModel) -> list[str]:
+    """The output's score column names: ``score_<Class>`` per model output."""
+    return [f"score_{name}" for name in model.class_names]
+
+
+def reading_config(model: OnnxModel, observers: Sequence[str] = ()) -> DataConfig:
+    """The export's data config as predict reads with it (see the module docstring)."""
+    data = model.data_config.model_dump(mode="json")
+    data.update(selection=None, labels=None, weights=None, observers=list(observers))
+    if data["nan_policy"] == "drop":
+        data["nan_policy"] = "error"
+    return DataConfig.model_validate(data)
+
+
+def plan_predictions(
+    model: OnnxModel, files: Sequence[Path], out_dir: Path, observers: Sequence[str] = ()
+) -> list[FileJob]:
+    """Check every input against the model and name the outputs; writes nothing.
+
+    Raises :class:`DataError` naming the file (and branch) for a missing or unreadable
+    file, a missing branch, a value of the wrong shape in the first entries, an observer
+    clashing with a score column, or two inputs (or an input and an output) sharing a path.
+    """
+    clash = set(observers) & set(score_columns(model))
+    if clash:
+        raise DataError(f"observer(s) {sorted(clash)} clash with the score columns", model.path)
+    config = reading_config(model, observers)
+    transform = Transform(config, model.preprocess, with_labels=False)
+    jobs: list[FileJob] = []
+    outputs: dict[Path, Path] = {}
+    sources = {path.resolve() for path in files}
+    for path in files:
+        output = out_dir / f"{path.stem}.parquet"
+        if output.resolve() in outputs:
+            raise DataError(
+                f"has the same stem as {outputs[output.resolve()]}: both would write {output}",
+                path,
+            )
+        if output.resolve() in sources:
+            raise DataError(f"the output {output} would overwrite an input", path)
+        outputs[output.resolve()] = path
+        with open_reader(path, config.treename) as reader:
+            branches = transform.branches(reader.branches)
+            reader.check_branches(branches)
+            units = reader.units(_CHUNK_SIZE)
+            if units:  # the shapes: jagged vs one value per entry, NaN in the first entries
+                transform(next(reader.read(units[0], branches, _PROBE_ENTRIES)))
+            jobs.append(FileJob(path, output, reader.num_entries))
+    return jobs
+
+
+class Scorer:
+    """An ONNX Runtime session on a heptagon export and the reading set-up for it."""
+
+    def __init__(
+        self,
+        model_path: str | Path,
+        *,
+        observers: Sequence[str] = (),
+        threads: int | None = None,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.model = load_onnx(model_path)
+        self.observers = tuple(observers)
+        self.config = reading_config(self.model, observers)
+        self.batch_size = batch_size
+        produced = set(self.model.preprocess.inputs) | {
+            mask_name(group)
+            for group, params in self.model.preprocess.inputs.items()
+            if params.length is not None and params.mask
+        }
+        missing = [name for name in self.model.input_names if name not in produced]
+        if missing:
+            raise DataError(
+                f"the model takes inputs {missing} that its pre-processing does not produce",
+                self.model.path,
+            )
+        self.session = self.model.session(threads)
+
+    def score_table(self, table: Table) -> np.ndarray:
+        """``(len(table), n_outputs)`` float32 scores, in the table's order."""
+        out = np.empty((len(table), len(self.model.class_names)), dtype=np.float32)
+        order = np.argsort(table.multiplicity, kind="stable")
+        for start in range(0, len(table), self.batch_size):
+            index = order[start : start + self.batch_size]
+            tensors = pad_table(table.take(index), self.model.preprocess).tensors()
+            feed = {name: tensors[name].numpy() for name in self.model.input_names}
+            (out[index],) = self.session.run([OUTPUT_NAME], feed)
+        return out
+
+    def score_file(
+        self, source: Path, output: Path, advance: Callable[[int], None] | None = None
+    ) -> Path:
+        """Score every entry of ``source`` and write ``output`` atomically."""
+        transform = Transform(self.config, self.model.preprocess, with_labels=False)
+        with open_reader(source, self.config.treename) as reader:
+            units = reader.units(_CHUNK_SIZE)
+        scores, observers = [], []
+        for table in iter_tables(units, transform, _CHUNK_SIZE, files_at_once=1):
+            scores.append(self.score_table(table))
+            observers.append(table.observers)
+            if advance is not None:
+                advance(len(table))
+        n_out = len(self.model.class_names)
+        matrix = np.concatenate(scores) if scores else np.empty((0, n_out), dtype=np.float32)
+        columns: dict[str, np.ndarray] = dict(zip(score_columns(self.model), matrix.T, strict=True))
+        for name in self.observers:
+            parts = [o[name] for o in observers]
+            columns[name] = np.concatenate(parts) if parts else np.empty(0)
+        output.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(output) as tmp:
+            pq.write_table(pa.table(columns), tmp)
+        return output
+
+
+def predict_file(
+    model_path: str | Path,
+    source: str | Path,
+    output: str | Path,
+    *,
+    observers: Sequence[str] = (),
+    threads: int | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+) -> Path:
+    """Score one file into ``output`` (the task :mod:`heptagon.infer.distributed` runs)."""
+    scorer = Scorer(model_path, observers=observers, threads=threads, batch_size=batch_size)
+    return scorer.score_file(Path(source), Path(output))
+
+
+@contextmanager
+def progress_bar(total: int, enabled: bool) -> Iterator[Callable[[int], None]]:
+    """A rich progress bar over ``total`` jets; yields ``advance(n)``."""
+    with Progress(
+        TextColumn("predict"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("jets"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        disable=not enabled,
+    ) as bar:
+        task = bar.add_task("jets", total=total)
+        yield lambda n: bar.advance(task, n)
+
+
+def predict(
+    model_path: str | Path,
+    files: str | Path | Sequence[str | Path],
+    out_dir: str | Path,
+    *,
+    threads: int | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    observers: Sequence[str] = (),
+    progress: bool = True,
+) -> list[Path]:
+    """Score ``files`` (paths, globs, dataset dirs) with the ONNX export at ``model_path``.
+
+    Writes ``out_dir/<stem>.parquet`` per input (see the module docstring) and returns
+    their paths in input order. ``threads``: ONNX Runtime intra-op threads (None: one per
+    physical core). Everything is checked (:func:`plan_predictions`) before the first
+    output is written.
+    """
+    scorer = Scorer(model_path, observers=observers, threads=threads, batch_size=batch_size)
+    jobs = plan_predictions(scorer.model, expand_files(files), Path(out_dir), observers)
+    with progress_bar(sum(job.entries for job in jobs), progress) as advance:
+        return [scorer.score_file(job.source, job.output, advance) for job in jobs]
