@@ -1,5 +1,6 @@
 """``--resume`` continues to the same weights as an uninterrupted run (shuffling,
-bucketing, dropout and BatchNorm included), from inside an epoch and from an epoch end."""
+bucketing, dropout and BatchNorm included), from inside an epoch and from an epoch end,
+reading in the main process or in a (persistent) loader worker."""
 
 from __future__ import annotations
 
@@ -16,8 +17,8 @@ from heptagon.train import train
 from heptagon.train.rundir import load_checkpoint, save_checkpoint
 
 
-@pytest.fixture
-def experiment(tmp_path: Path) -> Path:
+@pytest.fixture(params=[0, 1], ids=["in-process", "one-worker"])
+def experiment(tmp_path: Path, request: pytest.FixtureRequest) -> Path:
     return write_experiment(
         tmp_path / "pn.yaml",
         {
@@ -33,6 +34,7 @@ def experiment(tmp_path: Path) -> Path:
                 "val_every": 5,
                 "warmup_steps": 2,
                 "progress": False,
+                "num_workers": request.param,
             },
         },
     )

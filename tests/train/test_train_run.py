@@ -150,3 +150,19 @@ def test_an_existing_run_needs_resume(
     assert err.value.key == "train.epochs"
     summary = train(mlp_experiment, top_qcd_sample, run, overrides=["train.epochs=1"], resume=True)
     assert summary.epochs == 1  # already finished: nothing more to do
+
+
+def test_regression(mlp_experiment: Path, top_qcd_sample: Path, tmp_path: Path) -> None:
+    """A regression target (the soft-drop mass from the other features): MSE, no AUC."""
+    overrides = [
+        "data.labels={type: custom, value: {mass: jet_sdmass / 100}}",
+        "data.inputs.jet_features.vars=[jet_tau21, jet_tau32, jet_nparticles, jet_pt]",
+        "train.task=regression",
+        "train.loss=mse",
+    ]
+    summary = train(mlp_experiment, top_qcd_sample, tmp_path / "run", overrides=overrides)
+    first, last = summary.history[0], summary.history[-1]
+    assert last["val_accuracy"] is None
+    assert last["val_auc"] is None
+    assert last["val_loss"] < first["train_loss"]
+    assert load_run(tmp_path / "run").info["task"] == "regression"

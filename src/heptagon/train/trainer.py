@@ -11,8 +11,9 @@ holds the model, optimizer, scheduler, grad-scaler and RNG states, the counters 
 data position ``(epoch, batch_in_epoch)``. The training data's order depends only on
 ``(seed, epoch)`` (:meth:`heptagon.data.JetDataset.set_epoch`), so on resume the
 interrupted epoch is replayed from its start and its first ``batch_in_epoch`` batches are
-read and dropped; the RNG states are restored at the point where they were saved (after
-the epoch's data iterator was created, for a checkpoint inside an epoch).
+read and dropped. Data iterators are created outside the global RNG stream, so the
+restored RNG states continue exactly where they were saved. ``in_memory`` datasets are not
+used (their order after the first epoch depends on the epochs already run).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from rich.progress import (
 )
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader
 
 from heptagon.data.loader import Batch, JetDataset, make_dataloader
 from heptagon.errors import ModelError
@@ -76,6 +78,14 @@ class TrainState:
     interval_jets: int = 0
     interval_s: float = 0.0
     history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _iterate(loader: DataLoader[Batch]) -> Iterator[Batch]:
+    """An iterator over ``loader`` created outside the global torch RNG stream (a
+    ``DataLoader`` draws its workers' base seed from it, but not on every epoch when its
+    workers persist), so the RNG state of a checkpoint does not depend on the loader."""
+    with torch.random.fork_rng(devices=[]):
+        return iter(loader)
 
 
 class Trainer:
@@ -138,6 +148,7 @@ class Trainer:
         self.scheduler.load_state_dict(checkpoint["scheduler"])
         self.scaler.load_state_dict(checkpoint["scaler"])
         self.state = TrainState(**checkpoint["state"])
+        set_rng_state(checkpoint["rng"])
         if not self.dist.is_main:  # rank 0 holds the summed interval counters
             s = self.state
             s.loss_sum, s.n_batches, s.interval_jets = 0.0, 0, 0
@@ -158,10 +169,8 @@ class Trainer:
     def fit(self, checkpoint: Mapping[str, Any] | None = None) -> TrainState:
         """Train to the end (epochs, ``max_steps`` or early stopping), from ``checkpoint``
         (a ``last.pt``) if given. Returns the final state."""
-        pending_rng = None
         if checkpoint is not None:
             self._restore(checkpoint)
-            pending_rng = checkpoint["rng"]
         s, options = self.state, self.options
         self._t0 = time.perf_counter() - s.wall_s
         with self._progress_bar() as progress:
@@ -176,15 +185,9 @@ class Trainer:
             self._progress = (progress, task)
             while not s.finished and s.epoch < options.epochs:
                 self.train_data.set_epoch(s.epoch)
-                if pending_rng is not None and s.batch_in_epoch == 0:
-                    set_rng_state(pending_rng)
-                    pending_rng = None
-                batches = iter(self.train_loader)
+                batches = _iterate(self.train_loader)
                 for _ in range(s.batch_in_epoch):  # reposition a resumed epoch
                     next(batches)
-                if pending_rng is not None:
-                    set_rng_state(pending_rng)
-                    pending_rng = None
                 if not self._epoch(batches):
                     break
                 if options.val_every == "epoch":
@@ -269,7 +272,10 @@ class Trainer:
         )
         self.model.eval()
         outputs = collect_outputs(
-            lambda t: self._forward(self.model, t), self.val_loader, self.device, self.dist
+            lambda t: self._forward(self.model, t),
+            _iterate(self.val_loader),
+            self.device,
+            self.dist,
         )
         metrics = val_metrics(outputs, self.loss, self.options.task == "classification")
         s.jets_seen += int(jets)
