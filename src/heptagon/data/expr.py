@@ -1,4 +1,4 @@
-"""A small, safe expression language over awkward arrays.
+"""A small, safe expression language over jagged (per-particle) and flat arrays.
 
 Used by the data config (``selection``, ``new_variables``, label expressions, weights).
 An expression is parsed with :mod:`ast` and only an allow-list of node types is accepted;
@@ -15,6 +15,11 @@ Language
   ``max(x, fill)`` / ``min(x, fill)`` / ``at(x, i, fill)`` give ``fill`` for too-short lists.
 
 Mind Python's precedence: ``&`` binds tighter than ``>``, so write ``(a > 1) & (b < 2)``.
+
+Values are numpy arrays (one number per entry), :class:`~heptagon.data.jagged.JaggedColumn` s
+(a list of numbers per entry) or awkward arrays (anything else). Operators and numpy ufuncs
+run on the first two directly; the other functions get awkward arrays, and their results
+come back in the fast forms where they fit (:func:`~heptagon.data.jagged.from_awkward`).
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from typing import Any
 import awkward as ak
 import numpy as np
 
+from heptagon.data.jagged import JaggedColumn, from_awkward
 from heptagon.errors import ConfigError
 from heptagon.physics.kinematics import delta_phi, delta_r, wrap_phi
 
@@ -122,6 +128,20 @@ _COMPARE: dict[type[ast.cmpop], Callable[[Any, Any], Any]] = {
     ast.Gt: operator.gt,
     ast.GtE: operator.ge,
 }
+_OPERATORS = {*_BINARY.values(), *_UNARY.values(), *_COMPARE.values()}
+
+
+def _to_awkward(value: Any) -> Any:
+    return value.to_awkward() if isinstance(value, JaggedColumn) else value
+
+
+def _apply(function: Callable[..., Any], *args: Any) -> Any:
+    """``function(*args)``: directly for ufuncs and operators on fast forms, through awkward
+    for other functions or when an argument is already an awkward array."""
+    fast = isinstance(function, np.ufunc) or function in _OPERATORS
+    if fast and not any(isinstance(a, ak.Array) for a in args):
+        return function(*args)
+    return from_awkward(function(*(_to_awkward(a) for a in args)))
 
 
 class Expr:
@@ -195,9 +215,13 @@ class Expr:
         else:
             raise self._forbid(f"'{type(node).__name__}' ({ast.unparse(node)!r})")
 
-    def evaluate(self, lookup: Callable[[str], Any]) -> Any:
-        """Evaluate with ``lookup(name)`` giving the array for each referenced name."""
-        return self._eval(self._body, lookup)
+    def evaluate(self, lookup: Callable[[str], Any], *, columns: bool = False) -> Any:
+        """Evaluate with ``lookup(name)`` giving the array for each referenced name.
+
+        A list-per-entry result is an awkward array, or with ``columns`` a
+        :class:`~heptagon.data.jagged.JaggedColumn` (the fast form the loader works on)."""
+        result = self._eval(self._body, lookup)
+        return result if columns else _to_awkward(result)
 
     def _eval(self, node: ast.expr, lookup: Callable[[str], Any]) -> Any:
         if isinstance(node, ast.Name):
@@ -205,26 +229,28 @@ class Expr:
         if isinstance(node, ast.Constant):
             return node.value
         if isinstance(node, ast.BinOp):
-            return _BINARY[type(node.op)](
-                self._eval(node.left, lookup), self._eval(node.right, lookup)
+            return _apply(
+                _BINARY[type(node.op)],
+                self._eval(node.left, lookup),
+                self._eval(node.right, lookup),
             )
         if isinstance(node, ast.UnaryOp):
-            return _UNARY[type(node.op)](self._eval(node.operand, lookup))
+            return _apply(_UNARY[type(node.op)], self._eval(node.operand, lookup))
         if isinstance(node, ast.BoolOp):
             combine = operator.and_ if isinstance(node.op, ast.And) else operator.or_
             result = self._eval(node.values[0], lookup)
             for value in node.values[1:]:
-                result = combine(result, self._eval(value, lookup))
+                result = _apply(combine, result, self._eval(value, lookup))
             return result
         if isinstance(node, ast.Compare):
             left = self._eval(node.left, lookup)
             result = None
             for op, comparator in zip(node.ops, node.comparators, strict=True):
                 right = self._eval(comparator, lookup)
-                term = _COMPARE[type(op)](left, right)
-                result = term if result is None else result & term
+                term = _apply(_COMPARE[type(op)], left, right)
+                result = term if result is None else _apply(operator.and_, result, term)
                 left = right
             return result
         assert isinstance(node, ast.Call)  # the only node left after _check
         function = FUNCTIONS[self._function_name(node.func)]
-        return function(*(self._eval(arg, lookup) for arg in node.args))
+        return _apply(function, *(self._eval(arg, lookup) for arg in node.args))

@@ -141,8 +141,19 @@ class _RangeReader(Reader):
         """Entries ``[start, stop)`` of ``branches`` as a record array."""
 
 
+def _has_option(form: ak.forms.Form) -> bool:
+    if form.is_option:
+        return True
+    if isinstance(form, (ak.forms.RecordForm, ak.forms.UnionForm)):
+        return any(_has_option(c) for c in form.contents)
+    content = getattr(form, "content", None)
+    return content is not None and _has_option(content)
+
+
 def _no_options(arrays: ak.Array, path: Path) -> ak.Array:
     """Strip option types (nullable Parquet columns); a real null is an error."""
+    if not _has_option(arrays.layout.form):  # the common case, checked cheaply
+        return arrays
     out = {}
     for name in arrays.fields:
         column = arrays[name]
@@ -239,16 +250,13 @@ class ParquetReader(Reader):
 
     def read(self, unit: Unit, branches: Sequence[str], chunk_size: int) -> Iterator[Chunk]:
         self.check_branches(branches)
-        start = unit.start
-        try:
-            batches = self._file.iter_batches(
-                batch_size=chunk_size, row_groups=[unit.index], columns=list(branches)
-            )
-            for batch in batches:
-                yield Chunk(self.path, start, _no_options(ak.from_arrow(batch), self.path))
-                start += batch.num_rows
+        try:  # the whole row group at once: faster than iter_batches
+            table = self._file.read_row_group(unit.index, columns=list(branches))
         except (OSError, pa.ArrowException) as err:
             raise DataError(f"cannot read row group {unit.index} ({err})", self.path) from None
+        for offset in range(0, table.num_rows, chunk_size):
+            part = table.slice(offset, chunk_size)
+            yield Chunk(self.path, unit.start + offset, _no_options(ak.from_arrow(part), self.path))
 
 
 def _jets_from_particles(

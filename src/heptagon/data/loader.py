@@ -34,7 +34,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from heptagon.data.config import DataConfig
 from heptagon.data.io import Unit, expand_files, open_reader
-from heptagon.data.jagged import Jagged
+from heptagon.data.jagged import Jagged, pad_index
 from heptagon.data.preprocess import Preprocess
 from heptagon.data.split import Split, SplitName
 from heptagon.data.transform import Table, Transform, iter_tables
@@ -94,25 +94,45 @@ def mask_name(group: str) -> str:
     return f"{group.split('_', 1)[0]}_mask"
 
 
-def pad_table(table: Table, preprocess: Preprocess, fixed_length: bool = False) -> Batch:
-    """Pad a table into a :class:`Batch`: jagged groups to the longest entry of the table
-    (``fixed_length``: to the group's ``length``). The one place padding happens."""
+def pad_table(
+    table: Table,
+    preprocess: Preprocess,
+    fixed_length: bool = False,
+    index: np.ndarray | None = None,
+) -> Batch:
+    """Pad the entries ``index`` of a table (None: all, in order) into a :class:`Batch`:
+    jagged groups to the longest of those entries (``fixed_length``: to the group's
+    ``length``). The one place padding happens.
+
+    Gathers straight from the table, without an intermediate copy of the entries; groups
+    of one particle collection (the same counts) share the slot computation and the mask.
+    """
+    if index is None:
+        index = np.arange(len(table))
     inputs, masks = {}, {}
+    slots: dict[tuple[int, int, bool], tuple[np.ndarray, torch.Tensor]] = {}
     for group, params in preprocess.inputs.items():
         values = table.inputs[group]
         if not isinstance(values, Jagged):
-            inputs[group] = torch.from_numpy(values)
+            inputs[group] = torch.from_numpy(values[index])
             continue
         assert params.length is not None  # a jagged group has one
-        longest = params.length if fixed_length else max(1, int(values.counts.max(initial=0)))
-        pad_values = np.array([v.pad_value for v in params.vars])
-        padded = values.pad(longest, pad_values, wrap=params.pad_mode == "wrap")
-        inputs[group] = torch.from_numpy(padded)
+        counts = values.counts[index]
+        longest = params.length if fixed_length else max(1, int(counts.max(initial=0)))
+        wrap = params.pad_mode == "wrap"
+        key = (id(values.counts), longest, wrap)
+        if key not in slots:
+            where = pad_index(counts, values.starts[index], longest, wrap)
+            real = np.arange(longest)[None, None, :] < counts[:, None, None]
+            slots[key] = (where, torch.from_numpy(real.astype(np.float32)))
+        where, mask = slots[key]
+        pad_values = np.array([v.pad_value for v in params.vars], dtype=np.float32)
+        inputs[group] = torch.from_numpy(values.pad(where, pad_values))
         if params.mask:
-            real = np.arange(longest)[None, None, :] < values.counts[:, None, None]
-            masks[group] = torch.from_numpy(real.astype(np.float32))
-    label = None if table.label is None else torch.from_numpy(table.label)
-    return Batch(inputs, masks, label, torch.from_numpy(table.weight), table.observers)
+            masks[group] = mask
+    label = None if table.label is None else torch.from_numpy(table.label[index])
+    observers = {k: v[index] for k, v in table.observers.items()}
+    return Batch(inputs, masks, label, torch.from_numpy(table.weight[index]), observers)
 
 
 def _rank_and_world() -> tuple[int, int]:
@@ -245,7 +265,7 @@ class JetDataset(IterableDataset[Batch]):
             index = used[start : start + self.batch_size]
             if len(index) < self.batch_size and self.drop_last:
                 continue
-            yield pad_table(table.take(index), self.preprocess, fixed_length=not self.bucketing)
+            yield pad_table(table, self.preprocess, fixed_length=not self.bucketing, index=index)
         return table.take(rest)
 
 

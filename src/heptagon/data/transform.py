@@ -20,14 +20,14 @@ from heptagon.data.config import DataConfig
 from heptagon.data.expr import Expr
 from heptagon.data.features import feature
 from heptagon.data.io import Chunk, Unit, open_reader
-from heptagon.data.jagged import Jagged
+from heptagon.data.jagged import Jagged, JaggedColumn, from_awkward
 from heptagon.data.split import Split, SplitName
 from heptagon.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from heptagon.data.preprocess import Preprocess
+    from heptagon.data.preprocess import Preprocess, VarParams
 
 __all__ = ["Table", "Transform", "iter_tables"]
 
@@ -85,17 +85,28 @@ def _concatenate(parts: list[Any]) -> Jagged | np.ndarray:
 
 def _per_entry(value: Any, n: int) -> Any:
     """Broadcast a constant expression result to one value per entry."""
-    return value if isinstance(value, (ak.Array, np.ndarray)) else np.full(n, value)
+    return value if isinstance(value, (ak.Array, np.ndarray, JaggedColumn)) else np.full(n, value)
 
 
 class _Namespace:
-    """Lazily resolved, cached variables of one chunk."""
+    """Lazily resolved, cached variables of the entries of one chunk that are kept.
+
+    Branches are taken from the chunk in their fast forms (:func:`from_awkward`); jagged
+    branches with the same counts share one counts array. Filtering (split, selection,
+    ``nan_policy: drop``) only records which entries are kept: a branch is cut when it is
+    first needed, with one particle mask per counts array.
+    """
 
     def __init__(self, arrays: ak.Array, config: DataConfig, path: Path) -> None:
         self.arrays, self.path, self.n = arrays, path, len(arrays)
+        self._fields = set(arrays.fields)
         self._new = config.new_variable_exprs
         self._cache: dict[str, Any] = {}
         self._resolving: set[str] = set()
+        self._keep: np.ndarray | None = None  # over the chunk's entries; None: all
+        self._counts: list[np.ndarray] = []  # distinct counts of the chunk's branches
+        # id(counts before) -> (counts before, particles kept, counts after) for _keep
+        self._cuts: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
 
     def __getitem__(self, name: str) -> Any:
         if name in self._cache:
@@ -106,8 +117,8 @@ class _Namespace:
         std = feature(name)
         if name in self._new:
             value = self.evaluate(self._new[name])
-        elif name in self.arrays.fields:
-            value = self.arrays[name]
+        elif name in self._fields:
+            value = self._branch(name)
         elif std is not None:
             value = self.evaluate(std)
         else:
@@ -116,21 +127,48 @@ class _Namespace:
         self._cache[name] = value
         return value
 
+    def _branch(self, name: str) -> Any:
+        layout = self.arrays.layout  # skips ak.Array.__getitem__'s overhead (~1 ms a call)
+        field = layout.content(name) if isinstance(layout, ak.contents.RecordArray) else None
+        value = from_awkward(self.arrays[name] if field is None else field)
+        if isinstance(value, JaggedColumn):
+            same = next((c for c in self._counts if np.array_equal(c, value.counts)), None)
+            if same is None:
+                self._counts.append(value.counts)
+            else:
+                value = JaggedColumn(value.content, same)
+        return value if self._keep is None else self._cut(value, self._keep)
+
+    def _cut(self, value: Any, keep: np.ndarray) -> Any:
+        if not isinstance(value, JaggedColumn):
+            return value[keep]
+        cut = self._cuts.get(id(value.counts))
+        if cut is None:
+            cut = (value.counts, np.repeat(keep, value.counts), value.counts[keep])
+            self._cuts[id(value.counts)] = cut
+        return JaggedColumn(value.content[cut[1]], cut[2])
+
     def evaluate(self, expr: Expr) -> Any:
-        return _per_entry(expr.evaluate(self.__getitem__), self.n)
+        return _per_entry(expr.evaluate(self.__getitem__, columns=True), self.n)
 
     def filter(self, keep: np.ndarray) -> _Namespace:
         """The same namespace restricted to the entries where ``keep`` is true."""
         out = _Namespace.__new__(_Namespace)
-        out.arrays, out.path, out.n = self.arrays[keep], self.path, int(keep.sum())
-        out._new, out._resolving = self._new, set()
-        out._cache = {k: v[keep] for k, v in self._cache.items()}
+        out.arrays, out.path, out.n = self.arrays, self.path, int(keep.sum())
+        out._fields = self._fields
+        out._new, out._resolving, out._counts, out._cuts = self._new, set(), self._counts, {}
+        if self._keep is None:
+            out._keep = keep
+        else:
+            out._keep = self._keep.copy()
+            out._keep[self._keep] = keep
+        out._cache = {k: out._cut(v, keep) for k, v in self._cache.items()}
         return out
 
 
 def _flat(value: Any, path: Path, name: str, what: str = "a value") -> np.ndarray:
     """``value`` as a numpy array of one value per entry, or a DataError."""
-    if isinstance(value, ak.Array):
+    if isinstance(value, (ak.Array, JaggedColumn)):
         if value.ndim != 1:
             raise DataError(
                 f"expected {what} per entry, found a jagged array (reduce it, e.g. max(...))",
@@ -141,12 +179,14 @@ def _flat(value: Any, path: Path, name: str, what: str = "a value") -> np.ndarra
     return np.asarray(value)
 
 
-def _jagged(value: Any, path: Path, name: str) -> ak.Array:
-    """``value`` as a jagged (per particle) array, or a DataError."""
+def _jagged(value: Any, path: Path, name: str) -> JaggedColumn:
+    """``value`` as a jagged (per particle) column, or a DataError."""
+    if isinstance(value, JaggedColumn):
+        return value
     if not isinstance(value, ak.Array) or value.ndim != 2:
         found = "one value per entry" if value.ndim == 1 else f"{value.ndim} dimensions"
         raise DataError(f"expected a jagged (per-particle) array, found {found}", path, name)
-    return value
+    return JaggedColumn(ak.to_numpy(ak.flatten(value, axis=1)), ak.to_numpy(ak.num(value, axis=1)))
 
 
 class Transform:
@@ -223,6 +263,7 @@ class Transform:
         arrays, path = chunk.arrays, chunk.path
         self._files.add(path.name)
         self.n_read += len(arrays)
+        ns = _Namespace(arrays, self.config, path)
         if self.split_name is not None:
             if self.config.event_branch in arrays.fields:
                 keys = _flat(arrays[self.config.event_branch], path, self.config.event_branch)
@@ -230,9 +271,8 @@ class Transform:
                     raise DataError("expected an integer event number", path, "event")
             else:
                 keys = np.arange(chunk.start, chunk.start + len(arrays))
-            arrays = arrays[self.split.mask(self.split_name, path.stem, keys)]
-        self.n_split += len(arrays)
-        ns = _Namespace(arrays, self.config, path)
+            ns = ns.filter(self.split.mask(self.split_name, path.stem, keys))
+        self.n_split += ns.n
         if self.config.selection is not None:
             keep = _flat(ns.evaluate(self.config.expressions["selection"]), path, "selection")
             if keep.dtype != np.bool_:
@@ -268,16 +308,19 @@ class Transform:
                     column = _flat(ns[var.name], path, var.name)
                 else:
                     jagged = _jagged(ns[var.name], path, var.name)
-                    n = ak.to_numpy(ak.num(jagged, axis=1))
-                    if counts is not None and not np.array_equal(n, counts):
+                    if not (
+                        counts is None
+                        or jagged.counts is counts
+                        or np.array_equal(jagged.counts, counts)
+                    ):
                         raise DataError(
                             f"has a different number of particles than '{spec.vars[0].name}' "
                             f"(both in input group '{group}')",
                             path,
                             var.name,
                         )
-                    counts, column = n, ak.to_numpy(ak.flatten(jagged, axis=1))
-                column = column.astype(np.float32)
+                    counts, column = jagged.counts, jagged.content
+                column = column.astype(np.float32, copy=False)  # read only from here on
                 finite = np.isfinite(column)
                 n_bad = len(column) - int(np.count_nonzero(finite))
                 key = (group, var.name)
@@ -356,10 +399,8 @@ class Transform:
         inputs: dict[str, Jagged | np.ndarray] = {}
         multiplicity = np.zeros(len(weight), dtype=np.int64)
         for group, (counts, columns) in raw.items():
-            if self.preprocess is not None:
-                params = self.preprocess.inputs[group].vars
-                columns = [p.apply(c) for p, c in zip(params, columns, strict=True)]
-            values = np.stack(columns, axis=1).astype(np.float32, copy=False)
+            params = None if self.preprocess is None else self.preprocess.inputs[group].vars
+            values = _standardised(columns, params)
             if counts is None:
                 inputs[group] = values
                 continue
@@ -369,6 +410,42 @@ class Transform:
             inputs[group] = jagged
             multiplicity = np.maximum(multiplicity, jagged.counts)
         return Table(inputs, label, weight, observers, multiplicity)
+
+
+#: rows standardised at once by :func:`_standardised` (a block stays in the CPU cache)
+_BLOCK_ROWS = 8192
+
+
+def _standardised(columns: list[np.ndarray], params: tuple[VarParams, ...] | None) -> np.ndarray:
+    """``(n, n_vars)`` float32 of the float32 ``columns``, each standardised as
+    :meth:`VarParams.apply` does (``params`` None: raw values).
+
+    Each variable is standardised on its own contiguous column (identities skipped), then
+    the columns are interleaved a block of rows at a time, so that a block stays in the
+    CPU cache."""
+    if params is not None:
+        columns = [_standardise(c, p) for c, p in zip(columns, params, strict=True)]
+    n = len(columns[0]) if columns else 0
+    out = np.empty((n, len(columns)), dtype=np.float32)
+    for start in range(0, n, _BLOCK_ROWS):
+        block = out[start : start + _BLOCK_ROWS]
+        for j, column in enumerate(columns):
+            block[:, j] = column[start : start + _BLOCK_ROWS]
+    return out
+
+
+def _standardise(column: np.ndarray, params: VarParams) -> np.ndarray:
+    """:meth:`VarParams.apply` on a float32 column, in float32, with one new array at most
+    (``column`` itself may be shared, e.g. with an observer, so it is never written)."""
+    out = column
+    if params.center != 0:
+        out = np.subtract(column, np.float32(params.center))
+    if params.scale != 1:
+        out = np.multiply(out, np.float32(params.scale), out=None if out is column else out)
+    if params.clip is not None:
+        out = np.maximum(out, np.float32(params.clip[0]), out=None if out is column else out)
+        np.minimum(out, np.float32(params.clip[1]), out=out)
+    return out
 
 
 def _unit_tables(unit: Unit, transform: Transform, chunk_size: int) -> Iterator[Table]:
