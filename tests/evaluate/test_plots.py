@@ -69,3 +69,15 @@ def test_plot_sculpting(tmp_path: Path, sample: dict[str, np.ndarray]) -> None:
         s, y, sample["mass"], sample["weights"], working_point=M.roc_curve(s, y).at_signal_eff(0.5)
     )
     _check_written(plots.plot_sculpting(sculpt, tmp_path / "sculpting"), tmp_path / "sculpting")
+
+
+def test_sculpting_plot_when_no_background_passes(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    labels = np.repeat([True, False], 200)
+    scores = np.where(labels, rng.uniform(0.6, 1.0, 400), rng.uniform(0.0, 0.4, 400))
+    mass = rng.uniform(20, 200, 400)
+    wp = M.roc_curve(scores, labels).at_signal_eff(0.5)
+    sculpting = M.mass_sculpting(scores, labels, mass, working_point=wp)
+    assert sculpting.passing.values().sum() == 0
+    paths = plots.plot_sculpting(sculpting, tmp_path / "s")
+    assert all(p.stat().st_size > 0 for p in paths)

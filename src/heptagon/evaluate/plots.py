@@ -84,13 +84,11 @@ def plot_scores(histograms: Mapping[str, hist.Hist], stem: str | Path) -> list[P
     with _style():
         fig = Figure()
         ax = fig.subplots()
-        mplhep.histplot(
-            list(histograms.values()),
-            label=list(histograms),
-            density=True,
-            flow="none",
-            ax=ax,
-        )
+        drawn = {k: h for k, h in histograms.items() if h.values().sum() > 0}
+        if drawn:  # an empty class has no shape to normalise
+            mplhep.histplot(
+                list(drawn.values()), label=list(drawn), density=True, flow="none", ax=ax
+            )
         ax.set_xlabel("Score")
         ax.set_ylabel("Normalised to unit area")
         ax.legend(loc="upper center")
@@ -151,13 +149,22 @@ def plot_sculpting(sculpting: MassSculpting, stem: str | Path) -> list[Path]:
         fig = Figure()
         ax, rax = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
         fig.subplots_adjust(hspace=0.07)
-        mplhep.histplot(
-            [failing, passing],
-            label=["Background failing", f"Background passing (1/JSD = {inv_text})"],
-            density=True,
-            flow="none",
-            ax=ax,
-        )
+        shapes = [
+            (h, label)
+            for h, label in (
+                (failing, "Background failing"),
+                (passing, f"Background passing (1/JSD = {inv_text})"),
+            )
+            if h.values().sum() > 0  # no background may pass a tight cut
+        ]
+        if shapes:
+            mplhep.histplot(
+                [h for h, _ in shapes],
+                label=[label for _, label in shapes],
+                density=True,
+                flow="none",
+                ax=ax,
+            )
         ax.set_ylabel("Normalised to unit area")
         ax.set_xlabel("")
         ax.legend(loc="upper right", title=f"Cut at $\\varepsilon_S$ = {eff:.2f}")

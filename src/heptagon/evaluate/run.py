@@ -1,0 +1,208 @@
+"""``heptagon evaluate RUN [--data FILES...]`` and ``heptagon compare RUN... --out DIR``.
+
+``evaluate`` scores the run's held-out test split (or each sample named by ``--data``: the
+robustness check across e.g. shifted detector settings) and writes ``RUN/eval/``:
+``metrics.json`` (the nominal sample's numbers at the top level, DESIGN.md keys, and every
+sample under ``samples``), ``roc_<sample>.csv``, ``predictions_<sample>.parquet`` (what
+publish rebuilds its tables from), ``plots/*.png|pdf`` and ``report.md``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from rich.table import Table
+
+from heptagon.data.io import expand_files, open_reader
+from heptagon.data.loader import JetDataset
+from heptagon.errors import DataError
+from heptagon.evaluate.analysis import SampleResult, analyse, draw, signal_class
+from heptagon.evaluate.inference import EVAL_OBSERVERS, Predictions, predict_batches
+from heptagon.evaluate.plots import plot_roc
+from heptagon.evaluate.report import (
+    SUMMARY_COLUMNS,
+    markdown_report,
+    markdown_table,
+    rich_table,
+    summary_rows,
+)
+from heptagon.io import atomic_path, write_json_atomic
+from heptagon.physics.metrics import Roc, roc_curve
+from heptagon.train.rundir import LoadedRun, load_run
+
+__all__ = ["CompareResult", "EvalResult", "compare", "evaluate"]
+
+EVAL_DIR = "eval"
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    """What ``evaluate`` wrote and found."""
+
+    eval_dir: Path
+    metrics: dict[str, Any]
+    samples: dict[str, dict[str, Any]]
+
+    def table(self) -> Table:
+        """The headline numbers per sample."""
+        return rich_table(f"evaluation: {self.eval_dir.parent}", self.samples)
+
+
+def _samples(loaded: LoadedRun, data: Sequence[str | Path] | None) -> dict[str, tuple[Any, Any]]:
+    """Sample name -> (files, split): the run's test split, or each ``--data`` entry whole."""
+    if not data:
+        return {"test": (list(loaded.config.files), "test")}
+    out: dict[str, tuple[Any, Any]] = {}
+    for entry in data:
+        name = Path(str(entry).rstrip("/")).name.split(".")[0] or "sample"
+        while name in out:
+            name += "_"
+        out[name] = ([entry], None)
+    return out
+
+
+def _observers(loaded: LoadedRun, files: list[Path]) -> list[str]:
+    """The data config's observers plus those of EVAL_OBSERVERS the files provide."""
+    with open_reader(files[0], loaded.config.data.treename) as reader:
+        present = set(reader.branches)
+    wanted = list(loaded.config.data.observers)
+    return wanted + [o for o in EVAL_OBSERVERS if o in present and o not in wanted]
+
+
+def _write_roc(roc: Roc, path: Path) -> None:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(
+            ["threshold", "signal_eff", "signal_eff_err", "background_eff", "background_eff_err"]
+        )
+        for row in zip(
+            roc.thresholds,
+            roc.signal_eff,
+            roc.signal_eff_err,
+            roc.background_eff,
+            roc.background_eff_err,
+            strict=True,
+        ):
+            writer.writerow([f"{v:.8g}" for v in row])
+
+
+def _device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def evaluate(
+    run_dir: str | Path,
+    data: Sequence[str | Path] | None = None,
+    *,
+    batch_size: int = 1024,
+    n_boot: int = 100,
+) -> EvalResult:
+    """Evaluate a trained run on its test split, or on each sample in ``data``."""
+    loaded = load_run(run_dir)
+    eval_dir = loaded.root / EVAL_DIR
+    plot_dir = eval_dir / "plots"
+    plot_dir.mkdir(parents=True, exist_ok=True)
+    model = loaded.model
+    if isinstance(model, torch.nn.Module):
+        model.to(_device())
+    task = loaded.info.get("task", "classification")
+    class_names = list(loaded.class_names)
+    cfg = loaded.config
+    results: dict[str, SampleResult] = {}
+    plots: list[Path] = []
+    for name, (files, split) in _samples(loaded, data).items():
+        paths = expand_files(files)
+        config = cfg.data.model_copy(update={"observers": _observers(loaded, paths)})
+        dataset = JetDataset(
+            paths,
+            config,
+            loaded.preprocess,
+            split=split,
+            split_fractions=cfg.split.fractions,
+            batch_size=batch_size,
+            buffer_size=max(batch_size, 10_000),
+            shuffle=False,
+            seed=cfg.train.seed,
+        )
+        pred = predict_batches(
+            model, dataset, name=name, class_names=class_names,
+            regression=task == "regression",
+        )  # fmt: skip
+        if len(pred) == 0:
+            raise DataError(f"no entries to evaluate in sample '{name}'", files[0])
+        result = analyse(pred, task=task, n_boot=n_boot, seed=cfg.train.seed)
+        plots += draw(result, pred, plot_dir)
+        pred.save(eval_dir / f"predictions_{name}.parquet")
+        for roc in result.rocs.values():
+            _write_roc(roc, eval_dir / f"roc_{name}.csv")
+            break  # the binary ROC (multi-class: the first one-vs-rest)
+        results[name] = result
+    samples = {name: r.metrics for name, r in results.items()}
+    nominal = next(iter(samples))
+    metrics = {**samples[nominal], "sample": nominal, "samples": samples}
+    write_json_atomic(eval_dir / "metrics.json", metrics)
+    report = markdown_report(
+        f"Evaluation of {loaded.info['name']} ({loaded.root.name})",
+        samples,
+        plots,
+        eval_dir,
+        notes=[f"Classes: {', '.join(class_names)}. Samples: {', '.join(samples)}."],
+    )
+    with atomic_path(eval_dir / "report.md") as tmp:
+        tmp.write_text(report)
+    return EvalResult(eval_dir, metrics, samples)
+
+
+@dataclass(frozen=True)
+class CompareResult:
+    """What ``compare`` wrote: the overlaid ROC and the table."""
+
+    out: Path
+    metrics: dict[str, dict[str, Any]]
+    plots: list[Path]
+
+    def table(self) -> Table:
+        """The headline numbers per run."""
+        return rich_table("comparison", self.metrics)
+
+
+def compare(runs: Sequence[str | Path], out: str | Path) -> CompareResult:
+    """Overlay the test-split ROCs of several runs (evaluating those not yet evaluated) and
+    tabulate their numbers in ``out/compare.md``."""
+    out = Path(out)
+    rocs: dict[str, Roc] = {}
+    metrics: dict[str, dict[str, Any]] = {}
+    for run in runs:
+        root = Path(run)
+        eval_dir = root / EVAL_DIR
+        if not (eval_dir / "metrics.json").exists():
+            evaluate(root)
+        loaded_info = load_run(root).info
+        class_names = list(loaded_info["class_names"])
+        pred = Predictions.load(eval_dir / "predictions_test.parquet", class_names)
+        label = f"{root.name} ({loaded_info['name']})"
+        if len(class_names) == 2:
+            sig = signal_class(class_names)
+            rocs[label] = roc_curve(pred.probs[:, sig], pred.labels == sig, pred.weights)
+        metrics[label] = json.loads((eval_dir / "metrics.json").read_text())
+    out.mkdir(parents=True, exist_ok=True)
+    plots = plot_roc(rocs, out / "roc") if rocs else []
+    text = "\n".join(
+        [
+            "# Comparison (test splits)",
+            "",
+            markdown_table(["run", *SUMMARY_COLUMNS[1:]], summary_rows(metrics)),
+            "",
+            *(f"![roc]({p.name})" for p in plots if p.suffix == ".png"),
+            "",
+        ]
+    )
+    with atomic_path(out / "compare.md") as tmp:
+        tmp.write_text(text)
+    return CompareResult(out, metrics, plots)
