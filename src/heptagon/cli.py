@@ -158,6 +158,58 @@ def demo(
     _print_sample(result.sample)
 
 
+@app.command()
+def train(
+    experiment: Annotated[Path, typer.Argument(help="Experiment YAML.")],
+    data: Annotated[list[str], typer.Option("--data", help="Dataset dirs, files or globs.")],
+    out: Annotated[Path, typer.Option("--out", help="Run directory.")],
+    overrides: Annotated[
+        list[str] | None, typer.Option("--set", help="Override a key: --set train.lr=1e-3")
+    ] = None,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue from the last checkpoint.")
+    ] = False,
+) -> None:
+    """Train the experiment's model into a run directory."""
+    from heptagon.train.run import train as run_train
+
+    summary = run_train(experiment, data, out, overrides=overrides or [], resume=resume)
+    stop = ", stopped early" if summary.stopped_early else ""
+    console.print(
+        f"run: {summary.run_dir} ({summary.steps} steps, {summary.epochs} epochs, "
+        f"best val loss {summary.best_val_loss:.4g}{stop})"
+    )
+
+
+@app.command()
+def evaluate(
+    run: Annotated[Path, typer.Argument(help="Run directory.")],
+    data: Annotated[
+        list[str] | None,
+        typer.Option("--data", help="Test samples (default: the run's test split)."),
+    ] = None,
+) -> None:
+    """Metrics, plots and report of a run on its test split (or on each --data sample)."""
+    from heptagon.evaluate.run import evaluate as run_evaluate
+
+    result = run_evaluate(run, data)
+    console.print(result.table())
+    console.print(f"report: {result.eval_dir / 'report.md'}")
+
+
+@app.command()
+def compare(
+    runs: Annotated[list[Path], typer.Argument(help="Run directories.")],
+    out: Annotated[Path, typer.Option("--out", help="Directory for the overlay and table.")],
+) -> None:
+    """Overlay the ROCs of several runs and tabulate their numbers."""
+    from heptagon.evaluate.run import compare as run_compare
+
+    result = run_compare(runs, out)
+    console.print(result.table())
+    console.print(f"comparison: {out / 'compare.md'}")
+
+
 data_app = typer.Typer(help="Inspect input files through a data config.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 
