@@ -20,7 +20,7 @@ from heptagon.train.rundir import load_checkpoint, save_checkpoint
 @pytest.fixture(params=[0, 1], ids=["in-process", "one-worker"])
 def experiment(tmp_path: Path, request: pytest.FixtureRequest) -> Path:
     return write_experiment(
-        tmp_path / "pn.yaml",
+        tmp_path / f"{request.node.callspec.id}.yaml",
         {
             "data": PARTICLE_DATA,
             "model": TINY_PARTICLENET,
@@ -60,7 +60,8 @@ def test_resume_equals_uninterrupted(
     assert {4, 7, 8, 12} <= set(saved)  # every 4 steps and at the end of epoch 1 (7 steps)
 
     final = load_checkpoint(full / "checkpoints" / "last.pt")["model"]
-    for step in (4, 7):  # inside epoch 1; at the end of epoch 1
+    # inside epoch 1 and at its end; with a persistent worker the epoch end is the hard case
+    for step in (4, 7) if experiment.stem == "in-process" else (7,):
         interrupted = tmp_path / f"from-{step}"
         shutil.copytree(full, interrupted)
         shutil.copy(saved[step], interrupted / "checkpoints" / "last.pt")
