@@ -1,22 +1,35 @@
-"""Loader throughput and memory: files -> padded float32 tensors, vs a bare read.
+"""Loader throughput and memory: files -> padded float32 tensors, vs a bare read and weaver-core.
 
     python benchmarks/loader.py [--jets 100000] [--buffer 10000] [--batch-size 256]
-                                [--chunk-size 10000] [--workdir DIR] [--name loader]
+                                [--chunk-size 10000] [--repeat 3] [--data DIR_OR_GLOB]
+                                [--no-weaver] [--weaver-jets 10000] [--workdir DIR]
+                                [--name loader]
 
 Writes a JetClass-schema Parquet dataset (``--jets`` jets, row groups of ``--chunk-size``;
-``--jets`` defaults to 10x the shuffle buffer), then measures, in this process:
+``--jets`` defaults to 10x the shuffle buffer), or reads ``--data``, then measures in this
+process, ``--repeat`` rounds, each round measuring every contender back to back so that
+they share the machine's load of the moment (this matters on a shared machine):
 
-- bare read: pyarrow ``read_row_group`` of the branches the config needs, every column
-  converted to numpy, same chunk size -> jets/s;
-- heptagon: ``JetDataset`` (split off, shuffle + bucketing on, JetClass/ParT-style inputs,
-  128 particles) to padded float32 tensors -> jets/s and the ratio to the bare read;
+- bare read: pyarrow ``read_row_group`` of the branches the config needs (the same
+  ``ParquetFile`` defaults and row groups the loader reads), every column converted to
+  numpy -> jets/s;
+- heptagon: ``JetDataset`` (split off, shuffle + bucketing on, JetClass/ParT-style inputs:
+  21 variables x 128 particles) to padded float32 tensors, ``num_workers`` 0 and 1 ->
+  jets/s and the ratio to the bare read of the same round; the same without bucketing;
 - memory: process RSS sampled every batch; the peak in the first and the last tenth of
-  the epoch (flat = bounded by the buffer, not the dataset);
-- weaver-core 0.5.3 ``SimpleIterDataset`` with the same config translated to its format,
-  num_workers 0 and 1, when ``weaver`` is importable (else skipped, with a message).
+  the epoch (flat = bounded by the buffer, not the dataset); padded-slot fraction with and
+  without bucketing, from the masks;
+- weaver-core 0.5.3 ``SimpleIterDataset`` with the same config translated to its YAML,
+  the same batch size, its default fetch settings (``fetch_by_files=False``,
+  ``fetch_step=0.01``), ``num_workers`` 0 and 1, over its first ``--weaver-jets`` jets
+  (start-up included), when ``weaver`` is importable (else skipped, with the reason).
+  Note: with the default fetch settings weaver reads 1% of each file per fetch, and on a
+  Parquet file it reads every row group overlapping that range whole, so files of large
+  row groups are read many times over: that, not its per-jet work, dominates here.
 
-Results go to ``benchmarks/results/<name>.json`` (default ``loader``) with the command, git
-commit and machine.
+Each figure is the best of the rounds; every ratio is between figures of the same round
+(the best round's ratio is reported, with all rounds' ratios beside it). Results go to
+``benchmarks/results/<name>.json`` with the command, git commit and machine.
 """
 
 from __future__ import annotations
@@ -148,9 +161,14 @@ def bare_read(files: list[Path], branches: list[str]) -> tuple[int, float]:
 
 
 def heptagon_read(
-    files: list[Path], config: DataConfig, args: argparse.Namespace
+    files: list[Path],
+    config: DataConfig,
+    args: argparse.Namespace,
+    *,
+    workers: int = 0,
+    bucketing: bool = True,
 ) -> dict[str, Any]:
-    """Jets/s and RSS over one epoch of the streaming loader."""
+    """Jets/s, padded-slot fraction and RSS over one epoch of the streaming loader."""
     ds = JetDataset(
         files,
         config,
@@ -159,11 +177,12 @@ def heptagon_read(
         batch_size=args.batch_size,
         buffer_size=args.buffer,
         chunk_size=args.chunk_size,
+        bucketing=bucketing,
     )
     rss: list[float] = []
     jets, slots, real = 0, 0, 0
     start = time.perf_counter()
-    for batch in make_dataloader(ds, num_workers=0):
+    for batch in make_dataloader(ds, num_workers=workers):
         jets += len(batch)
         mask = batch.masks["pf_features"]
         slots += mask.numel()
@@ -173,25 +192,18 @@ def heptagon_read(
     tenth = max(1, len(rss) // 10)
     return {
         "jets": jets,
-        "seconds": seconds,
         "jets_per_s": jets / seconds,
         "padded_fraction": 1 - real / slots,
-        "padded_fraction_fixed_length": 1 - real / (jets * LENGTH),
         "rss_mb_peak_first_tenth": max(rss[:tenth]),
         "rss_mb_peak_last_tenth": max(rss[-tenth:]),
     }
 
 
-def weaver_read(files: list[Path], args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
-    """weaver-core 0.5.3 SimpleIterDataset on the same files and (translated) config."""
-    try:
-        import torch
-        from weaver.utils.dataset import SimpleIterDataset
-    except ImportError as err:
-        return {"skipped": f"weaver-core not importable ({err}); pip install weaver-core==0.5.3"}
+def weaver_config(path: Path) -> None:
+    """``CONFIG`` translated to weaver-core's data-config YAML, written to ``path``."""
     import yaml
 
-    weaver_config = {
+    weaver = {
         "treename": None,
         "selection": None,
         "new_variables": {
@@ -222,25 +234,52 @@ def weaver_read(files: list[Path], args: argparse.Namespace, workdir: Path) -> d
         "observers": ["jet_pt", "jet_sdmass"],
         "weights": None,
     }
-    path = workdir / "weaver.yaml"
-    path.write_text(yaml.safe_dump(weaver_config))
-    out = {}
-    for workers in (0, 1):
-        ds = SimpleIterDataset(
-            {"data": [str(f) for f in files]},
-            str(path),
-            for_training=True,
-            fetch_by_files=False,
+    path.write_text(yaml.safe_dump(weaver, sort_keys=False))  # new_variables in order
+
+
+def weaver_read(
+    files: list[Path], args: argparse.Namespace, config_path: Path, workers: int
+) -> dict[str, Any]:
+    """weaver-core 0.5.3 SimpleIterDataset (training mode: shuffled, its default fetch
+    settings) on the same files, batched by a DataLoader of the same batch size; stops
+    after ``--weaver-jets`` jets (it is slow), start-up included."""
+    import torch
+    from weaver.utils.dataset import SimpleIterDataset
+
+    ds = SimpleIterDataset({"data": [str(f) for f in files]}, str(config_path), for_training=True)
+    loader = torch.utils.data.DataLoader(
+        ds, batch_size=args.batch_size, num_workers=workers, drop_last=False
+    )
+    jets, start = 0, time.perf_counter()
+    for _x, y, _z in loader:
+        jets += len(next(iter(y.values())))
+        if jets >= args.weaver_jets:
+            break
+    return {"jets": jets, "jets_per_s": jets / (time.perf_counter() - start)}
+
+
+def weaver_available() -> str | None:
+    """None if weaver-core can run here, else why not."""
+    try:
+        from weaver.utils.dataset import SimpleIterDataset  # noqa: F401
+    except ImportError as err:
+        return (
+            f"weaver-core not importable ({err}); pip install --no-deps weaver-core==0.5.3 "
+            "plus its run-time imports (numba, llvmlite, tqdm)"
         )
-        loader = torch.utils.data.DataLoader(
-            ds, batch_size=args.batch_size, num_workers=workers, drop_last=False
-        )
-        jets, start = 0, time.perf_counter()
-        for _x, y, _z in loader:
-            jets += len(next(iter(y.values())))
-        seconds = time.perf_counter() - start
-        out[f"num_workers_{workers}"] = {"jets": jets, "jets_per_s": jets / seconds}
-    return out
+    return None
+
+
+def dataset(args: argparse.Namespace, workdir: Path) -> list[Path]:
+    """``--data``, or a synthetic dataset of ``--jets`` jets in ``workdir`` (reused)."""
+    if args.data is not None:
+        return expand_files(args.data)
+    files = expand_files(workdir) if any(workdir.glob("*.parquet")) else []
+    if sum(pq.ParquetFile(f).metadata.num_rows for f in files) != args.jets:
+        for f in files:
+            f.unlink()
+        files = write_dataset(workdir, args.jets, args.chunk_size)
+    return files
 
 
 def main() -> None:
@@ -249,62 +288,120 @@ def main() -> None:
     parser.add_argument("--buffer", type=int, default=10_000)
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--chunk-size", type=int, default=10_000)
+    parser.add_argument("--repeat", type=int, default=3, help="rounds; figures are the best")
+    parser.add_argument("--data", default=None, help="read these files instead (Parquet)")
+    parser.add_argument("--no-weaver", action="store_true", help="skip weaver-core")
+    parser.add_argument("--weaver-jets", type=int, default=10_000, help="jets timed per run")
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--name", default="loader", help="results/<name>.json")
     args = parser.parse_args()
-    jets = args.jets or 10 * args.buffer
+    args.jets = args.jets or 10 * args.buffer
+    config = load_config(CONFIG)
+    weaver_skipped = "--no-weaver" if args.no_weaver else weaver_available()
     with tempfile.TemporaryDirectory() as tmp:
         workdir = args.workdir or Path(tmp)
         workdir.mkdir(parents=True, exist_ok=True)
-        files = expand_files(workdir) if any(workdir.glob("*.parquet")) else []
-        if sum(pq.ParquetFile(f).metadata.num_rows for f in files) != jets:
-            for f in files:
-                f.unlink()
-            files = write_dataset(workdir, jets, args.chunk_size)
-        config = load_config(CONFIG)
+        files = dataset(args, workdir)
         with open_reader(files[0]) as reader:
             branches = Transform(config, None).branches(reader.branches)
+        config_path = workdir / "weaver.yaml"
+        weaver_config(config_path)
         bare_read(files[:1], branches)  # warm the page cache
-        n_bare, s_bare = bare_read(files, branches)
-        ours = heptagon_read(files, config, args)
-        weaver = weaver_read(files, args, workdir)
-    bare = n_bare / s_bare
+        rounds: list[dict[str, Any]] = []
+        for _ in range(args.repeat):
+            jets, seconds = bare_read(files, branches)
+            r: dict[str, Any] = {"bare_read": {"jets": jets, "jets_per_s": jets / seconds}}
+            for workers in (0, 1):
+                r[f"heptagon_w{workers}"] = heptagon_read(files, config, args, workers=workers)
+                if weaver_skipped is None:
+                    r[f"weaver_w{workers}"] = weaver_read(files, args, config_path, workers)
+            r["heptagon_fixed_length"] = heptagon_read(files, config, args, bucketing=False)
+            rounds.append(r)
+            print(" ".join(f"{k} {v['jets_per_s']:.0f}" for k, v in r.items()), flush=True)
+    result = summarise(rounds, args, branches, weaver_skipped)
+    path = write_results(args.name, result)
+    report(result, path)
+
+
+def summarise(
+    rounds: list[dict[str, Any]],
+    args: argparse.Namespace,
+    branches: list[str],
+    weaver_skipped: str | None,
+) -> dict[str, Any]:
+    """Best figures over the rounds and the ratios between figures of one round."""
+
+    def best(key: str) -> dict[str, Any]:
+        return max((r[key] for r in rounds), key=lambda v: v["jets_per_s"])
+
+    def ratios(num: str, den: str) -> dict[str, Any]:
+        each = [r[num]["jets_per_s"] / r[den]["jets_per_s"] for r in rounds]
+        return {"best": max(each), "median": float(np.median(each)), "rounds": each}
+
+    ours = best("heptagon_w0")
     result: dict[str, Any] = {
         "settings": {
-            "jets": jets,
+            "jets": rounds[0]["bare_read"]["jets"],
             "buffer": args.buffer,
             "batch_size": args.batch_size,
             "chunk_size": args.chunk_size,
             "length": LENGTH,
+            "n_input_variables": sum(len(g["vars"]) for g in CONFIG["inputs"].values()),
             "branches": branches,
+            "repeat": args.repeat,
+            "weaver_jets": args.weaver_jets,
+            "data": args.data or "synthetic (write_dataset)",
         },
-        "bare_read_jets_per_s": bare,
-        "heptagon": ours,
-        "ratio_to_bare_read": ours["jets_per_s"] / bare,
-        "weaver": weaver,
+        "jets_per_s": {k: best(k)["jets_per_s"] for k in rounds[0]},
+        "ratio_to_bare_read": ratios("heptagon_w0", "bare_read"),
+        "padded_fraction": {
+            "bucketing": ours["padded_fraction"],
+            "fixed_length": best("heptagon_fixed_length")["padded_fraction"],
+        },
+        "rss_mb": {
+            "peak_first_tenth": max(r["heptagon_w0"]["rss_mb_peak_first_tenth"] for r in rounds),
+            "peak_last_tenth": max(r["heptagon_w0"]["rss_mb_peak_last_tenth"] for r in rounds),
+            "dataset_over_buffer": rounds[0]["bare_read"]["jets"] / args.buffer,
+        },
+        "rounds": rounds,
     }
-    if "skipped" not in weaver:
+    if weaver_skipped is None:
         result["ratio_to_weaver"] = {
-            k: ours["jets_per_s"] / v["jets_per_s"] for k, v in weaver.items()
+            f"num_workers_{w}": ratios(f"heptagon_w{w}", f"weaver_w{w}") for w in (0, 1)
         }
-    path = write_results(args.name, result)
-    print(f"bare read      {bare:12.0f} jets/s")
-    print(
-        f"heptagon       {ours['jets_per_s']:12.0f} jets/s  "
-        f"(ratio {result['ratio_to_bare_read']:.2f}; padded slots "
-        f"{ours['padded_fraction']:.1%} vs {ours['padded_fraction_fixed_length']:.1%} fixed)"
-    )
-    print(
-        f"RSS peak       first tenth {ours['rss_mb_peak_first_tenth']:.0f} MB, "
-        f"last tenth {ours['rss_mb_peak_last_tenth']:.0f} MB ({jets} jets, buffer {args.buffer})"
-    )
-    if "skipped" in weaver:
-        print(f"weaver-core    skipped: {weaver['skipped']}")
     else:
-        for k, v in weaver.items():
+        result["weaver_skipped"] = weaver_skipped
+    return result
+
+
+def report(result: dict[str, Any], path: Path) -> None:
+    """Print the absolute figures with the ratios."""
+    speed, bare = result["jets_per_s"], result["ratio_to_bare_read"]
+    pad, rss = result["padded_fraction"], result["rss_mb"]
+    print(f"bare read           {speed['bare_read']:10.0f} jets/s")
+    print(
+        f"heptagon            {speed['heptagon_w0']:10.0f} jets/s  ratio to bare read "
+        f"{bare['best']:.2f} (median {bare['median']:.2f}, rounds "
+        f"{', '.join(f'{x:.2f}' for x in bare['rounds'])})"
+    )
+    print(f"heptagon 1 worker   {speed['heptagon_w1']:10.0f} jets/s")
+    print(f"heptagon fixed len  {speed['heptagon_fixed_length']:10.0f} jets/s")
+    print(
+        f"padded slots        {pad['bucketing']:.1%} with bucketing, "
+        f"{pad['fixed_length']:.1%} without"
+    )
+    print(
+        f"RSS peak            first tenth {rss['peak_first_tenth']:.0f} MB, last tenth "
+        f"{rss['peak_last_tenth']:.0f} MB (dataset {rss['dataset_over_buffer']:.0f}x the buffer)"
+    )
+    if "weaver_skipped" in result:
+        print(f"weaver-core         skipped: {result['weaver_skipped']}")
+    else:
+        for w in (0, 1):
+            ratio = result["ratio_to_weaver"][f"num_workers_{w}"]
             print(
-                f"weaver {k}  {v['jets_per_s']:12.0f} jets/s  (heptagon / weaver "
-                f"{result['ratio_to_weaver'][k]:.2f})"
+                f"weaver {w} worker(s)  {speed[f'weaver_w{w}']:10.0f} jets/s  heptagon / weaver "
+                f"{ratio['best']:.2f} (median {ratio['median']:.2f})"
             )
     print(f"-> {path}")
 
