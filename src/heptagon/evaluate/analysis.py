@@ -27,7 +27,15 @@ from heptagon.physics.metrics import (
     score_histograms,
 )
 
-__all__ = ["WORKING_POINT_EFF", "SampleResult", "analyse", "signal_class"]
+__all__ = [
+    "WORKING_POINT_EFF",
+    "BinaryCurves",
+    "SampleResult",
+    "analyse",
+    "binary_curves",
+    "draw",
+    "signal_class",
+]
 
 #: signal efficiency of the working point used for maps and sculpting
 WORKING_POINT_EFF = 0.5
@@ -62,21 +70,26 @@ def _quantile_axis(x: NDArray[np.floating], n: int, name: str, label: str) -> hi
     return hist.axis.Variable(edges, name=name, label=label)
 
 
-def _binary(pred: Predictions, n_boot: int, seed: int) -> SampleResult:
+@dataclass
+class BinaryCurves:
+    """The curves of a binary classifier: its ROC, the efficiency and mistag maps vs jet pT
+    and eta at the working point, and the mass sculpting there (None without m_SD)."""
+
+    label: str
+    roc: Roc
+    maps: dict[str, EfficiencyMap]
+    sculpting: MassSculpting | None
+
+
+def binary_curves(pred: Predictions) -> BinaryCurves:
+    """ROC, maps and sculpting of a two-class model at ``WORKING_POINT_EFF``."""
     sig = signal_class(pred.class_names)
-    bkg = 1 - sig
     scores = pred.probs[:, sig]
     is_sig = pred.labels == sig
-    mass = pred.observers.get("jet_sdmass")
-    result = SampleResult(
-        pred.name,
-        binary_metrics(scores, is_sig, pred.weights, mass=mass, n_boot=n_boot, seed=seed),
-    )
-    result.metrics["signal"] = pred.class_names[sig]
     roc = roc_curve(scores, is_sig, pred.weights)
-    result.rocs[f"{pred.class_names[sig]} vs {pred.class_names[bkg]}"] = roc
     wp = roc.at_signal_eff(WORKING_POINT_EFF)
     passed = scores >= wp.threshold
+    maps: dict[str, EfficiencyMap] = {}
     if "jet_pt" in pred.observers and "jet_eta" in pred.observers and len(pred):
         pt = np.asarray(pred.observers["jet_pt"], dtype=np.float64)
         eta = np.asarray(pred.observers["jet_eta"], dtype=np.float64)
@@ -86,12 +99,30 @@ def _binary(pred: Predictions, n_boot: int, seed: int) -> SampleResult:
             4, -reach, np.nextafter(reach, np.inf), name="eta", label=r"jet $\eta$"
         )
         for key, sel in (("efficiency", is_sig), ("mistag", ~is_sig)):
-            result.maps[key] = efficiency_map(
+            maps[key] = efficiency_map(
                 passed[sel], pt[sel], eta[sel], pred.weights[sel], x_axis=x_axis, y_axis=y_axis
             )
-    if mass is not None:
-        result.sculpting = mass_sculpting(scores, is_sig, mass, pred.weights, working_point=wp)
-    return result
+    mass = pred.observers.get("jet_sdmass")
+    sculpting = (
+        None
+        if mass is None
+        else mass_sculpting(scores, is_sig, mass, pred.weights, working_point=wp)
+    )
+    label = f"{pred.class_names[sig]} vs {pred.class_names[1 - sig]}"
+    return BinaryCurves(label, roc, maps, sculpting)
+
+
+def _binary(pred: Predictions, n_boot: int, seed: int) -> SampleResult:
+    sig = signal_class(pred.class_names)
+    mass = pred.observers.get("jet_sdmass")
+    metrics = binary_metrics(
+        pred.probs[:, sig], pred.labels == sig, pred.weights, mass=mass, n_boot=n_boot, seed=seed
+    )
+    metrics["signal"] = pred.class_names[sig]
+    curves = binary_curves(pred)
+    return SampleResult(
+        pred.name, metrics, {curves.label: curves.roc}, curves.maps, curves.sculpting
+    )
 
 
 def analyse(

@@ -106,7 +106,12 @@ def render_model_card(
         f"`{dict(model_info.get('options', {}))}`; "
         f"task: {model_info.get('task', 'classification')}.",
         f"- Outputs: `probs`, softmax probabilities of {classes} (in that order).",
-        f"- Inputs (ONNX input names, float32): {shapes}; padded slots are zero and masked.",
+        f"- Inputs (ONNX input names, float32): {shapes}"
+        + (
+            "; padded slots are zero and masked."
+            if any(n.endswith("_mask") for n in names)
+            else "."
+        ),
         f"- File: `{onnx_name}` (ONNX, opset >= 17, dynamic batch and particle axes); the "
         "pre-processing below is embedded in its metadata and in `preprocess.json`.",
         f"- Made with heptagon {versions.get('heptagon', '?')}, "
