@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from heptagon.data.expr import Expr
-from heptagon.data.jagged import Jagged, JaggedColumn, from_awkward, pad_index
+from heptagon.data.jagged import Jagged, JaggedColumn, from_awkward, interleave, pad_index
 from heptagon.data.loader import pad_table
 from heptagon.data.preprocess import GroupParams, Preprocess, VarParams
-from heptagon.data.transform import Table, _standardised
+from heptagon.data.transform import Table, _standardise
 
 PT = ak.Array([[3.0, 4.0], [], [1.0, 2.0, 5.0]])
 JET = np.array([10.0, 20.0, 30.0])
@@ -58,7 +58,7 @@ def test_ufunc_on_different_structures_raises_as_awkward() -> None:
         np.add(column(PT), other)
 
 
-def test_standardised_matches_var_params_apply() -> None:
+def test_standardise_matches_var_params_apply() -> None:
     rng = np.random.default_rng(0)
     columns = [rng.normal(0, 3, 20_000).astype(np.float32) for _ in range(3)]
     params = (
@@ -67,13 +67,29 @@ def test_standardised_matches_var_params_apply() -> None:
         VarParams("c", -2.0, 3.0, None, 0.0),
     )
     before = [c.copy() for c in columns]
-    out = _standardised(columns, params)
-    assert out.dtype == np.float32
-    assert out.shape == (20_000, 3)
-    for j, (c, p) in enumerate(zip(columns, params, strict=True)):
-        assert np.array_equal(out[:, j], p.apply(c))
-    assert np.array_equal(_standardised(columns, None), np.stack(columns, axis=1))
+    for c, p in zip(columns, params, strict=True):
+        out = _standardise(c, p)
+        assert out.dtype == np.float32
+        assert np.array_equal(out, p.apply(c))
     assert all(np.array_equal(a, b) for a, b in zip(before, columns, strict=True))  # untouched
+    assert np.array_equal(interleave(columns), np.stack(columns, axis=1))
+
+
+def test_column_held_jagged_lays_out_once_and_alike() -> None:
+    rng = np.random.default_rng(2)
+    counts = [rng.integers(0, 6, n) for n in (7, 9000, 3)]
+    columns = [[rng.normal(size=int(c.sum())).astype(np.float32) for _ in range(2)] for c in counts]
+    by_columns = [Jagged.from_columns(cols, c) for cols, c in zip(columns, counts, strict=True)]
+    by_rows = [Jagged(np.stack(cols, axis=1), c) for cols, c in zip(columns, counts, strict=True)]
+    mixed = [by_rows[0], *by_columns[1:]]
+    expected = Jagged.concatenate(by_rows)
+    for parts in (by_columns, mixed):
+        joined = Jagged.concatenate(parts)
+        assert np.array_equal(joined.values, expected.values)
+        assert np.array_equal(joined.counts, expected.counts)
+    cut = Jagged.from_columns(columns[1], counts[1]).truncate(2)
+    assert np.array_equal(cut.values, by_rows[1].truncate(2).values)
+    assert cut.counts.max() == 2
 
 
 def test_pad_constant_and_wrap() -> None:

@@ -12,7 +12,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
 from functools import cached_property
 from typing import Any
 
@@ -20,7 +20,7 @@ import awkward as ak
 import numpy as np
 from numpy.lib.mixins import NDArrayOperatorsMixin
 
-__all__ = ["Jagged", "JaggedColumn", "from_awkward", "pad_index"]
+__all__ = ["Jagged", "JaggedColumn", "from_awkward", "interleave", "pad_index"]
 
 
 class JaggedColumn(NDArrayOperatorsMixin):
@@ -132,12 +132,55 @@ def pad_index(counts: np.ndarray, starts: np.ndarray, length: int, wrap: bool) -
     return np.where(local < counts[:, None], starts[:, None] + local, -1)
 
 
-@dataclass(frozen=True)
-class Jagged:
-    """Entries of variable length: ``values[starts[i] : starts[i] + counts[i]]`` is entry i."""
+#: rows interleaved at once by :func:`interleave` (a block stays in the CPU cache)
+_BLOCK_ROWS = 8192
 
-    values: np.ndarray
-    counts: np.ndarray
+
+def interleave(columns: Sequence[np.ndarray], out: np.ndarray | None = None) -> np.ndarray:
+    """The ``(n, n_columns)`` float32 array of equally long ``columns`` (into ``out`` if
+    given), filled a block of rows at a time so that each block stays in the CPU cache."""
+    n = len(columns[0]) if len(columns) else 0
+    if out is None:
+        out = np.empty((n, len(columns)), dtype=np.float32)
+    for start in range(0, n, _BLOCK_ROWS):
+        block = out[start : start + _BLOCK_ROWS]
+        for j, column in enumerate(columns):
+            block[:, j] = column[start : start + _BLOCK_ROWS]
+    return out
+
+
+class Jagged:
+    """Entries of variable length: ``values[starts[i] : starts[i] + counts[i]]`` is entry i.
+
+    ``values`` is ``(n_particles_total, n_vars)`` float32. A Jagged made
+    :meth:`from_columns` holds its variables as separate columns until ``values`` is first
+    needed; :meth:`concatenate` lays such parts out straight into the result, so the values
+    of a chunk are interleaved once, when the loader's buffer is assembled.
+    """
+
+    def __init__(self, values: np.ndarray, counts: np.ndarray) -> None:
+        self._values: np.ndarray | None = values
+        self._columns: tuple[np.ndarray, ...] = ()
+        self.counts = counts
+
+    @classmethod
+    def from_columns(cls, columns: Sequence[np.ndarray], counts: np.ndarray) -> Jagged:
+        """A Jagged of one float32 column per variable (not copied until needed)."""
+        out = cls(np.empty((0, 0), dtype=np.float32), counts)
+        out._values, out._columns = None, tuple(columns)
+        return out
+
+    @property
+    def values(self) -> np.ndarray:
+        """``(n_particles_total, n_vars)`` float32."""
+        if self._values is None:
+            self._values, self._columns = interleave(self._columns), ()
+        return self._values
+
+    @property
+    def n_vars(self) -> int:
+        """The number of variables."""
+        return len(self._columns) if self._values is None else self._values.shape[1]
 
     def __len__(self) -> int:
         return len(self.counts)
@@ -149,7 +192,7 @@ class Jagged:
 
     def local_index(self) -> np.ndarray:
         """Position of each particle within its entry."""
-        return np.arange(len(self.values)) - np.repeat(self.starts, self.counts)
+        return np.arange(int(self.counts.sum())) - np.repeat(self.starts, self.counts)
 
     def take(self, index: np.ndarray) -> Jagged:
         """The entries at ``index``, in that order."""
@@ -161,14 +204,25 @@ class Jagged:
         """Keep the first ``length`` particles of each entry."""
         if len(self.counts) == 0 or self.counts.max() <= length:
             return self
-        return Jagged(self.values[self.local_index() < length], np.minimum(self.counts, length))
+        keep, counts = self.local_index() < length, np.minimum(self.counts, length)
+        if self._values is None:
+            return Jagged.from_columns([c[keep] for c in self._columns], counts)
+        return Jagged(self._values[keep], counts)
 
     @staticmethod
     def concatenate(parts: list[Jagged]) -> Jagged:
-        """The entries of all ``parts``, in order."""
-        return Jagged(
-            np.concatenate([p.values for p in parts]), np.concatenate([p.counts for p in parts])
-        )
+        """The entries of all ``parts``, in order (one pass over the values)."""
+        counts = np.concatenate([p.counts for p in parts])
+        out = np.empty((int(counts.sum()), parts[0].n_vars), dtype=np.float32)
+        start = 0
+        for part in parts:
+            rows = out[start : start + int(part.counts.sum())]
+            if part._values is None:
+                interleave(part._columns, rows)
+            else:
+                rows[...] = part._values
+            start += len(rows)
+        return Jagged(out, counts)
 
     def pad(self, slots: np.ndarray, pad_values: np.ndarray) -> np.ndarray:
         """``(n, n_vars, length)`` float32 from ``slots`` (:func:`pad_index`, ``(n, length)``):

@@ -20,7 +20,7 @@ from heptagon.data.config import DataConfig
 from heptagon.data.expr import Expr
 from heptagon.data.features import feature
 from heptagon.data.io import Chunk, Unit, open_reader
-from heptagon.data.jagged import Jagged, JaggedColumn, from_awkward
+from heptagon.data.jagged import Jagged, JaggedColumn, from_awkward, interleave
 from heptagon.data.split import Split, SplitName
 from heptagon.errors import ConfigError, DataError
 
@@ -399,39 +399,18 @@ class Transform:
         inputs: dict[str, Jagged | np.ndarray] = {}
         multiplicity = np.zeros(len(weight), dtype=np.int64)
         for group, (counts, columns) in raw.items():
-            params = None if self.preprocess is None else self.preprocess.inputs[group].vars
-            values = _standardised(columns, params)
+            if self.preprocess is not None:
+                params = self.preprocess.inputs[group].vars
+                columns = [_standardise(c, p) for c, p in zip(columns, params, strict=True)]
             if counts is None:
-                inputs[group] = values
+                inputs[group] = interleave(columns)
                 continue
             length = self.config.inputs[group].length
             assert length is not None  # jagged groups have one
-            jagged = Jagged(values, counts).truncate(length)
+            jagged = Jagged.from_columns(columns, counts).truncate(length)
             inputs[group] = jagged
             multiplicity = np.maximum(multiplicity, jagged.counts)
         return Table(inputs, label, weight, observers, multiplicity)
-
-
-#: rows standardised at once by :func:`_standardised` (a block stays in the CPU cache)
-_BLOCK_ROWS = 8192
-
-
-def _standardised(columns: list[np.ndarray], params: tuple[VarParams, ...] | None) -> np.ndarray:
-    """``(n, n_vars)`` float32 of the float32 ``columns``, each standardised as
-    :meth:`VarParams.apply` does (``params`` None: raw values).
-
-    Each variable is standardised on its own contiguous column (identities skipped), then
-    the columns are interleaved a block of rows at a time, so that a block stays in the
-    CPU cache."""
-    if params is not None:
-        columns = [_standardise(c, p) for c, p in zip(columns, params, strict=True)]
-    n = len(columns[0]) if columns else 0
-    out = np.empty((n, len(columns)), dtype=np.float32)
-    for start in range(0, n, _BLOCK_ROWS):
-        block = out[start : start + _BLOCK_ROWS]
-        for j, column in enumerate(columns):
-            block[:, j] = column[start : start + _BLOCK_ROWS]
-    return out
 
 
 def _standardise(column: np.ndarray, params: VarParams) -> np.ndarray:
