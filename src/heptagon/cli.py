@@ -210,6 +210,58 @@ def compare(
     console.print(f"comparison: {out / 'compare.md'}")
 
 
+@app.command()
+def export(run: Annotated[Path, typer.Argument(help="Run directory.")]) -> None:
+    """Export the run's best model to RUN/model.onnx, checked against PyTorch."""
+    from heptagon.publish.bundle import export_run
+
+    report = export_run(run)
+    worst = max(report.max_abs_diff.values())
+    console.print(
+        f"{report.path} (opset {report.opset}, inputs {', '.join(report.input_names)}); "
+        f"ONNX Runtime vs PyTorch max |diff| {worst:.2g} over {len(report.max_abs_diff)} cases"
+    )
+
+
+@app.command()
+def publish(run: Annotated[Path, typer.Argument(help="Run directory.")]) -> None:
+    """Build RUN/bundle/: ONNX, preprocess.json, MODEL_CARD.md, HEPData record, SHA256SUMS."""
+    from heptagon.publish.bundle import publish as run_publish
+
+    console.print(f"bundle: {run_publish(run)}")
+
+
+@app.command()
+def predict(
+    model: Annotated[Path, typer.Argument(help="model.onnx exported by heptagon.")],
+    files: Annotated[list[str], typer.Argument(help="Input files, globs or dataset dirs.")],
+    out: Annotated[Path, typer.Option("--out", help="Output directory (one Parquet per file).")],
+    threads: Annotated[int | None, typer.Option("--threads", help="ONNX Runtime threads.")] = None,
+    observers: Annotated[
+        str, typer.Option("--observers", help="Branches to copy, comma-separated.")
+    ] = "",
+    scheduler: Annotated[
+        str | None, typer.Option("--scheduler", help="Dask scheduler address.")
+    ] = None,
+) -> None:
+    """Score files with an exported model (the bundle alone is enough)."""
+    names = [o for o in observers.split(",") if o]
+    if scheduler:
+        from heptagon.infer.distributed import predict_distributed
+
+        outputs = predict_distributed(
+            model, files, out, scheduler=scheduler, threads=threads or 1, observers=names,
+            progress=_interactive(),
+        )  # fmt: skip
+    else:
+        from heptagon.infer.predict import predict as run_predict
+
+        outputs = run_predict(
+            model, files, out, threads=threads, observers=names, progress=_interactive()
+        )
+    console.print(f"{len(outputs)} file(s) scored into {out}")
+
+
 data_app = typer.Typer(help="Inspect input files through a data config.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from heptagon.data.io import expand_files
+from heptagon.errors import ConfigError
 from heptagon.infer.predict import (
     DEFAULT_BATCH_SIZE,
     plan_predictions,
@@ -41,8 +42,10 @@ def predict_distributed(
     Runtime threads per task. Returns the output paths in input order."""
     try:
         from distributed import Client, as_completed
-    except ImportError as err:
-        raise ImportError("a Dask scheduler needs: pip install 'heptagon[dask]'") from err
+    except ImportError:
+        raise ConfigError(
+            "a Dask scheduler needs: pip install 'heptagon[dask]'", key="scheduler"
+        ) from None
     model_path = Path(model_path).resolve()
     model = load_onnx(model_path)
     jobs = plan_predictions(model, expand_files(files), Path(out_dir).resolve(), observers)
