@@ -154,8 +154,18 @@ def demo(
     """The main job on a small top-vs-QCD sample (re-running resumes)."""
     from heptagon.apps.demo import run_demo
 
-    result = run_demo(out, show_progress=_interactive())
+    result = run_demo(out, show_progress=_interactive(), console=console)
     _print_sample(result.sample)
+    console.print(result.table())
+    console.print(
+        f"reports: {', '.join(str(r / 'eval' / 'report.md') for r in result.runs.values())}"
+    )
+    console.print(f"comparison: {result.out / 'compare' / 'compare.md'}")
+    console.print(f"bundle: {result.bundle}")
+    console.print(
+        f"predict: {len(result.predictions)} file(s) scored in {result.out / 'predictions'}"
+    )
+    console.print(f"demo wall time: {result.wall_s / 60:.1f} min")
 
 
 @app.command()

@@ -1,0 +1,33 @@
+"""The main job end to end, at a tiny size."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow.parquet as pq
+from rich.console import Console
+
+from heptagon.apps.demo import run_demo
+
+
+def test_demo_end_to_end_and_resume(tmp_path: Path) -> None:
+    quiet = Console(quiet=True)
+    result = run_demo(tmp_path, jets=120, show_progress=False, console=quiet)
+    assert set(result.metrics) == {"bdt", "particlenet_lite"}
+    for metrics in result.metrics.values():
+        assert metrics["signal"] == "Tbqq"
+        assert 0.5 < metrics["auc"]["value"] <= 1.0
+    assert (result.bundle / "MODEL_CARD.md").exists()
+    assert (result.bundle / "hepdata" / "submission.yaml").exists()
+    assert (tmp_path / "compare" / "compare.md").exists()
+    # predict ran with the bundle on the fresh sample: one row per jet, both classes scored
+    assert len(result.predictions) == 4
+    rows = sum(pq.read_metadata(p).num_rows for p in result.predictions)
+    assert rows == 2 * 50  # a tenth of the sample, at least 50 per class
+    assert {"score_QCD", "score_Tbqq", "jet_pt"} <= set(pq.read_schema(result.predictions[0]).names)
+    # re-running resumes: the trained runs are kept
+    before = (result.runs["particlenet_lite"] / "checkpoints" / "best.pt").stat().st_mtime_ns
+    again = run_demo(tmp_path, jets=120, show_progress=False, console=quiet)
+    after = (again.runs["particlenet_lite"] / "checkpoints" / "best.pt").stat().st_mtime_ns
+    assert before == after
+    assert again.metrics["bdt"]["auc"] == result.metrics["bdt"]["auc"]
