@@ -149,13 +149,28 @@ _KNN_TIES = pytest.mark.xfail(
 )
 
 
-@pytest.mark.parametrize(
-    "name",
-    [
-        pytest.param(name, marks=_KNN_TIES) if name.startswith("particlenet") else name
-        for name in available_models()
-    ],
-)
+#: group widths of CONFIG, to size the models at collection
+_DIMS = {"pf_points": 2, "pf_features": 7, "pf_vectors": 4, "jet_features": 4, "pf_mask": 1}
+
+
+def _registered() -> list[Any]:
+    """Every registered name; a larger variant of a class with a smaller registered one
+    (``part`` beside ``part-lite``) runs the same code paths and is marked slow."""
+    sizes: dict[str, tuple[type, int]] = {}
+    for name in available_models():
+        model = build_model(name, _DIMS, 2)
+        n = sum(p.numel() for p in model.parameters()) if isinstance(model, nn.Module) else 0
+        sizes[name] = (type(model), n)
+    params = []
+    for name, (cls, n) in sizes.items():
+        marks = [_KNN_TIES] if name.startswith("particlenet") else []
+        if any(c is cls and m < n for c, m in sizes.values()):
+            marks.append(pytest.mark.slow)
+        params.append(pytest.param(name, marks=marks))
+    return params
+
+
+@pytest.mark.parametrize("name", _registered())
 def test_parity_every_registered_torch_model(
     name: str,
     tmp_path: Path,

@@ -1,0 +1,188 @@
+"""ONNX Runtime inference speed: heptagon's export and predict path vs weaver-core's export.
+
+    python benchmarks/inference.py [--jets 20000] [--threads 1 2] [--models particlenet part]
+                                   [--batch-size 256] [--workdir DIR] [--name inference]
+
+Writes ``--jets`` JetClass-schema jets (20-80 particles, ``benchmarks/loader.py``'s
+generator and data config: 15 particle features, 128 slots), reads them once through the
+data stage, then for each model (full-size ParticleNet and ParT, random weights) and each
+ONNX Runtime thread count measures, in this process, on the same jets:
+
+- heptagon: :func:`~heptagon.publish.onnx.export_onnx` (its parity check run at 1e-4,
+  since random-weight ParticleNet hits kNN near-ties, see tests/publish/test_onnx.py),
+  then :class:`~heptagon.infer.predict.Scorer` (batches bucketed by multiplicity and padded
+  to their longest jet, only real particles computed) -> jets/s, padding included;
+- weaver-core 0.5.3: the same architecture from ``weaver.nn.model`` (``for_inference``),
+  exported as weaver does (TorchScript exporter, dynamic batch and particle axes), fed
+  the same jets padded to the fixed 128 slots as weaver's loader does (padding not timed)
+  -> jets/s, and how many of its scores are not finite;
+
+with the same ONNX Runtime session options (all graph optimisations, ``T`` intra-op
+threads). The ratio heptagon / weaver is the figure; skipped with a message when
+``weaver`` cannot be imported (``pip install weaver-core==0.5.3 --no-deps``). Results go
+to ``benchmarks/results/<name>.json`` with the command, commit and machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from _common import write_results
+from loader import CONFIG, write_dataset
+
+from heptagon.data.config import load_config
+from heptagon.data.io import expand_files, open_reader
+from heptagon.data.loader import JetDataset, pad_table
+from heptagon.data.preprocess import Preprocess
+from heptagon.data.transform import Table, Transform, iter_tables
+from heptagon.infer.predict import Scorer
+from heptagon.models import build_model
+from heptagon.publish.onnx import export_onnx, make_session
+
+#: weaver-core's own defaults differ (fusion on); these match heptagon's registry entries
+WEAVER_OPTIONS: dict[str, dict[str, Any]] = {
+    "particlenet": {
+        "conv_params": [(16, (64, 64, 64)), (16, (128, 128, 128)), (16, (256, 256, 256))],
+        "fc_params": [(256, 0.1)],
+        "use_fusion": False,
+    },
+    "part": {"pair_input_dim": 4},
+}
+
+
+def read_all(files: list[Path], config: Any, preprocess: Preprocess) -> Table:
+    """Every jet of ``files`` as one standardised table, in file order."""
+    transform = Transform(config, preprocess, with_labels=False)
+    units = []
+    for path in files:
+        with open_reader(path) as reader:
+            units.extend(reader.units(10_000))
+    return Table.concatenate(list(iter_tables(units, transform, 10_000, files_at_once=1)))
+
+
+def heptagon_export(name: str, files: list[Path], config: Any, pre: Preprocess, out: Path) -> Path:
+    torch.manual_seed(0)
+    dims = {g: len(p.vars) for g, p in pre.inputs.items()} | {"pf_mask": 1}
+    model = build_model(name, dims, 2)
+    check = JetDataset(files, config, pre, split=None, shuffle=False, buffer_size=512)
+    path = out / f"{name}.onnx"
+    export_onnx(
+        model,
+        model.input_names,
+        {g: dims[g] for g in model.input_names},
+        pre,
+        ["QCD", "Tbqq"],
+        path,
+        data_config=config,
+        model_name=name,
+        check_inputs=[b.tensors() for _, b in zip(range(2), check, strict=False)],
+        tolerance=1e-4,
+    )
+    return path
+
+
+def time_heptagon(path: Path, table: Table, threads: int, batch_size: int) -> float:
+    scorer = Scorer(path, threads=threads, batch_size=batch_size)
+    scorer.score_table(table.take(np.arange(min(len(table), batch_size))))  # warm-up
+    start = time.perf_counter()
+    scorer.score_table(table)
+    return len(table) / (time.perf_counter() - start)
+
+
+def weaver_export(
+    name: str, feed: dict[str, np.ndarray], out: Path
+) -> tuple[Path, list[str]] | str:
+    """weaver-core's model exported as its ``--export-onnx`` does; or why it cannot run."""
+    try:
+        from weaver.nn.model.ParticleNet import ParticleNet
+        from weaver.nn.model.ParticleTransformer import ParticleTransformer
+    except ImportError as err:
+        return f"weaver-core not importable ({err}); pip install weaver-core==0.5.3 --no-deps"
+    torch.manual_seed(0)
+    n_features = feed["pf_features"].shape[1]
+    if name == "particlenet":
+        model = ParticleNet(n_features, 2, for_inference=True, **WEAVER_OPTIONS[name])
+        names = ["pf_points", "pf_features", "pf_mask"]
+    else:
+        model = ParticleTransformer(n_features, 2, for_inference=True, **WEAVER_OPTIONS[name])
+        names = ["pf_features", "pf_vectors", "pf_mask"]
+    model.eval()
+    args = tuple(torch.from_numpy(feed[n][:2]) for n in names)
+    axes = {n: {0: "N", 2: "n_" + n.split("_")[0]} for n in names} | {"softmax": {0: "N"}}
+    path = out / f"weaver_{name}.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # weaver's tracing and the exporter's deprecations
+        torch.onnx.export(
+            model, args, path, input_names=names, output_names=["softmax"],
+            dynamic_axes=axes, opset_version=17, dynamo=False,
+        )  # fmt: skip
+    return path, names
+
+
+def time_weaver(
+    path: Path, names: list[str], feed: dict[str, np.ndarray], threads: int, batch_size: int
+) -> tuple[float, int]:
+    session = make_session(str(path), threads)
+    n = len(feed[names[0]])
+    session.run(None, {k: feed[k][:batch_size] for k in names})  # warm-up
+    bad = 0
+    start = time.perf_counter()
+    for i in range(0, n, batch_size):
+        (out,) = session.run(None, {k: feed[k][i : i + batch_size] for k in names})
+        bad += int((~np.isfinite(out)).any(axis=1).sum())
+    return n / (time.perf_counter() - start), bad
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--jets", type=int, default=20_000)
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--models", nargs="+", default=["particlenet", "part"])
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument("--name", default="inference")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
+        root = Path(tmp)
+        files = write_dataset(root, args.jets, chunk=max(args.jets // 4, 1))
+        config = load_config(CONFIG)
+        pre = Preprocess.from_config(config)
+        table = read_all(expand_files(files), config, pre)
+        feed = {k: v.numpy() for k, v in pad_table(table, pre, fixed_length=True).tensors().items()}
+        figures: dict[str, Any] = {
+            "jets": len(table),
+            "mean_particles": float(table.multiplicity.mean()),
+            "slots": int(feed["pf_mask"].shape[2]),
+            "batch_size": args.batch_size,
+        }
+        for name in args.models:
+            ours = heptagon_export(name, files, config, pre, root)
+            theirs = weaver_export(name, feed, root)
+            for threads in args.threads:
+                row: dict[str, Any] = {
+                    "heptagon_jets_per_s": time_heptagon(ours, table, threads, args.batch_size)
+                }
+                if isinstance(theirs, str):
+                    row["weaver_skipped"] = theirs
+                else:
+                    rate, bad = time_weaver(*theirs, feed, threads, args.batch_size)
+                    row |= {
+                        "weaver_jets_per_s": rate,
+                        "weaver_nonfinite_jets": bad,
+                        "ratio": row["heptagon_jets_per_s"] / rate,
+                    }
+                figures[f"{name}_threads{threads}"] = row
+                print(name, f"{threads} thread(s):", {k: round(v, 2) if isinstance(v, float) else v
+                                                      for k, v in row.items()})  # fmt: skip
+        print("wrote", write_results(args.name, figures))
+
+
+if __name__ == "__main__":
+    main()
