@@ -16,8 +16,8 @@ they share the machine's load of the moment (this matters on a shared machine):
 - heptagon: ``JetDataset`` (split off, shuffle + bucketing on, JetClass/ParT-style inputs:
   21 variables x 128 particles) to padded float32 tensors, ``num_workers`` 0 and 1 ->
   jets/s and the ratio to the bare read of the same round; the same without bucketing;
-- memory: process RSS sampled every batch; the peak in the first and the last tenth of
-  the epoch (flat = bounded by the buffer, not the dataset); padded-slot fraction with and
+- memory: process RSS sampled every batch; the peak in each tenth of the first round's
+  epoch (flat = bounded by the buffer, not the dataset); padded-slot fraction with and
   without bucketing, from the masks;
 - weaver-core 0.5.3 ``SimpleIterDataset`` with the same config translated to its YAML,
   the same batch size, its default fetch settings (``fetch_by_files=False``,
@@ -189,13 +189,12 @@ def heptagon_read(
         real += int(mask.sum())
         rss.append(rss_mb())
     seconds = time.perf_counter() - start
-    tenth = max(1, len(rss) // 10)
+    tenths = [float(max(part)) for part in np.array_split(np.array(rss), 10) if len(part)]
     return {
         "jets": jets,
         "jets_per_s": jets / seconds,
         "padded_fraction": 1 - real / slots,
-        "rss_mb_peak_first_tenth": max(rss[:tenth]),
-        "rss_mb_peak_last_tenth": max(rss[-tenth:]),
+        "rss_mb_peak_by_tenth": tenths,
     }
 
 
@@ -358,11 +357,9 @@ def summarise(
             "bucketing": ours["padded_fraction"],
             "fixed_length": best("heptagon_fixed_length")["padded_fraction"],
         },
-        "rss_mb": {
-            "peak_first_tenth": max(r["heptagon_w0"]["rss_mb_peak_first_tenth"] for r in rounds),
-            "peak_last_tenth": max(r["heptagon_w0"]["rss_mb_peak_last_tenth"] for r in rounds),
-            "dataset_over_buffer": rounds[0]["bare_read"]["jets"] / args.buffer,
-        },
+        # the first round's: before weaver-core ran in this process
+        "rss_mb_peak_by_tenth": rounds[0]["heptagon_w0"]["rss_mb_peak_by_tenth"],
+        "dataset_over_buffer": rounds[0]["bare_read"]["jets"] / args.buffer,
         "rounds": rounds,
     }
     if weaver_skipped is None:
@@ -377,7 +374,7 @@ def summarise(
 def report(result: dict[str, Any], path: Path) -> None:
     """Print the absolute figures with the ratios."""
     speed, bare = result["jets_per_s"], result["ratio_to_bare_read"]
-    pad, rss = result["padded_fraction"], result["rss_mb"]
+    pad, rss = result["padded_fraction"], result["rss_mb_peak_by_tenth"]
     print(f"bare read           {speed['bare_read']:10.0f} jets/s")
     print(
         f"heptagon            {speed['heptagon_w0']:10.0f} jets/s  ratio to bare read "
@@ -391,8 +388,8 @@ def report(result: dict[str, Any], path: Path) -> None:
         f"{pad['fixed_length']:.1%} without"
     )
     print(
-        f"RSS peak            first tenth {rss['peak_first_tenth']:.0f} MB, last tenth "
-        f"{rss['peak_last_tenth']:.0f} MB (dataset {rss['dataset_over_buffer']:.0f}x the buffer)"
+        f"RSS peak by tenth   {' '.join(f'{x:.0f}' for x in rss)} MB "
+        f"(dataset {result['dataset_over_buffer']:.0f}x the buffer)"
     )
     if "weaver_skipped" in result:
         print(f"weaver-core         skipped: {result['weaver_skipped']}")

@@ -250,13 +250,27 @@ class ParquetReader(Reader):
 
     def read(self, unit: Unit, branches: Sequence[str], chunk_size: int) -> Iterator[Chunk]:
         self.check_branches(branches)
-        try:  # the whole row group at once: faster than iter_batches
-            table = self._file.read_row_group(unit.index, columns=list(branches))
+        try:
+            if unit.stop - unit.start <= chunk_size:  # one read: faster than iter_batches
+                # (yielded straight from the expression: the suspended generator pins nothing)
+                yield Chunk(
+                    self.path,
+                    unit.start,
+                    self._arrays(self._file.read_row_group(unit.index, columns=list(branches))),
+                )
+                return
+            start = unit.start  # streamed: memory follows chunk_size, not the row group
+            batches = self._file.iter_batches(
+                batch_size=chunk_size, row_groups=[unit.index], columns=list(branches)
+            )
+            for batch in batches:
+                yield Chunk(self.path, start, self._arrays(batch))
+                start += batch.num_rows
         except (OSError, pa.ArrowException) as err:
             raise DataError(f"cannot read row group {unit.index} ({err})", self.path) from None
-        for offset in range(0, table.num_rows, chunk_size):
-            part = table.slice(offset, chunk_size)
-            yield Chunk(self.path, unit.start + offset, _no_options(ak.from_arrow(part), self.path))
+
+    def _arrays(self, data: pa.Table | pa.RecordBatch) -> ak.Array:
+        return _no_options(ak.from_arrow(data), self.path)
 
 
 def _jets_from_particles(

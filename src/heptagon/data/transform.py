@@ -430,8 +430,8 @@ def _standardise(column: np.ndarray, params: VarParams) -> np.ndarray:
 def _unit_tables(unit: Unit, transform: Transform, chunk_size: int) -> Iterator[Table]:
     with open_reader(unit.path, transform.config.treename) as reader:
         branches = transform.branches(reader.branches)
-        for chunk in reader.read(unit, branches, chunk_size):
-            yield transform(chunk)
+        # map: while this generator waits its turn, it pins neither a chunk nor a table
+        yield from map(transform, reader.read(unit, branches, chunk_size))
 
 
 def iter_tables(
