@@ -10,23 +10,49 @@ from pydantic import BaseModel, ValidationError
 
 from heptagon.errors import ConfigError
 
-__all__ = ["load_yaml", "validate"]
+__all__ = ["dotted_key", "load_yaml", "validate"]
 
 M = TypeVar("M", bound=BaseModel)
 
 
-def validate(model: type[M], data: Any, *, source: str | None = None) -> M:
+def dotted_key(loc: tuple[int | str, ...], data: Any) -> str:
+    """The dotted key of a pydantic error location in ``data``: the parts that exist in
+    the input (the tags pydantic inserts for union members are dropped), plus a missing
+    mapping key at the end."""
+    parts: list[str] = []
+    node = data
+    for i, part in enumerate(loc):
+        found = (isinstance(node, dict) and part in node) or (
+            isinstance(node, list) and isinstance(part, int) and part < len(node)
+        )
+        if found:
+            node = node[part]
+        elif not (isinstance(node, dict) and i == len(loc) - 1):
+            continue  # a union tag
+        parts.append(str(part))
+    return ".".join(parts)
+
+
+def validate(model: type[M], data: Any, *, source: str | Path | None = None) -> M:
     """Validate ``data`` into ``model``; the first problem becomes a :class:`ConfigError`
-    naming its dotted key (and ``source``, the file, where given)."""
+    naming its dotted key (and ``source``, the file, where given). A union reports what
+    each of its members expected."""
+    where = f" (in {source})" if source else ""
     try:
         return model.model_validate(data)
     except ValidationError as err:
-        first = err.errors()[0]
-        key = ".".join(str(p) for p in first["loc"]) or None
-        msg = first["msg"]
-        if first["type"] == "extra_forbidden":
-            msg = "unknown key"
-        raise ConfigError(f"{source}: {msg}" if source else msg, key=key) from None
+        errors = err.errors()
+        key = dotted_key(errors[0]["loc"], data) or None
+        if errors[0]["type"] == "extra_forbidden":
+            message = "unknown key"
+        else:
+            same = [e["msg"] for e in errors if (dotted_key(e["loc"], data) or None) == key]
+            message = " or ".join(dict.fromkeys(m.removeprefix("Value error, ") for m in same))
+        raise ConfigError(message + where, key=key) from None
+    except ConfigError as err:  # raised by a validator: add the file
+        if not where:
+            raise
+        raise ConfigError(f"{err.args[0].removeprefix(f'{err.key}: ')}{where}", err.key) from None
 
 
 def load_yaml(path: str | Path) -> Any:

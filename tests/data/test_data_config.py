@@ -154,5 +154,5 @@ def test_yaml_errors_name_the_file(tmp_path: Path) -> None:
         load_config(bad)
     unknown = tmp_path / "unknown.yaml"
     unknown.write_text("inputs: {a: {vars: [x]}}\ntreenmae: t\n")
-    with pytest.raises(ConfigError, match=r"treenmae: unknown key in .*unknown.yaml"):
+    with pytest.raises(ConfigError, match=r"treenmae: unknown key \(in .*unknown.yaml\)"):
         load_config(unknown)

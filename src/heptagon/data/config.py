@@ -39,10 +39,10 @@ from pydantic import (
     ConfigDict,
     Field,
     PrivateAttr,
-    ValidationError,
     model_validator,
 )
 
+from heptagon.config import validate
 from heptagon.data.expr import Expr
 from heptagon.errors import ConfigError
 
@@ -300,36 +300,16 @@ def _weaver_var(var: Any, method: str) -> Any:
     return out
 
 
-def _dotted(loc: tuple[int | str, ...], data: Any) -> str:
-    """The part of a pydantic error location that exists in the input (dropping the tags
-    pydantic adds for union members), plus a missing mapping key at the end."""
-    parts: list[str] = []
-    node = data
-    for i, part in enumerate(loc):
-        found = (isinstance(node, dict) and part in node) or (
-            isinstance(node, list) and isinstance(part, int) and part < len(node)
-        )
-        if found:
-            node = node[part]
-        elif isinstance(node, dict) and i == len(loc) - 1:
-            pass  # a missing key
-        else:
-            break
-        parts.append(str(part))
-    return ".".join(parts)
-
-
 def load_config(source: str | Path | dict[str, Any]) -> DataConfig:
     """Load and validate a data config from a YAML file (or an already-parsed dict).
 
     Raises :class:`ConfigError` naming the dotted key of the first problem.
     """
-    where = ""
+    path: Path | None = None
     if isinstance(source, dict):
         data: Any = source
     else:
         path = Path(source)
-        where = f" in {path}"
         try:
             data = yaml.safe_load(path.read_text())
         except FileNotFoundError:
@@ -337,17 +317,5 @@ def load_config(source: str | Path | dict[str, Any]) -> DataConfig:
         except yaml.YAMLError as err:
             raise ConfigError(f"{path} is not valid YAML: {err}") from None
     if not isinstance(data, dict):
-        raise ConfigError(f"a data config must be a mapping{where}")
-    try:
-        return DataConfig.model_validate(data)
-    except ValidationError as err:
-        errors = err.errors()
-        key = _dotted(errors[0]["loc"], data) or None
-        if errors[0]["type"] == "extra_forbidden":
-            message = f"unknown key{where}"
-        else:  # a union gives one error per member: say them all
-            same = [e["msg"] for e in errors if (_dotted(e["loc"], data) or None) == key]
-            message = f"{' or '.join(dict.fromkeys(same))}{where}"
-        raise ConfigError(message, key) from None
-    except ConfigError as err:
-        raise ConfigError(f"{err.args[0].removeprefix(f'{err.key}: ')}{where}", err.key) from None
+        raise ConfigError(f"a data config must be a mapping{f' (in {path})' if path else ''}")
+    return validate(DataConfig, data, source=path)

@@ -33,9 +33,9 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from heptagon.config import load_yaml
+from heptagon.config import load_yaml, validate
 from heptagon.data.config import DataConfig, load_config
 from heptagon.errors import ConfigError
 from heptagon.train.losses import CrossEntropySpec, LossSpec
@@ -189,25 +189,6 @@ def _apply(data: dict[str, Any], path: list[str], value: Any) -> None:
     node[path[-1]] = value
 
 
-def _dotted(loc: tuple[int | str, ...], data: Any) -> str:
-    """The dotted key of a pydantic error location, dropping the tags pydantic inserts for
-    union members (keeps a missing mapping key at the end)."""
-    parts: list[str] = []
-    node = data
-    for i, part in enumerate(loc):
-        found = (isinstance(node, dict) and part in node) or (
-            isinstance(node, list) and isinstance(part, int) and part < len(node)
-        )
-        if found:
-            node = node[part]
-        elif isinstance(node, dict) and i == len(loc) - 1:
-            pass
-        else:
-            continue
-        parts.append(str(part))
-    return ".".join(parts)
-
-
 def validate_experiment(
     data: dict[str, Any],
     source: str,
@@ -215,17 +196,7 @@ def validate_experiment(
 ) -> E:
     """Validate a resolved experiment mapping into ``schema``; the first problem becomes a
     :class:`ConfigError` naming its dotted key (and ``source``, the file)."""
-    try:
-        return schema.model_validate(data)
-    except ValidationError as err:
-        errors = err.errors()
-        key = _dotted(errors[0]["loc"], data) or None
-        if errors[0]["type"] == "extra_forbidden":
-            message = "unknown key"
-        else:  # a union gives one error per member: say them all
-            same = [e["msg"] for e in errors if (_dotted(e["loc"], data) or None) == key]
-            message = " or ".join(dict.fromkeys(m.removeprefix("Value error, ") for m in same))
-        raise ConfigError(f"{message} (in {source})", key) from None
+    return validate(schema, data, source=source)
 
 
 def load_experiment(path: str | Path, overrides: Sequence[str] = ()) -> ExperimentConfig:
