@@ -187,7 +187,9 @@ def _export_torch(
         # trace-unsafe code still warns, and the parity check below catches its effect
         warnings.filterwarnings("ignore", category=torch.jit.TracerWarning, module=r"torch\.")
         # an LSTM's batch-size caveat: the parity check runs batch 1 and 256
-        warnings.filterwarnings("ignore", "Exporting a model to ONNX with a batch_size", UserWarning)
+        warnings.filterwarnings(
+            "ignore", "Exporting a model to ONNX with a batch_size", UserWarning
+        )
         try:
             file = Path(tmp) / "model.onnx"
             torch.onnx.export(
@@ -465,7 +467,7 @@ def load_onnx(path: str | Path) -> OnnxModel:
     if not path.is_file():
         raise DataError("model file not found", path)
     try:
-        proto = onnx.load_model(path, load_external_data=False)
+        proto = onnx.load_model(path, format="protobuf", load_external_data=False)
     except (DecodeError, OSError, ValueError, RuntimeError) as err:
         raise DataError(f"not an ONNX model ({type(err).__name__}: {err})", path) from None
     meta = {p.key: p.value for p in proto.metadata_props}

@@ -288,6 +288,11 @@ def test_load_onnx_rejects_other_files(tmp_path: Path) -> None:
         load_onnx(text)
     with pytest.raises(DataError, match="model file not found"):
         load_onnx(tmp_path / "missing.onnx")
+    # whatever its name says: a JSON file (onnx would parse it as JSON by its extension)
+    other = tmp_path / "preprocess.json"
+    other.write_text('{"format": "heptagon-preprocess"}')
+    with pytest.raises(DataError, match=r"preprocess\.json: not an ONNX model"):
+        load_onnx(other)
     plain = tmp_path / "plain.onnx"
     node = onnx.helper.make_node("Identity", ["x"], ["y"])
     graph = onnx.helper.make_graph(
