@@ -8,7 +8,7 @@ from typing import Any
 import awkward as ak
 import numpy as np
 import pytest
-from conftest import make_jets, write_parquet
+from jetfiles import make_jets, write_parquet
 
 from heptagon.data.config import load_config
 from heptagon.data.loader import JetDataset

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from conftest import make_jets, write_parquet
+from jetfiles import make_jets, write_parquet
 from rich.console import Console
 
 from heptagon.data.config import load_config

@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import threading
+from pathlib import Path
+
 import awkward as ak
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 import torch
 
+from heptagon.data.config import load_config
 from heptagon.data.expr import Expr
+from heptagon.data.io import open_reader
 from heptagon.data.jagged import Jagged, JaggedColumn, from_awkward, interleave, pad_index
 from heptagon.data.loader import pad_table
 from heptagon.data.preprocess import GroupParams, Preprocess, VarParams
-from heptagon.data.transform import Table, _standardise
+from heptagon.data.transform import Table, Transform, _standardise, iter_tables
+from heptagon.errors import DataError
 
 PT = ak.Array([[3.0, 4.0], [], [1.0, 2.0, 5.0]])
 JET = np.array([10.0, 20.0, 30.0])
@@ -142,3 +150,29 @@ def test_pad_table_with_index_equals_pad_table_of_take() -> None:
             assert torch.equal(a, b)
         assert torch.equal(direct.label, copied.label)
         assert direct.observers["event"].tolist() == index.tolist()
+
+
+def _reader_threads() -> int:
+    return sum(t.name == "heptagon-reader" for t in threading.enumerate())
+
+
+def test_background_reader_keeps_order_stops_early_and_hands_errors_on(tmp_path: Path) -> None:
+    config = load_config({"inputs": {"jet": {"vars": ["jet_pt"]}}})
+    paths = []
+    for i in range(3):
+        path = tmp_path / f"f{i}.parquet"
+        pq.write_table(pa.table({"jet_pt": np.arange(100, dtype=np.float32) + 1000 * i}), path)
+        paths.append(path)
+    units = [u for p in paths for u in open_reader(p).units(40)]
+    tables = iter_tables(units, Transform(config, None), 40, files_at_once=2)
+    first = [float(t.inputs["jet"][0, 0]) for t in tables]
+    assert first == [0, 1000, 0, 1000, 0, 1000, 2000, 2000, 2000]  # round robin, 2 at a time
+    assert _reader_threads() == 0
+    tables = iter_tables(units, Transform(config, None), 40, files_at_once=2)
+    next(tables)
+    tables.close()  # stopping early ends the reader
+    assert _reader_threads() == 0
+    (tmp_path / "f1.parquet").write_bytes(b"PAR1 broken")
+    with pytest.raises(DataError, match="f1.parquet"):
+        list(iter_tables(units, Transform(config, None), 40, files_at_once=2))
+    assert _reader_threads() == 0

@@ -9,7 +9,7 @@ import awkward as ak
 import numpy as np
 import pytest
 import torch
-from conftest import N_PER_SHARD, make_jets, write_parquet
+from jetfiles import N_PER_SHARD, make_jets, write_parquet
 
 from heptagon.data.config import DataConfig, load_config
 from heptagon.data.loader import Batch, JetDataset, make_dataloader

@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import uproot
-from conftest import make_jets, write_root
+from jetfiles import make_jets, write_root
 
 from heptagon.data.io import expand_files, open_reader
 from heptagon.errors import DataError
