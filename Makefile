@@ -22,4 +22,4 @@ test: venv
 	$(BIN)/pip install -q -e ".[dev]"
 	$(BIN)/ruff check .
 	$(BIN)/mypy
-	$(BIN)/pytest
+	$(BIN)/pytest -m "not slow"
