@@ -163,16 +163,19 @@ def test_background_reader_keeps_order_stops_early_and_hands_errors_on(tmp_path:
         path = tmp_path / f"f{i}.parquet"
         pq.write_table(pa.table({"jet_pt": np.arange(100, dtype=np.float32) + 1000 * i}), path)
         paths.append(path)
-    units = [u for p in paths for u in open_reader(p).units(40)]
+    units = []
+    for path in paths:
+        with open_reader(path) as reader:
+            units += reader.units(40)  # one row group each, read in chunks of 40
     tables = iter_tables(units, Transform(config, None), 40, files_at_once=2)
     first = [float(t.inputs["jet"][0, 0]) for t in tables]
-    assert first == [0, 1000, 0, 1000, 0, 1000, 2000, 2000, 2000]  # round robin, 2 at a time
+    assert first == [0, 1000, 40, 1040, 80, 1080, 2000, 2040, 2080]  # 2 files in turn
     assert _reader_threads() == 0
     tables = iter_tables(units, Transform(config, None), 40, files_at_once=2)
     next(tables)
     tables.close()  # stopping early ends the reader
     assert _reader_threads() == 0
     (tmp_path / "f1.parquet").write_bytes(b"PAR1 broken")
-    with pytest.raises(DataError, match="f1.parquet"):
+    with pytest.raises(DataError, match=r"f1\.parquet"):
         list(iter_tables(units, Transform(config, None), 40, files_at_once=2))
     assert _reader_threads() == 0

@@ -8,10 +8,12 @@ Name resolution (lazy: a name is computed only when something refers to it): a
 
 from __future__ import annotations
 
+import threading
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from queue import Full, Queue
+from typing import TYPE_CHECKING, Any, cast
 
 import awkward as ak
 import numpy as np
@@ -427,31 +429,82 @@ def _standardise(column: np.ndarray, params: VarParams) -> np.ndarray:
     return out
 
 
-def _unit_tables(unit: Unit, transform: Transform, chunk_size: int) -> Iterator[Table]:
+def _unit_chunks(unit: Unit, transform: Transform, chunk_size: int) -> Iterator[Chunk]:
     with open_reader(unit.path, transform.config.treename) as reader:
         branches = transform.branches(reader.branches)
-        # map: while this generator waits its turn, it pins neither a chunk nor a table
-        yield from map(transform, reader.read(unit, branches, chunk_size))
+        yield from reader.read(unit, branches, chunk_size)
+
+
+def _iter_chunks(
+    units: Iterable[Unit], transform: Transform, chunk_size: int, files_at_once: int
+) -> Generator[Chunk, None, None]:
+    """Chunks of ``units``, ``files_at_once`` units at a time, a chunk from each in turn."""
+    pending = iter(units)
+    active: deque[Iterator[Chunk]] = deque()
+    for unit in pending:
+        active.append(_unit_chunks(unit, transform, chunk_size))
+        if len(active) == files_at_once:
+            break
+    while active:
+        current = active.popleft()
+        chunk = next(current, None)
+        if chunk is None:
+            following = next(pending, None)
+            if following is not None:
+                active.append(_unit_chunks(following, transform, chunk_size))
+            continue
+        active.append(current)
+        yield chunk
+        del chunk  # not pinned while the consumer works
+
+
+#: chunks read ahead by the background reader of :func:`iter_tables`
+_READ_AHEAD = 1
 
 
 def iter_tables(
     units: Iterable[Unit], transform: Transform, chunk_size: int, files_at_once: int
 ) -> Iterator[Table]:
     """Tables of ``units``, reading ``files_at_once`` units at a time, a chunk from each in
-    turn (so consecutive tables come from different files)."""
-    pending = iter(units)
-    active: deque[Iterator[Table]] = deque()
-    for unit in pending:
-        active.append(_unit_tables(unit, transform, chunk_size))
-        if len(active) == files_at_once:
-            break
-    while active:
-        current = active.popleft()
-        table = next(current, None)
-        if table is None:
-            following = next(pending, None)
-            if following is not None:
-                active.append(_unit_tables(following, transform, chunk_size))
-            continue
-        active.append(current)
-        yield table
+    turn (so consecutive tables come from different files).
+
+    A background thread reads the next chunk while this one is transformed and batched
+    (file reading and decompression release the GIL, as do numpy's large operations);
+    the order is the same as reading in turn, and memory grows by one chunk."""
+    chunks: Queue[tuple[Chunk | BaseException | None]] = Queue(maxsize=_READ_AHEAD)
+    stop = threading.Event()
+
+    def put(item: Chunk | BaseException | None) -> bool:
+        while not stop.is_set():
+            try:
+                chunks.put((item,), timeout=0.1)
+                return True
+            except Full:
+                continue
+        return False
+
+    def read() -> None:
+        source = _iter_chunks(units, transform, chunk_size, files_at_once)
+        try:
+            for chunk in source:
+                if not put(chunk):
+                    return
+            put(None)
+        except BaseException as err:  # handed to the consumer, raised there
+            put(err)
+        finally:
+            source.close()
+
+    reader = threading.Thread(target=read, name="heptagon-reader", daemon=True)
+    reader.start()
+    try:
+        while True:
+            box = list(chunks.get())  # popped into the call: nothing pinned while suspended
+            if box[0] is None:
+                return
+            if isinstance(box[0], BaseException):
+                raise box[0]
+            yield transform(cast(Chunk, box.pop()))
+    finally:
+        stop.set()
+        reader.join()
