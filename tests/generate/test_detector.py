@@ -5,15 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from heptagon.generate.detector import (
-    CAT_CHARGED_HADRON,
-    CAT_MUON,
-    CAT_NEUTRAL_HADRON,
-    CAT_PHOTON,
-    DetectorConfig,
-    Particles,
-    apply_detector,
-)
+from heptagon.generate.detector import DetectorConfig, Particles, apply_detector
+from heptagon.physics.pdg import CAT_CHARGED_HADRON, CAT_MUON, CAT_NEUTRAL_HADRON, CAT_PHOTON
 
 
 def make(pid, pt, eta, phi, vx=None, vy=None, vz=None, mass=None, events=None) -> Particles:

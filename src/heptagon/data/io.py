@@ -37,6 +37,7 @@ import vector
 
 from heptagon.errors import DataError
 from heptagon.physics.kinematics import delta_phi, wrap_phi
+from heptagon.physics.pdg import categories, charges, masses, type_flags
 
 __all__ = ["SUFFIXES", "Chunk", "Reader", "Unit", "expand_files", "open_reader"]
 
@@ -408,29 +409,12 @@ class _NpyInZip:
 
 def _pdg_table(pids: np.ndarray, path: Path) -> dict[str, np.ndarray]:
     """Mass (GeV), charge and JetClass particle-type flags for each PDG id in ``pids``."""
-    from particle import PDGID, InvalidParticle, Particle, ParticleNotFound
-
-    unique, inverse = np.unique(pids.astype(np.int64), return_inverse=True)
-    table: dict[str, list[float]] = {k: [] for k in ("mass", "charge", "hadron")}
-    for pid in unique:
-        try:
-            p = Particle.from_pdgid(int(pid))
-        except (ParticleNotFound, InvalidParticle):
-            raise DataError(f"unknown PDG id {int(pid)}", path, "X") from None
-        table["mass"].append((p.mass or 0.0) / 1000.0)
-        table["charge"].append(float(p.charge or 0.0))
-        table["hadron"].append(float(PDGID(int(pid)).is_hadron))
-    mass, charge, hadron = (np.asarray(table[k])[inverse] for k in ("mass", "charge", "hadron"))
-    apid = np.abs(pids)
-    return {
-        "mass": mass,
-        "part_charge": charge,
-        "part_isChargedHadron": (hadron > 0) & (charge != 0),
-        "part_isNeutralHadron": (hadron > 0) & (charge == 0),
-        "part_isPhoton": apid == 22,
-        "part_isElectron": apid == 11,
-        "part_isMuon": apid == 13,
-    }
+    try:
+        mass = masses(pids)
+    except KeyError as err:
+        raise DataError(f"unknown PDG id {err.args[0]}", path, "X") from None
+    charge = charges(pids)
+    return {"mass": mass, "part_charge": charge, **type_flags(categories(pids, charge))}
 
 
 class QuarkGluonReader(_RangeReader):

@@ -35,28 +35,15 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
-from particle.pdgid import charge as pdg_charge
 from pydantic import BaseModel, ConfigDict
 
 from heptagon.physics.kinematics import wrap_phi
+from heptagon.physics.pdg import CAT_NEUTRAL_HADRON, CAT_PHOTON, categories, charges
 
-__all__ = [
-    "CAT_CHARGED_HADRON",
-    "CAT_ELECTRON",
-    "CAT_MUON",
-    "CAT_NEUTRAL_HADRON",
-    "CAT_PHOTON",
-    "Candidates",
-    "DetectorConfig",
-    "Particles",
-    "apply_detector",
-    "charges",
-]
+__all__ = ["Candidates", "DetectorConfig", "Particles", "apply_detector"]
 
-CAT_CHARGED_HADRON, CAT_NEUTRAL_HADRON, CAT_PHOTON, CAT_ELECTRON, CAT_MUON = range(5)
 _NEUTRINOS = (12, 14, 16)
 _K0S_LAMBDA = (310, 3122)
 
@@ -132,9 +119,10 @@ class Particles:
 class Candidates:
     """Flat reconstructed candidates of a batch of events (sorted by event).
 
-    ``category`` is one of the ``CAT_*`` constants; ``charge`` in units of e; impact
-    parameters and their errors in mm (0 for neutral candidates); ``vx, vy, vz`` the
-    reconstructed production point of tracks (smeared; 0 for neutrals), used by vertexing.
+    ``category`` is one of the ``CAT_*`` constants of :mod:`heptagon.physics.pdg`;
+    ``charge`` in units of e; impact parameters and their errors in mm (0 for neutral
+    candidates); ``vx, vy, vz`` the reconstructed production point of tracks (smeared; 0 for
+    neutrals), used by vertexing.
     """
 
     counts: np.ndarray
@@ -153,29 +141,9 @@ class Candidates:
     vz: np.ndarray
 
 
-@lru_cache(maxsize=4096)
-def _charge_of(pid: int) -> float:
-    q = pdg_charge(pid)
-    return 0.0 if q is None else float(q)
-
-
-def charges(pid: np.ndarray) -> np.ndarray:
-    """Electric charge (e) of each PDG id, through ``particle`` (one lookup per unique id)."""
-    uniq, inverse = np.unique(pid, return_inverse=True)
-    return np.array([_charge_of(int(p)) for p in uniq], dtype=np.float64)[inverse]
-
-
 def _eta_phi(px: np.ndarray, py: np.ndarray, pz: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     pt = np.hypot(px, py)
     return np.arcsinh(pz / np.maximum(pt, 1e-12)), np.arctan2(py, px)
-
-
-def _category(pid: np.ndarray, charge: np.ndarray) -> np.ndarray:
-    apid = np.abs(pid)
-    cat = np.where(charge != 0, CAT_CHARGED_HADRON, CAT_NEUTRAL_HADRON)
-    cat = np.where(apid == 22, CAT_PHOTON, cat)
-    cat = np.where(apid == 11, CAT_ELECTRON, cat)
-    return np.where(apid == 13, CAT_MUON, cat)
 
 
 def _impact_parameters(p: Particles, pt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -197,7 +165,7 @@ def _hadron_level(p: Particles, charge: np.ndarray, visible: np.ndarray) -> Cand
         pz=p.pz[sel],
         e=p.e[sel],
         charge=charge[sel],
-        category=_category(p.pid[sel], charge[sel]),
+        category=categories(p.pid[sel], charge[sel]),
         d0=np.where(charge[sel] != 0, d0[sel], 0.0),
         d0err=zeros,
         dz=np.where(charge[sel] != 0, dz[sel], 0.0),
@@ -266,7 +234,7 @@ def _tracks(
         pz=pz,
         e=e,
         charge=charge[sel],
-        category=_category(p.pid[sel], charge[sel]),
+        category=categories(p.pid[sel], charge[sel]),
         d0=d0_true[sel] + g[0] * d0err,
         d0err=d0err,
         dz=dz_true[sel] + g[1] * dzerr,

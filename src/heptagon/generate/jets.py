@@ -16,16 +16,10 @@ import awkward as ak
 import fastjet
 import numpy as np
 
-from heptagon.generate.detector import (
-    CAT_CHARGED_HADRON,
-    CAT_ELECTRON,
-    CAT_MUON,
-    CAT_NEUTRAL_HADRON,
-    CAT_PHOTON,
-    Candidates,
-)
+from heptagon.generate.detector import Candidates
 from heptagon.generate.truth import Ghosts, TruthObjects
 from heptagon.physics.kinematics import delta_phi, delta_r
+from heptagon.physics.pdg import type_flags
 
 __all__ = ["JetSelection", "build_jets", "flavour_label", "substructure"]
 
@@ -331,11 +325,7 @@ def _jet_branches(
         "part_deta": p_eta - np.repeat(jet_eta, counts),
         "part_dphi": delta_phi(p_phi, np.repeat(jet_phi, counts)),
         "part_charge": c.charge[flat],
-        "part_isChargedHadron": cat == CAT_CHARGED_HADRON,
-        "part_isNeutralHadron": cat == CAT_NEUTRAL_HADRON,
-        "part_isPhoton": cat == CAT_PHOTON,
-        "part_isElectron": cat == CAT_ELECTRON,
-        "part_isMuon": cat == CAT_MUON,
+        **type_flags(cat),
         "part_d0val": c.d0[flat],
         "part_d0err": c.d0err[flat],
         "part_dzval": c.dz[flat],
