@@ -141,14 +141,6 @@ def test_metadata_round_trip_and_parity_cases(
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-6)
 
 
-#: ParticleNet's kNN on learned features (blocks 2+) is discontinuous: a near-tie between
-#: the k-th and (k+1)-th neighbour can flip between PyTorch's and ONNX Runtime's float32
-#: distances, moving a few jets' scores by ~1e-5 (a model-side fix: float64 kNN distances)
-_KNN_TIES = pytest.mark.xfail(
-    reason="kNN near-ties can flip between PyTorch and ONNX Runtime", raises=ExportError
-)
-
-
 #: group widths of CONFIG, to size the models at collection
 _DIMS = {"pf_points": 2, "pf_features": 7, "pf_vectors": 4, "jet_features": 4, "pf_mask": 1}
 
@@ -163,7 +155,7 @@ def _registered() -> list[Any]:
         sizes[name] = (type(model), n)
     params = []
     for name, (cls, n) in sizes.items():
-        marks = [_KNN_TIES] if name.startswith("particlenet") else []
+        marks = []
         if any(c is cls and m < n for c, m in sizes.values()):
             marks.append(pytest.mark.slow)
         params.append(pytest.param(name, marks=marks))

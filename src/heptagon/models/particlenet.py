@@ -49,20 +49,29 @@ def knn(coords: Tensor, real: Tensor, k: int) -> Tensor:
     padded particles are never neighbours; slots left without a real neighbour (fewer than
     k others in the jet) hold the particle's own index. Rows of padded particles are
     meaningless. Not differentiable (indices only).
+
+    Distances are computed in float64 and exact ties (e.g. an ECAL and an HCAL tower at the
+    same cell centre) go to the lower index, so PyTorch and an ONNX export pick the same
+    neighbours: the choice is a discontinuity, float32 rounding would flip near-ties.
     """
     with torch.no_grad():
         n = coords.shape[1]
-        sq = (coords * coords).sum(-1)
-        dist = torch.baddbmm(
-            sq.unsqueeze(2) + sq.unsqueeze(1), coords, coords.transpose(1, 2), alpha=-2.0
-        )
+        c = coords.double()
+        sq = (c * c).sum(-1)
+        dist = torch.baddbmm(sq.unsqueeze(2) + sq.unsqueeze(1), c, c.transpose(1, 2), alpha=-2.0)
         position = torch.arange(n, device=coords.device)
+        # far above float64 rounding of the distances, far below any real gap between them
+        dist = dist + position.to(dist.dtype) * _TIE_BREAK
         excluded = (position.unsqueeze(1) == position.unsqueeze(0)).unsqueeze(0)
         dist = dist.masked_fill(excluded | ~real.unsqueeze(1), float("inf"))
         # k columns "at infinity" so that topk is defined for jets with fewer than k slots
         dist = torch.cat([dist, dist.new_full((dist.shape[0], n, k), float("inf"))], dim=2)
         values, index = dist.topk(k, dim=2, largest=False, sorted=False)
         return torch.where(torch.isinf(values), position.view(1, -1, 1), index)
+
+
+#: added to the squared distance of slot j, times j: orders exact ties by index
+_TIE_BREAK = 1e-12
 
 
 class EdgeConvBlock(nn.Module):
