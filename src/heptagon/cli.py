@@ -139,10 +139,14 @@ def _print_sample(summary: GenerateSummary) -> None:
             f"{c['sigma_gen_pb']:.4g} +- {c['sigma_err_pb']:.2g}",
         )
     console.print(table)
-    console.print(
-        f"{summary.wall_s:.1f} s, {summary.jets_per_s:.1f} jets/s"
-        + (f", {summary.skipped_shards} finished shard(s) reused" if summary.skipped_shards else "")
-    )
+    n_files = len(summary.manifest["files"])
+    if summary.skipped_shards == n_files:
+        console.print(f"all {n_files} shards were already there (checksums verified)")
+        return
+    made = f"{summary.wall_s:.1f} s, {summary.jets_per_s:.1f} jets/s"
+    if summary.skipped_shards:
+        made += f", {summary.skipped_shards} finished shard(s) reused"
+    console.print(made)
 
 
 @app.command()

@@ -35,7 +35,7 @@ DEMO_JETS = 5000
 #: the models the demo trains: run name -> experiment in configs/
 MODELS = {"bdt": "top_bdt.yaml", "particlenet_lite": "top_particlenet_lite.yaml"}
 #: the demo's training budget for ParticleNet-Lite (a few minutes on 2 cores)
-PN_OVERRIDES = ("train.epochs=8", "train.warmup_steps=50")
+PN_OVERRIDES = ("train.epochs=20", "train.batch_size=128", "train.warmup_steps=100")
 CONFIGS = Path(__file__).resolve().parents[3] / "configs"
 
 
