@@ -28,7 +28,9 @@ __all__ = ["build_optimizer", "build_scheduler", "lr_factor"]
 
 
 def build_optimizer(model: nn.Module, options: TrainOptions) -> torch.optim.Optimizer:
-    """AdamW over the trainable parameters (no decay on 1-D ones)."""
+    """AdamW over the trainable parameters (no decay on 1-D ones), in its fused form: one
+    kernel for all parameters instead of a Python loop over them (the same maths; on a
+    CPU the loop was up to a quarter of a ParT training step)."""
     params = [p for p in model.parameters() if p.requires_grad]
     decay = [p for p in params if p.ndim > 1]
     no_decay = [p for p in params if p.ndim <= 1]
@@ -36,7 +38,7 @@ def build_optimizer(model: nn.Module, options: TrainOptions) -> torch.optim.Opti
         {"params": decay, "weight_decay": options.weight_decay},
         {"params": no_decay, "weight_decay": 0.0},
     ]
-    return torch.optim.AdamW(groups, lr=options.lr)
+    return torch.optim.AdamW(groups, lr=options.lr, fused=True)
 
 
 def lr_factor(step: int, total: int, options: TrainOptions) -> float:
