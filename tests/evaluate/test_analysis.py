@@ -73,8 +73,26 @@ def test_multiclass_analysis() -> None:
     pred = synthetic(classes=("Hbb", "Hcc", "QCD"))
     result = analyse(pred, n_boot=10)
     assert set(result.metrics["per_class"]) == {"Hbb", "Hcc", "QCD"}
-    assert len(result.rocs) == 3
+    assert set(result.rocs) == {
+        "Hbb vs rest",
+        "Hcc vs rest",
+        "QCD vs rest",
+        "Hbb vs QCD",
+        "Hcc vs QCD",
+    }
+    # the pairwise discriminant only sees Hbb and QCD jets
+    pair = result.metrics["pairwise_vs_QCD"]["Hbb"]
+    n_pair = int(((pred.labels == 0) | (pred.labels == 2)).sum())
+    assert pair["n_signal"]["raw"] + pair["n_background"]["raw"] == n_pair
+    disc = pred.probs[:, 0] / (pred.probs[:, 0] + pred.probs[:, 2])
+    sel = (pred.labels == 0) | (pred.labels == 2)
+    assert pair["auc"]["value"] == pytest.approx(
+        auc(disc[sel], pred.labels[sel] == 0, pred.weights[sel])
+    )
     assert result.metrics["auc"]["value"] > 0.6
+    report = markdown_report("multi", {"test": result.metrics}, [], Path("."))
+    assert "## test: each vs QCD" in report
+    assert "| Hcc |" in report
 
 
 def test_predictions_round_trip(tmp_path: Path) -> None:

@@ -22,6 +22,7 @@ from heptagon.physics.metrics import (
     efficiency_map,
     mass_sculpting,
     multiclass_metrics,
+    pairwise_discriminant,
     regression_metrics,
     roc_curve,
     score_histograms,
@@ -128,7 +129,9 @@ def _binary(pred: Predictions, n_boot: int, seed: int) -> SampleResult:
 def analyse(
     pred: Predictions, *, task: str = "classification", n_boot: int = 100, seed: int = 0
 ) -> SampleResult:
-    """Metrics and plot data of one sample: binary, multi-class (one-vs-rest) or regression."""
+    """Metrics and plot data of one sample: binary, multi-class (one-vs-rest, and each
+    class vs QCD with the pairwise discriminant ``p_s / (p_s + p_QCD)`` when a QCD class is
+    there) or regression."""
     if task == "regression":
         return SampleResult(
             pred.name,
@@ -152,6 +155,20 @@ def analyse(
     )
     for i, name in enumerate(pred.class_names):
         result.rocs[f"{name} vs rest"] = roc_curve(pred.probs[:, i], pred.labels == i, pred.weights)
+    if "QCD" in pred.class_names:  # ParticleNet-MD style: each signal vs QCD, p_s/(p_s+p_b)
+        bkg = pred.class_names.index("QCD")
+        pairwise: dict[str, Any] = {}
+        for i, name in enumerate(pred.class_names):
+            pair = (pred.labels == i) | (pred.labels == bkg)
+            if i == bkg or not (pred.labels == i).any():
+                continue
+            disc = pairwise_discriminant(pred.probs[pair], i, bkg)
+            is_sig = pred.labels[pair] == i
+            result.rocs[f"{name} vs QCD"] = roc_curve(disc, is_sig, pred.weights[pair])
+            pairwise[name] = binary_metrics(
+                disc, is_sig, pred.weights[pair], n_boot=n_boot, seed=seed
+            )
+        result.metrics["pairwise_vs_QCD"] = pairwise
     return result
 
 

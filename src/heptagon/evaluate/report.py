@@ -107,10 +107,11 @@ def markdown_report(
         "",
     ]
     for name, m in metrics_by_sample.items():
-        if "per_class" in m:
-            parts += [f"## {name}: one-vs-rest", ""]
-            parts.append(markdown_table(SUMMARY_COLUMNS, summary_rows(m["per_class"])))
-            parts.append("")
+        for key, title in (("per_class", "one-vs-rest"), ("pairwise_vs_QCD", "each vs QCD")):
+            if key in m:
+                parts += [f"## {name}: {title}", ""]
+                parts.append(markdown_table(SUMMARY_COLUMNS, summary_rows(m[key])))
+                parts.append("")
     pngs = [p for p in plots if p.suffix == ".png"]
     if pngs:
         parts += ["## Plots", ""]
