@@ -109,3 +109,20 @@ def test_format_value() -> None:
     assert format_value({"value": 123.456, "err": 1.23}) == "123.5 +- 1.2"
     assert format_value({"value": None, "err": None, "lower_limit": 300.0}) == "> 300"
     assert format_value(None) == "-"
+
+
+def test_regression_analysis_bins_the_resolution_in_jet_pt() -> None:
+    rng = np.random.default_rng(3)
+    true = rng.uniform(50, 150, 2000)
+    pt = rng.uniform(500, 1000, 2000)
+    # the relative smearing grows with jet pT: 5% at 500 GeV, 10% at 1000 GeV
+    smear = 0.05 * pt / 500
+    predicted = true * (1 + smear * rng.standard_normal(2000))
+    pred = Predictions("reg", ["target"], predicted[:, None], true, np.ones(2000), {"jet_pt": pt})
+    m = analyse(pred, task="regression", n_boot=5).metrics
+    assert m["response_median"]["value"] == pytest.approx(1.0, abs=0.01)
+    res = m["resolution_vs_jet_pt"]["resolution"]
+    assert len(res) == 4
+    assert res[0] < res[-1]
+    # a Gaussian's IQR/2 is 0.674 sigma
+    assert res[0] == pytest.approx(0.674 * 0.05 * 1.12, rel=0.2)

@@ -24,6 +24,7 @@ from heptagon.physics.metrics import (
     multiclass_metrics,
     pairwise_discriminant,
     regression_metrics,
+    resolution_in_bins,
     roc_curve,
     score_histograms,
 )
@@ -133,12 +134,19 @@ def analyse(
     class vs QCD with the pairwise discriminant ``p_s / (p_s + p_QCD)`` when a QCD class is
     there) or regression."""
     if task == "regression":
-        return SampleResult(
-            pred.name,
-            regression_metrics(
-                pred.probs[:, 0], pred.labels, pred.weights, n_boot=n_boot, seed=seed
-            ),
+        metrics = regression_metrics(
+            pred.probs[:, 0], pred.labels, pred.weights, n_boot=n_boot, seed=seed
         )
+        if "jet_pt" in pred.observers and len(pred):  # resolution vs jet pT, quartile bins
+            pt = np.asarray(pred.observers["jet_pt"], dtype=np.float64)
+            edges = _quantile_axis(pt, 4, "pt", "").edges
+            res = resolution_in_bins(pred.probs[:, 0], pred.labels, pt, edges, pred.weights)
+            metrics["resolution_vs_jet_pt"] = {
+                "edges": res.edges.tolist(),
+                "median": res.median.tolist(),
+                "resolution": res.resolution.tolist(),
+            }
+        return SampleResult(pred.name, metrics)
     if len(pred.class_names) == 2:
         return _binary(pred, n_boot, seed)
     result = SampleResult(
