@@ -8,8 +8,7 @@ generator and data config: 15 particle features, 128 slots), reads them once thr
 data stage, then for each model (full-size ParticleNet and ParT, random weights) and each
 ONNX Runtime thread count measures, in this process, on the same jets:
 
-- heptagon: :func:`~heptagon.publish.onnx.export_onnx` (its parity check run at 1e-4,
-  since random-weight ParticleNet hits kNN near-ties, see tests/publish/test_onnx.py),
+- heptagon: :func:`~heptagon.publish.onnx.export_onnx` (with its 1e-5 parity check),
   then :class:`~heptagon.infer.predict.Scorer` (batches bucketed by multiplicity and padded
   to their longest jet, only real particles computed) -> jets/s, padding included;
 - weaver-core 0.5.3: the same architecture from ``weaver.nn.model`` (``for_inference``),
@@ -83,7 +82,6 @@ def heptagon_export(name: str, files: list[Path], config: Any, pre: Preprocess, 
         data_config=config,
         model_name=name,
         check_inputs=[b.tensors() for _, b in zip(range(2), check, strict=False)],
-        tolerance=1e-4,
     )
     return path
 
