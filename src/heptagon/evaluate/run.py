@@ -139,9 +139,9 @@ def evaluate(
         result = analyse(pred, task=task, n_boot=n_boot, seed=cfg.train.seed)
         plots += draw(result, pred, plot_dir)
         pred.save(eval_dir / f"predictions_{name}.parquet")
-        for roc in result.rocs.values():
-            _write_roc(roc, eval_dir / f"roc_{name}.csv")
-            break  # the binary ROC (multi-class: the first one-vs-rest)
+        first = next(iter(result.rocs.values()), None)  # binary; multi-class: first vs rest
+        if first is not None:
+            _write_roc(first, eval_dir / f"roc_{name}.csv")
         results[name] = result
     samples = {name: r.metrics for name, r in results.items()}
     nominal = next(iter(samples))

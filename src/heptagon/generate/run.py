@@ -42,7 +42,7 @@ from heptagon.generate.processes import Process, SampleSet, get_process, get_sam
 from heptagon.generate.truth import EventRecord, flavour_ghosts, truth_objects
 from heptagon.io import atomic_path, sha256sum, write_json_atomic
 
-__all__ = ["GenerateOptions", "Summary", "generate", "pythia_settings"]
+__all__ = ["GenerateOptions", "Summary", "generate", "load_manifest", "pythia_settings"]
 
 SCHEMA_VERSION = 1
 ECM_GEV = 14000.0

@@ -28,6 +28,7 @@ from heptagon.errors import ExportError
 from heptagon.evaluate.analysis import binary_curves
 from heptagon.evaluate.inference import Predictions
 from heptagon.evaluate.run import EVAL_DIR, evaluate
+from heptagon.generate.run import load_manifest
 from heptagon.io import atomic_path, sha256sum
 from heptagon.publish.card import render_model_card
 from heptagon.publish.hepdata import build_submission, write_submission
@@ -79,8 +80,7 @@ def _manifest(loaded: LoadedRun) -> dict[str, Any] | None:
         p = Path(f)
         for parent in (p.parent.parent, p.parent):
             if (parent / "manifest.json").exists():
-                data: dict[str, Any] = json.loads((parent / "manifest.json").read_text())
-                return data
+                return load_manifest(parent)
     return None
 
 
