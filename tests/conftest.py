@@ -43,3 +43,30 @@ def top_qcd_sample(request: pytest.FixtureRequest) -> Path:
         show_progress=False,
     )
     return out
+
+
+#: the shared event sample (tth-analysis): events per class and shard size (two shards)
+EVENT_SAMPLE_EVENTS = 300
+EVENT_SAMPLE_SHARD = 150
+
+
+@pytest.fixture(scope="session")
+def event_sample(request: pytest.FixtureRequest) -> Path:
+    """A tth-analysis event dataset dir (ttH, ttbar, DY; 300 events each, 2 shards per
+    class, no MPI, seed 7)."""
+    from heptagon.generate.events import EventOptions, generate_events
+
+    root = Path(request.config.cache.mkdir("heptagon-samples"))
+    out = root / f"tth-analysis-{_source_hash()}"
+    generate_events(
+        EventOptions(
+            sample="tth-analysis",
+            events=EVENT_SAMPLE_EVENTS,
+            seed=SAMPLE_SEED,
+            out=out,
+            mpi=False,
+            shard_size=EVENT_SAMPLE_SHARD,
+        ),
+        show_progress=False,
+    )
+    return out

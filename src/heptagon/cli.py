@@ -123,6 +123,60 @@ def generate(
     _print_sample(run_generate(opts, show_progress=_interactive()))
 
 
+@app.command("generate-events")
+def generate_events(
+    sample: Annotated[
+        str, typer.Argument(help="tth-analysis (tth, ttbar, dy) | tth | ttbar | dy | qcd | minbias")
+    ],
+    events: Annotated[int, typer.Option("--events", help="Events per class.")],
+    seed: Annotated[int, typer.Option("--seed", help="Random seed (same seed, same files).")],
+    out: Annotated[Path, typer.Option("--out", help="Dataset directory.")],
+    fmt: Annotated[str, typer.Option("--format", help="parquet | root")] = "parquet",
+    jobs: Annotated[int, typer.Option("--jobs", help="Processes (one shard each).")] = 1,
+    detector: Annotated[
+        str, typer.Option("--detector", help="default (CMS-like) | none (hadron level)")
+    ] = "default",
+    pt_min: Annotated[float, typer.Option("--pt-min", help="Jet pT threshold, GeV.")] = 25.0,
+    radius: Annotated[float, typer.Option("--radius", help="anti-kT R")] = 0.4,
+    eta_max: Annotated[float, typer.Option("--eta-max", help="Jet |eta| cut.")] = 2.5,
+    mpi: Annotated[bool, typer.Option("--mpi/--no-mpi", help="Multi-parton interactions.")] = True,
+    shard_size: Annotated[int, typer.Option("--shard-size", help="Events per shard.")] = 1000,
+    scheduler: Annotated[
+        str | None, typer.Option("--scheduler", help="Dask scheduler address.")
+    ] = None,
+) -> None:
+    """Generate an event-level sample (NanoAOD-style jets, leptons, MET, b tag, weights)."""
+    from heptagon.generate.events import EventOptions
+    from heptagon.generate.events import generate_events as run_events
+
+    opts = validate(
+        EventOptions,
+        {
+            "sample": sample,
+            "events": events,
+            "seed": seed,
+            "out": out,
+            "format": fmt,
+            "jobs": jobs,
+            "detector": detector,
+            "pt_min": pt_min,
+            "radius": radius,
+            "eta_max": eta_max,
+            "mpi": mpi,
+            "shard_size": shard_size,
+            "scheduler": scheduler,
+        },
+    )
+    summary = run_events(opts, show_progress=_interactive())
+    table = Table(title=f"{sample}: {out}")
+    for col in ("class", "events", "sigma_gen [pb]"):
+        table.add_column(col)
+    for cls, c in summary.manifest["classes"].items():
+        table.add_row(cls, str(c["events"]), f"{c['sigma_gen_pb']:.4g} +- {c['sigma_err_pb']:.2g}")
+    console.print(table)
+    console.print(f"{summary.wall_s:.1f} s, {summary.events_per_s:.1f} events/s")
+
+
 def _interactive() -> bool:
     return sys.stderr.isatty() or sys.stdout.isatty()
 

@@ -21,7 +21,14 @@ from heptagon.generate.truth import Ghosts, TruthObjects
 from heptagon.physics.kinematics import delta_phi, delta_r
 from heptagon.physics.pdg import type_flags
 
-__all__ = ["JetSelection", "build_jets", "flavour_label", "substructure"]
+__all__ = [
+    "ClusteredJets",
+    "JetSelection",
+    "build_jets",
+    "cluster",
+    "flavour_label",
+    "substructure",
+]
 
 
 #: leading jets per event that are considered (after clustering, before the window)
@@ -67,7 +74,7 @@ class JetSelection:
 
 
 @dataclass(frozen=True)
-class _Jets:
+class ClusteredJets:
     """Flat jets of a batch: one entry per jet, and its members (global candidate indices;
     a ghost is ``-1 - ghost index``) in ``members`` with ``n_members`` per jet."""
 
@@ -79,8 +86,8 @@ class _Jets:
     n_members: np.ndarray
     members: np.ndarray
 
-    def select(self, keep: np.ndarray) -> _Jets:
-        return _Jets(
+    def select(self, keep: np.ndarray) -> ClusteredJets:
+        return ClusteredJets(
             self.event[keep],
             self.px[keep],
             self.py[keep],
@@ -113,9 +120,11 @@ def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     return np.repeat(starts, lengths) + np.arange(int(lengths.sum())) - offsets
 
 
-def _cluster(c: Candidates, sel: JetSelection, ghosts: Ghosts | None) -> _Jets:
-    """Cluster candidates (plus ghosts) with anti-kT; keep the leading ``JETS_PER_EVENT``
-    jets above ``pt_min`` of each event."""
+def cluster(
+    c: Candidates, sel: JetSelection, ghosts: Ghosts | None, leading: int | None = JETS_PER_EVENT
+) -> ClusteredJets:
+    """Cluster candidates (plus ghosts) with anti-kT; keep the ``leading`` jets above
+    ``pt_min`` of each event (every one when None)."""
     _silence_banner()
     n_events = len(c.counts)
     event = np.repeat(np.arange(n_events), c.counts)
@@ -142,7 +151,7 @@ def _cluster(c: Candidates, sel: JetSelection, ghosts: Ghosts | None) -> _Jets:
     flat_local = ak.to_numpy(ak.flatten(local, axis=None)).astype(np.int64)
     members = origin[flat_local + np.repeat(start[jet_event], n_members)]
     flat_jets = ak.flatten(jets)
-    out = _Jets(
+    out = ClusteredJets(
         event=jet_event,
         px=ak.to_numpy(flat_jets.px),
         py=ak.to_numpy(flat_jets.py),
@@ -151,15 +160,17 @@ def _cluster(c: Candidates, sel: JetSelection, ghosts: Ghosts | None) -> _Jets:
         n_members=n_members,
         members=members,
     )
+    if leading is None:
+        return out
     # the leading jets of each event
     order = np.lexsort((-out.pt, out.event))
     first = np.searchsorted(out.event[order], out.event[order])
     rank = np.empty_like(order)
     rank[order] = np.arange(order.size) - first
-    return out.select(rank < JETS_PER_EVENT)
+    return out.select(rank < leading)
 
 
-def _matched(jets: _Jets, truth: TruthObjects, radius: float) -> np.ndarray:
+def _matched(jets: ClusteredJets, truth: TruthObjects, radius: float) -> np.ndarray:
     """Jets that contain a truth object's axis and all its visible products (dR < R)."""
     n_events = int(max(jets.event.max(initial=-1), truth.event.max(initial=-1))) + 1
     n_obj = np.bincount(truth.event, minlength=n_events)
@@ -181,7 +192,7 @@ def _matched(jets: _Jets, truth: TruthObjects, radius: float) -> np.ndarray:
     return np.bincount(pair_jet, weights=ok, minlength=jets.event.size) > 0
 
 
-def flavour_label(jets: _Jets, ghosts: Ghosts) -> np.ndarray:
+def flavour_label(jets: ClusteredJets, ghosts: Ghosts) -> np.ndarray:
     """Hadron-based flavour of each jet from its ghosts (index into ``FLAVOURS``): ``b`` if
     a weakly-decaying b hadron is inside, else ``c`` for a c hadron, else from the hardest
     final-shower parton: ``g`` for a gluon, ``uds`` otherwise."""
@@ -289,7 +300,7 @@ def build_jets(
     visible products within ``dR < radius``. ``ghosts`` + ``flavour``: keep only jets whose
     :func:`flavour_label` equals ``flavour``.
     """
-    jets = _cluster(c, sel, ghosts)
+    jets = cluster(c, sel, ghosts)
     eta = jets.rapidity if sel.use_rapidity else jets.eta
     pt = jets.pt
     keep = (pt >= sel.pt_min) & (pt < sel.pt_max) & (np.abs(eta) < sel.eta_max)
@@ -302,7 +313,7 @@ def build_jets(
 
 
 def _jet_branches(
-    c: Candidates, jets: _Jets, sel: JetSelection, with_sv: bool
+    c: Candidates, jets: ClusteredJets, sel: JetSelection, with_sv: bool
 ) -> dict[str, np.ndarray | ak.Array]:
     real = jets.members >= 0
     jet_of = np.repeat(np.arange(jets.event.size), jets.n_members)[real]

@@ -13,14 +13,14 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from importlib.metadata import version
 from multiprocessing import get_context
 from pathlib import Path
 from queue import Empty
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import awkward as ak
 import numpy as np
@@ -42,7 +42,20 @@ from heptagon.generate.processes import Process, SampleSet, get_process, get_sam
 from heptagon.generate.truth import EventRecord, flavour_ghosts, truth_objects
 from heptagon.io import atomic_path, sha256sum, write_json_atomic
 
-__all__ = ["GenerateOptions", "Summary", "generate", "load_manifest", "pythia_settings"]
+__all__ = [
+    "GenerateOptions",
+    "Shard",
+    "ShardResults",
+    "Summary",
+    "branch_names",
+    "generate",
+    "load_manifest",
+    "prepare_out",
+    "pythia_settings",
+    "run_shards",
+    "versions",
+    "write_table",
+]
 
 SCHEMA_VERSION = 1
 ECM_GEV = 14000.0
@@ -153,8 +166,33 @@ class ShardSpec:
     path: str
     format: str
 
+    @property
+    def entries(self) -> int:
+        """Entries (jets) the shard holds."""
+        return self.n_jets
 
-def _write(table: dict[str, Any], path: Path, fmt: str) -> None:
+
+class Shard(Protocol):
+    """What the shard machinery needs of a unit of work (jet or event shard)."""
+
+    @property
+    def path(self) -> str: ...
+
+    @property
+    def seed(self) -> int: ...
+
+    @property
+    def entries(self) -> int: ...
+
+
+#: generates and writes one shard, calling ``report(n)`` as entries are made
+ShardWorker = Callable[[Any, Callable[[int], None] | None], dict[str, Any]]
+
+
+def write_table(table: dict[str, Any], path: Path, fmt: str) -> None:
+    """Write flat or jagged columns atomically as Parquet, or as a ROOT TTree ``tree``
+    where jagged branches sharing a prefix (``part_*``, ``Jet_*``) become one counted
+    group (``npart``, ``nJet``)."""
     with atomic_path(path) as tmp:
         if fmt == "parquet":
             ak.to_parquet(ak.zip(table, depth_limit=1), tmp, compression="zstd")
@@ -165,7 +203,7 @@ def _write(table: dict[str, Any], path: Path, fmt: str) -> None:
             flat: dict[str, Any] = {}
             for name, values in table.items():
                 prefix = name.split("_", 1)[0]
-                if prefix in ("part", "sv") and values.ndim == 2:
+                if values.ndim == 2:
                     groups.setdefault(prefix, {})[name.split("_", 1)[1]] = values
                 else:
                     flat[name] = values
@@ -236,7 +274,7 @@ def run_shard(spec: ShardSpec, report: Callable[[int], None] | None = None) -> d
     for label in spec.labels:
         table[f"label_{label}"] = np.full(spec.n_jets, label == spec.label)
     path = Path(spec.path)
-    _write(table, path, spec.format)
+    write_table(table, path, spec.format)
     info = pythia.infoPython()
     return {
         "file": f"shards/{path.name}",
@@ -253,16 +291,16 @@ def run_shard(spec: ShardSpec, report: Callable[[int], None] | None = None) -> d
     }
 
 
-def _run_shard_queued(spec: ShardSpec, queue: Any) -> dict[str, Any]:
-    return run_shard(spec, queue.put)
+def _run_shard_queued(worker: ShardWorker, spec: Shard, queue: Any) -> dict[str, Any]:
+    return worker(spec, queue.put)
 
 
-def _sidecar(spec: ShardSpec) -> Path:
+def _sidecar(spec: Shard) -> Path:
     p = Path(spec.path)
     return p.with_name(f".{p.name}.json")
 
 
-def _finished(spec: ShardSpec) -> dict[str, Any] | None:
+def _finished(spec: Shard) -> dict[str, Any] | None:
     """The record of a shard already written by an earlier run, if its checksum holds."""
     side = _sidecar(spec)
     if not (side.exists() and Path(spec.path).exists()):
@@ -313,24 +351,26 @@ def _plan(opts: GenerateOptions) -> tuple[list[ShardSpec], dict[str, Any]]:
     return specs, settings
 
 
-def _prepare_out(opts: GenerateOptions, settings: dict[str, Any]) -> None:
-    shards = opts.out / "shards"
+def prepare_out(out: Path, settings: dict[str, Any]) -> None:
+    """Create ``out/shards``, drop stale temporary files, and refuse a dir made with other
+    ``settings`` (recorded in ``out/.generate.json`` by the first run)."""
+    shards = out / "shards"
     try:
         shards.mkdir(parents=True, exist_ok=True)
         probe = shards / ".write-test"
         probe.write_text("")
         probe.unlink()
     except OSError as err:
-        raise ConfigError(f"cannot write to '{opts.out}': {err.strerror}", key="out") from None
+        raise ConfigError(f"cannot write to '{out}': {err.strerror}", key="out") from None
     for stale in shards.glob(".*.tmp"):  # left by a killed run; finished shards are kept
         stale.unlink()
-    marker = opts.out / ".generate.json"
+    marker = out / ".generate.json"
     if marker.exists():
         old = json.loads(marker.read_text())
         if old != json.loads(json.dumps(settings)):
             diff = sorted(k for k in settings if old.get(k) != json.loads(json.dumps(settings[k])))
             raise ConfigError(
-                f"'{opts.out}' holds a sample made with other settings ({', '.join(diff)}); "
+                f"'{out}' holds a sample made with other settings ({', '.join(diff)}); "
                 "use another --out",
                 key="out",
             )
@@ -350,9 +390,13 @@ class Summary:
 
 
 def _execute(
-    todo: list[ShardSpec], opts: GenerateOptions, progress: Callable[[int], None]
+    todo: list[Shard],
+    worker: ShardWorker,
+    jobs: int,
+    scheduler: str | None,
+    progress: Callable[[int], None],
 ) -> Iterator[dict[str, Any]]:
-    if opts.scheduler:
+    if scheduler:
         try:
             from distributed import Client
             from distributed import as_completed as dask_completed
@@ -360,24 +404,24 @@ def _execute(
             raise ConfigError(
                 "--scheduler needs dask.distributed: pip install 'heptagon[dask]'", key="scheduler"
             ) from None
-        with Client(opts.scheduler) as client:
-            futures = client.map(run_shard, todo, pure=False)
+        with Client(scheduler) as client:
+            futures = client.map(worker, todo, pure=False)
             for fut in dask_completed(futures):
                 record = fut.result()
                 progress(record["entries"])
                 yield record
         return
-    if opts.jobs == 1:
+    if jobs == 1:
         for spec in todo:
-            yield run_shard(spec, progress)
+            yield worker(spec, progress)
         return
     # a fresh server process forks the workers: no inherited threads, imports paid once
     ctx = get_context("forkserver")
-    ctx.set_forkserver_preload(["heptagon.generate.run"])
+    ctx.set_forkserver_preload(["heptagon.generate.run", worker.__module__])
     with ctx.Manager() as manager:
         queue = manager.Queue()
-        with ProcessPoolExecutor(max_workers=opts.jobs, mp_context=ctx) as pool:
-            pending = {pool.submit(_run_shard_queued, spec, queue) for spec in todo}
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
+            pending = {pool.submit(_run_shard_queued, worker, spec, queue) for spec in todo}
             while pending:
                 done = {f for f in pending if f.done()}
                 for fut in done:
@@ -392,7 +436,8 @@ def _execute(
                 progress(queue.get())
 
 
-def _versions() -> dict[str, str]:
+def versions() -> dict[str, str]:
+    """Versions of heptagon and the generation toolchain, for the manifest."""
     from heptagon import __version__
 
     return {
@@ -426,10 +471,29 @@ def _class_summary(records: list[dict[str, Any]], sample: SampleSet) -> dict[str
     return out
 
 
-def generate(opts: GenerateOptions, *, show_progress: bool = True) -> Summary:
-    """Generate (or finish generating) the sample described by ``opts`` in ``opts.out``."""
-    specs, settings = _plan(opts)
-    _prepare_out(opts, settings)
+@dataclass(frozen=True)
+class ShardResults:
+    """The records of every planned shard (in plan order) and what this run did."""
+
+    records: list[dict[str, Any]]
+    wall_s: float
+    made: int
+    skipped: int
+
+
+def run_shards(
+    specs: Sequence[Shard],
+    worker: ShardWorker,
+    *,
+    jobs: int,
+    scheduler: str | None,
+    title: str,
+    unit: str,
+    show_progress: bool,
+) -> ShardResults:
+    """Run ``worker`` on every shard not already finished (checksum verified), in ``jobs``
+    processes or on a Dask ``scheduler``, with a progress bar counting ``unit``; each
+    finished shard's record is written beside it as it completes."""
     records: dict[str, dict[str, Any]] = {}
     todo = []
     for spec in specs:
@@ -438,38 +502,59 @@ def generate(opts: GenerateOptions, *, show_progress: bool = True) -> Summary:
             todo.append(spec)
         else:
             records[spec.path] = rec
-    total = sum(s.n_jets for s in todo)
+    total = sum(s.entries for s in todo)
     start = time.perf_counter()
     with Progress(
-        TextColumn(f"generate {opts.sample}"),
+        TextColumn(title),
         BarColumn(),
         MofNCompleteColumn(),
-        TextColumn("{task.fields[rate]} jets/s"),
+        TextColumn(f"{{task.fields[rate]}} {unit}/s"),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
         disable=not show_progress,
         transient=False,
     ) as bar:
-        task = bar.add_task("jets", total=total, rate="-")
+        task = bar.add_task(unit, total=total, rate="-")
 
         def advance(n: int) -> None:
             done = bar.tasks[task].completed + n
             rate = done / max(time.perf_counter() - start, 1e-9)
             bar.update(task, advance=n, rate=f"{rate:.0f}")
 
-        by_path = {s.path: s for s in todo}
-        for record in _execute(todo, opts, advance):
-            spec = by_path[str(opts.out / record["file"])]
+        by_file = {Path(s.path).name: s for s in todo}
+        for record in _execute(todo, worker, jobs, scheduler, advance):
+            spec = by_file[Path(record["file"]).name]
             write_json_atomic(_sidecar(spec), record)
             records[spec.path] = record
-    wall = time.perf_counter() - start
-    ordered = [records[s.path] for s in specs]
+    return ShardResults(
+        records=[records[s.path] for s in specs],
+        wall_s=time.perf_counter() - start,
+        made=total,
+        skipped=len(specs) - len(todo),
+    )
+
+
+def generate(opts: GenerateOptions, *, show_progress: bool = True) -> Summary:
+    """Generate (or finish generating) the sample described by ``opts`` in ``opts.out``."""
+    specs, settings = _plan(opts)
+    prepare_out(opts.out, settings)
+    done = run_shards(
+        specs,
+        run_shard,
+        jobs=opts.jobs,
+        scheduler=opts.scheduler,
+        title=f"generate {opts.sample}",
+        unit="jets",
+        show_progress=show_progress,
+    )
+    ordered = done.records
+    wall = done.wall_s
     manifest = {
         "schema_version": SCHEMA_VERSION,
         "kind": "jets",
         "sample": opts.sample,
         "description": opts.sample_set.description,
-        "versions": _versions(),
+        "versions": versions(),
         "generator": {
             "beams_ecm_gev": ECM_GEV,
             "common_settings": list(COMMON_SETTINGS),
@@ -484,19 +569,20 @@ def generate(opts: GenerateOptions, *, show_progress: bool = True) -> Summary:
         "files": [
             {k: r[k] for k in ("file", "class", "entries", "sha256", "seed")} for r in ordered
         ],
-        "branches": _branches(opts.out / ordered[0]["file"], opts.format),
+        "branches": branch_names(opts.out / ordered[0]["file"], opts.format),
     }
     write_json_atomic(opts.out / "manifest.json", manifest)
     return Summary(
         out=opts.out,
         manifest=manifest,
         wall_s=wall,
-        jets_per_s=total / wall if wall > 0 else 0.0,
-        skipped_shards=len(specs) - len(todo),
+        jets_per_s=done.made / wall if wall > 0 else 0.0,
+        skipped_shards=done.skipped,
     )
 
 
-def _branches(path: Path, fmt: str) -> list[str]:
+def branch_names(path: Path, fmt: str) -> list[str]:
+    """The branch (column) names of a written shard."""
     if fmt == "parquet":
         return list(pq.read_schema(path).names)
     import uproot

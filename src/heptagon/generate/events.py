@@ -1,0 +1,557 @@
+"""`heptagon generate-events`: event-level samples in NanoAOD-style branches.
+
+One entry per generated event (every event Pythia returns is written: no preselection, so
+the cross section and the per-event weights stay exact; analysis regions are data-config
+selections). Reconstruction, on the candidates of the one detector module
+(:mod:`heptagon.generate.detector`):
+
+- **Leptons** (``Muon_*``, ``Electron_*``): tracked electron / muon candidates (the track
+  efficiency and pT resolution of the detector) above ``pt_min`` within ``|eta|`` of the
+  lepton type, kept with an identification efficiency, and isolated: ``pfRelIso03_all``,
+  the scalar pT sum of the other candidates within ``dR < iso_cone`` over the lepton pT,
+  must be below ``iso_max``. Isolated leptons are not given to the jet clustering (in CMS
+  language: jets are cleaned of the selected leptons).
+- **Jets** (``Jet_*``): anti-kT (FastJet) of the remaining candidates, ``R = 0.4``,
+  ``pT > 25`` GeV, ``|eta| < 2.5`` (the tracker, so every jet can be b-tagged), sorted by
+  pT. ``Jet_hadronFlavour`` (5, 4, 0) by ghost association of weakly-decaying b / c
+  hadrons, as in NanoAOD.
+- **b tagging** (``Jet_btag``): the track-counting discriminant from displaced tracks:
+  the second-highest lifetime-signed transverse impact-parameter significance ``S2`` of
+  the jet's tracks with pT > ``track_pt_min`` (sign: the point of closest approach lies
+  along the jet), mapped into [0, 1) as ``1 - exp(-max(S2, 0) / scale)``. The standard
+  feature ``Jet_isB`` applies the working point (``Jet_btag > 0.5``).
+- **Missing transverse momentum** (``MET_pt``, ``MET_phi``): minus the vector pT sum of
+  all reconstructed candidates; ``GenMET_*`` is the pT sum of the neutrinos.
+- **Truth**: ``GenHiggs_pt, GenHiggs_eta, GenHiggs_phi`` (the last Higgs copy; all zero
+  in events without one), one-hot ``label_<class>``, ``event`` (index in the shard).
+- **Weights**: ``xsec_weight_pb`` = the shard's Pythia cross section / its events / the
+  class's shard count, so that the sum over all of a class's events is its cross section
+  (pb): multiply by a luminosity in pb^-1 for expected yields.
+
+Pythia generates ttbar / ttH at tens of events per second per core (with MPI), Drell-Yan
+a few times faster: size samples accordingly. Pythia has no ttW / ttZ process; ttbar
+plays the role of the ttH analysis' main background here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import awkward as ak
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from heptagon.errors import ConfigError
+from heptagon.generate.detector import Candidates, DetectorConfig, apply_detector
+from heptagon.generate.jets import FLAVOURS, JetSelection, cluster, flavour_label
+from heptagon.generate.run import (
+    BATCH_EVENTS,
+    COMMON_SETTINGS,
+    ECM_GEV,
+    SCHEMA_VERSION,
+    _pythia,
+    branch_names,
+    prepare_out,
+    run_shards,
+    shard_seed,
+    versions,
+    write_table,
+)
+from heptagon.generate.truth import EventRecord, flavour_ghosts
+from heptagon.io import sha256sum, write_json_atomic
+from heptagon.physics.pdg import CAT_ELECTRON, CAT_MUON
+
+__all__ = [
+    "EVENT_PROCESSES",
+    "EVENT_SAMPLES",
+    "BTagConfig",
+    "EventOptions",
+    "EventProcess",
+    "EventSummary",
+    "LeptonConfig",
+    "generate_events",
+    "reconstruct",
+    "run_event_shard",
+]
+
+_MB_TO_PB = 1e9
+_ELECTRON_MASS = 0.000511
+_MUON_MASS = 0.10566
+_NEUTRINOS = (12, 14, 16)
+_HADRON_FLAVOUR = {"b": 5, "c": 4, "uds": 0, "g": 0}
+#: floor of a track's d0 error (mm) in the b-tag significance (hadron level has none)
+_D0ERR_FLOOR = 0.01
+
+
+@dataclass(frozen=True)
+class EventProcess:
+    """An event-level process: its Pythia settings, and whether it has MPI by default."""
+
+    name: str
+    settings: tuple[str, ...]
+    description: str
+
+
+EVENT_PROCESSES: dict[str, EventProcess] = {
+    p.name: p
+    for p in (
+        EventProcess(
+            "tth",
+            ("HiggsSM:gg2Httbar = on", "HiggsSM:qqbar2Httbar = on"),
+            "ttH, all top and Higgs decays (mH = 125 GeV)",
+        ),
+        EventProcess(
+            "ttbar",
+            ("Top:gg2ttbar = on", "Top:qqbar2ttbar = on"),
+            "ttbar, all decays (stands in for ttW / ttZ, which Pythia does not have)",
+        ),
+        EventProcess(
+            "dy",
+            (
+                "WeakSingleBoson:ffbar2gmZ = on",
+                "23:onMode = off",
+                "23:onIfAny = 11 13",
+                "PhaseSpace:mHatMin = 50",
+            ),
+            "Drell-Yan Z/gamma* -> ee, mumu with m(ll) > 50 GeV",
+        ),
+        EventProcess(
+            "qcd",
+            ("HardQCD:all = on", "PhaseSpace:pTHatMin = 30"),
+            "QCD multijet 2 -> 2 with pTHat > 30 GeV",
+        ),
+        EventProcess("minbias", ("SoftQCD:nonDiffractive = on",), "minimum bias (non-diffractive)"),
+    )
+}
+
+#: named event samples: their classes (each a process, labelled ``label_<process>``)
+EVENT_SAMPLES: dict[str, tuple[str, ...]] = {
+    "tth-analysis": ("tth", "ttbar", "dy"),
+    **{name: (name,) for name in EVENT_PROCESSES},
+}
+
+
+class LeptonConfig(BaseModel):
+    """Reconstructed-lepton selection (GeV, radians)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    pt_min: float = 10.0
+    electron_eta_max: float = 2.5
+    muon_eta_max: float = 2.4
+    electron_id_eff: float = Field(0.90, ge=0, le=1)
+    muon_id_eff: float = Field(0.96, ge=0, le=1)
+    iso_cone: float = Field(0.3, gt=0)
+    iso_max: float = Field(0.15, gt=0)
+
+
+class BTagConfig(BaseModel):
+    """Track-counting b tag: ``1 - exp(-max(S2, 0) / scale)`` of the second-highest signed
+    d0 significance ``S2`` of tracks above ``track_pt_min`` GeV."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    track_pt_min: float = 1.0
+    scale: float = Field(5.0, gt=0)
+
+
+class EventOptions(BaseModel):
+    """Everything that defines a generated event sample (the CLI options)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    sample: str
+    events: int = Field(gt=0, description="events per class")
+    seed: int = Field(ge=0)
+    out: Path
+    format: Literal["parquet", "root"] = "parquet"
+    jobs: int = Field(1, ge=1)
+    detector: Literal["default", "none"] = "default"
+    pt_min: float = Field(25.0, ge=0, description="jet pT threshold (GeV)")
+    radius: float = Field(0.4, gt=0, le=2.0)
+    eta_max: float = Field(2.5, gt=0)
+    mpi: bool = True
+    shard_size: int = Field(1000, gt=0)
+    scheduler: str | None = None
+
+    @field_validator("sample")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        if v not in EVENT_SAMPLES:
+            known = ", ".join(EVENT_SAMPLES)
+            raise ConfigError(f"unknown event sample '{v}' (known: {known})", key="sample")
+        return v
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        """The processes of the sample."""
+        return EVENT_SAMPLES[self.sample]
+
+
+@dataclass(frozen=True)
+class EventShardSpec:
+    """One unit of work: ``n_events`` events of process ``cls`` written to ``path``."""
+
+    cls: str
+    classes: tuple[str, ...]
+    index: int
+    n_shards: int
+    n_events: int
+    seed: int
+    settings: tuple[str, ...]
+    jets: JetSelection
+    leptons: LeptonConfig
+    btag: BTagConfig
+    detector: dict[str, Any] | None
+    path: str
+    format: str
+
+    @property
+    def entries(self) -> int:
+        """Entries (events) the shard holds."""
+        return self.n_events
+
+
+def _pt_eta_phi(
+    px: np.ndarray, py: np.ndarray, pz: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    pt = np.hypot(px, py)
+    return pt, np.arcsinh(pz / np.maximum(pt, 1e-12)), np.arctan2(py, px)
+
+
+def _select(c: Candidates, keep: np.ndarray) -> Candidates:
+    """The candidates where ``keep`` is true, counts updated."""
+    event = np.repeat(np.arange(len(c.counts)), c.counts)
+    fields = {
+        f.name: getattr(c, f.name)[keep]
+        for f in dataclasses.fields(Candidates)
+        if f.name != "counts"
+    }
+    return Candidates(counts=np.bincount(event[keep], minlength=len(c.counts)), **fields)
+
+
+def _isolation(c: Candidates, lep: np.ndarray, cone: float) -> np.ndarray:
+    """Relative isolation of the candidates ``lep`` (indices): the scalar pT sum of the
+    other candidates of the event within ``dR < cone``, over the candidate's pT."""
+    start = np.cumsum(c.counts) - c.counts
+    event = np.repeat(np.arange(len(c.counts)), c.counts)
+    n_other = c.counts[event[lep]]
+    owner = np.repeat(np.arange(lep.size), n_other)
+    other = np.repeat(start[event[lep]], n_other) + (
+        np.arange(owner.size) - np.repeat(np.cumsum(n_other) - n_other, n_other)
+    )
+    pt, eta, phi = _pt_eta_phi(c.px, c.py, c.pz)
+    dphi = np.mod(phi[other] - phi[lep[owner]] + np.pi, 2 * np.pi) - np.pi
+    near = (np.hypot(eta[other] - eta[lep[owner]], dphi) < cone) & (other != lep[owner])
+    cone_pt = np.bincount(owner, weights=np.where(near, pt[other], 0.0), minlength=lep.size)
+    return np.asarray(cone_pt / pt[lep])
+
+
+def _jagged(values: np.ndarray, counts: np.ndarray) -> ak.Array:
+    return ak.unflatten(values, counts)
+
+
+def _leptons(
+    c: Candidates, cfg: LeptonConfig, rng: np.random.Generator
+) -> tuple[dict[str, ak.Array], np.ndarray]:
+    """``Muon_*`` / ``Electron_*`` branches and the indices of the selected candidates."""
+    pt, eta, phi = _pt_eta_phi(c.px, c.py, c.pz)
+    event = np.repeat(np.arange(len(c.counts)), c.counts)
+    out: dict[str, ak.Array] = {}
+    chosen = []
+    for cat, name, eta_max, eff, mass in (
+        (CAT_MUON, "Muon", cfg.muon_eta_max, cfg.muon_id_eff, _MUON_MASS),
+        (CAT_ELECTRON, "Electron", cfg.electron_eta_max, cfg.electron_id_eff, _ELECTRON_MASS),
+    ):
+        cand = np.flatnonzero((c.category == cat) & (pt > cfg.pt_min) & (np.abs(eta) < eta_max))
+        cand = cand[rng.random(cand.size) < eff]
+        iso = _isolation(c, cand, cfg.iso_cone)
+        sel = cand[iso < cfg.iso_max]
+        iso = iso[iso < cfg.iso_max]
+        order = np.lexsort((-pt[sel], event[sel]))
+        sel, iso = sel[order], iso[order]
+        counts = np.bincount(event[sel], minlength=len(c.counts))
+        for field, values in (
+            ("pt", pt[sel]),
+            ("eta", eta[sel]),
+            ("phi", phi[sel]),
+            ("mass", np.full(sel.size, mass)),
+            ("charge", c.charge[sel]),
+            ("pfRelIso03_all", iso),
+        ):
+            dtype = np.int32 if field == "charge" else np.float32
+            out[f"{name}_{field}"] = _jagged(values.astype(dtype), counts)
+        chosen.append(sel)
+    return out, np.concatenate(chosen)
+
+
+def _btag(
+    c: Candidates,
+    jet_of: np.ndarray,
+    member: np.ndarray,
+    jpx: np.ndarray,
+    jpy: np.ndarray,
+    cfg: BTagConfig,
+) -> np.ndarray:
+    """Track-counting b-tag score of each jet (see the module docstring)."""
+    n_jets = jpx.size
+    pt = np.hypot(c.px[member], c.py[member])
+    track = (c.charge[member] != 0) & (pt > cfg.track_pt_min)
+    j, t, pt = jet_of[track], member[track], pt[track]
+    ux, uy = c.px[t] / pt, c.py[t] / pt
+    along = c.vx[t] * ux + c.vy[t] * uy
+    pca_x, pca_y = c.vx[t] - along * ux, c.vy[t] - along * uy
+    sign = np.where(pca_x * jpx[j] + pca_y * jpy[j] >= 0, 1.0, -1.0)
+    sig = sign * np.abs(c.d0[t]) / np.maximum(c.d0err[t], _D0ERR_FLOOR)
+    order = np.lexsort((-sig, j))
+    j, sig = j[order], sig[order]
+    first = np.searchsorted(j, j)
+    second = np.full(n_jets, -np.inf)
+    rank1 = (np.arange(j.size) - first) == 1
+    second[j[rank1]] = sig[rank1]
+    return 1.0 - np.exp(-np.maximum(second, 0.0) / cfg.scale)
+
+
+def _jets(
+    c: Candidates, record: EventRecord, sel: JetSelection, btag: BTagConfig
+) -> dict[str, ak.Array]:
+    """``Jet_*`` branches: anti-kT jets in the window, sorted by pT, with flavour and b tag."""
+    n_events = len(c.counts)
+    ghosts = flavour_ghosts(record)
+    jets = cluster(c, sel, ghosts, leading=None)
+    jets = jets.select((jets.pt >= sel.pt_min) & (np.abs(jets.eta) < sel.eta_max))
+    flavour = np.array([_HADRON_FLAVOUR[f] for f in FLAVOURS])[flavour_label(jets, ghosts)]
+    real = jets.members >= 0
+    jet_of = np.repeat(np.arange(jets.event.size), jets.n_members)
+    score = _btag(c, jet_of[real], jets.members[real], jets.px, jets.py, btag)
+    mass = np.sqrt(np.maximum(jets.e**2 - jets.px**2 - jets.py**2 - jets.pz**2, 0.0))
+    counts = np.bincount(jets.event, minlength=n_events)
+    n_const = np.bincount(jet_of[real], minlength=jets.event.size)
+    order = np.lexsort((-jets.pt, jets.event))  # by pT within each event
+    columns = {
+        "pt": (jets.pt, np.float32),
+        "eta": (jets.eta, np.float32),
+        "phi": (jets.phi, np.float32),
+        "mass": (mass, np.float32),
+        "btag": (score, np.float32),
+        "hadronFlavour": (flavour, np.int32),
+        "nConstituents": (n_const, np.int32),
+    }
+    return {f"Jet_{k}": _jagged(v[order].astype(t), counts) for k, (v, t) in columns.items()}
+
+
+def _met(event: np.ndarray, px: np.ndarray, py: np.ndarray, n: int) -> tuple[Any, Any]:
+    mx = -np.bincount(event, weights=px, minlength=n)
+    my = -np.bincount(event, weights=py, minlength=n)
+    return np.hypot(mx, my).astype(np.float32), np.arctan2(my, mx).astype(np.float32)
+
+
+def _higgs(record: EventRecord) -> dict[str, np.ndarray]:
+    """The last Higgs copy of each event (zeros without one)."""
+    n = len(record.counts)
+    is_h = record.pid == 25
+    d1 = record.daughter1
+    last = is_h & ~((d1 >= 0) & (record.pid[np.maximum(d1, 0)] == 25))
+    idx = np.flatnonzero(last)
+    event = record.event[idx]
+    idx = idx[np.r_[True, event[1:] != event[:-1]]] if idx.size else idx
+    out = {k: np.zeros(n, dtype=np.float32) for k in ("pt", "eta", "phi")}
+    pt, eta, phi = _pt_eta_phi(record.px[idx], record.py[idx], record.pz[idx])
+    for k, v in (("pt", pt), ("eta", eta), ("phi", phi)):
+        out[k][record.event[idx]] = v
+    return {f"GenHiggs_{k}": v for k, v in out.items()}
+
+
+def reconstruct(
+    record: EventRecord,
+    detector: DetectorConfig | None,
+    jets: JetSelection,
+    leptons: LeptonConfig,
+    btag: BTagConfig,
+    rng: np.random.Generator,
+) -> dict[str, Any]:
+    """The NanoAOD-style branches of a batch of events (see the module docstring)."""
+    particles = record.final_state()
+    cands = apply_detector(particles, detector, rng)
+    n = len(record.counts)
+    lepton_branches, chosen = _leptons(cands, leptons, rng)
+    keep = np.ones(cands.px.size, dtype=bool)
+    keep[chosen] = False
+    table: dict[str, Any] = {**_jets(_select(cands, keep), record, jets, btag), **lepton_branches}
+    table["MET_pt"], table["MET_phi"] = _met(
+        np.repeat(np.arange(n), cands.counts), cands.px, cands.py, n
+    )
+    nu = np.isin(np.abs(particles.pid), _NEUTRINOS)
+    # GenMET: the neutrinos' pT sum (minus the sum of the rest, at generator level)
+    gx, gy = _met(particles.event[nu], -particles.px[nu], -particles.py[nu], n)
+    table["GenMET_pt"], table["GenMET_phi"] = gx, gy
+    table.update(_higgs(record))
+    return table
+
+
+def run_event_shard(
+    spec: EventShardSpec, report: Callable[[int], None] | None = None
+) -> dict[str, Any]:
+    """Generate, reconstruct and write one shard; return its record for the manifest."""
+    pythia = _pythia(spec.settings)
+    rng = np.random.default_rng(spec.seed)
+    det = None if spec.detector is None else DetectorConfig(**spec.detector)
+    parts: list[dict[str, Any]] = []
+    made = 0
+    while made < spec.n_events:
+        batch = pythia.nextBatch(min(BATCH_EVENTS, spec.n_events - made))
+        record = EventRecord.from_batch(batch.prt)
+        parts.append(reconstruct(record, det, spec.jets, spec.leptons, spec.btag, rng))
+        made += len(record.counts)
+        if report is not None:
+            report(len(record.counts))
+    table = {k: ak.concatenate([p[k] for p in parts])[: spec.n_events] for k in parts[0]}
+    n = spec.n_events
+    info = pythia.infoPython()
+    sigma = info.sigmaGen() * _MB_TO_PB
+    table["event"] = np.arange(n, dtype=np.int64)
+    table["xsec_weight_pb"] = np.full(n, sigma / n / spec.n_shards)
+    for cls in spec.classes:
+        table[f"label_{cls}"] = np.full(n, cls == spec.cls)
+    path = Path(spec.path)
+    write_table(table, path, spec.format)
+    return {
+        "file": f"shards/{path.name}",
+        "class": spec.cls,
+        "entries": n,
+        "sha256": sha256sum(path),
+        "seed": spec.seed,
+        "sigma_gen_pb": sigma,
+        "sigma_err_pb": info.sigmaErr() * _MB_TO_PB,
+        "n_tried": int(info.nTried()),
+        "n_accepted": int(info.nAccepted()),
+    }
+
+
+def _settings(process: EventProcess, mpi: bool, seed: int) -> tuple[str, ...]:
+    return (
+        *COMMON_SETTINGS,
+        f"PartonLevel:MPI = {'on' if mpi else 'off'}",
+        *process.settings,
+        f"Random:seed = {seed}",
+    )
+
+
+def _plan(opts: EventOptions) -> tuple[list[EventShardSpec], dict[str, Any]]:
+    sel = JetSelection(radius=opts.radius, pt_min=opts.pt_min, pt_max=np.inf, eta_max=opts.eta_max)
+    det = None if opts.detector == "none" else DetectorConfig()
+    leptons, btag = LeptonConfig(), BTagConfig()
+    ext = "parquet" if opts.format == "parquet" else "root"
+    n_shards = -(-opts.events // opts.shard_size)
+    specs = []
+    for cls in opts.classes:
+        for i in range(n_shards):
+            seed = shard_seed(opts.seed, cls, i)
+            specs.append(
+                EventShardSpec(
+                    cls=cls,
+                    classes=opts.classes,
+                    index=i,
+                    n_shards=n_shards,
+                    n_events=min(opts.shard_size, opts.events - i * opts.shard_size),
+                    seed=seed,
+                    settings=_settings(EVENT_PROCESSES[cls], opts.mpi, seed),
+                    jets=sel,
+                    leptons=leptons,
+                    btag=btag,
+                    detector=None if det is None else det.model_dump(),
+                    path=str(opts.out / "shards" / f"{cls}_{i:04d}.{ext}"),
+                    format=opts.format,
+                )
+            )
+    settings = {
+        "sample": opts.sample,
+        "events_per_class": opts.events,
+        "seed": opts.seed,
+        "format": opts.format,
+        "shard_size": opts.shard_size,
+        "jets": {"algorithm": "anti-kt", **dataclasses.asdict(sel) | {"pt_max": None}},
+        "leptons": leptons.model_dump(),
+        "btag": btag.model_dump(),
+        "mpi": opts.mpi,
+        "detector": None if det is None else det.model_dump(),
+    }
+    return specs, settings
+
+
+def _class_summary(records: list[dict[str, Any]], classes: tuple[str, ...]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for cls in classes:
+        rs = [r for r in records if r["class"] == cls]
+        sig = np.array([r["sigma_gen_pb"] for r in rs])
+        err = np.array([r["sigma_err_pb"] for r in rs])
+        process = EVENT_PROCESSES[cls]
+        out[cls] = {
+            "label": f"label_{cls}",
+            "description": process.description,
+            "pythia_settings": list(process.settings),
+            "events": int(sum(r["entries"] for r in rs)),
+            "n_tried": int(sum(r["n_tried"] for r in rs)),
+            "n_accepted": int(sum(r["n_accepted"] for r in rs)),
+            # the mean of the shards' estimates, as the per-event weights use
+            "sigma_gen_pb": float(sig.mean()),
+            "sigma_err_pb": float(np.sqrt((err**2).sum()) / err.size),
+        }
+    return out
+
+
+@dataclass(frozen=True)
+class EventSummary:
+    """What a generate-events run made."""
+
+    out: Path
+    manifest: dict[str, Any]
+    wall_s: float
+    events_per_s: float
+    skipped_shards: int
+
+
+def generate_events(opts: EventOptions, *, show_progress: bool = True) -> EventSummary:
+    """Generate (or finish generating) the event sample of ``opts`` in ``opts.out``."""
+    specs, settings = _plan(opts)
+    prepare_out(opts.out, settings)
+    done = run_shards(
+        specs,
+        run_event_shard,
+        jobs=opts.jobs,
+        scheduler=opts.scheduler,
+        title=f"generate-events {opts.sample}",
+        unit="events",
+        show_progress=show_progress,
+    )
+    manifest = {
+        "schema_version": SCHEMA_VERSION,
+        "kind": "events",
+        "sample": opts.sample,
+        "versions": versions(),
+        "generator": {
+            "beams_ecm_gev": ECM_GEV,
+            "common_settings": list(COMMON_SETTINGS),
+            "mpi": opts.mpi,
+            "batch_events": BATCH_EVENTS,
+        },
+        **settings,
+        "weights": "xsec_weight_pb: sum over a class = its cross section in pb",
+        "classes": _class_summary(done.records, opts.classes),
+        "files": [
+            {k: r[k] for k in ("file", "class", "entries", "sha256", "seed")} for r in done.records
+        ],
+        "branches": branch_names(opts.out / done.records[0]["file"], opts.format),
+    }
+    write_json_atomic(opts.out / "manifest.json", manifest)
+    return EventSummary(
+        out=opts.out,
+        manifest=manifest,
+        wall_s=done.wall_s,
+        events_per_s=done.made / done.wall_s if done.wall_s > 0 else 0.0,
+        skipped_shards=done.skipped,
+    )
