@@ -38,7 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from heptagon.config import load_yaml, validate
 from heptagon.data.config import DataConfig, load_config
 from heptagon.errors import ConfigError
-from heptagon.train.losses import CrossEntropySpec, LossSpec
+from heptagon.train.losses import CrossEntropySpec, LossSpec, RegulariserSpec
 
 __all__ = [
     "ExperimentConfig",
@@ -106,6 +106,10 @@ class TrainOptions(_Model):
     min_lr_ratio: float = Field(default=0.01, ge=0, le=1, description="final lr / lr")
     grad_clip: float | None = Field(default=None, gt=0, description="max gradient norm")
     loss: LossSpec = Field(default_factory=CrossEntropySpec)
+    regularisers: list[RegulariserSpec] = Field(
+        default_factory=list,
+        description="terms added to the loss that see an observer (disco, adversary)",
+    )
     patience: int | None = Field(
         default=None, ge=1, description="stop after this many validations without improvement"
     )
@@ -123,6 +127,8 @@ class TrainOptions(_Model):
     def _consistent(self) -> TrainOptions:
         if self.task not in self.loss.tasks:
             raise ValueError(f"loss '{self.loss.name}' is not a {self.task} loss")
+        if self.regularisers and self.task != "classification":
+            raise ValueError("train.regularisers need a classification")
         if isinstance(self.val_every, int) and self.val_every < 1:
             raise ValueError("val_every must be 'epoch' or a number of steps >= 1")
         if self.buffer_size < self.batch_size:
@@ -146,6 +152,15 @@ class ExperimentConfig(_Model):
         if (labels.type == "custom") != (self.train.task == "regression"):
             kind = "regression targets" if labels.type == "custom" else "class labels"
             raise ValueError(f"train.task '{self.train.task}' does not fit the {kind} of data")
+        n_classes = len(labels.names)
+        for i, reg in enumerate(self.train.regularisers):
+            where = f"train.regularisers.{i}"
+            if reg.observable not in self.data.observers:
+                raise ConfigError(
+                    f"'{reg.observable}' is not in data.observers", f"{where}.observable"
+                )
+            if max(reg.signal, *reg.background) >= n_classes:
+                raise ConfigError(f"class indices must be below {n_classes}", where)
         return self
 
 

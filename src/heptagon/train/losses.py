@@ -4,7 +4,8 @@ the ``nn.Module`` it builds.
 Every loss is ``loss(output, target, weight) -> scalar``: the event-weighted mean of a
 per-entry loss, ``sum(w_i * l_i) / sum(w_i)``, so event weights reach the gradient. A
 loss that needs more of the batch (DisCo: the decorrelated observable; adversarial: a
-second network) adds its own spec class here and its fields to :data:`LossSpec`.
+second network) is a :class:`Regulariser` in the ``train.regularisers`` list instead: a
+term added to the loss that also sees a per-jet observable (DisCo, a mass adversary).
 
 In an experiment YAML ``loss: ce`` is short for ``loss: {name: ce}``::
 
@@ -13,22 +14,31 @@ In an experiment YAML ``loss: ce`` is short for ``loss: {name: ce}``::
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated, Any, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 from torch import Tensor, nn
 
 __all__ = [
+    "AdversarySpec",
     "CrossEntropy",
     "CrossEntropySpec",
+    "DisCo",
+    "DiscoSpec",
     "FocalLoss",
     "FocalSpec",
     "LossSpec",
     "MSESpec",
+    "MassAdversary",
     "MeanSquaredError",
+    "Regulariser",
+    "RegulariserSpec",
     "WeightedLoss",
+    "distance_correlation",
+    "gradient_reversal",
     "weighted_mean",
 ]
 
@@ -145,3 +155,283 @@ LossSpec = Annotated[
     Field(discriminator="name"),
     BeforeValidator(_short_form),
 ]
+
+
+# ---------------------------------------------------------------- regularisers
+
+
+def distance_correlation(x: Tensor, y: Tensor, weight: Tensor) -> Tensor:
+    """Weighted squared distance correlation ``dCorr^2(x, y)`` of two ``(n,)`` samples
+    (Szekely et al. 2007; the DisCo term of Kasieczka & Shih, arXiv:2001.05310).
+
+    With ``w`` the weights normalised to sum to 1, ``a_ij = |x_i - x_j|`` is double-centred
+    with the weighted row means, ``A = a - a.w[:, None] - a.w[None, :] + w.a.w``, and
+    ``dCov^2(x, y) = w.(A * B).w``; the result is ``dCov^2(x, y) / sqrt(dCov^2(x, x)
+    dCov^2(y, y))``, in [0, 1] and 0 (for large samples) only for independent ``x``, ``y``.
+    Zero when either sample is constant (or every weight is zero).
+    """
+    total = weight.sum()
+    w = weight / torch.where(total > 0, total, torch.ones_like(total))
+
+    def centred(v: Tensor) -> Tensor:
+        a = (v[:, None] - v[None, :]).abs()
+        row = a @ w
+        return a - row[:, None] - row[None, :] + w @ row
+
+    a, b = centred(x), centred(y)
+    xy, xx, yy = (w @ (p * q) @ w for p, q in ((a, b), (a, a), (b, b)))
+    norm = (xx * yy).sqrt()
+    return torch.where(norm > 0, xy / torch.where(norm > 0, norm, torch.ones_like(norm)), xy * 0)
+
+
+class _GradientReversal(torch.autograd.Function):
+    """Identity forward; the backward multiplies the gradient by ``-scale``."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, scale: float) -> Tensor:
+        ctx.scale = scale
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None]:
+        return -ctx.scale * grad, None
+
+
+def gradient_reversal(x: Tensor, scale: float) -> Tensor:
+    """``x`` unchanged, with its gradient multiplied by ``-scale`` on the way back (Ganin &
+    Lempitsky 2015)."""
+    out: Tensor = _GradientReversal.apply(x, scale)
+    return out
+
+
+class Regulariser(nn.Module):
+    """A term added to the classifier's loss that uses a per-jet observable (an observer of
+    the data config, e.g. ``jet_sdmass``): the ``train.regularisers`` list.
+
+    The term looks at the classifier's score, the softmax probability of class ``signal``,
+    on the entries of the ``background`` classes (class indices into ``data.labels``). Per
+    training step the trainer calls :meth:`update` (before the classifier's forward pass is
+    differentiated: a regulariser with its own network trains it there), adds
+    :meth:`penalty` to the loss, and calls :meth:`step` after the backward pass.
+    """
+
+    background: Tensor
+
+    def __init__(self, observable: str, signal: int, background: Sequence[int]) -> None:
+        super().__init__()
+        self.observable = observable
+        self.signal = signal
+        self.register_buffer("background", torch.tensor(list(background), dtype=torch.int64))
+
+    def score(self, output: Tensor) -> Tensor:
+        """The signal-class probability, ``(batch,)``, in float32."""
+        return torch.softmax(output.float(), dim=1)[:, self.signal]
+
+    def background_weight(self, label: Tensor, weight: Tensor) -> Tensor:
+        """The event weights of the background entries, 0 elsewhere."""
+        return torch.where(torch.isin(label, self.background), weight.float(), 0.0)
+
+    def update(self, output: Tensor, observable: Tensor, label: Tensor, weight: Tensor) -> None:
+        """Train the regulariser's own parameters (if any) on the batch; ``output`` is
+        detached."""
+
+    def penalty(self, output: Tensor, observable: Tensor, label: Tensor, weight: Tensor) -> Tensor:
+        """The term added to the classifier's loss."""
+        raise NotImplementedError
+
+    def step(self, grad_scale: float) -> None:
+        """After the classifier's backward pass (gradients scaled by ``grad_scale``)."""
+
+
+class DisCo(Regulariser):
+    """``lam * dCorr^2(score, observable)`` on the background (DisCo, arXiv:2001.05310)."""
+
+    def __init__(
+        self, lam: float, observable: str, signal: int, background: Sequence[int]
+    ) -> None:
+        super().__init__(observable, signal, background)
+        self.lam = lam
+
+    def penalty(self, output: Tensor, observable: Tensor, label: Tensor, weight: Tensor) -> Tensor:
+        """``lam`` times the background's squared distance correlation."""
+        bkg = self.background_weight(label, weight)
+        keep = bkg > 0
+        return self.lam * distance_correlation(
+            self.score(output)[keep], observable.float()[keep], bkg[keep]
+        )
+
+
+class MassAdversary(Regulariser):
+    """An adversary that classifies the background's observable bin from the classifier's
+    score (Louppe, Kagan & Cranmer's pivot, arXiv:1611.01046, with a classification
+    adversary as DeepAK8-MD / ParticleNet-MD).
+
+    The adversary (a small dense network, its own Adam) minimises its weighted cross
+    entropy ``L_adv``; the classifier gets ``-lam * L_adv`` (it is rewarded when the
+    adversary fails). Alternating (default): :meth:`update` makes ``steps`` adversary steps
+    on the detached score before each classifier step. ``gradient_reversal``: one backward
+    pass for both, the score reaching the adversary through a gradient-reversal layer of
+    scale ``lam`` (the adversary steps in :meth:`step`). The penalty is off for the first
+    ``warmup`` steps (the adversary trains during them).
+    """
+
+    edges: Tensor
+
+    def __init__(
+        self,
+        lam: float,
+        observable: str,
+        signal: int,
+        background: Sequence[int],
+        bins: Sequence[float],
+        hidden: Sequence[int] = (64, 64),
+        lr: float = 1e-3,
+        steps: int = 1,
+        warmup: int = 0,
+        gradient_reversal: bool = False,
+    ) -> None:
+        super().__init__(observable, signal, background)
+        self.lam, self.steps, self.warmup = lam, steps, warmup
+        self.reversal = gradient_reversal
+        self.register_buffer("edges", torch.tensor(list(bins), dtype=torch.float32))
+        layers: list[nn.Module] = []
+        width = 1
+        for h in hidden:
+            layers += [nn.Linear(width, h), nn.ReLU()]
+            width = h
+        layers.append(nn.Linear(width, len(bins) - 1))
+        self.net = nn.Sequential(*layers)
+        self.optimizer = torch.optim.Adam(self.net.parameters(), lr=lr)
+        self.n_updates = 0
+
+    def get_extra_state(self) -> dict[str, Any]:
+        """The optimizer and the step counter (saved in checkpoints with the weights)."""
+        return {"optimizer": self.optimizer.state_dict(), "n_updates": self.n_updates}
+
+    def set_extra_state(self, state: dict[str, Any]) -> None:
+        """Inverse of :meth:`get_extra_state`."""
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.n_updates = state["n_updates"]
+
+    def bin_of(self, observable: Tensor) -> Tensor:
+        """The observable's bin index; values outside the edges go to the edge bins."""
+        idx = torch.bucketize(observable.float(), self.edges, right=True) - 1
+        return idx.clamp(0, len(self.edges) - 2)
+
+    def adversary_loss(
+        self, score: Tensor, observable: Tensor, label: Tensor, weight: Tensor
+    ) -> Tensor:
+        """The adversary's weighted cross entropy on the background entries."""
+        logits = self.net(score[:, None])
+        per_entry = F.cross_entropy(logits, self.bin_of(observable), reduction="none")
+        return weighted_mean(per_entry, self.background_weight(label, weight))
+
+    def update(self, output: Tensor, observable: Tensor, label: Tensor, weight: Tensor) -> None:
+        """Alternating schedule: ``steps`` adversary steps on the detached score."""
+        self.n_updates += 1
+        if self.reversal:
+            return
+        score = self.score(output.detach())
+        for _ in range(self.steps):
+            self.optimizer.zero_grad(set_to_none=True)
+            self.adversary_loss(score, observable, label, weight).backward()
+            self.optimizer.step()
+
+    def penalty(self, output: Tensor, observable: Tensor, label: Tensor, weight: Tensor) -> Tensor:
+        """``-lam * L_adv`` (alternating) or ``L_adv`` through gradient reversal."""
+        on = self.n_updates > self.warmup
+        score = self.score(output)
+        if self.reversal:
+            self.optimizer.zero_grad(set_to_none=True)
+            scale = self.lam if on else 0.0
+            return self.adversary_loss(gradient_reversal(score, scale), observable, label, weight)
+        for p in self.net.parameters():
+            p.requires_grad_(False)
+        try:
+            loss = self.adversary_loss(score, observable, label, weight)
+        finally:
+            for p in self.net.parameters():
+                p.requires_grad_(True)
+        return -self.lam * loss if on else loss * 0.0
+
+    def step(self, grad_scale: float) -> None:
+        """Gradient reversal: the adversary's step on the gradients of the shared backward."""
+        if not self.reversal:
+            return
+        if grad_scale != 1.0:
+            for p in self.net.parameters():
+                if p.grad is not None:
+                    p.grad.div_(grad_scale)
+        self.optimizer.step()
+
+
+class _RegulariserSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    lam: float = Field(ge=0, description="the strength lambda of the term")
+    observable: str = Field(
+        default="jet_sdmass", description="the decorrelated variable: an observer of the data"
+    )
+    signal: int = Field(default=1, ge=0, description="class index of the score")
+    background: list[int] = Field(
+        default=[0], min_length=1, description="class indices the term looks at"
+    )
+
+    def build(self) -> Regulariser:
+        """The regulariser module."""
+        raise NotImplementedError
+
+
+class DiscoSpec(_RegulariserSpec):
+    """``disco``: ``lam * dCorr^2(score, observable)`` on the background."""
+
+    name: Literal["disco"]
+
+    def build(self) -> Regulariser:
+        """A :class:`DisCo`."""
+        return DisCo(self.lam, self.observable, self.signal, self.background)
+
+
+class AdversarySpec(_RegulariserSpec):
+    """``adversary``: a classifier of the observable's bin from the score (the pivot)."""
+
+    name: Literal["adversary"]
+    bins: list[float] = Field(
+        default=[float(m) for m in range(0, 301, 30)],
+        min_length=3,
+        description="bin edges of the observable the adversary classifies",
+    )
+    hidden: list[int] = Field(default=[64, 64], description="the adversary's hidden widths")
+    lr: float = Field(default=1e-3, gt=0)
+    steps: int = Field(default=1, ge=1, description="adversary steps per classifier step")
+    warmup: int = Field(default=0, ge=0, description="steps before the penalty applies")
+    gradient_reversal: bool = False
+
+    @model_validator(mode="after")
+    def _increasing(self) -> AdversarySpec:
+        if any(b <= a for a, b in zip(self.bins, self.bins[1:], strict=False)):
+            raise ValueError("bins must increase")
+        return self
+
+    def build(self) -> Regulariser:
+        """A :class:`MassAdversary`."""
+        return MassAdversary(
+            self.lam,
+            self.observable,
+            self.signal,
+            self.background,
+            self.bins,
+            self.hidden,
+            self.lr,
+            self.steps,
+            self.warmup,
+            self.gradient_reversal,
+        )
+
+
+#: One entry of ``train.regularisers``, chosen by ``name``::
+#:
+#:     regularisers:
+#:       - {name: disco, lam: 10.0, observable: jet_sdmass}
+#:       - {name: adversary, lam: 1.0, bins: [0, 50, 100, 150, 200, 300]}
+RegulariserSpec = Annotated[DiscoSpec | AdversarySpec, Field(discriminator="name")]

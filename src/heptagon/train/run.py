@@ -161,6 +161,7 @@ def _train(
         device=device,
         dist=dist,
         total_steps=_total_steps(options, train_data, config.split.train, dist.world),
+        regularisers=[spec.build() for spec in options.regularisers],
     )
     checkpoint = load_checkpoint(run.last) if resume and run.last.exists() else None
     state = trainer.fit(checkpoint)

@@ -14,13 +14,18 @@ interrupted epoch is replayed from its start and its first ``batch_in_epoch`` ba
 read and dropped. Data iterators are created outside the global RNG stream, so the
 restored RNG states continue exactly where they were saved. ``in_memory`` datasets are not
 used (their order after the first epoch depends on the epochs already run).
+
+``regularisers`` (``train.regularisers``: DisCo, a mass adversary) add their penalty on
+the batch's output and observer to the loss; an adversary trains its own network inside
+the step. Their state (an adversary's weights and optimizer) goes into ``last.pt``. Under
+DDP each process trains its own adversary. The validation loss is the loss alone.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -43,7 +48,7 @@ from heptagon.data.loader import Batch, JetDataset, make_dataloader
 from heptagon.errors import ModelError
 from heptagon.train.distributed import Distributed
 from heptagon.train.experiment import TrainOptions
-from heptagon.train.losses import WeightedLoss
+from heptagon.train.losses import Regulariser, WeightedLoss
 from heptagon.train.optim import build_optimizer, build_scheduler
 from heptagon.train.rundir import RunDir, save_checkpoint
 from heptagon.train.seeding import get_rng_state, set_rng_state
@@ -104,8 +109,10 @@ class Trainer:
         device: torch.device,
         dist: Distributed,
         total_steps: int,
+        regularisers: Sequence[Regulariser] = (),
     ) -> None:
         self.model = model.to(device)
+        self.regularisers = nn.ModuleList(regularisers).to(device)
         self.module: nn.Module = (
             DistributedDataParallel(
                 self.model, device_ids=[device.index] if device.type == "cuda" else None
@@ -138,6 +145,7 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict(),
+            "regularisers": self.regularisers.state_dict(),
             "rng": get_rng_state(),
             "state": asdict(self.state),
         }
@@ -147,6 +155,7 @@ class Trainer:
         self.optimizer.load_state_dict(checkpoint["optimizer"])
         self.scheduler.load_state_dict(checkpoint["scheduler"])
         self.scaler.load_state_dict(checkpoint["scaler"])
+        self.regularisers.load_state_dict(checkpoint["regularisers"])
         self.state = TrainState(**checkpoint["state"])
         set_rng_state(checkpoint["rng"])
         if not self.dist.is_main:  # rank 0 holds the summed interval counters
@@ -246,7 +255,15 @@ class Trainer:
         assert batch.label is not None  # training data has labels (experiment check)
         moved = batch.to(self.device, non_blocking=True)
         self.module.train()
-        loss = self.loss(self._forward(self.module, moved.tensors()), moved.label, moved.weight)
+        output = self._forward(self.module, moved.tensors())
+        label = moved.label
+        assert label is not None
+        loss = self.loss(output, label, moved.weight)
+        for reg in self.regularisers:
+            assert isinstance(reg, Regulariser)
+            obs = torch.as_tensor(batch.observers[reg.observable], device=self.device)
+            reg.update(output.detach(), obs, label, moved.weight)
+            loss = loss + reg.penalty(output, obs, label, moved.weight)
         value = float(loss.detach())
         if not math.isfinite(value):
             raise ModelError(
@@ -259,6 +276,10 @@ class Trainer:
             self.scaler.unscale_(self.optimizer)
             nn.utils.clip_grad_norm_(self.model.parameters(), self.options.grad_clip)
         self.scaler.step(self.optimizer)
+        grad_scale = float(self.scaler.get_scale()) if self.use_amp else 1.0
+        for reg in self.regularisers:
+            assert isinstance(reg, Regulariser)
+            reg.step(grad_scale)
         self.scaler.update()
         self.scheduler.step()
         return value
