@@ -152,6 +152,21 @@ def test_pad_table_with_index_equals_pad_table_of_take() -> None:
         assert direct.observers["event"].tolist() == index.tolist()
 
 
+def test_pad_table_keeps_collections_apart_when_batch_counts_coincide() -> None:
+    # two collections with the same counts on entries 1 and 2 but not on entry 0: their
+    # particles start at different places, so each group must be padded from its own starts
+    pf_counts, sv_counts = np.array([3, 2, 1]), np.array([1, 2, 1])
+    pf = Jagged(np.arange(6, dtype=np.float32)[:, None], pf_counts)
+    sv = Jagged(np.arange(100, 104, dtype=np.float32)[:, None], sv_counts)
+    table = Table({"pf_x": pf, "sv_x": sv}, None, np.ones(3, np.float32), {}, pf_counts)
+    var = VarParams("x", 0.0, 1.0, None, -1.0)
+    group = GroupParams(2, "constant", True, (var,))
+    batch = pad_table(table, Preprocess({"pf_x": group, "sv_x": group}), index=np.array([1, 2]))
+    assert batch.inputs["pf_x"][:, 0].tolist() == [[3, 4], [5, -1]]
+    assert batch.inputs["sv_x"][:, 0].tolist() == [[101, 102], [103, -1]]
+    assert batch.masks["sv_x"][:, 0].tolist() == [[1, 1], [1, 0]]
+
+
 def _reader_threads() -> int:
     return sum(t.name == "heptagon-reader" for t in threading.enumerate())
 

@@ -110,7 +110,8 @@ def pad_table(
     if index is None:
         index = np.arange(len(table))
     inputs, masks = {}, {}
-    slots: dict[tuple[int, int, bool], tuple[np.ndarray, torch.Tensor]] = {}
+    # slots and mask, computed once per particle collection (groups with equal counts)
+    shared: list[tuple[np.ndarray, int, bool, np.ndarray, torch.Tensor]] = []
     for group, params in preprocess.inputs.items():
         values = table.inputs[group]
         if not isinstance(values, Jagged):
@@ -120,12 +121,21 @@ def pad_table(
         counts = values.counts[index]
         longest = params.length if fixed_length else max(1, int(counts.max(initial=0)))
         wrap = params.pad_mode == "wrap"
-        key = (id(values.counts), longest, wrap)
-        if key not in slots:
+        found = next(
+            (
+                slots
+                for slots in shared
+                if slots[1:3] == (longest, wrap)
+                and (slots[0] is values.counts or np.array_equal(slots[0], values.counts))
+            ),
+            None,
+        )
+        if found is None:
             where = pad_index(counts, values.starts[index], longest, wrap)
             real = np.arange(longest)[None, None, :] < counts[:, None, None]
-            slots[key] = (where, torch.from_numpy(real.astype(np.float32)))
-        where, mask = slots[key]
+            found = (values.counts, longest, wrap, where, torch.from_numpy(real.astype(np.float32)))
+            shared.append(found)
+        where, mask = found[3], found[4]
         pad_values = np.array([v.pad_value for v in params.vars], dtype=np.float32)
         inputs[group] = torch.from_numpy(values.pad(where, pad_values))
         if params.mask:

@@ -13,7 +13,7 @@ from collections import deque
 from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass
 from queue import Full, Queue
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import awkward as ak
 import numpy as np
@@ -458,8 +458,55 @@ def _iter_chunks(
         del chunk  # not pinned while the consumer works
 
 
-#: chunks read ahead by the background reader of :func:`iter_tables`
+#: items each background stage of :func:`iter_tables` holds ready for the next
 _READ_AHEAD = 1
+
+_T = TypeVar("_T")
+
+
+def _in_background(items: Iterator[_T], name: str) -> Generator[_T, None, None]:
+    """The items of ``items``, produced by a daemon thread ``_READ_AHEAD`` items ahead of
+    the consumer. An exception in the thread is raised in the consumer; closing the
+    returned generator stops the thread (and closes ``items``)."""
+    queue: Queue[tuple[_T | BaseException | None]] = Queue(maxsize=_READ_AHEAD)
+    stop = threading.Event()
+
+    def put(item: _T | BaseException | None) -> bool:
+        while not stop.is_set():
+            try:
+                queue.put((item,), timeout=0.1)
+                return True
+            except Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put(item):
+                    return
+                del item  # not pinned while the consumer works
+            put(None)
+        except BaseException as err:  # handed to the consumer, raised there
+            put(err)
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()
+
+    thread = threading.Thread(target=produce, name=name, daemon=True)
+    thread.start()
+    try:
+        while True:
+            box = list(queue.get())  # popped into the call: nothing pinned while suspended
+            if box[0] is None:
+                return
+            if isinstance(box[0], BaseException):
+                raise box[0]
+            yield cast(_T, box.pop())
+    finally:
+        stop.set()
+        thread.join()
 
 
 def iter_tables(
@@ -468,43 +515,19 @@ def iter_tables(
     """Tables of ``units``, reading ``files_at_once`` units at a time, a chunk from each in
     turn (so consecutive tables come from different files).
 
-    A background thread reads the next chunk while this one is transformed and batched
-    (file reading and decompression release the GIL, as do numpy's large operations);
-    the order is the same as reading in turn, and memory grows by one chunk."""
-    chunks: Queue[tuple[Chunk | BaseException | None]] = Queue(maxsize=_READ_AHEAD)
-    stop = threading.Event()
+    A pipeline of two background threads: one reads the next chunk while another
+    transforms the previous one and the consumer batches the one before (file reading,
+    decompression and numpy's large operations release the GIL, so the stages overlap on
+    several cores). The order is that of reading in turn; memory grows by two chunks."""
+    chunks = _in_background(
+        _iter_chunks(units, transform, chunk_size, files_at_once), "heptagon-reader"
+    )
 
-    def put(item: Chunk | BaseException | None) -> bool:
-        while not stop.is_set():
-            try:
-                chunks.put((item,), timeout=0.1)
-                return True
-            except Full:
-                continue
-        return False
-
-    def read() -> None:
-        source = _iter_chunks(units, transform, chunk_size, files_at_once)
+    def tables() -> Iterator[Table]:
         try:
-            for chunk in source:
-                if not put(chunk):
-                    return
-            put(None)
-        except BaseException as err:  # handed to the consumer, raised there
-            put(err)
+            for chunk in chunks:
+                yield transform(chunk)
         finally:
-            source.close()
+            chunks.close()  # stops the reader
 
-    reader = threading.Thread(target=read, name="heptagon-reader", daemon=True)
-    reader.start()
-    try:
-        while True:
-            box = list(chunks.get())  # popped into the call: nothing pinned while suspended
-            if box[0] is None:
-                return
-            if isinstance(box[0], BaseException):
-                raise box[0]
-            yield transform(cast(Chunk, box.pop()))
-    finally:
-        stop.set()
-        reader.join()
+    return _in_background(tables(), "heptagon-transform")
