@@ -144,9 +144,10 @@ def rss_mb() -> float:
     return float("nan")
 
 
-def bare_read(files: list[Path], branches: list[str]) -> tuple[int, float]:
-    """Jets and seconds for pyarrow read_row_group of ``branches`` -> numpy."""
-    jets, start = 0, time.perf_counter()
+def bare_read(files: list[Path], branches: list[str]) -> dict[str, Any]:
+    """Jets, jets/s and CPU seconds (all threads) of pyarrow read_row_group of ``branches``
+    -> numpy."""
+    jets, start, cpu = 0, time.perf_counter(), time.process_time()
     for path in files:
         pf = pq.ParquetFile(path)
         for i in range(pf.metadata.num_row_groups):
@@ -157,7 +158,8 @@ def bare_read(files: list[Path], branches: list[str]) -> tuple[int, float]:
                     array = array.flatten()
                 array.to_numpy(zero_copy_only=False)
             jets += table.num_rows
-    return jets, time.perf_counter() - start
+    seconds = time.perf_counter() - start
+    return {"jets": jets, "jets_per_s": jets / seconds, "cpu_s": time.process_time() - cpu}
 
 
 def heptagon_read(
@@ -181,18 +183,20 @@ def heptagon_read(
     )
     rss: list[float] = []
     jets, slots, real = 0, 0, 0
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     for batch in make_dataloader(ds, num_workers=workers):
         jets += len(batch)
         mask = batch.masks["pf_features"]
         slots += mask.numel()
         real += int(mask.sum())
         rss.append(rss_mb())
-    seconds = time.perf_counter() - start
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
     tenths = [float(max(part)) for part in np.array_split(np.array(rss), 10) if len(part)]
     return {
         "jets": jets,
         "jets_per_s": jets / seconds,
+        # this process's threads only: with workers the work is in other processes
+        "cpu_s": cpu if workers == 0 else None,
         "padded_fraction": 1 - real / slots,
         "rss_mb_peak_by_tenth": tenths,
     }
@@ -308,8 +312,7 @@ def main() -> None:
         bare_read(files[:1], branches)  # warm the page cache
         rounds: list[dict[str, Any]] = []
         for _ in range(args.repeat):
-            jets, seconds = bare_read(files, branches)
-            r: dict[str, Any] = {"bare_read": {"jets": jets, "jets_per_s": jets / seconds}}
+            r: dict[str, Any] = {"bare_read": bare_read(files, branches)}
             for workers in (0, 1):
                 r[f"heptagon_w{workers}"] = heptagon_read(files, config, args, workers=workers)
                 if weaver_skipped is None:
@@ -353,6 +356,16 @@ def summarise(
         },
         "jets_per_s": {k: best(k)["jets_per_s"] for k in rounds[0]},
         "ratio_to_bare_read": ratios("heptagon_w0", "bare_read"),
+        # CPU seconds of all threads: what bounds the wall-time ratio once every core is busy
+        "cpu_ratio_to_bare_read": {
+            "median": float(
+                np.median([r["bare_read"]["cpu_s"] / r["heptagon_w0"]["cpu_s"] for r in rounds])
+            ),
+            "bare_cpu_us_per_jet": 1e6 * best("bare_read")["cpu_s"] / best("bare_read")["jets"],
+            "heptagon_cpu_us_per_jet": 1e6
+            * best("heptagon_w0")["cpu_s"]
+            / best("heptagon_w0")["jets"],
+        },
         "padded_fraction": {
             "bucketing": ours["padded_fraction"],
             "fixed_length": best("heptagon_fixed_length")["padded_fraction"],
@@ -380,6 +393,12 @@ def report(result: dict[str, Any], path: Path) -> None:
         f"heptagon            {speed['heptagon_w0']:10.0f} jets/s  ratio to bare read "
         f"{bare['best']:.2f} (median {bare['median']:.2f}, rounds "
         f"{', '.join(f'{x:.2f}' for x in bare['rounds'])})"
+    )
+    cpu = result["cpu_ratio_to_bare_read"]
+    print(
+        f"CPU time per jet    bare read {cpu['bare_cpu_us_per_jet']:.1f} us, heptagon "
+        f"{cpu['heptagon_cpu_us_per_jet']:.1f} us (all threads): CPU ratio {cpu['median']:.2f}, "
+        "the bound on the wall ratio when the cores are saturated"
     )
     print(f"heptagon 1 worker   {speed['heptagon_w1']:10.0f} jets/s")
     print(f"heptagon fixed len  {speed['heptagon_fixed_length']:10.0f} jets/s")
