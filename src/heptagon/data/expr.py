@@ -10,8 +10,9 @@ Language
 - numbers and ``True`` / ``False``
 - arithmetic ``+ - * / // % **``, comparisons (chained too), ``& | ^ ~`` and
   ``and / or / not`` (both elementwise)
-- functions from :data:`FUNCTIONS`, optionally spelled ``np.log`` / ``ak.num`` as in weaver
-  configs; jagged reductions (``sum, max, min, mean, count / num``) act on the last axis,
+- functions from :data:`FUNCTIONS` (with the event-level ones of
+  :mod:`heptagon.physics.event_features`), optionally spelled ``np.log`` / ``ak.num`` as
+  in weaver configs; jagged reductions (``sum, max, min, mean, count / num``) act on the last axis,
   ``max(x, fill)`` / ``min(x, fill)`` / ``at(x, i, fill)`` give ``fill`` for too-short lists.
 
 Mind Python's precedence: ``&`` binds tighter than ``>``, so write ``(a > 1) & (b < 2)``.
@@ -34,6 +35,7 @@ import numpy as np
 
 from heptagon.data.jagged import JaggedColumn, from_awkward
 from heptagon.errors import ConfigError
+from heptagon.physics.event_features import FUNCTIONS as EVENT_FUNCTIONS
 from heptagon.physics.kinematics import delta_phi, delta_r, wrap_phi
 
 __all__ = ["FUNCTIONS", "Expr"]
@@ -98,6 +100,8 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     "count": lambda x: ak.num(x, axis=-1),
     "num": lambda x: ak.num(x, axis=-1),
     "at": _at,
+    # event-level features over object collections (closest pairs, sphericity, m_T...)
+    **EVENT_FUNCTIONS,
 }
 
 _MODULE_PREFIXES = {"np", "numpy", "ak", "awkward"}
