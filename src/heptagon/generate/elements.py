@@ -1,0 +1,647 @@
+"""Detector elements for particle-flow reconstruction (MLPF and the rule-based PF):
+``Track_*`` and ``Tower_*`` per event with a ``GenPart_*`` target per element.
+
+The response is the one detector module's (:mod:`heptagon.generate.detector`: track
+efficiency, CMS pT resolution, impact parameters, calorimeter resolutions and thresholds,
+every number a :class:`~heptagon.generate.detector.DetectorConfig` field) at the level of
+detector elements rather than ideal PF candidates:
+
+- **Tracks**: found charged particles (the detector's efficiency and smearing); each is
+  propagated as a helix in the solenoid field (``bz_tesla``, from its production point) to
+  the calorimeter surface, a cylinder of radius ``calo_radius_m`` closed by endcaps at
+  ``|z| = calo_half_length_m``; ``Track_etaCalo, Track_phiCalo`` is that entry point,
+  computed from the reconstructed momentum. ``Track_muonHit`` marks tracks of muons with
+  ``p > muon_p_min`` within ``|eta| < muon_eta_max`` (the muon system).
+- **Towers**: every visible particle but muons (tracked or not) deposits its energy at its
+  true calorimeter entry point (charged ones bent by the field): photons and electrons in
+  ECAL, K0S and Lambda ``k0s_lambda_ecal_fraction`` in ECAL and the rest in HCAL, other
+  hadrons in HCAL, everything beyond ``calo_eta_max`` in the forward calorimeter (counted
+  as HCAL). Towers have the HCAL granularity (``hcal_cell``; ``forward_cell`` beyond
+  ``calo_eta_max``), ECAL and HCAL energies are summed per tower, smeared with their
+  layer's resolution at the tower centre and zeroed below the layer's ``E_min``; a tower
+  with neither left is dropped.
+- **Targets** (``GenPart_*``, one per element, tracks first then towers, the order of
+  the elements in the event): a track's own generator particle; a tower's summed
+  untracked generator particles (4-vector sum) with the class of the largest energy
+  share, where a tower cannot see charge, so an untracked charged hadron counts as a
+  neutral hadron and an untracked electron as a photon (charge 0); ``none`` (class 0,
+  zero kinematics) for a tower without untracked deposits. Classes: :data:`CLASSES`.
+  Untracked particles in towers below threshold, and muons without a track, have no
+  element (they are lost, as in a real detector).
+- **Event truth**: ``GenJet_*`` (anti-kT R = 0.4, FastJet, of the visible final-state
+  particles of the hard event, pT > ``genjet_pt_min``) and ``GenMET_pt, GenMET_phi`` (the
+  hard event's neutrinos).
+
+Pile-up: minimum-bias events from a library (:func:`minbias_library`, generated once per
+sample and reused by every shard) are overlaid with a Poisson mean ``pileup``, each moved
+along z by a Gaussian of ``pileup_z_sigma_mm``; their particles make elements and
+targets like the hard event's, but not the generator jets or MET.
+
+Samples: ``ttbar`` and ``qcd`` from Pythia (the processes of
+:mod:`heptagon.generate.events`) and ``gun``, a particle gun (:func:`particle_gun`) of
+single pi+, photons, K0L, electrons and muons at log-uniform energies.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import awkward as ak
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from heptagon.generate.detector import (
+    _ECAL,
+    _FWD,
+    _HCAL,
+    DetectorConfig,
+    Particles,
+    _resolution,
+    _track_efficiency,
+    _tracks,
+    apply_detector,
+)
+from heptagon.generate.events import EVENT_PROCESSES
+from heptagon.generate.jets import JetSelection, cluster
+from heptagon.generate.run import (
+    BATCH_EVENTS,
+    COMMON_SETTINGS,
+    ECM_GEV,
+    SCHEMA_VERSION,
+    _pythia,
+    branch_names,
+    prepare_out,
+    run_shards,
+    shard_seed,
+    versions,
+    write_table,
+)
+from heptagon.generate.truth import EventRecord
+from heptagon.io import sha256sum, write_json_atomic
+from heptagon.physics.kinematics import wrap_phi
+from heptagon.physics.pdg import charges, masses
+
+__all__ = [
+    "CLASSES",
+    "GUN_PARTICLES",
+    "ElementConfig",
+    "ElementOptions",
+    "ElementSummary",
+    "Elements",
+    "build_elements",
+    "generate_elements",
+    "minbias_library",
+    "overlay_pileup",
+    "particle_gun",
+    "read_library",
+    "run_element_shard",
+]
+
+#: target classes, by index
+CLASSES = ("none", "charged_hadron", "neutral_hadron", "photon", "electron", "muon")
+CLS_NONE, CLS_CH, CLS_NH, CLS_PHOTON, CLS_ELECTRON, CLS_MUON = range(6)
+#: the particle gun's particles by name
+GUN_PARTICLES = {"pi+": 211, "photon": 22, "k0l": 130, "electron": 11, "muon": 13}
+#: GeV per (T m) for a unit charge: R[m] = pT / (0.299792458 Bz q)
+_C_LIGHT = 0.299792458
+_NEUTRINOS = (12, 14, 16)
+_K0S_LAMBDA = (310, 3122)
+_FLOAT = np.float32
+_FIELDS = ("px", "py", "pz", "e", "pid", "vx", "vy", "vz")
+
+
+class ElementConfig(BaseModel):
+    """Geometry of the element response beyond :class:`DetectorConfig` (m, T, GeV)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    bz_tesla: float = Field(3.8, gt=0)
+    calo_radius_m: float = Field(1.29, gt=0)
+    calo_half_length_m: float = Field(3.0, gt=0)
+    muon_p_min: float = Field(2.5, ge=0)
+    muon_eta_max: float = Field(2.4, gt=0)
+    genjet_pt_min: float = Field(5.0, ge=0)
+    pileup_z_sigma_mm: float = Field(53.0, ge=0)
+
+
+@dataclass(frozen=True)
+class Elements:
+    """Elements of a batch of events as flat arrays with per-event counts.
+
+    ``track`` and ``tower`` map branch suffixes to flat arrays (``n_tracks`` /
+    ``n_towers`` per event), ``target`` maps ``GenPart_*`` suffixes to flat arrays with
+    ``n_tracks + n_towers`` per event (each event's tracks first), ``event`` holds per-event
+    branches and jagged generator jets.
+    """
+
+    n_tracks: np.ndarray
+    n_towers: np.ndarray
+    track: dict[str, np.ndarray]
+    tower: dict[str, np.ndarray]
+    target: dict[str, np.ndarray]
+    event: dict[str, Any]
+
+    def table(self) -> dict[str, Any]:
+        """The NanoAOD-style branches (jagged per event)."""
+        n_el = self.n_tracks + self.n_towers
+        out: dict[str, Any] = {}
+        for prefix, cols, counts in (
+            ("Track", self.track, self.n_tracks),
+            ("Tower", self.tower, self.n_towers),
+            ("GenPart", self.target, n_el),
+        ):
+            for k, v in cols.items():
+                out[f"{prefix}_{k}"] = ak.unflatten(v, counts)
+        out.update(self.event)
+        return out
+
+
+def particle_gun(
+    pid: np.ndarray, energy: np.ndarray, eta: np.ndarray, rng: np.random.Generator
+) -> Particles:
+    """One particle per event from the origin: ids, energies (GeV), pseudorapidities, phi
+    uniform (arrays of one length, the number of events)."""
+    pid = np.asarray(pid, dtype=np.int64)
+    energy = np.asarray(energy, dtype=np.float64)
+    n = pid.size
+    m = masses(pid)
+    p = np.sqrt(np.maximum(energy**2 - m**2, 0.0))
+    pt = p / np.cosh(eta)
+    phi = rng.uniform(-np.pi, np.pi, n)
+    zeros = np.zeros(n)
+    return Particles(
+        counts=np.ones(n, dtype=np.int64),
+        px=pt * np.cos(phi),
+        py=pt * np.sin(phi),
+        pz=pt * np.sinh(eta),
+        e=energy,
+        pid=pid,
+        vx=zeros,
+        vy=zeros.copy(),
+        vz=zeros.copy(),
+    )
+
+
+def _calo_entry(
+    geo: ElementConfig,
+    px: np.ndarray,
+    py: np.ndarray,
+    pz: np.ndarray,
+    charge: np.ndarray,
+    vz: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(eta, phi) of the point where a particle from the beam line at ``z = vz`` (mm)
+    reaches the calorimeter surface: a helix in ``Bz`` (a straight line if neutral).
+
+    A positive particle bends clockwise seen from +z (towards decreasing phi). Particles
+    that curl up inside the barrel radius (``2R < r``) are carried to the endcap."""
+    pt = np.maximum(np.hypot(px, py), 1e-9)
+    phi0 = np.arctan2(py, px)
+    r_cal, half = geo.calo_radius_m, geo.calo_half_length_m
+    z0 = vz / 1000.0
+    cot = pz / pt
+    charged = charge != 0
+    q = np.sign(charge)
+    # bending radius (m) of charged particles; a dummy 1 for neutral ones (never used)
+    rad = np.where(charged, pt / (_C_LIGHT * geo.bz_tesla * np.maximum(np.abs(charge), 1.0)), 1.0)
+    # barrel: the turning angle alpha at which the chord 2R sin(alpha/2) equals r
+    ratio = np.where(charged, r_cal / (2 * rad), 0.0)
+    alpha_b = 2 * np.arcsin(np.minimum(ratio, 1.0))
+    z_b = z0 + cot * np.where(charged, rad * alpha_b, r_cal)
+    barrel = (ratio <= 1.0) & (np.abs(z_b) <= half)
+    # endcap: the transverse path length that reaches |z| = half
+    zend = np.where(pz >= 0, half, -half)
+    safe_cot = np.where(cot >= 0, np.maximum(cot, 1e-12), np.minimum(cot, -1e-12))
+    arc_e = np.maximum((zend - z0) / safe_cot, 0.0)
+    alpha_e = np.where(charged, arc_e / rad, 0.0)
+    r_e = np.where(charged, 2 * rad * np.abs(np.sin(alpha_e / 2)), arc_e)
+    r = np.where(barrel, r_cal, np.maximum(r_e, 1e-6))
+    z = np.where(barrel, z_b, zend)
+    phi = wrap_phi(phi0 - q * np.where(barrel, alpha_b, alpha_e) / 2)
+    return np.arcsinh(z / r), phi
+
+
+def _towers(
+    cfg: DetectorConfig,
+    event: np.ndarray,
+    layer: np.ndarray,
+    e: np.ndarray,
+    eta: np.ndarray,
+    phi: np.ndarray,
+    rng: np.random.Generator,
+) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+    """Towers from deposits: (columns, tower event, tower index of each deposit or -1
+    where its tower was dropped)."""
+    fwd = np.abs(eta) >= cfg.calo_eta_max
+    size = np.where(fwd, cfg.forward_cell, cfg.hcal_cell)
+    nphi = np.round(2 * np.pi / size).astype(np.int64)
+    ieta = np.floor(eta / size).astype(np.int64)
+    iphi = np.floor((phi + np.pi) / (2 * np.pi) * nphi).astype(np.int64) % nphi
+    key = ((event * 2 + fwd) * 1_000_003 + (ieta + 500_000)) * 4096 + iphi
+    cells, inverse = np.unique(key, return_inverse=True)
+    ecal = np.bincount(inverse, weights=np.where(layer == _ECAL, e, 0.0), minlength=cells.size)
+    hcal = np.bincount(inverse, weights=np.where(layer == _ECAL, 0.0, e), minlength=cells.size)
+    first = np.zeros(cells.size, dtype=np.int64)
+    first[inverse[::-1]] = np.arange(inverse.size)[::-1]
+    c_size, c_nphi, c_fwd = size[first], nphi[first], fwd[first]
+    c_eta = (ieta[first] + 0.5) * c_size
+    c_phi = wrap_phi((iphi[first] + 0.5) / c_nphi * 2 * np.pi - np.pi)
+    noise = rng.standard_normal((2, cells.size))
+    h_layer = np.where(c_fwd, _FWD, _HCAL)
+    e_ecal = ecal + _resolution(cfg, np.full(cells.size, _ECAL), ecal, c_eta) * noise[0]
+    e_hcal = hcal + _resolution(cfg, h_layer, hcal, c_eta) * noise[1]
+    e_ecal = np.where((ecal > 0) & (e_ecal > cfg.ecal_e_min), e_ecal, 0.0)
+    h_min = np.where(c_fwd, cfg.forward_e_min, cfg.hcal_e_min)
+    e_hcal = np.where((hcal > 0) & (e_hcal > h_min), e_hcal, 0.0)
+    keep = (e_ecal > 0) | (e_hcal > 0)
+    index = np.full(cells.size, -1, dtype=np.int64)
+    index[keep] = np.arange(int(keep.sum()))
+    cols = {
+        "eta": c_eta[keep],
+        "phi": c_phi[keep],
+        "eEcal": e_ecal[keep],
+        "eHcal": e_hcal[keep],
+    }
+    return cols, event[first][keep], index[inverse]
+
+
+def _genjets_met(
+    p: Particles, hard: np.ndarray, geo: ElementConfig, rng: np.random.Generator
+) -> dict[str, Any]:
+    """Generator jets and MET of the hard-event particles."""
+    n = len(p.counts)
+    sel = hard
+    hp = Particles(
+        counts=np.bincount(p.event[sel], minlength=n),
+        **{k: getattr(p, k)[sel] for k in ("px", "py", "pz", "e", "pid", "vx", "vy", "vz")},
+    )
+    visible = apply_detector(hp, None, rng)
+    jets = cluster(
+        visible, JetSelection(0.4, geo.genjet_pt_min, np.inf, np.inf), None, leading=None
+    )
+    order = np.lexsort((-jets.pt, jets.event))
+    counts = np.bincount(jets.event, minlength=n)
+    mass = np.sqrt(np.maximum(jets.e**2 - jets.px**2 - jets.py**2 - jets.pz**2, 0.0))
+    out: dict[str, Any] = {
+        f"GenJet_{k}": ak.unflatten(v[order].astype(_FLOAT), counts)
+        for k, v in (("pt", jets.pt), ("eta", jets.eta), ("phi", jets.phi), ("mass", mass))
+    }
+    nu = np.isin(np.abs(hp.pid), _NEUTRINOS)
+    ev = hp.event[nu]
+    mx = np.bincount(ev, weights=hp.px[nu], minlength=n)
+    my = np.bincount(ev, weights=hp.py[nu], minlength=n)
+    out["GenMET_pt"] = np.hypot(mx, my).astype(_FLOAT)
+    out["GenMET_phi"] = np.arctan2(my, mx).astype(_FLOAT)
+    return out
+
+
+def _kinematics(
+    px: np.ndarray, py: np.ndarray, pz: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    pt = np.hypot(px, py)
+    return pt, np.arcsinh(pz / np.maximum(pt, 1e-12)), np.arctan2(py, px)
+
+
+def build_elements(
+    particles: Particles,
+    detector: DetectorConfig,
+    geometry: ElementConfig,
+    rng: np.random.Generator,
+    hard: np.ndarray | None = None,
+) -> Elements:
+    """Tracks, towers and their targets of a batch of events (see the module docstring).
+
+    ``hard`` marks the particles of the hard event (all when None): only they make the
+    generator jets and MET. Results depend only on the inputs and the state of ``rng``.
+    """
+    cfg, geo = detector, geometry
+    p = particles
+    n = len(p.counts)
+    hard = np.ones(p.pid.size, dtype=bool) if hard is None else hard
+    event = p.event
+    apid = np.abs(p.pid)
+    charge = charges(p.pid)
+    visible = ~np.isin(apid, _NEUTRINOS)
+    pt, eta, _ = _kinematics(p.px, p.py, p.pz)
+    eff = _track_efficiency(cfg, apid, pt, np.abs(eta))
+    tracked = visible & (charge != 0) & (rng.random(pt.size) < eff)
+    trk = _tracks(cfg, p, tracked, charge, pt, rng)
+    it = np.flatnonzero(tracked)
+    t_pt, t_eta, t_phi = _kinematics(trk.px, trk.py, trk.pz)
+    t_eta_calo, t_phi_calo = _calo_entry(geo, trk.px, trk.py, trk.pz, trk.charge, trk.vz)
+    p_true = np.sqrt(p.px**2 + p.py**2 + p.pz**2)
+    muon_hit = (
+        (apid[it] == 13) & (p_true[it] > geo.muon_p_min) & (np.abs(eta[it]) < geo.muon_eta_max)
+    )
+    track = {
+        "pt": t_pt,
+        "eta": t_eta,
+        "phi": t_phi,
+        "charge": trk.charge,
+        "etaCalo": t_eta_calo,
+        "phiCalo": t_phi_calo,
+        "d0": trk.d0,
+        "dz": trk.dz,
+        "muonHit": muon_hit,
+        "pdgId": p.pid[it],
+    }
+    # calorimeter deposits at the true entry point
+    c_eta, c_phi = _calo_entry(geo, p.px, p.py, p.pz, charge, p.vz)
+    calo = visible & (apid != 13) & (np.abs(c_eta) < cfg.forward_eta_max)
+    in_fwd = np.abs(c_eta) >= cfg.calo_eta_max
+    is_em = (apid == 22) | (apid == 11)
+    f_ecal = np.where(
+        is_em, 1.0, np.where(np.isin(apid, _K0S_LAMBDA), cfg.k0s_lambda_ecal_fraction, 0.0)
+    )
+    f_ecal = np.where(in_fwd, 0.0, f_ecal)
+    idx = np.flatnonzero(calo)
+    dep_idx = np.concatenate([idx, idx])
+    dep_layer = np.concatenate([np.full(idx.size, _ECAL), np.where(in_fwd[idx], _FWD, _HCAL)])
+    dep_e = p.e[dep_idx] * np.concatenate([f_ecal[idx], 1.0 - f_ecal[idx]])
+    nz = dep_e > 0
+    dep_idx, dep_layer, dep_e = dep_idx[nz], dep_layer[nz], dep_e[nz]
+    tower, tw_event, dep_tower = _towers(
+        cfg, event[dep_idx], dep_layer, dep_e, c_eta[dep_idx], c_phi[dep_idx], rng
+    )
+    n_tw = tw_event.size
+    # the tower of each particle (every deposit of a particle lands in the same tower)
+    part_tower = np.full(p.pid.size, -1, dtype=np.int64)
+    part_tower[dep_idx] = dep_tower
+    untracked = (part_tower >= 0) & ~tracked
+    ut = np.flatnonzero(untracked)
+    owner = part_tower[ut]
+    sums = {
+        k: np.bincount(owner, weights=getattr(p, k)[ut], minlength=n_tw)
+        for k in ("px", "py", "pz", "e")
+    }
+    # the class of the largest energy share: sort by (tower, energy), take the last
+    order = np.lexsort((p.e[ut], owner))
+    last = np.r_[owner[order][1:] != owner[order][:-1], True] if ut.size else np.zeros(0, bool)
+    lead = ut[order][last]
+    tw_pid = np.zeros(n_tw, dtype=np.int64)
+    tw_pid[part_tower[lead]] = p.pid[lead]
+    a = np.abs(tw_pid)
+    tw_cls = np.where(np.isin(a, (11, 22)), CLS_PHOTON, CLS_NH)
+    tw_cls = np.where(tw_pid == 0, CLS_NONE, tw_cls)
+    tw_pt, tw_eta, tw_phi = _kinematics(sums["px"], sums["py"], sums["pz"])
+    has = tw_cls != CLS_NONE
+    # targets: per event, tracks then towers
+    tr_cls = np.where(apid[it] == 11, CLS_ELECTRON, np.where(apid[it] == 13, CLS_MUON, CLS_CH))
+    tr_pt, tr_eta, tr_phi = _kinematics(p.px[it], p.py[it], p.pz[it])
+    n_tracks, n_towers = trk.counts, np.bincount(tw_event, minlength=n)
+    order_el = np.argsort(np.concatenate([event[it], tw_event]), kind="stable")
+
+    def merged(tr: np.ndarray, tw: np.ndarray) -> np.ndarray:
+        return np.concatenate([tr, tw])[order_el]
+
+    target = {
+        "class": merged(tr_cls, tw_cls).astype(np.int32),
+        "pt": merged(tr_pt, np.where(has, tw_pt, 0.0)),
+        "eta": merged(tr_eta, np.where(has, tw_eta, 0.0)),
+        "phi": merged(tr_phi, np.where(has, tw_phi, 0.0)),
+        "energy": merged(p.e[it], sums["e"]),
+        "charge": merged(charge[it], np.zeros(n_tw)).astype(np.int32),
+        "pdgId": merged(p.pid[it], tw_pid).astype(np.int32),
+    }
+    track = {k: _cast(v) for k, v in track.items()}
+    tower = {k: _cast(v) for k, v in tower.items()}
+    target = {k: _cast(v) for k, v in target.items()}
+    per_event = _genjets_met(p, hard, geo, rng)
+    per_event["nPileup"] = np.bincount(event[~hard], minlength=n).astype(np.int32)
+    return Elements(n_tracks, n_towers, track, tower, target, per_event)
+
+
+def _cast(v: np.ndarray) -> np.ndarray:
+    if v.dtype == np.float64:
+        return v.astype(_FLOAT)
+    if v.dtype == np.int64:
+        return v.astype(np.int32)
+    return v
+
+
+def overlay_pileup(
+    hard: Particles, library: Particles, mean: float, z_sigma_mm: float, rng: np.random.Generator
+) -> tuple[Particles, np.ndarray]:
+    """Add Poisson(``mean``) random library events to each event, each shifted along z by
+    a Gaussian of ``z_sigma_mm``; returns the merged particles and the hard-event mask."""
+    n = len(hard.counts)
+    n_pu = rng.poisson(mean, n) if mean > 0 else np.zeros(n, dtype=np.int64)
+    picks = rng.integers(0, len(library.counts), int(n_pu.sum()))
+    dz = rng.normal(0.0, z_sigma_mm, picks.size)
+    lib_start = np.cumsum(library.counts) - library.counts
+    sizes = library.counts[picks]
+    take = np.repeat(lib_start[picks], sizes) + (
+        np.arange(int(sizes.sum())) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+    )
+    pu_event = np.repeat(np.repeat(np.arange(n), n_pu), sizes)
+    shift = np.repeat(dz, sizes)
+    order = np.argsort(np.concatenate([hard.event, pu_event]), kind="stable")
+    fields: dict[str, np.ndarray] = {}
+    for k in ("px", "py", "pz", "e", "pid", "vx", "vy", "vz"):
+        extra = getattr(library, k)[take] + (shift if k == "vz" else 0)
+        fields[k] = np.concatenate([getattr(hard, k), extra])[order]
+    is_hard = np.concatenate([np.ones(hard.pid.size, bool), np.zeros(take.size, bool)])[order]
+    counts = hard.counts + np.bincount(pu_event, minlength=n)
+    return Particles(counts=counts, **fields), is_hard
+
+
+def _pythia_particles(settings: tuple[str, ...], n_events: int) -> list[Particles]:
+    pythia = _pythia(settings)
+    out, made = [], 0
+    while made < n_events:
+        batch = pythia.nextBatch(min(BATCH_EVENTS, n_events - made))
+        record = EventRecord.from_batch(batch.prt)
+        out.append(record.final_state())
+        made += len(record.counts)
+    return out
+
+
+def _concat(parts: list[Particles]) -> Particles:
+    return Particles(
+        counts=np.concatenate([q.counts for q in parts]),
+        **{k: np.concatenate([getattr(q, k) for q in parts]) for k in _FIELDS},
+    )
+
+
+def _settings(process: str, seed: int) -> tuple[str, ...]:
+    return (
+        *COMMON_SETTINGS,
+        "PartonLevel:MPI = on",
+        *EVENT_PROCESSES[process].settings,
+        f"Random:seed = {seed}",
+    )
+
+
+
+def minbias_library(path: Path, n_events: int, seed: int) -> None:
+    """Write a minimum-bias library of ``n_events`` Pythia events to ``path`` (Parquet)
+    unless it exists (it is generated once per sample and shared by its shards)."""
+    if path.exists():
+        return
+    lib = _concat(_pythia_particles(_settings("minbias", seed), n_events))
+    write_table({k: ak.unflatten(getattr(lib, k), lib.counts) for k in _FIELDS}, path, "parquet")
+
+
+def read_library(path: Path) -> Particles:
+    """The particles of a library written by :func:`minbias_library`."""
+    arr = ak.from_parquet(path)
+    counts = ak.to_numpy(ak.num(arr[_FIELDS[0]])).astype(np.int64)
+    return Particles(counts=counts, **{k: ak.to_numpy(ak.flatten(arr[k])) for k in _FIELDS})
+
+
+Sample = Literal["ttbar", "qcd", "gun"]
+
+
+class ElementOptions(BaseModel):
+    """Everything that defines an element sample (``heptagon mlpf generate``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    sample: Sample
+    events: int = Field(gt=0)
+    seed: int = Field(ge=0)
+    out: Path
+    pileup: float = Field(0.0, ge=0, le=200, description="mean number of pile-up events")
+    pileup_library: int = Field(500, gt=0, description="minimum-bias library events")
+    gun_energy: tuple[float, float] = (1.0, 200.0)
+    gun_eta_max: float = Field(2.5, gt=0)
+    jobs: int = Field(1, ge=1)
+    shard_size: int = Field(500, gt=0)
+
+
+@dataclass(frozen=True)
+class ElementShardSpec:
+    """One shard of an element sample."""
+
+    sample: str
+    index: int
+    n_events: int
+    seed: int
+    pileup: float
+    library: str | None
+    gun_energy: tuple[float, float]
+    gun_eta_max: float
+    path: str
+
+    @property
+    def entries(self) -> int:
+        """Entries (events) the shard holds."""
+        return self.n_events
+
+
+def _gun_events(spec: ElementShardSpec, rng: np.random.Generator) -> Particles:
+    pids = np.array(list(GUN_PARTICLES.values()))
+    pid = pids[rng.integers(0, pids.size, spec.n_events)]
+    sign = rng.choice([-1, 1], spec.n_events)
+    pid = np.where(np.isin(pid, (22, 130)), pid, pid * sign)
+    lo, hi = np.log(spec.gun_energy[0]), np.log(spec.gun_energy[1])
+    energy = np.exp(rng.uniform(lo, hi, spec.n_events))
+    eta = rng.uniform(-spec.gun_eta_max, spec.gun_eta_max, spec.n_events)
+    return particle_gun(pid, energy, eta, rng)
+
+
+def run_element_shard(
+    spec: ElementShardSpec, report: Callable[[int], None] | None = None
+) -> dict[str, Any]:
+    """Generate one shard of elements and write it; return its manifest record."""
+    rng = np.random.default_rng(spec.seed)
+    if spec.sample == "gun":
+        batches = [_gun_events(spec, rng)]
+    else:
+        batches = _pythia_particles(_settings(spec.sample, spec.seed), spec.n_events)
+    library = None if spec.library is None else read_library(Path(spec.library))
+    det, geo = DetectorConfig(), ElementConfig()
+    parts = []
+    for particles in batches:
+        hard = None
+        if library is not None:
+            particles, hard = overlay_pileup(
+                particles, library, spec.pileup, geo.pileup_z_sigma_mm, rng
+            )
+        parts.append(build_elements(particles, det, geo, rng, hard).table())
+        if report is not None:
+            report(len(particles.counts))
+    table = {k: ak.concatenate([q[k] for q in parts]) for k in parts[0]}
+    table["event"] = np.arange(spec.n_events, dtype=np.int64)
+    path = Path(spec.path)
+    write_table(table, path, "parquet")
+    return {
+        "file": f"shards/{path.name}",
+        "class": spec.sample,
+        "entries": spec.n_events,
+        "sha256": sha256sum(path),
+        "seed": spec.seed,
+    }
+
+
+@dataclass(frozen=True)
+class ElementSummary:
+    """What an element run made."""
+
+    out: Path
+    manifest: dict[str, Any]
+    wall_s: float
+    skipped_shards: int
+
+
+def generate_elements(opts: ElementOptions, *, show_progress: bool = True) -> ElementSummary:
+    """Generate (or finish) the element sample of ``opts`` in ``opts.out``: shards and a
+    ``manifest.json`` with every detector and geometry setting."""
+    det, geo = DetectorConfig(), ElementConfig()
+    settings = {
+        "sample": opts.sample,
+        "events": opts.events,
+        "seed": opts.seed,
+        "pileup": opts.pileup,
+        "pileup_library": opts.pileup_library,
+        "gun_energy": list(opts.gun_energy),
+        "gun_eta_max": opts.gun_eta_max,
+        "shard_size": opts.shard_size,
+        "detector": det.model_dump(),
+        "geometry": geo.model_dump(),
+    }
+    prepare_out(opts.out, settings)
+    library = None
+    if opts.pileup > 0:
+        library = opts.out / "pileup" / "minbias.parquet"
+        library.parent.mkdir(exist_ok=True)
+        minbias_library(library, opts.pileup_library, shard_seed(opts.seed, "minbias", 0))
+    n_shards = -(-opts.events // opts.shard_size)
+    specs = [
+        ElementShardSpec(
+            sample=opts.sample,
+            index=i,
+            n_events=min(opts.shard_size, opts.events - i * opts.shard_size),
+            seed=shard_seed(opts.seed, opts.sample, i),
+            pileup=opts.pileup,
+            library=None if library is None else str(library),
+            gun_energy=opts.gun_energy,
+            gun_eta_max=opts.gun_eta_max,
+            path=str(opts.out / "shards" / f"{opts.sample}_{i:04d}.parquet"),
+        )
+        for i in range(n_shards)
+    ]
+    done = run_shards(
+        specs,
+        run_element_shard,
+        jobs=opts.jobs,
+        scheduler=None,
+        title=f"mlpf generate {opts.sample}",
+        unit="events",
+        show_progress=show_progress,
+    )
+    manifest = {
+        "schema_version": SCHEMA_VERSION,
+        "kind": "elements",
+        "versions": versions(),
+        "generator": {"beams_ecm_gev": ECM_GEV, "common_settings": list(COMMON_SETTINGS)},
+        **settings,
+        "classes": list(CLASSES),
+        "files": done.records,
+        "branches": branch_names(opts.out / done.records[0]["file"], "parquet"),
+    }
+    write_json_atomic(opts.out / "manifest.json", manifest)
+    return ElementSummary(opts.out, manifest, done.wall_s, done.skipped)
