@@ -144,6 +144,37 @@ class Elements:
     target: dict[str, np.ndarray]
     event: dict[str, Any]
 
+    @classmethod
+    def from_table(cls, arr: ak.Array) -> Elements:
+        """The elements of a table of events with the branches of :meth:`table` (a read
+        shard); per-event branches other than the elements' are left out."""
+
+        def flat(prefix: str) -> dict[str, np.ndarray]:
+            return {
+                name.split("_", 1)[1]: ak.to_numpy(ak.flatten(arr[name]))
+                for name in arr.fields
+                if name.startswith(prefix + "_")
+            }
+
+        return cls(
+            n_tracks=ak.to_numpy(ak.num(arr["Track_pt"])).astype(np.int64),
+            n_towers=ak.to_numpy(ak.num(arr["Tower_eta"])).astype(np.int64),
+            track=flat("Track"),
+            tower=flat("Tower"),
+            target=flat("GenPart"),
+            event={
+                k: arr[k]
+                for k in (
+                    "GenJet_pt",
+                    "GenJet_eta",
+                    "GenJet_phi",
+                    "GenJet_mass",
+                    "GenMET_pt",
+                    "GenMET_phi",
+                )
+            },
+        )
+
     def table(self) -> dict[str, Any]:
         """The NanoAOD-style branches (jagged per event)."""
         n_el = self.n_tracks + self.n_towers
@@ -473,7 +504,6 @@ def _settings(process: str, seed: int) -> tuple[str, ...]:
         *EVENT_PROCESSES[process].settings,
         f"Random:seed = {seed}",
     )
-
 
 
 def minbias_library(path: Path, n_events: int, seed: int) -> None:
