@@ -266,6 +266,25 @@ def evaluate(
 
 
 @app.command()
+def ddt(
+    run: Annotated[Path, typer.Argument(help="Run directory (a binary classifier).")],
+    efficiency: Annotated[
+        float, typer.Option("--efficiency", help="Background efficiency x of the DDT cut.")
+    ] = 0.05,
+) -> None:
+    """Build RUN/ddt.json: the (1-x) background-score quantile in bins of rho and pT, from
+    the training and validation splits (evaluate, export and predict then apply it)."""
+    from heptagon.evaluate.ddt import make_ddt
+    from heptagon.physics.ddt import DDT_FILE
+
+    made = make_ddt(run, efficiency)
+    console.print(
+        f"{run / DDT_FILE}: {made.thresholds.size} bins of rho x pT, background efficiency "
+        f"{made.efficiency:g} on the {made.score} score"
+    )
+
+
+@app.command()
 def compare(
     runs: Annotated[list[Path], typer.Argument(help="Run directories.")],
     out: Annotated[Path, typer.Option("--out", help="Directory for the overlay and table.")],

@@ -4,7 +4,9 @@
 robustness check across e.g. shifted detector settings) and writes ``RUN/eval/``:
 ``metrics.json`` (the nominal sample's numbers at the top level, DESIGN.md keys, and every
 sample under ``samples``), ``roc_<sample>.csv``, ``predictions_<sample>.parquet`` (what
-publish rebuilds its tables from), ``plots/*.png|pdf`` and ``report.md``.
+publish rebuilds its tables from), ``plots/*.png|pdf`` and ``report.md``. A run with a
+DDT map (``RUN/ddt.json``, :mod:`heptagon.evaluate.ddt`) gets the DDT cut's numbers under
+``ddt`` in each sample's metrics.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from heptagon.data.io import expand_files, open_reader
 from heptagon.data.loader import JetDataset
 from heptagon.errors import DataError
 from heptagon.evaluate.analysis import SampleResult, analyse, draw, signal_class
+from heptagon.evaluate.ddt import apply_ddt
 from heptagon.evaluate.inference import EVAL_OBSERVERS, Predictions, predict_batches
 from heptagon.evaluate.plots import plot_roc
 from heptagon.evaluate.report import (
@@ -33,6 +36,7 @@ from heptagon.evaluate.report import (
     summary_rows,
 )
 from heptagon.io import atomic_path, write_json_atomic
+from heptagon.physics.ddt import DDT_FILE, DDTMap
 from heptagon.physics.metrics import Roc, roc_curve
 from heptagon.train.rundir import LoadedRun, load_run
 
@@ -115,6 +119,8 @@ def evaluate(
     class_names = list(loaded.class_names)
     cfg = loaded.config
     results: dict[str, SampleResult] = {}
+    ddt_path = loaded.root / DDT_FILE
+    ddt = DDTMap.load(ddt_path) if ddt_path.exists() and task == "classification" else None
     plots: list[Path] = []
     for name, (files, split) in _samples(loaded, data).items():
         paths = expand_files(files)
@@ -137,6 +143,8 @@ def evaluate(
         if len(pred) == 0:
             raise DataError(f"no entries to evaluate in sample '{name}'", files[0])
         result = analyse(pred, task=task, n_boot=n_boot, seed=cfg.train.seed)
+        if ddt is not None:
+            result.metrics["ddt"] = apply_ddt(ddt, pred)
         plots += draw(result, pred, plot_dir)
         pred.save(eval_dir / f"predictions_{name}.parquet")
         first = next(iter(result.rocs.values()), None)  # binary; multi-class: first vs rest

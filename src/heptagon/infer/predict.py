@@ -13,9 +13,11 @@ except that
 Each input file gives ``out_dir/<stem>.parquet``, row-aligned with the input, with one
 float32 ``score_<Class>`` column per model output and the requested observer branches
 (any name the data config can resolve: a branch, a ``new_variables`` entry or a standard
-feature). Entries are read in file order in chunks; within a chunk they are bucketed by
-particle multiplicity (each batch padded only to its longest jet) and the scores put back
-in file order.
+feature). A model carrying a DDT map (:mod:`heptagon.physics.ddt`) adds a ``ddt_score``
+column, its signal score minus the map's threshold at the jet's (rho, pT): positive
+passes (the file needs ``jet_sdmass`` and ``jet_pt``). Entries are read in file order in
+chunks; within a chunk they are bucketed by particle multiplicity (each batch padded only
+to its longest jet) and the scores put back in file order.
 
 Every input is checked before anything is written: the model file, each file's branches,
 and the shapes of its first entries (jagged where the model wants particles, one value per
@@ -47,9 +49,11 @@ from heptagon.data.loader import mask_name, pad_table
 from heptagon.data.transform import Table, Transform, iter_tables
 from heptagon.errors import DataError
 from heptagon.io import atomic_path
+from heptagon.physics.ddt import DDT_OBSERVERS
 from heptagon.publish.onnx import OUTPUT_NAME, OnnxModel, load_onnx
 
 __all__ = [
+    "DDT_COLUMN",
     "DEFAULT_BATCH_SIZE",
     "FileJob",
     "Scorer",
@@ -62,6 +66,8 @@ __all__ = [
 ]
 
 DEFAULT_BATCH_SIZE = 256
+#: the output column of a model with a DDT map
+DDT_COLUMN = "ddt_score"
 #: entries read (and bucketed) at once
 _CHUNK_SIZE = 10_000
 #: entries of each file read up front to check shapes
@@ -83,9 +89,13 @@ def score_columns(model: OnnxModel) -> list[str]:
 
 
 def reading_config(model: OnnxModel, observers: Sequence[str] = ()) -> DataConfig:
-    """The export's data config as predict reads with it (see the module docstring)."""
+    """The export's data config as predict reads with it (see the module docstring); a
+    DDT map's observers are read too."""
+    read = list(observers)
+    if model.ddt is not None:
+        read += [name for name in DDT_OBSERVERS if name not in read]
     data = model.data_config.model_dump(mode="json")
-    data.update(selection=None, labels=None, weights=None, observers=list(observers))
+    data.update(selection=None, labels=None, weights=None, observers=read)
     if data["nan_policy"] == "drop":
         data["nan_policy"] = "error"
     return DataConfig.model_validate(data)
@@ -100,7 +110,7 @@ def plan_predictions(
     file, a missing branch, a value of the wrong shape in the first entries, an observer
     clashing with a score column, or two inputs (or an input and an output) sharing a path.
     """
-    clash = set(observers) & set(score_columns(model))
+    clash = set(observers) & {*score_columns(model), DDT_COLUMN}
     if clash:
         raise DataError(f"observer(s) {sorted(clash)} clash with the score columns", model.path)
     config = reading_config(model, observers)
@@ -185,9 +195,16 @@ class Scorer:
         n_out = len(self.model.class_names)
         matrix = np.concatenate(scores) if scores else np.empty((0, n_out), dtype=np.float32)
         columns: dict[str, np.ndarray] = dict(zip(score_columns(self.model), matrix.T, strict=True))
-        for name in self.observers:
-            parts = [o[name] for o in observers]
-            columns[name] = np.concatenate(parts) if parts else np.empty(0)
+        read = {
+            name: np.concatenate(parts) if (parts := [o[name] for o in observers]) else np.empty(0)
+            for name in self.config.observers
+        }
+        ddt = self.model.ddt
+        if ddt is not None:
+            signal = matrix[:, self.model.class_names.index(ddt.score)]
+            ddt_score = ddt(signal, read["jet_sdmass"], read["jet_pt"]).astype(np.float32)
+            columns[DDT_COLUMN] = ddt_score
+        columns.update((name, read[name]) for name in self.observers)
         output.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(output) as tmp:
             pq.write_table(pa.table(columns), tmp)

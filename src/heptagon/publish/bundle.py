@@ -30,6 +30,7 @@ from heptagon.evaluate.inference import Predictions
 from heptagon.evaluate.run import EVAL_DIR, evaluate
 from heptagon.generate.run import load_manifest
 from heptagon.io import atomic_path, sha256sum
+from heptagon.physics.ddt import DDT_FILE, DDTMap
 from heptagon.publish.card import render_model_card
 from heptagon.publish.hepdata import build_submission, write_submission
 from heptagon.publish.onnx import ExportReport, export_onnx
@@ -45,7 +46,8 @@ CHECK_BATCHES = 2
 
 def export_run(run_dir: str | Path) -> ExportReport:
     """Export a run's best model to ``RUN/model.onnx`` (and ``preprocess.json`` beside it),
-    checked against PyTorch on real batches of its test split."""
+    checked against PyTorch on real batches of its test split; a run's DDT map
+    (``RUN/ddt.json``) goes into the ONNX metadata."""
     loaded = load_run(run_dir)
     cfg = loaded.config
     dataset = JetDataset(
@@ -71,6 +73,7 @@ def export_run(run_dir: str | Path) -> ExportReport:
         data_config=cfg.data,
         model_name=loaded.info["name"],
         check_inputs=checks,
+        ddt=DDTMap.load(ddt_path) if (ddt_path := loaded.root / DDT_FILE).exists() else None,
     )
 
 

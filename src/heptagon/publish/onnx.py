@@ -21,6 +21,8 @@ key                    value
 ``data_config``        the data config as JSON (branch names, ``new_variables``, tree
                        name, NaN policy: what reading a raw file takes beyond
                        ``preprocess.json``)
+``ddt``                optional: the DDT map as JSON (:mod:`heptagon.physics.ddt`);
+                       predict then writes ``ddt_score``
 =====================  =============================================================
 
 Inputs are float32, jagged groups ``(batch, n_vars, particles)`` and masks
@@ -62,6 +64,7 @@ from heptagon.data.loader import mask_name
 from heptagon.data.preprocess import Preprocess
 from heptagon.errors import DataError, ExportError
 from heptagon.io import atomic_path
+from heptagon.physics.ddt import DDTMap
 
 __all__ = [
     "FORMAT",
@@ -128,6 +131,7 @@ class OnnxModel:
     output_activation: Activation
     preprocess: Preprocess
     data_config: DataConfig
+    ddt: DDTMap | None = None
 
     def session(self, threads: int | None = None) -> ort.InferenceSession:
         """An ONNX Runtime session on the file (see :func:`make_session`)."""
@@ -376,6 +380,7 @@ def export_onnx(
     check_inputs: Sequence[Tensors],
     opset: int = 17,
     tolerance: float = 1e-5,
+    ddt: DDTMap | None = None,
 ) -> ExportReport:
     """Export ``model`` to ONNX at ``path`` (and ``preprocess.json`` beside it), checked.
 
@@ -385,6 +390,7 @@ def export_onnx(
     ``check_inputs``: real batches as the model takes them (``Batch.tensors()`` of the
     data loader), at least one; they are tiled to 256 jets if fewer.
     ``data_config``: the config the model was trained with (embedded to read raw files).
+    ``ddt``: a DDT map to carry in the metadata.
     The output is a softmax over ``class_names`` unless ``preprocess`` describes a
     regression (``label_type == "custom"``). Nothing is written unless every check passes;
     the model's train/eval mode is left as it was.
@@ -431,6 +437,8 @@ def export_onnx(
         "preprocess": json.dumps(preprocess.to_dict(), sort_keys=True),
         "data_config": json.dumps(data_config.model_dump(mode="json"), sort_keys=True),
     }
+    if ddt is not None:
+        meta["ddt"] = json.dumps(ddt.to_dict())
     onnx.helper.set_model_props(proto, meta)
     with atomic_path(path) as tmp:
         onnx.save_model(proto, tmp)
@@ -495,6 +503,7 @@ def load_onnx(path: str | Path) -> OnnxModel:
             output_activation=activation,
             preprocess=Preprocess.from_dict(json.loads(meta["preprocess"]), path),
             data_config=DataConfig.model_validate(json.loads(meta["data_config"])),
+            ddt=DDTMap.from_dict(json.loads(meta["ddt"])) if "ddt" in meta else None,
         )
     except (KeyError, ValueError) as err:
         raise DataError(f"malformed heptagon metadata ({err})", path) from None
