@@ -1,0 +1,89 @@
+"""The MLPF workflow end to end on a tiny ttbar element sample."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from heptagon.apps.mlpf.run import (
+    FEATURES,
+    TrainOptions,
+    decode,
+    element_features,
+    evaluate_mlpf,
+    load_elements,
+    train_mlpf,
+)
+from heptagon.errors import DataError
+from heptagon.generate.elements import ElementOptions, generate_elements
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> Iterator[None]:
+    """One torch thread: the cores are shared, and two threads contend badly under load."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def ttbar_elements(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("mlpf") / "ttbar"
+    generate_elements(
+        ElementOptions(sample="ttbar", events=40, seed=3, out=out, shard_size=20),
+        show_progress=False,
+    )
+    return out
+
+
+def test_features_and_perfect_decoding(ttbar_elements: Path) -> None:
+    el = load_elements(ttbar_elements)
+    arr = element_features(el)
+    assert arr.features.shape == (int(arr.counts.sum()), len(FEATURES))
+    assert np.isfinite(arr.features).all()
+    # outputs that encode the targets exactly decode into the targets
+    t = el.target
+    real = t["class"] > 0
+    out = np.zeros((arr.counts.sum(), 14), np.float32)
+    out[:, 0] = np.where(real, 5.0, -5.0)
+    out[real, t["class"][real]] = 5.0
+    out[:, 6] = np.log(np.where(real, t["pt"], 1.0) / arr.pt)
+    out[:, 7] = np.log(np.where(real, t["energy"], 1.0) / arr.energy)
+    out[:, 8] = t["eta"] - arr.eta
+    out[:, 9], out[:, 10] = np.sin(t["phi"] - arr.phi), np.cos(t["phi"] - arr.phi)
+    out[np.arange(out.shape[0]), 12 + np.sign(t["charge"]).astype(int)] = 5.0
+    parts = decode(out, arr)
+    assert parts.cls.size == real.sum()
+    np.testing.assert_allclose(parts.energy, t["energy"][real], rtol=1e-4)
+    np.testing.assert_allclose(parts.charge, t["charge"][real])
+
+
+def test_train_and_evaluate(ttbar_elements: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    train_mlpf(
+        TrainOptions(
+            data=ttbar_elements, out=run, epochs=3, width=16, n_layers=1, bin_size=32, lr=3e-3
+        )
+    )
+    history = [json.loads(line) for line in (run / "history.jsonl").read_text().splitlines()]
+    assert len(history) == 3
+    assert history[-1]["train_loss"] < history[0]["train_loss"]
+    metrics = evaluate_mlpf(run, ttbar_elements)
+    assert json.loads((run / "eval" / "metrics.json").read_text())["events"] == 40
+    for algo in ("mlpf", "pf", "truth"):
+        assert set(metrics[algo]) == {"particles", "jets", "met"}
+    assert metrics["truth"]["particles"]["per_class"]["charged_hadron"]["efficiency"] == 1.0
+    n_elements = sum(sum(row) for row in metrics["mlpf"]["particles"]["confusion"])
+    assert n_elements == metrics["events"] * metrics["mean_elements"]
+
+
+def test_not_an_element_sample(tmp_path: Path) -> None:
+    (tmp_path / "manifest.json").write_text(json.dumps({"kind": "jets", "files": []}))
+    with pytest.raises(DataError, match="not an element sample"):
+        load_elements(tmp_path)
