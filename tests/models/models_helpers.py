@@ -28,7 +28,8 @@ MASK_OF = {
     "sv_features": "sv_mask",
     "sv_mask": "sv_mask",
 }
-TORCH_MODELS = tuple(m for m in available_models() if m != "bdt")
+#: the jet-level torch models (MLPF maps event elements to particles: tests/apps/test_mlpf*)
+TORCH_MODELS = tuple(m for m in available_models() if m not in ("bdt", "mlpf"))
 #: small options so that the full-size architectures stay fast in tests where size is moot
 SMALL = {
     "particlenet": {"conv_params": ((4, (16, 16)), (4, (16, 16)))},

@@ -20,6 +20,7 @@ ALL = {
     "cnn1d",
     "deepjet",
     "mlp",
+    "mlpf",
     "part",
     "part-lite",
     "particlenet",

@@ -150,6 +150,8 @@ def _registered() -> list[Any]:
     (``part`` beside ``part-lite``) runs the same code paths and is marked slow."""
     sizes: dict[str, tuple[type, int]] = {}
     for name in available_models():
+        if name == "mlpf":  # per-element outputs, exported by heptagon.apps.mlpf.run
+            continue
         model = build_model(name, _DIMS, 2)
         n = sum(p.numel() for p in model.parameters()) if isinstance(model, nn.Module) else 0
         sizes[name] = (type(model), n)
