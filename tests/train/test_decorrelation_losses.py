@@ -78,28 +78,31 @@ def test_adversary_loss_enters_classifier_gradient_with_opposite_sign(reversal: 
     adversary.penalty(out, mass, label, weight).backward()
     assert out.grad is not None
 
-    score_leaf = adversary.score(logits).detach().requires_grad_(True)
-    adv_loss = adversary.adversary_loss(score_leaf, mass, label, weight)
-    (grad_score,) = torch.autograd.grad(adv_loss, score_leaf)
-    probs = torch.softmax(logits, dim=1)
-    # d score / d logit_1 = p1 (1 - p1): the classifier's gradient is -lam dL_adv/dscore
-    expected = -2.0 * grad_score * probs[:, 1] * (1 - probs[:, 1])
-    torch.testing.assert_close(out.grad[:, 1], expected, rtol=1e-4, atol=1e-7)
+    feature = adversary.feature(logits)
+    torch.testing.assert_close(feature, logits[:, 1] - logits[:, 0])  # the score's logit
+    leaf = feature.detach().requires_grad_(True)
+    (grad_feature,) = torch.autograd.grad(
+        adversary.adversary_loss(leaf, mass, label, weight), leaf
+    )
+    # the classifier's gradient is -lam dL_adv/d(logit_1 - logit_0)
+    torch.testing.assert_close(out.grad[:, 1], -2.0 * grad_feature, rtol=1e-4, atol=1e-7)
+    torch.testing.assert_close(out.grad[:, 0], 2.0 * grad_feature, rtol=1e-4, atol=1e-7)
 
     # a classifier step along the gradient makes the adversary worse
-    before = adversary.adversary_loss(adversary.score(logits), mass, label, weight)
-    after = adversary.adversary_loss(adversary.score(logits - 0.5 * out.grad), mass, label, weight)
-    assert after.item() > before.item()
+    def adv_loss(out: torch.Tensor) -> float:
+        return adversary.adversary_loss(adversary.feature(out), mass, label, weight).item()
+
+    assert adv_loss(logits - 0.5 * out.grad) > adv_loss(logits)
 
 
 def test_adversary_learns_alternating() -> None:
     torch.manual_seed(0)
     logits, mass, label, weight = _adversary_inputs()
     adversary = MassAdversary(1.0, "jet_sdmass", 1, [0], [0, 100, 200, 300], [16], 3e-2)
-    first = adversary.adversary_loss(adversary.score(logits), mass, label, weight).item()
+    first = adversary.adversary_loss(adversary.feature(logits), mass, label, weight).item()
     for _ in range(40):
         adversary.update(logits, mass, label, weight)
-    last = adversary.adversary_loss(adversary.score(logits), mass, label, weight).item()
+    last = adversary.adversary_loss(adversary.feature(logits), mass, label, weight).item()
     assert last < first - 0.2
 
 

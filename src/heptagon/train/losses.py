@@ -264,7 +264,9 @@ class DisCo(Regulariser):
 class MassAdversary(Regulariser):
     """An adversary that classifies the background's observable bin from the classifier's
     score (Louppe, Kagan & Cranmer's pivot, arXiv:1611.01046, with a classification
-    adversary as DeepAK8-MD / ParticleNet-MD).
+    adversary as DeepAK8-MD / ParticleNet-MD). It reads the score as its logit
+    ``ln(p / (1 - p))`` (:meth:`feature`, a monotone map of the score that spreads the
+    background's tail towards signal-like values, where the sculpting happens).
 
     The adversary (a small dense network, its own Adam) minimises its weighted cross
     entropy ``L_adv``; the classifier gets ``-lam * L_adv`` (it is rewarded when the
@@ -318,11 +320,18 @@ class MassAdversary(Regulariser):
         idx = torch.bucketize(observable.float(), self.edges, right=True) - 1
         return idx.clamp(0, len(self.edges) - 2)
 
+    def feature(self, output: Tensor) -> Tensor:
+        """The adversary's input: the logit of the signal probability, ``(batch,)``."""
+        log_p = F.log_softmax(output.float(), dim=1)
+        others = torch.cat([log_p[:, : self.signal], log_p[:, self.signal + 1 :]], dim=1)
+        return log_p[:, self.signal] - others.logsumexp(dim=1)
+
     def adversary_loss(
-        self, score: Tensor, observable: Tensor, label: Tensor, weight: Tensor
+        self, feature: Tensor, observable: Tensor, label: Tensor, weight: Tensor
     ) -> Tensor:
-        """The adversary's weighted cross entropy on the background entries."""
-        logits = self.net(score[:, None])
+        """The adversary's weighted cross entropy on the background entries, from
+        :meth:`feature`."""
+        logits = self.net(feature[:, None])
         per_entry = F.cross_entropy(logits, self.bin_of(observable), reduction="none")
         return weighted_mean(per_entry, self.background_weight(label, weight))
 
@@ -331,24 +340,26 @@ class MassAdversary(Regulariser):
         self.n_updates += 1
         if self.reversal:
             return
-        score = self.score(output.detach())
+        feature = self.feature(output.detach())
         for _ in range(self.steps):
             self.optimizer.zero_grad(set_to_none=True)
-            self.adversary_loss(score, observable, label, weight).backward()
+            self.adversary_loss(feature, observable, label, weight).backward()
             self.optimizer.step()
 
     def penalty(self, output: Tensor, observable: Tensor, label: Tensor, weight: Tensor) -> Tensor:
         """``-lam * L_adv`` (alternating) or ``L_adv`` through gradient reversal."""
         on = self.n_updates > self.warmup
-        score = self.score(output)
+        feature = self.feature(output)
         if self.reversal:
             self.optimizer.zero_grad(set_to_none=True)
             scale = self.lam if on else 0.0
-            return self.adversary_loss(gradient_reversal(score, scale), observable, label, weight)
+            return self.adversary_loss(
+                gradient_reversal(feature, scale), observable, label, weight
+            )
         for p in self.net.parameters():
             p.requires_grad_(False)
         try:
-            loss = self.adversary_loss(score, observable, label, weight)
+            loss = self.adversary_loss(feature, observable, label, weight)
         finally:
             for p in self.net.parameters():
                 p.requires_grad_(True)
