@@ -16,6 +16,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from heptagon.apps.mlpf.cli import mlpf_app
 from heptagon.config import validate
 from heptagon.errors import HeptagonError
 
@@ -351,6 +352,7 @@ def predict(
 
 data_app = typer.Typer(help="Inspect input files through a data config.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
+app.add_typer(mlpf_app, name="mlpf")
 
 
 @data_app.command("inspect")

@@ -19,7 +19,7 @@ from heptagon.apps.mlpf.run import (
     load_elements,
     train_mlpf,
 )
-from heptagon.errors import DataError
+from heptagon.errors import ConfigError, DataError
 from heptagon.generate.elements import ElementOptions, generate_elements
 
 
@@ -87,3 +87,19 @@ def test_not_an_element_sample(tmp_path: Path) -> None:
     (tmp_path / "manifest.json").write_text(json.dumps({"kind": "jets", "files": []}))
     with pytest.raises(DataError, match="not an element sample"):
         load_elements(tmp_path)
+
+
+def test_cli_generate_and_bad_option(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from heptagon.cli import app
+
+    runner = CliRunner()
+    out = tmp_path / "gun"
+    args = ["mlpf", "generate", "gun", "--events", "20", "--out", str(out), "--shard-size", "20"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert (out / "manifest.json").exists()
+    bad = runner.invoke(app, ["mlpf", "generate", "zz", "--events", "5", "--out", str(out)])
+    assert isinstance(bad.exception, ConfigError)
+    assert bad.exception.key == "sample"

@@ -1,0 +1,126 @@
+"""``heptagon mlpf generate|train|evaluate|export``: the typer sub-app (thin wrappers)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from heptagon.config import validate
+
+__all__ = ["mlpf_app"]
+
+mlpf_app = typer.Typer(
+    help="Machine-learned particle flow: element samples, MLPF training, comparison with the "
+    "rule-based PF.",
+    no_args_is_help=True,
+)
+console = Console()
+
+
+@mlpf_app.command("generate")
+def generate_cmd(
+    sample: Annotated[str, typer.Argument(help="ttbar | qcd | gun")],
+    events: Annotated[int, typer.Option("--events", help="Number of events.")],
+    out: Annotated[Path, typer.Option("--out", help="Sample directory.")],
+    seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
+    pileup: Annotated[float, typer.Option("--pileup", help="Mean pile-up (default 0).")] = 0.0,
+    jobs: Annotated[int, typer.Option("--jobs", help="Worker processes.")] = 1,
+    shard_size: Annotated[int, typer.Option("--shard-size", help="Events per shard.")] = 500,
+) -> None:
+    """Detector elements (tracks, towers) with per-element targets, sharded + manifest."""
+    from heptagon.generate.elements import ElementOptions, generate_elements
+
+    opts = validate(
+        ElementOptions,
+        {
+            "sample": sample,
+            "events": events,
+            "out": out,
+            "seed": seed,
+            "pileup": pileup,
+            "jobs": jobs,
+            "shard_size": shard_size,
+        },
+    )
+    summary = generate_elements(opts, show_progress=sys.stderr.isatty())
+    console.print(f"{events} {sample} events in {out} ({summary.wall_s:.1f} s)")
+
+
+@mlpf_app.command("train")
+def train_cmd(
+    data: Annotated[Path, typer.Option("--data", help="Element sample directory.")],
+    out: Annotated[Path, typer.Option("--out", help="Run directory.")],
+    epochs: Annotated[int, typer.Option("--epochs")] = 10,
+    batch_events: Annotated[int, typer.Option("--batch-events")] = 8,
+    lr: Annotated[float, typer.Option("--lr")] = 1e-3,
+    width: Annotated[int, typer.Option("--width")] = 64,
+    layers: Annotated[int, typer.Option("--layers")] = 3,
+    bin_size: Annotated[int, typer.Option("--bin-size")] = 64,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+) -> None:
+    """Train MLPF on an element sample."""
+    from heptagon.apps.mlpf.run import TrainOptions, train_mlpf
+
+    opts = validate(
+        TrainOptions,
+        {
+            "data": data,
+            "out": out,
+            "epochs": epochs,
+            "batch_events": batch_events,
+            "lr": lr,
+            "width": width,
+            "n_layers": layers,
+            "bin_size": bin_size,
+            "seed": seed,
+        },
+    )
+    console.print(f"model in {train_mlpf(opts)}")
+
+
+@mlpf_app.command("evaluate")
+def evaluate_cmd(
+    run: Annotated[Path, typer.Argument(help="Run directory of `heptagon mlpf train`.")],
+    data: Annotated[Path, typer.Option("--data", help="Element sample to evaluate on.")],
+) -> None:
+    """MLPF vs the rule-based PF vs the targets: RUN/eval/metrics.json and a table."""
+    from heptagon.apps.mlpf.run import evaluate_mlpf
+
+    m = evaluate_mlpf(run, data)
+    table = Table(title=f"{m['events']} events, {m['mean_elements']:.0f} elements/event")
+    table.add_column("")
+    for algo in ("mlpf", "pf", "truth"):
+        table.add_column(algo)
+
+    def row(name: str, get: str) -> None:
+        vals = []
+        for algo in ("mlpf", "pf", "truth"):
+            v = m[algo]
+            for k in get.split("/"):
+                v = v.get(k) if isinstance(v, dict) else None
+            vals.append("-" if v is None else f"{v:.3f}")
+        table.add_row(name, *vals)
+
+    row("jet pT response median", "jets/response_median")
+    row("jet pT response IQR", "jets/response_iqr")
+    row("MET resolution (x, y; GeV)", "met/resolution_xy_gev")
+    for c in ("charged_hadron", "neutral_hadron", "photon", "electron", "muon"):
+        row(f"{c} efficiency", f"particles/per_class/{c}/efficiency")
+        row(f"{c} fake rate", f"particles/per_class/{c}/fake_rate")
+    console.print(table)
+    console.print(f"metrics in {run / 'eval' / 'metrics.json'}")
+
+
+@mlpf_app.command("export")
+def export_cmd(
+    run: Annotated[Path, typer.Argument(help="Run directory of `heptagon mlpf train`.")],
+) -> None:
+    """RUN/model.onnx with dynamic batch and element axes."""
+    from heptagon.apps.mlpf.run import export_mlpf, load_mlpf
+
+    console.print(f"ONNX in {export_mlpf(load_mlpf(run), run / 'model.onnx')}")
