@@ -139,7 +139,8 @@ def features_file(
             for unit in reader.units(chunk_size):
                 for chunk in reader.read(unit, [*PART_BRANCHES, *labels], chunk_size):
                     a = chunk.arrays
-                    x = high_level_features(*(a[b] for b in PART_BRANCHES), radius=radius)
+                    px, py, pz, e = (a[b] for b in PART_BRANCHES)
+                    x = high_level_features(px, py, pz, e, radius=radius)
                     table = {f"hlf_{name}": x[:, i] for i, name in enumerate(HLF_NAMES)}
                     chunks.append(table | {b: np.asarray(a[b], dtype=bool) for b in labels})
     names = list(dict.fromkeys(k for c in chunks for k in c))

@@ -82,12 +82,16 @@ def measure_speed(
 
 
 def speed_fp32_int8(
-    model: bytes, inputs: Mapping[str, NDArray[np.float32]], *, threads: int = 1
+    model: bytes,
+    inputs: Mapping[str, NDArray[np.float32]],
+    *,
+    threads: int = 1,
+    repeats: int = 2000,
 ) -> dict[str, Speed]:
     """:func:`measure_speed` of an fp32 ONNX model and of its int8 quantisation."""
     return {
-        "fp32": measure_speed(model, inputs, threads=threads),
-        "int8": measure_speed(quantize_int8(model), inputs, threads=threads),
+        "fp32": measure_speed(model, inputs, threads=threads, repeats=repeats),
+        "int8": measure_speed(quantize_int8(model), inputs, threads=threads, repeats=repeats),
     }
 
 
