@@ -5,8 +5,8 @@ detector: elastic weight consolidation and experience replay.
   diagonal Fisher information of the parameters on that condition's data is added to a
   running sum and the weights become the new anchor; fine-tuning on the next condition
   adds ``strength / 2 * sum_i F_i (theta_i - anchor_i)**2`` to the loss.
-- Replay: a fixed-size memory of earlier examples, drawn uniformly from every condition
-  seen (reservoir-free: an equal share per condition), is mixed into each top-up.
+- Replay: a fixed-size memory of earlier examples, an equal share drawn at random from
+  every condition seen, is mixed into each top-up.
 """
 
 from __future__ import annotations
