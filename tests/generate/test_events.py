@@ -30,6 +30,7 @@ BRANCHES = {
     "label_tth",
     "label_ttbar",
     "label_dy",
+    "label_qcd",
 }
 
 
@@ -49,6 +50,8 @@ def test_schema_and_manifest(event_sample: Path) -> None:
         events = load(event_sample, cls)
         assert len(events) == 300
         assert ak.all(events[f"label_{cls}"])
+        for other in ("tth", "ttbar", "dy", "qcd", "minbias"):
+            assert other == cls or not ak.any(events[f"label_{other}"])
         # the per-event weights of a class sum to its cross section
         assert np.sum(events.xsec_weight_pb) == pytest.approx(info["sigma_gen_pb"], rel=1e-6)
         # objects sorted by pT, jets in the window

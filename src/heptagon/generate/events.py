@@ -23,7 +23,9 @@ selections). Reconstruction, on the candidates of the one detector module
 - **Missing transverse momentum** (``MET_pt``, ``MET_phi``): minus the vector pT sum of
   all reconstructed candidates; ``GenMET_*`` is the pT sum of the neutrinos.
 - **Truth**: ``GenHiggs_pt, GenHiggs_eta, GenHiggs_phi`` (the last Higgs copy; all zero
-  in events without one), one-hot ``label_<class>``, ``event`` (index in the shard).
+  in events without one), ``event`` (index in the shard), and one-hot ``label_<l>`` for
+  every process of :data:`LABELS` (``label_tth, label_ttbar, label_dy, ...``), so that
+  samples generated separately (more Drell-Yan, say) mix in one data config.
 - **Weights**: ``xsec_weight_pb`` = the shard's Pythia cross section / its events / the
   class's shard count, so that the sum over all of a class's events is its cross section
   (pb): multiply by a luminosity in pb^-1 for expected yields.
@@ -68,6 +70,7 @@ from heptagon.physics.pdg import CAT_ELECTRON, CAT_MUON
 __all__ = [
     "EVENT_PROCESSES",
     "EVENT_SAMPLES",
+    "LABELS",
     "BTagConfig",
     "EventOptions",
     "EventProcess",
@@ -89,7 +92,7 @@ _D0ERR_FLOOR = 0.01
 
 @dataclass(frozen=True)
 class EventProcess:
-    """An event-level process: its Pythia settings, and whether it has MPI by default."""
+    """An event-level process and its Pythia settings."""
 
     name: str
     settings: tuple[str, ...]
@@ -128,7 +131,10 @@ EVENT_PROCESSES: dict[str, EventProcess] = {
     )
 }
 
-#: named event samples: their classes (each a process, labelled ``label_<process>``)
+#: the processes every event sample has a ``label_<process>`` branch for
+LABELS: tuple[str, ...] = tuple(EVENT_PROCESSES)
+
+#: named event samples: their processes
 EVENT_SAMPLES: dict[str, tuple[str, ...]] = {
     "tth-analysis": ("tth", "ttbar", "dy"),
     **{name: (name,) for name in EVENT_PROCESSES},
@@ -197,7 +203,6 @@ class EventShardSpec:
     """One unit of work: ``n_events`` events of process ``cls`` written to ``path``."""
 
     cls: str
-    classes: tuple[str, ...]
     index: int
     n_shards: int
     n_events: int
@@ -415,8 +420,8 @@ def run_event_shard(
     sigma = info.sigmaGen() * _MB_TO_PB
     table["event"] = np.arange(n, dtype=np.int64)
     table["xsec_weight_pb"] = np.full(n, sigma / n / spec.n_shards)
-    for cls in spec.classes:
-        table[f"label_{cls}"] = np.full(n, cls == spec.cls)
+    for label in LABELS:
+        table[f"label_{label}"] = np.full(n, label == spec.cls)
     path = Path(spec.path)
     write_table(table, path, spec.format)
     return {
@@ -454,7 +459,6 @@ def _plan(opts: EventOptions) -> tuple[list[EventShardSpec], dict[str, Any]]:
             specs.append(
                 EventShardSpec(
                     cls=cls,
-                    classes=opts.classes,
                     index=i,
                     n_shards=n_shards,
                     n_events=min(opts.shard_size, opts.events - i * opts.shard_size),
