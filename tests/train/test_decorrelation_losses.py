@@ -1,4 +1,5 @@
-"""Mass-decorrelation terms: distance correlation (DisCo) and the mass adversary."""
+"""Mass-decorrelation terms (distance correlation / DisCo, the mass adversary) and the
+label-proportions loss of weak supervision."""
 
 from __future__ import annotations
 
@@ -6,11 +7,19 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
+from pydantic import ValidationError
 from train_helpers import write_experiment
 
 from heptagon.errors import ConfigError
 from heptagon.train import train
-from heptagon.train.losses import DisCo, MassAdversary, distance_correlation
+from heptagon.train.losses import (
+    DisCo,
+    LabelProportions,
+    LabelProportionsSpec,
+    MassAdversary,
+    distance_correlation,
+)
 from heptagon.train.rundir import load_checkpoint
 
 CONFIGS = Path(__file__).parents[2] / "configs"
@@ -144,3 +153,22 @@ def test_regulariser_observable_must_be_an_observer(
     with pytest.raises(ConfigError) as err:
         train(experiment, top_qcd_sample, tmp_path / "run")
     assert err.value.key == "train.regularisers.0.observable"
+
+
+def test_label_proportions_loss_is_minimal_at_the_true_fractions() -> None:
+    loss = LabelProportions([0.2, 0.7])
+    target = torch.tensor([0] * 10 + [1] * 10)
+    weight = torch.ones(20)
+
+    def logits(p0: float, p1: float) -> torch.Tensor:
+        p = torch.tensor([p0] * 10 + [p1] * 10)
+        return torch.stack([torch.zeros(20), torch.log(p / (1 - p))], dim=1)
+
+    best = loss(logits(0.2, 0.7), target, weight)
+    assert best.item() < loss(logits(0.3, 0.7), target, weight).item()
+    assert best.item() < loss(logits(0.2, 0.5), target, weight).item()
+    # one sample alone in the batch: only its term
+    alone = loss(logits(0.2, 0.7)[:10], target[:10], weight[:10])
+    torch.testing.assert_close(alone, F.binary_cross_entropy(torch.tensor(0.2), torch.tensor(0.2)))
+    with pytest.raises(ValidationError):
+        LabelProportionsSpec(name="llp", fractions=[0.5, 0.5])

@@ -19,6 +19,7 @@ from heptagon.errors import ConfigError
 __all__ = [
     "CATALOGUE",
     "SAMPLE_SETS",
+    "XBB_MASSES",
     "Process",
     "SampleSet",
     "TruthRule",
@@ -79,6 +80,25 @@ def _higgs(*decay: str) -> tuple[str, ...]:
     return (*_H_JET, "25:onMode = off", *decay)
 
 
+#: masses [GeV] of the scalar X -> bb resonance scan (classes ``Xbb<mass>``, e.g. for a
+#: parameterised network): a Higgs-like scalar with its mass set, produced with a jet
+XBB_MASSES = (60, 80, 100, 120, 140)
+
+
+def _xbb(mass: int) -> Process:
+    return Process(
+        f"Xbb{mass}",
+        _higgs(
+            "25:onIfMatch = 5 -5",
+            f"25:m0 = {mass}",
+            f"25:mMin = {mass / 2:g}",
+            f"25:mMax = {mass * 3 / 2:g}",
+        ),
+        _resonance(25),
+        f"scalar X -> bb, m_X = {mass} GeV, in X + jet",
+    )
+
+
 CATALOGUE: dict[str, Process] = {
     p.name: p
     for p in (
@@ -113,6 +133,7 @@ CATALOGUE: dict[str, Process] = {
             _resonance(25, 1),
             "H -> WW* -> qq' l nu (l = e, mu) in H + jet",
         ),
+        *(_xbb(mass) for mass in XBB_MASSES),
         Process(
             "q",
             (
@@ -182,6 +203,26 @@ SAMPLE_SETS: dict[str, SampleSet] = {
             eta_max=2.0,
             mpi=False,
             description="top-tagging landscape definition (arXiv:1902.09914)",
+        ),
+        SampleSet(
+            "w-vs-qcd",
+            ("Wqq", "QCD"),
+            radius=0.8,
+            pt_min=500.0,
+            pt_max=1000.0,
+            eta_max=2.0,
+            mpi=False,
+            description="W vs QCD in JetClass's pT window, for mass decorrelation studies",
+        ),
+        SampleSet(
+            "xbb-scan",
+            tuple(f"Xbb{mass}" for mass in XBB_MASSES),
+            radius=0.8,
+            pt_min=500.0,
+            pt_max=1000.0,
+            eta_max=2.0,
+            mpi=False,
+            description="scalar X -> bb at several masses (w-vs-qcd's jets), for PNNs",
         ),
         SampleSet(
             "qg",

@@ -153,6 +153,8 @@ class ExperimentConfig(_Model):
             kind = "regression targets" if labels.type == "custom" else "class labels"
             raise ValueError(f"train.task '{self.train.task}' does not fit the {kind} of data")
         n_classes = len(labels.names)
+        if self.train.loss.name == "llp" and n_classes != 2:
+            raise ConfigError("llp needs two labels: the two mixed samples", "train.loss")
         for i, reg in enumerate(self.train.regularisers):
             where = f"train.regularisers.{i}"
             if reg.observable not in self.data.observers:

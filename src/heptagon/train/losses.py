@@ -30,6 +30,8 @@ __all__ = [
     "DiscoSpec",
     "FocalLoss",
     "FocalSpec",
+    "LabelProportions",
+    "LabelProportionsSpec",
     "LossSpec",
     "MSESpec",
     "MassAdversary",
@@ -96,6 +98,32 @@ class MeanSquaredError(WeightedLoss):
         return (output - target.to(output.dtype)).square().sum(dim=1)
 
 
+class LabelProportions(WeightedLoss):
+    """Learning from label proportions (Dery, Nachman, Rubbo & Schwartzman,
+    arXiv:1702.00414): the entries' labels say which mixed sample they come from, and
+    ``fractions[m]`` is the known signal fraction of sample ``m``. The loss is the binary
+    cross entropy between each sample's known fraction and its entries' weighted mean
+    signal probability (softmax column 1), averaged over the samples in the batch; no
+    entry's own class is used."""
+
+    def __init__(self, fractions: Sequence[float]) -> None:
+        super().__init__()
+        self.register_buffer("fractions", torch.tensor(list(fractions), dtype=torch.float32))
+
+    fractions: Tensor
+
+    def forward(self, output: Tensor, target: Tensor, weight: Tensor) -> Tensor:
+        """Mean over the batch's mixed samples of ``BCE(fraction, mean p)``."""
+        p = torch.softmax(output.float(), dim=1)[:, 1]
+        groups = F.one_hot(target, len(self.fractions)).float() * weight.float()[:, None]
+        total = groups.sum(dim=0)
+        present = total > 0
+        mean_p = (groups * p[:, None]).sum(dim=0) / torch.where(present, total, 1.0)
+        mean_p = mean_p.clamp(1e-6, 1 - 1e-6)
+        bce = F.binary_cross_entropy(mean_p, self.fractions, reduction="none")
+        return (bce * present).sum() / present.sum().clamp(min=1)
+
+
 class _Spec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -140,6 +168,24 @@ class MSESpec(_Spec):
         return MeanSquaredError()
 
 
+class LabelProportionsSpec(_Spec):
+    """``llp``: learning from label proportions; ``data.labels`` name the two mixed
+    samples, ``fractions`` their known signal fractions (in that order)."""
+
+    name: Literal["llp"]
+    fractions: list[Annotated[float, Field(ge=0, le=1)]] = Field(min_length=2, max_length=2)
+
+    @model_validator(mode="after")
+    def _different(self) -> LabelProportionsSpec:
+        if self.fractions[0] == self.fractions[1]:
+            raise ValueError("the two samples' fractions must differ")
+        return self
+
+    def build(self) -> WeightedLoss:
+        """A :class:`LabelProportions`."""
+        return LabelProportions(self.fractions)
+
+
 def _short_form(value: Any) -> Any:
     """``"focal"`` -> ``{"name": "focal"}``; a mapping without ``name`` is the default ``ce``."""
     if isinstance(value, str):
@@ -151,7 +197,7 @@ def _short_form(value: Any) -> Any:
 
 #: The ``train.loss`` block: one of the specs, chosen by ``name``.
 LossSpec = Annotated[
-    CrossEntropySpec | FocalSpec | MSESpec,
+    CrossEntropySpec | FocalSpec | MSESpec | LabelProportionsSpec,
     Field(discriminator="name"),
     BeforeValidator(_short_form),
 ]
