@@ -17,6 +17,7 @@ RAW_BRANCHES = {  # the JetClass schema of DESIGN.md
     *(f"part_is{n}" for n in ("ChargedHadron", "NeutralHadron", "Photon", "Electron", "Muon")),
     *(f"jet_{n}" for n in ("pt", "eta", "phi", "energy", "nparticles", "sdmass")),
     *(f"jet_tau{i}" for i in range(1, 5)),
+    "pnn_mass",  # the parameter column benchmarks/pnn.py writes (configs/pnn_xbb.yaml)
 }
 
 
