@@ -10,9 +10,9 @@ each element to at most one particle. The architecture:
    Reformer style: the bucket is the argmax of ``[xR, -xR]`` over ``n_buckets / 2``
    rotated directions, ties broken by a second random projection); sort the elements by
    bucket and cut the sorted sequence into bins of ``bin_size`` elements; inside each bin
-   a dense Gaussian-kernel adjacency ``A_ij = exp(-|x_i - x_j|^2)`` (row-normalised,
-   padding masked) passes messages ``A (W h)``, added to the element's state through an
-   MLP with a residual connection and LayerNorm. The largest tensor is
+   a dense Gaussian-kernel adjacency ``A_ij = exp(-s |x_i - x_j|^2)`` (a learned ``s``;
+   row-normalised, padding masked) passes messages ``A (W h)``, added to the element's
+   state through an MLP with a residual connection and LayerNorm. The largest tensor is
    ``(batch, n_elements / bin_size, bin_size, bin_size)``: memory and time grow linearly
    with the number of elements (no ``N^2`` tensor).
 3. **heads** on the encoder output and the last graph state, per element
@@ -76,6 +76,9 @@ class LSHGraphLayer(nn.Module):
         self.message = nn.Linear(width, width)
         self.update = dense_stack(2 * width, (width,))
         self.norm = nn.LayerNorm(width)
+        # kernel sharpness: typical distances start near 1, so the adjacency starts smooth
+        # (an exp(-|x|^2) on raw projections starts as the identity and learns nothing)
+        self.inv_scale = nn.Parameter(torch.tensor(1.0 / space_dim))
         gen = torch.Generator().manual_seed(seed)
         # fixed random rotations (not trained): part of the state dict, so exports agree
         self.register_buffer("rotation", torch.randn(space_dim, n_buckets // 2, generator=gen))
@@ -86,7 +89,7 @@ class LSHGraphLayer(nn.Module):
         ``h: (..., S, w)``, ``m: (..., S, 1)``)."""
         sq = (x * x).sum(-1, keepdim=True)
         dist2 = (sq + sq.transpose(-1, -2) - 2 * x @ x.transpose(-1, -2)).clamp(min=0)
-        adj = torch.exp(-dist2) * m * m.transpose(-1, -2)
+        adj = torch.exp(-dist2 * self.inv_scale.abs()) * m * m.transpose(-1, -2)
         adj = adj / (adj.sum(-1, keepdim=True) + 1e-6)
         out: Tensor = adj @ self.message(h)
         return out
@@ -152,7 +155,7 @@ class MLPF(TorchModel):
         self.num_classes = num_classes
         self.bin_size = bin_size
         in_dim = input_dims["el_features"]
-        self.encoder = dense_stack(in_dim, (width, width))
+        self.encoder = nn.Sequential(*dense_stack(in_dim, (width, width)), nn.LayerNorm(width))
         self.layers = nn.ModuleList(
             LSHGraphLayer(width, space_dim, bin_size, n_buckets, graph == "dense", seed + i)
             for i in range(n_layers)
