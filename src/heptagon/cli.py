@@ -16,6 +16,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from heptagon.apps.dqm.cli import dqm_app
 from heptagon.apps.mlpf.cli import mlpf_app
 from heptagon.apps.trigger.cli import app as trigger_app
 from heptagon.config import validate
@@ -353,6 +354,7 @@ def predict(
 
 data_app = typer.Typer(help="Inspect input files through a data config.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
+app.add_typer(dqm_app, name="dqm")
 app.add_typer(mlpf_app, name="mlpf")
 app.add_typer(trigger_app, name="trigger")
 

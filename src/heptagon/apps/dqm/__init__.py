@@ -1,0 +1,2 @@
+"""Data-quality monitoring (``heptagon dqm``): simulated runs and lumisections,
+anomaly detection and the automatic certification of runs."""

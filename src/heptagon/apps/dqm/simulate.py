@@ -1,0 +1,574 @@
+"""Runs and lumisections (LS) of a CMS-like detector, filled from a generated jet sample.
+
+The event source is a QCD jet sample made once by the generate stage (anti-kT R = 0.4,
+pT 30-1000 GeV, abs(eta) < 2.5, MPI on; Pythia 8 + the parametric detector) and cached.
+Each LS draws a Poisson number of events (mean: its integrated luminosity, in units of
+expected events) from the sample, without replacement within the LS (with replacement
+only when the LS needs more events than the sample has); each drawn event is rotated by a random
+azimuth and reflected in eta at random (the physics is symmetric under both), so a few
+thousand jets give a year of statistically distinct LS. Runs have their own peak
+luminosity, decaying exponentially along the run, and a slow calorimeter response drift
+over the year (the response of neutral deposits is ``1 + drift * sin(2 pi run / runs)``).
+
+Faults act on the constituents (the reconstructed particles) before the jets are rebuilt
+and the histograms filled; each has a size (see :class:`Fault`) and starts at an LS of the
+run. Jets are rebuilt from what is left of their constituents (four-momentum sum) and kept
+above ``jet_pt_min``. Labels (fault, size, good/bad) are kept per run and per LS.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, get_args
+
+import awkward as ak
+import numpy as np
+import vector
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from heptagon.apps.dqm.observables import HISTOGRAMS, book
+from heptagon.errors import ConfigError, DataError
+from heptagon.generate.run import GenerateOptions, generate, load_manifest
+from heptagon.io import atomic_path, write_json_atomic
+
+__all__ = [
+    "FAULT_KINDS",
+    "DQMData",
+    "Fault",
+    "FaultKind",
+    "JetSource",
+    "RunPlan",
+    "SimulateConfig",
+    "SourceOptions",
+    "load_data",
+    "load_source",
+    "make_source",
+    "plan_runs",
+    "simulate",
+    "simulate_runs",
+]
+
+FaultKind = Literal[
+    "dead_region", "hot_region", "noisy_towers", "jes_shift", "tracker_ineff", "rate_drop"
+]
+#: the fault catalogue
+FAULT_KINDS: tuple[FaultKind, ...] = get_args(FaultKind)
+#: the default size range of each fault in :func:`plan_runs` (drawn log-uniform)
+DEFAULT_SIZES: dict[FaultKind, tuple[float, float]] = {
+    "dead_region": (0.1, 1.0),
+    "hot_region": (0.05, 0.5),
+    "noisy_towers": (0.005, 0.1),
+    "jes_shift": (0.005, 0.05),
+    "tracker_ineff": (0.05, 0.5),
+    "rate_drop": (0.01, 0.2),
+}
+
+# particle types of the constituents (JetClass flags)
+CH_HAD, NEU_HAD, PHOTON, ELECTRON, MUON = range(5)
+_TYPE_BRANCHES = (
+    "part_isChargedHadron",
+    "part_isNeutralHadron",
+    "part_isPhoton",
+    "part_isElectron",
+    "part_isMuon",
+)
+#: tracker acceptance (abs(eta)), calorimeter region edge for random fault locations
+TRACKER_ETA = 2.5
+#: HCAL tower size in eta and phi, and its minimum energy (reference/detector.md)
+TOWER = 0.087
+HCAL_EMIN_GEV = 1.0
+#: mean energy of a noisy tower's fake deposit above HCAL_EMIN_GEV
+NOISE_MEAN_GEV = 5.0
+#: the extent of a dead / hot region and of a tracker-inefficiency eta slice
+REGION_ETA, REGION_PHI, SLICE_ETA = 0.5, 0.52, 0.5
+
+
+class Fault(BaseModel):
+    """A detector fault injected from LS ``start_ls`` of a run on.
+
+    ``size`` by kind: ``dead_region`` fraction of calorimeter deposits lost in the region
+    (1 = fully dead: neutral deposits vanish, charged hadrons keep their track but leave no
+    deposit); ``hot_region`` relative gain excess of neutral deposits there (0.2 = +20 %);
+    ``noisy_towers`` probability per event that each noisy tower fires (a fake neutral
+    deposit of ``1 + Exp(5)`` GeV); ``jes_shift`` relative shift of the jet energy scale
+    (all jet constituents); ``tracker_ineff`` fraction of tracks lost in the eta slice
+    (charged hadrons are then seen as neutral hadrons with HCAL resolution, electrons as
+    photons); ``rate_drop`` fraction of events lost (a trigger / timing problem).
+    ``eta`` / ``phi``: the region (``eta`` alone: the tracker slice); ``towers``: the
+    noisy towers' (eta, phi) centres. Left empty, :meth:`placed` draws them.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: FaultKind
+    size: float = Field(gt=0)
+    start_ls: int = Field(0, ge=0)
+    eta: tuple[float, float] | None = None
+    phi: tuple[float, float] | None = None
+    towers: tuple[tuple[float, float], ...] = ()
+    n_towers: int = Field(3, ge=1)
+
+    @model_validator(mode="after")
+    def _size(self) -> Fault:
+        if self.kind in ("dead_region", "tracker_ineff", "rate_drop") and self.size > 1:
+            raise ConfigError(f"{self.kind} size is a fraction, got {self.size}", key="size")
+        return self
+
+    def placed(self, rng: np.random.Generator) -> Fault:
+        """This fault with a random location where none was given."""
+        update: dict[str, Any] = {}
+        if self.kind in ("dead_region", "hot_region"):
+            if self.eta is None:
+                lo = rng.uniform(-TRACKER_ETA, TRACKER_ETA - REGION_ETA)
+                update["eta"] = (lo, lo + REGION_ETA)
+            if self.phi is None:
+                lo = rng.uniform(-np.pi, np.pi - REGION_PHI)
+                update["phi"] = (lo, lo + REGION_PHI)
+        elif self.kind == "tracker_ineff" and self.eta is None:
+            lo = rng.uniform(-TRACKER_ETA, TRACKER_ETA - SLICE_ETA)
+            update["eta"] = (lo, lo + SLICE_ETA)
+        elif self.kind == "noisy_towers" and not self.towers:
+            ieta = rng.integers(-int(TRACKER_ETA / TOWER), int(TRACKER_ETA / TOWER), self.n_towers)
+            iphi = rng.integers(-int(np.pi / TOWER), int(np.pi / TOWER), self.n_towers)
+            update["towers"] = tuple(
+                (float((i + 0.5) * TOWER), float((j + 0.5) * TOWER))
+                for i, j in zip(ieta, iphi, strict=True)
+            )
+        return self.model_copy(update=update)
+
+
+class RunPlan(BaseModel):
+    """One run: its number, LS count, peak luminosity (relative to nominal) and fault."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    run: int = Field(ge=0)
+    n_ls: int = Field(gt=0)
+    peak_lumi: float = Field(1.0, gt=0)
+    fault: Fault | None = None
+
+
+class SourceOptions(BaseModel):
+    """The generated QCD jet sample the LS are drawn from."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    jets: int = Field(4000, gt=0)
+    seed: int = Field(1, ge=0)
+    pt_min: float = 30.0
+    pt_max: float = 1000.0
+    radius: float = 0.4
+    eta_max: float = TRACKER_ETA
+    shard_size: int = Field(1000, gt=0)
+    jobs: int = Field(1, ge=1)
+
+
+class SimulateConfig(BaseModel):
+    """How runs are drawn (:func:`plan_runs`) and filled (:func:`simulate_runs`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    runs: int = Field(40, gt=0)
+    ls_per_run: int = Field(20, gt=0)
+    seed: int = Field(0, ge=0)
+    first_run: int = Field(1, ge=0)
+    events_per_ls: float = Field(1000.0, gt=0, description="mean events per LS at nominal lumi")
+    lumi_spread: float = Field(0.3, ge=0, lt=1, description="peak lumi in U(1 - s, 1 + s)")
+    lumi_lifetime: float = Field(60.0, gt=0, description="luminosity lifetime [LS]")
+    drift: float = Field(0.01, ge=0, description="calorimeter response drift amplitude")
+    bad_fraction: float = Field(0.3, ge=0, le=1)
+    faults: tuple[FaultKind, ...] = FAULT_KINDS
+    sizes: dict[FaultKind, tuple[float, float]] = Field(default_factory=lambda: dict(DEFAULT_SIZES))
+    deposit_min_gev: float = Field(2.0, ge=0, description="occupancy-map deposit threshold")
+    jet_pt_min: float = Field(30.0, ge=0)
+
+    @model_validator(mode="after")
+    def _sizes(self) -> SimulateConfig:
+        for kind in self.faults:
+            if kind not in self.sizes:
+                raise ConfigError(f"no size range for fault '{kind}'", key=f"sizes.{kind}")
+        return self
+
+
+@dataclass(frozen=True)
+class JetSource:
+    """A jet sample as flat arrays: events -> jets -> constituents (absolute eta, phi)."""
+
+    event_offsets: np.ndarray
+    jet_offsets: np.ndarray
+    pt: np.ndarray
+    eta: np.ndarray
+    phi: np.ndarray
+    energy: np.ndarray
+    ptype: np.ndarray
+
+    @property
+    def n_events(self) -> int:
+        return len(self.event_offsets) - 1
+
+
+def make_source(out: Path, opts: SourceOptions, *, show_progress: bool = True) -> Path:
+    """Generate (or reuse: finished shards are kept) the QCD source sample in ``out``."""
+    generate(
+        GenerateOptions(
+            sample="QCD",
+            jets=opts.jets,
+            seed=opts.seed,
+            out=out,
+            pt_min=opts.pt_min,
+            pt_max=opts.pt_max,
+            radius=opts.radius,
+            eta_max=opts.eta_max,
+            shard_size=opts.shard_size,
+            jobs=opts.jobs,
+        ),
+        show_progress=show_progress,
+    )
+    return out
+
+
+def load_source(path: Path) -> JetSource:
+    """Read a generated jet dataset (its manifest's Parquet shards) into a :class:`JetSource`."""
+    manifest = load_manifest(path)
+    columns = ["event", "part_px", "part_py", "part_pz", "part_energy", *_TYPE_BRANCHES]
+    keys, tables = [], []
+    for i, rec in enumerate(manifest["files"]):
+        file = Path(path) / rec["file"]
+        if file.suffix != ".parquet":
+            raise DataError("the DQM source must be a Parquet dataset", file=file)
+        table = ak.from_parquet(file, columns=columns)
+        missing = set(columns) - set(table.fields)
+        if missing:
+            raise DataError("missing in the jet sample", file=file, key=sorted(missing)[0])
+        keys.append(i * 1_000_000_000 + ak.to_numpy(table["event"]))
+        tables.append(table)
+    if not tables:
+        raise DataError("the dataset has no files", file=path)
+    jets = ak.concatenate(tables)
+    key = np.concatenate(keys)
+    order = np.argsort(key, kind="stable")
+    jets, key = jets[order], key[order]
+    starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
+    counts = ak.to_numpy(ak.num(jets["part_px"]))
+    p4: Any = vector.array(
+        {
+            name: ak.to_numpy(ak.flatten(jets[f"part_{branch}"]))
+            for name, branch in (("px", "px"), ("py", "py"), ("pz", "pz"), ("E", "energy"))
+        }
+    )
+    flags = np.stack([ak.to_numpy(ak.flatten(jets[b])) for b in _TYPE_BRANCHES], axis=1)
+    return JetSource(
+        event_offsets=np.r_[starts, len(key)].astype(np.int64),
+        jet_offsets=np.r_[0, np.cumsum(counts)].astype(np.int64),
+        pt=np.asarray(p4.pt, dtype=float),
+        eta=np.asarray(p4.eta, dtype=float),
+        phi=np.asarray(p4.phi, dtype=float),
+        energy=np.asarray(p4.E, dtype=float),
+        ptype=np.argmax(flags, axis=1).astype(np.int8),
+    )
+
+
+@dataclass
+class DQMData:
+    """Per-LS histogram counts and labels of a set of runs.
+
+    ``counts[name]``: ``(n_ls, *bins)``; ``ls``: per-LS columns ``run``, ``ls``, ``lumi``
+    (integrated luminosity in expected events), ``n_events``, ``bad``, ``fault``, ``size``;
+    ``runs``: one record per run (its :class:`RunPlan` with the placed fault, and ``bad``).
+    """
+
+    counts: dict[str, np.ndarray]
+    ls: dict[str, np.ndarray]
+    runs: list[dict[str, Any]]
+
+    @property
+    def run_numbers(self) -> np.ndarray:
+        return np.array([r["run"] for r in self.runs], dtype=np.int64)
+
+    @property
+    def run_bad(self) -> np.ndarray:
+        return np.array([r["bad"] for r in self.runs], dtype=bool)
+
+    @property
+    def run_faults(self) -> list[str]:
+        return [r["fault"]["kind"] if r["fault"] else "" for r in self.runs]
+
+    def ls_rate(self) -> np.ndarray:
+        """Events per unit luminosity of each LS (1 on average at the nominal rate)."""
+        return self.ls["n_events"] / np.maximum(self.ls["lumi"], 1e-12)
+
+    def run_counts(self) -> dict[str, np.ndarray]:
+        """The histograms summed over each run's LS: ``(n_runs, *bins)``, in ``runs`` order."""
+        index = np.searchsorted(self.run_numbers, self.ls["run"])
+        out = {}
+        for name, c in self.counts.items():
+            summed = np.zeros((len(self.runs), *c.shape[1:]))
+            np.add.at(summed, index, c)
+            out[name] = summed
+        return out
+
+    def run_rate(self) -> np.ndarray:
+        """Events per unit luminosity of each run."""
+        index = np.searchsorted(self.run_numbers, self.ls["run"])
+        n = np.bincount(index, self.ls["n_events"], minlength=len(self.runs))
+        lumi = np.bincount(index, self.ls["lumi"], minlength=len(self.runs))
+        return n / np.maximum(lumi, 1e-12)
+
+    def select(self, runs: Sequence[int] | np.ndarray) -> DQMData:
+        """The subset with these run numbers."""
+        keep = {int(r) for r in runs}
+        mask = np.isin(self.ls["run"], list(keep))
+        return DQMData(
+            {k: v[mask] for k, v in self.counts.items()},
+            {k: v[mask] for k, v in self.ls.items()},
+            [r for r in self.runs if r["run"] in keep],
+        )
+
+    def save(self, out: Path) -> None:
+        """Write ``histograms.npz`` (counts and LS columns) and ``runs.json``, atomically."""
+        out.mkdir(parents=True, exist_ok=True)
+        arrays = {f"h_{k}": v for k, v in self.counts.items()}
+        arrays |= {f"ls_{k}": v for k, v in self.ls.items()}
+        with atomic_path(out / "histograms.npz") as tmp, open(tmp, "wb") as f:
+            np.savez_compressed(f, allow_pickle=False, **arrays)
+        edges = {
+            name: [np.asarray(ax.edges).tolist() for ax in spec.book().axes]
+            for name, spec in HISTOGRAMS.items()
+        }
+        write_json_atomic(out / "runs.json", {"runs": self.runs, "edges": edges})
+
+
+def load_data(path: Path) -> DQMData:
+    """Read what :meth:`DQMData.save` wrote (``path`` is the directory)."""
+    npz, meta = Path(path) / "histograms.npz", Path(path) / "runs.json"
+    for f in (npz, meta):
+        if not f.exists():
+            raise DataError("not a DQM data dir (run `heptagon dqm simulate`)", file=f)
+    with np.load(npz) as z:
+        counts = {k[2:]: z[k] for k in z.files if k.startswith("h_")}
+        ls = {k[3:]: z[k] for k in z.files if k.startswith("ls_")}
+    missing = [h for h in HISTOGRAMS if h not in counts]
+    if missing:
+        raise DataError("histogram missing", file=npz, key=missing[0])
+    runs = json.loads(meta.read_text())["runs"]
+    return DQMData(counts, ls, sorted(runs, key=lambda r: r["run"]))
+
+
+def plan_runs(cfg: SimulateConfig) -> list[RunPlan]:
+    """Draw the runs of ``cfg``: peak luminosities, which runs are bad, their fault, size
+    (log-uniform in ``cfg.sizes``) and first faulty LS (in the first half of the run)."""
+    rng = np.random.default_rng([cfg.seed, 0])
+    plans = []
+    for i in range(cfg.runs):
+        fault = None
+        if cfg.faults and rng.random() < cfg.bad_fraction:
+            kind = cfg.faults[rng.integers(len(cfg.faults))]
+            lo, hi = cfg.sizes[kind]
+            size = float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
+            start = int(rng.integers(0, max(cfg.ls_per_run // 2, 1)))
+            fault = Fault(kind=kind, size=size, start_ls=start)
+        peak = float(rng.uniform(1 - cfg.lumi_spread, 1 + cfg.lumi_spread))
+        plans.append(
+            RunPlan(run=cfg.first_run + i, n_ls=cfg.ls_per_run, peak_lumi=peak, fault=fault)
+        )
+    return plans
+
+
+def simulate(cfg: SimulateConfig, source: JetSource, *, show_progress: bool = True) -> DQMData:
+    """The runs drawn by :func:`plan_runs`, filled by :func:`simulate_runs`."""
+    return simulate_runs(plan_runs(cfg), source, cfg, show_progress=show_progress)
+
+
+def simulate_runs(
+    plans: Sequence[RunPlan],
+    source: JetSource,
+    cfg: SimulateConfig,
+    *,
+    show_progress: bool = True,
+    year_runs: int | None = None,
+) -> DQMData:
+    """Fill the LS histograms of ``plans``. The response drift's phase is ``run /
+    year_runs`` (default ``cfg.runs``); each run's randomness comes from (seed, run)."""
+    year = year_runs or cfg.runs
+    counts: dict[str, list[np.ndarray]] = {name: [] for name in HISTOGRAMS}
+    columns: dict[str, list[Any]] = {
+        k: [] for k in ("run", "ls", "lumi", "n_events", "bad", "size", "fault")
+    }
+    records = []
+    with Progress(
+        TextColumn("dqm simulate"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("runs"),
+        TimeElapsedColumn(),
+        disable=not show_progress,
+    ) as bar:
+        task = bar.add_task("runs", total=len(plans))
+        for plan in plans:
+            rng = np.random.default_rng([cfg.seed, 1, plan.run])
+            fault = plan.fault.placed(rng) if plan.fault else None
+            response = 1.0 + cfg.drift * np.sin(2 * np.pi * plan.run / year)
+            for ls in range(plan.n_ls):
+                lumi = cfg.events_per_ls * plan.peak_lumi * np.exp(-ls / cfg.lumi_lifetime)
+                active = fault if fault is not None and ls >= fault.start_ls else None
+                hists, n_events = _fill_ls(source, lumi, response, active, cfg, rng)
+                for name, values in hists.items():
+                    counts[name].append(values)
+                for key, value in (
+                    ("run", plan.run),
+                    ("ls", ls),
+                    ("lumi", lumi),
+                    ("n_events", n_events),
+                    ("bad", active is not None),
+                    ("size", active.size if active else 0.0),
+                    ("fault", active.kind if active else ""),
+                ):
+                    columns[key].append(value)
+            bad = fault is not None and fault.start_ls < plan.n_ls
+            records.append(plan.model_copy(update={"fault": fault}).model_dump() | {"bad": bad})
+            bar.advance(task)
+    return DQMData(
+        {k: np.asarray(v, dtype=np.int32) for k, v in counts.items()},
+        {k: np.asarray(v) for k, v in columns.items()},
+        records,
+    )
+
+
+def _ranges(starts: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of the concatenated ranges ``[s, s + c)`` and which range each belongs to."""
+    owner = np.repeat(np.arange(len(starts)), counts)
+    first = np.cumsum(counts) - counts
+    return np.repeat(starts - first, counts) + np.arange(counts.sum()), owner
+
+
+def _in(x: np.ndarray, window: tuple[float, float] | None) -> np.ndarray:
+    assert window is not None  # placed faults always carry their region
+    return (x >= window[0]) & (x < window[1])
+
+
+def _fill_ls(
+    src: JetSource,
+    lumi: float,
+    response: float,
+    fault: Fault | None,
+    cfg: SimulateConfig,
+    rng: np.random.Generator,
+) -> tuple[dict[str, np.ndarray], int]:
+    """Draw one LS, apply the fault to its constituents, rebuild the jets, fill."""
+    kind = fault.kind if fault else ""
+    size = fault.size if fault else 0.0
+    n_events = int(rng.poisson(lumi * (1 - size if kind == "rate_drop" else 1.0)))
+    # within an LS no event is drawn twice (while the source is large enough): repeated
+    # identical jets would make the tails of the jet histograms over-dispersed
+    events = rng.choice(src.n_events, n_events, replace=n_events > src.n_events)
+    jet_idx, jet_event = _ranges(src.event_offsets[events], np.diff(src.event_offsets)[events])
+    idx, jet = _ranges(src.jet_offsets[jet_idx], np.diff(src.jet_offsets)[jet_idx])
+    event = jet_event[jet]
+    # random azimuthal rotation and eta reflection per drawn event
+    flip = rng.choice([-1.0, 1.0], n_events)[event]
+    eta = src.eta[idx] * flip
+    phi = (
+        np.mod(src.phi[idx] + rng.uniform(-np.pi, np.pi, n_events)[event] + np.pi, 2 * np.pi)
+        - np.pi
+    )
+    pt, energy, ptype = src.pt[idx].copy(), src.energy[idx].copy(), src.ptype[idx].copy()
+    neutral = (ptype == NEU_HAD) | (ptype == PHOTON)
+    pt[neutral] *= response
+    energy[neutral] *= response
+    has_calo = ptype != MUON
+    keep = np.ones(len(idx), dtype=bool)
+    if fault is not None and kind in ("dead_region", "hot_region"):
+        region = _in(eta, fault.eta) & _in(phi, fault.phi) & has_calo
+        if kind == "dead_region":
+            lost = region & (rng.random(len(idx)) < size)
+            keep &= ~(lost & neutral)
+            has_calo &= ~lost
+        else:
+            gain = np.where(region & neutral, 1.0 + size, 1.0)
+            pt, energy = pt * gain, energy * gain
+    elif fault is not None and kind == "tracker_ineff":
+        lost = _in(eta, fault.eta) & ((ptype == CH_HAD) | (ptype == ELECTRON))
+        lost &= rng.random(len(idx)) < size
+        hadron = lost & (ptype == CH_HAD)
+        e = energy[hadron]
+        smeared = e + rng.normal(size=len(e)) * np.sqrt((0.05 * e) ** 2 + 1.5**2 * e)
+        energy[hadron] = smeared
+        pt[hadron] = smeared / np.cosh(eta[hadron])
+        keep[hadron] = smeared > HCAL_EMIN_GEV
+        ptype[hadron] = NEU_HAD
+        ptype[lost & ~hadron] = PHOTON
+    elif kind == "jes_shift":
+        pt, energy = pt * (1 + size), energy * (1 + size)
+    pt, eta, phi, energy, ptype, jet, event, has_calo = (
+        a[keep] for a in (pt, eta, phi, energy, ptype, jet, event, has_calo)
+    )
+    if fault is not None and kind == "noisy_towers":
+        fires = rng.random((n_events, len(fault.towers))) < size
+        ev, tower = np.nonzero(fires)
+        centres = np.asarray(fault.towers).reshape(-1, 2)[tower]
+        jitter = rng.uniform(-TOWER / 2, TOWER / 2, (len(ev), 2))
+        e_fake = HCAL_EMIN_GEV + rng.exponential(NOISE_MEAN_GEV, len(ev))
+        fake_eta = centres[:, 0] + jitter[:, 0]
+        pt = np.r_[pt, e_fake / np.cosh(fake_eta)]
+        eta = np.r_[eta, fake_eta]
+        phi = np.r_[phi, centres[:, 1] + jitter[:, 1]]
+        energy = np.r_[energy, e_fake]
+        ptype = np.r_[ptype, np.full(len(ev), NEU_HAD, dtype=np.int8)]
+        jet = np.r_[jet, np.full(len(ev), -1)]
+        event = np.r_[event, ev]
+        has_calo = np.r_[has_calo, np.ones(len(ev), dtype=bool)]
+    return _histograms(
+        pt, eta, phi, energy, ptype, jet, event, has_calo, len(jet_idx), n_events, cfg
+    ), n_events
+
+
+def _histograms(
+    pt: np.ndarray,
+    eta: np.ndarray,
+    phi: np.ndarray,
+    energy: np.ndarray,
+    ptype: np.ndarray,
+    jet: np.ndarray,
+    event: np.ndarray,
+    has_calo: np.ndarray,
+    n_jets: int,
+    n_events: int,
+    cfg: SimulateConfig,
+) -> dict[str, np.ndarray]:
+    """Rebuild the jets from their constituents and fill every monitored histogram."""
+    px, py, pz = pt * np.cos(phi), pt * np.sin(phi), pt * np.sinh(eta)
+    clustered = jet >= 0
+    j = jet[clustered]
+
+    def per_jet(w: np.ndarray) -> np.ndarray:
+        return np.bincount(j, w[clustered], minlength=n_jets)
+
+    jpx, jpy, jpz, je = per_jet(px), per_jet(py), per_jet(pz), per_jet(energy)
+    jpt = np.hypot(jpx, jpy)
+    nconst = np.bincount(j, minlength=n_jets)
+    charged = (ptype == CH_HAD) | (ptype == ELECTRON) | (ptype == MUON)
+    sel = (nconst > 0) & (jpt > cfg.jet_pt_min)
+    jeta = np.arcsinh(jpz[sel] / jpt[sel])
+    jphi = np.arctan2(jpy[sel], jpx[sel])
+    h = book()
+    h["jet_pt"].fill(jpt[sel])
+    h["jet_eta"].fill(jeta)
+    h["jet_phi"].fill(jphi)
+    for name, code in zip(
+        ("frac_chhad", "frac_nhad", "frac_photon", "frac_ele", "frac_mu"), range(5), strict=True
+    ):
+        h[name].fill(per_jet(energy * (ptype == code))[sel] / je[sel])
+    h["jet_nconst"].fill(nconst[sel])
+    h["jet_ntracks"].fill(np.bincount(j, charged[clustered], minlength=n_jets)[sel])
+    mht_x = np.bincount(event, px, minlength=n_events)
+    mht_y = np.bincount(event, py, minlength=n_events)
+    h["mht"].fill(np.hypot(mht_x, mht_y))
+    deposit = has_calo & (energy > cfg.deposit_min_gev)
+    neutral = (ptype == NEU_HAD) | (ptype == PHOTON)
+    h["occ_neutral"].fill(eta[deposit & neutral], phi[deposit & neutral])
+    h["occ_charged"].fill(eta[deposit & ~neutral], phi[deposit & ~neutral])
+    return {name: np.asarray(hh.values()) for name, hh in h.items()}
