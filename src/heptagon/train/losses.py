@@ -214,20 +214,21 @@ def distance_correlation(x: Tensor, y: Tensor, weight: Tensor) -> Tensor:
     with the weighted row means, ``A = a - a.w[:, None] - a.w[None, :] + w.a.w``, and
     ``dCov^2(x, y) = w.(A * B).w``; the result is ``dCov^2(x, y) / sqrt(dCov^2(x, x)
     dCov^2(y, y))``, in [0, 1] and 0 (for large samples) only for independent ``x``, ``y``.
-    Zero when either sample is constant (or every weight is zero).
+    Zero when either sample is constant (or every weight is zero). Computed in float64.
     """
-    total = weight.sum()
-    w = weight / torch.where(total > 0, total, torch.ones_like(total))
+    w64 = weight.double()
+    total = w64.sum()
+    w = w64 / torch.where(total > 0, total, torch.ones_like(total))
 
     def centred(v: Tensor) -> Tensor:
-        a = (v[:, None] - v[None, :]).abs()
+        a = (v.double()[:, None] - v.double()[None, :]).abs()
         row = a @ w
         return a - row[:, None] - row[None, :] + w @ row
 
     a, b = centred(x), centred(y)
     xy, xx, yy = (w @ (p * q) @ w for p, q in ((a, b), (a, a), (b, b)))
-    norm = (xx * yy).sqrt()
-    return torch.where(norm > 0, xy / torch.where(norm > 0, norm, torch.ones_like(norm)), xy * 0)
+    # a floor instead of a branch: sqrt's gradient at 0 would make the gradient NaN
+    return (xy / (xx * yy).clamp_min(1e-200).sqrt()).to(x.dtype)
 
 
 class _GradientReversal(torch.autograd.Function):
