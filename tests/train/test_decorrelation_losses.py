@@ -38,6 +38,13 @@ def test_distance_correlation_independent_vs_dependent() -> None:
     assert float(distance_correlation(x, torch.ones(800), w)) == 0.0
 
 
+def test_distance_correlation_gradient_is_finite_for_a_constant_sample() -> None:
+    x = torch.zeros(16, requires_grad=True)  # e.g. saturated scores
+    distance_correlation(x, torch.arange(16.0), torch.ones(16)).backward()
+    assert x.grad is not None
+    assert torch.all(torch.isfinite(x.grad))
+
+
 def test_distance_correlation_weights_select_entries() -> None:
     gen = torch.Generator().manual_seed(2)
     x, y = torch.randn(50, generator=gen), torch.randn(50, generator=gen)
