@@ -186,7 +186,7 @@ def draw(result: SampleResult, pred: Predictions, plot_dir: Path) -> list[Path]:
     paths: list[Path] = []
     if result.rocs:
         paths += plot_roc(result.rocs, f"{prefix}_roc")
-    if pred.class_names and pred.probs.shape[1] == len(pred.class_names):
+    if len(pred.class_names) >= 2 and pred.probs.shape[1] == len(pred.class_names):  # classes
         sig = signal_class(pred.class_names) if len(pred.class_names) == 2 else 0
         hists = score_histograms(pred.probs[:, sig], pred.labels, pred.class_names, pred.weights)
         paths += plot_scores(hists, f"{prefix}_scores")

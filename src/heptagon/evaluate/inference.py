@@ -116,7 +116,8 @@ def predict_batches(
         else:
             outs.append(_fit_predict_outputs(model, batch, regression))
         assert batch.label is not None, "evaluation needs labels"
-        labels.append(batch.label.numpy())
+        label = batch.label.numpy()
+        labels.append(label[:, 0] if regression else label)  # (n, 1) targets -> the target
         weights.append(batch.weight.numpy().astype(np.float64))
         for k, v in batch.observers.items():
             observers.setdefault(k, []).append(np.asarray(v))
