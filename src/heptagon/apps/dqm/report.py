@@ -29,7 +29,7 @@ WORST_RUNS, WORST_HISTS = 3, 2
 def _save(fig: Figure, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", metadata={"Software": None})
+        fig.savefig(tmp, format="png", metadata={"Software": None}, bbox_inches="tight")
     return path
 
 

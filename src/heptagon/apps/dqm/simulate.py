@@ -391,8 +391,12 @@ def simulate_runs(
     show_progress: bool = True,
     year_runs: int | None = None,
 ) -> DQMData:
-    """Fill the LS histograms of ``plans``. The response drift's phase is ``run /
-    year_runs`` (default ``cfg.runs``); each run's randomness comes from (seed, run)."""
+    """Fill the LS histograms of ``plans`` (in run-number order). The response drift's
+    phase is ``run / year_runs`` (default ``cfg.runs``); each run's randomness comes from
+    (seed, run)."""
+    plans = sorted(plans, key=lambda p: p.run)
+    if len({p.run for p in plans}) < len(plans):
+        raise ConfigError("run numbers must be unique", key="runs")
     year = year_runs or cfg.runs
     counts: dict[str, list[np.ndarray]] = {name: [] for name in HISTOGRAMS}
     columns: dict[str, list[Any]] = {
