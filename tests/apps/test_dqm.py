@@ -36,7 +36,7 @@ REGION = {"eta": (0.0, 1.5), "phi": (0.0, 1.5)}
 
 
 @pytest.fixture(scope="module")
-def source(request: pytest.FixtureRequest) -> JetSource:
+def source_dir(request: pytest.FixtureRequest) -> Path:
     """A tiny DQM source (300 QCD jets, R = 0.4, pT 30-1000 GeV), generated once and cached
     in pytest's cache dir, keyed by a hash of the generate stage's source (~30 s)."""
     h = hashlib.sha256()
@@ -44,8 +44,12 @@ def source(request: pytest.FixtureRequest) -> JetSource:
         h.update(f.read_bytes())
     root = Path(request.config.cache.mkdir("heptagon-samples"))
     out = root / f"dqm-qcd-{h.hexdigest()[:12]}"
-    make_source(out, SourceOptions(jets=300, shard_size=300), show_progress=False)
-    return load_source(out)
+    return make_source(out, SourceOptions(jets=300, shard_size=300), show_progress=False)
+
+
+@pytest.fixture(scope="module")
+def source(source_dir: Path) -> JetSource:
+    return load_source(source_dir)
 
 
 def _run(source: JetSource, fault: Fault | None, *, run: int = 1, n_ls: int = 3) -> DQMData:
@@ -210,3 +214,24 @@ def test_certify_names_a_missing_method(tmp_path: Path) -> None:
     )
     assert res.exit_code != 0
     assert "model.pkl" in str(res.exception)
+
+
+def test_simulate_cli_labels_every_run(source_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "sim"
+    res = CliRunner().invoke(
+        app,
+        ["dqm", "simulate", "--out", str(out), "--runs", "3", "--ls", "2",
+         "--events-per-ls", "50", "--bad-fraction", "1", "--faults", "jes_shift",
+         "--size", "0.02:0.04", "--source", str(source_dir)],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    data = load_data(out)
+    assert data.run_bad.all()
+    assert {r["fault"]["kind"] for r in data.runs} == {"jes_shift"}
+    assert all(0.02 <= r["fault"]["size"] <= 0.04 for r in data.runs)
+    assert data.counts["occ_neutral"].shape[0] == 6
+    res = CliRunner().invoke(
+        app, ["dqm", "simulate", "--out", str(out), "--size", "big", "--source", str(source_dir)]
+    )
+    assert isinstance(res.exception, ConfigError)
+    assert "size" in str(res.exception)
