@@ -52,7 +52,6 @@ __all__ = [
     "train_dir",
 ]
 
-Aggregate = Literal["max_ls", "run"]
 AGGREGATES: tuple[str, ...] = ("max_ls", "run")
 MethodName = Literal["chi2", "beta_binomial", "pca", "autoencoder"]
 
