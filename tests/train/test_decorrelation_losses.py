@@ -179,3 +179,21 @@ def test_label_proportions_loss_is_minimal_at_the_true_fractions() -> None:
     torch.testing.assert_close(alone, F.binary_cross_entropy(torch.tensor(0.2), torch.tensor(0.2)))
     with pytest.raises(ValidationError):
         LabelProportionsSpec(name="llp", fractions=[0.5, 0.5])
+
+
+def test_unweighted_domain_adversary_sees_zero_weight_entries() -> None:
+    logits, _, label, _ = _adversary_inputs()
+    domain = (torch.arange(256) % 2).float()
+    weight = 1.0 - domain  # the target domain (1) has no weight in the classification
+    bins = [-0.5, 0.5, 1.5]
+    unweighted = MassAdversary(1.0, "domain", 1, [0, 1], bins, weighted=False)
+    weighted = MassAdversary(1.0, "domain", 1, [0, 1], bins)
+    weighted.load_state_dict(unweighted.state_dict())
+    feature = unweighted.feature(logits)
+    both = unweighted.adversary_loss(feature, domain, label, weight)
+    source_only = weighted.adversary_loss(feature, domain, label, weight)
+    per_entry = F.cross_entropy(
+        unweighted.net(feature[:, None]), domain.long(), reduction="none"
+    ).detach()
+    torch.testing.assert_close(both.detach(), per_entry.mean())
+    torch.testing.assert_close(source_only.detach(), per_entry[domain == 0].mean())

@@ -321,7 +321,11 @@ class MassAdversary(Regulariser):
     on the detached score before each classifier step. ``gradient_reversal``: one backward
     pass for both, the score reaching the adversary through a gradient-reversal layer of
     scale ``lam`` (the adversary steps in :meth:`step`). The penalty is off for the first
-    ``warmup`` steps (the adversary trains during them).
+    ``warmup`` steps (the adversary trains during them). ``weighted=False``: every entry of
+    the ``background`` classes counts 1, whatever its event weight: a domain adversary
+    (observable: a domain index) then also sees unlabelled target-domain entries that
+    carry weight 0 in the classification loss (gradient-reversal domain adaptation, Ganin
+    & Lempitsky, arXiv:1409.7495, here on the classifier's output).
     """
 
     edges: Tensor
@@ -338,10 +342,11 @@ class MassAdversary(Regulariser):
         steps: int = 1,
         warmup: int = 0,
         gradient_reversal: bool = False,
+        weighted: bool = True,
     ) -> None:
         super().__init__(observable, signal, background)
         self.lam, self.steps, self.warmup = lam, steps, warmup
-        self.reversal = gradient_reversal
+        self.reversal, self.weighted = gradient_reversal, weighted
         self.register_buffer("edges", torch.tensor(list(bins), dtype=torch.float32))
         layers: list[nn.Module] = []
         width = 1
@@ -380,6 +385,7 @@ class MassAdversary(Regulariser):
         :meth:`feature`."""
         logits = self.net(feature[:, None])
         per_entry = F.cross_entropy(logits, self.bin_of(observable), reduction="none")
+        weight = weight if self.weighted else torch.ones_like(weight)
         return weighted_mean(per_entry, self.background_weight(label, weight))
 
     def update(self, output: Tensor, observable: Tensor, label: Tensor, weight: Tensor) -> None:
@@ -464,6 +470,9 @@ class AdversarySpec(_RegulariserSpec):
     steps: int = Field(default=1, ge=1, description="adversary steps per classifier step")
     warmup: int = Field(default=0, ge=0, description="steps before the penalty applies")
     gradient_reversal: bool = False
+    weighted: bool = Field(
+        default=True, description="false: entries count 1 whatever their event weight"
+    )
 
     @model_validator(mode="after")
     def _increasing(self) -> AdversarySpec:
@@ -484,6 +493,7 @@ class AdversarySpec(_RegulariserSpec):
             self.steps,
             self.warmup,
             self.gradient_reversal,
+            self.weighted,
         )
 
 
