@@ -24,8 +24,12 @@ What runs, all in this process:
   model on the test jets: its accuracy, its agreement (argmax) with the torch model and the
   largest logit difference; and of a 1D CNN (``cnn1d``: two Conv1d over the ten leading
   constituents, 4 variables each) trained on the same jets;
-- ONNX Runtime latency at batch 1 and throughput at batch 4096 (1 thread; MEASURED on
-  this CPU) of the float MLP and the CNN, fp32 vs dynamic int8.
+- the AK4 flavour tagger (``--btag-jets`` per class of ``ak4-flavour``: b, c, uds, g;
+  0 skips it): ``cnn1d`` over the ten leading constituents with their impact-parameter
+  significances, float and 8-bit QAT, b-vs-rest AUC, hls4ml emulation and latency;
+- ONNX Runtime latency at batch 1 and throughput at a batch of the whole test split (at
+  most 4096 jets; 1 thread; MEASURED on this CPU) of the float MLP and the CNN, fp32 vs
+  dynamic int8.
 
 Published: 64-32-32-5 MLP ~75-76 % accuracy on the hls4ml LHC jet dataset (Duarte et al.
 2018, arXiv:1804.06913; Coleman et al. 2018). Results go to
@@ -59,7 +63,9 @@ from heptagon.apps.trigger.compression import (
 from heptagon.apps.trigger.hls import compiler_available, convert, emulate, resource_estimate
 from heptagon.apps.trigger.latency import onnx_bytes, speed_fp32_int8
 from heptagon.apps.trigger.loop import fit, predict_proba, score
+from heptagon.generate.run import GenerateOptions, generate
 from heptagon.models import build_model
+from heptagon.physics.metrics import auc
 
 PUBLISHED = {"accuracy": "0.75-0.76", "source": "Duarte et al. 2018 (arXiv:1804.06913)"}
 BITS = (16, 12, 8, 6, 4)
@@ -68,12 +74,12 @@ INPUT_TYPE = FixedPoint(16, 6)
 N_CONSTITUENTS = 10
 
 
-def precision(bits: int) -> tuple[LayerPrecision, dict[str, LayerPrecision]]:
+def precision(bits: int, last: str = "net.6") -> tuple[LayerPrecision, dict[str, LayerPrecision]]:
     """Every layer ``ap_fixed<b,2>`` weights / ``ap_fixed<b,3>`` results; the last layer's
-    result ``ap_fixed<16,6>`` (see reference/toolchain.md)."""
+    (``last``) result ``ap_fixed<16,6>`` (see reference/toolchain.md)."""
     w = FixedPoint(bits, 2)
     p = LayerPrecision(weight=w, bias=w, result=FixedPoint(bits, 3))
-    return p, {"net.6": LayerPrecision(weight=w, bias=w, result=FixedPoint(16, 6))}
+    return p, {last: LayerPrecision(weight=w, bias=w, result=FixedPoint(16, 6))}
 
 
 def split(n: int, seed: int = 0) -> dict[str, np.ndarray]:
@@ -111,6 +117,16 @@ def resources(net: nn.Module, shape: tuple[int, ...]) -> dict[str, float]:
     }
 
 
+def leading(a: ak.Array, cols: list[ak.Array]) -> np.ndarray:
+    """``(n, len(cols), 10)``: ``cols`` of the ten highest-pT constituents, zero-padded."""
+    order = ak.argsort(np.hypot(a.part_px, a.part_py), axis=1, ascending=False)
+    padded = [
+        ak.to_numpy(ak.fill_none(ak.pad_none(c[order], N_CONSTITUENTS, clip=True), 0.0))
+        for c in cols
+    ]
+    return np.stack(padded, axis=1).astype(np.float32)
+
+
 def constituents(files: dict[str, list[Path]]) -> np.ndarray:
     """``(n, 4, 10)``: pT fraction, deta, dphi, charge of the ten leading constituents."""
     rows = []
@@ -121,14 +137,37 @@ def constituents(files: dict[str, list[Path]]) -> np.ndarray:
                 columns=["part_px", "part_py", "part_deta", "part_dphi", "part_charge", "jet_pt"],
             )
             pt = np.hypot(a.part_px, a.part_py)
-            order = ak.argsort(pt, axis=1, ascending=False)
-            cols = [pt / a.jet_pt, a.part_deta, a.part_dphi, a.part_charge]
-            padded = [
-                ak.to_numpy(ak.fill_none(ak.pad_none(c[order], N_CONSTITUENTS, clip=True), 0.0))
-                for c in cols
-            ]
-            rows.append(np.stack(padded, axis=1).astype(np.float32))
+            rows.append(leading(a, [pt / a.jet_pt, a.part_deta, a.part_dphi, a.part_charge]))
     return np.concatenate(rows)
+
+
+BTAG_CLASSES = ("b", "c", "uds", "g")
+
+
+def btag_inputs(files: list[Path]) -> tuple[np.ndarray, np.ndarray]:
+    """AK4 flavour jets: ``(n, 6, 10)`` pT fraction, deta, dphi, signed log(1 + |d0/sigma|),
+    signed log(1 + |dz/sigma|) and charge of the ten leading constituents (zero for neutral
+    ones' impact parameters, as written), and labels in :data:`BTAG_CLASSES` order."""
+    xs, ys = [], []
+    for path in files:
+        a = ak.from_parquet(path)
+        pt = np.hypot(a.part_px, a.part_py)
+
+        def sig(v: ak.Array, err: ak.Array) -> ak.Array:
+            s = v / ak.where(err > 0, err, 1.0)
+            return np.sign(s) * np.log1p(np.abs(s))
+
+        cols = [
+            pt / a.jet_pt,
+            a.part_deta,
+            a.part_dphi,
+            sig(a.part_d0val, a.part_d0err),
+            sig(a.part_dzval, a.part_dzerr),
+            a.part_charge,
+        ]
+        xs.append(leading(a, cols))
+        ys.append(np.argmax(np.stack([np.asarray(a[f"label_{c}"]) for c in BTAG_CLASSES], 1), 1))
+    return np.concatenate(xs), np.concatenate(ys)
 
 
 def hls_check(
@@ -174,6 +213,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--out", type=Path, default=Path("/tmp/trigger-bench"))
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--btag-jets", type=int, default=2000, help="0: no b-tagger")
     parser.add_argument("--skip-hls", action="store_true")
     parser.add_argument("--name", default="trigger")
     args = parser.parse_args()
@@ -313,12 +353,19 @@ def main() -> None:
             print(f"hls4ml cnn1d: {hls['cnn1d_as_ap_fixed_16_6']}")
         fig["hls4ml"] = hls
 
+    if args.btag_jets:
+        fig["btag_ak4"], btag = btagger(args)
     fig["speed"] = {
         "mlp_64_32_32_5": speeds(base, xs["test"][0].numpy(), "jet_features", {}),
         "cnn1d": speeds(
             cnn, cx["test"][0].numpy(), "pf_features", {"pf_mask": cx["test"][1].numpy()}
         ),
     }
+    if args.btag_jets:
+        bx = btag[1]["test"]
+        fig["speed"]["cnn1d_btag_ak4"] = speeds(
+            btag[0], bx[0].numpy(), "pf_features", {"pf_mask": bx[1].numpy()}
+        )
     for name, s in fig["speed"].items():
         for kind, v in s.items():
             print(
@@ -329,6 +376,60 @@ def main() -> None:
     fig["load_average_end"] = os.getloadavg()
     print_table(fig)
     print(f"results: {write_results(args.name, fig)}")
+
+
+def btagger(args: argparse.Namespace) -> tuple[dict[str, Any], tuple[nn.Module, Any]]:
+    """The AK4 flavour tagger: ``cnn1d`` (two Conv1d over the ten leading constituents),
+    float and 8-bit QAT, with their hls4ml emulation."""
+    out = args.out / f"ak4-{args.btag_jets}"
+    t0 = time.perf_counter()
+    generate(
+        GenerateOptions(
+            sample="ak4-flavour",
+            jets=args.btag_jets,
+            seed=3,
+            out=out,
+            jobs=args.jobs,
+            shard_size=-(-args.btag_jets // 2),
+        ),
+        show_progress=False,
+    )
+    x, y = btag_inputs(sorted((out / "shards").glob("*.parquet")))
+    parts = split(len(y), seed=1)
+    bx = {
+        k: [torch.from_numpy(x[i]), torch.ones(len(i), 1, N_CONSTITUENTS)] for k, i in parts.items()
+    }
+    by = {k: torch.from_numpy(y[i]) for k, i in parts.items()}
+    torch.manual_seed(0)
+    opts = {"n_constituents": N_CONSTITUENTS, "channels": (16, 16), "hidden": 32}
+    model = build_model("cnn1d", {"pf_features": 6, "pf_mask": 1}, 4, **opts)
+    train_best(model, bx, by, args.epochs, 3e-3)
+    default, last = precision(8, last="net.7")
+    q = quantize_model(model, default, per_layer=last, input_type=INPUT_TYPE)
+    train_best(q, bx, by, max(args.epochs // 3, 1), 1e-3)
+    shape = (6, N_CONSTITUENTS)
+    res: dict[str, Any] = {
+        "sample": f"ak4-flavour, {args.btag_jets} jets per class (b, c, uds, g), seed 3",
+        "inputs": "pT fraction, deta, dphi, signed log(1+|d0/sigma|), log(1+|dz/sigma|), "
+        "charge of the 10 leading constituents",
+        "sample_and_inputs_s": time.perf_counter() - t0,
+    }
+    for key, m in (("float32", model), ("qat_8b", q)):
+        probs = predict_proba(m, bx["test"])
+        res[key] = {
+            **evaluate(m, bx["test"], by["test"]),
+            "b_vs_rest_auc": auc(probs[:, 0], by["test"].numpy() == 0),
+            **resources(m.net, shape),
+        }
+        print(f"btag {key}: {res[key]}")
+    if not args.skip_hls and compiler_available():
+        with tempfile.TemporaryDirectory() as tmp:
+            for key, m in (("float32_as_ap_fixed_16_6", model), ("qat_8b", q)):
+                res[f"hls4ml_{key}"] = hls_check(
+                    m.net, bx["test"][0].numpy(), by["test"].numpy(), shape, Path(tmp) / key
+                )
+                print(f"btag hls4ml {key}: {res[f'hls4ml_{key}']}")
+    return res, (model, bx)
 
 
 def print_table(fig: dict[str, Any]) -> None:
