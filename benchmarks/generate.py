@@ -19,8 +19,8 @@ from heptagon.generate.run import (
     BATCH_EVENTS,
     GenerateOptions,
     _plan,
-    _pythia,
     generate,
+    make_pythia,
     run_shard,
 )
 
@@ -43,7 +43,7 @@ def bench_class(cls: str, n_jets: int, tmp: Path, repeat: int) -> dict[str, floa
         t_pipeline.append(time.perf_counter() - t0)
 
         t0 = time.perf_counter()
-        pythia = _pythia(spec.settings)
+        pythia = make_pythia(spec.settings)
         for _ in range(record["events_generated"] // BATCH_EVENTS):
             pythia.nextBatch(BATCH_EVENTS)
         t_bare.append(time.perf_counter() - t0)

@@ -42,7 +42,18 @@ from pydantic import BaseModel, ConfigDict
 from heptagon.physics.kinematics import wrap_phi
 from heptagon.physics.pdg import CAT_NEUTRAL_HADRON, CAT_PHOTON, categories, charges
 
-__all__ = ["Candidates", "DetectorConfig", "Particles", "apply_detector"]
+__all__ = [
+    "ECAL",
+    "FORWARD",
+    "HCAL",
+    "Candidates",
+    "DetectorConfig",
+    "Particles",
+    "apply_detector",
+    "calorimeter_resolution",
+    "reconstruct_tracks",
+    "track_efficiency",
+]
 
 _NEUTRINOS = (12, 14, 16)
 _K0S_LAMBDA = (310, 3122)
@@ -176,9 +187,10 @@ def _hadron_level(p: Particles, charge: np.ndarray, visible: np.ndarray) -> Cand
     )
 
 
-def _track_efficiency(
+def track_efficiency(
     cfg: DetectorConfig, apid: np.ndarray, pt: np.ndarray, abseta: np.ndarray
 ) -> np.ndarray:
+    """Tracking efficiency of particles with |PDG id| ``apid``, ``pt`` (GeV), ``abseta``."""
     barrel = abseta <= cfg.barrel_eta_max
     high = pt > cfg.hadron_eff_pt_threshold
     eff = np.where(
@@ -201,7 +213,7 @@ def _track_resolution(cfg: DetectorConfig, pt: np.ndarray, abseta: np.ndarray) -
     return np.sqrt(a**2 + (b * pt) ** 2)
 
 
-def _tracks(
+def reconstruct_tracks(
     cfg: DetectorConfig,
     p: Particles,
     sel: np.ndarray,
@@ -245,19 +257,22 @@ def _tracks(
     )
 
 
-_ECAL, _HCAL, _FWD = 0, 1, 2
+#: calorimeter layer codes of the deposits
+ECAL, HCAL, FORWARD = 0, 1, 2
 
 
 def _tower_grid(cfg: DetectorConfig, layer: np.ndarray, abseta: np.ndarray) -> np.ndarray:
     """Cell size (in eta and phi) of each deposit by layer and |eta|."""
     size = np.where(abseta <= cfg.barrel_eta_max, cfg.ecal_barrel_cell, cfg.ecal_endcap_cell)
-    size = np.where(layer == _HCAL, cfg.hcal_cell, size)
-    return np.where(layer == _FWD, cfg.forward_cell, size)
+    size = np.where(layer == HCAL, cfg.hcal_cell, size)
+    return np.where(layer == FORWARD, cfg.forward_cell, size)
 
 
-def _resolution(
+def calorimeter_resolution(
     cfg: DetectorConfig, layer: np.ndarray, e: np.ndarray, eta: np.ndarray
 ) -> np.ndarray:
+    """Energy resolution sigma(E) in GeV of deposits of energy ``e`` in ``layer``
+    (:data:`ECAL`, :data:`HCAL`, :data:`FORWARD`) at ``eta``."""
     abseta = np.abs(eta)
     ecal_f = np.where(
         abseta <= cfg.barrel_eta_max,
@@ -267,7 +282,7 @@ def _resolution(
     ecal = ecal_f * np.sqrt((cfg.ecal_c * e) ** 2 + cfg.ecal_s**2 * e + cfg.ecal_n**2)
     hcal = np.sqrt((cfg.hcal_c * e) ** 2 + cfg.hcal_s**2 * e)
     fwd = np.sqrt((cfg.forward_c * e) ** 2 + cfg.forward_s**2 * e)
-    return np.select([layer == _ECAL, layer == _HCAL], [ecal, hcal], fwd)
+    return np.select([layer == ECAL, layer == HCAL], [ecal, hcal], fwd)
 
 
 def _towers(
@@ -296,9 +311,9 @@ def _towers(
     c_phi = wrap_phi((iphi[first] + 0.5) / c_nphi * 2 * np.pi - np.pi)
     c_event = event[first]
     noise = rng.standard_normal(cells.size)
-    energy = deposited + _resolution(cfg, c_layer, deposited, c_eta) * noise
+    energy = deposited + calorimeter_resolution(cfg, c_layer, deposited, c_eta) * noise
     e_min = np.select(
-        [c_layer == _ECAL, c_layer == _HCAL], [cfg.ecal_e_min, cfg.hcal_e_min], cfg.forward_e_min
+        [c_layer == ECAL, c_layer == HCAL], [cfg.ecal_e_min, cfg.hcal_e_min], cfg.forward_e_min
     )
     keep = energy > e_min
     energy, c_eta, c_phi, c_layer, c_event = (
@@ -317,7 +332,7 @@ def _towers(
         pz=pt * np.sinh(c_eta),
         e=energy,
         charge=zeros,
-        category=np.where(c_layer == _ECAL, CAT_PHOTON, CAT_NEUTRAL_HADRON),
+        category=np.where(c_layer == ECAL, CAT_PHOTON, CAT_NEUTRAL_HADRON),
         d0=zeros,
         d0err=zeros,
         dz=zeros,
@@ -359,9 +374,9 @@ def apply_detector(
     pt = np.hypot(particles.px, particles.py)
     eta, phi = _eta_phi(particles.px, particles.py, particles.pz)
     abseta = np.abs(eta)
-    eff = _track_efficiency(cfg, apid, pt, abseta)
+    eff = track_efficiency(cfg, apid, pt, abseta)
     tracked = visible & (charge != 0) & (rng.random(pt.size) < eff)
-    tracks = _tracks(cfg, particles, tracked, charge, pt, rng)
+    tracks = reconstruct_tracks(cfg, particles, tracked, charge, pt, rng)
 
     # calorimeter deposits of everything visible, untracked and not a muon
     calo = visible & ~tracked & (apid != 13) & (abseta < cfg.forward_eta_max)
@@ -371,7 +386,7 @@ def apply_detector(
     f_ecal = np.where(is_em, 1.0, np.where(split, cfg.k0s_lambda_ecal_fraction, 0.0))
     f_ecal = np.where(in_fwd, 0.0, f_ecal)
     idx = np.flatnonzero(calo)
-    dep_layer = np.concatenate([np.full(idx.size, _ECAL), np.where(in_fwd[idx], _FWD, _HCAL)])
+    dep_layer = np.concatenate([np.full(idx.size, ECAL), np.where(in_fwd[idx], FORWARD, HCAL)])
     dep_idx = np.concatenate([idx, idx])
     dep_e = particles.e[dep_idx] * np.concatenate([f_ecal[idx], 1.0 - f_ecal[idx]])
     nonzero = dep_e > 0

@@ -54,15 +54,15 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from heptagon.generate.detector import (
-    _ECAL,
-    _FWD,
-    _HCAL,
+    ECAL,
+    FORWARD,
+    HCAL,
     DetectorConfig,
     Particles,
-    _resolution,
-    _track_efficiency,
-    _tracks,
     apply_detector,
+    calorimeter_resolution,
+    reconstruct_tracks,
+    track_efficiency,
 )
 from heptagon.generate.events import EVENT_PROCESSES
 from heptagon.generate.jets import JetSelection, cluster
@@ -71,8 +71,8 @@ from heptagon.generate.run import (
     COMMON_SETTINGS,
     ECM_GEV,
     SCHEMA_VERSION,
-    _pythia,
     branch_names,
+    make_pythia,
     prepare_out,
     run_shards,
     shard_seed,
@@ -273,17 +273,17 @@ def _towers(
     iphi = np.floor((phi + np.pi) / (2 * np.pi) * nphi).astype(np.int64) % nphi
     key = ((event * 2 + fwd) * 1_000_003 + (ieta + 500_000)) * 4096 + iphi
     cells, inverse = np.unique(key, return_inverse=True)
-    ecal = np.bincount(inverse, weights=np.where(layer == _ECAL, e, 0.0), minlength=cells.size)
-    hcal = np.bincount(inverse, weights=np.where(layer == _ECAL, 0.0, e), minlength=cells.size)
+    ecal = np.bincount(inverse, weights=np.where(layer == ECAL, e, 0.0), minlength=cells.size)
+    hcal = np.bincount(inverse, weights=np.where(layer == ECAL, 0.0, e), minlength=cells.size)
     first = np.zeros(cells.size, dtype=np.int64)
     first[inverse[::-1]] = np.arange(inverse.size)[::-1]
     c_size, c_nphi, c_fwd = size[first], nphi[first], fwd[first]
     c_eta = (ieta[first] + 0.5) * c_size
     c_phi = wrap_phi((iphi[first] + 0.5) / c_nphi * 2 * np.pi - np.pi)
     noise = rng.standard_normal((2, cells.size))
-    h_layer = np.where(c_fwd, _FWD, _HCAL)
-    e_ecal = ecal + _resolution(cfg, np.full(cells.size, _ECAL), ecal, c_eta) * noise[0]
-    e_hcal = hcal + _resolution(cfg, h_layer, hcal, c_eta) * noise[1]
+    h_layer = np.where(c_fwd, FORWARD, HCAL)
+    e_ecal = ecal + calorimeter_resolution(cfg, np.full(cells.size, ECAL), ecal, c_eta) * noise[0]
+    e_hcal = hcal + calorimeter_resolution(cfg, h_layer, hcal, c_eta) * noise[1]
     e_ecal = np.where((ecal > 0) & (e_ecal > cfg.ecal_e_min), e_ecal, 0.0)
     h_min = np.where(c_fwd, cfg.forward_e_min, cfg.hcal_e_min)
     e_hcal = np.where((hcal > 0) & (e_hcal > h_min), e_hcal, 0.0)
@@ -357,9 +357,9 @@ def build_elements(
     charge = charges(p.pid)
     visible = ~np.isin(apid, _NEUTRINOS)
     pt, eta, _ = _kinematics(p.px, p.py, p.pz)
-    eff = _track_efficiency(cfg, apid, pt, np.abs(eta))
+    eff = track_efficiency(cfg, apid, pt, np.abs(eta))
     tracked = visible & (charge != 0) & (rng.random(pt.size) < eff)
-    trk = _tracks(cfg, p, tracked, charge, pt, rng)
+    trk = reconstruct_tracks(cfg, p, tracked, charge, pt, rng)
     it = np.flatnonzero(tracked)
     t_pt, t_eta, t_phi = _kinematics(trk.px, trk.py, trk.pz)
     t_eta_calo, t_phi_calo = _calo_entry(geo, trk.px, trk.py, trk.pz, trk.charge, trk.vz)
@@ -390,7 +390,7 @@ def build_elements(
     f_ecal = np.where(in_fwd, 0.0, f_ecal)
     idx = np.flatnonzero(calo)
     dep_idx = np.concatenate([idx, idx])
-    dep_layer = np.concatenate([np.full(idx.size, _ECAL), np.where(in_fwd[idx], _FWD, _HCAL)])
+    dep_layer = np.concatenate([np.full(idx.size, ECAL), np.where(in_fwd[idx], FORWARD, HCAL)])
     dep_e = p.e[dep_idx] * np.concatenate([f_ecal[idx], 1.0 - f_ecal[idx]])
     nz = dep_e > 0
     dep_idx, dep_layer, dep_e = dep_idx[nz], dep_layer[nz], dep_e[nz]
@@ -480,7 +480,7 @@ def overlay_pileup(
 
 
 def _pythia_particles(settings: tuple[str, ...], n_events: int) -> list[Particles]:
-    pythia = _pythia(settings)
+    pythia = make_pythia(settings)
     out, made = [], 0
     while made < n_events:
         batch = pythia.nextBatch(min(BATCH_EVENTS, n_events - made))

@@ -55,8 +55,8 @@ from heptagon.generate.run import (
     COMMON_SETTINGS,
     ECM_GEV,
     SCHEMA_VERSION,
-    _pythia,
     branch_names,
+    make_pythia,
     prepare_out,
     run_shards,
     shard_seed,
@@ -402,7 +402,7 @@ def run_event_shard(
     spec: EventShardSpec, report: Callable[[int], None] | None = None
 ) -> dict[str, Any]:
     """Generate, reconstruct and write one shard; return its record for the manifest."""
-    pythia = _pythia(spec.settings)
+    pythia = make_pythia(spec.settings)
     rng = np.random.default_rng(spec.seed)
     det = None if spec.detector is None else DetectorConfig(**spec.detector)
     parts: list[dict[str, Any]] = []

@@ -27,6 +27,7 @@ __all__ = [
     "build_jets",
     "cluster",
     "flavour_label",
+    "silence_fastjet_banner",
     "substructure",
 ]
 
@@ -43,7 +44,7 @@ FLAVOURS = ("b", "c", "uds", "g")
 _banner_silenced = False
 
 
-def _silence_banner() -> None:
+def silence_fastjet_banner() -> None:
     """FastJet prints a banner on stdout at its first clustering; send it to /dev/null."""
     global _banner_silenced
     if _banner_silenced:
@@ -125,7 +126,7 @@ def cluster(
 ) -> ClusteredJets:
     """Cluster candidates (plus ghosts) with anti-kT; keep the ``leading`` jets above
     ``pt_min`` of each event (every one when None)."""
-    _silence_banner()
+    silence_fastjet_banner()
     n_events = len(c.counts)
     event = np.repeat(np.arange(n_events), c.counts)
     origin = np.arange(c.px.size, dtype=np.int64)

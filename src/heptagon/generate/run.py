@@ -50,6 +50,7 @@ __all__ = [
     "branch_names",
     "generate",
     "load_manifest",
+    "make_pythia",
     "prepare_out",
     "pythia_settings",
     "run_shards",
@@ -216,7 +217,9 @@ def write_table(table: dict[str, Any], path: Path, fmt: str) -> None:
                 f.mktree("tree", types).extend(branches)
 
 
-def _pythia(settings: tuple[str, ...]) -> Any:
+def make_pythia(settings: tuple[str, ...]) -> Any:
+    """An initialised, quiet ``pythia8mc.Pythia`` with ``settings`` (one string each);
+    :class:`ConfigError` if Pythia rejects a setting or fails to initialise."""
     import pythia8mc
 
     pythia = pythia8mc.Pythia("", False)
@@ -231,7 +234,7 @@ def _pythia(settings: tuple[str, ...]) -> Any:
 def run_shard(spec: ShardSpec, report: Callable[[int], None] | None = None) -> dict[str, Any]:
     """Generate and write one shard; return its record for the manifest."""
     process = get_process(spec.cls)
-    pythia = _pythia(spec.settings)
+    pythia = make_pythia(spec.settings)
     rng = np.random.default_rng(spec.seed)
     det = None if spec.detector is None else DetectorConfig(**spec.detector)
     flavour = FLAVOURS.index(spec.label) if process.truth.kind == "flavour" else None

@@ -73,6 +73,7 @@ __all__ = [
     "ExportReport",
     "OnnxModel",
     "export_onnx",
+    "export_torch",
     "load_onnx",
     "make_session",
 ]
@@ -162,7 +163,7 @@ class _Probs(nn.Module):
         return torch.softmax(out, dim=1) if self.activation == "softmax" else out
 
 
-def _export_torch(
+def export_torch(
     model: nn.Module,
     input_names: tuple[str, ...],
     sample: dict[str, np.ndarray],
@@ -404,7 +405,7 @@ def export_onnx(
     if isinstance(model, nn.Module):
         was_training = model.training
         try:
-            proto, reference = _export_torch(model.eval(), names, sample, activation, opset)
+            proto, reference = export_torch(model.eval(), names, sample, activation, opset)
             exporter = f"torch.onnx (TorchScript) {torch.__version__}"
             diffs = _checked(proto, reference, cases, len(class_names), tolerance)
         finally:

@@ -24,7 +24,7 @@ import numpy as np
 
 from heptagon.apps.mlpf.pf import PFParticles
 from heptagon.generate.elements import CLASSES, Elements
-from heptagon.generate.jets import _silence_banner
+from heptagon.generate.jets import silence_fastjet_banner
 from heptagon.physics.kinematics import delta_r
 from heptagon.physics.metrics import confusion_matrix, response
 
@@ -81,7 +81,7 @@ def particle_metrics(parts: PFParticles, el: Elements) -> dict[str, Any]:
 
 def reco_jets(parts: PFParticles, radius: float = 0.4, pt_min: float = 5.0) -> ak.Array:
     """Anti-kT jets (records ``pt, eta, phi`` per event) of the particles."""
-    _silence_banner()
+    silence_fastjet_banner()
     px = parts.pt * np.cos(parts.phi)
     py = parts.pt * np.sin(parts.phi)
     pz = parts.pt * np.sinh(parts.eta)

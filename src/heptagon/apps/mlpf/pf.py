@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from heptagon.generate.detector import _ECAL, _FWD, _HCAL, DetectorConfig, _resolution
+from heptagon.generate.detector import ECAL, FORWARD, HCAL, DetectorConfig, calorimeter_resolution
 from heptagon.generate.elements import (
     CLS_CH,
     CLS_ELECTRON,
@@ -166,9 +166,9 @@ def rule_based_pf(
     exp_h = np.bincount(safe[hadron & linked], weights=p[hadron & linked], minlength=n_tw)
     t_eta = tw["eta"].astype(np.float64)
     fwd = np.abs(t_eta) >= det.calo_eta_max
-    sig_e = np.where(exp_e > 0, _resolution(det, np.full(n_tw, _ECAL), exp_e, t_eta), 0.0)
-    h_layer = np.where(fwd, _FWD, _HCAL)
-    sig_h = np.where(exp_h > 0, _resolution(det, h_layer, exp_h, t_eta), 0.0)
+    sig_e = np.where(exp_e > 0, calorimeter_resolution(det, np.full(n_tw, ECAL), exp_e, t_eta), 0.0)
+    h_layer = np.where(fwd, FORWARD, HCAL)
+    sig_h = np.where(exp_h > 0, calorimeter_resolution(det, h_layer, exp_h, t_eta), 0.0)
     left_e, left_h = e_ecal - exp_e, e_hcal - exp_h
     photon = left_e > np.maximum(cfg.significance * sig_e, np.where(exp_e > 0, det.ecal_e_min, 0))
     h_min = np.where(fwd, det.forward_e_min, det.hcal_e_min)

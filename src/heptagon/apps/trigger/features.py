@@ -29,7 +29,7 @@ from numpy.typing import NDArray
 
 from heptagon.data.io import expand_files, open_reader
 from heptagon.errors import DataError
-from heptagon.generate.jets import _silence_banner
+from heptagon.generate.jets import silence_fastjet_banner
 from heptagon.io import atomic_path
 
 __all__ = ["HLF_NAMES", "PART_BRANCHES", "features_file", "high_level_features"]
@@ -75,7 +75,7 @@ def high_level_features(
     n = counts.size
     if n == 0:
         return np.zeros((0, len(HLF_NAMES)), dtype=np.float32)
-    _silence_banner()
+    silence_fastjet_banner()
     cons = ak.zip({"px": px, "py": py, "pz": pz, "E": energy})
     recluster = fastjet.JetDefinition(fastjet.cambridge_algorithm, max(1.0, 2 * radius))
     seq = fastjet.ClusterSequence(cons, recluster)

@@ -18,7 +18,7 @@ from numpy.typing import NDArray
 from torch import nn
 
 from heptagon.apps.trigger.compression import quantize_int8
-from heptagon.publish.onnx import OUTPUT_NAME, _export_torch, make_session
+from heptagon.publish.onnx import OUTPUT_NAME, export_torch, make_session
 
 __all__ = ["Speed", "measure_speed", "onnx_bytes", "random_inputs", "speed_fp32_int8"]
 
@@ -26,7 +26,7 @@ __all__ = ["Speed", "measure_speed", "onnx_bytes", "random_inputs", "speed_fp32_
 def onnx_bytes(model: nn.Module, inputs: Mapping[str, NDArray[np.float32]]) -> bytes:
     """The model (softmax output ``probs``) exported to ONNX with publish's exporter,
     traced on ``inputs`` (name -> array in ``forward``'s order); batch is dynamic."""
-    proto, _ = _export_torch(model, tuple(inputs), dict(inputs), "softmax", 17)
+    proto, _ = export_torch(model, tuple(inputs), dict(inputs), "softmax", 17)
     return bytes(proto.SerializeToString())
 
 
