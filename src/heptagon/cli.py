@@ -259,11 +259,21 @@ def evaluate(
         list[str] | None,
         typer.Option("--data", help="Test samples (default: the run's test split)."),
     ] = None,
+    lumi: Annotated[
+        float | None,
+        typer.Option(
+            "--lumi", help="Luminosity in fb^-1: expected yields per process (classifiers)."
+        ),
+    ] = None,
+    xsec_weight: Annotated[
+        str,
+        typer.Option("--xsec-weight", help="Observer with the per-event cross section in pb."),
+    ] = "xsec_weight_pb",
 ) -> None:
     """Metrics, plots and report of a run on its test split (or on each --data sample)."""
     from heptagon.evaluate.run import evaluate as run_evaluate
 
-    result = run_evaluate(run, data)
+    result = run_evaluate(run, data, lumi_fb=lumi, xsec_weight=xsec_weight)
     console.print(result.table())
     console.print(f"report: {result.eval_dir / 'report.md'}")
 

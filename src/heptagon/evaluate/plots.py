@@ -28,6 +28,7 @@ __all__ = [
     "plot_roc",
     "plot_scores",
     "plot_sculpting",
+    "plot_stacked_yields",
 ]
 
 #: Centre-of-mass energy shown on the plots [TeV].
@@ -92,6 +93,33 @@ def plot_scores(histograms: Mapping[str, hist.Hist], stem: str | Path) -> list[P
         ax.set_xlabel("Score")
         ax.set_ylabel("Normalised to unit area")
         ax.legend(loc="upper center")
+        _label(ax)
+        return _save(fig, stem)
+
+
+def plot_stacked_yields(
+    histograms: Mapping[str, hist.Hist], stem: str | Path, *, lumi_fb: float, cut: float
+) -> list[Path]:
+    """Expected events per process stacked in the signal score (e.g. the histograms of
+    :class:`heptagon.evaluate.yields.Yields`), log scale, with the best S/sqrt(B) cut."""
+    with _style():
+        fig = Figure()
+        ax = fig.subplots()
+        drawn = {k: h for k, h in histograms.items() if h.values().sum() > 0}
+        if drawn:
+            mplhep.histplot(
+                list(drawn.values()),
+                label=[f"{k} ({h.values().sum():.3g})" for k, h in drawn.items()],
+                stack=True,
+                histtype="fill",
+                flow="none",
+                ax=ax,
+            )
+            ax.set_yscale("log")
+        ax.axvline(cut, color="black", ls="--", label=f"best cut {cut:.3f}")
+        ax.set_xlabel("Signal score")
+        ax.set_ylabel(f"Expected events / bin ({lumi_fb:g} fb$^{{-1}}$)")
+        ax.legend(loc="upper right")
         _label(ax)
         return _save(fig, stem)
 

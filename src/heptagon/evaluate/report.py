@@ -87,6 +87,20 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join(lines)
 
 
+def _yields_section(name: str, yields: Mapping[str, Any]) -> list[str]:
+    """Expected events per process in the region and passing the best S/sqrt(B) cut."""
+    procs = yields["processes"]
+    rows = [[p, f"{v['region']:.4g}", f"{v['passing']:.4g}"] for p, v in procs.items()]
+    return [
+        f"## {name}: expected events at {yields['lumi_fb']:g} fb^-1",
+        "",
+        f"Signal {yields['signal']}; best cut on its score {yields['best_cut']:.4g}: "
+        f"S/sqrt(B) = {yields['s_over_sqrt_b']:.3g}.",
+        "",
+        markdown_table(["process", "region", "passing the cut"], rows),
+    ]
+
+
 def markdown_report(
     title: str,
     metrics_by_sample: Mapping[str, Mapping[str, Any]],
@@ -112,6 +126,8 @@ def markdown_report(
                 parts += [f"## {name}: {title}", ""]
                 parts.append(markdown_table(SUMMARY_COLUMNS, summary_rows(m[key])))
                 parts.append("")
+        if "yields" in m:
+            parts += [*_yields_section(name, m["yields"]), ""]
     pngs = [p for p in plots if p.suffix == ".png"]
     if pngs:
         parts += ["## Plots", ""]

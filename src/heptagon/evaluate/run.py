@@ -27,7 +27,7 @@ from heptagon.errors import DataError
 from heptagon.evaluate.analysis import SampleResult, analyse, draw, signal_class
 from heptagon.evaluate.ddt import apply_ddt
 from heptagon.evaluate.inference import EVAL_OBSERVERS, Predictions, predict_batches
-from heptagon.evaluate.plots import plot_roc
+from heptagon.evaluate.plots import plot_roc, plot_stacked_yields
 from heptagon.evaluate.report import (
     SUMMARY_COLUMNS,
     markdown_report,
@@ -35,6 +35,7 @@ from heptagon.evaluate.report import (
     rich_table,
     summary_rows,
 )
+from heptagon.evaluate.yields import XSEC_WEIGHT, expected_yields
 from heptagon.io import atomic_path, write_json_atomic
 from heptagon.physics.ddt import DDT_FILE, DDTMap
 from heptagon.physics.metrics import Roc, roc_curve
@@ -71,11 +72,16 @@ def _samples(loaded: LoadedRun, data: Sequence[str | Path] | None) -> dict[str, 
     return out
 
 
-def _observers(loaded: LoadedRun, files: list[Path]) -> list[str]:
-    """The data config's observers plus those of EVAL_OBSERVERS the files provide."""
+def _observers(loaded: LoadedRun, files: list[Path], extra: Sequence[str] = ()) -> list[str]:
+    """The data config's observers plus ``extra`` and those of EVAL_OBSERVERS the files
+    provide."""
     with open_reader(files[0], loaded.config.data.treename) as reader:
         present = set(reader.branches)
+    for name in extra:
+        if name not in present:
+            raise DataError(f"no branch '{name}' (needed for the yields)", files[0], name)
     wanted = list(loaded.config.data.observers)
+    wanted += [o for o in extra if o not in wanted]
     return wanted + [o for o in EVAL_OBSERVERS if o in present and o not in wanted]
 
 
@@ -106,8 +112,15 @@ def evaluate(
     *,
     batch_size: int = 1024,
     n_boot: int = 100,
+    lumi_fb: float | None = None,
+    xsec_weight: str = XSEC_WEIGHT,
 ) -> EvalResult:
-    """Evaluate a trained run on its test split, or on each sample in ``data``."""
+    """Evaluate a trained run on its test split, or on each sample in ``data``.
+
+    With ``lumi_fb`` [fb^-1] a classifier also gets the expected yields per process
+    (:mod:`heptagon.evaluate.yields`, per-event cross-section weights [pb] from the
+    observer ``xsec_weight``; the test split's yields are divided by its fraction): under
+    ``yields`` in the metrics, a table in the report and a stacked score plot."""
     loaded = load_run(run_dir)
     eval_dir = loaded.root / EVAL_DIR
     plot_dir = eval_dir / "plots"
@@ -122,9 +135,11 @@ def evaluate(
     ddt_path = loaded.root / DDT_FILE
     ddt = DDTMap.load(ddt_path) if ddt_path.exists() and task == "classification" else None
     plots: list[Path] = []
+    with_yields = lumi_fb is not None and task == "classification"
+    extra = [xsec_weight] if with_yields else []
     for name, (files, split) in _samples(loaded, data).items():
         paths = expand_files(files)
-        config = cfg.data.model_copy(update={"observers": _observers(loaded, paths)})
+        config = cfg.data.model_copy(update={"observers": _observers(loaded, paths, extra)})
         dataset = JetDataset(
             paths,
             config,
@@ -146,6 +161,17 @@ def evaluate(
         if ddt is not None:
             result.metrics["ddt"] = apply_ddt(ddt, pred)
         plots += draw(result, pred, plot_dir)
+        if with_yields and lumi_fb is not None:
+            sig = signal_class(class_names) if len(class_names) == 2 else 0
+            fraction = cfg.split.test if split == "test" else 1.0
+            yields = expected_yields(
+                pred, sig, lumi_fb, weight=xsec_weight, sample_fraction=fraction
+            )
+            result.metrics["yields"] = yields.to_dict()
+            plots += plot_stacked_yields(
+                yields.histograms, plot_dir / f"{name}_yields", lumi_fb=lumi_fb,
+                cut=yields.best_cut,
+            )  # fmt: skip
         pred.save(eval_dir / f"predictions_{name}.parquet")
         first = next(iter(result.rocs.values()), None)  # binary; multi-class: first vs rest
         if first is not None:
