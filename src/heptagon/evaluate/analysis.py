@@ -13,10 +13,18 @@ import numpy as np
 from numpy.typing import NDArray
 
 from heptagon.evaluate.inference import Predictions
-from heptagon.evaluate.plots import plot_efficiency_map, plot_roc, plot_scores, plot_sculpting
+from heptagon.evaluate.plots import (
+    plot_efficiency_map,
+    plot_resolution,
+    plot_response,
+    plot_roc,
+    plot_scores,
+    plot_sculpting,
+)
 from heptagon.physics.metrics import (
     EfficiencyMap,
     MassSculpting,
+    Resolution,
     Roc,
     binary_metrics,
     efficiency_map,
@@ -41,6 +49,8 @@ __all__ = [
 
 #: signal efficiency of the working point used for maps and sculpting
 WORKING_POINT_EFF = 0.5
+#: quantile bins of the true value for the regression response and resolution
+N_TRUE_BINS = 5
 #: classes treated as background when choosing the signal of a binary classifier
 BACKGROUND_NAMES = ("QCD", "g", "uds", "light", "background", "bkg")
 
@@ -63,6 +73,7 @@ class SampleResult:
     rocs: dict[str, Roc] = field(default_factory=dict)
     maps: dict[str, EfficiencyMap] = field(default_factory=dict)
     sculpting: MassSculpting | None = None
+    resolutions: dict[str, Resolution] = field(default_factory=dict)
     plots: list[Path] = field(default_factory=list)
 
 
@@ -137,16 +148,23 @@ def analyse(
         metrics = regression_metrics(
             pred.probs[:, 0], pred.labels, pred.weights, n_boot=n_boot, seed=seed
         )
-        if "jet_pt" in pred.observers and len(pred):  # resolution vs jet pT, quartile bins
-            pt = np.asarray(pred.observers["jet_pt"], dtype=np.float64)
-            edges = _quantile_axis(pt, 4, "pt", "").edges
-            res = resolution_in_bins(pred.probs[:, 0], pred.labels, pt, edges, pred.weights)
-            metrics["resolution_vs_jet_pt"] = {
+        result = SampleResult(pred.name, metrics)
+        variables = {"true": (np.asarray(pred.labels, dtype=np.float64), N_TRUE_BINS)}
+        if "jet_pt" in pred.observers:  # resolution vs jet pT, quartile bins
+            variables["jet_pt"] = (np.asarray(pred.observers["jet_pt"], dtype=np.float64), 4)
+        for key, (x, n_bins) in variables.items():
+            if not len(pred):
+                break
+            edges = _quantile_axis(x, n_bins, key, "").edges
+            res = resolution_in_bins(pred.probs[:, 0], pred.labels, x, edges, pred.weights)
+            result.resolutions[key] = res
+            metrics[f"resolution_vs_{key}"] = {
                 "edges": res.edges.tolist(),
                 "median": res.median.tolist(),
+                "iqr": res.iqr.tolist(),
                 "resolution": res.resolution.tolist(),
             }
-        return SampleResult(pred.name, metrics)
+        return result
     if len(pred.class_names) == 2:
         return _binary(pred, n_boot, seed)
     result = SampleResult(
@@ -194,5 +212,14 @@ def draw(result: SampleResult, pred: Predictions, plot_dir: Path) -> list[Path]:
         paths += plot_efficiency_map(emap, f"{prefix}_{key}_map", label=key.capitalize())
     if result.sculpting is not None:
         paths += plot_sculpting(result.sculpting, f"{prefix}_sculpting")
+    if result.resolutions:  # regression
+        ratio = pred.probs[:, 0] / np.asarray(pred.labels, dtype=np.float64)
+        lo, hi = np.quantile(ratio, [0.01, 0.99])
+        axis = hist.axis.Regular(40, lo, np.nextafter(hi, np.inf), label="Predicted / true")
+        response_hist = hist.Hist(axis, storage=hist.storage.Weight())
+        paths += plot_response(response_hist.fill(ratio, weight=pred.weights), f"{prefix}_response")
+        labels = {"true": "True value", "jet_pt": r"jet $p_T$ [GeV]"}
+        for key, res in result.resolutions.items():
+            paths += plot_resolution(res, f"{prefix}_resolution_vs_{key}", xlabel=labels[key])
     result.plots = paths
     return paths

@@ -21,10 +21,12 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from heptagon.io import atomic_path
-from heptagon.physics.metrics import EfficiencyMap, MassSculpting, Roc
+from heptagon.physics.metrics import EfficiencyMap, MassSculpting, Resolution, Roc
 
 __all__ = [
     "plot_efficiency_map",
+    "plot_resolution",
+    "plot_response",
     "plot_roc",
     "plot_scores",
     "plot_sculpting",
@@ -94,6 +96,44 @@ def plot_scores(histograms: Mapping[str, hist.Hist], stem: str | Path) -> list[P
         ax.set_ylabel("Normalised to unit area")
         ax.legend(loc="upper center")
         _label(ax)
+        return _save(fig, stem)
+
+
+def plot_response(histogram: hist.Hist, stem: str | Path) -> list[Path]:
+    """The regression response (predicted / true) distribution, unit area."""
+    with _style():
+        fig = Figure()
+        ax = fig.subplots()
+        if histogram.values().sum() > 0:
+            mplhep.histplot(histogram, density=True, flow="none", ax=ax)
+        ax.axvline(1.0, color="gray", ls="--")
+        ax.set_xlabel(histogram.axes[0].label)
+        ax.set_ylabel("Normalised to unit area")
+        _label(ax)
+        return _save(fig, stem)
+
+
+def plot_resolution(resolution: Resolution, stem: str | Path, *, xlabel: str) -> list[Path]:
+    """Response median with its interquartile range (band) and the resolution (IQR/2 over
+    the median) in bins of a variable, e.g. from
+    :func:`heptagon.physics.metrics.resolution_in_bins`."""
+    edges = resolution.edges
+    med, iqr = resolution.median, resolution.iqr
+    with _style():
+        fig = Figure()
+        ax, rax = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [2, 1]})
+        fig.subplots_adjust(hspace=0.07)
+        mplhep.histplot(med, edges, label="Median", color="black", ax=ax)
+        ax.stairs(med + iqr / 2, edges, baseline=med - iqr / 2, fill=True, alpha=0.3,
+                  label="Interquartile range")  # fmt: skip
+        ax.axhline(1.0, color="gray", ls="--")
+        ax.set_ylabel("Predicted / true")
+        ax.set_xlabel("")
+        ax.legend(loc="upper right")
+        _label(ax)
+        mplhep.histplot(resolution.resolution, edges, color="black", ax=rax)
+        rax.set_ylabel("IQR / 2 median")
+        rax.set_xlabel(xlabel)
         return _save(fig, stem)
 
 
