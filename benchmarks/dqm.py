@@ -20,7 +20,8 @@ levels: ``max_ls`` (the run's worst LS: the JetMET rule) and ``run`` (the run's 
 histograms). The classical baseline is ``chi2_ndf`` (chi2 / ndf per histogram, all bins);
 ``chi2`` is the same test with the per-histogram error taken over its 4 worst bins, like
 the other methods. The detection threshold of a method for a fault is the smallest size
-whose AUC is at least 0.9.
+whose AUC is at least 0.9. Both autoencoders (the dense ``autoencoder`` and the per-histogram
+``conv_autoencoder``) are compared point by point with both chi2 baselines at each level.
 """
 
 from __future__ import annotations
@@ -168,33 +169,35 @@ def main() -> None:
             )
             print(f"  {name:22s} {cells}")
 
-    # the autoencoder vs the chi2 baselines, at the same level, point by point
+    # each autoencoder vs the chi2 baselines, at the same level, point by point
     comparison: dict[str, Any] = {}
-    for level in ("max_ls", "run"):
-        for base in ("chi2_ndf", "chi2"):
-            ae = results[f"autoencoder:{level}"]["faults"]
-            ref = results[f"{base}:{level}"]["faults"]
-            wins, losses, ties = [], [], []
-            for kind in SIZES:
-                for p, q in zip(ae[kind]["points"], ref[kind]["points"], strict=True):
-                    d = p["auc"] - q["auc"]
-                    item = f"{kind}@{p['size']:g} ({p['auc']:.2f} vs {q['auc']:.2f})"
-                    (wins if d > 0.05 else losses if d < -0.05 else ties).append(item)
-            comparison[f"autoencoder_vs_{base}:{level}"] = {
-                "ae_better": wins,
-                "ae_worse": losses,
-                "within_0.05": ties,
-            }
-            print(
-                f"\nautoencoder vs {base} ({level}): better at {len(wins)}, worse at "
-                f"{len(losses)}, within 0.05 AUC at {len(ties)} of {len(wins + losses + ties)}"
-            )
-            for item in losses:
-                print(f"  AE worse: {item}")
+    for ae_name in ("autoencoder", "conv_autoencoder"):
+        for level in ("max_ls", "run"):
+            for base in ("chi2_ndf", "chi2"):
+                ae = results[f"{ae_name}:{level}"]["faults"]
+                ref = results[f"{base}:{level}"]["faults"]
+                wins, losses, ties = [], [], []
+                for kind in SIZES:
+                    for p, q in zip(ae[kind]["points"], ref[kind]["points"], strict=True):
+                        d = p["auc"] - q["auc"]
+                        item = f"{kind}@{p['size']:g} ({p['auc']:.2f} vs {q['auc']:.2f})"
+                        (wins if d > 0.05 else losses if d < -0.05 else ties).append(item)
+                comparison[f"{ae_name}_vs_{base}:{level}"] = {
+                    "ae_better": wins,
+                    "ae_worse": losses,
+                    "within_0.05": ties,
+                }
+                print(
+                    f"\n{ae_name} vs {base} ({level}): better at {len(wins)}, worse at "
+                    f"{len(losses)}, within 0.05 AUC at {len(ties)} of "
+                    f"{len(wins + losses + ties)}"
+                )
+                for item in losses:
+                    print(f"  AE worse: {item}")
 
     figures = {
         "methods": results,
-        "autoencoder_vs_chi2": comparison,
+        "autoencoders_vs_chi2": comparison,
         "feature_ranking_top10": [
             {"feature": n, "importance": round(v, 4)} for n, v in model.ranking[:10]
         ],

@@ -1,5 +1,6 @@
-"""heptagon dqm: each fault changes the histograms as it should, the threshold rule, and
-certify on a clean run and on a run with a dead calorimeter region (through the CLI)."""
+"""heptagon dqm: each fault changes the histograms as it should, the threshold rule,
+certify on a clean run and on a run with a dead calorimeter region (through the CLI), and
+the convolutional autoencoder (its shapes, and that it flags the same dead region)."""
 
 from __future__ import annotations
 
@@ -9,11 +10,20 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from typer.testing import CliRunner
 
 import heptagon.generate as generate_pkg
+from heptagon.apps.dqm.certify import TrainConfig, fit, score
+from heptagon.apps.dqm.conv_autoencoder import HistogramConvAE
 from heptagon.apps.dqm.methods import threshold_of
-from heptagon.apps.dqm.observables import HISTOGRAMS, summary_features
+from heptagon.apps.dqm.observables import (
+    HISTOGRAMS,
+    OCCUPANCY_MAPS,
+    histogram_shapes,
+    histogram_slices,
+    summary_features,
+)
 from heptagon.apps.dqm.simulate import (
     DQMData,
     Fault,
@@ -168,12 +178,13 @@ def test_threshold_rule_on_toy_data() -> None:
         threshold_of(good, 0.0)
 
 
-def test_certify_clean_and_dead_region_runs(source: JetSource, tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def dead_region_runs(source: JetSource) -> tuple[DQMData, DQMData]:
+    """30 good training runs; a clean test run (101) and one with a dead region of 2 x 2
+    occupancy-map cells (102); 10 LS each."""
     train = simulate_runs(
         [RunPlan(run=r, n_ls=10) for r in range(1, 31)], source, CFG, show_progress=False
     )
-    train.save(tmp_path / "train")
-    # a dead region of 2 x 2 occupancy-map cells
     dead = Fault(kind="dead_region", size=1.0, eta=(0.0, 1.0), phi=(0.0, np.pi / 3))
     test = simulate_runs(
         [RunPlan(run=101, n_ls=10), RunPlan(run=102, n_ls=10, fault=dead)],
@@ -181,6 +192,14 @@ def test_certify_clean_and_dead_region_runs(source: JetSource, tmp_path: Path) -
         CFG,
         show_progress=False,
     )
+    return train, test
+
+
+def test_certify_clean_and_dead_region_runs(
+    dead_region_runs: tuple[DQMData, DQMData], tmp_path: Path
+) -> None:
+    train, test = dead_region_runs
+    train.save(tmp_path / "train")
     test.save(tmp_path / "test")
     assert load_data(tmp_path / "test").run_bad.tolist() == [False, True]
     runner = CliRunner()
@@ -206,6 +225,44 @@ def test_certify_clean_and_dead_region_runs(source: JetSource, tmp_path: Path) -
     report = (tmp_path / "cert" / "report.md").read_text()
     assert "run 102" in report
     assert (tmp_path / "cert" / "plots" / "score_vs_run.png").exists()
+
+
+def test_conv_autoencoder_reconstructs_each_histogram_from_itself() -> None:
+    slices = histogram_slices()
+    width = slices["rate"].stop
+    torch.manual_seed(0)
+    net = HistogramConvAE(histogram_shapes(), channels=2, latent=3).eval()
+    z = torch.randn(5, width)
+    with torch.no_grad():
+        recon = net(z)
+        assert recon.shape == (5, width)
+        # the rate is reconstructed by its (standardised) mean over the good LS
+        assert (recon[:, slices["rate"]] == 0).all()
+        # changing one map changes its own reconstruction only
+        moved = z.clone()
+        moved[:, slices["occ_neutral"]] += 1.0
+        changed = (net(moved) != recon).any(dim=0).numpy()
+    inside = np.zeros(width, dtype=bool)
+    inside[slices["occ_neutral"]] = True
+    assert changed[inside].any()
+    assert not changed[~inside].any()
+    # every 1D histogram and map has its own network: Conv1d or Conv2d
+    for name, shape in histogram_shapes().items():
+        kind = torch.nn.Conv2d if name in OCCUPANCY_MAPS else torch.nn.Conv1d
+        assert len(shape) == (2 if name in OCCUPANCY_MAPS else 1)
+        assert any(isinstance(m, kind) for m in net.nets[name].modules())
+
+
+def test_conv_autoencoder_flags_a_dead_region(dead_region_runs: tuple[DQMData, DQMData]) -> None:
+    train, test = dead_region_runs
+    cfg = TrainConfig(methods=("conv_autoencoder",), ae_epochs=15, classifiers=False)
+    model = fit(train, cfg)
+    scores = score(model, test)
+    cal = model.calibration["conv_autoencoder"]["run"]
+    clean, dead = scores.run["conv_autoencoder:run"]
+    assert clean <= cal.threshold < dead
+    drivers = [h for h, _ in cal.drivers(scores.run_errors["conv_autoencoder"])[1]]
+    assert set(OCCUPANCY_MAPS) & set(drivers)
 
 
 def test_certify_names_a_missing_method(tmp_path: Path) -> None:

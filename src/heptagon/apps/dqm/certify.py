@@ -53,7 +53,7 @@ __all__ = [
 ]
 
 AGGREGATES: tuple[str, ...] = ("max_ls", "run")
-MethodName = Literal["chi2", "beta_binomial", "pca", "autoencoder"]
+MethodName = Literal["chi2", "beta_binomial", "pca", "autoencoder", "conv_autoencoder"]
 
 
 class TrainConfig(BaseModel):
@@ -61,7 +61,13 @@ class TrainConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    methods: tuple[MethodName, ...] = ("chi2", "beta_binomial", "pca", "autoencoder")
+    methods: tuple[MethodName, ...] = (
+        "chi2",
+        "beta_binomial",
+        "pca",
+        "autoencoder",
+        "conv_autoencoder",
+    )
     quantile: float = Field(1.0, gt=0, le=1, description="threshold quantile of good scores")
     calibration_fraction: float = Field(
         0.3, ge=0, lt=1, description="good runs held out to set the thresholds (0: the fit runs)"
@@ -70,8 +76,10 @@ class TrainConfig(BaseModel):
     pca_components: int = Field(10, gt=0)
     ae_hidden: tuple[int, ...] = (128, 32)
     ae_latent: int = Field(8, gt=0)
-    ae_epochs: int = Field(30, gt=0)
+    ae_epochs: int = Field(30, gt=0, description="epochs of both autoencoders")
     ae_lr: float = Field(1e-3, gt=0)
+    conv_channels: int = Field(8, gt=0, description="conv autoencoder: first feature maps")
+    conv_latent: int = Field(4, gt=0, description="conv autoencoder: bottleneck per histogram")
     batch_size: int = Field(64, gt=0)
     classifiers: bool = True
     n_features: int = Field(10, gt=0, description="top-ranked summaries the classifiers use")
@@ -162,6 +170,8 @@ def fit(data: DQMData, cfg: TrainConfig) -> DQMModel:
             ae_latent=cfg.ae_latent,
             ae_epochs=cfg.ae_epochs,
             ae_lr=cfg.ae_lr,
+            conv_channels=cfg.conv_channels,
+            conv_latent=cfg.conv_latent,
             batch_size=cfg.batch_size,
             seed=cfg.seed,
         )

@@ -119,12 +119,17 @@ def train_cmd(
     out: Annotated[Path, typer.Option("--out", help="Model directory.")],
     methods: Annotated[
         str,
-        typer.Option("--methods", help="Comma-separated: chi2, beta_binomial, pca, autoencoder."),
-    ] = "chi2,beta_binomial,pca,autoencoder",
+        typer.Option(
+            "--methods",
+            help="Comma-separated: chi2, beta_binomial, pca, autoencoder, conv_autoencoder.",
+        ),
+    ] = "chi2,beta_binomial,pca,autoencoder,conv_autoencoder",
     quantile: Annotated[
         float, typer.Option("--quantile", help="Threshold quantile of good training scores.")
     ] = 1.0,
-    epochs: Annotated[int, typer.Option("--epochs", help="Autoencoder epochs.")] = 30,
+    epochs: Annotated[
+        int, typer.Option("--epochs", help="Epochs of both autoencoders (dense and conv).")
+    ] = 30,
     classifiers: Annotated[
         bool,
         typer.Option("--classifiers/--no-classifiers", help="Feature ranking + KNN/GNB/SVM."),
@@ -158,7 +163,10 @@ def certify_cmd(
     model: Annotated[Path, typer.Option("--model", help="Directory written by `dqm train`.")],
     out: Annotated[Path, typer.Option("--out", help="Directory for verdicts and report.")],
     method: Annotated[
-        str, typer.Option("--method", help="chi2 | beta_binomial | pca | autoencoder")
+        str,
+        typer.Option(
+            "--method", help="chi2 | beta_binomial | pca | autoencoder | conv_autoencoder"
+        ),
     ] = "autoencoder",
     aggregate: Annotated[
         str, typer.Option("--aggregate", help="max_ls (worst LS) | run (summed histograms)")

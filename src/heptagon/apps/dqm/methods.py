@@ -8,9 +8,12 @@ and names the histograms that drove it. Per bin:
 - ``chi2``: Pearson's two-sample chi2 terms against the reference (the good fit runs
   summed); ``beta_binomial``: AutoDQM's pulls squared from the beta-binomial
   probability of the observed count given the reference;
-- ``pca`` and ``autoencoder``: the squared residuals of the reconstructed unit-area
-  histograms, standardised bin by bin over the good LS (PCA with ``pca_components``;
-  heptagon's registered dense ``autoencoder``).
+- ``pca``, ``autoencoder`` and ``conv_autoencoder``: the squared residuals of the
+  reconstructed unit-area histograms, standardised bin by bin over the good LS (PCA with
+  ``pca_components``; heptagon's registered dense ``autoencoder`` over the whole vector;
+  :class:`~heptagon.apps.dqm.conv_autoencoder.HistogramConvAE`, a small convolutional
+  autoencoder per histogram, Conv1d for the 1D histograms and Conv2d for the occupancy
+  maps, with the rate reconstructed by its mean over the good LS).
 
 A histogram's error is the classical one, chi2 / ndf or the mean over bins, when
 ``top_bins`` is None, else the mean of its ``top_bins`` largest bin terms.
@@ -41,7 +44,13 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 from torch import nn
 
-from heptagon.apps.dqm.observables import HISTOGRAMS, histogram_slices, histogram_vectors
+from heptagon.apps.dqm.conv_autoencoder import HistogramConvAE
+from heptagon.apps.dqm.observables import (
+    HISTOGRAMS,
+    histogram_shapes,
+    histogram_slices,
+    histogram_vectors,
+)
 from heptagon.errors import ConfigError
 from heptagon.models.registry import build_model
 
@@ -59,7 +68,13 @@ __all__ = [
     "threshold_of",
 ]
 
-HISTOGRAM_METHODS: tuple[str, ...] = ("chi2", "beta_binomial", "pca", "autoencoder")
+HISTOGRAM_METHODS: tuple[str, ...] = (
+    "chi2",
+    "beta_binomial",
+    "pca",
+    "autoencoder",
+    "conv_autoencoder",
+)
 CLASSIFIERS: tuple[str, ...] = ("knn", "gnb", "svm")
 #: the error names: every monitored histogram, then the rate
 ERROR_NAMES: tuple[str, ...] = (*HISTOGRAMS, "rate")
@@ -204,7 +219,7 @@ class Calibration:
 @dataclass
 class HistogramMethod:
     """A fitted histogram method: the reference (chi2, beta-binomial) or the bin-wise
-    standardisation and the model (PCA, autoencoder). ``errors(samples)`` gives
+    standardisation and the model (PCA, either autoencoder). ``errors(samples)`` gives
     ``(n, len(ERROR_NAMES))``; :meth:`calibrate` turns good samples' errors into thresholds."""
 
     name: str
@@ -249,10 +264,16 @@ def fit_histogram_method(
     ae_latent: int = 8,
     ae_epochs: int = 30,
     ae_lr: float = 1e-3,
+    conv_channels: int = 8,
+    conv_latent: int = 4,
     batch_size: int = 64,
     seed: int = 0,
 ) -> HistogramMethod:
-    """Fit method ``name`` on good samples (then calibrate it at each level)."""
+    """Fit method ``name`` on good samples (then calibrate it at each level).
+
+    ``ae_hidden`` and ``ae_latent`` shape the dense autoencoder; ``conv_channels`` and
+    ``conv_latent`` (per histogram) the convolutional one; both train for ``ae_epochs``
+    with learning rate ``ae_lr``."""
     if name not in HISTOGRAM_METHODS:
         known = ", ".join(HISTOGRAM_METHODS)
         raise ConfigError(f"unknown method '{name}' (known: {known})", key="methods")
@@ -268,8 +289,17 @@ def fit_histogram_method(
     z = (x - method.mean) / method.std
     if name == "pca":
         method.pca = PCA(n_components=min(pca_components, *z.shape), random_state=seed).fit(z)
+        return method
+    torch.manual_seed(seed)
+    if name == "autoencoder":
+        dim = z.shape[1]
+        net = build_model(
+            "autoencoder", {"jet_features": dim}, dim, hidden=tuple(ae_hidden), latent=ae_latent
+        )
     else:
-        method.net = _train_autoencoder(z, ae_hidden, ae_latent, ae_epochs, ae_lr, batch_size, seed)
+        net = HistogramConvAE(histogram_shapes(), channels=conv_channels, latent=conv_latent)
+    assert isinstance(net, nn.Module)
+    method.net = _train_reconstruction(net, z, ae_epochs, ae_lr, batch_size, seed)
     return method
 
 
@@ -284,24 +314,13 @@ def _one_thread() -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def _train_autoencoder(
-    z: np.ndarray,
-    hidden: Sequence[int],
-    latent: int,
-    epochs: int,
-    lr: float,
-    batch_size: int,
-    seed: int,
+def _train_reconstruction(
+    net: nn.Module, z: np.ndarray, epochs: int, lr: float, batch_size: int, seed: int
 ) -> nn.Module:
-    """heptagon's ``autoencoder`` trained to reconstruct standardised histograms; the loss
-    weights each histogram equally (the score's weighting)."""
-    torch.manual_seed(seed)
-    dim = z.shape[1]
-    net = build_model(
-        "autoencoder", {"jet_features": dim}, dim, hidden=tuple(hidden), latent=latent
-    )
-    assert isinstance(net, nn.Module)
-    weight = torch.zeros(dim)
+    """Train ``net`` (either autoencoder) to reconstruct the standardised histograms ``z``
+    (Adam, shuffled mini-batches, one thread); the loss weights each histogram equally
+    (the score's weighting)."""
+    weight = torch.zeros(z.shape[1])
     slices = histogram_slices()
     for sl in slices.values():
         weight[sl] = 1.0 / ((sl.stop - sl.start) * len(slices))

@@ -9,7 +9,8 @@ deposits. The methods read them in two forms:
   the 1D histograms, the fraction of entries in coarse 4 x 4 cells of the 2D maps) plus
   the event rate per unit luminosity: the tabular input of the supervised classifiers;
 - :func:`histogram_vectors`: the histograms normalised to unit area, flattened and
-  concatenated (with the rate as one more entry): the input of PCA and the autoencoder.
+  concatenated (with the rate as one more entry): the input of PCA and the autoencoders
+  (:func:`histogram_shapes` and :func:`histogram_slices` say where each histogram lies).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ __all__ = [
     "OCCUPANCY_MAPS",
     "HistSpec",
     "book",
+    "histogram_shapes",
     "histogram_slices",
     "histogram_vectors",
     "summary_features",
@@ -139,12 +141,17 @@ def summary_features(
     return np.stack(columns, axis=1), names
 
 
+def histogram_shapes() -> dict[str, tuple[int, ...]]:
+    """The bins of each histogram: ``(bins,)`` in 1D, ``(eta, phi)`` for the maps."""
+    return {name: tuple(int(n) for n in spec.book().axes.size) for name, spec in HISTOGRAMS.items()}
+
+
 def histogram_slices() -> dict[str, slice]:
     """Where each histogram lies in a :func:`histogram_vectors` row (``rate`` is last)."""
     out: dict[str, slice] = {}
     start = 0
-    for name, spec in HISTOGRAMS.items():
-        size = int(np.prod(spec.book().axes.size))
+    for name, shape in histogram_shapes().items():
+        size = int(np.prod(shape))
         out[name] = slice(start, start + size)
         start += size
     out["rate"] = slice(start, start + 1)
