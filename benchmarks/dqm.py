@@ -157,17 +157,17 @@ def main() -> None:
             }
         results[name] = entry
 
-    header = f"{'method':22s} {'good flagged':>12s} {'AUC all':>8s}"
+    header = f"{'method':24s} {'good flagged':>12s} {'AUC all':>8s}"
     print(header)
     for name, e in results.items():
-        print(f"{name:22s} {e['good_flag_rate']:12.2f} {e['auc_all']:8.3f}")
+        print(f"{name:24s} {e['good_flag_rate']:12.2f} {e['auc_all']:8.3f}")
     for kind, grid in SIZES.items():
         print(f"\n{kind}: AUC (bad flagged) at size " + ", ".join(f"{g:g}" for g in grid))
         for name, e in results.items():
             cells = " ".join(
                 f"{p['auc']:.2f} ({p['bad_flag_rate']:.2f})" for p in e["faults"][kind]["points"]
             )
-            print(f"  {name:22s} {cells}")
+            print(f"  {name:24s} {cells}")
 
     # each autoencoder vs the chi2 baselines, at the same level, point by point
     comparison: dict[str, Any] = {}
