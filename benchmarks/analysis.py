@@ -33,9 +33,10 @@ the test split beside it):
 - Higgs-pT resolution (IQR/2 over median of predicted / true pT), dense vs 1D CNN;
 - S/sqrt(B) in the loose region and after the best cut on each binary score, at
   ``--lumi-fb`` with Pythia's LO cross sections (``xsec_weight_pb``; the test split's
-  share of each process's events, from the split hash, scales its yield). Illustrative:
-  the only backgrounds are ttbar (standing in for ttW / ttZ, which Pythia lacks) and DY.
-  The best cut keeps at least ``MIN_BKG`` raw background events.
+  share of each process's events, from the split hash, scales its yield), by
+  ``heptagon.evaluate.yields.expected_yields`` (what ``heptagon evaluate --lumi`` runs).
+  Illustrative: the only backgrounds are ttbar (standing in for ttW / ttZ, which Pythia
+  lacks) and DY. The best cut keeps at least ``MIN_BKG`` raw background events.
 
 Pythia makes ttbar / ttH at only tens of events per second per core (with MPI), so the
 sample is small; DY events rarely have 4 jets, so the ttH-vs-DY figures rest on a few
@@ -58,7 +59,9 @@ import pyarrow.parquet as pq
 from _common import write_results
 
 from heptagon.data.split import Split
+from heptagon.evaluate.inference import Predictions
 from heptagon.evaluate.run import evaluate
+from heptagon.evaluate.yields import expected_yields
 from heptagon.generate.events import EventOptions, generate_events
 from heptagon.physics.metrics import accuracy, auc, bootstrap
 from heptagon.train import train
@@ -66,7 +69,6 @@ from heptagon.train import train
 ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = ROOT / "configs"
 SAMPLE_SEED = 1
-MIN_BKG = 5
 RUNS = {
     "bdt": "analysis_bdt.yaml",
     "dnn": "analysis_dnn.yaml",
@@ -124,7 +126,7 @@ def predictions(run: Path) -> dict[str, np.ndarray]:
     return {name: table[name].to_numpy() for name in table.column_names}
 
 
-def binary_figures(run: Path, share: dict[str, float], lumi_pb: float) -> dict[str, Any]:
+def binary_figures(run: Path, share: dict[str, float], lumi_fb: float) -> dict[str, Any]:
     """AUC vs each background, and S/sqrt(B) before and after the best score cut."""
     p = predictions(run)
     score, is_tth = p["prob_tth"], p["label"] == 1
@@ -140,19 +142,17 @@ def binary_figures(run: Path, share: dict[str, float], lumi_pb: float) -> dict[s
         out[f"auc_vs_{bkg}"] = auc(s, y)
         out[f"auc_vs_{bkg}_boot_err"] = float(np.nanstd(boot))
     out["n_test_tth"] = int(is_tth.sum())
-    scale = np.array([1.0 / share[c] for c in process])
-    yields = p["xsec_weight_pb"] * lumi_pb * scale
-    order = np.argsort(-score)
-    s_cum = np.cumsum(np.where(is_tth[order], yields[order], 0.0))
-    b_cum = np.cumsum(np.where(is_tth[order], 0.0, yields[order]))
-    n_b = np.cumsum(~is_tth[order])
-    z = np.where((n_b >= MIN_BKG) & (b_cum > 0), s_cum / np.sqrt(np.maximum(b_cum, 1e-300)), 0.0)
-    best = int(np.argmax(z))
-    out["S_region"], out["B_region"] = float(s_cum[-1]), float(b_cum[-1])
-    out["S_over_sqrtB_region"] = float(s_cum[-1] / np.sqrt(b_cum[-1]))
-    out["best_cut"] = float(score[order][best])
-    out["S_best"], out["B_best"] = float(s_cum[best]), float(b_cum[best])
-    out["S_over_sqrtB_best"] = float(z[best])
+    classes = [c.removeprefix("prob_") for c in p if c.startswith("prob_")]
+    pred = Predictions.load(run / "eval" / "predictions_test.parquet", classes)
+    y = expected_yields(pred, classes.index("tth"), lumi_fb, sample_fraction=share)
+    s_region = y.region["tth"]
+    b_region = sum(v for k, v in y.region.items() if k != "tth")
+    out["S_region"], out["B_region"] = s_region, b_region
+    out["S_over_sqrtB_region"] = s_region / float(np.sqrt(b_region))
+    out["best_cut"] = y.best_cut
+    out["S_best"] = y.passing["tth"]
+    out["B_best"] = sum(v for k, v in y.passing.items() if k != "tth")
+    out["S_over_sqrtB_best"] = y.s_over_sqrt_b
     return out
 
 
@@ -189,7 +189,6 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("/tmp/analysis-bench"))
     parser.add_argument("--name", default="analysis")
     args = parser.parse_args()
-    lumi_pb = args.lumi_fb * 1000.0
     sample, dy = args.out / f"sample-{args.events}", args.out / f"dy-{args.dy_events}"
     jobs = min(2, os.cpu_count() or 1)
     t0 = time.perf_counter()
@@ -223,7 +222,7 @@ def main() -> None:
         runs = [run_one(name, s, data, runs_dir, args.epochs) for s in range(args.seeds)]
         timings[name] = time.perf_counter() - t
         if name in ("bdt", "dnn"):
-            per_seed = [binary_figures(r, share, lumi_pb) for r in runs]
+            per_seed = [binary_figures(r, share, args.lumi_fb) for r in runs]
         elif name == "dnn_multiclass":
             per_seed = [{"accuracy": multiclass_accuracy(r)} for r in runs]
         else:

@@ -65,6 +65,18 @@ def test_yields_equal_the_hand_computed_sums() -> None:
     assert y.to_dict()["processes"]["dy"]["region"] == y.region["dy"]
 
 
+def test_per_process_fractions_scale_each_process() -> None:
+    fractions = {"tth": 0.5, "ttbar": 0.25, "dy": 0.1}
+    y = expected_yields(_synthetic(), 1, lumi_fb=1.0, sample_fraction=fractions)
+    assert y.region == pytest.approx(
+        {"tth": 4 * 0.5e3 / 0.5, "ttbar": 8 * 0.25e3 / 0.25, "dy": 4 * 2e3 / 0.1}
+    )
+    with pytest.raises(ConfigError, match="dy"):
+        expected_yields(_synthetic(), 1, lumi_fb=1.0, sample_fraction={"tth": 1, "ttbar": 1})
+    with pytest.raises(ConfigError, match="0, 1"):
+        expected_yields(_synthetic(), 1, lumi_fb=1.0, sample_fraction=1.5)
+
+
 def test_missing_weight_observer_is_a_config_error() -> None:
     pred = _synthetic()
     with pytest.raises(ConfigError, match="no_such"):

@@ -1,6 +1,7 @@
 """Expected yields of an event-level classifier at a luminosity: each event's cross-section
 weight (``xsec_weight_pb``: the events of a process sum to its cross section in pb) times the
-luminosity, divided by the fraction of the sample the evaluated split holds, so the yields
+luminosity, divided by the fraction of the sample the evaluated split holds (one for all,
+or one per process when the processes come from samples split differently), so the yields
 estimate the full sample. Events are assigned to processes by the observers ``label_<process>``
 (the first true one), else by their true class; the signal is the classifier's signal class.
 The best cut maximises S/sqrt(B) over the signal-class score, keeping at least
@@ -9,6 +10,7 @@ The best cut maximises S/sqrt(B) over the signal-class score, keeping at least
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -80,20 +82,28 @@ def expected_yields(
     lumi_fb: float,
     *,
     weight: str = XSEC_WEIGHT,
-    sample_fraction: float = 1.0,
+    sample_fraction: float | Mapping[str, float] = 1.0,
     bins: int = 20,
 ) -> Yields:
     """Yields at ``lumi_fb`` [fb^-1] of the events in ``pred`` (class ``signal`` is the
     signal), from the per-event cross-section weight observer ``weight`` [pb], scaled by
-    ``1 / sample_fraction``."""
+    ``1 / sample_fraction`` (a number, or a mapping process -> fraction naming every
+    process of ``pred``)."""
     if weight not in pred.observers:
         raise ConfigError(f"observer '{weight}' is not in the predictions", "weight")
-    if not 0 < sample_fraction <= 1:
-        raise ConfigError(f"must be in (0, 1], got {sample_fraction}", "sample_fraction")
-    expected = (
-        np.asarray(pred.observers[weight], dtype=np.float64) * lumi_fb * 1e3 / sample_fraction
-    )
     process = event_processes(pred)
+    if isinstance(sample_fraction, Mapping):
+        missing = sorted(set(process.tolist()) - set(sample_fraction))
+        if missing:
+            raise ConfigError(f"no fraction for process(es) {missing}", "sample_fraction")
+        fractions = {p: float(sample_fraction[p]) for p in set(process.tolist())}
+    else:
+        fractions = {p: float(sample_fraction) for p in set(process.tolist())}
+    bad = {p: f for p, f in fractions.items() if not 0 < f <= 1}
+    if bad:
+        raise ConfigError(f"fractions must be in (0, 1], got {bad}", "sample_fraction")
+    per_event = np.array([fractions[p] for p in process.tolist()], dtype=np.float64)
+    expected = np.asarray(pred.observers[weight], dtype=np.float64) * lumi_fb * 1e3 / per_event
     is_sig = np.asarray(pred.labels) == signal
     score = pred.probs[:, signal]
     names = sorted(set(process[~is_sig].tolist())) + sorted(set(process[is_sig].tolist()))
