@@ -26,9 +26,10 @@ __all__ = ["HistogramConvAE"]
 
 
 class _ConvAE(nn.Module):
-    """One histogram's autoencoder: two convolutions (the second with stride 2), a dense
-    bottleneck, a dense layer back, a transposed convolution (stride 2) and a last
-    convolution; the output is cropped to the histogram's bins (odd sizes round up)."""
+    """One histogram's autoencoder: two convolutions (kernel 5 in 1D, 3 x 3 in 2D; the
+    second with stride 2), a dense bottleneck, a dense layer back, a transposed convolution
+    (stride 2) and a last convolution; the output is cropped to the histogram's bins (odd
+    sizes round up)."""
 
     def __init__(self, shape: tuple[int, ...], channels: int, latent: int) -> None:
         super().__init__()
