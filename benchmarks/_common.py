@@ -54,17 +54,32 @@ def commit() -> str:
     return sha + ("+dirty" if dirty else "")
 
 
-def write_results(name: str, figures: dict[str, Any]) -> Path:
-    """Write ``benchmarks/results/<name>.json`` with the figures and their provenance."""
+def read_results(name: str) -> dict[str, Any]:
+    """The figures of ``benchmarks/results/<name>.json`` ({} when there is none)."""
+    path = RESULTS / f"{name}.json"
+    if not path.exists():
+        return {}
+    figures: dict[str, Any] = json.loads(path.read_text()).get("figures", {})
+    return figures
+
+
+def write_results(name: str, figures: dict[str, Any], part: str | None = None) -> Path:
+    """Write ``benchmarks/results/<name>.json`` with the figures and their provenance.
+
+    ``part``: the figures of one part of a benchmark run on its own; they replace
+    ``figures[part]`` of the file, with this run's command, commit and machine inside them,
+    and the file's other figures and provenance are kept."""
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{name}.json"
-    payload = {
-        "benchmark": name,
+    provenance = {
         "command": " ".join(["python", *sys.argv]),
         "commit": commit(),
         "machine": machine(),
-        "figures": figures,
     }
+    payload = {"benchmark": name, **provenance, "figures": figures}
+    if part is not None:
+        payload = json.loads(path.read_text()) if path.exists() else {"benchmark": name}
+        payload.setdefault("figures", {})[part] = {**figures, **provenance}
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
     os.replace(tmp, path)

@@ -77,7 +77,8 @@ def generate(
     sample: Annotated[
         str,
         typer.Argument(
-            help="top-vs-qcd | qg | jetclass-like | ak4-flavour | a class name (QCD, Tbqq, ...)"
+            help="top-vs-qcd | qg | zjet-vs-dijet | jetclass-like | ak4-flavour | "
+            "a class name (QCD, Tbqq, ...)"
         ),
     ],
     jets: Annotated[int, typer.Option("--jets", help="Jets per class.")],

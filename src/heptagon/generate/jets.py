@@ -172,7 +172,8 @@ def cluster(
 
 
 def _matched(jets: ClusteredJets, truth: TruthObjects, radius: float) -> np.ndarray:
-    """Jets that contain a truth object's axis and all its visible products (dR < R)."""
+    """For each jet, the index of the truth object nearest its axis among those whose axis
+    and visible products all lie within ``dR < R`` of it; -1 where there is none."""
     n_events = int(max(jets.event.max(initial=-1), truth.event.max(initial=-1))) + 1
     n_obj = np.bincount(truth.event, minlength=n_events)
     obj_start = np.cumsum(n_obj) - n_obj
@@ -180,7 +181,8 @@ def _matched(jets: ClusteredJets, truth: TruthObjects, radius: float) -> np.ndar
     pair_jet = np.repeat(np.arange(jets.event.size), per_jet)
     pair_obj = _ranges(obj_start[jets.event], per_jet)
     eta, phi = jets.eta, jets.phi
-    ok = delta_r(eta[pair_jet], phi[pair_jet], truth.eta[pair_obj], truth.phi[pair_obj]) < radius
+    dr = delta_r(eta[pair_jet], phi[pair_jet], truth.eta[pair_obj], truth.phi[pair_obj])
+    ok = dr < radius
     by_owner = np.argsort(truth.prod_owner, kind="stable")
     n_prod = np.bincount(truth.prod_owner, minlength=truth.eta.size)
     prod_start = np.cumsum(n_prod) - n_prod
@@ -190,7 +192,12 @@ def _matched(jets: ClusteredJets, truth: TruthObjects, radius: float) -> np.ndar
     j = pair_jet[pp_pair]
     outside = delta_r(eta[j], phi[j], truth.prod_eta[pp_prod], truth.prod_phi[pp_prod]) >= radius
     ok &= np.bincount(pp_pair, weights=outside, minlength=pair_obj.size) == 0
-    return np.bincount(pair_jet, weights=ok, minlength=jets.event.size) > 0
+    jet, obj = pair_jet[ok], pair_obj[ok]
+    order = np.lexsort((dr[ok], jet))  # by jet, nearest object first
+    first = np.unique(jet[order], return_index=True)[1]
+    best = np.full(jets.event.size, -1, dtype=np.int64)
+    best[jet[order][first]] = obj[order][first]
+    return best
 
 
 def flavour_label(jets: ClusteredJets, ghosts: Ghosts) -> np.ndarray:
@@ -293,24 +300,36 @@ def build_jets(
     ghosts: Ghosts | None = None,
     flavour: int | None = None,
     with_sv: bool = False,
+    truth_id: bool = False,
 ) -> dict[str, np.ndarray | ak.Array]:
     """The selected jets of a batch of events, one entry per jet, in the JetClass schema
     plus ``event`` (the event index within the batch).
 
     ``truth``: a jet is kept only if it contains some truth object's axis and all its
-    visible products within ``dR < radius``. ``ghosts`` + ``flavour``: keep only jets whose
-    :func:`flavour_label` equals ``flavour``.
+    visible products within ``dR < radius``; with ``truth_id``, the PDG id of that object
+    (the nearest, if several) is written as ``jet_parton_id``. ``ghosts`` + ``flavour``:
+    keep only jets whose :func:`flavour_label` equals ``flavour``.
     """
     jets = cluster(c, sel, ghosts)
     eta = jets.rapidity if sel.use_rapidity else jets.eta
     pt = jets.pt
     keep = (pt >= sel.pt_min) & (pt < sel.pt_max) & (np.abs(eta) < sel.eta_max)
+    matched = None
     if truth is not None:
-        keep &= _matched(jets, truth, sel.radius)
+        matched = _matched(jets, truth, sel.radius)
+        keep &= matched >= 0
+        matched = matched[keep]
     jets = jets.select(keep)
     if ghosts is not None and flavour is not None:
-        jets = jets.select(flavour_label(jets, ghosts) == flavour)
-    return _jet_branches(c, jets, sel, with_sv)
+        same = flavour_label(jets, ghosts) == flavour
+        jets = jets.select(same)
+        matched = None if matched is None else matched[same]
+    out = _jet_branches(c, jets, sel, with_sv)
+    if truth_id:
+        if truth is None or matched is None:
+            raise ValueError("truth_id needs truth objects")
+        out["jet_parton_id"] = truth.pid[matched].astype(np.int32)
+    return out
 
 
 def _jet_branches(

@@ -7,6 +7,11 @@ contain: for a resonance, the resonance itself and its visible decay products wi
 ``dR < R`` of the jet axis (as in the top-tagging landscape and JetClass definitions);
 for quark/gluon jets, the hard-process parton; for AK4 flavour jets, the ghost-associated
 hadrons and partons (see :mod:`heptagon.generate.jets`).
+
+A class may also be a production process rather than a parton type: ``Zjet`` and
+``dijet`` keep every jet matched to a hard quark or gluon, so each is a natural q/g
+mixture, and write the matched parton's PDG id as ``jet_parton_id`` (the true q/g label;
+every ``parton`` rule writes it), for weak supervision (CWoLa, arXiv:1708.02949).
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ _TTBAR = ("Top:gg2ttbar = on", "Top:qqbar2ttbar = on")
 _W_JET = ("WeakBosonAndParton:qqbar2Wg = on", "WeakBosonAndParton:qg2Wq = on")
 _Z_JET = ("WeakBosonAndParton:qqbar2gmZg = on", "WeakBosonAndParton:qg2gmZq = on")
 _Z_ONLY = ("WeakZ0:gmZmode = 2",)  # pure Z, no gamma* interference
+_Z_NUNU = (*_Z_ONLY, "23:onMode = off", "23:onIfAny = 12 14 16")
 _H_JET = (
     "HiggsSM:gg2Hg(l:t) = on",
     "HiggsSM:qg2Hq(l:t) = on",
@@ -50,7 +56,8 @@ class TruthRule:
         charged leptons (e or mu); the resonance and its visible products must lie within
         ``dR < R`` of the jet axis.
         ``"parton"``: the outgoing hard-process parton (status -23) with ``|id|`` in
-        ``parton_ids``, within ``dR < R``.
+        ``parton_ids``, within ``dR < R``; its PDG id is written as ``jet_parton_id``
+        (the nearest one where two are within ``R``).
         ``"none"``: no matching (QCD jets: every jet in the window).
         ``"flavour"``: hadron-based flavour by ghost association; the class is the
         flavour label (``b``, ``c``, ``uds``, ``g``).
@@ -138,9 +145,7 @@ CATALOGUE: dict[str, Process] = {
             "q",
             (
                 "WeakBosonAndParton:qg2gmZq = on",
-                *_Z_ONLY,
-                "23:onMode = off",
-                "23:onIfAny = 12 14 16",
+                *_Z_NUNU,
             ),
             TruthRule("parton", parton_ids=(1, 2, 3)),
             "light-quark (u, d, s) jet recoiling against Z -> nu nu",
@@ -149,12 +154,23 @@ CATALOGUE: dict[str, Process] = {
             "g",
             (
                 "WeakBosonAndParton:qqbar2gmZg = on",
-                *_Z_ONLY,
-                "23:onMode = off",
-                "23:onIfAny = 12 14 16",
+                *_Z_NUNU,
             ),
             TruthRule("parton", parton_ids=(21,)),
             "gluon jet recoiling against Z -> nu nu",
+        ),
+        # natural q/g mixtures: every jet matched to a hard quark (d, u, s, c, b) or gluon
+        Process(
+            "Zjet",
+            (*_Z_JET, *_Z_NUNU),
+            TruthRule("parton", parton_ids=(1, 2, 3, 4, 5, 21)),
+            "jet recoiling against Z -> nu nu, quark or gluon (quark-enriched mixture)",
+        ),
+        Process(
+            "dijet",
+            ("HardQCD:all = on",),
+            TruthRule("parton", parton_ids=(1, 2, 3, 4, 5, 21)),
+            "QCD dijet jet from a hard quark or gluon (gluon-enriched mixture)",
         ),
         # AK4 flavour classes: the label comes from ghost-associated hadrons / partons;
         # each class is drawn from the process that makes it plentifully.
@@ -234,6 +250,18 @@ SAMPLE_SETS: dict[str, SampleSet] = {
             mpi=True,
             use_rapidity=True,
             description="Z(->nu nu) + q/g, Komiske et al. (arXiv:1810.05165)",
+        ),
+        SampleSet(
+            "zjet-vs-dijet",
+            ("Zjet", "dijet"),
+            radius=0.4,
+            pt_min=200.0,
+            pt_max=250.0,
+            eta_max=1.7,
+            mpi=True,
+            use_rapidity=True,
+            description="q/g mixtures: Z(->nu nu) + jet vs QCD dijet jets, labelled by "
+            "production process; the true q/g label is jet_parton_id (arXiv:1708.02949)",
         ),
         SampleSet(
             "jetclass-like",

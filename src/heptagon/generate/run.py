@@ -257,6 +257,7 @@ def run_shard(spec: ShardSpec, report: Callable[[int], None] | None = None) -> d
             ghosts=ghosts,
             flavour=flavour,
             with_sv=flavour is not None,
+            truth_id=process.truth.kind == "parton",
         )
         jets["event"] = jets["event"] + n_events
         n_events += len(batch)

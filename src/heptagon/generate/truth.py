@@ -137,12 +137,14 @@ class EventRecord:
 
 @dataclass(frozen=True)
 class TruthObjects:
-    """Flat truth objects of a batch: axis ``eta, phi`` per object (sorted by ``event``),
-    and visible products ``prod_eta, prod_phi`` belonging to object ``prod_owner``."""
+    """Flat truth objects of a batch: axis ``eta, phi`` and PDG id ``pid`` per object
+    (sorted by ``event``), and visible products ``prod_eta, prod_phi`` belonging to object
+    ``prod_owner``."""
 
     event: np.ndarray
     eta: np.ndarray
     phi: np.ndarray
+    pid: np.ndarray
     prod_owner: np.ndarray
     prod_eta: np.ndarray
     prod_phi: np.ndarray
@@ -183,7 +185,7 @@ def truth_objects(rec: EventRecord, rule: TruthRule) -> TruthObjects:
         raise ValueError(f"truth rule '{rule.kind}' has no truth objects")
     eta, phi = rec.eta_phi(axes)
     peta, pphi = rec.eta_phi(prod)
-    return TruthObjects(rec.event[axes], eta, phi, owner, peta, pphi)
+    return TruthObjects(rec.event[axes], eta, phi, rec.pid[axes], owner, peta, pphi)
 
 
 @dataclass(frozen=True)
