@@ -14,9 +14,7 @@ from heptagon.data.inspect import inspect_files
 
 def test_inspect(tmp_path: Path) -> None:
     jets = make_jets(30, "QCD", 4)
-    jets["jet_sdmass"] = np.where(np.arange(30) == 2, np.nan, jets["jet_sdmass"]).astype(
-        np.float32
-    )
+    jets["jet_sdmass"] = np.where(np.arange(30) == 2, np.nan, jets["jet_sdmass"]).astype(np.float32)
     path = write_parquet(tmp_path / "a.parquet", jets)
     tops = write_parquet(tmp_path / "b.parquet", make_jets(20, "Tbqq", 5))
     config = load_config(

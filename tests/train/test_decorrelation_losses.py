@@ -97,9 +97,7 @@ def test_adversary_loss_enters_classifier_gradient_with_opposite_sign(reversal: 
     feature = adversary.feature(logits)
     torch.testing.assert_close(feature, logits[:, 1] - logits[:, 0])  # the score's logit
     leaf = feature.detach().requires_grad_(True)
-    (grad_feature,) = torch.autograd.grad(
-        adversary.adversary_loss(leaf, mass, label, weight), leaf
-    )
+    (grad_feature,) = torch.autograd.grad(adversary.adversary_loss(leaf, mass, label, weight), leaf)
     # the classifier's gradient is -lam dL_adv/d(logit_1 - logit_0)
     torch.testing.assert_close(out.grad[:, 1], -2.0 * grad_feature, rtol=1e-4, atol=1e-7)
     torch.testing.assert_close(out.grad[:, 0], 2.0 * grad_feature, rtol=1e-4, atol=1e-7)
@@ -153,9 +151,7 @@ def test_training_with_regularisers(top_qcd_sample: Path, tmp_path: Path) -> Non
     assert last["regularisers"]["1._extra_state"]["n_updates"] == summary.steps
 
 
-def test_regulariser_observable_must_be_an_observer(
-    top_qcd_sample: Path, tmp_path: Path
-) -> None:
+def test_regulariser_observable_must_be_an_observer(top_qcd_sample: Path, tmp_path: Path) -> None:
     experiment = _experiment(tmp_path, [{"name": "disco", "lam": 1.0, "observable": "jet_tau1"}])
     with pytest.raises(ConfigError) as err:
         train(experiment, top_qcd_sample, tmp_path / "run")

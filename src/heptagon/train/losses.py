@@ -293,9 +293,7 @@ class Regulariser(nn.Module):
 class DisCo(Regulariser):
     """``lam * dCorr^2(score, observable)`` on the background (DisCo, arXiv:2001.05310)."""
 
-    def __init__(
-        self, lam: float, observable: str, signal: int, background: Sequence[int]
-    ) -> None:
+    def __init__(self, lam: float, observable: str, signal: int, background: Sequence[int]) -> None:
         super().__init__(observable, signal, background)
         self.lam = lam
 
@@ -406,9 +404,7 @@ class MassAdversary(Regulariser):
         if self.reversal:
             self.optimizer.zero_grad(set_to_none=True)
             scale = self.lam if on else 0.0
-            return self.adversary_loss(
-                gradient_reversal(feature, scale), observable, label, weight
-            )
+            return self.adversary_loss(gradient_reversal(feature, scale), observable, label, weight)
         for p in self.net.parameters():
             p.requires_grad_(False)
         try:
