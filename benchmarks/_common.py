@@ -76,7 +76,7 @@ def write_results(name: str, figures: dict[str, Any], part: str | None = None) -
         "commit": commit(),
         "machine": machine(),
     }
-    payload = {"benchmark": name, **provenance, "figures": figures}
+    payload: dict[str, Any] = {"benchmark": name, **provenance, "figures": figures}
     if part is not None:
         payload = json.loads(path.read_text()) if path.exists() else {"benchmark": name}
         payload.setdefault("figures", {})[part] = {**figures, **provenance}
