@@ -61,6 +61,21 @@ def test_shapes_and_padding() -> None:
         model(x[..., :60], mask[..., :60])
 
 
+def test_input_scaling() -> None:
+    """Scaled inputs equal an unscaled model fed standardised inputs; std 0 counts as 1."""
+    model = _model()
+    x, mask = _inputs(1, 32, 32)
+    mean = torch.linspace(-1, 1, N_FEATURES)
+    std = torch.linspace(0, 2, N_FEATURES)
+    with torch.no_grad():
+        plain = model(x, mask)
+        model.set_input_scaling(mean, std)
+        scaled = model(x * torch.where(std > 0, std, 1)[:, None] + mean[:, None], mask)
+    assert model.feature_std[0] == 1
+    assert torch.allclose(scaled, plain, atol=1e-5)
+    assert "feature_mean" in model.state_dict()
+
+
 class _LargestTensor(TorchFunctionMode):
     """Records the largest number of elements of any tensor a torch function returns."""
 
@@ -94,6 +109,8 @@ def test_lsh_memory_is_linear_dense_is_quadratic() -> None:
 
 def test_onnx_export_dynamic_elements(tmp_path: Path) -> None:
     model = _model()
+    with torch.no_grad():
+        model.set_input_scaling(torch.full((N_FEATURES,), 0.5), torch.full((N_FEATURES,), 2.0))
     path = export_mlpf(model, tmp_path / "mlpf.onnx", n_features=N_FEATURES)
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     for n, n_real in ((32, 20), (160, 150)):

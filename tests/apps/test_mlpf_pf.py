@@ -6,7 +6,12 @@ import numpy as np
 import pytest
 
 from heptagon.apps.mlpf.metrics import element_classes, jet_response, pf_metrics
-from heptagon.apps.mlpf.pf import PFConfig, calibrate_neutral_hadrons, rule_based_pf
+from heptagon.apps.mlpf.pf import (
+    PFConfig,
+    calibrate_neutral_hadrons,
+    link_elements,
+    rule_based_pf,
+)
 from heptagon.generate.detector import DetectorConfig
 from heptagon.generate.elements import (
     CLASSES,
@@ -76,6 +81,26 @@ def test_neutral_hadron_response_is_calibrated() -> None:
     raw2 = rule_based_pf(el2)
     raw_response = raw2.energy / test_e[raw2.counts == 1]
     assert abs(np.median(response) - 1) < abs(np.median(raw_response) - 1)
+
+
+def test_links_subtract_the_charged_energy() -> None:
+    """A lone pion's track links to its tower and leaves no significant energy; a lone
+    neutral hadron's tower keeps all of it."""
+    n = 300
+    pion = link_elements(_gun(211, np.full(n, 30.0), n))
+    linked = pion.link >= 0
+    assert linked.mean() > 0.95
+    assert np.all(pion.link_dr[linked] < PFConfig().link_dr)
+    assert np.allclose(pion.p, 30.0, rtol=0.1)
+    # the towers with a track (untracked pions leave a "neutral" tower)
+    with_track = pion.link[linked]
+    assert pion.neutral[with_track].mean() < 0.1
+    assert np.median(np.abs(pion.left_hcal[with_track]) / 30.0) < 0.3
+    neutron = link_elements(_gun(2112, np.full(n, 30.0), n, seed=2))
+    assert neutron.link.size == 0
+    el = _gun(2112, np.full(n, 30.0), n, seed=2)
+    np.testing.assert_allclose(neutron.left_hcal, el.tower["eHcal"].astype(np.float64))
+    assert neutron.neutral.mean() > 0.98
 
 
 @pytest.fixture(scope="module")

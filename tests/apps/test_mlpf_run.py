@@ -17,6 +17,9 @@ from heptagon.apps.mlpf.run import (
     element_features,
     evaluate_mlpf,
     load_elements,
+    load_mlpf,
+    load_threshold,
+    predict,
     train_mlpf,
 )
 from heptagon.errors import ConfigError, DataError
@@ -62,6 +65,15 @@ def test_features_and_perfect_decoding(ttbar_elements: Path) -> None:
     assert parts.cls.size == real.sum()
     np.testing.assert_allclose(parts.energy, t["energy"][real], rtol=1e-4)
     np.testing.assert_allclose(parts.charge, t["charge"][real])
+    charged = t["charge"][real] != 0
+    np.testing.assert_allclose(parts.pt[charged], t["pt"][real][charged], rtol=1e-4)
+    # neutral particles are massless
+    neutral = ~charged
+    np.testing.assert_allclose(
+        parts.pt[neutral], parts.energy[neutral] / np.cosh(parts.eta[neutral]), rtol=1e-6
+    )
+    # a particle probability threshold above the outputs' keeps nothing
+    assert decode(out, arr, threshold=0.999).cls.size == 0
 
 
 def test_train_and_evaluate(ttbar_elements: Path, tmp_path: Path) -> None:
@@ -74,6 +86,15 @@ def test_train_and_evaluate(ttbar_elements: Path, tmp_path: Path) -> None:
     history = [json.loads(line) for line in (run / "history.jsonl").read_text().splitlines()]
     assert len(history) == 3
     assert history[-1]["train_loss"] < history[0]["train_loss"]
+    assert all(np.isfinite(h["val_loss"]) for h in history)
+    assert 0.2 <= load_threshold(run) <= 0.8
+    # the inputs are standardised on the training elements
+    model = load_mlpf(run)
+    arr = element_features(load_elements(ttbar_elements))
+    assert model.feature_std.min() > 0
+    z = (torch.from_numpy(arr.features) - model.feature_mean) / model.feature_std
+    assert abs(float(z.mean())) < 0.5
+    assert predict(model, arr).shape == (arr.features.shape[0], 14)
     metrics = evaluate_mlpf(run, ttbar_elements)
     assert json.loads((run / "eval" / "metrics.json").read_text())["events"] == 40
     for algo in ("mlpf", "pf", "truth"):
@@ -81,6 +102,29 @@ def test_train_and_evaluate(ttbar_elements: Path, tmp_path: Path) -> None:
     assert metrics["truth"]["particles"]["per_class"]["charged_hadron"]["efficiency"] == 1.0
     n_elements = sum(sum(row) for row in metrics["mlpf"]["particles"]["confusion"])
     assert n_elements == metrics["events"] * metrics["mean_elements"]
+
+
+def test_fixed_threshold_and_options(ttbar_elements: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    opts = TrainOptions(
+        data=ttbar_elements,
+        out=run,
+        epochs=1,
+        width=8,
+        n_layers=1,
+        bin_size=32,
+        threshold=0.4,
+        val_fraction=0,
+        energy_loss="log",
+        lr_schedule="constant",
+        class_weight_power=0,
+        regression_pt_power=0,
+    )
+    train_mlpf(opts)
+    assert load_threshold(run) == 0.4
+    assert "val_loss" not in json.loads((run / "history.jsonl").read_text().splitlines()[0])
+    with pytest.raises(ValueError, match="energy_loss"):
+        TrainOptions(data=ttbar_elements, out=run, energy_loss="mse")  # type: ignore[arg-type]
 
 
 def test_not_an_element_sample(tmp_path: Path) -> None:

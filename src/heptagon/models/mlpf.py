@@ -4,7 +4,10 @@ Eur. Phys. J. C 81 (2021) 381, arXiv:2101.08578).
 An event is a set of detector elements (tracks and calorimeter towers); the network maps
 each element to at most one particle. The architecture:
 
-1. a per-element **encoder** (MLP) of the element features;
+1. a per-element **encoder** (MLP) of the element features, standardised by the
+   buffers ``feature_mean`` and ``feature_std`` (identity until
+   :meth:`MLPF.set_input_scaling` sets them from a training sample; they are part of the
+   state dict and of an ONNX export);
 2. ``n_layers`` **graph layers**, each: project the elements into a learned
    ``space_dim``-dimensional space; hash them by a fixed random rotation (angular LSH,
    Reformer style: the bucket is the argmax of ``[xR, -xR]`` over ``n_buckets / 2``
@@ -155,6 +158,8 @@ class MLPF(TorchModel):
         self.num_classes = num_classes
         self.bin_size = bin_size
         in_dim = input_dims["el_features"]
+        self.register_buffer("feature_mean", torch.zeros(in_dim))
+        self.register_buffer("feature_std", torch.ones(in_dim))
         self.encoder = nn.Sequential(*dense_stack(in_dim, (width, width)), nn.LayerNorm(width))
         self.layers = nn.ModuleList(
             LSHGraphLayer(width, space_dim, bin_size, n_buckets, graph == "dense", seed + i)
@@ -170,10 +175,19 @@ class MLPF(TorchModel):
         self.reg_head = head(5)
         self.charge_head = head(3)
 
+    feature_mean: Tensor
+    feature_std: Tensor
+
+    def set_input_scaling(self, mean: Tensor, std: Tensor) -> None:
+        """Standardise the inputs by ``(x - mean) / std`` (per feature; a ``std`` of 0, a
+        constant feature, counts as 1)."""
+        self.feature_mean.copy_(mean)
+        self.feature_std.copy_(torch.where(std > 0, std, torch.ones_like(std)))
+
     def forward(self, el_features: Tensor, el_mask: Tensor) -> Tensor:
         """Per-element outputs ``(B, N, len(OUTPUTS))`` (zeros at padding)."""
-        x = el_features.transpose(1, 2)
         mask = el_mask.transpose(1, 2)
+        x = (el_features.transpose(1, 2) - self.feature_mean) / self.feature_std * mask
         if not torch.jit.is_tracing() and x.shape[1] % self.bin_size:
             raise ValueError(
                 f"{x.shape[1]} elements is not a multiple of bin_size {self.bin_size}: pad"

@@ -61,6 +61,27 @@ def train_cmd(
     width: Annotated[int, typer.Option("--width")] = 64,
     layers: Annotated[int, typer.Option("--layers")] = 3,
     bin_size: Annotated[int, typer.Option("--bin-size")] = 64,
+    class_weight_power: Annotated[
+        float,
+        typer.Option("--class-weight-power", help="Class weights frequency^-power (0: none)."),
+    ] = 0.5,
+    energy_loss: Annotated[
+        str, typer.Option("--energy-loss", help="log | ratio (pT and energy loss).")
+    ] = "ratio",
+    regression_pt_power: Annotated[
+        float,
+        typer.Option("--regression-pt-power", help="Regression loss weight pT^power."),
+    ] = 1.0,
+    lr_schedule: Annotated[str, typer.Option("--lr-schedule", help="cosine | constant")] = "cosine",
+    val_fraction: Annotated[
+        float, typer.Option("--val-fraction", help="Events held out for validation.")
+    ] = 0.1,
+    threshold: Annotated[
+        float | None,
+        typer.Option(
+            "--threshold", help="Particle probability threshold (default: on validation)."
+        ),
+    ] = None,
     seed: Annotated[int, typer.Option("--seed")] = 0,
 ) -> None:
     """Train MLPF on an element sample."""
@@ -77,6 +98,12 @@ def train_cmd(
             "width": width,
             "n_layers": layers,
             "bin_size": bin_size,
+            "class_weight_power": class_weight_power,
+            "energy_loss": energy_loss,
+            "regression_pt_power": regression_pt_power,
+            "lr_schedule": lr_schedule,
+            "val_fraction": val_fraction,
+            "threshold": threshold,
             "seed": seed,
         },
     )
@@ -113,6 +140,7 @@ def evaluate_cmd(
         row(f"{c} efficiency", f"particles/per_class/{c}/efficiency")
         row(f"{c} fake rate", f"particles/per_class/{c}/fake_rate")
     console.print(table)
+    console.print(f"MLPF particle probability threshold {m['mlpf_threshold']:.2f}")
     console.print(f"metrics in {run / 'eval' / 'metrics.json'}")
 
 

@@ -39,7 +39,14 @@ from heptagon.generate.elements import (
 )
 from heptagon.physics.kinematics import delta_r
 
-__all__ = ["PFConfig", "PFParticles", "calibrate_neutral_hadrons", "rule_based_pf"]
+__all__ = [
+    "PFConfig",
+    "PFLinks",
+    "PFParticles",
+    "calibrate_neutral_hadrons",
+    "link_elements",
+    "rule_based_pf",
+]
 
 #: masses (GeV) given to charged particles by class
 _MASS = {CLS_CH: 0.13957, CLS_ELECTRON: 0.000511, CLS_MUON: 0.10566}
@@ -96,8 +103,9 @@ def _key(group: np.ndarray, ieta: np.ndarray, iphi: np.ndarray) -> np.ndarray:
     return (group * 1_000_003 + (ieta + 500_000)) * 4096 + iphi
 
 
-def _link(det: DetectorConfig, cfg: PFConfig, el: Elements) -> np.ndarray:
-    """The (flat) tower index linked to each track, -1 where none is near."""
+def _link(det: DetectorConfig, cfg: PFConfig, el: Elements) -> tuple[np.ndarray, np.ndarray]:
+    """The (flat) tower index linked to each track, -1 where none is near, and the
+    distance to it (``link_dr`` where none)."""
     n = len(el.n_tracks)
     tw_event = np.repeat(np.arange(n), el.n_towers)
     tr_event = np.repeat(np.arange(n), el.n_tracks)
@@ -112,7 +120,7 @@ def _link(det: DetectorConfig, cfg: PFConfig, el: Elements) -> np.ndarray:
     best = np.full(xeta.size, -1, dtype=np.int64)
     best_dr = np.full(xeta.size, cfg.link_dr)
     if keys.size == 0:
-        return best
+        return best, best_dr
     for de in (-1, 0, 1):
         for dp in (-1, 0, 1):
             k = _key(g, ie + de, (ip + dp) % nphi)
@@ -123,7 +131,7 @@ def _link(det: DetectorConfig, cfg: PFConfig, el: Elements) -> np.ndarray:
             better = dr < best_dr
             best = np.where(better, cand, best)
             best_dr = np.where(better, dr, best_dr)
-    return best
+    return best, best_dr
 
 
 def _calibrated(cfg: PFConfig, energy: np.ndarray) -> np.ndarray:
@@ -133,21 +141,45 @@ def _calibrated(cfg: PFConfig, energy: np.ndarray) -> np.ndarray:
     return energy * np.interp(energy, x, f)
 
 
-def rule_based_pf(
+@dataclass(frozen=True)
+class PFLinks:
+    """Steps 1-3 of the rule-based PF (module docstring), before particles are made: per
+    track (flat) the linked tower and the identification, per tower (flat) the expected
+    charged energy and what is left of it. The MLPF inputs reuse them as features."""
+
+    #: per track: the linked tower (flat index, -1: none) and the distance to it
+    link: np.ndarray
+    link_dr: np.ndarray
+    #: per track: momentum (GeV), the linked tower's ECAL and HCAL energies (0: no link)
+    p: np.ndarray
+    ecal_linked: np.ndarray
+    hcal_linked: np.ndarray
+    #: per track: identified as a muon / an electron
+    muon: np.ndarray
+    electron: np.ndarray
+    #: per tower: the energy left in ECAL and HCAL after subtracting the linked tracks'
+    #: expected energy, and the calorimeter resolution at that expected energy
+    left_ecal: np.ndarray
+    left_hcal: np.ndarray
+    sigma_ecal: np.ndarray
+    sigma_hcal: np.ndarray
+    #: per tower: a significant leftover (a photon / a neutral hadron)
+    photon: np.ndarray
+    neutral: np.ndarray
+
+
+def link_elements(
     el: Elements, detector: DetectorConfig | None = None, config: PFConfig | None = None
-) -> PFParticles:
-    """The particles of each event of ``el`` (see the module docstring)."""
+) -> PFLinks:
+    """Link, identify and subtract (steps 1-3 of the module docstring) on ``el``."""
     det = detector or DetectorConfig()
     cfg = config or PFConfig()
-    n = len(el.n_tracks)
     n_tw = el.tower["eta"].size
     tr, tw = el.track, el.tower
-    link = _link(det, cfg, el)
+    link, link_dr = _link(det, cfg, el)
     linked = link >= 0
     safe = np.maximum(link, 0)
-    pt = tr["pt"].astype(np.float64)
-    eta = tr["eta"].astype(np.float64)
-    p = pt * np.cosh(eta)
+    p = tr["pt"].astype(np.float64) * np.cosh(tr["eta"].astype(np.float64))
     e_ecal, e_hcal = tw["eEcal"].astype(np.float64), tw["eHcal"].astype(np.float64)
     # the linked tower's energies (index -1, no link, reads an appended 0)
     ecal_l, hcal_l = np.append(e_ecal, 0.0)[link], np.append(e_hcal, 0.0)[link]
@@ -159,8 +191,6 @@ def rule_based_pf(
         & (hcal_l <= cfg.electron_hcal_max * ecal_l)
     )
     hadron = ~muon & ~electron
-    tr_cls = np.where(muon, CLS_MUON, np.where(electron, CLS_ELECTRON, CLS_CH))
-    mass = np.select([muon, electron], [_MASS[CLS_MUON], _MASS[CLS_ELECTRON]], _MASS[CLS_CH])
     # expected charged energy per tower, and what is left
     exp_e = np.bincount(safe[electron & linked], weights=p[electron & linked], minlength=n_tw)
     exp_h = np.bincount(safe[hadron & linked], weights=p[hadron & linked], minlength=n_tw)
@@ -173,6 +203,40 @@ def rule_based_pf(
     photon = left_e > np.maximum(cfg.significance * sig_e, np.where(exp_e > 0, det.ecal_e_min, 0))
     h_min = np.where(fwd, det.forward_e_min, det.hcal_e_min)
     neutral = left_h > np.maximum(cfg.significance * sig_h, np.where(exp_h > 0, h_min, 0))
+    return PFLinks(
+        link=link,
+        link_dr=link_dr,
+        p=p,
+        ecal_linked=ecal_l,
+        hcal_linked=hcal_l,
+        muon=muon,
+        electron=electron,
+        left_ecal=left_e,
+        left_hcal=left_h,
+        sigma_ecal=sig_e,
+        sigma_hcal=sig_h,
+        photon=photon,
+        neutral=neutral,
+    )
+
+
+def rule_based_pf(
+    el: Elements, detector: DetectorConfig | None = None, config: PFConfig | None = None
+) -> PFParticles:
+    """The particles of each event of ``el`` (see the module docstring)."""
+    det = detector or DetectorConfig()
+    cfg = config or PFConfig()
+    n = len(el.n_tracks)
+    n_tw = el.tower["eta"].size
+    tr, tw = el.track, el.tower
+    links = link_elements(el, det, cfg)
+    p, muon, electron = links.p, links.muon, links.electron
+    left_e, left_h = links.left_ecal, links.left_hcal
+    pt = tr["pt"].astype(np.float64)
+    eta = tr["eta"].astype(np.float64)
+    t_eta = tw["eta"].astype(np.float64)
+    tr_cls = np.where(muon, CLS_MUON, np.where(electron, CLS_ELECTRON, CLS_CH))
+    mass = np.select([muon, electron], [_MASS[CLS_MUON], _MASS[CLS_ELECTRON]], _MASS[CLS_CH])
     # assemble: tracks, then tower photons, then tower neutral hadrons; sorted by event
     tr_event = np.repeat(np.arange(n), el.n_tracks)
     tw_event = np.repeat(np.arange(n), el.n_towers)
@@ -184,7 +248,7 @@ def rule_based_pf(
         - np.repeat(np.cumsum(el.n_towers) - el.n_towers, el.n_towers)
         + np.repeat(el.n_tracks, el.n_towers)
     )
-    ph, nh = np.flatnonzero(photon), np.flatnonzero(neutral)
+    ph, nh = np.flatnonzero(links.photon), np.flatnonzero(links.neutral)
     nh_e = _calibrated(cfg, left_h[nh])
     event = np.concatenate([tr_event, tw_event[ph], tw_event[nh]])
     order = np.argsort(event, kind="stable")

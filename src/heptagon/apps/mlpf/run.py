@@ -2,14 +2,29 @@
 evaluation against the rule-based PF, and ONNX export.
 
 - :func:`element_features`: per element (tracks, then towers, per event) the model inputs
-  :data:`FEATURES` and the element's own pT, E, eta, phi (the reference of the regression
-  targets: ``log(pT / pT_element)``, ``log(E / E_element)``, ``eta - eta_element``, sin and
-  cos of ``phi - phi_element``).
+  :data:`FEATURES` and the reference pT, E, eta, phi of the regression targets
+  (``log(pT / pT_ref)``, ``log(E / E_ref)``, ``eta - eta_ref``, sin and cos of
+  ``phi - phi_ref``): a track's own; a tower's direction and the energy left after
+  subtracting its linked tracks' momenta (at least a tenth of its energy), so the network
+  learns a correction to the rule-based subtraction. Besides the element's own
+  measurements the inputs hold what the rule-based PF's linking computes
+  (:func:`heptagon.apps.mlpf.pf.link_elements`): per track the distance to its linked
+  tower and that tower's ECAL and HCAL energy over the track momentum, per tower the
+  linked tracks' momentum and the ECAL / HCAL energy left after subtracting it -- what
+  tells a neutral hadron overlapping a charged one.
 - :func:`train_mlpf`: trains :class:`heptagon.models.mlpf.MLPF` on an element sample
-  (``heptagon mlpf generate``): binary cross entropy on particle / no particle, the focal
-  loss (:class:`heptagon.train.losses.FocalLoss`) on the class of true particles, Huber on
-  the regression targets and cross entropy on the charge; the run dir holds
-  ``options.json``, ``history.jsonl`` (one line per epoch) and ``model.pt``.
+  (``heptagon mlpf generate``), inputs standardised on the training elements: binary
+  cross entropy on particle / no particle and the focal loss
+  (:class:`heptagon.train.losses.FocalLoss`) on the class of true particles, both weighted
+  per target class by ``frequency ** -class_weight_power`` (rare classes -- electrons,
+  neutral hadrons -- count more); the squared error of the pT and energy ratios (or Huber
+  on their logs, ``energy_loss``) and Huber on the direction, weighted by the element's
+  reference ``pT ** regression_pt_power`` (the energetic particles make the jets); cross
+  entropy on the charge; AdamW with a warm-up + cosine learning-rate schedule. A
+  ``val_fraction`` of the events is held out: its loss is recorded per epoch and the
+  particle-probability threshold of :func:`decode` is chosen on it (the one with the
+  narrowest jet pT response). The run dir holds ``options.json``, ``history.jsonl`` (one
+  line per epoch) and ``model.pt`` (with the threshold).
 - :func:`decode`: per-element outputs -> :class:`~heptagon.apps.mlpf.pf.PFParticles`.
 - :func:`evaluate_mlpf`: MLPF and the rule-based PF on another sample, the metrics of
   :mod:`heptagon.apps.mlpf.metrics` for both (and for the targets themselves) in
@@ -25,7 +40,7 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import awkward as ak
 import numpy as np
@@ -33,8 +48,8 @@ import torch
 import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 
-from heptagon.apps.mlpf.metrics import pf_metrics
-from heptagon.apps.mlpf.pf import PFParticles, rule_based_pf
+from heptagon.apps.mlpf.metrics import jet_response, pf_metrics
+from heptagon.apps.mlpf.pf import PFParticles, link_elements, rule_based_pf
 from heptagon.errors import ConfigError, DataError
 from heptagon.generate.elements import CLS_CH, CLS_ELECTRON, CLS_MUON, CLS_NONE, Elements
 from heptagon.generate.run import load_manifest
@@ -53,6 +68,8 @@ __all__ = [
     "export_mlpf",
     "load_elements",
     "load_mlpf",
+    "load_threshold",
+    "predict",
     "train_mlpf",
 ]
 
@@ -74,14 +91,33 @@ FEATURES = (
     "muon_hit",
     "log_e_ecal",
     "log_e_hcal",
+    # the rule-based PF's linking: tracks
+    "link_dr",
+    "linked_ecal_over_p",
+    "linked_hcal_over_p",
+    "pf_electron",
+    # the rule-based PF's linking: towers
+    "n_linked_tracks",
+    "log_linked_p",
+    "left_ecal",
+    "left_hcal",
+    "left_fraction",
+    "pf_photon",
+    "pf_neutral_hadron",
 )
 _PION_MASS = 0.13957
+#: the least reference energy of a tower, as a fraction of its energy
+_REFERENCE_FLOOR = 0.1
+#: the largest ratio of a particle's pT or energy to its element's in the regression loss
+_MAX_RATIO = 20.0
 _CHARGED = (CLS_CH, CLS_ELECTRON, CLS_MUON)
 
 
 @dataclass(frozen=True)
 class ElementArrays:
-    """Flat per-element arrays of a batch of events (tracks, then towers, per event)."""
+    """Flat per-element arrays of a batch of events (tracks, then towers, per event):
+    the inputs and the reference kinematics of the regression targets (a track's own; a
+    tower's direction and the energy its linked tracks leave, see :func:`element_features`)."""
 
     counts: np.ndarray
     features: np.ndarray  # (n_elements, len(FEATURES)) float32
@@ -94,6 +130,7 @@ class ElementArrays:
 def element_features(el: Elements) -> ElementArrays:
     """Model inputs and reference kinematics of every element."""
     tr, tw = el.track, el.tower
+    links = link_elements(el)
     n = len(el.n_tracks)
     f64 = np.float64
     t_pt, t_eta = tr["pt"].astype(f64), tr["eta"].astype(f64)
@@ -103,6 +140,14 @@ def element_features(el: Elements) -> ElementArrays:
     w_pt = w_e / np.cosh(w_eta)
     n_tr, n_tw = t_pt.size, w_eta.size
     ones_tr, zeros_tr, zeros_tw = np.ones(n_tr), np.zeros(n_tr), np.zeros(n_tw)
+    linked = links.link >= 0
+    n_linked = np.bincount(links.link[linked], minlength=n_tw)
+    linked_p = np.bincount(links.link[linked], weights=links.p[linked], minlength=n_tw)
+    left = links.left_ecal + links.left_hcal
+    # the towers' reference energy: what the linked tracks leave (at least a fraction)
+    w_ref = np.maximum(
+        np.maximum(links.left_ecal, 0) + np.maximum(links.left_hcal, 0), _REFERENCE_FLOOR * w_e
+    )
     track_cols = (
         ones_tr,
         zeros_tr,
@@ -120,6 +165,11 @@ def element_features(el: Elements) -> ElementArrays:
         tr["muonHit"],
         zeros_tr,
         zeros_tr,
+        links.link_dr,
+        np.clip(links.ecal_linked / links.p, 0, 5),
+        np.clip(links.hcal_linked / links.p, 0, 5),
+        links.electron,
+        *(zeros_tr,) * 7,
     )
     tower_cols = (
         zeros_tw,
@@ -138,6 +188,14 @@ def element_features(el: Elements) -> ElementArrays:
         zeros_tw,
         np.log1p(tw["eEcal"]),
         np.log1p(tw["eHcal"]),
+        *(zeros_tw,) * 4,
+        n_linked,
+        np.log1p(linked_p),
+        np.arcsinh(links.left_ecal),
+        np.arcsinh(links.left_hcal),
+        np.clip(left / w_e, -5, 1),
+        links.photon,
+        links.neutral,
     )
     order = np.argsort(
         np.concatenate(
@@ -159,14 +217,16 @@ def element_features(el: Elements) -> ElementArrays:
     return ElementArrays(
         counts=el.n_tracks + el.n_towers,
         features=feats.astype(np.float32),
-        pt=cat(t_pt, w_pt),
+        pt=cat(t_pt, w_ref / np.cosh(w_eta)),
         eta=cat(t_eta, w_eta),
         phi=cat(tr["phi"], tw["phi"]),
-        energy=cat(t_e, w_e),
+        energy=cat(t_e, w_ref),
     )
 
 
-def _targets(el: Elements, arr: ElementArrays) -> dict[str, np.ndarray]:
+def _targets(el: Elements, arr: ElementArrays, pt_power: float) -> dict[str, np.ndarray]:
+    """Class, regression and charge targets, and the weight of each element's regression
+    loss (its reference pT to the power ``pt_power``)."""
     t = el.target
     cls = t["class"].astype(np.int64)
     real = cls != CLS_NONE
@@ -187,6 +247,7 @@ def _targets(el: Elements, arr: ElementArrays) -> dict[str, np.ndarray]:
         "cls": cls,
         "reg": np.where(real[:, None], reg, 0.0).astype(np.float32),
         "charge": (np.sign(t["charge"]).astype(np.int64) + 1),
+        "reg_weight": (arr.pt**pt_power).astype(np.float32),
     }
 
 
@@ -203,13 +264,16 @@ def _padded_length(counts: np.ndarray, bin_size: int) -> int:
     return max(bin_size, math.ceil(int(counts.max(initial=1)) / bin_size) * bin_size)
 
 
-def load_elements(data: Path) -> Elements:
-    """Every event of an element sample dir (``heptagon mlpf generate``)."""
+def _load_table(data: Path) -> ak.Array:
     manifest = load_manifest(data)
     if manifest.get("kind") != "elements":
         raise DataError("not an element sample (made by `heptagon mlpf generate`)", file=data)
-    arrays = [ak.from_parquet(data / f["file"]) for f in manifest["files"]]
-    return Elements.from_table(ak.concatenate(arrays))
+    return ak.concatenate([ak.from_parquet(data / f["file"]) for f in manifest["files"]])
+
+
+def load_elements(data: Path) -> Elements:
+    """Every event of an element sample dir (``heptagon mlpf generate``)."""
+    return Elements.from_table(_load_table(data))
 
 
 class TrainOptions(BaseModel):
@@ -226,6 +290,22 @@ class TrainOptions(BaseModel):
     n_layers: int = Field(3, gt=0)
     bin_size: int = Field(64, ge=2)
     focal_gamma: float = Field(2.0, ge=0)
+    #: class weights ``frequency ** -class_weight_power`` (0: unweighted)
+    class_weight_power: float = Field(0.5, ge=0)
+    #: the loss of the pT and energy outputs: Huber on the log of the ratio to the
+    #: element's ("log"), or the squared error of the ratio itself ("ratio": unbiased
+    #: sums of energies)
+    energy_loss: Literal["log", "ratio"] = "ratio"
+    #: the regression loss of an element is weighted by its reference pT to this power
+    #: (0: equal weights; the energetic particles make the jets)
+    regression_pt_power: float = Field(1.0, ge=0)
+    #: "cosine": linear warm-up over the first 5% of the steps, then cosine decay to 0
+    lr_schedule: Literal["constant", "cosine"] = "cosine"
+    #: the fraction of the events held out for validation (and the threshold)
+    val_fraction: float = Field(0.1, ge=0, lt=1)
+    #: the particle-probability threshold; None: chosen on the validation events (0.5
+    #: without them)
+    threshold: float | None = Field(None, gt=0, lt=1)
     seed: int = 0
 
 
@@ -247,16 +327,39 @@ def _batches(
     return out
 
 
-def _loss(out: torch.Tensor, batch: dict[str, torch.Tensor], focal: FocalLoss) -> torch.Tensor:
+def _loss(
+    out: torch.Tensor,
+    batch: dict[str, torch.Tensor],
+    focal: FocalLoss,
+    weights: torch.Tensor,
+    energy_loss: str,
+) -> torch.Tensor:
+    """The training loss of a batch; ``weights`` per target class (none first),
+    ``energy_loss`` see :class:`TrainOptions`."""
     mask = batch["el_mask"][:, 0] > 0
     o = out[mask]
     cls = batch["cls"][mask]
+    w = weights[cls]
     real = cls != CLS_NONE
-    loss = F.binary_cross_entropy_with_logits(o[:, 0], real.float())
+    bce = F.binary_cross_entropy_with_logits(o[:, 0], real.float(), reduction="none")
+    loss = (bce * w).sum() / w.sum()
     if real.any():
         r = o[real]
-        loss = loss + focal.per_entry(r[:, 1:6], cls[real] - 1).mean()
-        loss = loss + F.huber_loss(r[:, 6:11], batch["reg"][mask][real])
+        loss = loss + (focal.per_entry(r[:, 1:6], cls[real] - 1) * w[real]).sum() / w[real].sum()
+        pred, target = r[:, 6:11], batch["reg"][mask][real]
+        if energy_loss == "log":
+            per_entry = F.huber_loss(pred, target, reduction="none").mean(1)
+        else:
+            # squared error of the ratios: the minimum is the mean ratio (an unbiased
+            # energy sum), not the median or the geometric mean of the log's Huber
+            ratio = target[:, :2].exp().clamp(max=_MAX_RATIO)
+            pred_ratio = pred[:, :2].clamp(max=math.log(_MAX_RATIO)).exp()
+            per_entry = (
+                F.mse_loss(pred_ratio, ratio, reduction="none").sum(1)
+                + F.huber_loss(pred[:, 2:], target[:, 2:], reduction="none").sum(1)
+            ) / 5
+        reg_weight = batch["reg_weight"][mask][real]
+        loss = loss + (per_entry * reg_weight).sum() / reg_weight.sum()
         loss = loss + F.cross_entropy(r[:, 11:14], batch["charge"][mask][real])
     return loss
 
@@ -267,56 +370,151 @@ def _build(options: dict[str, Any]) -> MLPF:
     return model
 
 
+def _sized_batches(
+    arr: ElementArrays, targets: dict[str, np.ndarray], batch_events: int, bin_size: int
+) -> list[dict[str, torch.Tensor]]:
+    """All events in padded batches; events of similar size share a batch (less padding)."""
+    order = np.argsort(arr.counts, kind="stable")
+    return [
+        _batches(arr, targets, order[i : i + batch_events], bin_size)
+        for i in range(0, order.size, batch_events)
+    ]
+
+
+def _class_weights(cls: np.ndarray, power: float) -> torch.Tensor:
+    """Per class ``frequency ** -power``, normalised to a mean of 1 over the elements."""
+    freq = np.bincount(cls, minlength=6).astype(np.float64)
+    w = np.where(freq > 0, np.maximum(freq, 1.0) ** -power, 0.0)
+    w = w * cls.size / (w * freq).sum()
+    return torch.tensor(w, dtype=torch.float32)
+
+
+def _schedule(kind: str, steps: int) -> Any:
+    """The learning-rate factor per optimiser step (for ``LambdaLR``)."""
+    warm = max(1, steps // 20)
+
+    def factor(step: int) -> float:
+        if kind == "constant":
+            return 1.0
+        if step < warm:
+            return (step + 1) / warm
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warm) / max(1, steps - warm))))
+
+    return factor
+
+
+def _choose_threshold(out: np.ndarray, arr: ElementArrays, el: Elements) -> float:
+    """The particle-probability threshold with the narrowest jet pT response (IQR) on
+    validation events (0.5 when no jet is matched)."""
+    best, best_iqr = 0.5, math.inf
+    for threshold in np.arange(0.2, 0.81, 0.05):
+        iqr = jet_response(decode(out, arr, float(threshold)), el).get("response_iqr")
+        if iqr is not None and iqr < best_iqr:
+            best, best_iqr = float(threshold), iqr
+    return best
+
+
 def train_mlpf(opts: TrainOptions) -> Path:
     """Train MLPF on ``opts.data`` into the run dir ``opts.out``; returns the model path."""
     torch.manual_seed(opts.seed)
-    el = load_elements(opts.data)
+    rng = np.random.default_rng(opts.seed)
+    table = _load_table(opts.data)
+    n_val = round(opts.val_fraction * len(table))
+    perm = rng.permutation(len(table))
+    el = Elements.from_table(table[np.sort(perm[n_val:])])
+    el_val = Elements.from_table(table[np.sort(perm[:n_val])]) if n_val else None
     arr = element_features(el)
-    targets = _targets(el, arr)
     model_options = {"width": opts.width, "n_layers": opts.n_layers, "bin_size": opts.bin_size}
     model = _build(model_options)
+    feats = torch.from_numpy(arr.features).double()
+    model.set_input_scaling(feats.mean(0).float(), feats.std(0).float())
+    weights = _class_weights(el.target["class"].astype(np.int64), opts.class_weight_power)
+    batches = _sized_batches(
+        arr, _targets(el, arr, opts.regression_pt_power), opts.batch_events, opts.bin_size
+    )
+    arr_val = element_features(el_val) if el_val is not None else None
+    val_batches = (
+        _sized_batches(
+            arr_val,
+            _targets(el_val, arr_val, opts.regression_pt_power),
+            opts.batch_events,
+            opts.bin_size,
+        )
+        if el_val is not None and arr_val is not None
+        else []
+    )
     optim = torch.optim.AdamW(model.parameters(), lr=opts.lr)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        optim, _schedule(opts.lr_schedule, opts.epochs * len(batches))
+    )
     focal = FocalLoss(opts.focal_gamma)
     opts.out.mkdir(parents=True, exist_ok=True)
     write_json_atomic(
         opts.out / "options.json", {**json.loads(opts.model_dump_json()), "model": model_options}
     )
-    # events of similar size share a batch (less padding)
-    order = np.argsort(arr.counts, kind="stable")
-    groups = [order[i : i + opts.batch_events] for i in range(0, order.size, opts.batch_events)]
-    rng = np.random.default_rng(opts.seed)
-    history = []
+    history: list[dict[str, Any]] = []
     start = time.perf_counter()
     for epoch in range(opts.epochs):
         model.train()
-        total, n = 0.0, 0
-        for g in rng.permutation(len(groups)):
-            batch = _batches(arr, targets, groups[g], opts.bin_size)
-            loss = _loss(model(batch["el_features"], batch["el_mask"]), batch, focal)
+        total = 0.0
+        for g in rng.permutation(len(batches)):
+            batch = batches[g]
+            out = model(batch["el_features"], batch["el_mask"])
+            loss = _loss(out, batch, focal, weights, opts.energy_loss)
             optim.zero_grad()
             loss.backward()
             optim.step()
-            total, n = total + loss.item(), n + 1
-        history.append(
-            {"epoch": epoch, "train_loss": total / n, "wall_s": time.perf_counter() - start}
+            sched.step()
+            total += loss.item()
+        entry = {"epoch": epoch, "train_loss": total / len(batches)}
+        if val_batches:
+            model.eval()
+            with torch.no_grad():
+                val = [
+                    _loss(
+                        model(b["el_features"], b["el_mask"]), b, focal, weights, opts.energy_loss
+                    ).item()
+                    for b in val_batches
+                ]
+            entry["val_loss"] = float(np.mean(val))
+        history.append({**entry, "wall_s": time.perf_counter() - start})
+    model.eval()
+    threshold = opts.threshold
+    if threshold is None:
+        threshold = (
+            _choose_threshold(predict(model, arr_val), arr_val, el_val)
+            if el_val is not None and arr_val is not None
+            else 0.5
         )
     with atomic_path(opts.out / "history.jsonl") as tmp:
         tmp.write_text("".join(json.dumps(h) + "\n" for h in history))
     path = opts.out / "model.pt"
     with atomic_path(path) as tmp:
-        torch.save({"options": model_options, "state": model.state_dict()}, tmp)
+        torch.save(
+            {"options": model_options, "state": model.state_dict(), "threshold": threshold}, tmp
+        )
     return path
+
+
+def _saved(run: Path) -> dict[str, Any]:
+    path = run / "model.pt"
+    if not path.exists():
+        raise ConfigError(f"no model.pt in '{run}' (run `heptagon mlpf train` first)", key="run")
+    saved: dict[str, Any] = torch.load(path, weights_only=True)
+    return saved
 
 
 def load_mlpf(run: Path) -> MLPF:
     """The trained model of a run dir."""
-    path = run / "model.pt"
-    if not path.exists():
-        raise ConfigError(f"no model.pt in '{run}' (run `heptagon mlpf train` first)", key="run")
-    saved = torch.load(path, weights_only=True)
+    saved = _saved(run)
     model = _build(saved["options"])
     model.load_state_dict(saved["state"])
     return model.eval()
+
+
+def load_threshold(run: Path) -> float:
+    """The particle-probability threshold of a run dir (chosen at training)."""
+    return float(_saved(run).get("threshold", 0.5))
 
 
 def predict(model: MLPF, arr: ElementArrays, batch_events: int = 16) -> np.ndarray:
@@ -334,25 +532,29 @@ def predict(model: MLPF, arr: ElementArrays, batch_events: int = 16) -> np.ndarr
     return np.concatenate(outs) if outs else np.zeros((0, 14), np.float32)
 
 
-def decode(out: np.ndarray, arr: ElementArrays) -> PFParticles:
-    """Particles from per-element outputs: elements with a particle probability above 0.5
-    give one particle of the most probable class."""
+def decode(out: np.ndarray, arr: ElementArrays, threshold: float = 0.5) -> PFParticles:
+    """Particles from per-element outputs: elements with a particle probability above
+    ``threshold`` give one particle of the most probable class. Neutral particles are
+    massless: their pT is the regressed energy over ``cosh(eta)``."""
     n = arr.counts.size
     event = np.repeat(np.arange(n), arr.counts)
     local = np.arange(event.size) - np.repeat(np.cumsum(arr.counts) - arr.counts, arr.counts)
-    sel = out[:, 0] > 0
+    sel = out[:, 0] > math.log(threshold / (1 - threshold))
     o = out[sel].astype(np.float64)
     cls = o[:, 1:6].argmax(1) + 1
     charge = o[:, 11:14].argmax(1) - 1
     charge = np.where(np.isin(cls, _CHARGED), np.where(charge == 0, 1, charge), 0)
     phi = arr.phi[sel] + np.arctan2(o[:, 9], o[:, 10])
+    eta = arr.eta[sel] + o[:, 8]
+    energy = arr.energy[sel] * np.exp(o[:, 7])
+    pt = np.where(np.isin(cls, _CHARGED), arr.pt[sel] * np.exp(o[:, 6]), energy / np.cosh(eta))
     return PFParticles(
         counts=np.bincount(event[sel], minlength=n),
         cls=cls,
-        pt=arr.pt[sel] * np.exp(o[:, 6]),
-        eta=arr.eta[sel] + o[:, 8],
+        pt=pt,
+        eta=eta,
         phi=np.arctan2(np.sin(phi), np.cos(phi)),
-        energy=arr.energy[sel] * np.exp(o[:, 7]),
+        energy=energy,
         charge=charge.astype(np.float64),
         element=local[sel],
     )
@@ -381,6 +583,7 @@ def evaluate_mlpf(run: Path, data: Path) -> dict[str, Any]:
     """Metrics of MLPF, the rule-based PF and the targets on ``data``, written to
     ``run/eval/metrics.json`` (with the MLPF inference time per event)."""
     model = load_mlpf(run)
+    threshold = load_threshold(run)
     el = load_elements(data)
     arr = element_features(el)
     start = time.perf_counter()
@@ -390,7 +593,8 @@ def evaluate_mlpf(run: Path, data: Path) -> dict[str, Any]:
         "events": int(arr.counts.size),
         "mean_elements": float(arr.counts.mean()),
         "mlpf_ms_per_event": 1e3 * wall / max(arr.counts.size, 1),
-        "mlpf": pf_metrics(decode(out, arr), el),
+        "mlpf_threshold": threshold,
+        "mlpf": pf_metrics(decode(out, arr, threshold), el),
         "pf": pf_metrics(rule_based_pf(el), el),
         "truth": pf_metrics(_truth(el), el),
     }
