@@ -127,7 +127,7 @@ def physics(args: argparse.Namespace, pileup: float, workdir: Path) -> dict[str,
         "generate_s": gen_s,
         "train_s": train_s,
         "mlpf_torch_ms_per_event": m["mlpf_ms_per_event"],
-        "mlpf_threshold": m["mlpf_threshold"],
+        "mlpf_decoding": m["mlpf_decoding"],
         **{algo: _summary(m[algo]) for algo in ("mlpf", "pf", "truth")},
     }
     print(f"pile-up {pileup:g}: {m['mean_elements']:.0f} elements/event")

@@ -12,13 +12,14 @@ import torch
 
 from heptagon.apps.mlpf.run import (
     FEATURES,
+    Decoding,
     TrainOptions,
     decode,
     element_features,
     evaluate_mlpf,
+    load_decoding,
     load_elements,
     load_mlpf,
-    load_threshold,
     predict,
     train_mlpf,
 )
@@ -73,7 +74,14 @@ def test_features_and_perfect_decoding(ttbar_elements: Path) -> None:
         parts.pt[neutral], parts.energy[neutral] / np.cosh(parts.eta[neutral]), rtol=1e-6
     )
     # a particle probability threshold above the outputs' keeps nothing
-    assert decode(out, arr, threshold=0.999).cls.size == 0
+    assert decode(out, arr, Decoding(threshold=0.999)).cls.size == 0
+    # with track_momentum the tracks' regression outputs are not used
+    noisy = out.copy()
+    noisy[:, 6:11] += 0.1
+    tracks = decode(noisy, arr, Decoding(track_momentum=True))
+    from_track = arr.features[:, 0][real] > 0
+    np.testing.assert_allclose(tracks.pt[from_track], arr.pt[real][from_track])
+    np.testing.assert_allclose(tracks.energy[from_track], arr.energy[real][from_track])
 
 
 def test_train_and_evaluate(ttbar_elements: Path, tmp_path: Path) -> None:
@@ -87,7 +95,9 @@ def test_train_and_evaluate(ttbar_elements: Path, tmp_path: Path) -> None:
     assert len(history) == 3
     assert history[-1]["train_loss"] < history[0]["train_loss"]
     assert all(np.isfinite(h["val_loss"]) for h in history)
-    assert 0.2 <= load_threshold(run) <= 0.8
+    decoding = load_decoding(run)
+    assert 0.2 <= decoding.threshold <= 0.8
+    assert decoding.track_momentum
     # the inputs are standardised on the training elements
     model = load_mlpf(run)
     arr = element_features(load_elements(ttbar_elements))
@@ -119,9 +129,10 @@ def test_fixed_threshold_and_options(ttbar_elements: Path, tmp_path: Path) -> No
         lr_schedule="constant",
         class_weight_power=0,
         regression_pt_power=0,
+        track_momentum=False,
     )
     train_mlpf(opts)
-    assert load_threshold(run) == 0.4
+    assert load_decoding(run) == Decoding(threshold=0.4, track_momentum=False)
     assert "val_loss" not in json.loads((run / "history.jsonl").read_text().splitlines()[0])
     with pytest.raises(ValueError, match="energy_loss"):
         TrainOptions(data=ttbar_elements, out=run, energy_loss="mse")  # type: ignore[arg-type]

@@ -64,7 +64,7 @@ def train_cmd(
     class_weight_power: Annotated[
         float,
         typer.Option("--class-weight-power", help="Class weights frequency^-power (0: none)."),
-    ] = 0.5,
+    ] = 0.25,
     energy_loss: Annotated[
         str, typer.Option("--energy-loss", help="log | ratio (pT and energy loss).")
     ] = "ratio",
@@ -82,6 +82,13 @@ def train_cmd(
             "--threshold", help="Particle probability threshold (default: on validation)."
         ),
     ] = None,
+    track_momentum: Annotated[
+        bool,
+        typer.Option(
+            "--track-momentum/--regressed-momentum",
+            help="Charged particles from tracks keep the track momentum (or the regressed).",
+        ),
+    ] = True,
     seed: Annotated[int, typer.Option("--seed")] = 0,
 ) -> None:
     """Train MLPF on an element sample."""
@@ -104,6 +111,7 @@ def train_cmd(
             "lr_schedule": lr_schedule,
             "val_fraction": val_fraction,
             "threshold": threshold,
+            "track_momentum": track_momentum,
             "seed": seed,
         },
     )
@@ -140,7 +148,7 @@ def evaluate_cmd(
         row(f"{c} efficiency", f"particles/per_class/{c}/efficiency")
         row(f"{c} fake rate", f"particles/per_class/{c}/fake_rate")
     console.print(table)
-    console.print(f"MLPF particle probability threshold {m['mlpf_threshold']:.2f}")
+    console.print(f"MLPF decoding: {m['mlpf_decoding']}")
     console.print(f"metrics in {run / 'eval' / 'metrics.json'}")
 
 

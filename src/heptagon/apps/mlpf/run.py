@@ -24,8 +24,11 @@ evaluation against the rule-based PF, and ONNX export.
   ``val_fraction`` of the events is held out: its loss is recorded per epoch and the
   particle-probability threshold of :func:`decode` is chosen on it (the one with the
   narrowest jet pT response). The run dir holds ``options.json``, ``history.jsonl`` (one
-  line per epoch) and ``model.pt`` (with the threshold).
-- :func:`decode`: per-element outputs -> :class:`~heptagon.apps.mlpf.pf.PFParticles`.
+  line per epoch) and ``model.pt`` (with the :class:`Decoding`).
+- :func:`decode`: per-element outputs -> :class:`~heptagon.apps.mlpf.pf.PFParticles`
+  (with ``track_momentum``, charged particles from tracks keep the measured momentum, as
+  the rule-based PF's do: the network decides which particle each element is, and
+  regresses the towers' energies).
 - :func:`evaluate_mlpf`: MLPF and the rule-based PF on another sample, the metrics of
   :mod:`heptagon.apps.mlpf.metrics` for both (and for the targets themselves) in
   ``RUN/eval/metrics.json``.
@@ -38,7 +41,7 @@ import json
 import math
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -60,15 +63,16 @@ from heptagon.train.losses import FocalLoss
 
 __all__ = [
     "FEATURES",
+    "Decoding",
     "ElementArrays",
     "TrainOptions",
     "decode",
     "element_features",
     "evaluate_mlpf",
     "export_mlpf",
+    "load_decoding",
     "load_elements",
     "load_mlpf",
-    "load_threshold",
     "predict",
     "train_mlpf",
 ]
@@ -291,7 +295,7 @@ class TrainOptions(BaseModel):
     bin_size: int = Field(64, ge=2)
     focal_gamma: float = Field(2.0, ge=0)
     #: class weights ``frequency ** -class_weight_power`` (0: unweighted)
-    class_weight_power: float = Field(0.5, ge=0)
+    class_weight_power: float = Field(0.25, ge=0)
     #: the loss of the pT and energy outputs: Huber on the log of the ratio to the
     #: element's ("log"), or the squared error of the ratio itself ("ratio": unbiased
     #: sums of energies)
@@ -306,6 +310,8 @@ class TrainOptions(BaseModel):
     #: the particle-probability threshold; None: chosen on the validation events (0.5
     #: without them)
     threshold: float | None = Field(None, gt=0, lt=1)
+    #: decoding: charged particles from tracks keep the track's momentum and direction
+    track_momentum: bool = True
     seed: int = 0
 
 
@@ -403,12 +409,15 @@ def _schedule(kind: str, steps: int) -> Any:
     return factor
 
 
-def _choose_threshold(out: np.ndarray, arr: ElementArrays, el: Elements) -> float:
+def _choose_threshold(
+    out: np.ndarray, arr: ElementArrays, el: Elements, track_momentum: bool
+) -> float:
     """The particle-probability threshold with the narrowest jet pT response (IQR) on
     validation events (0.5 when no jet is matched)."""
     best, best_iqr = 0.5, math.inf
-    for threshold in np.arange(0.2, 0.81, 0.05):
-        iqr = jet_response(decode(out, arr, float(threshold)), el).get("response_iqr")
+    for threshold in np.round(np.linspace(0.2, 0.8, 13), 2).tolist():
+        parts = decode(out, arr, Decoding(float(threshold), track_momentum))
+        iqr = jet_response(parts, el).get("response_iqr")
         if iqr is not None and iqr < best_iqr:
             best, best_iqr = float(threshold), iqr
     return best
@@ -482,7 +491,7 @@ def train_mlpf(opts: TrainOptions) -> Path:
     threshold = opts.threshold
     if threshold is None:
         threshold = (
-            _choose_threshold(predict(model, arr_val), arr_val, el_val)
+            _choose_threshold(predict(model, arr_val), arr_val, el_val, opts.track_momentum)
             if el_val is not None and arr_val is not None
             else 0.5
         )
@@ -491,7 +500,12 @@ def train_mlpf(opts: TrainOptions) -> Path:
     path = opts.out / "model.pt"
     with atomic_path(path) as tmp:
         torch.save(
-            {"options": model_options, "state": model.state_dict(), "threshold": threshold}, tmp
+            {
+                "options": model_options,
+                "state": model.state_dict(),
+                "decoding": asdict(Decoding(threshold, opts.track_momentum)),
+            },
+            tmp,
         )
     return path
 
@@ -512,9 +526,9 @@ def load_mlpf(run: Path) -> MLPF:
     return model.eval()
 
 
-def load_threshold(run: Path) -> float:
-    """The particle-probability threshold of a run dir (chosen at training)."""
-    return float(_saved(run).get("threshold", 0.5))
+def load_decoding(run: Path) -> Decoding:
+    """The decoding of a run dir (its threshold chosen at training)."""
+    return Decoding(**_saved(run).get("decoding", {}))
 
 
 def predict(model: MLPF, arr: ElementArrays, batch_events: int = 16) -> np.ndarray:
@@ -532,18 +546,33 @@ def predict(model: MLPF, arr: ElementArrays, batch_events: int = 16) -> np.ndarr
     return np.concatenate(outs) if outs else np.zeros((0, 14), np.float32)
 
 
-def decode(out: np.ndarray, arr: ElementArrays, threshold: float = 0.5) -> PFParticles:
-    """Particles from per-element outputs: elements with a particle probability above
-    ``threshold`` give one particle of the most probable class. Neutral particles are
+@dataclass(frozen=True)
+class Decoding:
+    """How :func:`decode` makes particles of the per-element outputs."""
+
+    #: the particle-probability threshold
+    threshold: float = 0.5
+    #: charged particles from tracks keep the track's momentum and direction
+    track_momentum: bool = False
+
+
+def decode(out: np.ndarray, arr: ElementArrays, decoding: Decoding | None = None) -> PFParticles:
+    """Particles from per-element outputs: elements with a particle probability above the
+    threshold give one particle of the most probable class. Neutral particles are
     massless: their pT is the regressed energy over ``cosh(eta)``."""
+    dec = decoding or Decoding()
     n = arr.counts.size
     event = np.repeat(np.arange(n), arr.counts)
     local = np.arange(event.size) - np.repeat(np.cumsum(arr.counts) - arr.counts, arr.counts)
-    sel = out[:, 0] > math.log(threshold / (1 - threshold))
+    sel = out[:, 0] > math.log(dec.threshold / (1 - dec.threshold))
     o = out[sel].astype(np.float64)
     cls = o[:, 1:6].argmax(1) + 1
     charge = o[:, 11:14].argmax(1) - 1
     charge = np.where(np.isin(cls, _CHARGED), np.where(charge == 0, 1, charge), 0)
+    if dec.track_momentum:
+        # a track's outputs regress nothing: its own kinematics
+        track = arr.features[sel, FEATURES.index("is_track")] > 0
+        o[track, 6:11] = (0.0, 0.0, 0.0, 0.0, 1.0)
     phi = arr.phi[sel] + np.arctan2(o[:, 9], o[:, 10])
     eta = arr.eta[sel] + o[:, 8]
     energy = arr.energy[sel] * np.exp(o[:, 7])
@@ -583,7 +612,7 @@ def evaluate_mlpf(run: Path, data: Path) -> dict[str, Any]:
     """Metrics of MLPF, the rule-based PF and the targets on ``data``, written to
     ``run/eval/metrics.json`` (with the MLPF inference time per event)."""
     model = load_mlpf(run)
-    threshold = load_threshold(run)
+    decoding = load_decoding(run)
     el = load_elements(data)
     arr = element_features(el)
     start = time.perf_counter()
@@ -593,8 +622,8 @@ def evaluate_mlpf(run: Path, data: Path) -> dict[str, Any]:
         "events": int(arr.counts.size),
         "mean_elements": float(arr.counts.mean()),
         "mlpf_ms_per_event": 1e3 * wall / max(arr.counts.size, 1),
-        "mlpf_threshold": threshold,
-        "mlpf": pf_metrics(decode(out, arr, threshold), el),
+        "mlpf_decoding": asdict(decoding),
+        "mlpf": pf_metrics(decode(out, arr, decoding), el),
         "pf": pf_metrics(rule_based_pf(el), el),
         "truth": pf_metrics(_truth(el), el),
     }
