@@ -92,13 +92,14 @@ def expected_yields(
     if weight not in pred.observers:
         raise ConfigError(f"observer '{weight}' is not in the predictions", "weight")
     process = event_processes(pred)
+    present = set(process.tolist())
     if isinstance(sample_fraction, Mapping):
-        missing = sorted(set(process.tolist()) - set(sample_fraction))
+        missing = sorted(present - set(sample_fraction))
         if missing:
             raise ConfigError(f"no fraction for process(es) {missing}", "sample_fraction")
-        fractions = {p: float(sample_fraction[p]) for p in set(process.tolist())}
+        fractions = {p: float(sample_fraction[p]) for p in present}
     else:
-        fractions = {p: float(sample_fraction) for p in set(process.tolist())}
+        fractions = dict.fromkeys(present, float(sample_fraction))
     bad = {p: f for p, f in fractions.items() if not 0 < f <= 1}
     if bad:
         raise ConfigError(f"fractions must be in (0, 1], got {bad}", "sample_fraction")

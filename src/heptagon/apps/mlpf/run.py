@@ -377,14 +377,18 @@ def _build(options: dict[str, Any]) -> MLPF:
 
 
 def _sized_batches(
-    arr: ElementArrays, targets: dict[str, np.ndarray], batch_events: int, bin_size: int
-) -> list[dict[str, torch.Tensor]]:
-    """All events in padded batches; events of similar size share a batch (less padding)."""
+    el: Elements, opts: TrainOptions
+) -> tuple[ElementArrays, list[dict[str, torch.Tensor]]]:
+    """The element arrays of ``el`` and all its events in padded training batches; events
+    of similar size share a batch (less padding)."""
+    arr = element_features(el)
+    targets = _targets(el, arr, opts.regression_pt_power)
     order = np.argsort(arr.counts, kind="stable")
-    return [
-        _batches(arr, targets, order[i : i + batch_events], bin_size)
-        for i in range(0, order.size, batch_events)
+    batches = [
+        _batches(arr, targets, order[i : i + opts.batch_events], opts.bin_size)
+        for i in range(0, order.size, opts.batch_events)
     ]
+    return arr, batches
 
 
 def _class_weights(cls: np.ndarray, power: float) -> torch.Tensor:
@@ -432,26 +436,13 @@ def train_mlpf(opts: TrainOptions) -> Path:
     perm = rng.permutation(len(table))
     el = Elements.from_table(table[np.sort(perm[n_val:])])
     el_val = Elements.from_table(table[np.sort(perm[:n_val])]) if n_val else None
-    arr = element_features(el)
+    arr, batches = _sized_batches(el, opts)
+    arr_val, val_batches = _sized_batches(el_val, opts) if el_val is not None else (None, [])
     model_options = {"width": opts.width, "n_layers": opts.n_layers, "bin_size": opts.bin_size}
     model = _build(model_options)
     feats = torch.from_numpy(arr.features).double()
     model.set_input_scaling(feats.mean(0).float(), feats.std(0).float())
     weights = _class_weights(el.target["class"].astype(np.int64), opts.class_weight_power)
-    batches = _sized_batches(
-        arr, _targets(el, arr, opts.regression_pt_power), opts.batch_events, opts.bin_size
-    )
-    arr_val = element_features(el_val) if el_val is not None else None
-    val_batches = (
-        _sized_batches(
-            arr_val,
-            _targets(el_val, arr_val, opts.regression_pt_power),
-            opts.batch_events,
-            opts.bin_size,
-        )
-        if el_val is not None and arr_val is not None
-        else []
-    )
     optim = torch.optim.AdamW(model.parameters(), lr=opts.lr)
     sched = torch.optim.lr_scheduler.LambdaLR(
         optim, _schedule(opts.lr_schedule, opts.epochs * len(batches))
