@@ -9,6 +9,7 @@ by ``DistributedDataParallel``, and only rank 0 writes files.
 
 from __future__ import annotations
 
+import gc
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -77,8 +78,14 @@ class Distributed:
             dist.barrier()
 
     def close(self) -> None:
-        """Leave the process group if :func:`init_distributed` created it."""
+        """Leave the process group if :func:`init_distributed` created it.
+
+        Unreachable ``DistributedDataParallel`` wrappers are collected first: their reducer
+        holds the group, and one freed after it (at interpreter exit) can abort the process
+        from a gloo thread.
+        """
         if self.owns_group and dist.is_initialized():
+            gc.collect()
             dist.destroy_process_group()
 
 

@@ -74,7 +74,9 @@ def train(
         if dist.active and device.type == "cuda":
             device = torch.device("cuda", dist.local_rank)
             torch.cuda.set_device(device)
-        return _train(config, files, Path(out), resume, device, dist)
+        summary = _train(config, files, Path(out), resume, device, dist)
+        dist.barrier()  # no rank leaves the group while another still has work in flight
+        return summary
     finally:
         dist.close()
 
