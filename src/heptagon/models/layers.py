@@ -13,11 +13,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 __all__ = [
+    "Dropout",
     "dense_stack",
+    "dropout",
     "masked_mean",
     "masked_sum",
     "pack",
@@ -106,3 +110,49 @@ def dense_stack(
             layers.append(nn.Dropout(dropout))
         in_dim = dim
     return nn.Sequential(*layers)
+
+
+#: Below this many elements the mask is drawn by torch (the NumPy set-up costs ~20 us).
+_FAST_DROPOUT_MIN = 1 << 16
+
+
+def dropout(x: Tensor, p: float, training: bool) -> Tensor:
+    """``F.dropout`` with a faster mask for large float32 tensors on the CPU.
+
+    torch's CPU ``bernoulli_`` costs ~7 ns per element on this project's reference CPU,
+    more than the attention matmuls of ParT it follows. Here each element gets 16 random
+    bits from NumPy's PCG64 (~0.7 ns), seeded by a draw from torch's generator (so
+    ``torch.manual_seed`` reproduces the masks), and is dropped when they fall below
+    ``round(p * 2**16)``: the drop probability is ``p`` to within ``2**-17``. Kept
+    elements are scaled by ``1 / (1 - p)``, as in ``F.dropout``; the gradient is the same
+    mask. Elsewhere (CUDA, other dtypes, small tensors, ``p`` of 0 or 1) this is
+    ``F.dropout``.
+    """
+    if (
+        not training
+        or not 0.0 < p < 1.0
+        or x.device.type != "cpu"
+        or x.dtype != torch.float32
+        or x.numel() < _FAST_DROPOUT_MIN
+    ):
+        return F.dropout(x, p, training)
+    n = x.numel()
+    seed = int(torch.randint(0, 2**62, (1,)).item())
+    bits = np.random.PCG64(seed).random_raw((n + 3) // 4).view(np.uint16)[:n]
+    mask = np.empty(n, np.float32)
+    np.multiply(bits >= round(p * 65536), np.float32(1.0 / (1.0 - p)), out=mask)
+    return x * torch.from_numpy(mask).view(x.shape)
+
+
+class Dropout(nn.Module):
+    """``nn.Dropout`` through :func:`dropout` (the same state dict: none)."""
+
+    def __init__(self, p: float) -> None:
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: Tensor) -> Tensor:
+        return dropout(x, self.p, self.training)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from heptagon.models.base import TorchModel, check_option, resolve_inputs
-from heptagon.models.layers import pack, real_index, trim_padding, unpack
+from heptagon.models.layers import Dropout, pack, real_index, trim_padding, unpack
 from heptagon.models.registry import register
 
 __all__ = ["AttentionBlock", "PairEmbedding", "ParticleTransformer", "pair_features"]
@@ -118,7 +118,6 @@ class AttentionBlock(nn.Module):
     ) -> None:
         super().__init__()
         self.heads = heads
-        self.attn_dropout = attn_dropout
         self.pre_attn_norm = nn.LayerNorm(dim)
         self.qkv = nn.Linear(dim, 3 * dim)
         self.out = nn.Linear(dim, dim)
@@ -129,8 +128,9 @@ class AttentionBlock(nn.Module):
         self.post_fc_norm = nn.LayerNorm(ffn_ratio * dim)
         self.fc2 = nn.Linear(ffn_ratio * dim, dim)
         self.w_resid = nn.Parameter(torch.ones(dim))
-        self.dropout = nn.Dropout(dropout)
-        self.act_dropout = nn.Dropout(activation_dropout)
+        self.attn_dropout = Dropout(attn_dropout)
+        self.dropout = Dropout(dropout)
+        self.act_dropout = Dropout(activation_dropout)
 
     def _attend(self, q: Tensor, k: Tensor, v: Tensor, bias: Tensor) -> Tensor:
         """Multi-head attention of ``q`` ``(B, Lq, dim)`` over ``k, v`` ``(B, L, dim)`` with
@@ -149,7 +149,7 @@ class AttentionBlock(nn.Module):
             return t.reshape(-1, t.shape[2], head_dim)
 
         logits = torch.baddbmm(bias, heads(q), heads(k).transpose(1, 2), alpha=head_dim**-0.5)
-        weights = F.dropout(logits.softmax(dim=-1), self.attn_dropout, self.training)
+        weights = self.attn_dropout(logits.softmax(dim=-1))
         a = torch.bmm(weights, heads(v)).view(batch, self.heads, length, head_dim)
         a = a.transpose(1, 2).reshape(batch, length, dim)
         scale = self.c_attn.unsqueeze(1).expand(self.heads, head_dim).reshape(1, dim)
