@@ -2,7 +2,8 @@
 
     python benchmarks/train_speed.py [--data /tmp/speed-sample] [--reps 5] [--steps 4]
                                      [--threads 2] [--models particlenet,part]
-                                     [--e2e-split test] [--name train_speed]
+                                     [--e2e-split test] [--allocator retained|glibc]
+                                     [--name train_speed]
 
 What is timed: one training step = forward, cross-entropy, backward, AdamW step, batch 64,
 ``torch.set_num_threads(2)``, the same architecture and parameter count for both (checked).
@@ -17,6 +18,9 @@ What is timed: one training step = forward, cross-entropy, backward, AdamW step,
   heptagon's ``JetDataset``: heptagon with bucketing (batches of similar multiplicity),
   weaver-core with fixed padding (100 slots, as its loader gives; its model trims to the
   longest jet of each batch). Loader time is included for both.
+- the allocator, the same for both models: ``retained`` (default; freed memory stays in
+  the heap, as ``heptagon train`` runs, see :mod:`heptagon.train.allocator`) or glibc's
+  defaults (``--allocator glibc``: blocks above its mmap threshold are fresh pages each time).
 - the float32 matmul limit of this CPU (best of square ``mm``), measured in the same run,
   and each model's FLOPs per training jet (``FlopCounterMode``: matmuls, convolutions,
   attention) -> the achieved FLOP rate as a fraction of the limit.
@@ -47,6 +51,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from heptagon.data import Batch, JetDataset, compute_preprocess, load_config
 from heptagon.models import build_model
+from heptagon.train import retain_freed_memory
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA_CONFIG = ROOT / "configs" / "data" / "top_kinematic.yaml"
@@ -356,8 +361,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--e2e-batches", type=int, default=0, help="0: whole split")
     parser.add_argument("--fused-adamw", action="store_true", help="for both models")
     parser.add_argument("--no-e2e", action="store_true")
+    parser.add_argument(
+        "--allocator",
+        choices=("retained", "glibc"),
+        default="retained",
+        help="retained: freed memory kept for reuse, as heptagon train runs (both models); "
+        "glibc: its defaults (large blocks mmapped and unmapped each time)",
+    )
     parser.add_argument("--name", default="train_speed")
     args = parser.parse_args(argv)
+    if args.allocator == "retained" and not retain_freed_memory():
+        parser.error("--allocator retained needs glibc's mallopt")
     torch.set_num_threads(args.threads)
     limit = matmul_gflops()
     print(f"float32 matmul limit: {limit:.0f} GFLOP/s on {args.threads} threads", flush=True)
@@ -365,6 +379,7 @@ def main(argv: list[str] | None = None) -> None:
         "threads": args.threads,
         "batch": BATCH,
         "fused_adamw": args.fused_adamw,
+        "allocator": args.allocator,
         "models": {},
     }
     for name in args.models.split(","):

@@ -26,6 +26,7 @@ from heptagon.data.preprocess import Preprocess, compute_preprocess
 from heptagon.data.split import Split
 from heptagon.errors import ConfigError, ModelError
 from heptagon.models import Model, build_model, model_options
+from heptagon.train.allocator import retain_freed_memory
 from heptagon.train.distributed import Distributed, init_distributed
 from heptagon.train.experiment import ExperimentConfig, RunConfig, TrainOptions, load_experiment
 from heptagon.train.fitpredict import fit_model
@@ -69,6 +70,8 @@ def train(
     files = expand_files(data)
     options = config.train
     device = _device(options.device)
+    if device.type == "cpu":
+        retain_freed_memory()
     dist = init_distributed(device.type == "cuda")
     try:
         if dist.active and device.type == "cuda":

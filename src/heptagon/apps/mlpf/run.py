@@ -59,6 +59,7 @@ from heptagon.generate.run import load_manifest
 from heptagon.io import atomic_path, write_json_atomic
 from heptagon.models import build_model
 from heptagon.models.mlpf import MLPF
+from heptagon.train.allocator import retain_freed_memory
 from heptagon.train.losses import FocalLoss
 
 __all__ = [
@@ -429,6 +430,7 @@ def _choose_threshold(
 
 def train_mlpf(opts: TrainOptions) -> Path:
     """Train MLPF on ``opts.data`` into the run dir ``opts.out``; returns the model path."""
+    retain_freed_memory()
     torch.manual_seed(opts.seed)
     rng = np.random.default_rng(opts.seed)
     table = _load_table(opts.data)
