@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from heptagon.models.base import TorchModel, check_option, resolve_inputs
-from heptagon.models.layers import Dropout, pack, real_index, trim_padding, unpack
+from heptagon.models.layers import Dropout, NarrowLinear, pack, real_index, trim_padding, unpack
 from heptagon.models.registry import register
 
 __all__ = ["AttentionBlock", "PairEmbedding", "ParticleTransformer", "pair_features"]
@@ -77,7 +77,8 @@ class PairEmbedding(nn.Module):
         layers: list[nn.Module] = [nn.BatchNorm1d(4)]
         in_dim = 4
         for dim in dims:
-            layers += [nn.Linear(in_dim, dim), nn.BatchNorm1d(dim), nn.GELU()]
+            linear = NarrowLinear if in_dim == 4 else nn.Linear  # 4 features, ~10^5 pairs
+            layers += [linear(in_dim, dim), nn.BatchNorm1d(dim), nn.GELU()]
             in_dim = dim
         self.embed = nn.Sequential(*layers[:-1])  # pre-activation biases
         self.heads = dims[-1]

@@ -1,12 +1,14 @@
-"""heptagon's dropout: torch's semantics (rate, scale, gradient, seeding) with a faster mask."""
+"""The CPU-fast layers keep torch's semantics: dropout (rate, scale, gradient, seeding) and
+NarrowLinear (output and gradients of nn.Linear)."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 import torch.nn.functional as F
+from torch import nn
 
-from heptagon.models.layers import Dropout, dropout
+from heptagon.models.layers import Dropout, NarrowLinear, dropout
 
 N = 1 << 20  # above the size where the NumPy mask is used
 
@@ -57,3 +59,21 @@ def test_module_follows_train_and_eval() -> None:
     module.eval()
     assert torch.equal(module(x), x)
     assert module.state_dict() == {}
+
+
+def test_narrow_linear_equals_linear() -> None:
+    torch.manual_seed(0)
+    narrow, plain = NarrowLinear(4, 16), nn.Linear(4, 16)
+    plain.load_state_dict(narrow.state_dict())
+    x = torch.randn(5000, 4, requires_grad=True)
+    grad = torch.randn(5000, 16)
+    outputs = []
+    for layer in (narrow, plain):
+        x.grad = None
+        out = layer(x)
+        out.backward(grad)
+        outputs.append((out, x.grad, layer.weight.grad, layer.bias.grad))
+    for got, expected in zip(*outputs, strict=True):
+        torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4)
+    narrow.eval()
+    torch.testing.assert_close(narrow(x), plain(x))
