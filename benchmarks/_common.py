@@ -54,15 +54,6 @@ def commit() -> str:
     return sha + ("+dirty" if dirty else "")
 
 
-def read_results(name: str) -> dict[str, Any]:
-    """The figures of ``benchmarks/results/<name>.json`` ({} when there is none)."""
-    path = RESULTS / f"{name}.json"
-    if not path.exists():
-        return {}
-    figures: dict[str, Any] = json.loads(path.read_text()).get("figures", {})
-    return figures
-
-
 def write_results(name: str, figures: dict[str, Any], part: str | None = None) -> Path:
     """Write ``benchmarks/results/<name>.json`` with the figures and their provenance.
 

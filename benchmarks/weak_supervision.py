@@ -6,7 +6,7 @@
     python benchmarks/weak_supervision.py --qg [--qg-jets 3500] [--seeds 3] [--epochs 10]
 
 Two parts, each written into ``benchmarks/results/<name>.json`` beside the other's figures
-(``figures.qg`` holds the quark / gluon part with its own command, commit and machine).
+with its own command, commit and machine: ``figures.w_qcd`` and ``figures.qg``.
 
 W / QCD (the default): synthetic mixtures of the W and QCD jets of
 benchmarks/decorrelation.py's ``w-vs-qcd`` sample (same ``--out``, reused), at chosen
@@ -54,7 +54,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
-from _common import read_results, write_results
+from _common import write_results
 
 from heptagon.evaluate.run import evaluate
 from heptagon.generate.run import GenerateOptions, generate, load_manifest
@@ -275,15 +275,14 @@ def main() -> None:
         args.name,
         {
             "sample": {"name": "w-vs-qcd", "jets_per_class": args.jets, "seed": SAMPLE_SEED},
-            "note": "synthetic W / QCD mixtures at chosen fractions (quark / gluon: qg)",
+            "note": "synthetic W / QCD mixtures at chosen fractions",
             "epochs": args.epochs,
             "seeds": args.seeds,
             "auc": results,
             "table": table,
-            "machine_shared": "yes: three other agents used the 2 cores; run with nice -n 5",
             "load_average": os.getloadavg(),
-            **{k: v for k, v in read_results(args.name).items() if k == "qg"},
         },
+        part="w_qcd",
     )
 
 
