@@ -138,6 +138,15 @@ def test_fixed_threshold_and_options(ttbar_elements: Path, tmp_path: Path) -> No
         TrainOptions(data=ttbar_elements, out=run, energy_loss="mse")  # type: ignore[arg-type]
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_cuda_asked_for_without_it(ttbar_elements: Path, tmp_path: Path) -> None:
+    opts = TrainOptions(data=ttbar_elements, out=tmp_path / "run", device="cuda")
+    with pytest.raises(ConfigError, match="CUDA is not available") as err:
+        train_mlpf(opts)
+    assert err.value.key == "device"
+    assert not (tmp_path / "run").exists()
+
+
 def test_not_an_element_sample(tmp_path: Path) -> None:
     (tmp_path / "manifest.json").write_text(json.dumps({"kind": "jets", "files": []}))
     with pytest.raises(DataError, match="not an element sample"):

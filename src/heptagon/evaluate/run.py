@@ -39,6 +39,7 @@ from heptagon.evaluate.yields import XSEC_WEIGHT, expected_yields
 from heptagon.io import atomic_path, write_json_atomic
 from heptagon.physics.ddt import DDT_FILE, DDTMap
 from heptagon.physics.metrics import Roc, roc_curve
+from heptagon.train.device import select_device
 from heptagon.train.rundir import LoadedRun, load_run
 
 __all__ = ["CompareResult", "EvalResult", "compare", "evaluate"]
@@ -102,10 +103,6 @@ def _write_roc(roc: Roc, path: Path) -> None:
             writer.writerow([f"{v:.8g}" for v in row])
 
 
-def _device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
 def evaluate(
     run_dir: str | Path,
     data: Sequence[str | Path] | None = None,
@@ -127,7 +124,7 @@ def evaluate(
     plot_dir.mkdir(parents=True, exist_ok=True)
     model = loaded.model
     if isinstance(model, torch.nn.Module):
-        model.to(_device())
+        model.to(select_device())
     task = loaded.info.get("task", "classification")
     class_names = list(loaded.class_names)
     cfg = loaded.config

@@ -38,6 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from heptagon.config import load_yaml, validate
 from heptagon.data.config import DataConfig, load_config
 from heptagon.errors import ConfigError
+from heptagon.train.device import DeviceChoice
 from heptagon.train.losses import CrossEntropySpec, LossSpec, RegulariserSpec
 
 __all__ = [
@@ -119,7 +120,7 @@ class TrainOptions(_Model):
     num_workers: int = Field(default=0, ge=0)
     bucketing: bool = True
     buffer_size: int = Field(default=50_000, ge=1)
-    device: Literal["auto", "cpu", "cuda"] = "auto"
+    device: DeviceChoice = "auto"
     amp: bool = Field(default=True, description="mixed precision (on CUDA only)")
     progress: bool = Field(default=True, description="progress bar (on a terminal only)")
 

@@ -27,6 +27,7 @@ from heptagon.data.split import Split
 from heptagon.errors import ConfigError, ModelError
 from heptagon.models import Model, build_model, model_options
 from heptagon.train.allocator import retain_freed_memory
+from heptagon.train.device import select_device
 from heptagon.train.distributed import Distributed, init_distributed
 from heptagon.train.experiment import ExperimentConfig, RunConfig, TrainOptions, load_experiment
 from heptagon.train.fitpredict import fit_model
@@ -69,7 +70,7 @@ def train(
     config = load_experiment(experiment, overrides)
     files = expand_files(data)
     options = config.train
-    device = _device(options.device)
+    device = select_device(options.device)
     if device.type == "cpu":
         retain_freed_memory()
     dist = init_distributed(device.type == "cuda")
@@ -228,14 +229,6 @@ def _first_difference(a: Any, b: Any, key: str) -> str:
             if a.get(k) != b.get(k):
                 return _first_difference(a.get(k), b.get(k), f"{key}.{k}")
     return key
-
-
-def _device(choice: str) -> torch.device:
-    if choice == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("CUDA is not available on this machine", "train.device")
-    if choice == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(choice)
 
 
 def _total_steps(

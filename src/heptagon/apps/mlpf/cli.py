@@ -89,6 +89,9 @@ def train_cmd(
             help="Charged particles from tracks keep the track momentum (or the regressed).",
         ),
     ] = True,
+    device: Annotated[
+        str, typer.Option("--device", help="auto (CUDA when there is one) | cpu | cuda.")
+    ] = "auto",
     seed: Annotated[int, typer.Option("--seed")] = 0,
 ) -> None:
     """Train MLPF on an element sample."""
@@ -112,6 +115,7 @@ def train_cmd(
             "val_fraction": val_fraction,
             "threshold": threshold,
             "track_momentum": track_momentum,
+            "device": device,
             "seed": seed,
         },
     )

@@ -60,6 +60,7 @@ from heptagon.io import atomic_path, write_json_atomic
 from heptagon.models import build_model
 from heptagon.models.mlpf import MLPF
 from heptagon.train.allocator import retain_freed_memory
+from heptagon.train.device import DeviceChoice, select_device
 from heptagon.train.losses import FocalLoss
 
 __all__ = [
@@ -313,6 +314,10 @@ class TrainOptions(BaseModel):
     threshold: float | None = Field(None, gt=0, lt=1)
     #: decoding: charged particles from tracks keep the track's momentum and direction
     track_momentum: bool = True
+    #: "auto": CUDA when there is one
+    device: DeviceChoice = "auto"
+    #: mixed precision (float16 with a gradient scaler), on CUDA only
+    amp: bool = True
     seed: int = 0
 
 
@@ -332,6 +337,10 @@ def _batches(
     for k, v in targets.items():
         out[k] = torch.from_numpy(_pad(v[idx], counts, length))
     return out
+
+
+def _to(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
 
 
 def _loss(
@@ -430,7 +439,10 @@ def _choose_threshold(
 
 def train_mlpf(opts: TrainOptions) -> Path:
     """Train MLPF on ``opts.data`` into the run dir ``opts.out``; returns the model path."""
-    retain_freed_memory()
+    device = select_device(opts.device, key="device")
+    if device.type == "cpu":
+        retain_freed_memory()
+    use_amp = opts.amp and device.type == "cuda"
     torch.manual_seed(opts.seed)
     rng = np.random.default_rng(opts.seed)
     table = _load_table(opts.data)
@@ -444,7 +456,10 @@ def train_mlpf(opts: TrainOptions) -> Path:
     model = _build(model_options)
     feats = torch.from_numpy(arr.features).double()
     model.set_input_scaling(feats.mean(0).float(), feats.std(0).float())
+    model.to(device)
     weights = _class_weights(el.target["class"].astype(np.int64), opts.class_weight_power)
+    weights = weights.to(device)
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
     optim = torch.optim.AdamW(model.parameters(), lr=opts.lr)
     sched = torch.optim.lr_scheduler.LambdaLR(
         optim, _schedule(opts.lr_schedule, opts.epochs * len(batches))
@@ -460,12 +475,14 @@ def train_mlpf(opts: TrainOptions) -> Path:
         model.train()
         total = 0.0
         for g in rng.permutation(len(batches)):
-            batch = batches[g]
-            out = model(batch["el_features"], batch["el_mask"])
-            loss = _loss(out, batch, focal, weights, opts.energy_loss)
+            batch = _to(batches[g], device)
+            with torch.autocast("cuda", dtype=torch.float16, enabled=use_amp):
+                out = model(batch["el_features"], batch["el_mask"])
+            loss = _loss(out.float(), batch, focal, weights, opts.energy_loss)
             optim.zero_grad()
-            loss.backward()
-            optim.step()
+            scaler.scale(loss).backward()
+            scaler.step(optim)
+            scaler.update()
             sched.step()
             total += loss.item()
         entry = {"epoch": epoch, "train_loss": total / len(batches)}
@@ -476,7 +493,7 @@ def train_mlpf(opts: TrainOptions) -> Path:
                     _loss(
                         model(b["el_features"], b["el_mask"]), b, focal, weights, opts.energy_loss
                     ).item()
-                    for b in val_batches
+                    for b in (_to(b, device) for b in val_batches)
                 ]
             entry["val_loss"] = float(np.mean(val))
         history.append({**entry, "wall_s": time.perf_counter() - start})
@@ -495,7 +512,7 @@ def train_mlpf(opts: TrainOptions) -> Path:
         torch.save(
             {
                 "options": model_options,
-                "state": model.state_dict(),
+                "state": {k: v.cpu() for k, v in model.state_dict().items()},
                 "decoding": asdict(Decoding(threshold, opts.track_momentum)),
             },
             tmp,
@@ -512,11 +529,11 @@ def _saved(run: Path) -> dict[str, Any]:
 
 
 def load_mlpf(run: Path) -> MLPF:
-    """The trained model of a run dir."""
+    """The trained model of a run dir, in evaluation mode on CUDA when there is one."""
     saved = _saved(run)
     model = _build(saved["options"])
     model.load_state_dict(saved["state"])
-    return model.eval()
+    return model.eval().to(select_device())
 
 
 def load_decoding(run: Path) -> Decoding:
@@ -525,7 +542,9 @@ def load_decoding(run: Path) -> Decoding:
 
 
 def predict(model: MLPF, arr: ElementArrays, batch_events: int = 16) -> np.ndarray:
-    """Per-element outputs ``(n_elements, len(OUTPUTS))`` (flat, element order)."""
+    """Per-element outputs ``(n_elements, len(OUTPUTS))`` (flat, element order), computed
+    on the model's device."""
+    device = next(model.parameters()).device
     outs = []
     n_events = arr.counts.size
     empty = {"cls": np.zeros(arr.counts.sum(), dtype=np.int64)}
@@ -533,7 +552,7 @@ def predict(model: MLPF, arr: ElementArrays, batch_events: int = 16) -> np.ndarr
         for lo in range(0, n_events, batch_events):
             events = np.arange(lo, min(lo + batch_events, n_events))
             batch = _batches(arr, empty, events, model.bin_size)
-            out = model(batch["el_features"], batch["el_mask"]).numpy()
+            out = model(*(batch[k].to(device) for k in ("el_features", "el_mask"))).cpu().numpy()
             mask = batch["el_mask"][:, 0].numpy() > 0
             outs.append(out[mask])
     return np.concatenate(outs) if outs else np.zeros((0, 14), np.float32)
@@ -631,7 +650,8 @@ def export_mlpf(model: MLPF, path: Path, n_features: int = len(FEATURES)) -> Pat
     ``bin_size``)."""
     model = model.eval()
     n = 2 * model.bin_size
-    args = (torch.zeros(1, n_features, n), torch.ones(1, 1, n))
+    device = next(model.parameters()).device
+    args = (torch.zeros(1, n_features, n, device=device), torch.ones(1, 1, n, device=device))
     axes = {
         "el_features": {0: "batch", 2: "elements"},
         "el_mask": {0: "batch", 2: "elements"},
