@@ -15,10 +15,10 @@ What runs, all in this process:
   and ``heptagon.evaluate.evaluate`` on the run's test split;
 - weaver-core 0.5.3's ``ParticleNet`` with the lite settings (k = 7, EdgeConv (32,32,32),
   (64,64,64), fc 128 with dropout 0.1, no fusion; the same parameter count as heptagon's
-  ``particlenet-lite``, checked), wrapped to take heptagon's input tensors and trained by
-  heptagon's :class:`~heptagon.train.trainer.Trainer` with the options of
-  ``top_particlenet_lite.yaml``: same jets, split, batches, optimiser, schedule and steps.
-  It is scored like ``evaluate`` scores a run (same test split, batch, bootstrap).
+  ``particlenet-lite``, checked), wrapped to take heptagon's input tensors and registered
+  as model ``weaver-particlenet-lite`` (in this process: ``heptagon.models.register``),
+  then trained and evaluated like the others: ``top_particlenet_lite.yaml`` with
+  ``model.name`` set to it (same jets, split, batches, optimiser, schedule and steps).
 
 Every torch model trains ``--epochs`` full epochs (early stopping off, so each model and
 seed runs the same number of steps; ``best.pt``, the lowest validation loss, is what is
@@ -55,23 +55,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
 from _common import write_results
 from torch import Tensor, nn
 
-from heptagon.data import JetDataset, expand_files
-from heptagon.evaluate.analysis import analyse
-from heptagon.evaluate.inference import predict_batches
 from heptagon.evaluate.run import evaluate
 from heptagon.generate.run import GenerateOptions, generate
-from heptagon.io import write_json_atomic
-from heptagon.models import build_model
+from heptagon.models import build_model, register
 from heptagon.train import RunDir, input_dims, load_experiment, train
-from heptagon.train.distributed import Distributed
-from heptagon.train.run import _preprocess, _total_steps  # the exact setup of train()
-from heptagon.train.rundir import load_checkpoint
-from heptagon.train.seeding import seed_everything
-from heptagon.train.trainer import Trainer
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = ROOT / "configs"
@@ -124,92 +114,29 @@ LABELS = {"auc": "AUC", "0.3": "1/eps_B@0.3", "0.5": "1/eps_B@0.5"}
 # ----------------------------------------------------------------------------- weaver
 
 
+@register(WEAVER)
 class WeaverParticleNetLite(nn.Module):
     """weaver-core's ``ParticleNet`` (lite settings) on heptagon's channels-first tensors.
 
     ``forward(pf_points, pf_features, pf_mask) -> (B, num_classes)`` logits, the call
-    convention of heptagon's models (``input_names``), so heptagon's trainer and evaluation
-    run it unchanged. weaver-core trims padding to the longest jet of the batch itself.
+    convention of heptagon's models (``input_names``) and a registry builder's signature,
+    so ``heptagon.train.train`` and ``evaluate`` run it by name. weaver-core trims padding
+    to the longest jet of the batch itself.
     """
 
     input_names = ("pf_points", "pf_features", "pf_mask")
 
-    def __init__(self, n_features: int, num_classes: int) -> None:
+    def __init__(self, input_dims: Mapping[str, int], num_classes: int) -> None:
         super().__init__()
         from weaver.nn.model.ParticleNet import ParticleNet  # benchmark-only dependency
 
         logging.getLogger("weaver").setLevel(logging.WARNING)
-        self.net = ParticleNet(n_features, num_classes, **WEAVER_LITE)
+        self.net = ParticleNet(input_dims["pf_features"], num_classes, **WEAVER_LITE)
 
     def forward(self, pf_points: Tensor, pf_features: Tensor, pf_mask: Tensor) -> Tensor:
         """Logits of a batch (``pf_mask``: 1.0 for real particles, 0.0 for padding)."""
         out: Tensor = self.net(pf_points, pf_features, pf_mask)
         return out
-
-
-def train_weaver(experiment: Path, data: Path, out: Path, overrides: Sequence[str]) -> None:
-    """Train :class:`WeaverParticleNetLite` into run dir ``out`` as ``heptagon.train.train``
-    would train ``particlenet-lite`` from ``experiment``: the same standardisation, seeding
-    order, data sets, trainer, options and step count (resumes from ``last.pt``)."""
-    config = load_experiment(experiment, overrides)
-    options, labels = config.train, config.data.labels
-    assert labels is not None  # the experiment requires labels
-    files = expand_files(data)
-    preprocess = _preprocess(config, files)
-    seed_everything(options.seed)
-    model = WeaverParticleNetLite(input_dims(config.data)["pf_features"], len(labels.names))
-    run = RunDir(out)
-    run.make()
-    data_options: dict[str, Any] = {
-        "split_fractions": config.split.fractions,
-        "batch_size": options.batch_size,
-        "buffer_size": options.buffer_size,
-        "seed": options.seed,
-    }
-    train_data, val_data = (
-        JetDataset(
-            files,
-            config.data,
-            preprocess,
-            split=split,
-            shuffle=split == "train",
-            bucketing=options.bucketing,
-            **data_options,
-        )
-        for split in ("train", "val")
-    )
-    trainer = Trainer(
-        model,
-        options.loss.build(),
-        options,
-        train_data=train_data,
-        val_data=val_data,
-        run=run,
-        device=torch.device("cuda" if torch.cuda.is_available() else "cpu"),
-        dist=Distributed(),
-        total_steps=_total_steps(options, train_data, config.split.train, 1),
-    )
-    trainer.fit(load_checkpoint(run.last) if run.last.exists() else None)
-
-
-def evaluate_weaver(experiment: Path, data: Path, out: Path, overrides: Sequence[str]) -> None:
-    """Score the best weights of a :func:`train_weaver` run on its test split as
-    ``heptagon.evaluate.evaluate`` scores a run; writes ``out/eval/metrics.json``."""
-    config = load_experiment(experiment, overrides)
-    labels = config.data.labels
-    assert labels is not None
-    files = expand_files(data)
-    model = WeaverParticleNetLite(input_dims(config.data)["pf_features"], len(labels.names))
-    model.load_state_dict(load_checkpoint(RunDir(out).best)["model"])
-    dataset = JetDataset(
-        files, config.data, _preprocess(config, files), split="test",
-        split_fractions=config.split.fractions, batch_size=1024, buffer_size=10_000,
-        shuffle=False, seed=config.train.seed,
-    )  # fmt: skip
-    pred = predict_batches(model.eval(), dataset, name="test", class_names=list(labels.names))
-    metrics = analyse(pred, n_boot=100, seed=config.train.seed).metrics
-    (out / "eval").mkdir(exist_ok=True)
-    write_json_atomic(out / "eval" / "metrics.json", {**metrics, "sample": "test"})
 
 
 # ----------------------------------------------------------------------------- runs
@@ -239,7 +166,8 @@ class Plan:
         """The ``--set`` overrides of a run."""
         if model == "bdt":
             return [f"train.seed={seed}", f"model.options.seed={seed}"]
-        return [f"train.seed={seed}", f"train.epochs={self.epochs}", "train.patience=null"]
+        common = [f"train.seed={seed}", f"train.epochs={self.epochs}", "train.patience=null"]
+        return [*common, f"model.name={WEAVER}"] if model == WEAVER else common
 
 
 def finished(run: Path) -> bool:
@@ -300,10 +228,6 @@ def run_model(plan: Plan, model: str, seed: int) -> None:
         return
     experiment, overrides = EXPERIMENTS[model], plan.overrides(model, seed)
     print(f"-- {model} seed {seed} -> {run}", flush=True)
-    if model == WEAVER:
-        train_weaver(experiment, plan.sample, run, overrides)
-        evaluate_weaver(experiment, plan.sample, run, overrides)
-        return
     train(experiment, plan.sample, run, overrides, resume=RunDir(run).config.exists())
     evaluate(run)
 
@@ -314,11 +238,7 @@ def parameters(model: str) -> int | None:
         return None
     config = load_experiment(EXPERIMENTS[model])
     dims = input_dims(config.data)
-    module = (
-        WeaverParticleNetLite(dims["pf_features"], 2)
-        if model == WEAVER
-        else build_model(config.model.name, dims, 2)
-    )
+    module = build_model(model if model == WEAVER else config.model.name, dims, 2)
     assert isinstance(module, nn.Module)
     return sum(p.numel() for p in module.parameters() if p.requires_grad)
 
