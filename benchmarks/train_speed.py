@@ -136,18 +136,8 @@ def synthetic_jets(n_jets: int, n_real: int, seed: int) -> dict[str, Tensor]:
 def generated_sample(path: Path) -> Path:
     """The generated top-vs-QCD sample at ``path`` (made once with the CLI)."""
     if not (path / "manifest.json").exists():
-        command = [
-            sys.executable,
-            "-m",
-            "heptagon",
-            "generate",
-            "top-vs-qcd",
-            "--jets",
-            "2000",
-            "--seed",
-            "1",
-        ]
-        subprocess.run([*command, "--out", str(path)], check=True)
+        command = ["generate", "top-vs-qcd", "--jets", "2000", "--seed", "1", "--out"]
+        subprocess.run([sys.executable, "-m", "heptagon", *command, str(path)], check=True)
     return path
 
 
