@@ -1,6 +1,6 @@
 """Top tagging: BDT, PFN, ParticleNet-Lite, ParT-lite and weaver-core's ParticleNet-Lite.
 
-    python benchmarks/top_tagging.py [--jets 20000] [--seeds 3] [--epochs 4]
+    python benchmarks/top_tagging.py [--jets 20000] [--seeds 3] [--epochs 8]
                                      [--models bdt pfn ...] [--out /tmp/top-tagging]
                                      [--plan-only] [--name top_tagging]
 
@@ -32,9 +32,9 @@ split and the published numbers (Kasieczka et al. 2019, arXiv:1902.09914, as in
 for the gaps the literature predicts (BDT < PFN < ParticleNet-Lite; heptagon's
 ParticleNet-Lite not worse than weaver-core's), whether the seed spread resolves them.
 
-The defaults (20000 jets per class, 3 seeds, 4 epochs: ~440 steps of 256 jets per torch
-run) are planned at ~75 min on an idle 2-core machine (8 min generation, ParT-lite half of
-the rest); the plan, with its estimate per stage, is printed first.
+The defaults (20000 jets per class, 3 seeds, 8 epochs: ~880 steps of 256 jets per torch
+run) are planned at ~58 min on an idle 2-core machine (3 min generation, ParT-lite 60% of
+the rest; 4 epochs took 29 min); the plan, with its estimate per stage, is printed first.
 
 ``--out`` is resumable: a finished sample and finished runs (``eval/metrics.json``) are
 reused, an interrupted run resumes from its last checkpoint. ``--plan-only`` prints the
@@ -97,11 +97,12 @@ PUBLISHED: dict[str, dict[str, str]] = {
 PUBLISHED[WEAVER] = PUBLISHED["particlenet-lite"]
 #: gaps the literature predicts: (weaker, stronger)
 EXPECTED_GAPS = (("bdt", "pfn"), ("pfn", "particlenet-lite"), (WEAVER, "particlenet-lite"))
-#: for the plan: training jets/s of one step (batch 256, bucketed, ~63 real particles per
-#: jet) on an idle 2-core machine; measured here as 1-thread CPU time x 1.7
-TRAIN_RATE = {"pfn": 2500.0, "particlenet-lite": 550.0, "part-lite": 165.0, WEAVER: 530.0}
-#: for the plan: generated jets/s per core (MPI off), and a BDT run (read, fit, evaluate)
-GENERATE_RATE = {"Tbqq": 30.0, "QCD": 60.0}
+#: for the plan: training jets/s (batch 256, bucketed, ~63 real particles per jet, the
+#: validation passes included) on an idle 2-core machine, from the 4-epoch default run
+TRAIN_RATE = {"pfn": 7500.0, "particlenet-lite": 1800.0, "part-lite": 410.0, WEAVER: 950.0}
+#: for the plan: generated jets/s per core (MPI off; the 4-epoch run's sample: 3.0 min),
+#: and a BDT run (read, fit, evaluate)
+GENERATE_RATE = {"Tbqq": 80.0, "QCD": 160.0}
 BDT_S = 40.0
 #: for the plan: evaluation per run besides inference (plots, bootstrap)
 EVAL_S = 10.0
@@ -362,7 +363,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--jets", type=int, default=20_000, help="jets per class")
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--epochs", type=int, default=4, help="epochs of the torch models")
+    parser.add_argument("--epochs", type=int, default=8, help="epochs of the torch models")
     parser.add_argument("--models", nargs="+", default=list(EXPERIMENTS), choices=EXPERIMENTS)
     parser.add_argument("--out", type=Path, default=Path("/tmp/top-tagging"))
     parser.add_argument("--plan-only", action="store_true", help="print the plan and stop")
