@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -11,6 +12,27 @@ from pathlib import Path
 from typing import Any
 
 RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def add_allocator_option(parser: argparse.ArgumentParser) -> None:
+    """``--allocator retained|glibc``, the same for every contender of a run: ``retained``
+    (default) keeps freed memory in the heap as ``heptagon train`` does
+    (:func:`heptagon.train.retain_freed_memory`); ``glibc`` leaves its defaults (blocks above
+    its mmap threshold are fresh pages each time). Apply it with :func:`apply_allocator`."""
+    parser.add_argument(
+        "--allocator",
+        choices=("retained", "glibc"),
+        default="retained",
+        help="retained: freed memory kept for reuse, as heptagon train runs; glibc: its defaults",
+    )
+
+
+def apply_allocator(choice: str) -> None:
+    """Set the process's allocator for ``--allocator`` (before the first large tensor)."""
+    from heptagon.train import retain_freed_memory
+
+    if choice == "retained" and not retain_freed_memory():
+        raise SystemExit("--allocator retained needs glibc's mallopt")
 
 
 def machine() -> dict[str, Any]:

@@ -3,13 +3,15 @@
     python benchmarks/loader.py [--jets 100000] [--buffer 10000] [--batch-size 256]
                                 [--chunk-size 10000] [--repeat 3] [--data DIR_OR_GLOB]
                                 [--no-weaver] [--weaver-jets 10000] [--workdir DIR]
-                                [--name loader]
+                                [--allocator retained|glibc] [--name loader]
 
 Writes a JetClass-schema Parquet dataset (``--jets`` jets, row groups of ``--chunk-size``;
 ``--jets`` defaults to 10x the shuffle buffer), or reads ``--data``, then measures in this
 process, ``--repeat`` rounds, each round measuring every contender back to back so that
 they share the machine's load of the moment (this matters on a shared machine):
 
+- the allocator, the same for all (``--allocator``, see ``_common.add_allocator_option``):
+  ``retained`` by default, as ``heptagon train`` reads, or glibc's defaults;
 - bare read: pyarrow ``read_row_group`` of the branches the config needs (the same
   ``ParquetFile`` defaults and row groups the loader reads), every column converted to
   numpy -> jets/s;
@@ -43,7 +45,7 @@ from typing import Any
 import awkward as ak
 import numpy as np
 import pyarrow.parquet as pq
-from _common import write_results
+from _common import add_allocator_option, apply_allocator, write_results
 
 from heptagon.data.config import DataConfig, load_config
 from heptagon.data.io import expand_files, open_reader
@@ -297,7 +299,9 @@ def main() -> None:
     parser.add_argument("--weaver-jets", type=int, default=10_000, help="jets timed per run")
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--name", default="loader", help="results/<name>.json")
+    add_allocator_option(parser)
     args = parser.parse_args()
+    apply_allocator(args.allocator)
     args.jets = args.jets or 10 * args.buffer
     config = load_config(CONFIG)
     weaver_skipped = "--no-weaver" if args.no_weaver else weaver_available()
@@ -352,6 +356,7 @@ def summarise(
             "branches": branches,
             "repeat": args.repeat,
             "weaver_jets": args.weaver_jets,
+            "allocator": args.allocator,
             "data": args.data or "synthetic (write_dataset)",
         },
         "jets_per_s": {k: best(k)["jets_per_s"] for k in rounds[0]},

@@ -45,13 +45,12 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from _common import write_results
+from _common import add_allocator_option, apply_allocator, write_results
 from torch import Tensor, nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from heptagon.data import Batch, JetDataset, compute_preprocess, load_config
 from heptagon.models import build_model
-from heptagon.train import retain_freed_memory
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA_CONFIG = ROOT / "configs" / "data" / "top_kinematic.yaml"
@@ -361,17 +360,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--e2e-batches", type=int, default=0, help="0: whole split")
     parser.add_argument("--fused-adamw", action="store_true", help="for both models")
     parser.add_argument("--no-e2e", action="store_true")
-    parser.add_argument(
-        "--allocator",
-        choices=("retained", "glibc"),
-        default="retained",
-        help="retained: freed memory kept for reuse, as heptagon train runs (both models); "
-        "glibc: its defaults (large blocks mmapped and unmapped each time)",
-    )
+    add_allocator_option(parser)
     parser.add_argument("--name", default="train_speed")
     args = parser.parse_args(argv)
-    if args.allocator == "retained" and not retain_freed_memory():
-        parser.error("--allocator retained needs glibc's mallopt")
+    apply_allocator(args.allocator)
     torch.set_num_threads(args.threads)
     limit = matmul_gflops()
     print(f"float32 matmul limit: {limit:.0f} GFLOP/s on {args.threads} threads", flush=True)
