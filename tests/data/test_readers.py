@@ -222,6 +222,6 @@ def test_bad_benchmark_layouts(tmp_path: Path) -> None:
         read_all(truncated, ["jet_pt"])
     h5 = tmp_path / "junk.h5"
     h5.write_bytes(b"junk" * 100)
-    pytest.importorskip("tables")
+    pytest.importorskip("h5py")
     with pytest.raises(DataError, match=r"junk\.h5: not a readable HDF5 file"):
         open_reader(h5)
