@@ -10,7 +10,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_path", "sha256sum", "write_json_atomic"]
+from heptagon.errors import DataError
+
+__all__ = ["atomic_path", "make_dir", "sha256sum", "write_json_atomic"]
 
 
 @contextmanager
@@ -42,3 +44,14 @@ def sha256sum(path: str | Path, chunk: int = 1 << 20) -> str:
         while block := f.read(chunk):
             h.update(block)
     return h.hexdigest()
+
+
+def make_dir(path: str | Path) -> Path:
+    """Create the output directory ``path`` (and its parents); one that cannot be created
+    is a :class:`DataError` naming it, not a traceback."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise DataError(f"cannot create the output directory ({err.strerror})", file=path) from None
+    return path
