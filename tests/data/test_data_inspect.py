@@ -5,11 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 from jetfiles import make_jets, write_parquet
 from rich.console import Console
 
 from heptagon.data.config import load_config
 from heptagon.data.inspect import inspect_files
+from heptagon.errors import DataError
 
 
 def test_inspect(tmp_path: Path) -> None:
@@ -48,3 +50,18 @@ def test_inspect(tmp_path: Path) -> None:
     text = console.export_text()
     assert "jet_sdmass" in text
     assert "QCD: 29" in text
+
+
+def test_an_all_nan_variable_is_named(tmp_path: Path) -> None:
+    """It was reported as 'no entries pass the selection None'."""
+    jets = make_jets(10, "QCD", 3)
+    jets["jet_sdmass"] = np.full(10, np.nan, dtype=np.float32)
+    path = write_parquet(tmp_path / "nan.parquet", jets)
+    config = load_config({"inputs": {"jet": {"vars": ["jet_pt", "jet_sdmass"]}}})
+    with pytest.raises(
+        DataError, match=r"^nan\.parquet, branch 'jet_sdmass': every entry has NaN/inf"
+    ):
+        inspect_files([path], config)
+    selected = load_config({"inputs": {"jet": {"vars": ["jet_pt"]}}, "selection": "jet_pt < 0"})
+    with pytest.raises(DataError, match=r"no entries pass the selection 'jet_pt < 0'"):
+        inspect_files([path], selected)

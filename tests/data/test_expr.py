@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+import signal
+
 import awkward as ak
 import numpy as np
 import pytest
@@ -80,3 +83,59 @@ def test_forbidden_and_malformed_expressions_name_key_and_culprit(text: str, cul
         Expr(text, "new_variables.x")
     assert culprit in str(err.value)
     assert err.value.key == "new_variables.x"
+
+
+def _hang(signum: int, frame: object) -> None:
+    raise TimeoutError("the expression hung")
+
+
+def test_huge_powers_are_float_and_instant() -> None:
+    """9**9**9 hung (a 370-million-digit integer): plain-number powers beyond int64 are float."""
+    previous = signal.signal(signal.SIGALRM, _hang)
+    signal.alarm(10)  # the old evaluator ran for minutes: a hang fails the test
+    try:
+        check_huge_powers()
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def check_huge_powers() -> None:
+    assert Expr("9**9**9", "k").evaluate(ARRAYS.__getitem__) == np.inf
+    assert ev("jet > 9**9**9") == [False, False, False]
+    assert Expr("2**62", "k").evaluate(ARRAYS.__getitem__) == 2**62  # exact while it fits
+    assert Expr("2**-1", "k").evaluate(ARRAYS.__getitem__) == 0.5
+    assert ev("jet ** 1e9 > 0") == [True, True, True]  # numpy: overflows to inf, no loop
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("1" + " + 1" * 700, "2801 characters"),
+        ("(" * 60 + "jet" + ")" * 60 + " + " + "-" * 60 + "jet", "nested more than 50"),
+        ("jet > 99999999999999999999", "integer literal beyond int64"),
+    ],
+)
+def test_limits_on_size_depth_and_literals(text: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=rf"^selection: .*{message}"):
+        Expr(text, "selection")
+
+
+@pytest.mark.parametrize(
+    ("text", "culprit"),
+    [
+        ("n ** -1", "'n ** (-1)'"),  # numpy: integers to negative integer powers
+        ("1 // 0", "'1 // 0'"),
+        ("at(pt)", "'at(pt)'"),  # a wrong number of arguments
+        ("where(jet) * 10**18", "'where(jet)'"),  # awkward's one-argument form: a tuple
+        ("hypot(jet)", "'hypot(jet)'"),
+    ],
+)
+def test_evaluation_failures_are_config_errors(text: str, culprit: str) -> None:
+    with pytest.raises(ConfigError, match=rf"^sel: cannot evaluate {re.escape(culprit)} in exp"):
+        Expr(text, "sel").evaluate(ARRAYS.__getitem__)
+
+
+def test_floating_point_warnings_give_inf_not_noise() -> None:
+    assert ev("jet / 0") == [np.inf] * 3  # pytest turns warnings into errors: none was raised
+    assert ev("log(jet - jet)") == [-np.inf] * 3

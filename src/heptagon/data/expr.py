@@ -17,6 +17,16 @@ Language
 
 Mind Python's precedence: ``&`` binds tighter than ``>``, so write ``(a > 1) & (b < 2)``.
 
+Limits (so that no expression can hang or exhaust memory): at most :data:`MAX_LENGTH`
+characters and :data:`MAX_DEPTH` levels of nesting; integer literals within int64. A power
+of two plain numbers is computed in float64 (``9**9**9`` is ``inf``, at once) unless it is
+an integer power that fits int64, so there is never big-integer arithmetic; powers of arrays
+are numpy's, which never loop longer than the bits of the exponent. Floating-point warnings
+(division by zero, overflow, log of 0) are silenced: their NaN/inf results meet the data
+config's ``nan_policy`` downstream. Whatever goes wrong while evaluating (a wrong number of
+arguments, arrays that do not broadcast, an integer division by zero) is a
+:class:`~heptagon.errors.ConfigError` naming the key and the expression.
+
 Values are numpy arrays (one number per entry), :class:`~heptagon.data.jagged.JaggedColumn` s
 (a list of numbers per entry) or awkward arrays (anything else). Operators and numpy ufuncs
 run on the first two directly; the other functions get awkward arrays, and their results
@@ -38,7 +48,14 @@ from heptagon.errors import ConfigError
 from heptagon.physics.event_features import FUNCTIONS as EVENT_FUNCTIONS
 from heptagon.physics.kinematics import delta_phi, delta_r, wrap_phi
 
-__all__ = ["FUNCTIONS", "Expr"]
+__all__ = ["FUNCTIONS", "MAX_DEPTH", "MAX_LENGTH", "Expr"]
+
+#: the longest expression accepted (characters)
+MAX_LENGTH = 2000
+#: the deepest nesting of an expression's syntax tree accepted
+MAX_DEPTH = 50
+
+_INT64 = 2**63
 
 
 def _reduce(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -106,6 +123,22 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
 
 _MODULE_PREFIXES = {"np", "numpy", "ak", "awkward"}
 
+
+def _power(base: Any, exponent: Any) -> Any:
+    """``base ** exponent``; for two plain numbers exact only while an integer result fits
+    int64, else in float64, so a constant like ``9**9**9`` never computes a huge integer."""
+    if not (isinstance(base, (int, float)) and isinstance(exponent, (int, float))):
+        return operator.pow(base, exponent)
+    if (
+        isinstance(base, int)
+        and isinstance(exponent, int)
+        and exponent >= 0
+        and abs(base).bit_length() * exponent < 63
+    ):
+        return base**exponent
+    return float(np.power(np.float64(base), np.float64(exponent)))
+
+
 _BINARY: dict[type[ast.operator], Callable[[Any, Any], Any]] = {
     ast.Add: operator.add,
     ast.Sub: operator.sub,
@@ -113,7 +146,7 @@ _BINARY: dict[type[ast.operator], Callable[[Any, Any], Any]] = {
     ast.Div: operator.truediv,
     ast.FloorDiv: operator.floordiv,
     ast.Mod: operator.mod,
-    ast.Pow: operator.pow,
+    ast.Pow: _power,
     ast.BitAnd: operator.and_,
     ast.BitOr: operator.or_,
     ast.BitXor: operator.xor,
@@ -133,6 +166,8 @@ _COMPARE: dict[type[ast.cmpop], Callable[[Any, Any], Any]] = {
     ast.GtE: operator.ge,
 }
 _OPERATORS = {*_BINARY.values(), *_UNARY.values(), *_COMPARE.values()}
+# what an operator or function may give: a number or an array
+_VALUE_TYPES = (bool, int, float, np.generic, np.ndarray, JaggedColumn, ak.Array)
 
 
 def _to_awkward(value: Any) -> Any:
@@ -157,17 +192,38 @@ class Expr:
     def __init__(self, text: str, key: str) -> None:
         self.text = text
         self.key = key
+        if len(text) > MAX_LENGTH:
+            raise ConfigError(
+                f"expression of {len(text)} characters (at most {MAX_LENGTH}): {text[:60]!r}...",
+                key,
+            )
         try:
             tree = ast.parse(text.strip(), mode="eval")
         except SyntaxError as err:
             raise ConfigError(f"syntax error in expression {text!r}: {err.msg}", key) from None
+        except (RecursionError, MemoryError):  # CPython's parser on extreme nesting
+            raise ConfigError(f"expression {text!r} is nested too deeply", key) from None
         self._body = tree.body
+        self._check_depth()
         names: set[str] = set()
         self._check(self._body, names)
         self.names: frozenset[str] = frozenset(names)
 
     def __repr__(self) -> str:
         return f"Expr({self.text!r}, key={self.key!r})"
+
+    def _check_depth(self) -> None:
+        """Refuse a tree deeper than :data:`MAX_DEPTH` (walked without recursion: the
+        checks and the evaluation below recurse, within Python's limit thanks to this)."""
+        stack: list[tuple[ast.AST, int]] = [(self._body, 1)]
+        while stack:
+            node, depth = stack.pop()
+            if depth > MAX_DEPTH:
+                raise ConfigError(
+                    f"expression {self.text!r} is nested more than {MAX_DEPTH} levels deep",
+                    self.key,
+                )
+            stack.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
 
     def _forbid(self, what: str) -> ConfigError:
         return ConfigError(f"{what} is not allowed in expression {self.text!r}", self.key)
@@ -195,6 +251,8 @@ class Expr:
         elif isinstance(node, ast.Constant):
             if not isinstance(node.value, (bool, int, float)):
                 raise self._forbid(f"the constant {node.value!r}")
+            if isinstance(node.value, int) and not -_INT64 <= node.value < _INT64:
+                raise self._forbid("an integer literal beyond int64")
         elif isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
             self._check(node.left, names)
             self._check(node.right, names)
@@ -224,8 +282,25 @@ class Expr:
 
         A list-per-entry result is an awkward array, or with ``columns`` a
         :class:`~heptagon.data.jagged.JaggedColumn` (the fast form the loader works on)."""
-        result = self._eval(self._body, lookup)
+        with np.errstate(all="ignore"):
+            result = self._eval(self._body, lookup)
         return result if columns else _to_awkward(result)
+
+    def _apply(self, node: ast.expr, function: Callable[..., Any], *args: Any) -> Any:
+        """:func:`_apply`, with a failure as a ConfigError naming the part of the expression."""
+        try:
+            result = _apply(function, *args)
+        except (ArithmeticError, LookupError, TypeError, ValueError) as err:
+            why = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise self._cannot(node, why) from None
+        if not isinstance(result, _VALUE_TYPES):  # e.g. where(x): a tuple (which * 10**18...)
+            raise self._cannot(node, f"gives a {type(result).__name__}, not numbers or arrays")
+        return result
+
+    def _cannot(self, node: ast.expr, why: str) -> ConfigError:
+        return ConfigError(
+            f"cannot evaluate {ast.unparse(node)!r} in expression {self.text!r}: {why}", self.key
+        )
 
     def _eval(self, node: ast.expr, lookup: Callable[[str], Any]) -> Any:
         if isinstance(node, ast.Name):
@@ -233,28 +308,29 @@ class Expr:
         if isinstance(node, ast.Constant):
             return node.value
         if isinstance(node, ast.BinOp):
-            return _apply(
+            return self._apply(
+                node,
                 _BINARY[type(node.op)],
                 self._eval(node.left, lookup),
                 self._eval(node.right, lookup),
             )
         if isinstance(node, ast.UnaryOp):
-            return _apply(_UNARY[type(node.op)], self._eval(node.operand, lookup))
+            return self._apply(node, _UNARY[type(node.op)], self._eval(node.operand, lookup))
         if isinstance(node, ast.BoolOp):
             combine = operator.and_ if isinstance(node.op, ast.And) else operator.or_
             result = self._eval(node.values[0], lookup)
             for value in node.values[1:]:
-                result = _apply(combine, result, self._eval(value, lookup))
+                result = self._apply(node, combine, result, self._eval(value, lookup))
             return result
         if isinstance(node, ast.Compare):
             left = self._eval(node.left, lookup)
             result = None
             for op, comparator in zip(node.ops, node.comparators, strict=True):
                 right = self._eval(comparator, lookup)
-                term = _apply(_COMPARE[type(op)], left, right)
-                result = term if result is None else _apply(operator.and_, result, term)
+                term = self._apply(node, _COMPARE[type(op)], left, right)
+                result = term if result is None else self._apply(node, operator.and_, result, term)
                 left = right
             return result
         assert isinstance(node, ast.Call)  # the only node left after _check
         function = FUNCTIONS[self._function_name(node.func)]
-        return _apply(function, *(self._eval(arg, lookup) for arg in node.args))
+        return self._apply(node, function, *[self._eval(arg, lookup) for arg in node.args])

@@ -214,7 +214,8 @@ class Transform:
         self.config, self.preprocess = config, preprocess
         self.split, self.split_name = split or Split(), split_name
         self.with_labels = with_labels and config.labels is not None
-        self.n_read = self.n_split = self.n_selected = 0
+        # entries read, in the split, passing the selection, and then kept by nan_policy
+        self.n_read = self.n_split = self.n_passed = self.n_selected = 0
         self.nan_counts: dict[tuple[str, str], int] = {}  # (group, variable) -> NaN/inf seen
         self._files: set[str] = set()
 
@@ -280,6 +281,7 @@ class Transform:
             if keep.dtype != np.bool_:
                 raise ConfigError(f"must give a boolean per entry, not {keep.dtype}", "selection")
             ns = ns.filter(keep)
+        self.n_passed += ns.n
         ns, raw = self._raw_inputs(ns)
         self.n_selected += ns.n
         label = self._labels(ns) if self.with_labels else None
@@ -292,8 +294,13 @@ class Transform:
         files = ", ".join(sorted(self._files))
         if self.n_read and not self.n_split:
             raise DataError(f"no entries in the '{self.split_name}' split", files)
-        if self.n_split and not self.n_selected:
+        if self.n_split and not self.n_passed:
             raise DataError(f"no entries pass the selection {self.config.selection!r}", files)
+        if self.n_passed and not self.n_selected:
+            bad = sorted({var for (_, var), n in self.nan_counts.items() if n})
+            raise DataError(
+                "every entry has NaN/inf values (nan_policy: drop)", files, ",".join(bad)
+            )
 
     def _raw_inputs(
         self, ns: _Namespace
