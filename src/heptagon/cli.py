@@ -212,11 +212,14 @@ def demo(
     out: Annotated[Path, typer.Option("--out", help="Where the demo writes.")] = Path(
         "heptagon-demo"
     ),
+    jets: Annotated[
+        int, typer.Option("--jets", min=1, help="Jets per class of the training sample.")
+    ] = 5000,
 ) -> None:
     """The main job on a small top-vs-QCD sample (re-running resumes)."""
     from heptagon.apps.demo import run_demo
 
-    result = run_demo(out, show_progress=_interactive(), console=console)
+    result = run_demo(out, jets=jets, show_progress=_interactive(), console=console)
     _print_sample(result.sample)
     console.print(result.table())
     console.print(
@@ -390,6 +393,46 @@ def data_inspect(
     console.print(result.table())
     if plots is not None:
         console.print(f"histograms in {plots}")
+
+
+configs_app = typer.Typer(
+    help="The ready experiment and data configs shipped with heptagon.", no_args_is_help=True
+)
+app.add_typer(configs_app, name="configs")
+
+
+@configs_app.command("list")
+def configs_list() -> None:
+    """Every shipped config with its one-line description."""
+    from heptagon import configs
+
+    names = configs.names()
+    width = max(len(n) for n in names)
+    for name in names:
+        typer.echo(f"{name:<{width}}  {configs.describe(name)}")
+
+
+@configs_app.command("show")
+def configs_show(
+    name: Annotated[str, typer.Argument(help="A config, e.g. top_particlenet_lite.")],
+) -> None:
+    """Print a shipped config's YAML."""
+    from heptagon import configs
+
+    typer.echo(configs.read(name), nl=False)
+
+
+@configs_app.command("copy")
+def configs_copy(
+    name: Annotated[str, typer.Argument(help="A config, e.g. top_particlenet_lite.")],
+    dest: Annotated[Path, typer.Argument(help="Directory to copy into.")],
+    force: Annotated[bool, typer.Option("--force", help="Overwrite existing files.")] = False,
+) -> None:
+    """Copy a shipped config (an experiment with its data config) into a directory."""
+    from heptagon import configs
+
+    for path in configs.copy(name, dest, force=force):
+        typer.echo(f"wrote {path}")
 
 
 def main() -> None:

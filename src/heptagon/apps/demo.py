@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -32,11 +33,10 @@ __all__ = ["DEMO_JETS", "DemoResult", "run_demo"]
 
 #: jets per class of the demo's training sample (the fresh sample for predict: a tenth)
 DEMO_JETS = 5000
-#: the models the demo trains: run name -> experiment in configs/
+#: the models the demo trains: run name -> shipped experiment (``heptagon configs list``)
 MODELS = {"bdt": "top_bdt.yaml", "particlenet_lite": "top_particlenet_lite.yaml"}
 #: the demo's training budget for ParticleNet-Lite (a few minutes on 2 cores)
 PN_OVERRIDES = ("train.epochs=20", "train.batch_size=128", "train.warmup_steps=100")
-CONFIGS = Path(__file__).resolve().parents[3] / "configs"
 
 
 @dataclass(frozen=True)
@@ -81,7 +81,6 @@ def run_demo(
     jets: int = DEMO_JETS,
     show_progress: bool = True,
     console: Console | None = None,
-    configs: Path = CONFIGS,
 ) -> DemoResult:
     """Run the demo into ``out``; re-running resumes."""
     start = time.perf_counter()
@@ -97,7 +96,8 @@ def run_demo(
         _step(console, f"2/5 train {name}")
         overrides = list(PN_OVERRIDES) if name != "bdt" else []
         overrides.append(f"train.progress={'true' if show_progress else 'false'}")
-        train(configs / experiment, sample.out, run, overrides=overrides)
+        with resources.as_file(resources.files("heptagon.configs")) as configs:
+            train(configs / experiment, sample.out, run, overrides=overrides)
     _step(console, "3/5 evaluate on the held-out test split")
     metrics = {name: evaluate(run).metrics for name, run in runs.items()}
     compare(list(runs.values()), out / "compare")
