@@ -270,7 +270,7 @@ def test_certify_names_a_missing_method(tmp_path: Path) -> None:
         app, ["dqm", "certify", str(tmp_path), "--model", str(tmp_path), "--out", str(tmp_path)]
     )
     assert res.exit_code != 0
-    assert "model.pkl" in str(res.exception)
+    assert "model.json" in str(res.exception)
 
 
 def test_simulate_cli_labels_every_run(source_dir: Path, tmp_path: Path) -> None:

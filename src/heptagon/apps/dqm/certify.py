@@ -15,32 +15,36 @@ training data); under ``run`` it is the score of the run's summed histograms.
 
 from __future__ import annotations
 
-import pickle
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+import torch
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sklearn.pipeline import Pipeline
 
 from heptagon.apps.dqm.methods import (
     CLASSIFIERS,
+    ERROR_NAMES,
     Calibration,
     HistogramMethod,
     Samples,
+    build_network,
     classifier_scores,
     fit_classifiers,
     fit_histogram_method,
     rank_features,
 )
-from heptagon.apps.dqm.observables import summary_features
-from heptagon.apps.dqm.simulate import DQMData, load_data
+from heptagon.apps.dqm.observables import histogram_shapes, histogram_slices, summary_features
+from heptagon.apps.dqm.simulate import DQMData, load_data, read_arrays
 from heptagon.errors import ConfigError, DataError
-from heptagon.io import atomic_path, write_json_atomic
+from heptagon.io import atomic_path, make_dir, write_json_atomic
 
 __all__ = [
     "AGGREGATES",
+    "SCHEMA_VERSION",
     "CertifyResult",
     "DQMModel",
     "Scores",
@@ -87,9 +91,16 @@ class TrainConfig(BaseModel):
     seed: int = 0
 
 
+#: the layout of ``model.json`` and ``model.npz``; a model of another version is refused
+SCHEMA_VERSION = 1
+_LEVELS = ("max_ls", "run")
+
+
 @dataclass
 class DQMModel:
-    """Everything :func:`fit` learned."""
+    """Everything :func:`fit` learned. ``classifier_data``: the selected summaries ``x``
+    ``(n_runs, len(features))`` and labels ``y`` the classifiers were fitted on (a saved
+    model keeps them and refits the classifiers, which is deterministic)."""
 
     config: TrainConfig
     methods: dict[str, HistogramMethod]
@@ -98,18 +109,42 @@ class DQMModel:
     features: list[str]
     classifiers: dict[str, Pipeline]
     n_runs: dict[str, int]
+    classifier_data: tuple[np.ndarray, np.ndarray] | None = None
 
     def save(self, out: Path) -> None:
-        """``model.pkl`` (the fitted objects) and ``summary.json`` (readable), atomically."""
-        out.mkdir(parents=True, exist_ok=True)
-        with atomic_path(out / "model.pkl") as tmp:
-            tmp.write_bytes(pickle.dumps(self))
-        write_json_atomic(out / "summary.json", self.summary())
+        """``model.npz`` (every fitted array: references, standardisations, PCA axes, the
+        networks' weights, typical errors, the classifiers' training data) and
+        ``model.json`` (the rest, readable), atomically. Both are data: loading them
+        executes nothing."""
+        make_dir(out)
+        arrays: dict[str, np.ndarray] = {}
+        for name, m in self.methods.items():
+            arrays |= {f"{name}/ref/{h}": v for h, v in m.ref.items()}
+            for key in ("mean", "std", "pca_mean", "pca_axes"):
+                value = getattr(m, key)
+                if value is not None:
+                    arrays[f"{name}/{key}"] = value
+            if m.net is not None:
+                state = m.net.state_dict().items()
+                arrays |= {f"{name}/net/{k}": v.detach().cpu().numpy() for k, v in state}
+            for level, c in self.calibration[name].items():
+                arrays[f"{name}/typical/{level}"] = c.typical
+        if self.classifier_data is not None:
+            arrays["classifiers/x"], arrays["classifiers/y"] = self.classifier_data
+        with atomic_path(out / "model.npz") as tmp, open(tmp, "wb") as f:
+            np.savez(f, allow_pickle=False, **arrays)
+        write_json_atomic(out / "model.json", self.summary())
 
     def summary(self) -> dict[str, Any]:
+        """The content of ``model.json``."""
         return {
+            "schema_version": SCHEMA_VERSION,
+            "histograms": list(ERROR_NAMES),
             "config": self.config.model_dump(mode="json"),
             "runs": self.n_runs,
+            "methods": {
+                m: {"ref_rate": h.ref_rate, "top_bins": h.top_bins} for m, h in self.methods.items()
+            },
             "thresholds": {
                 m: {level: c.threshold for level, c in cal.items()}
                 for m, cal in self.calibration.items()
@@ -119,15 +154,156 @@ class DQMModel:
         }
 
 
+class _ModelFiles:
+    """Reads a saved model's ``model.json`` and ``model.npz``, checking every value: a
+    missing key, a wrong type or shape is a :class:`DataError` naming the file and key."""
+
+    def __init__(self, path: Path) -> None:
+        self.json_file, self.npz_file = path / "model.json", path / "model.npz"
+        for f in (self.json_file, self.npz_file):
+            if not f.is_file():
+                raise DataError("no trained DQM model (run `heptagon dqm train`)", file=f)
+        try:
+            meta = json.loads(self.json_file.read_text())
+        except (UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise DataError(f"not valid JSON ({err})", file=self.json_file) from None
+        if not isinstance(meta, dict):
+            raise DataError("not a DQM model (expected a JSON object)", file=self.json_file)
+        self.meta: dict[str, Any] = meta
+        version = self.value("schema_version", int)
+        if version != SCHEMA_VERSION:
+            raise DataError(
+                f"schema_version {version} is not supported (this heptagon reads "
+                f"{SCHEMA_VERSION}): retrain with `heptagon dqm train`",
+                file=self.json_file,
+                key="schema_version",
+            )
+        self.arrays = read_arrays(self.npz_file)
+
+    def value(self, key: str, kind: type | tuple[type, ...]) -> Any:
+        """``model.json``'s value at the dotted ``key``, of type ``kind``."""
+        value: Any = self.meta
+        for part in key.split("."):
+            if isinstance(value, list) and part.isdigit() and int(part) < len(value):
+                value = value[int(part)]
+            elif isinstance(value, dict) and part in value:
+                value = value[part]
+            else:
+                raise DataError("missing", file=self.json_file, key=key)
+        if isinstance(value, bool) and bool not in (kind if isinstance(kind, tuple) else (kind,)):
+            value = None  # a bool is an int to isinstance, never a number here
+        if not isinstance(value, kind):
+            raise DataError(f"has the wrong type ({type(value).__name__})", self.json_file, key)
+        return value
+
+    def array(self, key: str, shape: tuple[int | None, ...]) -> np.ndarray:
+        """``model.npz``'s array ``key`` of ``shape`` (None: any length on that axis)."""
+        if key not in self.arrays:
+            raise DataError("array missing", file=self.npz_file, key=key)
+        a = self.arrays[key]
+        wrong = len(a.shape) != len(shape) or any(
+            n is not None and n != m for n, m in zip(shape, a.shape, strict=False)
+        )
+        if wrong or not (np.issubdtype(a.dtype, np.number) or a.dtype == np.bool_):
+            want = "x".join("n" if n is None else str(n) for n in shape)
+            raise DataError(
+                f"expected a numeric array of shape ({want}), got {a.dtype} {a.shape}",
+                file=self.npz_file,
+                key=key,
+            )
+        return a
+
+
+def _summary_names() -> list[str]:
+    """The names of every run summary :func:`summary_features` computes."""
+    empty = {h: np.zeros((1, *shape)) for h, shape in histogram_shapes().items()}
+    return summary_features(empty, np.ones(1))[1]
+
+
+def _load_method(files: _ModelFiles, name: str, cfg: TrainConfig) -> HistogramMethod:
+    shapes = histogram_shapes()
+    width = histogram_slices()["rate"].stop
+    m = HistogramMethod(
+        name,
+        ref={h: files.array(f"{name}/ref/{h}", s) for h, s in shapes.items()},
+        ref_rate=float(files.value(f"methods.{name}.ref_rate", (int, float))),
+        top_bins=files.value(f"methods.{name}.top_bins", (int, type(None))),
+    )
+    if name in ("chi2", "beta_binomial"):
+        return m
+    m.mean = files.array(f"{name}/mean", (width,))
+    m.std = files.array(f"{name}/std", (width,))
+    if name == "pca":
+        m.pca_mean = files.array(f"{name}/pca_mean", (width,))
+        m.pca_axes = files.array(f"{name}/pca_axes", (None, width))
+        return m
+    net = build_network(
+        name,
+        width,
+        ae_hidden=cfg.ae_hidden,
+        ae_latent=cfg.ae_latent,
+        conv_channels=cfg.conv_channels,
+        conv_latent=cfg.conv_latent,
+    )
+    state = net.state_dict()
+    for k, v in state.items():
+        state[k] = torch.from_numpy(files.array(f"{name}/net/{k}", tuple(v.shape))).to(v.dtype)
+    net.load_state_dict(state)
+    m.net = net.eval()
+    return m
+
+
 def load_model(path: Path) -> DQMModel:
-    """Read ``model.pkl`` written by :meth:`DQMModel.save` (a trusted, local file)."""
-    file = Path(path) / "model.pkl"
-    if not file.exists():
-        raise DataError("no trained DQM model (run `heptagon dqm train`)", file=file)
-    model = pickle.loads(file.read_bytes())
-    if not isinstance(model, DQMModel):
-        raise DataError("not a DQM model", file=file)
-    return model
+    """Read a model written by :meth:`DQMModel.save`. The files may come from anyone:
+    they are read as JSON and plain arrays only, and every value is checked."""
+    files = _ModelFiles(Path(path))
+    try:
+        cfg = TrainConfig.model_validate(files.value("config", dict))
+    except ValidationError as err:
+        first = err.errors()[0]
+        key = "config." + ".".join(map(str, first["loc"]))
+        raise DataError(first["msg"], file=files.json_file, key=key) from None
+    methods: dict[str, HistogramMethod] = {}
+    calibration: dict[str, dict[str, Calibration]] = {}
+    for name in cfg.methods:
+        methods[name] = _load_method(files, name, cfg)
+        calibration[name] = {
+            level: Calibration(
+                files.array(f"{name}/typical/{level}", (len(ERROR_NAMES),)),
+                float(files.value(f"thresholds.{name}.{level}", (int, float))),
+            )
+            for level in _LEVELS
+        }
+    if files.value("histograms", list) != list(ERROR_NAMES):
+        raise DataError(
+            "the model monitors other histograms than this heptagon", files.json_file, "histograms"
+        )
+    ranking = []
+    for i in range(len(files.value("feature_ranking", list))):
+        key = f"feature_ranking.{i}"
+        ranking.append(
+            (
+                files.value(f"{key}.feature", str),
+                float(files.value(f"{key}.importance", (int, float))),
+            )
+        )
+    features = files.value("classifier_features", list)
+    known = set(_summary_names())
+    if not all(isinstance(f, str) and f in known for f in features):
+        raise DataError("names an unknown summary", files.json_file, "classifier_features")
+    classifiers: dict[str, Pipeline] = {}
+    data = None
+    if features:
+        x = files.array("classifiers/x", (None, len(features)))
+        y = files.array("classifiers/y", (len(x),))
+        if sorted(set(y.tolist())) != [0, 1]:
+            raise DataError(
+                "labels must be 0 (good) and 1 (bad), both", files.npz_file, "classifiers/y"
+            )
+        data = (x, y)
+        classifiers = fit_classifiers(x, y, seed=cfg.seed)
+    n_runs = {k: int(files.value(f"runs.{k}", int)) for k in ("fit", "calibration", "bad")}
+    return DQMModel(cfg, methods, calibration, ranking, features, classifiers, n_runs, data)
 
 
 def _ls_samples(data: DQMData) -> Samples:
@@ -183,15 +359,18 @@ def fit(data: DQMData, cfg: TrainConfig) -> DQMModel:
     ranking: list[tuple[str, float]] = []
     features: list[str] = []
     classifiers: dict[str, Pipeline] = {}
+    classifier_data = None
     y = data.run_bad.astype(int)
     if cfg.classifiers and 0 < y.sum() < len(y):
         x, names = summary_features(data.run_counts(), data.run_rate())
         ranking = rank_features(x, y, names, epochs=cfg.rank_epochs, seed=cfg.seed)
         features = [n for n, _ in ranking[: cfg.n_features]]
-        cols = [names.index(f) for f in features]
-        classifiers = fit_classifiers(x[:, cols], y, seed=cfg.seed)
+        classifier_data = (x[:, [names.index(f) for f in features]], y)
+        classifiers = fit_classifiers(*classifier_data, seed=cfg.seed)
     n_runs = {"fit": len(good.runs), "calibration": n_cal, "bad": int(y.sum())}
-    return DQMModel(cfg, methods, calibration, ranking, features, classifiers, n_runs)
+    return DQMModel(
+        cfg, methods, calibration, ranking, features, classifiers, n_runs, classifier_data
+    )
 
 
 @dataclass
@@ -315,7 +494,7 @@ def certify_dir(
                 "truth": {"bad": rec["bad"], "fault": rec["fault"]},
             }
         )
-    out.mkdir(parents=True, exist_ok=True)
+    make_dir(out)
     verdicts = {
         "method": method,
         "aggregate": aggregate,

@@ -10,7 +10,8 @@ and names the histograms that drove it. Per bin:
   probability of the observed count given the reference;
 - ``pca``, ``autoencoder`` and ``conv_autoencoder``: the squared residuals of the
   reconstructed unit-area histograms, standardised bin by bin over the good LS (PCA with
-  ``pca_components``; heptagon's registered dense ``autoencoder`` over the whole vector;
+  ``pca_components``, kept as its mean and principal axes; heptagon's registered dense
+  ``autoencoder`` over the whole vector;
   :class:`~heptagon.apps.dqm.conv_autoencoder.HistogramConvAE`, a small convolutional
   autoencoder per histogram, Conv1d for the 1D histograms and Conv2d for the occupancy
   maps, with the rate reconstructed by its mean over the good LS).
@@ -61,6 +62,7 @@ __all__ = [
     "Calibration",
     "HistogramMethod",
     "Samples",
+    "build_network",
     "classifier_scores",
     "fit_classifiers",
     "fit_histogram_method",
@@ -220,14 +222,18 @@ class Calibration:
 class HistogramMethod:
     """A fitted histogram method: the reference (chi2, beta-binomial) or the bin-wise
     standardisation and the model (PCA, either autoencoder). ``errors(samples)`` gives
-    ``(n, len(ERROR_NAMES))``; :meth:`calibrate` turns good samples' errors into thresholds."""
+    ``(n, len(ERROR_NAMES))``; :meth:`calibrate` turns good samples' errors into thresholds.
+
+    PCA is kept as plain arrays: ``pca_mean`` ``(width,)`` and the principal axes
+    ``pca_axes`` ``(components, width)`` (a reconstruction is the projection on them)."""
 
     name: str
     ref: dict[str, np.ndarray] = field(default_factory=dict)
     ref_rate: float = 1.0
     mean: np.ndarray | None = None
     std: np.ndarray | None = None
-    pca: PCA | None = None
+    pca_mean: np.ndarray | None = None
+    pca_axes: np.ndarray | None = None
     net: nn.Module | None = None
     top_bins: int | None = None
 
@@ -239,8 +245,9 @@ class HistogramMethod:
         assert self.mean is not None
         assert self.std is not None
         z = (s.vectors() - self.mean) / self.std
-        if self.pca is not None:
-            recon = self.pca.inverse_transform(self.pca.transform(z))
+        if self.pca_axes is not None:
+            assert self.pca_mean is not None
+            recon = (z - self.pca_mean) @ self.pca_axes.T @ self.pca_axes + self.pca_mean
         else:
             assert self.net is not None
             with torch.no_grad():
@@ -288,19 +295,44 @@ def fit_histogram_method(
     method.std = np.maximum(std, 0.1 * np.median(std[std > 0]))
     z = (x - method.mean) / method.std
     if name == "pca":
-        method.pca = PCA(n_components=min(pca_components, *z.shape), random_state=seed).fit(z)
+        pca = PCA(n_components=min(pca_components, *z.shape), random_state=seed).fit(z)
+        method.pca_mean, method.pca_axes = pca.mean_, pca.components_
         return method
     torch.manual_seed(seed)
-    if name == "autoencoder":
-        dim = z.shape[1]
-        net = build_model(
-            "autoencoder", {"jet_features": dim}, dim, hidden=tuple(ae_hidden), latent=ae_latent
-        )
-    else:
-        net = HistogramConvAE(histogram_shapes(), channels=conv_channels, latent=conv_latent)
-    assert isinstance(net, nn.Module)
+    net = build_network(
+        name,
+        z.shape[1],
+        ae_hidden=ae_hidden,
+        ae_latent=ae_latent,
+        conv_channels=conv_channels,
+        conv_latent=conv_latent,
+    )
     method.net = _train_reconstruction(net, z, ae_epochs, ae_lr, batch_size, seed)
     return method
+
+
+def build_network(
+    name: str,
+    width: int,
+    *,
+    ae_hidden: Sequence[int],
+    ae_latent: int,
+    conv_channels: int,
+    conv_latent: int,
+) -> nn.Module:
+    """The untrained network of method ``name`` (``autoencoder`` or ``conv_autoencoder``)
+    for standardised vectors of ``width`` entries: what :func:`fit_histogram_method`
+    trains, and what a saved model's weights are loaded into."""
+    if name == "autoencoder":
+        net = build_model(
+            "autoencoder", {"jet_features": width}, width, hidden=tuple(ae_hidden), latent=ae_latent
+        )
+    elif name == "conv_autoencoder":
+        net = HistogramConvAE(histogram_shapes(), channels=conv_channels, latent=conv_latent)
+    else:
+        raise ConfigError(f"method '{name}' has no network", key="methods")
+    assert isinstance(net, nn.Module)
+    return net
 
 
 @contextmanager

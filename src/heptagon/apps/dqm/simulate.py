@@ -19,6 +19,8 @@ above ``jet_pt_min``. Labels (fault, size, good/bad) are kept per run and per LS
 from __future__ import annotations
 
 import json
+import zipfile
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,13 +29,13 @@ from typing import Any, Literal, get_args
 import awkward as ak
 import numpy as np
 import vector
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from heptagon.apps.dqm.observables import HISTOGRAMS, book
+from heptagon.apps.dqm.observables import HISTOGRAMS, book, histogram_shapes
 from heptagon.errors import ConfigError, DataError
 from heptagon.generate.run import GenerateOptions, generate, load_manifest
-from heptagon.io import atomic_path, write_json_atomic
+from heptagon.io import atomic_path, make_dir, write_json_atomic
 
 __all__ = [
     "FAULT_KINDS",
@@ -48,6 +50,7 @@ __all__ = [
     "load_source",
     "make_source",
     "plan_runs",
+    "read_arrays",
     "simulate",
     "simulate_runs",
 ]
@@ -213,6 +216,7 @@ class JetSource:
 
 def make_source(out: Path, opts: SourceOptions, *, show_progress: bool = True) -> Path:
     """Generate (or reuse: finished shards are kept) the QCD source sample in ``out``."""
+    make_dir(out)
     generate(
         GenerateOptions(
             sample="QCD",
@@ -240,7 +244,12 @@ def load_source(path: Path) -> JetSource:
         file = Path(path) / rec["file"]
         if file.suffix != ".parquet":
             raise DataError("the DQM source must be a Parquet dataset", file=file)
-        table = ak.from_parquet(file, columns=columns)
+        try:
+            table = ak.from_parquet(file, columns=columns)
+        except FileNotFoundError:
+            raise DataError("shard missing (listed in manifest.json)", file=file) from None
+        except (OSError, ValueError) as err:  # pyarrow's ArrowInvalid is a ValueError
+            raise DataError(f"not a readable Parquet file ({type(err).__name__})", file) from None
         missing = set(columns) - set(table.fields)
         if missing:
             raise DataError("missing in the jet sample", file=file, key=sorted(missing)[0])
@@ -330,7 +339,7 @@ class DQMData:
 
     def save(self, out: Path) -> None:
         """Write ``histograms.npz`` (counts and LS columns) and ``runs.json``, atomically."""
-        out.mkdir(parents=True, exist_ok=True)
+        make_dir(out)
         arrays = {f"h_{k}": v for k, v in self.counts.items()}
         arrays |= {f"ls_{k}": v for k, v in self.ls.items()}
         with atomic_path(out / "histograms.npz") as tmp, open(tmp, "wb") as f:
@@ -342,20 +351,82 @@ class DQMData:
         write_json_atomic(out / "runs.json", {"runs": self.runs, "edges": edges})
 
 
+#: the per-LS columns of :class:`DQMData`
+_LS_COLUMNS = ("run", "ls", "lumi", "n_events", "bad", "fault", "size")
+
+
+def read_arrays(path: Path) -> dict[str, np.ndarray]:
+    """Every array of the ``.npz`` archive ``path``, read eagerly and without pickles (an
+    object array is refused); an unreadable archive is a :class:`DataError` naming it."""
+    try:
+        with open(path, "rb") as f:  # closed here even when numpy fails half-way
+            z = np.load(f, allow_pickle=False)
+            if not isinstance(z, np.lib.npyio.NpzFile):
+                raise DataError("a single array, not an .npz archive", path)
+            with z:
+                return {k: z[k] for k in z.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as err:
+        raise DataError(
+            f"not a readable .npz archive of plain arrays ({type(err).__name__})", path
+        ) from None
+
+
+def _runs(meta: Path) -> list[dict[str, Any]]:
+    """The run records of ``runs.json``, each a :class:`RunPlan` and ``bad``, checked."""
+    try:
+        runs = json.loads(meta.read_text()).get("runs")
+    except (UnicodeDecodeError, json.JSONDecodeError, AttributeError) as err:
+        raise DataError(f"not a JSON object ({type(err).__name__})", meta) from None
+    if not isinstance(runs, list):
+        raise DataError("missing or not a list", meta, "runs")
+    for i, rec in enumerate(runs):
+        if not isinstance(rec, dict) or not isinstance(rec.get("bad"), bool):
+            raise DataError("expected a run record with a boolean 'bad'", meta, f"runs.{i}")
+        try:
+            RunPlan.model_validate({k: v for k, v in rec.items() if k != "bad"})
+        except ValidationError as err:
+            first = err.errors()[0]
+            key = ".".join(map(str, ("runs", i, *first["loc"])))
+            raise DataError(first["msg"], meta, key) from None
+    return sorted(runs, key=lambda r: r["run"])
+
+
 def load_data(path: Path) -> DQMData:
-    """Read what :meth:`DQMData.save` wrote (``path`` is the directory)."""
+    """Read what :meth:`DQMData.save` wrote (``path`` is the directory), checking every
+    histogram and LS column (present, numeric, one row per LS, the bins of today's
+    histograms) and every run record."""
     npz, meta = Path(path) / "histograms.npz", Path(path) / "runs.json"
     for f in (npz, meta):
-        if not f.exists():
+        if not f.is_file():
             raise DataError("not a DQM data dir (run `heptagon dqm simulate`)", file=f)
-    with np.load(npz) as z:
-        counts = {k[2:]: z[k] for k in z.files if k.startswith("h_")}
-        ls = {k[3:]: z[k] for k in z.files if k.startswith("ls_")}
-    missing = [h for h in HISTOGRAMS if h not in counts]
-    if missing:
-        raise DataError("histogram missing", file=npz, key=missing[0])
-    runs = json.loads(meta.read_text())["runs"]
-    return DQMData(counts, ls, sorted(runs, key=lambda r: r["run"]))
+    arrays = read_arrays(npz)
+    ls: dict[str, np.ndarray] = {}
+    for column in _LS_COLUMNS:
+        a = arrays.get(f"ls_{column}")
+        numeric = a is not None and (np.issubdtype(a.dtype, np.number) or a.dtype == np.bool_)
+        if a is None or a.ndim != 1 or (column != "fault" and not numeric):
+            raise DataError("missing or not one value per LS", npz, f"ls_{column}")
+        ls[column] = a
+    n_ls = len(ls["run"])
+    counts: dict[str, np.ndarray] = {}
+    for name, shape in histogram_shapes().items():
+        a = arrays.get(f"h_{name}")
+        if a is None:
+            raise DataError("histogram missing", npz, f"h_{name}")
+        if a.shape != (n_ls, *shape) or not np.issubdtype(a.dtype, np.number):
+            raise DataError(
+                f"expected numbers of shape {(n_ls, *shape)}, got {a.dtype} {a.shape}",
+                npz,
+                f"h_{name}",
+            )
+        counts[name] = a
+    if any(len(v) != n_ls for v in ls.values()):
+        raise DataError(f"the LS columns differ in length (ls_run has {n_ls})", npz)
+    runs = _runs(meta)
+    unknown = np.setdiff1d(ls["run"], [r["run"] for r in runs])
+    if unknown.size:
+        raise DataError(f"LS of run {unknown[0]}, which runs.json does not list", npz, "ls_run")
+    return DQMData(counts, ls, runs)
 
 
 def plan_runs(cfg: SimulateConfig) -> list[RunPlan]:
