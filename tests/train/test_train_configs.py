@@ -12,7 +12,7 @@ from heptagon.train import input_dims, load_experiment
 
 CONFIGS = Path(__file__).parents[2] / "configs"
 EXPERIMENTS = sorted(CONFIGS.glob("*.yaml"))
-RAW_BRANCHES = {  # the JetClass schema of DESIGN.md
+RAW_BRANCHES = {  # the JetClass schema of docs/design.md
     *(f"part_{n}" for n in ("px", "py", "pz", "energy", "deta", "dphi", "charge")),
     *(f"part_is{n}" for n in ("ChargedHadron", "NeutralHadron", "Photon", "Electron", "Muon")),
     *(f"jet_{n}" for n in ("pt", "eta", "phi", "energy", "nparticles", "sdmass")),

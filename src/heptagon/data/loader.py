@@ -7,7 +7,7 @@ with ``DataLoader(dataset, batch_size=None)``, see :func:`make_dataloader`). Per
    shuffled with ``(seed, epoch)`` and dealt round-robin to the ``world_size x num_workers``
    readers (DDP rank from ``torch.distributed`` if initialised, DataLoader worker id);
 2. each reader reads ``files_at_once`` units at a time, a chunk from each in turn, keeps
-   its split (DESIGN.md's deterministic rule), and transforms the chunk
+   its split (docs/design.md's deterministic rule), and transforms the chunk
    (:class:`~heptagon.data.transform.Transform`);
 3. tables go into a buffer of ``buffer_size`` entries; a full buffer is shuffled and, with
    ``bucketing``, sorted by particle multiplicity and cut into batches (whose order is
@@ -161,7 +161,7 @@ class JetDataset(IterableDataset[Batch]):
     preprocess: the standardisation (:func:`~heptagon.data.preprocess.compute_preprocess`,
         or ``Preprocess.load("preprocess.json")``).
     split: ``"train"``, ``"val"``, ``"test"`` or None for every entry.
-    split_fractions: train / val / test fractions (DESIGN.md default 0.7 / 0.15 / 0.15).
+    split_fractions: train / val / test fractions (docs/design.md default 0.7 / 0.15 / 0.15).
     batch_size, shuffle, bucketing, drop_last: as in the module docstring; without
         ``shuffle`` the order is that of the files (within a buffer, sorted by
         multiplicity if ``bucketing``).

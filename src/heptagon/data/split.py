@@ -1,4 +1,4 @@
-"""The deterministic train / validation / test split of DESIGN.md.
+"""The deterministic train / validation / test split of docs/design.md.
 
 Each entry gets a uniform number ``u`` in [0, 1) from a hash of (file stem, key), where
 the key is the ``event`` branch if the file has one, else the entry's row index in the

@@ -2,7 +2,7 @@
 
 ``evaluate`` scores the run's held-out test split (or each sample named by ``--data``: the
 robustness check across e.g. shifted detector settings) and writes ``RUN/eval/``:
-``metrics.json`` (the nominal sample's numbers at the top level, DESIGN.md keys, and every
+``metrics.json`` (the nominal sample's numbers at the top level, docs/design.md keys, and every
 sample under ``samples``), ``roc_<sample>.csv``, ``predictions_<sample>.parquet`` (what
 publish rebuilds its tables from), ``plots/*.png|pdf`` and ``report.md``. A run with a
 DDT map (``RUN/ddt.json``, :mod:`heptagon.evaluate.ddt`) gets the DDT cut's numbers under

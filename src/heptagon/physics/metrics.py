@@ -21,7 +21,7 @@ Conventions
   not counted.
 
 :func:`binary_metrics`, :func:`multiclass_metrics` and :func:`regression_metrics` return the
-``metrics.json`` structure of DESIGN.md; every quoted number carries a bootstrap uncertainty
+``metrics.json`` structure of docs/design.md; every quoted number carries a bootstrap uncertainty
 (the standard deviation over resamples of the test set, drawn within each class).
 """
 

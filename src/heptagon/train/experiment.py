@@ -58,7 +58,7 @@ class _Model(BaseModel):
 
 
 class SplitSpec(_Model):
-    """Train / validation / test fractions of DESIGN.md's deterministic split."""
+    """Train / validation / test fractions of docs/design.md's deterministic split."""
 
     train: float = Field(default=0.7, gt=0, lt=1)
     val: float = Field(default=0.15, gt=0, lt=1)

@@ -7,7 +7,7 @@
                            fractions and rule, model, every training option, files, versions
       model.json           enough to rebuild the model without the experiment schema
       preprocess.json      the standardisation (heptagon.data.Preprocess)
-      history.jsonl        one object per validation (DESIGN.md keys)
+      history.jsonl        one object per validation (docs/design.md keys)
       checkpoints/last.pt  full training state (resume); torch models only
       checkpoints/best.pt  weights of the lowest validation loss (BDT: best.json)
 
