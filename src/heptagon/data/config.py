@@ -314,8 +314,18 @@ def load_config(source: str | Path | dict[str, Any]) -> DataConfig:
             data = yaml.safe_load(path.read_text())
         except FileNotFoundError:
             raise ConfigError(f"data config {path} not found") from None
+        except (OSError, UnicodeDecodeError) as err:
+            raise ConfigError(f"cannot read the data config {path} ({err})") from None
         except yaml.YAMLError as err:
-            raise ConfigError(f"{path} is not valid YAML: {err}") from None
+            raise ConfigError(f"{path} is not valid YAML: {_yaml_problem(err)}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"a data config must be a mapping{f' (in {path})' if path else ''}")
     return validate(DataConfig, data, source=path)
+
+
+def _yaml_problem(err: yaml.YAMLError) -> str:
+    """PyYAML's error in one line: what is wrong, and where (its message spans lines)."""
+    mark = getattr(err, "problem_mark", None)
+    problem = getattr(err, "problem", None) or str(err)
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    return where + " ".join(str(problem).split())

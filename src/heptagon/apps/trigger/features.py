@@ -30,7 +30,7 @@ from numpy.typing import NDArray
 from heptagon.data.io import expand_files, open_reader
 from heptagon.errors import DataError
 from heptagon.generate.jets import silence_fastjet_banner
-from heptagon.io import atomic_path
+from heptagon.io import atomic_path, make_dir
 
 __all__ = ["HLF_NAMES", "PART_BRANCHES", "features_file", "high_level_features"]
 
@@ -62,16 +62,29 @@ def _ratio(num: NDArray[np.float64], den: NDArray[np.float64]) -> NDArray[np.flo
 
 
 def high_level_features(
-    px: ak.Array, py: ak.Array, pz: ak.Array, energy: ak.Array, radius: float
+    px: ak.Array,
+    py: ak.Array,
+    pz: ak.Array,
+    energy: ak.Array,
+    radius: float,
+    source: Path | None = None,
 ) -> NDArray[np.float32]:
     """``(n_jets, 16)`` features in :data:`HLF_NAMES` order from jagged constituent
     momenta (GeV; e.g. the ``part_px/py/pz/energy`` branches) of jets of ``radius``.
 
-    Raises :class:`DataError` for a jet without constituents.
+    Raises :class:`DataError` (naming ``source``, the file, where given) for a jet without
+    constituents, NaN/inf momenta, or a jet whose features are not finite (e.g. every
+    constituent along the beam: no transverse momentum), as train and predict refuse them.
     """
     counts = np.asarray(ak.num(px, axis=1))
     if counts.size and counts.min() < 1:
-        raise DataError("a jet has no constituents", key="part_px")
+        first = int(np.argmin(counts))
+        raise DataError(f"jet {first} of the chunk has no constituents", source, "part_px")
+    for name, values in zip(PART_BRANCHES, (px, py, pz, energy), strict=True):
+        flat = np.asarray(ak.flatten(values, axis=None))
+        n_bad = flat.size - int(np.count_nonzero(np.isfinite(flat)))
+        if n_bad:
+            raise DataError(f"{n_bad} NaN/inf values", source, name)
     n = counts.size
     if n == 0:
         return np.zeros((0, len(HLF_NAMES)), dtype=np.float32)
@@ -93,8 +106,9 @@ def high_level_features(
     e3_1 = {b: ecf(3, 1, b) for b in (1.0, 2.0)}
     e3_2 = {b: ecf(3, 2, b) for b in (1.0, 2.0)}
     pt = np.hypot(px, py)
-    z = pt / ak.sum(pt, axis=1)
-    zlogz = np.asarray(ak.sum(z * np.log(z), axis=1), dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):  # z ln z -> 0 as z -> 0
+        z = pt / ak.sum(pt, axis=1)
+        zlogz = np.asarray(ak.sum(ak.where(z > 0, z * np.log(z), 0.0), axis=1), np.float64)
     columns = [
         zlogz,
         e2[0.0],
@@ -113,7 +127,17 @@ def high_level_features(
         np.asarray(groomed.msoftdrop, dtype=np.float64),
         counts.astype(np.float64),
     ]
-    return np.stack(columns, axis=1).astype(np.float32)
+    out = np.stack(columns, axis=1).astype(np.float32)
+    bad = ~np.isfinite(out)
+    if bad.any():
+        jet, feat = (int(i[0]) for i in np.nonzero(bad))
+        raise DataError(
+            f"{int(bad.any(axis=1).sum())} jets give NaN/inf features (first: jet {jet} of "
+            "the chunk; no transverse momentum?)",
+            source,
+            f"hlf_{HLF_NAMES[feat]}",
+        )
+    return out
 
 
 #: the constituent branches the features are computed from
@@ -130,7 +154,10 @@ def features_file(
     (files, globs, dataset dirs; JetClass branch names) and write them, with the inputs'
     ``label_*`` branches, to the Parquet file ``out``. A label branch that only some
     inputs carry (one-class samples) is false for the jets of the others. Returns the
-    number of jets."""
+    number of jets. An output directory that cannot be created, or an output that cannot
+    be written, is a :class:`DataError` naming it."""
+    out = Path(out)
+    make_dir(out.parent)  # before the work: a bad --out fails at once
     chunks: list[dict[str, np.ndarray]] = []
     for path in expand_files(sources):
         with open_reader(path) as reader:
@@ -140,7 +167,7 @@ def features_file(
                 for chunk in reader.read(unit, [*PART_BRANCHES, *labels], chunk_size):
                     a = chunk.arrays
                     px, py, pz, e = (a[b] for b in PART_BRANCHES)
-                    x = high_level_features(px, py, pz, e, radius=radius)
+                    x = high_level_features(px, py, pz, e, radius=radius, source=path)
                     table = {f"hlf_{name}": x[:, i] for i, name in enumerate(HLF_NAMES)}
                     chunks.append(table | {b: np.asarray(a[b], dtype=bool) for b in labels})
     names = list(dict.fromkeys(k for c in chunks for k in c))
@@ -149,6 +176,9 @@ def features_file(
         k: np.concatenate([c.get(k, np.zeros(len(c["hlf_zlogz"]), dtype=bool)) for c in chunks])
         for k in names
     }
-    with atomic_path(out) as tmp:
-        ak.to_parquet(ak.zip(columns), tmp)
+    try:
+        with atomic_path(out) as tmp:
+            ak.to_parquet(ak.zip(columns), tmp)
+    except OSError as err:
+        raise DataError(f"cannot write the output ({err.strerror or err})", out) from None
     return n_jets
