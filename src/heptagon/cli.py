@@ -329,15 +329,19 @@ def export(run: Annotated[Path, typer.Argument(help="Run directory.")]) -> None:
 
 @app.command()
 def publish(run: Annotated[Path, typer.Argument(help="Run directory.")]) -> None:
-    """Build RUN/bundle/: ONNX, preprocess.json, MODEL_CARD.md, HEPData record, SHA256SUMS."""
+    """Build RUN/bundle/: ONNX, preprocess.json, MODEL_CARD.md, HEPData record, SHA256SUMS
+    (RUN/model.onnx is re-exported first unless it is a checked export of the best
+    checkpoint)."""
     from heptagon.publish.bundle import publish as run_publish
 
-    console.print(f"bundle: {run_publish(run)}")
+    console.print(f"bundle: {run_publish(run, say=typer.echo)}")
 
 
 @app.command()
 def predict(
-    model: Annotated[Path, typer.Argument(help="model.onnx exported by heptagon.")],
+    model: Annotated[
+        Path, typer.Argument(help="model.onnx exported by heptagon, or a bundle directory.")
+    ],
     files: Annotated[list[str], typer.Argument(help="Input files, globs or dataset dirs.")],
     out: Annotated[Path, typer.Option("--out", help="Output directory (one Parquet per file).")],
     threads: Annotated[int | None, typer.Option("--threads", help="ONNX Runtime threads.")] = None,
@@ -347,22 +351,29 @@ def predict(
     scheduler: Annotated[
         str | None, typer.Option("--scheduler", help="Dask scheduler address.")
     ] = None,
+    no_verify: Annotated[
+        bool, typer.Option("--no-verify", help="Skip the bundle's SHA256SUMS check (warns).")
+    ] = False,
 ) -> None:
-    """Score files with an exported model (the bundle alone is enough)."""
+    """Score files with an exported model (the bundle alone is enough; its SHA256SUMS is
+    checked first)."""
     names = [o for o in observers.split(",") if o]
+    if no_verify:
+        typer.echo(f"heptagon: warning: --no-verify: {model} is used unverified", err=True)
     if scheduler:
         from heptagon.infer.distributed import predict_distributed
 
         outputs = predict_distributed(
             model, files, out, scheduler=scheduler, threads=threads or 1, observers=names,
-            progress=_interactive(),
+            progress=_interactive(), verify=not no_verify,
         )  # fmt: skip
     else:
         from heptagon.infer.predict import predict as run_predict
 
         outputs = run_predict(
-            model, files, out, threads=threads, observers=names, progress=_interactive()
-        )
+            model, files, out, threads=threads, observers=names, progress=_interactive(),
+            verify=not no_verify,
+        )  # fmt: skip
     console.print(f"{len(outputs)} file(s) scored into {out}")
 
 

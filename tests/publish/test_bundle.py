@@ -3,19 +3,26 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import stat
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+import torch
 import yaml
 
+import heptagon.train.trainer as trainer_module
 from heptagon.data.loader import JetDataset
 from heptagon.evaluate.inference import predict_batches
 from heptagon.infer.predict import predict
-from heptagon.publish.bundle import export_run, publish
+from heptagon.publish.bundle import checkpoint_sha256, export_run, publish
+from heptagon.publish.onnx import OUTPUT_NAME, load_onnx
 from heptagon.train.run import train
-from heptagon.train.rundir import load_run
+from heptagon.train.rundir import load_run, save_checkpoint
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
@@ -91,3 +98,54 @@ def test_publish_bundle(run: Path, top_qcd_sample: Path, tmp_path: Path) -> None
     a = np.lexsort((onnx["jet_pt"].to_numpy(), onnx["event"].to_numpy()))
     b = np.lexsort((torch_pred.observers["jet_pt"], torch_pred.observers["event"]))
     np.testing.assert_allclose(onnx["score_Tbqq"].to_numpy()[a], torch_pred.probs[b, 1], atol=1e-5)
+
+
+def test_publish_re_exports_a_stale_export(
+    top_qcd_sample: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An export made after epoch 1, the run then resumed to epoch 2: publish ships the
+    final best checkpoint, not the stale file; the bundle dir has the umask's mode."""
+    full, early = tmp_path / "full", tmp_path / "early"
+
+    def snapshot_after_epoch_1(path: Path, state: dict[str, Any]) -> None:
+        save_checkpoint(path, state)
+        if Path(path).name == "last.pt" and not early.exists():
+            shutil.copytree(full, early)
+
+    monkeypatch.setattr(trainer_module, "save_checkpoint", snapshot_after_epoch_1)
+    overrides = ["train.epochs=2", "train.progress=false", "train.batch_size=64"]
+    train(CONFIGS / "top_pfn.yaml", top_qcd_sample, full, overrides=overrides)
+    monkeypatch.undo()
+    stale = export_run(early)  # epoch 1's best
+    stale_sha = load_onnx(stale.path).checkpoint_sha256
+    train(CONFIGS / "top_pfn.yaml", top_qcd_sample, early, overrides=overrides, resume=True)
+    loaded = load_run(early)
+    assert checkpoint_sha256(loaded) != stale_sha  # epoch 2 improved: the export is stale
+
+    said: list[str] = []
+    bundle = publish(early, say=said.append)
+    assert said == [f"{early / 'model.onnx'} was exported from another checkpoint: re-exported"]
+    shipped = load_onnx(bundle / "model.onnx")
+    assert shipped.checkpoint_sha256 == checkpoint_sha256(loaded)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(bundle.stat().st_mode) == 0o777 & ~umask
+    # its scores on a test batch are the best checkpoint's
+    data = JetDataset(
+        list(loaded.config.files),
+        loaded.config.data,
+        loaded.preprocess,
+        split="test",
+        split_fractions=loaded.config.split.fractions,
+        shuffle=False,
+    )
+    tensors = next(iter(data)).tensors()
+    feed = {name: tensors[name].numpy() for name in shipped.input_names}
+    (onnx_probs,) = shipped.session().run([OUTPUT_NAME], feed)
+    with torch.no_grad():
+        logits = loaded.model(*(tensors[name] for name in loaded.input_names))
+    np.testing.assert_allclose(onnx_probs, torch.softmax(logits, 1).numpy(), atol=1e-5)
+    # published again, nothing is re-exported
+    said.clear()
+    publish(early, say=said.append)
+    assert said == []

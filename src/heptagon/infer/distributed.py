@@ -17,6 +17,7 @@ from heptagon.data.io import expand_files
 from heptagon.errors import ConfigError
 from heptagon.infer.predict import (
     DEFAULT_BATCH_SIZE,
+    make_out_dir,
     plan_predictions,
     predict_file,
     progress_bar,
@@ -36,19 +37,22 @@ def predict_distributed(
     batch_size: int = DEFAULT_BATCH_SIZE,
     observers: Sequence[str] = (),
     progress: bool = True,
+    verify: bool = True,
 ) -> list[Path]:
     """:func:`~heptagon.infer.predict.predict` with one task per file on the Dask cluster
     at ``scheduler`` (an address such as ``tcp://127.0.0.1:8786``); ``threads`` ONNX
-    Runtime threads per task. Returns the output paths in input order."""
+    Runtime threads per task; ``verify``: check a bundle's ``SHA256SUMS`` (on the client
+    and in each task). Returns the output paths in input order."""
     try:
         from distributed import Client, as_completed
     except ImportError:
         raise ConfigError(
             "a Dask scheduler needs: pip install 'heptagon[dask]'", key="scheduler"
         ) from None
-    model_path = Path(model_path).resolve()
-    model = load_onnx(model_path)
+    model = load_onnx(model_path, verify=verify)
+    model_path = model.path.resolve()
     jobs = plan_predictions(model, expand_files(files), Path(out_dir).resolve(), observers)
+    make_out_dir(Path(out_dir).resolve())
     with (
         Client(scheduler) as client,
         progress_bar(sum(job.entries for job in jobs), progress) as advance,
@@ -62,6 +66,7 @@ def predict_distributed(
                 observers=tuple(observers),
                 threads=threads,
                 batch_size=batch_size,
+                verify=verify,
                 pure=False,
             ): job
             for job in jobs

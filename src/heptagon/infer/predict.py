@@ -19,9 +19,11 @@ passes (the file needs ``jet_sdmass`` and ``jet_pt``). Entries are read in file 
 chunks; within a chunk they are bucketed by particle multiplicity (each batch padded only
 to its longest jet) and the scores put back in file order.
 
-Every input is checked before anything is written: the model file, each file's branches,
-and the shapes of its first entries (jagged where the model wants particles, one value per
-entry for flat groups and observers). Outputs are written atomically, one file at a time.
+Every input is checked before anything is written: the model file (a bundle's checksums
+included, unless ``verify=False``: :func:`heptagon.publish.onnx.model_file`), each file's
+branches, and the shapes of its first entries (jagged where the model wants particles, one
+value per entry for flat groups and observers), and the output directory is created
+(parents included). Outputs are written atomically, one file at a time.
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ __all__ = [
     "DEFAULT_BATCH_SIZE",
     "FileJob",
     "Scorer",
+    "make_out_dir",
     "plan_predictions",
     "predict",
     "predict_file",
@@ -138,8 +141,18 @@ def plan_predictions(
     return jobs
 
 
+def make_out_dir(out_dir: Path) -> None:
+    """Create the output directory (and its parents); raises :class:`DataError` naming it
+    if that is impossible."""
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise DataError(f"cannot create the output directory ({err.strerror})", out_dir) from None
+
+
 class Scorer:
-    """An ONNX Runtime session on a heptagon export and the reading set-up for it."""
+    """An ONNX Runtime session on a heptagon export (a bundle's checksums verified unless
+    ``verify`` is false) and the reading set-up for it."""
 
     def __init__(
         self,
@@ -148,10 +161,11 @@ class Scorer:
         observers: Sequence[str] = (),
         threads: int | None = None,
         batch_size: int = DEFAULT_BATCH_SIZE,
+        verify: bool = True,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        self.model = load_onnx(model_path)
+        self.model = load_onnx(model_path, verify=verify)
         self.observers = tuple(observers)
         self.config = reading_config(self.model, observers)
         self.batch_size = batch_size
@@ -205,9 +219,12 @@ class Scorer:
             ddt_score = ddt(signal, read["jet_sdmass"], read["jet_pt"]).astype(np.float32)
             columns[DDT_COLUMN] = ddt_score
         columns.update((name, read[name]) for name in self.observers)
-        output.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(output) as tmp:
-            pq.write_table(pa.table(columns), tmp)
+        make_out_dir(output.parent)
+        try:
+            with atomic_path(output) as tmp:
+                pq.write_table(pa.table(columns), tmp)
+        except OSError as err:
+            raise DataError(f"cannot write the output ({err})", output) from None
         return output
 
 
@@ -219,9 +236,12 @@ def predict_file(
     observers: Sequence[str] = (),
     threads: int | None = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
+    verify: bool = True,
 ) -> Path:
     """Score one file into ``output`` (the task :mod:`heptagon.infer.distributed` runs)."""
-    scorer = Scorer(model_path, observers=observers, threads=threads, batch_size=batch_size)
+    scorer = Scorer(
+        model_path, observers=observers, threads=threads, batch_size=batch_size, verify=verify
+    )
     return scorer.score_file(Path(source), Path(output))
 
 
@@ -250,15 +270,20 @@ def predict(
     batch_size: int = DEFAULT_BATCH_SIZE,
     observers: Sequence[str] = (),
     progress: bool = True,
+    verify: bool = True,
 ) -> list[Path]:
-    """Score ``files`` (paths, globs, dataset dirs) with the ONNX export at ``model_path``.
+    """Score ``files`` (paths, globs, dataset dirs) with the ONNX export at ``model_path``
+    (a file, or a bundle directory).
 
     Writes ``out_dir/<stem>.parquet`` per input (see the module docstring) and returns
     their paths in input order. ``threads``: ONNX Runtime intra-op threads (None: one per
-    physical core). Everything is checked (:func:`plan_predictions`) before the first
-    output is written.
+    physical core); ``verify``: check a bundle's ``SHA256SUMS`` first. Everything is
+    checked (:func:`plan_predictions`) before the first output is written.
     """
-    scorer = Scorer(model_path, observers=observers, threads=threads, batch_size=batch_size)
+    scorer = Scorer(
+        model_path, observers=observers, threads=threads, batch_size=batch_size, verify=verify
+    )
     jobs = plan_predictions(scorer.model, expand_files(files), Path(out_dir), observers)
+    make_out_dir(Path(out_dir))
     with progress_bar(sum(job.entries for job in jobs), progress) as advance:
         return [scorer.score_file(job.source, job.output, advance) for job in jobs]

@@ -9,14 +9,21 @@ someone outside the collaboration can use with nothing but ONNX Runtime.
 The HEPData tables are rebuilt from ``RUN/eval/`` (the test-split predictions and
 ``metrics.json``), so they hold the same numbers; re-running gives the same content
 (the tarball's timestamps aside).
+
+The export records the sha256 of the checkpoint it was made from. ``publish`` ships
+``RUN/model.onnx`` only if it is a valid heptagon export of the run's current best
+checkpoint that matches it on real test jets; otherwise (missing, unreadable, stale after a
+resumed training, altered) it re-exports first and says why. The shipped file itself
+passes every check of the export before the bundle replaces the previous one.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
-import tempfile
+from collections.abc import Callable, Sequence
 from importlib.metadata import version
 from itertools import islice
 from pathlib import Path
@@ -24,22 +31,30 @@ from typing import Any
 
 from heptagon import __version__
 from heptagon.data.loader import JetDataset
-from heptagon.errors import ExportError
+from heptagon.errors import DataError, ExportError
 from heptagon.evaluate.analysis import binary_curves
 from heptagon.evaluate.inference import Predictions
 from heptagon.evaluate.run import EVAL_DIR, evaluate
 from heptagon.generate.run import load_manifest
-from heptagon.io import atomic_path, sha256sum
+from heptagon.io import sha256sum
 from heptagon.physics.ddt import DDT_FILE, DDTMap
 from heptagon.publish.card import render_model_card
 from heptagon.publish.hepdata import build_submission, write_submission
-from heptagon.publish.onnx import ExportReport, export_onnx
+from heptagon.publish.onnx import (
+    ONNX_NAME,
+    ExportReport,
+    Tensors,
+    check_parity,
+    export_onnx,
+    load_onnx,
+    read_onnx,
+)
+from heptagon.publish.sums import write_sums
 from heptagon.train.rundir import LoadedRun, load_run
 
 __all__ = ["BUNDLE_DIR", "export_run", "publish"]
 
 BUNDLE_DIR = "bundle"
-ONNX_NAME = "model.onnx"
 #: real test batches the export is checked on
 CHECK_BATCHES = 2
 
@@ -47,8 +62,23 @@ CHECK_BATCHES = 2
 def export_run(run_dir: str | Path) -> ExportReport:
     """Export a run's best model to ``RUN/model.onnx`` (and ``preprocess.json`` beside it),
     checked against PyTorch on real batches of its test split; a run's DDT map
-    (``RUN/ddt.json``) goes into the ONNX metadata."""
+    (``RUN/ddt.json``) and the sha256 of the best checkpoint go into the ONNX metadata."""
     loaded = load_run(run_dir)
+    return _export(loaded, _check_batches(loaded))
+
+
+def checkpoint_sha256(loaded: LoadedRun) -> str:
+    """The sha256 of the checkpoint a loaded run's weights come from (``model.json``'s
+    ``weights``: the best checkpoint, or the BDT's model file)."""
+    path = loaded.root / loaded.info["weights"]
+    try:
+        return sha256sum(path)
+    except OSError as err:
+        raise DataError(f"cannot read the checkpoint ({err})", path) from None
+
+
+def _check_batches(loaded: LoadedRun) -> list[Tensors]:
+    """The first real test batches of a run, to check an export on."""
     cfg = loaded.config
     dataset = JetDataset(
         list(cfg.files),
@@ -60,9 +90,15 @@ def export_run(run_dir: str | Path) -> ExportReport:
         shuffle=False,
         seed=cfg.train.seed,
     )
-    checks = [batch.tensors() for batch in islice(dataset, CHECK_BATCHES)]
+    checks: list[Tensors] = [batch.tensors() for batch in islice(dataset, CHECK_BATCHES)]
     if not checks:
         raise ExportError(f"{loaded.root}: the test split is empty; nothing to check the export on")
+    return checks
+
+
+def _export(loaded: LoadedRun, checks: Sequence[Tensors]) -> ExportReport:
+    """:func:`export_run` of a loaded run on its check batches."""
+    cfg = loaded.config
     return export_onnx(
         loaded.model,
         loaded.input_names,
@@ -74,7 +110,33 @@ def export_run(run_dir: str | Path) -> ExportReport:
         model_name=loaded.info["name"],
         check_inputs=checks,
         ddt=DDTMap.load(ddt_path) if (ddt_path := loaded.root / DDT_FILE).exists() else None,
+        checkpoint_sha256=checkpoint_sha256(loaded),
     )
+
+
+def _export_problem(path: Path, loaded: LoadedRun, checks: Sequence[Tensors]) -> str | None:
+    """Why the ONNX file at ``path`` is not a sound export of the run's best checkpoint
+    (None: it is): not a valid heptagon export, made from another checkpoint, or failing
+    ``onnx.checker``, ONNX Runtime or the parity check against the loaded model."""
+    try:
+        exported = load_onnx(path, verify=False)
+        _, proto = read_onnx(path, verify=False)
+    except DataError as err:
+        return f"is not a valid heptagon export ({err})"
+    if exported.checkpoint_sha256 != checkpoint_sha256(loaded):
+        return "was exported from another checkpoint"
+    try:
+        check_parity(
+            proto,
+            loaded.model,
+            loaded.input_names,
+            loaded.preprocess,
+            len(loaded.class_names),
+            checks,
+        )
+    except ExportError as err:
+        return f"fails the export checks ({err})"
+    return None
 
 
 def _manifest(loaded: LoadedRun) -> dict[str, Any] | None:
@@ -87,36 +149,59 @@ def _manifest(loaded: LoadedRun) -> dict[str, Any] | None:
     return None
 
 
-def _write_sums(bundle: Path) -> None:
-    files = sorted(p for p in bundle.rglob("*") if p.is_file() and p.name != "SHA256SUMS")
-    lines = [f"{sha256sum(p)}  {p.relative_to(bundle).as_posix()}" for p in files]
-    with atomic_path(bundle / "SHA256SUMS") as tmp:
-        tmp.write_text("\n".join(lines) + "\n")
+def _ship_model(
+    loaded: LoadedRun, staging: Path, checks: Sequence[Tensors], say: Callable[[str], None]
+) -> None:
+    """Copy ``RUN/model.onnx`` into ``staging``, re-exporting it first (and saying why) if
+    it is not a sound export of the best checkpoint; the copy is checked itself."""
+    source, shipped = loaded.root / ONNX_NAME, staging / ONNX_NAME
+    if source.exists():
+        shutil.copyfile(source, shipped)
+        problem = _export_problem(shipped, loaded, checks)
+    else:
+        problem = "does not exist"
+    if problem is None:
+        return
+    _export(loaded, checks)
+    say(f"{source} {problem}: re-exported")
+    shutil.copyfile(source, shipped)
+    problem = _export_problem(shipped, loaded, checks)
+    if problem is not None:
+        raise ExportError(f"{shipped}: the fresh export {problem}")
 
 
-def publish(run_dir: str | Path) -> Path:
-    """Build ``RUN/bundle/`` (exporting and evaluating first where that is not done yet);
-    return its path. A binary classifier is required for the HEPData tables."""
+def _make_staging(root: Path) -> Path:
+    """A new hidden directory in ``root`` with the umask's permissions (not mkdtemp's
+    0700: the bundle is meant to be shared)."""
+    staging = root / f".bundle.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+    staging.mkdir()
+    return staging
+
+
+def publish(run_dir: str | Path, *, say: Callable[[str], None] = print) -> Path:
+    """Build ``RUN/bundle/`` (exporting and evaluating first where that is not done yet;
+    re-exporting a ``model.onnx`` that is not a sound export of the best checkpoint, the
+    reason passed to ``say``); return its path. A binary classifier is required for the
+    HEPData tables."""
     root = Path(run_dir)
-    if not (root / ONNX_NAME).exists():
-        export_run(root)
-    eval_dir = root / EVAL_DIR
-    if not (eval_dir / "predictions_test.parquet").exists():
-        evaluate(root)
     loaded = load_run(root)
-    metrics = json.loads((eval_dir / "metrics.json").read_text())
-    nominal = {k: v for k, v in metrics.items() if k != "samples"}
     class_names = list(loaded.class_names)
     if len(class_names) != 2:
         raise ExportError(f"{root}: publish supports binary classifiers ({class_names})")
+    checks = _check_batches(loaded)
+    eval_dir = root / EVAL_DIR
+    if not (eval_dir / "predictions_test.parquet").exists():
+        evaluate(root)
+    metrics = json.loads((eval_dir / "metrics.json").read_text())
+    nominal = {k: v for k, v in metrics.items() if k != "samples"}
     pred = Predictions.load(eval_dir / "predictions_test.parquet", class_names)
     curves = binary_curves(pred)  # the ROC and maps; the quoted numbers: metrics.json
     manifest = _manifest(loaded)
     sample = manifest["sample"] if manifest else "user files"
 
-    staging = Path(tempfile.mkdtemp(prefix=".bundle.", dir=root))
+    staging = _make_staging(root)
     try:
-        shutil.copyfile(root / ONNX_NAME, staging / ONNX_NAME)
+        _ship_model(loaded, staging, checks, say)
         shutil.copyfile(root / "preprocess.json", staging / "preprocess.json")
         maps = {f"{k.capitalize()} map vs jet pT and eta": m for k, m in curves.maps.items()}
         submission = build_submission(
@@ -134,7 +219,7 @@ def publish(run_dir: str | Path) -> Path:
             versions={"heptagon": __version__, "torch": version("torch")},
         )
         (staging / "MODEL_CARD.md").write_text(card)
-        _write_sums(staging)
+        write_sums(staging)
         bundle = root / BUNDLE_DIR
         if bundle.exists():
             os.replace(bundle, staging / "previous")

@@ -23,6 +23,9 @@ key                    value
                        ``preprocess.json``)
 ``ddt``                optional: the DDT map as JSON (:mod:`heptagon.physics.ddt`);
                        predict then writes ``ddt_score``
+``checkpoint_sha256``  optional: the sha256 of the checkpoint the weights come from
+                       (``heptagon publish`` re-exports when the run's best checkpoint
+                       has another)
 =====================  =============================================================
 
 Inputs are float32, jagged groups ``(batch, n_vars, particles)`` and masks
@@ -34,6 +37,11 @@ against PyTorch on real jets (the ``check_inputs`` batches) at batch 1 and 256, 
 particle lengths (as given, and with zero-padded slots appended), and with jets cut down
 to a single real particle; every score must be finite and within ``tolerance`` (1e-5) of
 PyTorch's. A failure raises :class:`~heptagon.errors.ExportError` naming the case.
+
+A model is read back (:func:`read_onnx`, :func:`load_onnx`) from its file or from a bundle
+directory; a model whose directory holds a ``SHA256SUMS`` (a bundle) is only read after
+the bundle's checksums are verified (:mod:`heptagon.publish.sums`), unless
+``verify=False``.
 
 Torch models go through the TorchScript exporter (``dynamo=False``; the dynamo exporter
 needs ``onnxscript`` and exports at opset 18+), fit/predict models holding an XGBoost
@@ -65,21 +73,32 @@ from heptagon.data.preprocess import Preprocess
 from heptagon.errors import DataError, ExportError
 from heptagon.io import atomic_path
 from heptagon.physics.ddt import DDTMap
+from heptagon.publish.sums import SUMS_FILE, verify_sums
 
 __all__ = [
+    "CHECKPOINT_KEY",
     "FORMAT",
     "FORMAT_VERSION",
+    "ONNX_NAME",
     "OUTPUT_NAME",
     "ExportReport",
     "OnnxModel",
+    "check_parity",
     "export_onnx",
     "export_torch",
+    "file_session",
     "load_onnx",
     "make_session",
+    "model_file",
+    "read_onnx",
 ]
 
 FORMAT = "heptagon-onnx"
 FORMAT_VERSION = "1"
+#: the metadata key of the source checkpoint's sha256
+CHECKPOINT_KEY = "checkpoint_sha256"
+#: the model's file name in a run dir and a bundle
+ONNX_NAME = "model.onnx"
 #: the one output of every export
 OUTPUT_NAME = "probs"
 #: extra zero-padded slots appended for the padded parity cases
@@ -133,10 +152,12 @@ class OnnxModel:
     preprocess: Preprocess
     data_config: DataConfig
     ddt: DDTMap | None = None
+    checkpoint_sha256: str | None = None
 
     def session(self, threads: int | None = None) -> ort.InferenceSession:
-        """An ONNX Runtime session on the file (see :func:`make_session`)."""
-        return make_session(str(self.path), threads)
+        """An ONNX Runtime session on the file (see :func:`make_session`); raises
+        :class:`DataError` naming the file if ONNX Runtime cannot load it."""
+        return file_session(self.path, threads)
 
 
 def make_session(model: str | bytes, threads: int | None = None) -> ort.InferenceSession:
@@ -149,6 +170,17 @@ def make_session(model: str | bytes, threads: int | None = None) -> ort.Inferenc
     options.intra_op_num_threads = threads or 0
     options.log_severity_level = 3
     return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+
+
+def file_session(
+    path: Path, threads: int | None = None, model: bytes | None = None
+) -> ort.InferenceSession:
+    """:func:`make_session` on ``model`` (default: the file at ``path``); raises
+    :class:`DataError` naming ``path`` if ONNX Runtime cannot load it."""
+    try:
+        return make_session(str(path) if model is None else model, threads)
+    except _ORT_ERRORS as err:
+        raise DataError(f"ONNX Runtime cannot load the model ({err})", path) from None
 
 
 class _Probs(nn.Module):
@@ -211,13 +243,29 @@ def export_torch(
             raise ExportError(f"torch.onnx.export failed: {err}") from err
         proto = onnx.load_model(file)
     wrapped.eval()  # the exporter restores the wrapper's own (training) mode
+    return proto, _reference(model, input_names, activation)
 
-    def reference(inputs: dict[str, np.ndarray]) -> np.ndarray:
-        with torch.no_grad():
-            out = wrapped(*(torch.from_numpy(inputs[name]) for name in input_names))
-        return np.asarray(out.numpy(), dtype=np.float32)
 
-    return proto, reference
+def _reference(
+    model: Any, input_names: tuple[str, ...], activation: Activation
+) -> Callable[[dict[str, np.ndarray]], np.ndarray]:
+    """What an export of ``model`` must compute: PyTorch (in eval mode) or the BDT's own
+    ``predict``, with the output activation."""
+    if isinstance(model, nn.Module):
+        wrapped = _Probs(model, activation).eval()
+
+        def run_torch(inputs: dict[str, np.ndarray]) -> np.ndarray:
+            with torch.no_grad():
+                out = wrapped(*(torch.from_numpy(inputs[name]) for name in input_names))
+            return np.asarray(out.numpy(), dtype=np.float32)
+
+        return run_torch
+
+    def run_predict(inputs: dict[str, np.ndarray]) -> np.ndarray:
+        out = torch.from_numpy(np.asarray(model.predict(inputs), dtype=np.float32))
+        return np.asarray((torch.softmax(out, 1) if activation == "softmax" else out).numpy())
+
+    return run_predict
 
 
 def _is_xgboost(booster: Any) -> bool:
@@ -262,12 +310,7 @@ def _export_xgboost(
     for node in proto.graph.node:
         node.output[:] = [OUTPUT_NAME if o == kept.name else o for o in node.output]
     kept.name = OUTPUT_NAME
-
-    def reference(inputs: dict[str, np.ndarray]) -> np.ndarray:
-        out = torch.from_numpy(np.asarray(model.predict(inputs), dtype=np.float32))
-        return np.asarray((torch.softmax(out, 1) if activation == "softmax" else out).numpy())
-
-    return proto, reference
+    return proto, _reference(model, input_names, activation)
 
 
 def _pad_values(preprocess: Preprocess, name: str, n_vars: int) -> np.ndarray:
@@ -382,6 +425,7 @@ def export_onnx(
     opset: int = 17,
     tolerance: float = 1e-5,
     ddt: DDTMap | None = None,
+    checkpoint_sha256: str | None = None,
 ) -> ExportReport:
     """Export ``model`` to ONNX at ``path`` (and ``preprocess.json`` beside it), checked.
 
@@ -391,7 +435,8 @@ def export_onnx(
     ``check_inputs``: real batches as the model takes them (``Batch.tensors()`` of the
     data loader), at least one; they are tiled to 256 jets if fewer.
     ``data_config``: the config the model was trained with (embedded to read raw files).
-    ``ddt``: a DDT map to carry in the metadata.
+    ``ddt``: a DDT map to carry in the metadata; ``checkpoint_sha256``: the sha256 of the
+    checkpoint ``model``'s weights were loaded from, recorded likewise.
     The output is a softmax over ``class_names`` unless ``preprocess`` describes a
     regression (``label_type == "custom"``). Nothing is written unless every check passes;
     the model's train/eval mode is left as it was.
@@ -440,6 +485,8 @@ def export_onnx(
     }
     if ddt is not None:
         meta["ddt"] = json.dumps(ddt.to_dict())
+    if checkpoint_sha256 is not None:
+        meta[CHECKPOINT_KEY] = checkpoint_sha256
     onnx.helper.set_model_props(proto, meta)
     with atomic_path(path) as tmp:
         onnx.save_model(proto, tmp)
@@ -448,6 +495,30 @@ def export_onnx(
     return ExportReport(
         path, preprocess_path, exporter, opset, names, tuple(class_names), diffs, tolerance
     )
+
+
+def check_parity(
+    proto: onnx.ModelProto,
+    model: Any,
+    input_names: Sequence[str],
+    preprocess: Preprocess,
+    n_outputs: int,
+    check_inputs: Sequence[Tensors],
+    tolerance: float = 1e-5,
+) -> dict[str, float]:
+    """The checks of :func:`export_onnx` on an existing export ``proto`` of ``model``:
+    ``onnx.checker``, ONNX Runtime loads it, and its ``probs`` match ``model``'s on the
+    parity cases built from ``check_inputs``. Returns the max |diff| per case; raises
+    :class:`ExportError` naming the failed check. The model's mode is left as it was."""
+    names = tuple(input_names)
+    activation: Activation = "softmax" if preprocess.label_type == "simple" else "none"
+    cases = _parity_cases(check_inputs, names, preprocess)
+    was_training = isinstance(model, nn.Module) and model.training
+    try:
+        return _checked(proto, _reference(model, names, activation), cases, n_outputs, tolerance)
+    finally:
+        if isinstance(model, nn.Module):
+            model.train(was_training)
 
 
 def _checked(
@@ -469,18 +540,48 @@ def _checked(
     return _check(session, reference, cases, n_outputs, tolerance)
 
 
-def load_onnx(path: str | Path) -> OnnxModel:
-    """Read a heptagon ONNX export's metadata back. Raises :class:`DataError` for a file
-    that is missing, not ONNX, or not exported by heptagon."""
+def model_file(path: str | Path, *, verify: bool = True) -> Path:
+    """The ONNX file ``path`` names: the file itself, or ``model.onnx`` in a directory (a
+    bundle). When its directory holds a ``SHA256SUMS`` the bundle is verified first (unless
+    ``verify`` is false, :func:`heptagon.publish.sums.verify_sums`). Raises
+    :class:`DataError` naming the file that is missing or fails the checksums."""
     path = Path(path)
+    if path.is_dir():
+        path = path / ONNX_NAME
     if not path.is_file():
         raise DataError("model file not found", path)
+    if verify and (path.parent / SUMS_FILE).is_file():
+        verify_sums(path.parent, path.name)
+    return path
+
+
+def read_onnx(path: str | Path, *, verify: bool = True) -> tuple[Path, onnx.ModelProto]:
+    """The ONNX file at ``path`` (see :func:`model_file`) and its parsed model, accepted by
+    ``onnx.checker``. Raises :class:`DataError` naming the file for a missing, unverified,
+    unreadable, empty or invalid model."""
+    path = model_file(path, verify=verify)
     try:
         proto = onnx.load_model(path, format="protobuf", load_external_data=False)
     except (DecodeError, OSError, ValueError, RuntimeError) as err:
         raise DataError(f"not an ONNX model ({type(err).__name__}: {err})", path) from None
+    if not proto.graph.node:
+        raise DataError("not an ONNX model (no graph: empty, truncated or another format)", path)
+    try:
+        onnx.checker.check_model(proto)
+    except onnx.checker.ValidationError as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise DataError(f"not a valid ONNX model (onnx.checker: {first})", path) from None
+    return path, proto
+
+
+def load_onnx(path: str | Path, *, verify: bool = True) -> OnnxModel:
+    """Read a heptagon ONNX export's metadata back from its file or bundle directory (see
+    :func:`read_onnx`, which verifies a bundle's checksums unless ``verify`` is false).
+    Raises :class:`DataError` for a file that is missing, altered, not ONNX, or not
+    exported by heptagon."""
+    path, proto = read_onnx(path, verify=verify)
     meta = {p.key: p.value for p in proto.metadata_props}
-    if not proto.graph.node or meta.get("format") != FORMAT:
+    if meta.get("format") != FORMAT:
         raise DataError(
             f"not a heptagon ONNX export (no '{FORMAT}' metadata; export it with heptagon export)",
             path,
@@ -505,6 +606,7 @@ def load_onnx(path: str | Path) -> OnnxModel:
             preprocess=Preprocess.from_dict(json.loads(meta["preprocess"]), path),
             data_config=DataConfig.model_validate(json.loads(meta["data_config"])),
             ddt=DDTMap.from_dict(json.loads(meta["ddt"])) if "ddt" in meta else None,
+            checkpoint_sha256=meta.get(CHECKPOINT_KEY),
         )
     except (KeyError, ValueError) as err:
         raise DataError(f"malformed heptagon metadata ({err})", path) from None
