@@ -134,6 +134,14 @@ def test_copy_refuses_to_overwrite_without_force(tmp_path: Path) -> None:
     assert data.read_text() == (SHIPPED / "data" / "top_kinematic.yaml").read_text()
 
 
+def test_copy_into_a_file_is_one_line_naming_it(tmp_path: Path) -> None:
+    blocker = tmp_path / "taken"
+    blocker.write_text("a file, not a folder\n")
+    res = heptagon("configs", "copy", "top_particlenet_lite", str(blocker / "sub"))
+    assert str(blocker) in user_error(res)
+    assert blocker.read_text() == "a file, not a folder\n"
+
+
 def test_demo_jets_option_defaults_to_the_demo_size() -> None:
     group = typer.main.get_command(app)
     assert isinstance(group, typer.core.TyperGroup)

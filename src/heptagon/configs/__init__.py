@@ -21,8 +21,8 @@ from pathlib import Path
 
 import yaml
 
-from heptagon.errors import ConfigError
-from heptagon.io import atomic_path
+from heptagon.errors import ConfigError, DataError
+from heptagon.io import atomic_path, make_dir
 
 __all__ = ["copy", "describe", "names", "read"]
 
@@ -93,7 +93,8 @@ def copy(name: str, dest: str | Path, *, force: bool = False) -> list[Path]:
     """Copy the config ``name`` to ``dest/NAME.yaml``, an experiment with the data config it
     references (at the same relative path, so the copy trains as it is); returns the files
     written. Existing files are a :class:`ConfigError` unless ``force``; nothing is written
-    then. Every file is written atomically."""
+    then. Every file is written atomically; a folder that cannot be made or written is a
+    :class:`DataError` naming it."""
     dest = Path(dest)
     name = name.removesuffix(".yaml")
     files = {dest / f"{name}.yaml": read(name)}
@@ -104,7 +105,10 @@ def copy(name: str, dest: str | Path, *, force: bool = False) -> list[Path]:
     if existing and not force:
         raise ConfigError(f"{', '.join(existing)} already exist(s); --force overwrites")
     for path, text in files.items():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(path) as tmp:
-            tmp.write_text(text)
+        make_dir(path.parent)
+        try:
+            with atomic_path(path) as tmp:
+                tmp.write_text(text)
+        except OSError as err:
+            raise DataError(f"cannot write the config ({err.strerror})", file=path) from None
     return list(files)
