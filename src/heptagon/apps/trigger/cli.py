@@ -40,19 +40,23 @@ def speed(
     ] = 16,
     threads: Annotated[int, typer.Option("--threads", help="ONNX Runtime threads.")] = 1,
     repeats: Annotated[int, typer.Option("--repeats", help="Batch-1 calls timed.")] = 2000,
+    no_verify: Annotated[
+        bool, typer.Option("--no-verify", help="Skip a bundle's SHA256SUMS check (warns).")
+    ] = False,
 ) -> None:
-    """Measured CPU latency at batch 1 and throughput at --batch of MODEL in fp32 and
-    after post-training int8 quantisation, on random inputs of the model's shapes."""
+    """Measured CPU latency at batch 1 and throughput at --batch of MODEL (a file or a
+    bundle directory) in fp32 and after post-training int8 quantisation, on random inputs
+    of the model's shapes."""
     from rich.table import Table
 
-    from heptagon.apps.trigger.latency import random_inputs, speed_fp32_int8
-    from heptagon.errors import DataError
+    from heptagon.apps.trigger.latency import speed_file
 
-    if not model.is_file():
-        raise DataError("file not found", model)
-    proto = model.read_bytes()
-    inputs = random_inputs(proto, batch, particles)
-    speeds = speed_fp32_int8(proto, inputs, threads=threads, repeats=repeats)
+    if no_verify:
+        typer.echo(f"heptagon: warning: --no-verify: {model} is used unverified", err=True)
+    speeds = speed_file(
+        model, batch=batch, particles=particles, threads=threads, repeats=repeats,
+        verify=not no_verify,
+    )  # fmt: skip
     table = Table(title=f"{model.name}: ONNX Runtime on CPU, {threads} thread(s) (measured)")
     for col in ("", "latency, batch 1 [us]", "p90 [us]", f"throughput, batch {batch} [jets/s]"):
         table.add_column(col, justify="right")

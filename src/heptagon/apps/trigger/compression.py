@@ -15,6 +15,7 @@ what hls4ml's emulation does with a wide accumulator. ReLU keeps values on the g
 from __future__ import annotations
 
 import copy
+import logging
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -240,13 +241,25 @@ def finalize_pruning(model: nn.Module) -> nn.Module:
 
 def quantize_int8(onnx_model: bytes) -> bytes:
     """Post-training int8 quantisation of an ONNX model with ONNX Runtime's tools: its
-    pre-processing (shape inference, graph optimisation), then the dynamic quantiser (int8
-    weights, activations quantised per batch at run time)."""
+    pre-processing (ONNX shape inference, graph optimisation), then the dynamic quantiser
+    (int8 weights, activations quantised per batch at run time).
+
+    ONNX Runtime's symbolic shape inference is skipped: it cannot complete on the exports'
+    data-dependent shapes (ParticleNet's kNN) nor on ``ai.onnx.ml`` tree ensembles (the
+    BDT), and the dynamic quantiser needs only the weights' shapes."""
     from onnxruntime.quantization import QuantType, quant_pre_process, quantize_dynamic
 
     with tempfile.TemporaryDirectory() as tmp:
         src, pre, dst = (Path(tmp) / f"{n}.onnx" for n in ("fp32", "pre", "int8"))
         src.write_bytes(onnx_model)
-        quant_pre_process(src, pre)
-        quantize_dynamic(pre, dst, weight_type=QuantType.QInt8)
+        quant_pre_process(src, pre, skip_symbolic_shape=True)
+        # the quantiser warns on the root logger, with the tensor's type dump, for every
+        # tensor it leaves in float (integer indices, kNN distances ...): not news
+        root = logging.getLogger()
+        level = root.level
+        root.setLevel(logging.ERROR)
+        try:
+            quantize_dynamic(pre, dst, weight_type=QuantType.QInt8)
+        finally:
+            root.setLevel(level)
         return dst.read_bytes()
