@@ -17,11 +17,11 @@ from heptagon.data.io import expand_files
 from heptagon.errors import ConfigError
 from heptagon.infer.predict import (
     DEFAULT_BATCH_SIZE,
-    make_out_dir,
     plan_predictions,
     predict_file,
     progress_bar,
 )
+from heptagon.io import make_dir
 from heptagon.publish.onnx import load_onnx
 
 __all__ = ["predict_distributed"]
@@ -52,7 +52,7 @@ def predict_distributed(
     model = load_onnx(model_path, verify=verify)
     model_path = model.path.resolve()
     jobs = plan_predictions(model, expand_files(files), Path(out_dir).resolve(), observers)
-    make_out_dir(Path(out_dir).resolve())
+    make_dir(Path(out_dir).resolve())
     with (
         Client(scheduler) as client,
         progress_bar(sum(job.entries for job in jobs), progress) as advance,

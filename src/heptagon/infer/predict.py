@@ -50,7 +50,7 @@ from heptagon.data.io import expand_files, open_reader
 from heptagon.data.loader import mask_name, pad_table
 from heptagon.data.transform import Table, Transform, iter_tables
 from heptagon.errors import DataError
-from heptagon.io import atomic_path
+from heptagon.io import atomic_path, make_dir
 from heptagon.physics.ddt import DDT_OBSERVERS
 from heptagon.publish.onnx import OUTPUT_NAME, OnnxModel, load_onnx
 
@@ -59,7 +59,6 @@ __all__ = [
     "DEFAULT_BATCH_SIZE",
     "FileJob",
     "Scorer",
-    "make_out_dir",
     "plan_predictions",
     "predict",
     "predict_file",
@@ -141,15 +140,6 @@ def plan_predictions(
     return jobs
 
 
-def make_out_dir(out_dir: Path) -> None:
-    """Create the output directory (and its parents); raises :class:`DataError` naming it
-    if that is impossible."""
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise DataError(f"cannot create the output directory ({err.strerror})", out_dir) from None
-
-
 class Scorer:
     """An ONNX Runtime session on a heptagon export (a bundle's checksums verified unless
     ``verify`` is false) and the reading set-up for it."""
@@ -219,7 +209,7 @@ class Scorer:
             ddt_score = ddt(signal, read["jet_sdmass"], read["jet_pt"]).astype(np.float32)
             columns[DDT_COLUMN] = ddt_score
         columns.update((name, read[name]) for name in self.observers)
-        make_out_dir(output.parent)
+        make_dir(output.parent)
         try:
             with atomic_path(output) as tmp:
                 pq.write_table(pa.table(columns), tmp)
@@ -284,6 +274,6 @@ def predict(
         model_path, observers=observers, threads=threads, batch_size=batch_size, verify=verify
     )
     jobs = plan_predictions(scorer.model, expand_files(files), Path(out_dir), observers)
-    make_out_dir(Path(out_dir))
+    make_dir(Path(out_dir))
     with progress_bar(sum(job.entries for job in jobs), progress) as advance:
         return [scorer.score_file(job.source, job.output, advance) for job in jobs]
