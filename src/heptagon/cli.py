@@ -6,21 +6,22 @@ with status 2; a traceback is shown only with ``--debug``. Anything else is a bu
 
 from __future__ import annotations
 
+import signal
 import sys
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
-import click
 import typer
 from rich.console import Console
 from rich.table import Table
+from typer._click.exceptions import NoArgsIsHelpError, UsageError
 
 from heptagon.apps.dqm.cli import dqm_app
 from heptagon.apps.mlpf.cli import mlpf_app
 from heptagon.apps.trigger.cli import app as trigger_app
 from heptagon.config import validate
-from heptagon.errors import HeptagonError
+from heptagon.errors import HeptagonError, Interrupted
 
 if TYPE_CHECKING:
     from heptagon.generate.run import Summary as GenerateSummary
@@ -81,22 +82,24 @@ def generate(
             "a class name (QCD, Tbqq, ...)"
         ),
     ],
-    jets: Annotated[int, typer.Option("--jets", help="Jets per class.")],
-    seed: Annotated[int, typer.Option("--seed", help="Random seed (same seed, same files).")],
+    jets: Annotated[int, typer.Option("--jets", min=1, help="Jets per class.")],
+    seed: Annotated[
+        int, typer.Option("--seed", min=0, help="Random seed (same seed, same files).")
+    ],
     out: Annotated[Path, typer.Option("--out", help="Dataset directory.")],
     fmt: Annotated[str, typer.Option("--format", help="parquet | root")] = "parquet",
-    jobs: Annotated[int, typer.Option("--jobs", help="Processes (one shard each).")] = 1,
+    jobs: Annotated[int, typer.Option("--jobs", min=1, help="Processes (one shard each).")] = 1,
     detector: Annotated[
         str, typer.Option("--detector", help="default (CMS-like) | none (hadron level)")
     ] = "default",
-    pt_min: Annotated[float | None, typer.Option("--pt-min", help="GeV")] = None,
-    pt_max: Annotated[float | None, typer.Option("--pt-max", help="GeV")] = None,
-    radius: Annotated[float | None, typer.Option("--radius", help="anti-kT R")] = None,
-    eta_max: Annotated[float | None, typer.Option("--eta-max")] = None,
+    pt_min: Annotated[float | None, typer.Option("--pt-min", min=0, help="GeV")] = None,
+    pt_max: Annotated[float | None, typer.Option("--pt-max", min=0, help="GeV")] = None,
+    radius: Annotated[float | None, typer.Option("--radius", min=0, help="anti-kT R")] = None,
+    eta_max: Annotated[float | None, typer.Option("--eta-max", min=0)] = None,
     mpi: Annotated[
         bool | None, typer.Option("--mpi/--no-mpi", help="Multi-parton interactions.")
     ] = None,
-    shard_size: Annotated[int, typer.Option("--shard-size", help="Jets per shard.")] = 5000,
+    shard_size: Annotated[int, typer.Option("--shard-size", min=1, help="Jets per shard.")] = 5000,
     scheduler: Annotated[
         str | None, typer.Option("--scheduler", help="Dask scheduler address.")
     ] = None,
@@ -132,19 +135,23 @@ def generate_events(
     sample: Annotated[
         str, typer.Argument(help="tth-analysis (tth, ttbar, dy) | tth | ttbar | dy | qcd | minbias")
     ],
-    events: Annotated[int, typer.Option("--events", help="Events per class.")],
-    seed: Annotated[int, typer.Option("--seed", help="Random seed (same seed, same files).")],
+    events: Annotated[int, typer.Option("--events", min=1, help="Events per class.")],
+    seed: Annotated[
+        int, typer.Option("--seed", min=0, help="Random seed (same seed, same files).")
+    ],
     out: Annotated[Path, typer.Option("--out", help="Dataset directory.")],
     fmt: Annotated[str, typer.Option("--format", help="parquet | root")] = "parquet",
-    jobs: Annotated[int, typer.Option("--jobs", help="Processes (one shard each).")] = 1,
+    jobs: Annotated[int, typer.Option("--jobs", min=1, help="Processes (one shard each).")] = 1,
     detector: Annotated[
         str, typer.Option("--detector", help="default (CMS-like) | none (hadron level)")
     ] = "default",
-    pt_min: Annotated[float, typer.Option("--pt-min", help="Jet pT threshold, GeV.")] = 25.0,
-    radius: Annotated[float, typer.Option("--radius", help="anti-kT R")] = 0.4,
-    eta_max: Annotated[float, typer.Option("--eta-max", help="Jet |eta| cut.")] = 2.5,
+    pt_min: Annotated[float, typer.Option("--pt-min", min=0, help="Jet pT threshold, GeV.")] = 25.0,
+    radius: Annotated[float, typer.Option("--radius", min=0, help="anti-kT R")] = 0.4,
+    eta_max: Annotated[float, typer.Option("--eta-max", min=0, help="Jet |eta| cut.")] = 2.5,
     mpi: Annotated[bool, typer.Option("--mpi/--no-mpi", help="Multi-parton interactions.")] = True,
-    shard_size: Annotated[int, typer.Option("--shard-size", help="Events per shard.")] = 1000,
+    shard_size: Annotated[
+        int, typer.Option("--shard-size", min=1, help="Events per shard.")
+    ] = 1000,
     scheduler: Annotated[
         str | None, typer.Option("--scheduler", help="Dask scheduler address.")
     ] = None,
@@ -266,7 +273,7 @@ def evaluate(
     lumi: Annotated[
         float | None,
         typer.Option(
-            "--lumi", help="Luminosity in fb^-1: expected yields per process (classifiers)."
+            "--lumi", min=0, help="Luminosity in fb^-1: expected yields per process (classifiers)."
         ),
     ] = None,
     xsec_weight: Annotated[
@@ -286,7 +293,8 @@ def evaluate(
 def ddt(
     run: Annotated[Path, typer.Argument(help="Run directory (a binary classifier).")],
     efficiency: Annotated[
-        float, typer.Option("--efficiency", help="Background efficiency x of the DDT cut.")
+        float,
+        typer.Option("--efficiency", min=0, max=1, help="Background efficiency x of the DDT cut."),
     ] = 0.05,
 ) -> None:
     """Build RUN/ddt.json: the (1-x) background-score quantile in bins of rho and pT, from
@@ -344,7 +352,9 @@ def predict(
     ],
     files: Annotated[list[str], typer.Argument(help="Input files, globs or dataset dirs.")],
     out: Annotated[Path, typer.Option("--out", help="Output directory (one Parquet per file).")],
-    threads: Annotated[int | None, typer.Option("--threads", help="ONNX Runtime threads.")] = None,
+    threads: Annotated[
+        int | None, typer.Option("--threads", min=1, help="ONNX Runtime threads.")
+    ] = None,
     observers: Annotated[
         str, typer.Option("--observers", help="Branches to copy, comma-separated.")
     ] = "",
@@ -394,7 +404,7 @@ def data_inspect(
         Path | None, typer.Option("--plots", help="Directory for one histogram per input.")
     ] = None,
     max_entries: Annotated[
-        int | None, typer.Option("--max-entries", help="Inspect about this many entries.")
+        int | None, typer.Option("--max-entries", min=1, help="Inspect about this many entries.")
     ] = None,
 ) -> None:
     """Branches, entries, class counts and a summary of every input variable."""
@@ -447,19 +457,32 @@ def configs_copy(
 
 
 def main() -> None:
-    """Console entry point: run the app, turning user errors into one line and exit 2."""
+    """Console entry point: run the app, turning user and usage errors into one line on
+    stderr and exit 2, and an interrupt (Ctrl-C, SIGTERM) into one line and exit 130."""
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # batch systems: as Ctrl-C
     try:
-        app(standalone_mode=False)
+        # typer turns a bare KeyboardInterrupt into its exit status 130, returned here
+        status = app(standalone_mode=False, prog_name="heptagon")
     except HeptagonError as err:
         if _state["debug"]:
             raise
-        print(f"heptagon: error: {err}", file=sys.stderr)
-        sys.exit(2)
-    except click.exceptions.Abort:
-        print("heptagon: aborted", file=sys.stderr)
-        sys.exit(130)
-    except click.ClickException as err:
+        _fail(f"error: {err}", 2)
+    except Interrupted as err:
+        _fail(f"interrupted: {err}", 130)
+    except NoArgsIsHelpError as err:
         err.show()
         sys.exit(err.exit_code)
-    except click.exceptions.Exit as err:
-        sys.exit(err.exit_code)
+    except UsageError as err:
+        where = f" (see '{err.ctx.command_path} --help')" if err.ctx is not None else ""
+        _fail(f"error: {err.format_message()}{where}", 2)
+    except typer.TyperException as err:
+        _fail(f"error: {err.format_message()}", 2)
+    if status == 130:
+        _fail("interrupted", 130)
+    sys.exit(status if isinstance(status, int) else 0)
+
+
+def _fail(message: str, status: int) -> NoReturn:
+    """Print ``heptagon: MESSAGE`` as one line on stderr and exit with ``status``."""
+    print(f"heptagon: {' '.join(message.split())}", file=sys.stderr)
+    sys.exit(status)

@@ -43,3 +43,11 @@ class ModelError(HeptagonError):
 
 class ExportError(HeptagonError):
     """Export failed a check (ONNX validity, ONNX Runtime vs PyTorch parity)."""
+
+
+class Interrupted(BaseException):
+    """The run was interrupted (Ctrl-C, SIGTERM) and stopped cleanly. The message says what
+    was kept and how to resume; the CLI prints it on one line and exits with status 130.
+
+    A :class:`BaseException`, like the :class:`KeyboardInterrupt` it replaces, so that no
+    ``except Exception`` swallows it."""

@@ -46,15 +46,17 @@ def _size_range(value: str) -> tuple[float, float]:
 @dqm_app.command("simulate")
 def simulate_cmd(
     out: Annotated[Path, typer.Option("--out", help="Directory for the runs' histograms.")],
-    runs: Annotated[int, typer.Option("--runs", help="Number of runs.")] = 40,
-    ls: Annotated[int, typer.Option("--ls", help="Lumisections per run.")] = 20,
-    seed: Annotated[int, typer.Option("--seed", help="Random seed of the runs.")] = 0,
-    first_run: Annotated[int, typer.Option("--first-run", help="Number of the first run.")] = 1,
+    runs: Annotated[int, typer.Option("--runs", min=1, help="Number of runs.")] = 40,
+    ls: Annotated[int, typer.Option("--ls", min=1, help="Lumisections per run.")] = 20,
+    seed: Annotated[int, typer.Option("--seed", min=0, help="Random seed of the runs.")] = 0,
+    first_run: Annotated[
+        int, typer.Option("--first-run", min=1, help="Number of the first run.")
+    ] = 1,
     events_per_ls: Annotated[
-        float, typer.Option("--events-per-ls", help="Mean events per LS at nominal lumi.")
+        float, typer.Option("--events-per-ls", min=0, help="Mean events per LS at nominal lumi.")
     ] = 1000.0,
     bad_fraction: Annotated[
-        float, typer.Option("--bad-fraction", help="Fraction of runs with a fault.")
+        float, typer.Option("--bad-fraction", min=0, max=1, help="Fraction of runs with a fault.")
     ] = 0.3,
     faults: Annotated[
         str,
@@ -73,7 +75,7 @@ def simulate_cmd(
         typer.Option("--source", help="Generated jet dataset (default: OUT/source, made once)."),
     ] = None,
     source_jets: Annotated[
-        int, typer.Option("--source-jets", help="Jets of the generated QCD source.")
+        int, typer.Option("--source-jets", min=1, help="Jets of the generated QCD source.")
     ] = 4000,
 ) -> None:
     """Simulate runs and lumisections from a generated QCD jet sample, with faults."""
@@ -125,16 +127,19 @@ def train_cmd(
         ),
     ] = "chi2,beta_binomial,pca,autoencoder,conv_autoencoder",
     quantile: Annotated[
-        float, typer.Option("--quantile", help="Threshold quantile of good training scores.")
+        float,
+        typer.Option(
+            "--quantile", min=0, max=1, help="Threshold quantile of good training scores."
+        ),
     ] = 1.0,
     epochs: Annotated[
-        int, typer.Option("--epochs", help="Epochs of both autoencoders (dense and conv).")
+        int, typer.Option("--epochs", min=1, help="Epochs of both autoencoders (dense and conv).")
     ] = 30,
     classifiers: Annotated[
         bool,
         typer.Option("--classifiers/--no-classifiers", help="Feature ranking + KNN/GNB/SVM."),
     ] = True,
-    seed: Annotated[int, typer.Option("--seed")] = 0,
+    seed: Annotated[int, typer.Option("--seed", min=0)] = 0,
 ) -> None:
     """Train and calibrate the methods on the good runs (classifiers on all labelled runs)."""
     from heptagon.apps.dqm.certify import TrainConfig, train_dir

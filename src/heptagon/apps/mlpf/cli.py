@@ -25,12 +25,14 @@ console = Console()
 @mlpf_app.command("generate")
 def generate_cmd(
     sample: Annotated[str, typer.Argument(help="ttbar | qcd | gun")],
-    events: Annotated[int, typer.Option("--events", help="Number of events.")],
+    events: Annotated[int, typer.Option("--events", min=1, help="Number of events.")],
     out: Annotated[Path, typer.Option("--out", help="Sample directory.")],
-    seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
-    pileup: Annotated[float, typer.Option("--pileup", help="Mean pile-up (default 0).")] = 0.0,
-    jobs: Annotated[int, typer.Option("--jobs", help="Worker processes.")] = 1,
-    shard_size: Annotated[int, typer.Option("--shard-size", help="Events per shard.")] = 500,
+    seed: Annotated[int, typer.Option("--seed", min=0, help="Random seed.")] = 0,
+    pileup: Annotated[
+        float, typer.Option("--pileup", min=0, help="Mean pile-up (default 0).")
+    ] = 0.0,
+    jobs: Annotated[int, typer.Option("--jobs", min=1, help="Worker processes.")] = 1,
+    shard_size: Annotated[int, typer.Option("--shard-size", min=1, help="Events per shard.")] = 500,
 ) -> None:
     """Detector elements (tracks, towers) with per-element targets, sharded + manifest."""
     from heptagon.generate.elements import ElementOptions, generate_elements
@@ -55,15 +57,17 @@ def generate_cmd(
 def train_cmd(
     data: Annotated[Path, typer.Option("--data", help="Element sample directory.")],
     out: Annotated[Path, typer.Option("--out", help="Run directory.")],
-    epochs: Annotated[int, typer.Option("--epochs")] = 10,
-    batch_events: Annotated[int, typer.Option("--batch-events")] = 8,
-    lr: Annotated[float, typer.Option("--lr")] = 1e-3,
-    width: Annotated[int, typer.Option("--width")] = 64,
-    layers: Annotated[int, typer.Option("--layers")] = 3,
-    bin_size: Annotated[int, typer.Option("--bin-size")] = 64,
+    epochs: Annotated[int, typer.Option("--epochs", min=1)] = 10,
+    batch_events: Annotated[int, typer.Option("--batch-events", min=1)] = 8,
+    lr: Annotated[float, typer.Option("--lr", min=0)] = 1e-3,
+    width: Annotated[int, typer.Option("--width", min=1)] = 64,
+    layers: Annotated[int, typer.Option("--layers", min=1)] = 3,
+    bin_size: Annotated[int, typer.Option("--bin-size", min=1)] = 64,
     class_weight_power: Annotated[
         float,
-        typer.Option("--class-weight-power", help="Class weights frequency^-power (0: none)."),
+        typer.Option(
+            "--class-weight-power", min=0, help="Class weights frequency^-power (0: none)."
+        ),
     ] = 0.25,
     energy_loss: Annotated[
         str, typer.Option("--energy-loss", help="log | ratio (pT and energy loss).")
@@ -74,12 +78,15 @@ def train_cmd(
     ] = 1.0,
     lr_schedule: Annotated[str, typer.Option("--lr-schedule", help="cosine | constant")] = "cosine",
     val_fraction: Annotated[
-        float, typer.Option("--val-fraction", help="Events held out for validation.")
+        float, typer.Option("--val-fraction", min=0, max=1, help="Events held out for validation.")
     ] = 0.1,
     threshold: Annotated[
         float | None,
         typer.Option(
-            "--threshold", help="Particle probability threshold (default: on validation)."
+            "--threshold",
+            min=0,
+            max=1,
+            help="Particle probability threshold (default: on validation).",
         ),
     ] = None,
     track_momentum: Annotated[
@@ -92,7 +99,7 @@ def train_cmd(
     device: Annotated[
         str, typer.Option("--device", help="auto (CUDA when there is one) | cpu | cuda.")
     ] = "auto",
-    seed: Annotated[int, typer.Option("--seed")] = 0,
+    seed: Annotated[int, typer.Option("--seed", min=0)] = 0,
 ) -> None:
     """Train MLPF on an element sample."""
     from heptagon.apps.mlpf.run import TrainOptions, train_mlpf

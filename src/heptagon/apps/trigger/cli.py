@@ -21,7 +21,7 @@ console = Console()
 def features(
     files: Annotated[list[str], typer.Argument(help="Jet files, globs or dataset dirs.")],
     out: Annotated[Path, typer.Option("--out", help="Parquet file to write.")],
-    radius: Annotated[float, typer.Option("--radius", help="Jet radius (mMDT R0).")] = 0.8,
+    radius: Annotated[float, typer.Option("--radius", min=0, help="Jet radius (mMDT R0).")] = 0.8,
 ) -> None:
     """Write the 16 high-level features of the hls4ml jet-tagging benchmark (hlf_*) and
     the label branches of every jet to one Parquet file."""
@@ -34,12 +34,14 @@ def features(
 @app.command("speed")
 def speed(
     model: Annotated[Path, typer.Argument(help="An ONNX model (batch axis dynamic).")],
-    batch: Annotated[int, typer.Option("--batch", help="Jets per call for throughput.")] = 4096,
+    batch: Annotated[
+        int, typer.Option("--batch", min=1, help="Jets per call for throughput.")
+    ] = 4096,
     particles: Annotated[
-        int, typer.Option("--particles", help="Length of other dynamic axes.")
+        int, typer.Option("--particles", min=1, help="Length of other dynamic axes.")
     ] = 16,
-    threads: Annotated[int, typer.Option("--threads", help="ONNX Runtime threads.")] = 1,
-    repeats: Annotated[int, typer.Option("--repeats", help="Batch-1 calls timed.")] = 2000,
+    threads: Annotated[int, typer.Option("--threads", min=1, help="ONNX Runtime threads.")] = 1,
+    repeats: Annotated[int, typer.Option("--repeats", min=1, help="Batch-1 calls timed.")] = 2000,
     no_verify: Annotated[
         bool, typer.Option("--no-verify", help="Skip a bundle's SHA256SUMS check (warns).")
     ] = False,
