@@ -49,14 +49,14 @@ import awkward as ak
 import numpy as np
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from heptagon.apps.mlpf.metrics import jet_response, pf_metrics
 from heptagon.apps.mlpf.pf import PFParticles, link_elements, rule_based_pf
 from heptagon.errors import ConfigError, DataError
 from heptagon.generate.elements import CLS_CH, CLS_ELECTRON, CLS_MUON, CLS_NONE, Elements
 from heptagon.generate.run import load_manifest
-from heptagon.io import atomic_path, write_json_atomic
+from heptagon.io import atomic_path, make_dir, write_json_atomic
 from heptagon.models import build_model
 from heptagon.models.mlpf import MLPF
 from heptagon.train.allocator import retain_freed_memory
@@ -270,11 +270,37 @@ def _padded_length(counts: np.ndarray, bin_size: int) -> int:
     return max(bin_size, math.ceil(int(counts.max(initial=1)) / bin_size) * bin_size)
 
 
+#: the branches :meth:`Elements.from_table` needs (the element and target collections)
+_BRANCHES = ("Track_pt", "Tower_eta", "GenPart_class", "GenJet_pt", "GenMET_pt")
+
+
+def _read_shard(file: Path) -> ak.Array:
+    """One Parquet shard of an element sample, checked for the branches MLPF needs."""
+    try:
+        table = ak.from_parquet(file)
+    except FileNotFoundError:
+        raise DataError("shard missing (listed in manifest.json)", file=file) from None
+    except (OSError, ValueError) as err:  # pyarrow's ArrowInvalid is a ValueError
+        raise DataError(f"not a readable Parquet file ({type(err).__name__})", file=file) from None
+    missing = [b for b in _BRANCHES if b not in table.fields]
+    if missing:
+        raise DataError("missing in the element sample", file=file, key=missing[0])
+    return table
+
+
 def _load_table(data: Path) -> ak.Array:
     manifest = load_manifest(data)
-    if manifest.get("kind") != "elements":
+    if not isinstance(manifest, dict) or manifest.get("kind") != "elements":
         raise DataError("not an element sample (made by `heptagon mlpf generate`)", file=data)
-    return ak.concatenate([ak.from_parquet(data / f["file"]) for f in manifest["files"]])
+    files = manifest.get("files")
+    if not isinstance(files, list) or not files:
+        raise DataError("lists no shards", file=data / "manifest.json", key="files")
+    shards = []
+    for rec in files:
+        if not isinstance(rec, dict) or not isinstance(rec.get("file"), str):
+            raise DataError("a shard without a file name", data / "manifest.json", "files")
+        shards.append(_read_shard(data / rec["file"]))
+    return ak.concatenate(shards)
 
 
 def load_elements(data: Path) -> Elements:
@@ -465,7 +491,7 @@ def train_mlpf(opts: TrainOptions) -> Path:
         optim, _schedule(opts.lr_schedule, opts.epochs * len(batches))
     )
     focal = FocalLoss(opts.focal_gamma)
-    opts.out.mkdir(parents=True, exist_ok=True)
+    make_dir(opts.out)
     write_json_atomic(
         opts.out / "options.json", {**json.loads(opts.model_dump_json()), "model": model_options}
     )
@@ -520,11 +546,53 @@ def train_mlpf(opts: TrainOptions) -> Path:
     return path
 
 
+class _ModelOptions(BaseModel):
+    """The network options saved in ``model.pt`` (bounded: the file may come from anyone)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    width: int = Field(gt=0, le=4096)
+    n_layers: int = Field(gt=0, le=64)
+    bin_size: int = Field(ge=2, le=4096)
+
+
 def _saved(run: Path) -> dict[str, Any]:
+    """``run/model.pt``, loaded as tensors only (``weights_only=True``: nothing in the file
+    is run) and checked: ``options``, ``state`` (name -> tensor) and ``decoding``."""
     path = run / "model.pt"
-    if not path.exists():
+    if not path.is_file():
         raise ConfigError(f"no model.pt in '{run}' (run `heptagon mlpf train` first)", key="run")
-    saved: dict[str, Any] = torch.load(path, weights_only=True)
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        # any error an untrusted file makes torch raise; not torch's own message: for a
+        # file that is more than tensors it suggests weights_only=False, which would run it
+        raise DataError(
+            f"not a readable MLPF model ({type(err).__name__}): only the tensors saved by "
+            "`heptagon mlpf train` are read",
+            file=path,
+        ) from None
+    if not isinstance(saved, dict):
+        raise DataError("not an MLPF model (expected a dict of options and tensors)", path)
+    for key, kind in (("options", dict), ("state", dict), ("decoding", dict)):
+        if not isinstance(saved.get(key), kind):
+            raise DataError(f"missing or not a {kind.__name__}", path, key)
+    try:
+        saved["options"] = _ModelOptions.model_validate(saved["options"]).model_dump()
+    except ValidationError as err:
+        first = err.errors()[0]
+        key = ".".join(map(str, ("options", *first["loc"])))
+        raise DataError(first["msg"], path, key) from None
+    if not all(isinstance(v, torch.Tensor) for v in saved["state"].values()):
+        raise DataError("holds something other than tensors", path, "state")
+    dec = saved["decoding"]
+    threshold, track = dec.get("threshold"), dec.get("track_momentum")
+    if set(dec) != {"threshold", "track_momentum"} or not (
+        isinstance(threshold, float) and 0 < threshold < 1 and isinstance(track, bool)
+    ):
+        raise DataError(
+            "expected a threshold in (0, 1) and a boolean track_momentum", path, "decoding"
+        )
     return saved
 
 
@@ -532,13 +600,20 @@ def load_mlpf(run: Path) -> MLPF:
     """The trained model of a run dir, in evaluation mode on CUDA when there is one."""
     saved = _saved(run)
     model = _build(saved["options"])
-    model.load_state_dict(saved["state"])
+    try:
+        model.load_state_dict(saved["state"])
+    except RuntimeError as err:
+        # torch lists every missing / unexpected / misshapen tensor: name the first
+        detail = str(err).splitlines()[1].strip() if "\n" in str(err) else str(err)
+        raise DataError(
+            f"the tensors do not fit the saved options ({detail})", run / "model.pt", "state"
+        ) from None
     return model.eval().to(select_device())
 
 
 def load_decoding(run: Path) -> Decoding:
     """The decoding of a run dir (its threshold chosen at training)."""
-    return Decoding(**_saved(run).get("decoding", {}))
+    return Decoding(**_saved(run)["decoding"])
 
 
 def predict(model: MLPF, arr: ElementArrays, batch_events: int = 16) -> np.ndarray:
@@ -639,8 +714,7 @@ def evaluate_mlpf(run: Path, data: Path) -> dict[str, Any]:
         "pf": pf_metrics(rule_based_pf(el), el),
         "truth": pf_metrics(_truth(el), el),
     }
-    (run / "eval").mkdir(exist_ok=True)
-    write_json_atomic(run / "eval" / "metrics.json", result)
+    write_json_atomic(make_dir(run / "eval") / "metrics.json", result)
     return result
 
 
