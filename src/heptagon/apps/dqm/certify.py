@@ -162,7 +162,9 @@ class _ModelFiles:
         self.json_file, self.npz_file = path / "model.json", path / "model.npz"
         for f in (self.json_file, self.npz_file):
             if not f.is_file():
-                raise DataError("no trained DQM model (run `heptagon dqm train`)", file=f)
+                old = " (model.pkl, an older heptagon's pickle, is never read)"
+                why = old if (path / "model.pkl").exists() else ""
+                raise DataError(f"no trained DQM model{why}: run `heptagon dqm train`", file=f)
         try:
             meta = json.loads(self.json_file.read_text())
         except (UnicodeDecodeError, json.JSONDecodeError) as err:

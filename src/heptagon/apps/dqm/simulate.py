@@ -404,8 +404,11 @@ def load_data(path: Path) -> DQMData:
     for column in _LS_COLUMNS:
         a = arrays.get(f"ls_{column}")
         numeric = a is not None and (np.issubdtype(a.dtype, np.number) or a.dtype == np.bool_)
+        n_ls = len(ls["run"]) if ls else None
         if a is None or a.ndim != 1 or (column != "fault" and not numeric):
             raise DataError("missing or not one value per LS", npz, f"ls_{column}")
+        if n_ls is not None and len(a) != n_ls:
+            raise DataError(f"{len(a)} values for {n_ls} LS (ls_run)", npz, f"ls_{column}")
         ls[column] = a
     n_ls = len(ls["run"])
     counts: dict[str, np.ndarray] = {}
@@ -420,8 +423,6 @@ def load_data(path: Path) -> DQMData:
                 f"h_{name}",
             )
         counts[name] = a
-    if any(len(v) != n_ls for v in ls.values()):
-        raise DataError(f"the LS columns differ in length (ls_run has {n_ls})", npz)
     runs = _runs(meta)
     unknown = np.setdiff1d(ls["run"], [r["run"] for r in runs])
     if unknown.size:
