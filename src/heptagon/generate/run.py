@@ -12,12 +12,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import signal
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from importlib.metadata import version
 from multiprocessing import get_context
+from multiprocessing.managers import SyncManager
 from pathlib import Path
 from queue import Empty
 from typing import Any, Literal, Protocol
@@ -35,7 +39,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from heptagon.errors import ConfigError, DataError
+from heptagon.errors import ConfigError, DataError, Interrupted
 from heptagon.generate.detector import DetectorConfig, apply_detector
 from heptagon.generate.jets import FLAVOURS, JETS_PER_EVENT, JetSelection, build_jets
 from heptagon.generate.processes import Process, SampleSet, get_process, get_sample_set
@@ -299,6 +303,14 @@ def _run_shard_queued(worker: ShardWorker, spec: Shard, queue: Any) -> dict[str,
     return worker(spec, queue.put)
 
 
+def _drop_temporaries(specs: Sequence[Shard]) -> None:
+    """Remove what stopped workers left of ``specs`` (their atomic writers' ``*.tmp``)."""
+    for spec in specs:
+        path = Path(spec.path)
+        for tmp in path.parent.glob(f".{path.name}.*.tmp"):
+            tmp.unlink(missing_ok=True)
+
+
 def _sidecar(spec: Shard) -> Path:
     p = Path(spec.path)
     return p.with_name(f".{p.name}.json")
@@ -309,10 +321,22 @@ def _finished(spec: Shard) -> dict[str, Any] | None:
     side = _sidecar(spec)
     if not (side.exists() and Path(spec.path).exists()):
         return None
-    record: dict[str, Any] = json.loads(side.read_text())
+    record = _read_json(side, "shard record")
     if record.get("seed") != spec.seed or sha256sum(spec.path) != record.get("sha256"):
         return None
     return record
+
+
+def _read_json(path: Path, what: str) -> dict[str, Any]:
+    """A JSON object written by heptagon (``what`` it is, for the message); a
+    :class:`DataError` naming the file if it is unreadable, not JSON or not an object."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise DataError(f"corrupt or unreadable {what} ({err})", file=path) from None
+    if not isinstance(data, dict):
+        raise DataError(f"corrupt {what} (not a JSON object)", file=path)
+    return data
 
 
 def _plan(opts: GenerateOptions) -> tuple[list[ShardSpec], dict[str, Any]]:
@@ -370,7 +394,7 @@ def prepare_out(out: Path, settings: dict[str, Any]) -> None:
         stale.unlink()
     marker = out / ".generate.json"
     if marker.exists():
-        old = json.loads(marker.read_text())
+        old = _read_json(marker, "sample settings")
         if old != json.loads(json.dumps(settings)):
             diff = sorted(k for k in settings if old.get(k) != json.loads(json.dumps(settings[k])))
             raise ConfigError(
@@ -422,9 +446,14 @@ def _execute(
     # a fresh server process forks the workers: no inherited threads, imports paid once
     ctx = get_context("forkserver")
     ctx.set_forkserver_preload(["heptagon.generate.run", worker.__module__])
-    with ctx.Manager() as manager:
+    manager = SyncManager(ctx=ctx)
+    manager.start(_init_helper, (os.getpid(),))
+    with manager:
         queue = manager.Queue()
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
+        pool = ProcessPoolExecutor(
+            max_workers=jobs, mp_context=ctx, initializer=_init_helper, initargs=(os.getpid(),)
+        )
+        try:
             pending = {pool.submit(_run_shard_queued, worker, spec, queue) for spec in todo}
             while pending:
                 done = {f for f in pending if f.done()}
@@ -438,6 +467,39 @@ def _execute(
                     pass
             while not queue.empty():
                 progress(queue.get())
+        except BaseException:
+            _stop(pool)
+            raise
+        pool.shutdown()
+
+
+def _init_helper(parent: int) -> None:
+    """Set up a worker (or the progress manager) of process ``parent``: it ignores Ctrl-C,
+    which a terminal sends to the whole process group (the parent alone decides, then
+    stops it: :func:`_stop`), and exits once the parent is gone (a SIGKILL cannot be
+    handled: without this its helpers would run on, and wait, forever)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threading.Thread(target=_exit_after, args=(parent,), daemon=True).start()
+
+
+def _exit_after(parent: int) -> None:
+    while True:
+        time.sleep(0.5)
+        try:
+            os.kill(parent, 0)
+        except ProcessLookupError:
+            os._exit(1)
+
+
+def _stop(pool: ProcessPoolExecutor) -> None:
+    """Stop the workers now (an interrupt or a failed shard): queued shards are dropped
+    and running ones killed; their temporary files are removed by the caller."""
+    workers = list(pool._processes.values())  # no public way before Python 3.14
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in workers:
+        process.terminate()
+    for process in workers:
+        process.join()
 
 
 def versions() -> dict[str, str]:
@@ -526,10 +588,20 @@ def run_shards(
             bar.update(task, advance=n, rate=f"{rate:.0f}")
 
         by_file = {Path(s.path).name: s for s in todo}
-        for record in _execute(todo, worker, jobs, scheduler, advance):
-            spec = by_file[Path(record["file"]).name]
-            write_json_atomic(_sidecar(spec), record)
-            records[spec.path] = record
+        try:
+            for record in _execute(todo, worker, jobs, scheduler, advance):
+                spec = by_file[Path(record["file"]).name]
+                write_json_atomic(_sidecar(spec), record)
+                records[spec.path] = record
+        except BaseException as err:
+            _drop_temporaries(todo)
+            if isinstance(err, KeyboardInterrupt):
+                where = Path(specs[0].path).parent.parent
+                raise Interrupted(
+                    f"{len(records)} of {len(specs)} shards are complete in {where}; run the "
+                    "same command again to resume"
+                ) from None
+            raise
     return ShardResults(
         records=[records[s.path] for s in specs],
         wall_s=time.perf_counter() - start,
@@ -599,8 +671,6 @@ def load_manifest(path: str | Path) -> dict[str, Any]:
     """Read a dataset's ``manifest.json`` (``path`` is the dataset dir or the file)."""
     p = Path(path)
     p = p / "manifest.json" if p.is_dir() else p
-    try:
-        data: dict[str, Any] = json.loads(p.read_text())
-    except FileNotFoundError:
-        raise DataError("no manifest.json (not a heptagon dataset dir?)", file=p) from None
-    return data
+    if not p.exists():
+        raise DataError("no manifest.json (not a heptagon dataset dir?)", file=p)
+    return _read_json(p, "dataset manifest")
