@@ -11,13 +11,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from os import PathLike
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import xgboost as xgb
 
-from heptagon.errors import ModelError
+from heptagon.errors import DataError, ModelError
+from heptagon.io import atomic_path
 from heptagon.models.base import check_option, resolve_inputs
 from heptagon.models.registry import register
 
@@ -128,11 +130,16 @@ class BDT:
         return margin.reshape(len(margin), self.num_classes)
 
     def save(self, path: str | PathLike[str]) -> None:
-        """Write the booster as XGBoost JSON (use a ``.json`` path)."""
+        """Write the booster as XGBoost JSON, atomically."""
         if self.booster is None:
             raise ModelError("the BDT is not trained: nothing to save")
-        self.booster.save_model(path)
+        with atomic_path(Path(path)) as tmp:
+            tmp.write_bytes(self.booster.save_raw(raw_format="json"))
 
     def load(self, path: str | PathLike[str]) -> None:
-        """Restore a booster written by :meth:`save`."""
-        self.booster = xgb.Booster(model_file=path)
+        """Restore a booster written by :meth:`save`; :class:`DataError` naming the file if
+        it is not one (corrupt, truncated)."""
+        try:
+            self.booster = xgb.Booster(model_file=path)
+        except ValueError:  # XGBoostError, UnicodeDecodeError: their text is a C++ trace
+            raise DataError("corrupt or truncated: not an XGBoost JSON model", Path(path)) from None

@@ -10,17 +10,13 @@ a torch run (``step`` and ``epoch`` are 1; ``lr`` is null).
 from __future__ import annotations
 
 import time
-from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 
 from heptagon.data.loader import JetDataset
-from heptagon.data.preprocess import Preprocess
 from heptagon.errors import ConfigError
 from heptagon.models import FitPredictModel
-from heptagon.train.distributed import Distributed
 from heptagon.train.experiment import ExperimentConfig
 from heptagon.train.rundir import RunDir, RunSummary
 from heptagon.train.validation import Outputs, val_metrics
@@ -47,33 +43,14 @@ def read_split(dataset: JetDataset) -> tuple[dict[str, np.ndarray], np.ndarray, 
 def fit_model(
     model: FitPredictModel,
     config: ExperimentConfig,
-    files: list[Path],
-    preprocess: Preprocess,
+    train_data: JetDataset,
+    val_data: JetDataset,
     run: RunDir,
-    data_options: dict[str, Any],
-    dist: Distributed,
 ) -> RunSummary:
-    """Fit ``model`` on the train split with the validation split as evaluation set."""
-    if dist.active:
-        raise ConfigError(
-            "a fit/predict model trains in one process: run it without torchrun", "model.name"
-        )
+    """Fit ``model`` on the train split with the validation split as evaluation set (both
+    read whole, in file order)."""
     start = time.perf_counter()
-    splits = {
-        name: read_split(
-            JetDataset(
-                files,
-                config.data,
-                preprocess,
-                split=name,
-                shuffle=False,
-                bucketing=False,
-                **data_options,
-            )
-        )
-        for name in ("train", "val")
-    }
-    (x, y, w), (vx, vy, vw) = splits["train"], splits["val"]
+    (x, y, w), (vx, vy, vw) = read_split(train_data), read_split(val_data)
     fit_start = time.perf_counter()
     model.fit(x, y, w, eval_inputs=vx, eval_labels=vy, eval_weights=vw)
     fit_s = time.perf_counter() - fit_start

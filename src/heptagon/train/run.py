@@ -9,6 +9,7 @@ models such as the BDT by their own ``fit`` (:mod:`heptagon.train.fitpredict`). 
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Sequence
 from importlib.metadata import version
@@ -24,7 +25,7 @@ from heptagon.data.io import expand_files
 from heptagon.data.loader import JetDataset, mask_name
 from heptagon.data.preprocess import Preprocess, compute_preprocess
 from heptagon.data.split import Split
-from heptagon.errors import ConfigError, ModelError
+from heptagon.errors import ConfigError, DataError, Interrupted, ModelError
 from heptagon.models import Model, build_model, model_options
 from heptagon.train.allocator import retain_freed_memory
 from heptagon.train.device import select_device
@@ -39,7 +40,7 @@ from heptagon.train.rundir import (
     write_yaml_atomic,
 )
 from heptagon.train.seeding import seed_everything
-from heptagon.train.trainer import Trainer
+from heptagon.train.trainer import CHECKPOINT_FORMAT, Trainer
 
 __all__ = ["input_dims", "train"]
 
@@ -122,41 +123,71 @@ def _train(
     dims = input_dims(config.data)
     n_out = len(labels.names)
     model = _build(model_spec.name, dims, n_out, model_spec.options)
-    weights = "checkpoints/best.pt" if isinstance(model, nn.Module) else "checkpoints/best.json"
-    if dist.is_main and not resume:
-        run.make()
-        write_yaml_atomic(run.config, resolved)
-        preprocess.save(run.preprocess)
-        run.write_model_info(
-            model_info(
-                model_spec.name,
-                model_spec.options,
-                cast("tuple[str, ...]", model.input_names),
-                n_out,
-                dims,
-                list(labels.names),
-                options.task,
-                weights,
-            )
+    gradient = isinstance(model, nn.Module)
+    if not gradient and dist.active:
+        raise ConfigError(
+            "a fit/predict model trains in one process: run it without torchrun", "model.name"
         )
-    dist.barrier()
+    # every input file is opened and its branches (labels included) checked here, before
+    # the run dir is written: a bad input leaves nothing behind
+    train_data, val_data = (
+        JetDataset(
+            files,
+            config.data,
+            preprocess,
+            split=name,
+            shuffle=gradient and name == "train",
+            bucketing=gradient and options.bucketing,
+            split_fractions=config.split.fractions,
+            batch_size=options.batch_size,
+            buffer_size=options.buffer_size,
+            seed=options.seed,
+        )
+        for name in ("train", "val")
+    )
+    weights = "checkpoints/best.pt" if gradient else "checkpoints/best.json"
+    try:
+        if dist.is_main and not resume:
+            run.make()
+            write_yaml_atomic(run.config, resolved)
+            preprocess.save(run.preprocess)
+            run.write_model_info(
+                model_info(
+                    model_spec.name,
+                    model_spec.options,
+                    cast("tuple[str, ...]", model.input_names),
+                    n_out,
+                    dims,
+                    list(labels.names),
+                    options.task,
+                    weights,
+                )
+            )
+        dist.barrier()
+        if not isinstance(model, nn.Module):
+            return fit_model(model, config, train_data, val_data, run)
+        return _fit(model, config, train_data, val_data, run, resume, device, dist)
+    except BaseException as err:
+        started = run.last.exists() or (run.root / weights).exists()
+        if dist.is_main and not resume and not started:
+            _discard(run)
+        if isinstance(err, KeyboardInterrupt):
+            raise Interrupted(_interrupted(run, started)) from None
+        raise
 
-    data_options: dict[str, Any] = {
-        "split_fractions": config.split.fractions,
-        "batch_size": options.batch_size,
-        "buffer_size": options.buffer_size,
-        "seed": options.seed,
-    }
-    if not isinstance(model, nn.Module):
-        return fit_model(model, config, files, preprocess, run, data_options, dist)
-    train_data = JetDataset(
-        files, config.data, preprocess, split="train", shuffle=True,
-        bucketing=options.bucketing, **data_options,
-    )  # fmt: skip
-    val_data = JetDataset(
-        files, config.data, preprocess, split="val", shuffle=False,
-        bucketing=options.bucketing, **data_options,
-    )  # fmt: skip
+
+def _fit(
+    model: nn.Module,
+    config: ExperimentConfig,
+    train_data: JetDataset,
+    val_data: JetDataset,
+    run: RunDir,
+    resume: bool,
+    device: torch.device,
+    dist: Distributed,
+) -> RunSummary:
+    """Train a torch model by gradient descent, from ``last.pt`` if resuming."""
+    options = config.train
     trainer = Trainer(
         model,
         options.loss.build(),
@@ -169,7 +200,7 @@ def _train(
         total_steps=_total_steps(options, train_data, config.split.train, dist.world),
         regularisers=[spec.build() for spec in options.regularisers],
     )
-    checkpoint = load_checkpoint(run.last) if resume and run.last.exists() else None
+    checkpoint = _load_last(run) if resume and run.last.exists() else None
     state = trainer.fit(checkpoint)
     return RunSummary(
         run.root,
@@ -179,6 +210,37 @@ def _train(
         state.best_val_loss,
         state.stopped_early,
         state.history,
+    )
+
+
+def _load_last(run: RunDir) -> dict[str, Any]:
+    """``last.pt``, checked to be a training checkpoint of heptagon."""
+    checkpoint = load_checkpoint(run.last)
+    if checkpoint.get("format") != CHECKPOINT_FORMAT:
+        raise DataError(f"not a {CHECKPOINT_FORMAT} file", run.last, "format")
+    return checkpoint
+
+
+def _discard(run: RunDir) -> None:
+    """Remove what a run that failed before its first checkpoint wrote (and its dir, if
+    then empty), so that the same command can start it again."""
+    for path in (run.config, run.model_json, run.preprocess, run.history):
+        path.unlink(missing_ok=True)
+    for folder in (run.checkpoints, run.root):
+        with contextlib.suppress(OSError):  # not empty: something else is in it
+            folder.rmdir()
+
+
+def _interrupted(run: RunDir, started: bool) -> str:
+    """What an interrupted run kept, and how to go on."""
+    if not started:
+        return "before the first checkpoint: nothing was kept; run the same command again"
+    if not run.last.exists():  # a fit/predict model: its one checkpoint is the result
+        return f"the trained model is in {run.root}"
+    state = load_checkpoint(run.last)["state"]
+    return (
+        f"the last checkpoint (epoch {state['epoch']}, step {state['step']}) is in "
+        f"{run.root}; run the same command with --resume to continue"
     )
 
 

@@ -131,8 +131,12 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise DataError("checkpoint not found", path) from None
-    except (RuntimeError, EOFError, OSError) as err:
-        raise DataError(f"not a readable checkpoint ({err})", path) from None
+    except OSError as err:
+        raise DataError(f"cannot read the checkpoint: {err.strerror}", path) from None
+    except Exception:  # torch's text about a bad file would advise unsafe loading
+        raise DataError(
+            "corrupt or truncated: not a checkpoint that loads as plain tensors", path
+        ) from None
     if not isinstance(state, dict):
         raise DataError("not a heptagon checkpoint", path)
     return state
@@ -218,7 +222,13 @@ def load_run(run_dir: str | Path) -> LoadedRun:
     weights = run.root / info["weights"]
     if isinstance(model, nn.Module):
         state = load_checkpoint(weights)
-        model.load_state_dict(state["model"])
+        try:
+            model.load_state_dict(state["model"])
+        except (KeyError, TypeError, RuntimeError) as err:
+            why = str(err).splitlines()[0] if str(err) else type(err).__name__
+            raise DataError(
+                f"weights do not fit the model of model.json ({why})", weights
+            ) from None
         model.eval()
     else:
         if not weights.exists():

@@ -45,7 +45,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
 from heptagon.data.loader import Batch, JetDataset, make_dataloader
-from heptagon.errors import ModelError
+from heptagon.errors import DataError, ModelError
 from heptagon.train.distributed import Distributed
 from heptagon.train.experiment import TrainOptions
 from heptagon.train.losses import Regulariser, WeightedLoss
@@ -179,7 +179,13 @@ class Trainer:
         """Train to the end (epochs, ``max_steps`` or early stopping), from ``checkpoint``
         (a ``last.pt``) if given. Returns the final state."""
         if checkpoint is not None:
-            self._restore(checkpoint)
+            try:
+                self._restore(checkpoint)
+            except (KeyError, TypeError, ValueError, RuntimeError) as err:
+                why = str(err).splitlines()[0] if str(err) else type(err).__name__
+                raise DataError(
+                    f"does not fit this run's model and optimizer ({why})", self.run.last
+                ) from None
         s, options = self.state, self.options
         self._t0 = time.perf_counter() - s.wall_s
         with self._progress_bar() as progress:
