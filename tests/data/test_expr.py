@@ -53,6 +53,7 @@ def test_jagged_reductions_on_last_axis() -> None:
     assert ev("max(pt, -1)") == [4.0, -1.0, 1.0]
     assert ev("min(pt)") == [3.0, np.inf, 1.0]  # no fill: the identity (then a NaN/inf error)
     assert ev("at(pt, 1, 0)") == [4.0, 0.0, 0.0]
+    assert ev("at(pt, 10**9, -1)") == [-1.0, -1.0, -1.0]  # a slice: nothing padded
     assert ev("mean(pt)")[0] == 3.5
 
 
@@ -128,7 +129,8 @@ def test_limits_on_size_depth_and_literals(text: str, message: str) -> None:
         ("1 // 0", "'1 // 0'"),
         ("at(pt)", "'at(pt)'"),  # a wrong number of arguments
         ("where(jet) * 10**18", "'where(jet)'"),  # awkward's one-argument form: a tuple
-        ("hypot(jet)", "'hypot(jet)'"),
+        ("at(jet, 0, 0)", "'at(jet, 0, 0)'"),  # a reduction of a flat array: per chunk
+        ("at(pt, jet, 0)", "'at(pt, jet, 0)'"),  # the index must be a whole number
     ],
 )
 def test_evaluation_failures_are_config_errors(text: str, culprit: str) -> None:
@@ -139,3 +141,12 @@ def test_evaluation_failures_are_config_errors(text: str, culprit: str) -> None:
 def test_floating_point_warnings_give_inf_not_noise() -> None:
     assert ev("jet / 0") == [np.inf] * 3  # pytest turns warnings into errors: none was raised
     assert ev("log(jet - jet)") == [-np.inf] * 3
+
+
+def test_ufuncs_take_their_number_of_arguments() -> None:
+    """maximum(a, b, c) made numpy write the result INTO c, a cached input column."""
+    jet = ARRAYS["jet"].copy()
+    for text, message in [("maximum(jet, 0, jet)", "takes 2 argument"), ("hypot(jet)", "not 1")]:
+        with pytest.raises(ConfigError, match=rf"^k: .*{message}"):
+            Expr(text, "k")
+    np.testing.assert_array_equal(ARRAYS["jet"], jet)

@@ -200,7 +200,8 @@ class DataConfig(_Model):
         if not isinstance(data, dict):
             return data
         data = dict(data)
-        method = (data.get("preprocess") or {}).get("method", "manual")
+        preprocess = data.get("preprocess")  # any type: pydantic reports a wrong one
+        method = preprocess.get("method", "manual") if isinstance(preprocess, dict) else "manual"
         inputs = data.get("inputs")
         if isinstance(inputs, dict):
             data["inputs"] = {

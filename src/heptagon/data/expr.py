@@ -67,8 +67,11 @@ def _reduce(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _at(x: Any, index: int, fill: float) -> Any:
-    """Element ``index`` of each list of ``x``, ``fill`` where the list is too short."""
-    return ak.fill_none(ak.pad_none(x, index + 1, axis=-1)[..., index], fill)
+    """Element ``index`` (a whole number >= 0) of each list of ``x``, ``fill`` where the
+    list is too short. A slice, not padding: a huge index allocates nothing."""
+    if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or index < 0:
+        raise ValueError(f"the index of at() must be a whole number >= 0, not {index!r}")
+    return ak.fill_none(ak.firsts(x[..., index : index + 1], axis=-1), fill)
 
 
 #: The allow-list of callable functions, by name.
@@ -170,6 +173,15 @@ _OPERATORS = {*_BINARY.values(), *_UNARY.values(), *_COMPARE.values()}
 _VALUE_TYPES = (bool, int, float, np.generic, np.ndarray, JaggedColumn, ak.Array)
 
 
+# the functions that reduce each entry's list (the last axis)
+_REDUCTIONS = {"sum", "mean", "max", "min", "count", "num", "at"}
+
+
+def _is_jagged(value: Any) -> bool:
+    """Whether ``value`` has a list per entry."""
+    return isinstance(value, JaggedColumn) or (isinstance(value, ak.Array) and value.ndim > 1)
+
+
 def _to_awkward(value: Any) -> Any:
     return value.to_awkward() if isinstance(value, JaggedColumn) else value
 
@@ -265,7 +277,14 @@ class Expr:
             for value in (node.left, *node.comparators):
                 self._check(value, names)
         elif isinstance(node, ast.Call):
-            self._function_name(node.func)
+            function = FUNCTIONS[self._function_name(node.func)]
+            # a ufunc takes extra positional arguments as outputs: it would overwrite them
+            if isinstance(function, np.ufunc) and len(node.args) != function.nin:
+                raise ConfigError(
+                    f"{ast.unparse(node.func)}() takes {function.nin} argument(s), not "
+                    f"{len(node.args)}, in expression {self.text!r}",
+                    self.key,
+                )
             if node.keywords:
                 raise self._forbid(f"keyword argument '{node.keywords[0].arg}'")
             for arg in node.args:
@@ -295,6 +314,8 @@ class Expr:
             raise self._cannot(node, why) from None
         if not isinstance(result, _VALUE_TYPES):  # e.g. where(x): a tuple (which * 10**18...)
             raise self._cannot(node, f"gives a {type(result).__name__}, not numbers or arrays")
+        if isinstance(result, np.ndarray) and result.ndim == 0:  # wrap_phi(0): a number
+            return result[()]
         return result
 
     def _cannot(self, node: ast.expr, why: str) -> ConfigError:
@@ -332,5 +353,9 @@ class Expr:
                 left = right
             return result
         assert isinstance(node, ast.Call)  # the only node left after _check
-        function = FUNCTIONS[self._function_name(node.func)]
-        return self._apply(node, function, *[self._eval(arg, lookup) for arg in node.args])
+        name = self._function_name(node.func)
+        args = [self._eval(arg, lookup) for arg in node.args]
+        if name in _REDUCTIONS and args and not _is_jagged(args[0]):
+            # over a flat array the last axis is the entries: a result per chunk, not per entry
+            raise self._cannot(node, f"{name}() reduces lists, but its argument has none")
+        return self._apply(node, FUNCTIONS[name], *args)
