@@ -11,8 +11,9 @@ import torch
 import yaml
 
 from heptagon.data import JetDataset
-from heptagon.errors import ConfigError
+from heptagon.errors import ConfigError, Interrupted
 from heptagon.train import RunConfig, load_run, train
+from heptagon.train.trainer import Trainer
 
 HISTORY_KEYS = {
     "epoch",
@@ -166,3 +167,29 @@ def test_regression(mlp_experiment: Path, top_qcd_sample: Path, tmp_path: Path) 
     assert last["val_auc"] is None
     assert last["val_loss"] < first["train_loss"]
     assert load_run(tmp_path / "run").info["task"] == "regression"
+
+
+@pytest.mark.parametrize("failure", [KeyboardInterrupt, RuntimeError], ids=["ctrl-c", "error"])
+def test_a_start_stopped_before_the_first_checkpoint_leaves_nothing(
+    failure: type[BaseException],
+    mlp_experiment: Path,
+    top_qcd_sample: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Nothing to resume: the run dir goes, so that the same command can start again."""
+
+    def stopped(self: Trainer, checkpoint: object = None) -> None:
+        self.run.write_history([{"step": 1}])
+        raise failure("stopped")
+
+    monkeypatch.setattr(Trainer, "fit", stopped)
+    run = tmp_path / "run"
+    expected = Interrupted if failure is KeyboardInterrupt else failure
+    with pytest.raises(expected) as err:
+        train(mlp_experiment, top_qcd_sample, run)
+    if failure is KeyboardInterrupt:
+        assert "before the first checkpoint: nothing was kept" in str(err.value)
+    assert not run.exists()
+    monkeypatch.undo()
+    assert train(mlp_experiment, top_qcd_sample, run).epochs == 4
