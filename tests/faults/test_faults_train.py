@@ -125,16 +125,18 @@ def test_corrupt_checkpoint_for_resume_is_one_line_naming_it(
     assert "weights_only" not in err
 
 
-def test_truncated_best_weights_for_evaluate_is_one_line_naming_them(
-    trained: Path, tmp_path: Path
+@pytest.mark.parametrize("stage", ["evaluate", "export"])
+def test_truncated_best_weights_are_one_line_naming_them(
+    stage: str, trained: Path, tmp_path: Path
 ) -> None:
     run = tmp_path / "run"
     shutil.copytree(trained, run)
     best = run / "checkpoints" / "best.pt"
     best.write_bytes(best.read_bytes()[:100])
-    err = assert_user_error(heptagon("evaluate", str(run)), str(best))
+    err = assert_user_error(heptagon(stage, str(run)), str(best))
     assert "weights_only" not in err
     assert not (run / "eval").exists()
+    assert not (run / "model.onnx").exists()
 
 
 def test_corrupt_bdt_model_is_one_line_naming_it(top_qcd_sample: Path, tmp_path: Path) -> None:
