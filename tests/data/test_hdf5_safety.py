@@ -65,12 +65,19 @@ def expected(frame: pd.DataFrame) -> dict[str, list]:
     }
 
 
-@pytest.mark.parametrize("data_columns", [None, ["is_signal_new", "PX_1"]])
-def test_reads_the_same_jets_as_pandas(tmp_path: Path, data_columns: list[str] | None) -> None:
-    """Data columns reorder the blocks (PX_1 leaves values_block_0): names still map."""
+@pytest.mark.parametrize(
+    ("data_columns", "complib"),
+    [(None, None), (["is_signal_new", "PX_1"], None), (None, "blosc"), (None, "zlib")],
+)
+def test_reads_the_same_jets_as_pandas(
+    tmp_path: Path, data_columns: list[str] | None, complib: str | None
+) -> None:
+    """Data columns reorder the blocks (PX_1 leaves values_block_0): names still map.
+    PyTables' compression filters (blosc needs hdf5plugin with h5py) read the same."""
     frame = landscape_frame()
     path = tmp_path / "top.h5"
-    frame.to_hdf(path, key="table", format="table", data_columns=data_columns)
+    compression = {"complib": complib, "complevel": 5} if complib else {}
+    frame.to_hdf(path, key="table", format="table", data_columns=data_columns, **compression)
     arrays, want = read(path), expected(pd.read_hdf(path, "table"))
     assert ak.to_list(arrays.jet_nparticles) == want["jet_nparticles"]
     assert ak.to_list(arrays.label_Tbqq) == want["label_Tbqq"]

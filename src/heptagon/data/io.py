@@ -424,8 +424,11 @@ class TopLandscapeReader(_RangeReader):
         super().__init__(path)
         try:
             import h5py
+            import hdf5plugin  # noqa: F401  (registers PyTables' filters: blosc, ...)
         except ImportError:
-            raise DataError("reading HDF5 needs h5py: pip install 'heptagon[hdf5]'", path) from None
+            raise DataError(
+                "reading HDF5 needs h5py and hdf5plugin: pip install 'heptagon[hdf5]'", path
+            ) from None
         try:
             self._file = h5py.File(path, "r")
         except OSError as err:
