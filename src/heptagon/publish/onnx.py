@@ -555,6 +555,21 @@ def model_file(path: str | Path, *, verify: bool = True) -> Path:
     return path
 
 
+def _uses_external_data(graph: onnx.GraphProto) -> bool:
+    """Whether any tensor of ``graph`` or its subgraphs (initialisers, constant attributes)
+    is stored in an external file."""
+    tensors = [*graph.initializer, *(s.values for s in graph.sparse_initializer)]
+    subgraphs: list[onnx.GraphProto] = []
+    for node in graph.node:
+        for attr in node.attribute:
+            tensors += [attr.t, *attr.tensors]
+            subgraphs += [attr.g, *attr.graphs]
+    external = onnx.TensorProto.EXTERNAL
+    return any(t.data_location == external for t in tensors) or any(
+        _uses_external_data(g) for g in subgraphs if g.node
+    )
+
+
 def read_onnx(path: str | Path, *, verify: bool = True) -> tuple[Path, onnx.ModelProto]:
     """The ONNX file at ``path`` (see :func:`model_file`) and its parsed model, accepted by
     ``onnx.checker``. Raises :class:`DataError` naming the file for a missing, unverified,
@@ -566,6 +581,12 @@ def read_onnx(path: str | Path, *, verify: bool = True) -> tuple[Path, onnx.Mode
         raise DataError(f"not an ONNX model ({type(err).__name__}: {err})", path) from None
     if not proto.graph.node:
         raise DataError("not an ONNX model (no graph: empty, truncated or another format)", path)
+    if _uses_external_data(proto.graph):
+        raise DataError(
+            "the model keeps tensors in external files, which heptagon exports never do "
+            "(refused: they could point anywhere on this machine)",
+            path,
+        )
     try:
         onnx.checker.check_model(proto)
     except onnx.checker.ValidationError as err:
