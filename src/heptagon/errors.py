@@ -18,22 +18,22 @@ class ConfigError(HeptagonError):
         super().__init__(f"{key}: {message}" if key else message)
 
 
+#: files whose named parts are keys (JSON objects, array archives, checkpoints), not branches
+_KEYED_SUFFIXES = frozenset({".json", ".jsonl", ".npz", ".pt", ".yaml", ".yml"})
+
+
 class DataError(HeptagonError):
-    """Input data is missing or malformed. Names the file and, where known, the branch/key."""
+    """Input data is missing or malformed. Names the file and, where known, the branch
+    (of a ROOT / Parquet / HDF5 file) or key (of a JSON file, an ``.npz`` archive or a
+    checkpoint)."""
 
     def __init__(
         self, message: str, file: str | Path | None = None, key: str | None = None
     ) -> None:
         self.file = None if file is None else str(file)
         self.key = key
-        where = ", ".join(
-            part
-            for part in (
-                self.file,
-                f"branch '{key}'" if key else None,
-            )
-            if part
-        )
+        kind = "key" if file is not None and Path(file).suffix in _KEYED_SUFFIXES else "branch"
+        where = ", ".join(part for part in (self.file, f"{kind} '{key}'" if key else None) if part)
         super().__init__(f"{where}: {message}" if where else message)
 
 

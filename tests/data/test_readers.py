@@ -213,7 +213,7 @@ def test_null_values_in_parquet(tmp_path: Path) -> None:
 def test_bad_benchmark_layouts(tmp_path: Path) -> None:
     npz = tmp_path / "noX.npz"
     np.savez(npz, Y=np.zeros(3))
-    with pytest.raises(DataError, match=r"noX\.npz, branch 'X'"):
+    with pytest.raises(DataError, match=r"noX\.npz, key 'X'"):
         open_reader(npz)
     truncated = tmp_path / "trunc.npz"
     np.savez(truncated, X=np.ones((10, 3, 4)))
