@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 from faults_helpers import assert_user_error, heptagon, no_temp_files
 
-from heptagon.publish.bundle import checkpoint_sha256, publish
+from heptagon.publish.bundle import publish
 from heptagon.publish.onnx import load_onnx, read_onnx
 from heptagon.train.run import train
 from heptagon.train.rundir import load_run
@@ -73,7 +73,7 @@ def test_publish_never_ships_random_bytes(run: Path, tmp_path: Path) -> None:
     assert f"{work / 'model.onnx'} is not a valid heptagon export" in res.stdout
     assert "re-exported" in res.stdout
     shipped = load_onnx(work / "bundle")  # the bundle's checksums hold
-    assert shipped.checkpoint_sha256 == checkpoint_sha256(load_run(work))
+    assert shipped.checkpoint_sha256 == load_run(work).checkpoint_sha256()
     assert (work / "model.onnx").read_bytes() == (work / "bundle" / "model.onnx").read_bytes()
     no_temp_files(work)
     assert not [p for p in work.iterdir() if p.name.startswith(".bundle.")]

@@ -18,8 +18,9 @@ import yaml
 import heptagon.train.trainer as trainer_module
 from heptagon.data.loader import JetDataset
 from heptagon.evaluate.inference import predict_batches
+from heptagon.evaluate.run import evaluate
 from heptagon.infer.predict import predict
-from heptagon.publish.bundle import checkpoint_sha256, export_run, publish
+from heptagon.publish.bundle import export_run, publish
 from heptagon.publish.onnx import OUTPUT_NAME, load_onnx
 from heptagon.train.run import train
 from heptagon.train.rundir import load_run, save_checkpoint
@@ -118,15 +119,21 @@ def test_publish_re_exports_a_stale_export(
     monkeypatch.undo()
     stale = export_run(early)  # epoch 1's best
     stale_sha = load_onnx(stale.path).checkpoint_sha256
+    assert evaluate(early).metrics["checkpoint_sha256"] == stale_sha  # and its evaluation
     train(CONFIGS / "top_pfn.yaml", top_qcd_sample, early, overrides=overrides, resume=True)
     loaded = load_run(early)
-    assert checkpoint_sha256(loaded) != stale_sha  # epoch 2 improved: the export is stale
+    assert loaded.checkpoint_sha256() != stale_sha  # epoch 2 improved: the export is stale
 
     said: list[str] = []
     bundle = publish(early, say=said.append)
-    assert said == [f"{early / 'model.onnx'} was exported from another checkpoint: re-exported"]
+    assert said == [
+        f"{early}: eval/ was made from another checkpoint: re-evaluated on the test split",
+        f"{early / 'model.onnx'} was exported from another checkpoint: re-exported",
+    ]
+    metrics = json.loads((early / "eval" / "metrics.json").read_text())
+    assert metrics["checkpoint_sha256"] == loaded.checkpoint_sha256()  # the card's numbers
     shipped = load_onnx(bundle / "model.onnx")
-    assert shipped.checkpoint_sha256 == checkpoint_sha256(loaded)
+    assert shipped.checkpoint_sha256 == loaded.checkpoint_sha256()
     umask = os.umask(0)
     os.umask(umask)
     assert stat.S_IMODE(bundle.stat().st_mode) == 0o777 & ~umask

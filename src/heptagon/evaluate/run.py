@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,7 +42,10 @@ from heptagon.physics.metrics import Roc, roc_curve
 from heptagon.train.device import select_device
 from heptagon.train.rundir import LoadedRun, load_run
 
-__all__ = ["CompareResult", "EvalResult", "compare", "evaluate"]
+__all__ = ["CompareResult", "EvalResult", "compare", "current_evaluation", "evaluate"]
+
+#: the metrics.json key of the sha256 of the checkpoint that was evaluated
+CHECKPOINT_KEY = "checkpoint_sha256"
 
 EVAL_DIR = "eval"
 
@@ -176,7 +179,12 @@ def evaluate(
         results[name] = result
     samples = {name: r.metrics for name, r in results.items()}
     nominal = next(iter(samples))
-    metrics = {**samples[nominal], "sample": nominal, "samples": samples}
+    metrics = {
+        **samples[nominal],
+        "sample": nominal,
+        "samples": samples,
+        CHECKPOINT_KEY: loaded.checkpoint_sha256(),
+    }
     write_json_atomic(eval_dir / "metrics.json", metrics)
     report = markdown_report(
         f"Evaluation of {loaded.info['name']} ({loaded.root.name})",
@@ -188,6 +196,40 @@ def evaluate(
     with atomic_path(eval_dir / "report.md") as tmp:
         tmp.write_text(report)
     return EvalResult(eval_dir, metrics, samples)
+
+
+def _stale(loaded: LoadedRun) -> str | None:
+    """Why ``RUN/eval`` does not hold an evaluation of the run's best checkpoint on its
+    test split, or None when it does."""
+    eval_dir = loaded.root / EVAL_DIR
+    try:
+        metrics = json.loads((eval_dir / "metrics.json").read_text())
+    except FileNotFoundError:
+        return "not evaluated yet"
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return "eval/metrics.json is unreadable"
+    if not isinstance(metrics, dict) or metrics.get("sample") != "test":
+        return "eval/metrics.json is not of the test split"
+    if metrics.get(CHECKPOINT_KEY) != loaded.checkpoint_sha256():
+        return "eval/ was made from another checkpoint"
+    if not (eval_dir / "predictions_test.parquet").is_file():
+        return "eval/predictions_test.parquet is missing"
+    return None
+
+
+def current_evaluation(
+    loaded: LoadedRun, *, say: Callable[[str], None] | None = None
+) -> dict[str, Any]:
+    """The metrics of the run's best checkpoint on its test split, as ``RUN/eval/metrics.json``
+    holds them, evaluating first when they are missing, unreadable, of another sample or of
+    another checkpoint (the reason passed to ``say``): what publish and compare quote."""
+    why = _stale(loaded)
+    if why is not None:
+        if say is not None and why != "not evaluated yet":
+            say(f"{loaded.root}: {why}: re-evaluated on the test split")
+        evaluate(loaded.root)
+    metrics: dict[str, Any] = json.loads((loaded.root / EVAL_DIR / "metrics.json").read_text())
+    return metrics
 
 
 @dataclass(frozen=True)
@@ -204,24 +246,22 @@ class CompareResult:
 
 
 def compare(runs: Sequence[str | Path], out: str | Path) -> CompareResult:
-    """Overlay the test-split ROCs of several runs (evaluating those not yet evaluated) and
+    """Overlay the test-split ROCs of several runs (evaluating those not evaluated at their
+    best checkpoint: :func:`current_evaluation`) and
     tabulate their numbers in ``out/compare.md``."""
     out = Path(out)
     rocs: dict[str, Roc] = {}
     metrics: dict[str, dict[str, Any]] = {}
     for run in runs:
-        root = Path(run)
-        eval_dir = root / EVAL_DIR
-        if not (eval_dir / "metrics.json").exists():
-            evaluate(root)
-        loaded_info = load_run(root).info
-        class_names = list(loaded_info["class_names"])
-        pred = Predictions.load(eval_dir / "predictions_test.parquet", class_names)
-        label = f"{root.name} ({loaded_info['name']})"
+        loaded = load_run(run)
+        run_metrics = current_evaluation(loaded)
+        class_names = list(loaded.class_names)
+        pred = Predictions.load(loaded.root / EVAL_DIR / "predictions_test.parquet", class_names)
+        label = f"{loaded.root.name} ({loaded.info['name']})"
         if len(class_names) == 2:
             sig = signal_class(class_names)
             rocs[label] = roc_curve(pred.probs[:, sig], pred.labels == sig, pred.weights)
-        metrics[label] = json.loads((eval_dir / "metrics.json").read_text())
+        metrics[label] = run_metrics
     out.mkdir(parents=True, exist_ok=True)
     plots = plot_roc(rocs, out / "roc") if rocs else []
     text = "\n".join(

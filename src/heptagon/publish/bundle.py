@@ -19,7 +19,6 @@ passes every check of the export before the bundle replaces the previous one.
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 import shutil
@@ -34,9 +33,8 @@ from heptagon.data.loader import JetDataset
 from heptagon.errors import DataError, ExportError
 from heptagon.evaluate.analysis import binary_curves
 from heptagon.evaluate.inference import Predictions
-from heptagon.evaluate.run import EVAL_DIR, evaluate
+from heptagon.evaluate.run import EVAL_DIR, current_evaluation
 from heptagon.generate.run import load_manifest
-from heptagon.io import sha256sum
 from heptagon.physics.ddt import DDT_FILE, DDTMap
 from heptagon.publish.card import render_model_card
 from heptagon.publish.hepdata import build_submission, write_submission
@@ -65,16 +63,6 @@ def export_run(run_dir: str | Path) -> ExportReport:
     (``RUN/ddt.json``) and the sha256 of the best checkpoint go into the ONNX metadata."""
     loaded = load_run(run_dir)
     return _export(loaded, _check_batches(loaded))
-
-
-def checkpoint_sha256(loaded: LoadedRun) -> str:
-    """The sha256 of the checkpoint a loaded run's weights come from (``model.json``'s
-    ``weights``: the best checkpoint, or the BDT's model file)."""
-    path = loaded.root / loaded.info["weights"]
-    try:
-        return sha256sum(path)
-    except OSError as err:
-        raise DataError(f"cannot read the checkpoint ({err})", path) from None
 
 
 def _check_batches(loaded: LoadedRun) -> list[Tensors]:
@@ -110,7 +98,7 @@ def _export(loaded: LoadedRun, checks: Sequence[Tensors]) -> ExportReport:
         model_name=loaded.info["name"],
         check_inputs=checks,
         ddt=DDTMap.load(ddt_path) if (ddt_path := loaded.root / DDT_FILE).exists() else None,
-        checkpoint_sha256=checkpoint_sha256(loaded),
+        checkpoint_sha256=loaded.checkpoint_sha256(),
     )
 
 
@@ -123,7 +111,7 @@ def _export_problem(path: Path, loaded: LoadedRun, checks: Sequence[Tensors]) ->
         _, proto = read_onnx(path, verify=False)
     except DataError as err:
         return f"is not a valid heptagon export ({err})"
-    if exported.checkpoint_sha256 != checkpoint_sha256(loaded):
+    if exported.checkpoint_sha256 != loaded.checkpoint_sha256():
         return "was exported from another checkpoint"
     try:
         check_parity(
@@ -180,8 +168,9 @@ def _make_staging(root: Path) -> Path:
 
 def publish(run_dir: str | Path, *, say: Callable[[str], None] = print) -> Path:
     """Build ``RUN/bundle/`` (exporting and evaluating first where that is not done yet;
-    re-exporting a ``model.onnx`` that is not a sound export of the best checkpoint, the
-    reason passed to ``say``); return its path. A binary classifier is required for the
+    re-exporting a ``model.onnx`` that is not a sound export of the best checkpoint, and
+    re-evaluating an evaluation that is not of the best checkpoint's test split, the reason
+    passed to ``say``); return its path. A binary classifier is required for the
     HEPData tables."""
     root = Path(run_dir)
     loaded = load_run(root)
@@ -189,12 +178,9 @@ def publish(run_dir: str | Path, *, say: Callable[[str], None] = print) -> Path:
     if len(class_names) != 2:
         raise ExportError(f"{root}: publish supports binary classifiers ({class_names})")
     checks = _check_batches(loaded)
-    eval_dir = root / EVAL_DIR
-    if not (eval_dir / "predictions_test.parquet").exists():
-        evaluate(root)
-    metrics = json.loads((eval_dir / "metrics.json").read_text())
+    metrics = current_evaluation(loaded, say=say)
     nominal = {k: v for k, v in metrics.items() if k != "samples"}
-    pred = Predictions.load(eval_dir / "predictions_test.parquet", class_names)
+    pred = Predictions.load(root / EVAL_DIR / "predictions_test.parquet", class_names)
     curves = binary_curves(pred)  # the ROC and maps; the quoted numbers: metrics.json
     manifest = _manifest(loaded)
     sample = manifest["sample"] if manifest else "user files"

@@ -38,7 +38,7 @@ from torch import nn
 from heptagon.config import load_yaml
 from heptagon.data.preprocess import Preprocess
 from heptagon.errors import DataError
-from heptagon.io import atomic_path, write_json_atomic
+from heptagon.io import atomic_path, sha256sum, write_json_atomic
 from heptagon.models import Model, build_model
 from heptagon.train.experiment import RunConfig, validate_experiment
 
@@ -179,6 +179,16 @@ class LoadedRun:
     def input_names(self) -> tuple[str, ...]:
         """The model's inputs, in ``forward`` (and ONNX) order."""
         return tuple(self.info["input_names"])
+
+    def checkpoint_sha256(self) -> str:
+        """The sha256 of the checkpoint the weights come from (``model.json``'s ``weights``:
+        the best checkpoint, or the BDT's model file): what an export or an evaluation
+        records, so that a later step can tell whether it was made from these weights."""
+        path = self.root / self.info["weights"]
+        try:
+            return sha256sum(path)
+        except OSError as err:
+            raise DataError(f"cannot read the checkpoint ({err})", path) from None
 
 
 def model_info(
