@@ -103,6 +103,20 @@ def generate(
     scheduler: Annotated[
         str | None, typer.Option("--scheduler", help="Dask scheduler address.")
     ] = None,
+    pileup: Annotated[
+        float | None,
+        typer.Option(
+            "--pileup",
+            help="Mean number of pile-up interactions (Poisson); adds the pile-up branches "
+            "(docs/pileup.md). 0: those branches without pile-up.",
+        ),
+    ] = None,
+    pileup_library: Annotated[
+        int, typer.Option("--pileup-library", help="Minimum-bias library events (with --pileup).")
+    ] = 1000,
+    mitigation: Annotated[
+        str, typer.Option("--mitigation", help="Jet inputs with --pileup: none | chs | puppi")
+    ] = "none",
 ) -> None:
     """Generate a jet sample with Pythia 8 + FastJet and the parametric detector."""
     from heptagon.generate.run import GenerateOptions
@@ -125,6 +139,9 @@ def generate(
             "mpi": mpi,
             "shard_size": shard_size,
             "scheduler": scheduler,
+            "pileup": pileup,
+            "pileup_library": pileup_library,
+            "mitigation": mitigation,
         },
     )
     _print_sample(run_generate(opts, show_progress=_interactive()))

@@ -16,9 +16,9 @@ from heptagon.generate.elements import (
     Elements,
     build_elements,
     generate_elements,
-    overlay_pileup,
     particle_gun,
 )
+from heptagon.generate.pileup import overlay_pileup
 from heptagon.physics.kinematics import delta_phi
 
 DET, GEO = DetectorConfig(), ElementConfig()
@@ -127,7 +127,8 @@ def test_pileup_overlay_keeps_the_hard_event() -> None:
     rng = np.random.default_rng(4)
     hard = _many_neutrals(20, rng)
     library = _many_neutrals(50, rng)
-    merged, is_hard = overlay_pileup(hard, library, 3.0, 50.0, rng)
+    overlay = overlay_pileup(hard, library, 3.0, 35.0, rng)
+    merged, is_hard = overlay.particles, ~overlay.pileup
     assert merged.pid.size == merged.counts.sum()
     assert np.all((merged.counts - hard.counts) % 30 == 0)  # whole library events
     for field in ("px", "e", "pid"):

@@ -32,10 +32,11 @@ detector elements rather than ideal PF candidates:
   particles of the hard event, pT > ``genjet_pt_min``) and ``GenMET_pt, GenMET_phi`` (the
   hard event's neutrinos).
 
-Pile-up: minimum-bias events from a library (:func:`minbias_library`, generated once per
-sample and reused by every shard) are overlaid with a Poisson mean ``pileup``, each moved
-along z by a Gaussian of ``pileup_z_sigma_mm``; their particles make elements and
-targets like the hard event's, but not the generator jets or MET.
+Pile-up (:mod:`heptagon.generate.pileup`, shared with ``heptagon generate``): events of a
+minimum-bias library (generated once per sample and reused by every shard) are overlaid
+with a Poisson mean ``pileup`` at vertices spread along z like the luminous region's;
+their particles make elements and targets like the hard event's, but not the generator
+jets or MET.
 
 Samples: ``ttbar`` and ``qcd`` from Pythia (the processes of
 :mod:`heptagon.generate.events`) and ``gun``, a particle gun (:func:`particle_gun`) of
@@ -64,22 +65,26 @@ from heptagon.generate.detector import (
     reconstruct_tracks,
     track_efficiency,
 )
-from heptagon.generate.events import EVENT_PROCESSES
 from heptagon.generate.jets import JetSelection, cluster
+from heptagon.generate.pileup import (
+    BEAMSPOT_SIGMA_Z_MM,
+    minbias_library,
+    overlay_pileup,
+    process_settings,
+    pythia_final_state,
+    read_library,
+)
 from heptagon.generate.run import (
-    BATCH_EVENTS,
     COMMON_SETTINGS,
     ECM_GEV,
     SCHEMA_VERSION,
     branch_names,
-    make_pythia,
     prepare_out,
     run_shards,
     shard_seed,
     versions,
     write_table,
 )
-from heptagon.generate.truth import EventRecord
 from heptagon.io import sha256sum, write_json_atomic
 from heptagon.physics.kinematics import wrap_phi
 from heptagon.physics.pdg import charges, masses
@@ -93,10 +98,7 @@ __all__ = [
     "Elements",
     "build_elements",
     "generate_elements",
-    "minbias_library",
-    "overlay_pileup",
     "particle_gun",
-    "read_library",
     "run_element_shard",
 ]
 
@@ -110,7 +112,6 @@ _C_LIGHT = 0.299792458
 _NEUTRINOS = (12, 14, 16)
 _K0S_LAMBDA = (310, 3122)
 _FLOAT = np.float32
-_FIELDS = ("px", "py", "pz", "e", "pid", "vx", "vy", "vz")
 
 
 class ElementConfig(BaseModel):
@@ -124,7 +125,6 @@ class ElementConfig(BaseModel):
     muon_p_min: float = Field(2.5, ge=0)
     muon_eta_max: float = Field(2.4, gt=0)
     genjet_pt_min: float = Field(5.0, ge=0)
-    pileup_z_sigma_mm: float = Field(53.0, ge=0)
 
 
 @dataclass(frozen=True)
@@ -453,75 +453,6 @@ def _cast(v: np.ndarray) -> np.ndarray:
     return v
 
 
-def overlay_pileup(
-    hard: Particles, library: Particles, mean: float, z_sigma_mm: float, rng: np.random.Generator
-) -> tuple[Particles, np.ndarray]:
-    """Add Poisson(``mean``) random library events to each event, each shifted along z by
-    a Gaussian of ``z_sigma_mm``; returns the merged particles and the hard-event mask."""
-    n = len(hard.counts)
-    n_pu = rng.poisson(mean, n) if mean > 0 else np.zeros(n, dtype=np.int64)
-    picks = rng.integers(0, len(library.counts), int(n_pu.sum()))
-    dz = rng.normal(0.0, z_sigma_mm, picks.size)
-    lib_start = np.cumsum(library.counts) - library.counts
-    sizes = library.counts[picks]
-    take = np.repeat(lib_start[picks], sizes) + (
-        np.arange(int(sizes.sum())) - np.repeat(np.cumsum(sizes) - sizes, sizes)
-    )
-    pu_event = np.repeat(np.repeat(np.arange(n), n_pu), sizes)
-    shift = np.repeat(dz, sizes)
-    order = np.argsort(np.concatenate([hard.event, pu_event]), kind="stable")
-    fields: dict[str, np.ndarray] = {}
-    for k in ("px", "py", "pz", "e", "pid", "vx", "vy", "vz"):
-        extra = getattr(library, k)[take] + (shift if k == "vz" else 0)
-        fields[k] = np.concatenate([getattr(hard, k), extra])[order]
-    is_hard = np.concatenate([np.ones(hard.pid.size, bool), np.zeros(take.size, bool)])[order]
-    counts = hard.counts + np.bincount(pu_event, minlength=n)
-    return Particles(counts=counts, **fields), is_hard
-
-
-def _pythia_particles(settings: tuple[str, ...], n_events: int) -> list[Particles]:
-    pythia = make_pythia(settings)
-    out, made = [], 0
-    while made < n_events:
-        batch = pythia.nextBatch(min(BATCH_EVENTS, n_events - made))
-        record = EventRecord.from_batch(batch.prt)
-        out.append(record.final_state())
-        made += len(record.counts)
-    return out
-
-
-def _concat(parts: list[Particles]) -> Particles:
-    return Particles(
-        counts=np.concatenate([q.counts for q in parts]),
-        **{k: np.concatenate([getattr(q, k) for q in parts]) for k in _FIELDS},
-    )
-
-
-def _settings(process: str, seed: int) -> tuple[str, ...]:
-    return (
-        *COMMON_SETTINGS,
-        "PartonLevel:MPI = on",
-        *EVENT_PROCESSES[process].settings,
-        f"Random:seed = {seed}",
-    )
-
-
-def minbias_library(path: Path, n_events: int, seed: int) -> None:
-    """Write a minimum-bias library of ``n_events`` Pythia events to ``path`` (Parquet)
-    unless it exists (it is generated once per sample and shared by its shards)."""
-    if path.exists():
-        return
-    lib = _concat(_pythia_particles(_settings("minbias", seed), n_events))
-    write_table({k: ak.unflatten(getattr(lib, k), lib.counts) for k in _FIELDS}, path, "parquet")
-
-
-def read_library(path: Path) -> Particles:
-    """The particles of a library written by :func:`minbias_library`."""
-    arr = ak.from_parquet(path)
-    counts = ak.to_numpy(ak.num(arr[_FIELDS[0]])).astype(np.int64)
-    return Particles(counts=counts, **{k: ak.to_numpy(ak.flatten(arr[k])) for k in _FIELDS})
-
-
 Sample = Literal["ttbar", "qcd", "gun"]
 
 
@@ -581,16 +512,15 @@ def run_element_shard(
     if spec.sample == "gun":
         batches = [_gun_events(spec, rng)]
     else:
-        batches = _pythia_particles(_settings(spec.sample, spec.seed), spec.n_events)
+        batches = pythia_final_state(process_settings(spec.sample, spec.seed), spec.n_events)
     library = None if spec.library is None else read_library(Path(spec.library))
     det, geo = DetectorConfig(), ElementConfig()
     parts = []
     for particles in batches:
         hard = None
         if library is not None:
-            particles, hard = overlay_pileup(
-                particles, library, spec.pileup, geo.pileup_z_sigma_mm, rng
-            )
+            overlay = overlay_pileup(particles, library, spec.pileup, BEAMSPOT_SIGMA_Z_MM, rng)
+            particles, hard = overlay.particles, ~overlay.pileup
         parts.append(build_elements(particles, det, geo, rng, hard).table())
         if report is not None:
             report(len(particles.counts))
@@ -627,6 +557,7 @@ def generate_elements(opts: ElementOptions, *, show_progress: bool = True) -> El
         "seed": opts.seed,
         "pileup": opts.pileup,
         "pileup_library": opts.pileup_library,
+        "beamspot_sigma_z_mm": BEAMSPOT_SIGMA_Z_MM,
         "gun_energy": list(opts.gun_energy),
         "gun_eta_max": opts.gun_eta_max,
         "shard_size": opts.shard_size,
@@ -637,7 +568,6 @@ def generate_elements(opts: ElementOptions, *, show_progress: bool = True) -> El
     library = None
     if opts.pileup > 0:
         library = opts.out / "pileup" / "minbias.parquet"
-        library.parent.mkdir(exist_ok=True)
         minbias_library(library, opts.pileup_library, shard_seed(opts.seed, "minbias", 0))
     n_shards = -(-opts.events // opts.shard_size)
     specs = [

@@ -4,13 +4,24 @@ association and a simple secondary-vertex finder, written in the JetClass schema
 
 All work is vectorised over a batch of events with awkward / numpy; FastJet does the
 clustering, grooming and N-subjettiness in C++.
+
+Pile-up (``docs/pileup.md``): the event's median pT density ``rho``
+(:func:`event_rho`: FastJet's ``JetMedianBackgroundEstimator`` over kT jets of
+R = ``RHO_RADIUS`` with active areas, ``|y| <`` ``RHO_RAP_MAX``, the two hardest jets
+left out) and the jets' active areas (FastJet's ``ClusterSequenceArea``), both with
+ghosts of area ``GHOST_AREA`` up to ``|y| =`` ``GHOST_RAP_MAX``, give the area-based
+correction ``jet_pt_corr = jet_pt - rho * jet_area``. FastJet's ghosts are random: the
+generator's state is checkpointed at import (FastJet's fixed default seed) and restored
+before every event, so that the same input gives the same areas whatever ran before.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import awkward as ak
 import fastjet
@@ -22,10 +33,15 @@ from heptagon.physics.kinematics import delta_phi, delta_r
 from heptagon.physics.pdg import type_flags
 
 __all__ = [
+    "GHOST_AREA",
+    "GHOST_RAP_MAX",
+    "RHO_RADIUS",
+    "RHO_RAP_MAX",
     "ClusteredJets",
     "JetSelection",
     "build_jets",
     "cluster",
+    "event_rho",
     "flavour_label",
     "silence_fastjet_banner",
     "substructure",
@@ -40,6 +56,13 @@ SV_MIN_PT = 1.0
 _PION_MASS = 0.13957
 _GHOST_SCALE = 1e-18
 FLAVOURS = ("b", "c", "uds", "g")
+#: rho and jet areas (module docstring)
+RHO_RADIUS = 0.4
+RHO_RAP_MAX = 4.5
+GHOST_RAP_MAX = 5.0
+GHOST_AREA = 0.01
+_GHOSTS = fastjet.GhostedAreaSpec(GHOST_RAP_MAX, 1, GHOST_AREA)
+_GHOSTS.checkpoint_random()
 
 _banner_silenced = False
 
@@ -55,7 +78,10 @@ def silence_fastjet_banner() -> None:
         with open(os.devnull, "w") as devnull:
             os.dup2(devnull.fileno(), 1)
             one = ak.Array([[{"px": 1.0, "py": 0.0, "pz": 0.0, "E": 1.0}]])
-            fastjet.ClusterSequence(one, fastjet.JetDefinition(fastjet.antikt_algorithm, 0.4))
+            jet_def = fastjet.JetDefinition(fastjet.antikt_algorithm, 0.4)
+            fastjet.ClusterSequence(one, jet_def)
+            # the bindings without awkward (areas, rho) are a second library: its own banner
+            fastjet.ClusterSequence([fastjet.PseudoJet(1.0, 0.0, 0.0, 1.0)], jet_def)
     finally:
         os.dup2(saved, 1)
         os.close(saved)
@@ -119,6 +145,71 @@ def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     """Concatenated ``arange(start, start + length)`` for each pair."""
     offsets = np.repeat(np.cumsum(lengths) - lengths, lengths)
     return np.repeat(starts, lengths) + np.arange(int(lengths.sum())) - offsets
+
+
+def _pseudojets(c: Candidates, start: int, stop: int) -> list[Any]:
+    """FastJet ``PseudoJet`` objects of candidates ``start:stop``, user index = position."""
+    out = []
+    for i, p in enumerate(
+        zip(
+            c.px[start:stop].tolist(),
+            c.py[start:stop].tolist(),
+            c.pz[start:stop].tolist(),
+            c.e[start:stop].tolist(),
+            strict=True,
+        )
+    ):
+        pj = fastjet.PseudoJet(*p)
+        pj.set_user_index(start + i)
+        out.append(pj)
+    return out
+
+
+def _area_definition() -> Any:
+    """Active areas with explicit ghosts, the ghosts' generator reset (module docstring)."""
+    _GHOSTS.restore_checkpoint_random()
+    return fastjet.AreaDefinition(fastjet.active_area_explicit_ghosts, _GHOSTS)
+
+
+def event_rho(c: Candidates) -> np.ndarray:
+    """The median pT per unit area ``rho`` (GeV) of each event's candidates (module
+    docstring); 0 for an event without candidates."""
+    silence_fastjet_banner()
+    bounds = np.r_[0, np.cumsum(c.counts)]
+    kt = fastjet.JetDefinition(fastjet.kt_algorithm, RHO_RADIUS)
+    select = fastjet.SelectorAbsRapMax(RHO_RAP_MAX) * ~fastjet.SelectorNHardest(2)
+    rho = np.zeros(len(c.counts))
+    for ev in np.flatnonzero(c.counts):
+        estimator = fastjet.JetMedianBackgroundEstimator(select, kt, _area_definition())
+        estimator.set_particles(_pseudojets(c, int(bounds[ev]), int(bounds[ev + 1])))
+        rho[ev] = estimator.rho()
+    return rho
+
+
+def _jet_areas(c: Candidates, jets: ClusteredJets, radius: float) -> np.ndarray:
+    """The active area of each jet of ``jets`` (anti-kT ``radius`` of the candidates
+    ``c``): FastJet re-clusters each event with ghosts, and a jet is found again by its
+    real constituents (ghosts do not change the hard jets)."""
+    silence_fastjet_banner()
+    bounds = np.r_[0, np.cumsum(c.counts)]
+    real = jets.members >= 0
+    # one real constituent of each jet (every jet has some)
+    owner = np.repeat(np.arange(jets.event.size), jets.n_members)
+    pick = np.full(jets.event.size, -1, dtype=np.int64)
+    pick[owner[real][::-1]] = jets.members[real][::-1]
+    area_of = np.full(c.px.size, np.nan)
+    akt = fastjet.JetDefinition(fastjet.antikt_algorithm, radius)
+    pt_min = float(jets.pt.min(initial=np.inf)) / 2
+    for ev in np.unique(jets.event):
+        seq = fastjet.ClusterSequenceArea(
+            _pseudojets(c, int(bounds[ev]), int(bounds[ev + 1])), akt, _area_definition()
+        )
+        for jet in seq.inclusive_jets(pt_min):
+            area = jet.area()
+            for part in jet.constituents():
+                if part.user_index() >= 0:
+                    area_of[part.user_index()] = area
+    return area_of[pick]
 
 
 def cluster(
@@ -301,9 +392,15 @@ def build_jets(
     flavour: int | None = None,
     with_sv: bool = False,
     truth_id: bool = False,
+    columns: Mapping[str, np.ndarray] | None = None,
+    rho: np.ndarray | None = None,
 ) -> dict[str, np.ndarray | ak.Array]:
     """The selected jets of a batch of events, one entry per jet, in the JetClass schema
     plus ``event`` (the event index within the batch).
+
+    ``columns``: more per-candidate values, written as ``part_<name>`` (float32, like the
+    JetClass particle branches). ``rho`` (per event): write ``jet_rho``, the jet's active
+    area ``jet_area`` and ``jet_pt_corr = jet_pt - rho * jet_area`` (module docstring).
 
     ``truth``: a jet is kept only if it contains some truth object's axis and all its
     visible products within ``dR < radius``; with ``truth_id``, the PDG id of that object
@@ -324,7 +421,13 @@ def build_jets(
         same = flavour_label(jets, ghosts) == flavour
         jets = jets.select(same)
         matched = None if matched is None else matched[same]
-    out = _jet_branches(c, jets, sel, with_sv)
+    out = _jet_branches(c, jets, sel, with_sv, columns or {})
+    if rho is not None:
+        area = _jet_areas(c, jets, sel.radius)
+        jet_rho = rho[jets.event]
+        out["jet_rho"] = jet_rho.astype(np.float32)
+        out["jet_area"] = area.astype(np.float32)
+        out["jet_pt_corr"] = (jets.pt - jet_rho * area).astype(np.float32)
     if truth_id:
         if truth is None or matched is None:
             raise ValueError("truth_id needs truth objects")
@@ -333,7 +436,11 @@ def build_jets(
 
 
 def _jet_branches(
-    c: Candidates, jets: ClusteredJets, sel: JetSelection, with_sv: bool
+    c: Candidates,
+    jets: ClusteredJets,
+    sel: JetSelection,
+    with_sv: bool,
+    columns: Mapping[str, np.ndarray],
 ) -> dict[str, np.ndarray | ak.Array]:
     real = jets.members >= 0
     jet_of = np.repeat(np.arange(jets.event.size), jets.n_members)[real]
@@ -361,6 +468,7 @@ def _jet_branches(
         "part_d0err": c.d0err[flat],
         "part_dzval": c.dz[flat],
         "part_dzerr": c.dzerr[flat],
+        **{f"part_{k}": v[flat] for k, v in columns.items()},
     }
     jagged = ak.unflatten(ak.zip({k: v.astype(np.float32) for k, v in part.items()}), counts)
     out: dict[str, np.ndarray | ak.Array] = {k: jagged[k] for k in part}

@@ -101,6 +101,9 @@ class GenerateOptions(BaseModel):
     mpi: bool | None = None
     shard_size: int = Field(5000, gt=0)
     scheduler: str | None = None
+    pileup: float | None = Field(None, ge=0, le=200, description="mean pile-up interactions")
+    pileup_library: int = Field(1000, gt=0, description="minimum-bias library events")
+    mitigation: Literal["none", "chs", "puppi"] = "none"
 
     @field_validator("sample")
     @classmethod
@@ -116,6 +119,16 @@ class GenerateOptions(BaseModel):
         if not 0 <= lo < hi:
             raise ConfigError(
                 f"empty jet-pT window [{lo}, {hi}) GeV: need 0 <= pt-min < pt-max", key="pt_min"
+            )
+        if self.mitigation != "none" and self.pileup is None:
+            raise ConfigError(
+                "--mitigation needs --pileup (--pileup 0 for a baseline without pile-up)",
+                key="mitigation",
+            )
+        if self.pileup is not None and self.detector == "none":
+            raise ConfigError(
+                "--pileup needs the detector (vertex association and PUPPI use its tracks)",
+                key="pileup",
             )
         return self
 
@@ -170,6 +183,9 @@ class ShardSpec:
     detector: dict[str, Any] | None
     path: str
     format: str
+    pileup: float = 0.0
+    mitigation: Literal["none", "chs", "puppi"] = "none"
+    library: str | None = None  # the minimum-bias library; None: no pile-up
 
     @property
     def entries(self) -> int:
@@ -242,12 +258,25 @@ def run_shard(spec: ShardSpec, report: Callable[[int], None] | None = None) -> d
     rng = np.random.default_rng(spec.seed)
     det = None if spec.detector is None else DetectorConfig(**spec.detector)
     flavour = FLAVOURS.index(spec.label) if process.truth.kind == "flavour" else None
+    library = None
+    if spec.library is not None:
+        from heptagon.generate.pileup import read_library  # it imports this module
+
+        library = read_library(Path(spec.library))
     parts: list[dict[str, Any]] = []
     n_jets = n_events = empty = 0
     while n_jets < spec.n_jets:
         batch = pythia.nextBatch(BATCH_EVENTS)
         record = EventRecord.from_batch(batch.prt)
-        candidates = apply_detector(record.final_state(), det, rng)
+        columns, rho = None, None
+        if library is None:
+            candidates = apply_detector(record.final_state(), det, rng)
+        else:
+            from heptagon.generate.pileup import reconstruct
+
+            assert det is not None  # GenerateOptions refuses pile-up without the detector
+            pu = reconstruct(record.final_state(), library, spec.pileup, spec.mitigation, det, rng)
+            candidates, columns, rho = pu.candidates, pu.columns, pu.rho
         truth = (
             truth_objects(record, process.truth)
             if process.truth.kind in ("resonance", "parton")
@@ -262,6 +291,8 @@ def run_shard(spec: ShardSpec, report: Callable[[int], None] | None = None) -> d
             flavour=flavour,
             with_sv=flavour is not None,
             truth_id=process.truth.kind == "parton",
+            columns=columns,
+            rho=rho,
         )
         jets["event"] = jets["event"] + n_events
         n_events += len(batch)
@@ -340,6 +371,13 @@ def _read_json(path: Path, what: str) -> dict[str, Any]:
 
 
 def _plan(opts: GenerateOptions) -> tuple[list[ShardSpec], dict[str, Any]]:
+    pileup = None
+    if opts.pileup is not None:
+        from heptagon.generate.pileup import pileup_settings  # it imports this module
+
+        pileup = pileup_settings(
+            opts.pileup, opts.mitigation, opts.pileup_library, shard_seed(opts.seed, "minbias", 0)
+        )
     sample = opts.sample_set
     sel = opts.selection()
     det = None if opts.detector == "none" else DetectorConfig()
@@ -364,6 +402,9 @@ def _plan(opts: GenerateOptions) -> tuple[list[ShardSpec], dict[str, Any]]:
                     detector=None if det is None else det.model_dump(),
                     path=str(opts.out / "shards" / f"{cls}_{i:04d}.{ext}"),
                     format=opts.format,
+                    pileup=opts.pileup or 0.0,
+                    mitigation=opts.mitigation,
+                    library=None if pileup is None else str(opts.out / pileup["library"]["file"]),
                 )
             )
     settings = {
@@ -376,6 +417,8 @@ def _plan(opts: GenerateOptions) -> tuple[list[ShardSpec], dict[str, Any]]:
         "mpi": opts.use_mpi(),
         "detector": None if det is None else det.model_dump(),
     }
+    if pileup is not None:
+        settings["pileup"] = pileup
     return specs, settings
 
 
@@ -614,6 +657,11 @@ def generate(opts: GenerateOptions, *, show_progress: bool = True) -> Summary:
     """Generate (or finish generating) the sample described by ``opts`` in ``opts.out``."""
     specs, settings = _plan(opts)
     prepare_out(opts.out, settings)
+    if opts.pileup is not None:
+        from heptagon.generate.pileup import minbias_library
+
+        lib = settings["pileup"]["library"]
+        minbias_library(opts.out / lib["file"], lib["events"], lib["seed"])
     done = run_shards(
         specs,
         run_shard,
@@ -641,6 +689,11 @@ def generate(opts: GenerateOptions, *, show_progress: bool = True) -> Summary:
         **{k: settings[k] for k in ("seed", "jets_per_class", "format", "shard_size")},
         "selection": settings["selection"],
         "detector": settings["detector"],
+        **(
+            {"pileup": _with_library_checksum(opts.out, settings["pileup"])}
+            if opts.pileup is not None
+            else {}
+        ),
         "classes": _class_summary(ordered, opts.sample_set),
         "files": [
             {k: r[k] for k in ("file", "class", "entries", "sha256", "seed")} for r in ordered
@@ -655,6 +708,12 @@ def generate(opts: GenerateOptions, *, show_progress: bool = True) -> Summary:
         jets_per_s=done.made / wall if wall > 0 else 0.0,
         skipped_shards=done.skipped,
     )
+
+
+def _with_library_checksum(out: Path, pileup: dict[str, Any]) -> dict[str, Any]:
+    """The pile-up settings of a sample with its minimum-bias library's sha256."""
+    lib = pileup["library"]
+    return pileup | {"library": lib | {"sha256": sha256sum(out / lib["file"])}}
 
 
 def branch_names(path: Path, fmt: str) -> list[str]:

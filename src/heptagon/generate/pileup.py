@@ -1,0 +1,265 @@
+"""Pile-up: a minimum-bias library, its overlay on hard events, and the reconstruction of
+overlaid events with CMS's mitigation (shared by ``heptagon generate`` and
+``heptagon mlpf generate``; see ``docs/pileup.md``).
+
+- **Library** (:func:`minbias_library`): ``n`` Pythia non-diffractive events (MPI on),
+  generated once per sample from a seed derived from the sample seed, written to
+  ``OUT/pileup/minbias.parquet`` before the shards and read by every shard.
+- **Overlay** (:func:`overlay_pileup`): ``Poisson(mu)`` library events, drawn with the
+  shard's generator (same seed, same overlay), are added to each hard event. The hard
+  scatter defines ``z = 0``: it and every pile-up vertex are independent draws from the
+  luminous region (a Gaussian of ``BEAMSPOT_SIGMA_Z_MM`` along z), so each pile-up
+  vertex sits at ``N(0, sqrt(2) sigma_z)`` from it. Its particles keep their production
+  points, moved by that z: tracks carry their vertex's z into ``dz``, and the detector's
+  longitudinal resolution decides what can be told apart. The transverse beam spot
+  (~10 um) and the time spread are not simulated (no timing detector).
+- **Reconstruction** (:func:`reconstruct`): the detector response of the overlaid event
+  with truth (``vertex``), the vertex association (``fromPV``) and PUPPI weights of every
+  candidate (:mod:`heptagon.physics.puppi`), the event ``rho`` from all candidates
+  (:func:`heptagon.generate.jets.event_rho`), and the candidates the jets are made of:
+  all (``none``), CHS (charged candidates associated to a pile-up vertex removed) or
+  PUPPI (four-vectors scaled by the weight, weight-0 candidates dropped).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import awkward as ak
+import numpy as np
+
+from heptagon.errors import DataError
+from heptagon.generate.detector import Candidates, DetectorConfig, Particles, apply_detector
+from heptagon.generate.events import EVENT_PROCESSES
+from heptagon.generate.jets import (
+    GHOST_AREA,
+    GHOST_RAP_MAX,
+    RHO_RADIUS,
+    RHO_RAP_MAX,
+    event_rho,
+)
+from heptagon.generate.run import BATCH_EVENTS, COMMON_SETTINGS, make_pythia, write_table
+from heptagon.generate.truth import EventRecord
+from heptagon.io import make_dir
+from heptagon.physics.puppi import (
+    MitigationConfig,
+    chs_mask,
+    puppi_weights,
+    vertex_association,
+)
+
+__all__ = [
+    "BEAMSPOT_SIGMA_Z_MM",
+    "LIBRARY_FILE",
+    "MITIGATIONS",
+    "Mitigation",
+    "Overlay",
+    "PileupCandidates",
+    "concat_particles",
+    "minbias_library",
+    "overlay_pileup",
+    "pileup_settings",
+    "process_settings",
+    "pythia_final_state",
+    "read_library",
+    "reconstruct",
+]
+
+#: r.m.s. length of the luminous region along z (mm): CMS Run 2, about 3.5 cm
+BEAMSPOT_SIGMA_Z_MM = 35.0
+#: where a jet sample keeps its minimum-bias library, in its dataset dir
+LIBRARY_FILE = "pileup/minbias.parquet"
+Mitigation = Literal["none", "chs", "puppi"]
+MITIGATIONS: tuple[Mitigation, ...] = ("none", "chs", "puppi")
+_FIELDS = ("px", "py", "pz", "e", "pid", "vx", "vy", "vz")
+
+
+@dataclass(frozen=True)
+class Overlay:
+    """Hard events with pile-up: the merged particles, each one's ``vertex`` (0 the hard
+    scatter, k >= 1 the k-th pile-up vertex of its event) and the vertices' z (mm, flat,
+    ``n_vertices`` per event, the hard scatter's 0 first)."""
+
+    particles: Particles
+    vertex: np.ndarray
+    vertex_z: np.ndarray
+    n_vertices: np.ndarray
+
+    @property
+    def pileup(self) -> np.ndarray:
+        """Mask of the pile-up particles."""
+        return self.vertex > 0
+
+
+def overlay_pileup(
+    hard: Particles, library: Particles, mean: float, sigma_z_mm: float, rng: np.random.Generator
+) -> Overlay:
+    """Add ``Poisson(mean)`` random library events to each event of ``hard``, each moved
+    along z by ``N(0, sqrt(2) sigma_z_mm)`` (module docstring)."""
+    n = len(hard.counts)
+    n_pu = rng.poisson(mean, n) if mean > 0 else np.zeros(n, dtype=np.int64)
+    picks = rng.integers(0, len(library.counts), int(n_pu.sum()))
+    dz = rng.normal(0.0, np.sqrt(2.0) * sigma_z_mm, picks.size)
+    lib_start = np.cumsum(library.counts) - library.counts
+    sizes = library.counts[picks]
+    offsets = np.repeat(np.cumsum(sizes) - sizes, sizes)
+    take = np.repeat(lib_start[picks], sizes) + np.arange(int(sizes.sum())) - offsets
+    pu_event = np.repeat(np.repeat(np.arange(n), n_pu), sizes)
+    # the rank of each pile-up interaction within its event, from 1
+    rank = np.arange(picks.size) - np.repeat(np.cumsum(n_pu) - n_pu, n_pu) + 1
+    order = np.argsort(np.concatenate([hard.event, pu_event]), kind="stable")
+    shift = np.repeat(dz, sizes)
+    fields: dict[str, np.ndarray] = {}
+    for k in _FIELDS:
+        extra = getattr(library, k)[take] + (shift if k == "vz" else 0)
+        fields[k] = np.concatenate([getattr(hard, k), extra])[order]
+    vertex = np.concatenate([np.zeros(hard.pid.size, np.int64), np.repeat(rank, sizes)])[order]
+    counts = hard.counts + np.bincount(pu_event, minlength=n)
+    # vertex z per event: the hard scatter's 0, then its pile-up vertices in draw order
+    v_event = np.concatenate([np.arange(n), np.repeat(np.arange(n), n_pu)])
+    v_order = np.argsort(v_event, kind="stable")
+    vertex_z = np.concatenate([np.zeros(n), dz])[v_order]
+    return Overlay(Particles(counts=counts, **fields), vertex, vertex_z, n_pu + 1)
+
+
+def pythia_final_state(settings: tuple[str, ...], n_events: int) -> list[Particles]:
+    """The final-state particles of ``n_events`` Pythia events (one entry per batch)."""
+    pythia = make_pythia(settings)
+    out, made = [], 0
+    while made < n_events:
+        batch = pythia.nextBatch(min(BATCH_EVENTS, n_events - made))
+        record = EventRecord.from_batch(batch.prt)
+        out.append(record.final_state())
+        made += len(record.counts)
+    return out
+
+
+def concat_particles(parts: list[Particles]) -> Particles:
+    """One batch of the events of several."""
+    return Particles(
+        counts=np.concatenate([q.counts for q in parts]),
+        **{k: np.concatenate([getattr(q, k) for q in parts]) for k in _FIELDS},
+    )
+
+
+def process_settings(process: str, seed: int) -> tuple[str, ...]:
+    """The Pythia configuration of an event-level ``process`` (a key of
+    :data:`~heptagon.generate.events.EVENT_PROCESSES`) with MPI on."""
+    return (
+        *COMMON_SETTINGS,
+        "PartonLevel:MPI = on",
+        *EVENT_PROCESSES[process].settings,
+        f"Random:seed = {seed}",
+    )
+
+
+def minbias_library(path: Path, n_events: int, seed: int) -> None:
+    """Write a minimum-bias library of ``n_events`` Pythia events to ``path`` (Parquet)
+    unless it exists (it is generated once per sample and shared by its shards)."""
+    if path.exists():
+        return
+    make_dir(path.parent)
+    lib = concat_particles(pythia_final_state(process_settings("minbias", seed), n_events))
+    write_table({k: ak.unflatten(getattr(lib, k), lib.counts) for k in _FIELDS}, path, "parquet")
+
+
+def read_library(path: Path) -> Particles:
+    """The particles of a library written by :func:`minbias_library`; a
+    :class:`DataError` naming the file if it cannot be read or lacks a column."""
+    try:
+        arr = ak.from_parquet(path)
+        counts = ak.to_numpy(ak.num(arr[_FIELDS[0]])).astype(np.int64)
+        cols = {k: ak.to_numpy(ak.flatten(arr[k])) for k in _FIELDS}
+    except Exception as err:  # pyarrow and awkward raise many kinds
+        raise DataError(f"unreadable minimum-bias library ({err})", file=path) from None
+    if counts.size == 0:
+        raise DataError("empty minimum-bias library", file=path)
+    return Particles(counts=counts, **cols)
+
+
+@dataclass(frozen=True)
+class PileupCandidates:
+    """Reconstructed events with pile-up: the candidates the jets are made of (after
+    mitigation), per-candidate columns for the ``part_*`` branches (``vertex``,
+    ``fromPV``, ``puppiw``) and the event ``rho`` (GeV per unit area, all candidates)."""
+
+    candidates: Candidates
+    columns: dict[str, np.ndarray]
+    rho: np.ndarray
+
+
+def _select(c: Candidates, keep: np.ndarray, scale: np.ndarray | None = None) -> Candidates:
+    """The candidates where ``keep`` is true, four-momenta times ``scale`` if given."""
+    event = np.repeat(np.arange(len(c.counts)), c.counts)
+    fields = {
+        f.name: getattr(c, f.name)[keep]
+        for f in dataclasses.fields(Candidates)
+        if f.name != "counts"
+    }
+    if scale is not None:
+        for k in ("px", "py", "pz", "e"):
+            fields[k] = fields[k] * scale[keep]
+    return Candidates(counts=np.bincount(event[keep], minlength=len(c.counts)), **fields)
+
+
+def reconstruct(
+    hard: Particles,
+    library: Particles,
+    mu: float,
+    mitigation: Mitigation,
+    detector: DetectorConfig,
+    rng: np.random.Generator,
+    config: MitigationConfig | None = None,
+) -> PileupCandidates:
+    """Overlay pile-up on ``hard``, reconstruct, associate, weight and mitigate (module
+    docstring). Results depend only on the inputs and the state of ``rng``."""
+    cfg = MitigationConfig() if config is None else config
+    ov = overlay_pileup(hard, library, mu, BEAMSPOT_SIGMA_Z_MM, rng)
+    c = apply_detector(ov.particles, detector, rng, ov.pileup)
+    from_pv = vertex_association(
+        c.counts, c.charge, c.dz, c.dzerr, ov.n_vertices, ov.vertex_z, cfg.assoc_n_sigma
+    )
+    weight = puppi_weights(c.counts, c.px, c.py, c.pz, c.charge, from_pv, c.dz, ov.n_vertices, cfg)
+    rho = event_rho(c)
+    if mitigation == "chs":
+        keep, scale = chs_mask(c.charge, from_pv), None
+    elif mitigation == "puppi":
+        keep, scale = weight > 0, weight
+    else:
+        keep, scale = np.ones(c.px.size, dtype=bool), None
+    columns = {"vertex": c.vertex, "fromPV": from_pv, "puppiw": weight}
+    return PileupCandidates(
+        candidates=_select(c, keep, scale),
+        columns={k: v[keep] for k, v in columns.items()},
+        rho=rho,
+    )
+
+
+def pileup_settings(
+    mu: float, mitigation: Mitigation, library_events: int, library_seed: int
+) -> dict[str, Any]:
+    """Everything that defines the pile-up of a jet sample, for its settings and manifest."""
+    return {
+        "mu": mu,
+        "mitigation": mitigation,
+        "beamspot_sigma_z_mm": BEAMSPOT_SIGMA_Z_MM,
+        "library": {
+            "file": LIBRARY_FILE,
+            "events": library_events,
+            "seed": library_seed,
+            "pythia_settings": list(process_settings("minbias", library_seed)),
+        },
+        "mitigation_config": MitigationConfig().model_dump(),
+        "rho": {
+            "algorithm": "kt",
+            "radius": RHO_RADIUS,
+            "rap_max": RHO_RAP_MAX,
+            "hardest_excluded": 2,
+            "ghost_area": GHOST_AREA,
+            "ghost_rap_max": GHOST_RAP_MAX,
+            "area": "active_area_explicit_ghosts",
+        },
+    }

@@ -1,0 +1,371 @@
+"""Pile-up: overlay, vertex association, CHS, PUPPI, rho and the `generate --pileup` path."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import awkward as ak
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from heptagon import configs
+from heptagon.cli import app
+from heptagon.config import validate
+from heptagon.data.config import load_config
+from heptagon.data.loader import JetDataset
+from heptagon.data.preprocess import Preprocess
+from heptagon.errors import ConfigError
+from heptagon.generate.detector import DetectorConfig, Particles
+from heptagon.generate.jets import event_rho
+from heptagon.generate.pileup import (
+    BEAMSPOT_SIGMA_Z_MM,
+    concat_particles,
+    overlay_pileup,
+    process_settings,
+    pythia_final_state,
+    reconstruct,
+)
+from heptagon.generate.run import GenerateOptions
+from heptagon.physics.puppi import (
+    FROM_PV_NONE,
+    FROM_PV_TIGHT,
+    FROM_PV_USED_IN_FIT,
+    MitigationConfig,
+    chs_mask,
+    puppi_alpha,
+    puppi_weights,
+    vertex_association,
+)
+
+CFG = MitigationConfig()
+
+
+def _events(n_events: int, per_event: int, rng: np.random.Generator, pid: int = 211) -> Particles:
+    """``per_event`` particles of id ``pid`` per event from the origin, pT 0.5-5 GeV,
+    |eta| < 2.4."""
+    n = n_events * per_event
+    pt = rng.uniform(0.5, 5.0, n)
+    eta = rng.uniform(-2.4, 2.4, n)
+    phi = rng.uniform(-np.pi, np.pi, n)
+    pz = pt * np.sinh(eta)
+    m = 0.13957 if pid == 211 else 0.0
+    zeros = np.zeros(n)
+    return Particles(
+        counts=np.full(n_events, per_event),
+        px=pt * np.cos(phi),
+        py=pt * np.sin(phi),
+        pz=pz,
+        e=np.sqrt(pt**2 + pz**2 + m**2),
+        pid=np.full(n, pid),
+        vx=zeros,
+        vy=zeros.copy(),
+        vz=zeros.copy(),
+    )
+
+
+# --- overlay ------------------------------------------------------------------------
+
+
+def test_overlay_counts_positions_and_reproducibility() -> None:
+    rng = np.random.default_rng(1)
+    hard, library = _events(3000, 2, rng), _events(40, 7, rng)
+    a = overlay_pileup(hard, library, 20.0, BEAMSPOT_SIGMA_Z_MM, np.random.default_rng(5))
+    n_pu = a.n_vertices - 1
+    # the Poisson mean and variance are recovered over many events
+    assert abs(n_pu.mean() - 20.0) < 4 * np.sqrt(20.0 / n_pu.size)
+    assert n_pu.var() == pytest.approx(20.0, rel=0.1)
+    assert np.array_equal(a.particles.counts, hard.counts + 7 * n_pu)  # whole library events
+    # the hard event is untouched and first-vertex; each pile-up particle sits at its vertex
+    assert np.array_equal(a.particles.px[~a.pileup], hard.px)
+    starts = np.cumsum(a.n_vertices) - a.n_vertices
+    assert np.all(a.vertex_z[starts] == 0.0)
+    z_of = a.vertex_z[starts[a.particles.event] + a.vertex]
+    assert np.allclose(a.particles.vz, z_of)
+    # pile-up vertices relative to the hard one: sqrt(2) sigma_z of the luminous region
+    pu_z = np.delete(a.vertex_z, starts)
+    assert pu_z.std() == pytest.approx(np.sqrt(2) * BEAMSPOT_SIGMA_Z_MM, rel=0.03)
+    b = overlay_pileup(hard, library, 20.0, BEAMSPOT_SIGMA_Z_MM, np.random.default_rng(5))
+    assert np.array_equal(a.particles.px, b.particles.px)
+    assert np.array_equal(a.vertex_z, b.vertex_z)
+
+
+# --- vertex association and CHS -------------------------------------------------------
+
+
+def test_vertex_association_follows_the_nearest_vertex() -> None:
+    # one event, vertices at 0 (PV), 10 and -0.5 mm; tracks with sigma(dz) = 0.05 mm
+    dz = np.array([0.01, -0.3, 9.98, -0.45, 4.0, 6.0, 0.0])
+    charge = np.array([1, 1, -1, 1, 1, -1, 0])
+    fpv = vertex_association(
+        np.array([7]),
+        charge,
+        dz,
+        np.full(7, 0.05),
+        np.array([3]),
+        np.array([0.0, 10.0, -0.5]),
+        CFG.assoc_n_sigma,
+    )
+    assert fpv.tolist() == [
+        FROM_PV_USED_IN_FIT,  # compatible with the PV
+        FROM_PV_NONE,  # nearer the -0.5 mm vertex
+        FROM_PV_NONE,  # at the 10 mm vertex
+        FROM_PV_NONE,
+        FROM_PV_TIGHT,  # nearest the PV, compatible with none: displaced
+        FROM_PV_NONE,  # nearer 10 mm
+        FROM_PV_USED_IN_FIT,  # neutral
+    ]
+    # vertices of one event never capture another event's tracks
+    two = vertex_association(
+        np.array([1, 1]),
+        np.array([1, 1]),
+        np.array([30.0, 0.0]),
+        np.full(2, 0.05),
+        np.array([1, 2]),
+        np.array([0.0, 0.0, 30.0]),
+        3.0,
+    )
+    assert two.tolist() == [FROM_PV_TIGHT, FROM_PV_USED_IN_FIT]
+
+
+@pytest.fixture(scope="module")
+def reco() -> dict[str, object]:
+    """Toy hard events (charged pions) with mu = 30 toy pile-up, reconstructed three ways
+    from the same generator state."""
+    rng = np.random.default_rng(2)
+    hard, library = _events(20, 30, rng), _events(50, 12, rng)
+    library = concat_particles([library, _events(50, 6, rng, pid=22)])
+    det = DetectorConfig()
+    return {
+        m: reconstruct(hard, library, 30.0, m, det, np.random.default_rng(9))  # type: ignore[arg-type]
+        for m in ("none", "chs", "puppi")
+    }
+
+
+def test_chs_removes_exactly_the_charged_candidates_of_other_vertices(reco: dict) -> None:
+    full, chs = reco["none"], reco["chs"]
+    c, fpv = full.candidates, full.columns["fromPV"]
+    keep = (c.charge == 0) | (fpv != FROM_PV_NONE)
+    assert np.array_equal(keep, chs_mask(c.charge, fpv))
+    assert np.array_equal(chs.candidates.px, c.px[keep])
+    event = np.repeat(np.arange(len(c.counts)), c.counts)
+    assert np.array_equal(chs.candidates.counts, np.bincount(event[keep], minlength=len(c.counts)))
+    # the dz resolution tells pile-up tracks apart: association agrees with the truth
+    charged = c.charge != 0
+    pu = full.columns["vertex"] == 1
+    assert np.mean(fpv[charged & pu] == FROM_PV_NONE) > 0.95
+    # (soft hard-scatter tracks near a pile-up vertex within their sigma(dz) are lost to it)
+    assert np.mean(fpv[charged & ~pu] >= FROM_PV_TIGHT) > 0.95
+    assert np.all(fpv[~charged] == FROM_PV_USED_IN_FIT)
+    # rho comes from all candidates, whatever the jets are made of
+    assert np.array_equal(full.rho, chs.rho)
+
+
+def test_puppi_candidates_are_weighted_and_zeros_dropped(reco: dict) -> None:
+    full, puppi = reco["none"], reco["puppi"]
+    w = full.columns["puppiw"]
+    assert np.all((w >= 0) & (w <= 1))
+    keep = w > 0
+    assert np.array_equal(puppi.columns["puppiw"], w[keep])
+    assert np.allclose(puppi.candidates.e, full.candidates.e[keep] * w[keep])
+    charged = full.candidates.charge != 0
+    assert set(np.unique(w[charged])) <= {0.0, 1.0}
+
+
+# --- PUPPI on a toy event with a known answer -----------------------------------------
+
+
+def _toy() -> dict[str, np.ndarray]:
+    """One event: a hard-scatter jet of charged particles at (0, 0) with a neutral inside,
+    soft PV and pile-up charged particles spread over the tracker, and isolated pile-up
+    neutrals far from every PV charged particle."""
+    rng = np.random.default_rng(3)
+    pt, eta, phi, charge, fpv, label = [], [], [], [], [], []
+
+    def add(p: np.ndarray, e: np.ndarray, f: np.ndarray, q: int, v: int, what: str) -> None:
+        pt.append(p)
+        eta.append(e)
+        phi.append(f)
+        charge.append(np.full(p.size, q))
+        fpv.append(np.full(p.size, v))
+        label.append(np.full(p.size, what))
+
+    add(rng.uniform(10, 40, 10), rng.normal(0, 0.05, 10), rng.normal(0, 0.05, 10), 1, 3, "jet")
+    add(np.array([15.0]), np.array([0.03]), np.array([-0.02]), 0, 3, "hs_neutral")
+    # soft PV and pile-up charged particles in the half-plane phi < 0, away from the jet
+    add(rng.uniform(0.5, 2, 30), rng.uniform(-2, 2, 30), rng.uniform(-3, -1, 30), 1, 3, "ue")
+    add(rng.uniform(0.5, 2, 300), rng.uniform(-2, 2, 300), rng.uniform(-3, -1, 300), -1, 0, "pu")
+    # pile-up neutrals at phi ~ 2, more than R0 from any PV charged particle
+    add(rng.uniform(1, 3, 20), rng.uniform(-2, 2, 20), rng.uniform(1.5, 2.5, 20), 0, 3, "pu_n")
+    cat = {k: np.concatenate(v) for k, v in (("pt", pt), ("eta", eta), ("phi", phi))}
+    out = {
+        "px": cat["pt"] * np.cos(cat["phi"]),
+        "py": cat["pt"] * np.sin(cat["phi"]),
+        "pz": cat["pt"] * np.sinh(cat["eta"]),
+        "charge": np.concatenate(charge),
+        "fromPV": np.concatenate(fpv),
+        "label": np.concatenate(label),
+    }
+    return out
+
+
+def test_puppi_weights_on_a_toy_event() -> None:
+    t = _toy()
+    n = t["px"].size
+    w = puppi_weights(
+        np.array([n]),
+        t["px"],
+        t["py"],
+        t["pz"],
+        t["charge"],
+        t["fromPV"],
+        np.zeros(n),
+        np.array([40]),
+        CFG,
+    )
+    lab = t["label"]
+    assert w[lab == "hs_neutral"][0] > 0.99  # a hard neutral inside the jet is kept
+    assert np.all(w[lab == "pu_n"] == 0.0)  # isolated pile-up neutrals are removed
+    assert np.all(w[np.isin(lab, ("jet", "ue"))] == 1.0)  # charged from the PV
+    assert np.all(w[lab == "pu"] == 0.0)  # charged from pile-up
+
+
+def test_puppi_alpha_by_hand() -> None:
+    # central particle 0 with two charged PV neighbours at dR 0.1 and 0.2 and a pile-up
+    # one at dR 0.05 (not counted centrally) and one beyond R0
+    pt = np.array([1.0, 2.0, 3.0, 5.0, 7.0])
+    eta = np.array([0.0, 0.1, 0.0, 0.05, 0.5])
+    phi = np.array([0.0, 0.0, 0.2, 0.0, 0.0])
+    pv = np.array([False, True, True, False, True])
+    alpha = puppi_alpha(np.array([5]), pt, eta, phi, pv, CFG)
+    assert alpha[0] == pytest.approx(np.log((2 / 0.1) ** 2 + (3 / 0.2) ** 2))
+    # forward: every particle counts; across phi = pi as well
+    fwd = puppi_alpha(
+        np.array([2]),
+        np.array([1.0, 4.0]),
+        np.array([3.0, 3.0]),
+        np.array([np.pi - 0.05, -np.pi + 0.05]),
+        np.array([False, False]),
+        CFG,
+    )
+    assert fwd[0] == pytest.approx(np.log((4 / 0.1) ** 2), rel=1e-6)
+
+
+def test_puppi_without_pileup_keeps_neutrals_near_pv_charged() -> None:
+    t = _toy()
+    sel = np.isin(t["label"], ("jet", "hs_neutral", "ue"))
+    n = int(sel.sum())
+    w = puppi_weights(
+        np.array([n]),
+        *(t[k][sel] for k in ("px", "py", "pz", "charge", "fromPV")),
+        np.zeros(n),
+        np.array([1]),
+        CFG,
+    )
+    assert w[t["label"][sel] == "hs_neutral"][0] == 1.0
+
+
+# --- rho ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def minbias() -> Particles:
+    return concat_particles(pythia_final_state(process_settings("minbias", 11), 100))
+
+
+def _first(p: Particles, n_events: int) -> Particles:
+    n = int(p.counts[:n_events].sum())
+    fields = ("px", "py", "pz", "e", "pid", "vx", "vy", "vz")
+    return Particles(counts=p.counts[:n_events], **{k: getattr(p, k)[:n] for k in fields})
+
+
+def test_rho_grows_linearly_with_pileup(minbias: Particles) -> None:
+    det = DetectorConfig()
+    # twelve minimum-bias events play the hard events: rho(0) is their underlying event
+    hard = _first(minbias, 12)
+    rho = {
+        mu: reconstruct(hard, minbias, mu, "none", det, np.random.default_rng(4)).rho.mean()
+        for mu in (0.0, 20.0, 40.0)
+    }
+    assert rho[0.0] < 0.2 * rho[20.0]
+    slope = (rho[40.0] - rho[0.0]) / 40
+    assert rho[20.0] == pytest.approx(rho[0.0] + 20 * slope, rel=0.2)
+    assert 0.2 < slope < 2.0  # GeV per unit area per interaction
+
+
+def test_rho_is_reproducible(minbias: Particles) -> None:
+    det = DetectorConfig()
+    c = reconstruct(_first(minbias, 5), minbias, 20.0, "none", det, np.random.default_rng(4))
+    c = c.candidates
+    assert np.array_equal(event_rho(c), event_rho(c))
+
+
+# --- options and the CLI --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("extra", "key"),
+    [
+        ({"pileup": -1.0}, "pileup"),
+        ({"pileup": 20.0, "mitigation": "softkiller"}, "mitigation"),
+        ({"mitigation": "puppi"}, "mitigation"),
+        ({"pileup": 20.0, "detector": "none"}, "pileup"),
+    ],
+)
+def test_bad_pileup_options(tmp_path: Path, extra: dict, key: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        validate(
+            GenerateOptions,
+            {"sample": "top-vs-qcd", "jets": 10, "seed": 1, "out": tmp_path} | extra,
+        )
+    assert err.value.key == key
+
+
+def test_pileup_zero_with_mitigation_is_a_baseline(tmp_path: Path) -> None:
+    opts = GenerateOptions(
+        sample="top-vs-qcd", jets=10, seed=1, out=tmp_path, pileup=0.0, mitigation="chs"
+    )
+    assert opts.pileup == 0.0
+
+
+def test_cli_generate_with_pileup_and_puppi(tmp_path: Path) -> None:
+    def run(out: Path) -> None:
+        res = CliRunner().invoke(
+            app,
+            [
+                "generate", "top-vs-qcd", "--jets", "20", "--seed", "3", "--out", str(out),
+                "--pileup", "20", "--mitigation", "puppi", "--pileup-library", "100",
+            ],
+        )  # fmt: skip
+        assert res.exit_code == 0, res.output
+
+    run(tmp_path / "a")
+    manifest = json.loads((tmp_path / "a" / "manifest.json").read_text())
+    assert manifest["pileup"]["mu"] == 20
+    assert manifest["pileup"]["mitigation"] == "puppi"
+    assert manifest["pileup"]["library"]["events"] == 100
+    for f in manifest["files"]:
+        arr = ak.from_parquet(tmp_path / "a" / f["file"])
+        for branch in ("part_vertex", "part_fromPV", "part_puppiw"):
+            values = ak.to_numpy(ak.flatten(arr[branch]))
+            assert np.all(np.isfinite(values)), branch
+        w = ak.to_numpy(ak.flatten(arr["part_puppiw"]))
+        assert np.all((w > 0) & (w <= 1))  # PUPPI jets hold no weight-0 candidate
+        for branch in ("jet_rho", "jet_area", "jet_pt_corr"):
+            assert np.all(np.isfinite(ak.to_numpy(arr[branch]))), branch
+        # R = 0.8 jets: active area about pi R^2
+        assert np.median(ak.to_numpy(arr["jet_area"])) == pytest.approx(np.pi * 0.64, rel=0.1)
+        assert np.allclose(
+            arr["jet_pt_corr"], arr["jet_pt"] - arr["jet_rho"] * arr["jet_area"], rtol=1e-5
+        )
+    # the shipped data config feeds the pile-up branches to a tagger
+    cfg = load_config(Path(configs.__file__).parent / "data" / "top_pileup.yaml")
+    data = JetDataset(tmp_path / "a", cfg, Preprocess.from_config(cfg), split=None, batch_size=8)
+    batch = next(iter(data))
+    assert batch.inputs["pf_features"].shape[1] == 9
+    assert bool(batch.inputs["pf_features"].isfinite().all())
+    # the same seed makes the same files (overlay, ghosts and all)
+    run(tmp_path / "b")
+    again = json.loads((tmp_path / "b" / "manifest.json").read_text())
+    assert [f["sha256"] for f in again["files"]] == [f["sha256"] for f in manifest["files"]]
