@@ -86,7 +86,7 @@ def simulate_cmd(
         make_source,
         simulate,
     )
-    from heptagon.io import write_json_atomic
+    from heptagon.io import make_dir, write_json_atomic
 
     kinds = _names(faults, "faults")
     fields: dict[str, object] = {
@@ -101,10 +101,13 @@ def simulate_cmd(
     if size is not None:
         fields["sizes"] = dict.fromkeys(kinds, _size_range(size))
     cfg = validate(SimulateConfig, fields)
+    given = None if source is None else load_source(source)
+    make_dir(out)  # an output that cannot be written fails now, not after the simulation
     if source is None:
         opts = validate(SourceOptions, {"jets": source_jets})
         source = make_source(out / "source", opts, show_progress=_progress())
-    data = simulate(cfg, load_source(source), show_progress=_progress())
+    jets = given if given is not None else load_source(source)
+    data = simulate(cfg, jets, show_progress=_progress())
     data.save(out)
     write_json_atomic(
         out / "config.json", {"simulate": cfg.model_dump(mode="json"), "source": str(source)}
