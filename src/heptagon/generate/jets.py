@@ -171,18 +171,19 @@ def _area_definition() -> Any:
     return fastjet.AreaDefinition(fastjet.active_area_explicit_ghosts, _GHOSTS)
 
 
-def event_rho(c: Candidates) -> np.ndarray:
-    """The median pT per unit area ``rho`` (GeV) of each event's candidates (module
-    docstring); 0 for an event without candidates."""
+def event_rho(c: Candidates, events: np.ndarray) -> np.ndarray:
+    """The median pT per unit area ``rho`` (GeV) of the candidates of each of ``events``
+    (indices; module docstring); 0 for an event without candidates."""
     silence_fastjet_banner()
     bounds = np.r_[0, np.cumsum(c.counts)]
     kt = fastjet.JetDefinition(fastjet.kt_algorithm, RHO_RADIUS)
     select = fastjet.SelectorAbsRapMax(RHO_RAP_MAX) * ~fastjet.SelectorNHardest(2)
-    rho = np.zeros(len(c.counts))
-    for ev in np.flatnonzero(c.counts):
-        estimator = fastjet.JetMedianBackgroundEstimator(select, kt, _area_definition())
-        estimator.set_particles(_pseudojets(c, int(bounds[ev]), int(bounds[ev + 1])))
-        rho[ev] = estimator.rho()
+    rho = np.zeros(len(events))
+    for i, ev in enumerate(np.asarray(events).tolist()):
+        if bounds[ev + 1] > bounds[ev]:
+            estimator = fastjet.JetMedianBackgroundEstimator(select, kt, _area_definition())
+            estimator.set_particles(_pseudojets(c, int(bounds[ev]), int(bounds[ev + 1])))
+            rho[i] = estimator.rho()
     return rho
 
 
@@ -393,14 +394,16 @@ def build_jets(
     with_sv: bool = False,
     truth_id: bool = False,
     columns: Mapping[str, np.ndarray] | None = None,
-    rho: np.ndarray | None = None,
+    rho_from: Candidates | None = None,
 ) -> dict[str, np.ndarray | ak.Array]:
     """The selected jets of a batch of events, one entry per jet, in the JetClass schema
     plus ``event`` (the event index within the batch).
 
     ``columns``: more per-candidate values, written as ``part_<name>`` (float32, like the
-    JetClass particle branches). ``rho`` (per event): write ``jet_rho``, the jet's active
-    area ``jet_area`` and ``jet_pt_corr = jet_pt - rho * jet_area`` (module docstring).
+    JetClass particle branches). ``rho_from``: write ``jet_rho``, the :func:`event_rho` of
+    these candidates of the jet's event (all reconstructed ones, whatever ``c`` is made
+    of), the jet's active area ``jet_area`` and ``jet_pt_corr = jet_pt - rho * jet_area``
+    (module docstring).
 
     ``truth``: a jet is kept only if it contains some truth object's axis and all its
     visible products within ``dR < radius``; with ``truth_id``, the PDG id of that object
@@ -422,9 +425,10 @@ def build_jets(
         jets = jets.select(same)
         matched = None if matched is None else matched[same]
     out = _jet_branches(c, jets, sel, with_sv, columns or {})
-    if rho is not None:
+    if rho_from is not None:
         area = _jet_areas(c, jets, sel.radius)
-        jet_rho = rho[jets.event]
+        events, index = np.unique(jets.event, return_inverse=True)
+        jet_rho = event_rho(rho_from, events)[index]
         out["jet_rho"] = jet_rho.astype(np.float32)
         out["jet_area"] = area.astype(np.float32)
         out["jet_pt_corr"] = (jets.pt - jet_rho * area).astype(np.float32)

@@ -15,8 +15,7 @@ overlaid events with CMS's mitigation (shared by ``heptagon generate`` and
   (~10 um) and the time spread are not simulated (no timing detector).
 - **Reconstruction** (:func:`reconstruct`): the detector response of the overlaid event
   with truth (``vertex``), the vertex association (``fromPV``) and PUPPI weights of every
-  candidate (:mod:`heptagon.physics.puppi`), the event ``rho`` from all candidates
-  (:func:`heptagon.generate.jets.event_rho`), and the candidates the jets are made of:
+  candidate (:mod:`heptagon.physics.puppi`), and the candidates the jets are made of:
   all (``none``), CHS (charged candidates associated to a pile-up vertex removed) or
   PUPPI (four-vectors scaled by the weight, weight-0 candidates dropped).
 """
@@ -39,7 +38,6 @@ from heptagon.generate.jets import (
     GHOST_RAP_MAX,
     RHO_RADIUS,
     RHO_RAP_MAX,
-    event_rho,
 )
 from heptagon.generate.run import BATCH_EVENTS, COMMON_SETTINGS, make_pythia, write_table
 from heptagon.generate.truth import EventRecord
@@ -184,11 +182,12 @@ def read_library(path: Path) -> Particles:
 class PileupCandidates:
     """Reconstructed events with pile-up: the candidates the jets are made of (after
     mitigation), per-candidate columns for the ``part_*`` branches (``vertex``,
-    ``fromPV``, ``puppiw``) and the event ``rho`` (GeV per unit area, all candidates)."""
+    ``fromPV``, ``puppiw``), and all the reconstructed ``unmitigated`` ones (the event
+    ``rho`` is theirs: :func:`heptagon.generate.jets.event_rho`)."""
 
     candidates: Candidates
     columns: dict[str, np.ndarray]
-    rho: np.ndarray
+    unmitigated: Candidates
 
 
 def _select(c: Candidates, keep: np.ndarray, scale: np.ndarray | None = None) -> Candidates:
@@ -223,7 +222,6 @@ def reconstruct(
         c.counts, c.charge, c.dz, c.dzerr, ov.n_vertices, ov.vertex_z, cfg.assoc_n_sigma
     )
     weight = puppi_weights(c.counts, c.px, c.py, c.pz, c.charge, from_pv, c.dz, ov.n_vertices, cfg)
-    rho = event_rho(c)
     if mitigation == "chs":
         keep, scale = chs_mask(c.charge, from_pv), None
     elif mitigation == "puppi":
@@ -234,7 +232,7 @@ def reconstruct(
     return PileupCandidates(
         candidates=_select(c, keep, scale),
         columns={k: v[keep] for k, v in columns.items()},
-        rho=rho,
+        unmitigated=c,
     )
 
 

@@ -268,7 +268,7 @@ def run_shard(spec: ShardSpec, report: Callable[[int], None] | None = None) -> d
     while n_jets < spec.n_jets:
         batch = pythia.nextBatch(BATCH_EVENTS)
         record = EventRecord.from_batch(batch.prt)
-        columns, rho = None, None
+        columns, rho_from = None, None
         if library is None:
             candidates = apply_detector(record.final_state(), det, rng)
         else:
@@ -276,7 +276,7 @@ def run_shard(spec: ShardSpec, report: Callable[[int], None] | None = None) -> d
 
             assert det is not None  # GenerateOptions refuses pile-up without the detector
             pu = reconstruct(record.final_state(), library, spec.pileup, spec.mitigation, det, rng)
-            candidates, columns, rho = pu.candidates, pu.columns, pu.rho
+            candidates, columns, rho_from = pu.candidates, pu.columns, pu.unmitigated
         truth = (
             truth_objects(record, process.truth)
             if process.truth.kind in ("resonance", "parton")
@@ -292,7 +292,7 @@ def run_shard(spec: ShardSpec, report: Callable[[int], None] | None = None) -> d
             with_sv=flavour is not None,
             truth_id=process.truth.kind == "parton",
             columns=columns,
-            rho=rho,
+            rho_from=rho_from,
         )
         jets["event"] = jets["event"] + n_events
         n_events += len(batch)

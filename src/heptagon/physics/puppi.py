@@ -54,8 +54,6 @@ __all__ = [
 
 #: ``fromPV`` values (CMS ``pat::PackedCandidate::PVAssoc``); PVLoose (1) does not occur
 FROM_PV_NONE, FROM_PV_TIGHT, FROM_PV_USED_IN_FIT = 0, 2, 3
-#: sum of candidates squared per chunk of the pair search (bounds its memory)
-_PAIR_BUDGET = 50_000_000
 
 
 class MitigationConfig(BaseModel):
@@ -112,34 +110,23 @@ def chs_mask(charge: np.ndarray, from_pv: np.ndarray) -> np.ndarray:
     return (charge == 0) | (from_pv > FROM_PV_NONE)
 
 
-def _chunks(counts: np.ndarray, budget: int) -> list[tuple[int, int]]:
-    """Consecutive event ranges whose summed squared counts stay within ``budget`` (an
-    event above it gets a range of its own)."""
-    out, start, used = [], 0, 0
-    for i, c in enumerate(counts.tolist()):
-        if i > start and used + c * c > budget:
-            out.append((start, i))
-            start, used = i, 0
-        used += c * c
-    out.append((start, len(counts)))
-    return out
-
-
 def _pairs(
-    event: np.ndarray, eta: np.ndarray, phi: np.ndarray, r: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """All ordered pairs (i, j), i != j, of candidates of one event within ``dR < r``
-    (phi periodic): a k-d tree over (eta, phi) with events placed far apart in eta."""
-    if eta.size == 0:
-        empty = np.zeros(0, dtype=np.int64)
-        return empty, empty
-    width = float(eta.max() - eta.min()) + 2 * r + 1.0
-    x = eta - eta.min() + (event - event.min()) * width
-    box = (float(x.max()) + width, 2 * np.pi)
-    y = np.mod(phi + np.pi, 2 * np.pi)
-    tree = cKDTree(np.column_stack([x, np.minimum(y, np.nextafter(2 * np.pi, 0))]), boxsize=box)
-    ij = tree.query_pairs(r, output_type="ndarray").astype(np.int64)
-    return np.concatenate([ij[:, 0], ij[:, 1]]), np.concatenate([ij[:, 1], ij[:, 0]])
+    x: np.ndarray,
+    y: np.ndarray,
+    box: tuple[float, float],
+    targets: np.ndarray,
+    sources: np.ndarray,
+    r: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pairs (target i, source j, distance) within ``r`` in the plane (x, y) with both
+    coordinates periodic in ``box``: k-d trees of the two sets (scipy)."""
+    if targets.size == 0 or sources.size == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
+    pts = np.column_stack([x, y])
+    a = cKDTree(pts[targets], boxsize=box)
+    b = cKDTree(pts[sources], boxsize=box)
+    m = a.sparse_distance_matrix(b, r, output_type="ndarray")
+    return targets[m["i"]], sources[m["j"]], m["v"]
 
 
 def puppi_alpha(
@@ -152,18 +139,24 @@ def puppi_alpha(
 ) -> np.ndarray:
     """PUPPI's alpha of every candidate (module docstring); ``-inf`` for an empty cone.
     ``pv_charged`` marks the charged candidates from the PV."""
+    if pt.size == 0:
+        return np.zeros(0)
     event = np.repeat(np.arange(len(counts)), counts)
+    # dR as a distance in a plane: events side by side in eta, far apart; phi periodic
+    width = float(eta.max() - eta.min()) + 2 * cfg.r0 + 1.0
+    x = eta - eta.min() + event * width
+    y = np.minimum(np.mod(phi + np.pi, 2 * np.pi), np.nextafter(2 * np.pi, 0))
+    box = (len(counts) * width + width, 2 * np.pi)
     central = np.abs(eta) < cfg.eta_central
+    everything = np.arange(pt.size)
     total = np.zeros(pt.size)
-    bounds = np.r_[0, np.cumsum(counts)]
-    for lo, hi in _chunks(counts, _PAIR_BUDGET):
-        a, b = int(bounds[lo]), int(bounds[hi])
-        i, j = _pairs(event[a:b], eta[a:b], phi[a:b], cfg.r0)
-        i, j = i + a, j + a
-        deta = eta[i] - eta[j]
-        dphi = np.mod(phi[i] - phi[j] + np.pi, 2 * np.pi) - np.pi
-        dr = np.sqrt(deta**2 + dphi**2)
-        use = (dr > cfg.r_min) & (dr < cfg.r0) & np.where(central[i], pv_charged[j], True)
+    # central candidates see the charged ones from the PV; forward ones see every candidate
+    for targets, sources in (
+        (np.flatnonzero(central), np.flatnonzero(pv_charged)),
+        (np.flatnonzero(~central), everything[np.abs(eta) >= cfg.eta_central - cfg.r0]),
+    ):
+        i, j, dr = _pairs(x, y, box, targets, sources, cfg.r0)
+        use = (dr > cfg.r_min) & (dr < cfg.r0)
         total += np.bincount(i[use], weights=(pt[j[use]] / dr[use]) ** 2, minlength=pt.size)
     with np.errstate(divide="ignore"):
         return np.where(total > 0, np.log(np.where(total > 0, total, 1.0)), -np.inf)
