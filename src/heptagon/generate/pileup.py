@@ -211,11 +211,10 @@ def reconstruct(
     mitigation: Mitigation,
     detector: DetectorConfig,
     rng: np.random.Generator,
-    config: MitigationConfig | None = None,
 ) -> PileupCandidates:
     """Overlay pile-up on ``hard``, reconstruct, associate, weight and mitigate (module
     docstring). Results depend only on the inputs and the state of ``rng``."""
-    cfg = MitigationConfig() if config is None else config
+    cfg = MitigationConfig()
     ov = overlay_pileup(hard, library, mu, BEAMSPOT_SIGMA_Z_MM, rng)
     c = apply_detector(ov.particles, detector, rng, ov.pileup)
     from_pv = vertex_association(
