@@ -92,7 +92,7 @@ def test_preprocess_json_round_trip(jet_dataset: Path, tmp_path: Path) -> None:
     np.testing.assert_array_equal(loaded.reweight.table, pre.reweight.table)
     data["version"] = 2
     path.write_text(json.dumps(data))
-    with pytest.raises(DataError, match="branch 'version': version 2 is not the supported 1"):
+    with pytest.raises(DataError, match="key 'version': version 2 is not the supported 1"):
         Preprocess.load(path)
     with pytest.raises(DataError, match="file not found"):
         Preprocess.load(tmp_path / "none.json")
