@@ -17,11 +17,10 @@ from heptagon.generate.elements import (
     CLASSES,
     ElementConfig,
     Elements,
-    _pythia_particles,
-    _settings,
     build_elements,
     particle_gun,
 )
+from heptagon.generate.pileup import process_settings, pythia_final_state
 
 DET, GEO = DetectorConfig(), ElementConfig()
 
@@ -106,7 +105,7 @@ def test_links_subtract_the_charged_energy() -> None:
 @pytest.fixture(scope="module")
 def ttbar() -> Elements:
     """100 ttbar events (14 TeV, MPI, no pile-up) as elements."""
-    particles = _pythia_particles(_settings("ttbar", 11), 100)[0]
+    particles = pythia_final_state(process_settings("ttbar", 11), 100)[0]
     return build_elements(particles, DET, GEO, np.random.default_rng(11))
 
 
