@@ -6,6 +6,7 @@ with status 2; a traceback is shown only with ``--debug``. Anything else is a bu
 
 from __future__ import annotations
 
+import logging
 import signal
 import sys
 from importlib.metadata import PackageNotFoundError, version
@@ -22,6 +23,7 @@ from heptagon.apps.mlpf.cli import mlpf_app
 from heptagon.apps.trigger.cli import app as trigger_app
 from heptagon.config import validate
 from heptagon.errors import HeptagonError, Interrupted
+from heptagon.logs import configure
 
 if TYPE_CHECKING:
     from heptagon.generate.run import Summary as GenerateSummary
@@ -57,8 +59,21 @@ _INFO_PACKAGES = (
 @app.callback()
 def _root(
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of errors.")] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="Log warnings and errors only.")
+    ] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Log debug records too.")
+    ] = False,
+    log_file: Annotated[
+        Path | None,
+        typer.Option("--log-file", help="Also write every log record here, with timestamps."),
+    ] = None,
 ) -> None:
     _state["debug"] = debug
+    if quiet and verbose:
+        raise typer.BadParameter("--quiet and --verbose exclude each other")
+    configure(logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO, log_file)
 
 
 @app.command()

@@ -8,6 +8,7 @@ no traceback, and nothing half-written left behind.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -29,6 +30,15 @@ def heptagon(
     )
 
 
+#: a log line (``HH:MM:SS heptagon.<stage>: ...``, :mod:`heptagon.logs`) on stderr
+_LOG_LINE = re.compile(r"^\d\d:\d\d:\d\d heptagon\.\w+: .*\n?", re.MULTILINE)
+
+
+def without_log(stderr: str) -> str:
+    """``stderr`` without the log lines of the work done before an error or interrupt."""
+    return _LOG_LINE.sub("", stderr)
+
+
 def assert_user_error(
     res: subprocess.CompletedProcess[str],
     *names: str,
@@ -36,9 +46,9 @@ def assert_user_error(
     lines: int = 1,
 ) -> str:
     """The contract of a user error: exit ``code``, at most ``lines`` lines on stderr, no
-    traceback, and each of ``names`` (a file, key or branch) in the message. Returns the
-    message."""
-    err = res.stderr.strip()
+    traceback, and each of ``names`` (a file, key or branch) in the message (log lines of
+    the work before the error aside). Returns the message."""
+    err = without_log(res.stderr).strip()
     assert res.returncode == code, f"exit {res.returncode}, stderr:\n{res.stderr}"
     assert "Traceback" not in res.stderr, res.stderr
     assert 1 <= len(err.splitlines()) <= lines, res.stderr

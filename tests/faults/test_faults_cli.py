@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from faults_helpers import assert_user_error, heptagon, no_temp_files
+from faults_helpers import assert_user_error, heptagon, no_temp_files, without_log
 
 from heptagon.cli import main
 from heptagon.errors import DataError
@@ -140,7 +140,7 @@ def start_and_stop(out: Path, jobs: int, stop: signal.Signals, group: bool = Fal
     _, err = proc.communicate(timeout=30)  # EOF once every helper process has exited
     expected = -signal.SIGKILL if stop == signal.SIGKILL else 130
     assert proc.returncode == expected, err
-    return err
+    return without_log(err)
 
 
 @pytest.mark.parametrize(

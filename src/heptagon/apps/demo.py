@@ -26,6 +26,7 @@ from heptagon.evaluate.report import rich_table
 from heptagon.evaluate.run import compare, evaluate
 from heptagon.generate.run import GenerateOptions, Summary, generate
 from heptagon.infer.predict import predict
+from heptagon.logs import get_logger
 from heptagon.publish.bundle import publish
 from heptagon.train.run import train
 
@@ -37,6 +38,8 @@ DEMO_JETS = 5000
 MODELS = {"bdt": "top_bdt.yaml", "particlenet_lite": "top_particlenet_lite.yaml"}
 #: the demo's training budget for ParticleNet-Lite (a few minutes on 2 cores)
 PN_OVERRIDES = ("train.epochs=20", "train.batch_size=128", "train.warmup_steps=100")
+
+_log = get_logger("demo")
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,7 @@ def _sample(out: Path, jets: int, seed: int, show_progress: bool) -> Summary:
 
 def _step(console: Console, title: str) -> None:
     console.rule(f"[bold]{title}")
+    _log.info("stage %s", title)
 
 
 def run_demo(

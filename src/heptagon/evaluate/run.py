@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import json
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +38,7 @@ from heptagon.evaluate.report import (
 )
 from heptagon.evaluate.yields import XSEC_WEIGHT, expected_yields
 from heptagon.io import atomic_path, write_json_atomic
+from heptagon.logs import get_logger
 from heptagon.physics.ddt import DDT_FILE, DDTMap
 from heptagon.physics.metrics import Roc, roc_curve
 from heptagon.train.device import select_device
@@ -48,6 +50,7 @@ __all__ = ["CompareResult", "EvalResult", "compare", "current_evaluation", "eval
 CHECKPOINT_KEY = "checkpoint_sha256"
 
 EVAL_DIR = "eval"
+_log = get_logger("evaluate")
 
 
 @dataclass(frozen=True)
@@ -122,6 +125,8 @@ def evaluate(
     observer ``xsec_weight``; the test split's yields are divided by its fraction): under
     ``yields`` in the metrics, a table in the report and a stacked score plot."""
     loaded = load_run(run_dir)
+    start = time.perf_counter()
+    _log.info("evaluating %s", loaded.root)
     eval_dir = loaded.root / EVAL_DIR
     plot_dir = eval_dir / "plots"
     plot_dir.mkdir(parents=True, exist_ok=True)
@@ -195,6 +200,10 @@ def evaluate(
     )
     with atomic_path(eval_dir / "report.md") as tmp:
         tmp.write_text(report)
+    _log.info(
+        "evaluated %s on %s: %s (%.1f s)",
+        loaded.root, ", ".join(samples), eval_dir / "report.md", time.perf_counter() - start,
+    )  # fmt: skip
     return EvalResult(eval_dir, metrics, samples)
 
 

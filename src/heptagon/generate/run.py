@@ -45,6 +45,7 @@ from heptagon.generate.jets import FLAVOURS, JETS_PER_EVENT, JetSelection, build
 from heptagon.generate.processes import Process, SampleSet, get_process, get_sample_set
 from heptagon.generate.truth import EventRecord, flavour_ghosts, truth_objects
 from heptagon.io import atomic_path, sha256sum, write_json_atomic
+from heptagon.logs import get_logger
 
 __all__ = [
     "GenerateOptions",
@@ -70,6 +71,7 @@ BATCH_EVENTS = 100
 MAX_EMPTY_BATCHES = 50
 _MB_TO_PB = 1e9
 _SEED_MAX = 900_000_000  # Pythia's Random:seed range
+_log = get_logger("generate")
 
 COMMON_SETTINGS = (
     f"Beams:eCM = {ECM_GEV}",
@@ -636,6 +638,11 @@ def run_shards(
                 spec = by_file[Path(record["file"]).name]
                 write_json_atomic(_sidecar(spec), record)
                 records[spec.path] = record
+                _log.info(
+                    "shard %d/%d done: %s, %d %s, %.1f s",
+                    len(records), len(specs), Path(spec.path).name, record["entries"], unit,
+                    time.perf_counter() - start,
+                )  # fmt: skip
         except BaseException as err:
             _drop_temporaries(todo)
             if isinstance(err, KeyboardInterrupt):

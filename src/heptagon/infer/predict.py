@@ -28,6 +28,7 @@ value per entry for flat groups and observers), and the output directory is crea
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -51,6 +52,7 @@ from heptagon.data.loader import mask_name, pad_table
 from heptagon.data.transform import Table, Transform, iter_tables
 from heptagon.errors import DataError
 from heptagon.io import atomic_path, make_dir
+from heptagon.logs import get_logger
 from heptagon.physics.ddt import DDT_OBSERVERS
 from heptagon.publish.onnx import OUTPUT_NAME, OnnxModel, load_onnx
 
@@ -74,6 +76,7 @@ DDT_COLUMN = "ddt_score"
 _CHUNK_SIZE = 10_000
 #: entries of each file read up front to check shapes
 _PROBE_ENTRIES = 16
+_log = get_logger("predict")
 
 
 @dataclass(frozen=True)
@@ -275,5 +278,13 @@ def predict(
     )
     jobs = plan_predictions(scorer.model, expand_files(files), Path(out_dir), observers)
     make_dir(Path(out_dir))
+    start = time.perf_counter()
+    outputs: list[Path] = []
     with progress_bar(sum(job.entries for job in jobs), progress) as advance:
-        return [scorer.score_file(job.source, job.output, advance) for job in jobs]
+        for i, job in enumerate(jobs, 1):
+            outputs.append(scorer.score_file(job.source, job.output, advance))
+            _log.info(
+                "file %d/%d done: %s -> %s, %d jets, %.1f s",
+                i, len(jobs), job.source, job.output, job.entries, time.perf_counter() - start,
+            )  # fmt: skip
+    return outputs

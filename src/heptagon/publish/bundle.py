@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
+import time
 from collections.abc import Callable, Sequence
 from importlib.metadata import version
 from itertools import islice
@@ -35,6 +36,7 @@ from heptagon.evaluate.analysis import binary_curves
 from heptagon.evaluate.inference import Predictions
 from heptagon.evaluate.run import EVAL_DIR, current_evaluation
 from heptagon.generate.run import load_manifest
+from heptagon.logs import get_logger
 from heptagon.physics.ddt import DDT_FILE, DDTMap
 from heptagon.publish.card import render_model_card
 from heptagon.publish.hepdata import build_submission, write_submission
@@ -53,6 +55,7 @@ from heptagon.train.rundir import LoadedRun, load_run
 __all__ = ["BUNDLE_DIR", "export_run", "publish"]
 
 BUNDLE_DIR = "bundle"
+_log = get_logger("publish")
 #: real test batches the export is checked on
 CHECK_BATCHES = 2
 
@@ -177,6 +180,8 @@ def publish(run_dir: str | Path, *, say: Callable[[str], None] = print) -> Path:
     class_names = list(loaded.class_names)
     if len(class_names) != 2:
         raise ExportError(f"{root}: publish supports binary classifiers ({class_names})")
+    start = time.perf_counter()
+    _log.info("publishing %s", root)
     checks = _check_batches(loaded)
     metrics = current_evaluation(loaded, say=say)
     nominal = {k: v for k, v in metrics.items() if k != "samples"}
@@ -214,4 +219,5 @@ def publish(run_dir: str | Path, *, say: Callable[[str], None] = print) -> Path:
     finally:
         if staging.exists():
             shutil.rmtree(staging)
+    _log.info("published %s (%.1f s)", bundle, time.perf_counter() - start)
     return bundle

@@ -46,6 +46,7 @@ from torch.utils.data import DataLoader
 
 from heptagon.data.loader import Batch, JetDataset, make_dataloader
 from heptagon.errors import DataError, ModelError
+from heptagon.logs import get_logger
 from heptagon.train.distributed import Distributed
 from heptagon.train.experiment import TrainOptions
 from heptagon.train.losses import Regulariser, WeightedLoss
@@ -57,6 +58,8 @@ from heptagon.train.validation import collect_outputs, val_metrics
 __all__ = ["CHECKPOINT_FORMAT", "TrainState", "Trainer"]
 
 CHECKPOINT_FORMAT = "heptagon-checkpoint"
+
+_log = get_logger("train")
 
 
 @dataclass
@@ -91,6 +94,25 @@ def _iterate(loader: DataLoader[Batch]) -> Iterator[Batch]:
     workers persist), so the RNG state of a checkpoint does not depend on the loader."""
     with torch.random.fork_rng(devices=[]):
         return iter(loader)
+
+
+def _epoch_line(record: Mapping[str, Any], epochs: int) -> str:
+    """The log line of a validation record (a line of ``history.jsonl``); absent metrics
+    are left out."""
+    parts = [f"epoch {record['epoch']}/{epochs} step {record['step']}"]
+    for key, label, fmt in (
+        ("train_loss", "train loss", ".4g"),
+        ("val_loss", "val loss", ".4g"),
+        ("val_auc", "val AUC", ".4f"),
+        ("val_accuracy", "val accuracy", ".4f"),
+        ("lr", "lr", ".3g"),
+    ):
+        if record[key] is not None:
+            parts.append(f"{label} {record[key]:{fmt}}")
+    if record["jets_per_s"] is not None:
+        parts.append(f"{record['jets_per_s']:.0f} jets/s")
+    parts.append(f"{record['wall_s']:.1f} s")
+    return ", ".join(parts)
 
 
 class Trainer:
@@ -319,6 +341,8 @@ class Trainer:
             "wall_s": time.perf_counter() - self._t0,
         }
         s.history.append(record)
+        if self.dist.is_main:
+            _log.info(_epoch_line(record, self.options.epochs))
         s.wall_s = record["wall_s"]
         s.loss_sum, s.n_batches, s.interval_jets, s.interval_s = 0.0, 0, 0, 0.0
         if metrics.loss < s.best_val_loss:
