@@ -71,6 +71,7 @@ def test_train_logs_one_line_per_epoch(
 
 
 def test_quiet_with_a_log_file(experiment: Path, top_qcd_sample: Path, tmp_path: Path) -> None:
+    """README's batch-job command: ``heptagon --quiet --log-file F train ... --set ...``."""
     log = tmp_path / "train.log"
     stderr = _train(experiment, top_qcd_sample, tmp_path / "run", "--quiet", "--log-file", str(log))
     assert "heptagon.train" not in stderr

@@ -3,6 +3,7 @@ and bad inputs rejected before any output is written."""
 
 from __future__ import annotations
 
+import logging
 import shutil
 from pathlib import Path
 
@@ -63,10 +64,17 @@ def test_scores_row_aligned_with_torch(
     assert np.ptp(scores[:, 1]) > 0  # not a constant
 
 
-def test_several_files_in_order(tmp_path: Path, top_qcd_sample: Path, onnx_model: Path) -> None:
+def test_several_files_in_order(
+    tmp_path: Path, top_qcd_sample: Path, onnx_model: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     files = sorted((top_qcd_sample / "shards").glob("*.parquet"))
-    outs = predict(onnx_model, top_qcd_sample, tmp_path / "out", progress=False)
+    with caplog.at_level(logging.INFO, logger="heptagon.predict"):
+        outs = predict(onnx_model, top_qcd_sample, tmp_path / "out", progress=False)
     assert [o.name for o in outs] == [f.name for f in files]
+    logged = [r.getMessage() for r in caplog.records]  # one line per file, as it is done
+    n = len(files)
+    assert [m.split(" done: ")[0] for m in logged] == [f"file {i}/{n}" for i in range(1, n + 1)]
+    assert all(f.name in m and o.name in m for f, o, m in zip(files, outs, logged, strict=True))
     for out, source in zip(outs, files, strict=True):
         assert pq.read_metadata(out).num_rows == pq.read_metadata(source).num_rows
 
