@@ -22,6 +22,7 @@ from heptagon.apps.dqm.cli import dqm_app
 from heptagon.apps.mlpf.cli import mlpf_app
 from heptagon.apps.trigger.cli import app as trigger_app
 from heptagon.config import validate
+from heptagon.cpu import configure_threads, set_wait_policy
 from heptagon.errors import HeptagonError, Interrupted
 from heptagon.logs import configure
 
@@ -283,10 +284,15 @@ def train(
     resume: Annotated[
         bool, typer.Option("--resume", help="Continue from the last checkpoint.")
     ] = False,
+    threads: Annotated[
+        int | None,
+        typer.Option("--threads", min=1, help="torch threads (default: the CPUs available)."),
+    ] = None,
 ) -> None:
     """Train the experiment's model into a run directory."""
     from heptagon.train.run import train as run_train
 
+    configure_threads(threads)
     summary = run_train(experiment, data, out, overrides=overrides or [], resume=resume)
     stop = ", stopped early" if summary.stopped_early else ""
     console.print(
@@ -385,7 +391,10 @@ def predict(
     files: Annotated[list[str], typer.Argument(help="Input files, globs or dataset dirs.")],
     out: Annotated[Path, typer.Option("--out", help="Output directory (one Parquet per file).")],
     threads: Annotated[
-        int | None, typer.Option("--threads", min=1, help="ONNX Runtime threads.")
+        int | None,
+        typer.Option(
+            "--threads", min=1, help="ONNX Runtime threads (default: the CPUs available)."
+        ),
     ] = None,
     observers: Annotated[
         str, typer.Option("--observers", help="Branches to copy, comma-separated.")
@@ -492,6 +501,7 @@ def main() -> None:
     """Console entry point: run the app, turning user and usage errors into one line on
     stderr and exit 2, and an interrupt (Ctrl-C, SIGTERM) into one line and exit 130."""
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # batch systems: as Ctrl-C
+    set_wait_policy()  # before any command imports torch (OpenMP reads it at its start)
     try:
         # typer turns a bare KeyboardInterrupt into its exit status 130, returned here
         status = app(standalone_mode=False, prog_name="heptagon")

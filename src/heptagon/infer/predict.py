@@ -269,9 +269,10 @@ def predict(
     (a file, or a bundle directory).
 
     Writes ``out_dir/<stem>.parquet`` per input (see the module docstring) and returns
-    their paths in input order. ``threads``: ONNX Runtime intra-op threads (None: one per
-    physical core); ``verify``: check a bundle's ``SHA256SUMS`` first. Everything is
-    checked (:func:`plan_predictions`) before the first output is written.
+    their paths in input order. ``threads``: ONNX Runtime intra-op threads (None: the CPUs
+    available, :func:`heptagon.cpu.available_cpus`); ``verify``: check a bundle's
+    ``SHA256SUMS`` first. Everything is checked (:func:`plan_predictions`) before the first
+    output is written.
     """
     scorer = Scorer(
         model_path, observers=observers, threads=threads, batch_size=batch_size, verify=verify

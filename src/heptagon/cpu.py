@@ -1,0 +1,155 @@
+"""How many threads to run: the CPUs this process may use, not the node's core count.
+
+On a shared login node or in a batch slot a process may be pinned to a few cores (its CPU
+affinity) or held to a CPU quota by its cgroup (``cpu.max`` of cgroup v2,
+``cpu.cfs_quota_us`` / ``cpu.cfs_period_us`` of v1). torch and ONNX Runtime size their
+thread pools from the node's cores and read neither; threads beyond the quota only wait
+for each other. :func:`available_cpus` reads both, :func:`configure_threads` sets torch's
+pools from it (or from ``--threads``), and :func:`heptagon.publish.onnx.make_session` sizes
+ONNX Runtime's the same way.
+
+OpenMP's threads spin between parallel regions; when another process wants the same
+cores (or a quota counts the spinning) that halves torch's share of them. OpenMP reads its
+wait policy only when it starts, with torch's import: :func:`set_wait_policy`, called by
+the ``heptagon`` command before anything imports torch, sets ``OMP_WAIT_POLICY=PASSIVE``
+when :func:`machine_is_shared`, and leaves the default (spinning) on an idle machine.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+from collections.abc import MutableMapping
+from pathlib import Path
+
+from heptagon.errors import ConfigError
+
+__all__ = [
+    "available_cpus",
+    "cgroup_cpus",
+    "configure_threads",
+    "machine_is_shared",
+    "set_wait_policy",
+]
+
+#: where the cgroup file systems are mounted (v2: one hierarchy; v1: one per controller)
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+#: this process's cgroups, one ``ID:CONTROLLERS:PATH`` line per hierarchy
+SELF_CGROUP = Path("/proc/self/cgroup")
+#: the load averages and, 4th, "RUNNABLE/TOTAL" kernel scheduling entities right now
+LOADAVG = Path("/proc/loadavg")
+
+_interop_configured = False
+
+
+def _quota_in(directory: Path) -> float | None:
+    """The CPU quota, in cores, set in one cgroup directory (None: none set there)."""
+    try:  # v2: "QUOTA PERIOD" or "max PERIOD"
+        quota, period = (directory / "cpu.max").read_text().split()
+    except (OSError, ValueError):
+        try:  # v1: a quota of -1 is no quota
+            quota = (directory / "cpu.cfs_quota_us").read_text().strip()
+            period = (directory / "cpu.cfs_period_us").read_text().strip()
+        except OSError:
+            return None
+    try:
+        cores = int(quota) / int(period)
+    except (ValueError, ZeroDivisionError):  # "max" and anything unreadable
+        return None
+    return cores if cores > 0 else None
+
+
+def _cgroup_dirs(root: Path, self_cgroup: Path) -> list[Path]:
+    """This process's cgroup directories under ``root`` (v2, and v1's ``cpu`` controller)
+    and each of their parents up to the hierarchy's mount point."""
+    try:
+        lines = self_cgroup.read_text().splitlines()
+    except OSError:
+        lines = []
+    paths = {"": "/", "cpu": "/"}  # no /proc: the mount point itself (a cgroup namespace)
+    for line in lines:
+        _, controllers, path = line.split(":", 2)
+        if controllers == "":
+            paths[""] = path
+        elif "cpu" in controllers.split(","):
+            paths["cpu"] = path
+    dirs = []
+    for mount, path in paths.items():
+        base = root / mount
+        directory = base / path.lstrip("/")
+        while True:
+            dirs.append(directory)
+            if directory == base or base not in directory.parents:
+                break
+            directory = directory.parent
+    return dirs
+
+
+def cgroup_cpus(root: Path = CGROUP_ROOT, self_cgroup: Path = SELF_CGROUP) -> float | None:
+    """The CPU quota of this process's cgroup in cores (the smallest of its own and its
+    parents', cgroup v2 or v1), or None when there is none or it cannot be read.
+
+    ``root``: where the cgroup file systems are mounted; ``self_cgroup``: the file listing
+    this process's cgroups (``/proc/self/cgroup``)."""
+    quotas = [q for d in _cgroup_dirs(root, self_cgroup) if (q := _quota_in(d)) is not None]
+    return min(quotas, default=None)
+
+
+def available_cpus(root: Path = CGROUP_ROOT, self_cgroup: Path = SELF_CGROUP) -> int:
+    """The CPUs this process may use: its CPU affinity, lowered to the cgroup's CPU quota
+    rounded down (at least 1), so that no thread waits on the quota; ``root`` and
+    ``self_cgroup`` as for :func:`cgroup_cpus`."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    quota = cgroup_cpus(root, self_cgroup)
+    if quota is not None:
+        cpus = min(cpus or 1, math.floor(quota))
+    return max(1, cpus or 1)
+
+
+def configure_threads(threads: int | None = None) -> int:
+    """Set torch's intra-op threads to ``threads`` (None: :func:`available_cpus`) and
+    return the count. Its inter-op pool is sized the same on the first call in a process,
+    when it has not started yet (torch cannot resize a running one; later calls leave it).
+
+    Raises :class:`ConfigError` when ``threads`` is below 1."""
+    global _interop_configured
+    if threads is not None and threads < 1:
+        raise ConfigError(f"must be at least 1, got {threads}", key="threads")
+    import torch
+
+    count = available_cpus() if threads is None else threads
+    torch.set_num_threads(count)
+    if not _interop_configured:
+        _interop_configured = True
+        # torch refuses once the pool has run parallel work
+        with contextlib.suppress(RuntimeError):
+            torch.set_num_interop_threads(count)
+    return count
+
+
+def machine_is_shared(
+    root: Path = CGROUP_ROOT, self_cgroup: Path = SELF_CGROUP, loadavg: Path = LOADAVG
+) -> bool:
+    """Whether other work competes for this process's CPUs: a cgroup CPU quota is in force
+    (spinning threads use it up), or at least one CPU's worth of other work runs, right
+    now (runnable entities of ``loadavg`` besides this process) or over the last minute
+    (its load average, which also keeps counting a heavy run for a while after it ends).
+    ``root`` and ``self_cgroup`` as for :func:`cgroup_cpus`."""
+    if cgroup_cpus(root, self_cgroup) is not None:
+        return True
+    try:
+        fields = loadavg.read_text().split()
+        minute, runnable = float(fields[0]), int(fields[3].split("/")[0])
+    except (OSError, IndexError, ValueError):
+        return False
+    return minute >= 1 or runnable - 1 >= 1
+
+
+def set_wait_policy(environ: MutableMapping[str, str] = os.environ) -> None:
+    """Set ``OMP_WAIT_POLICY=PASSIVE`` in ``environ`` when :func:`machine_is_shared` and
+    the user has set neither it nor ``KMP_BLOCKTIME``. Call it before torch is imported:
+    OpenMP reads them only when it starts."""
+    user_set = "OMP_WAIT_POLICY" in environ or "KMP_BLOCKTIME" in environ
+    if not user_set and machine_is_shared():
+        environ["OMP_WAIT_POLICY"] = "PASSIVE"
