@@ -7,17 +7,33 @@ a code change regenerates it and a clean clone (CI) generates it once (~15 s).
 from __future__ import annotations
 
 import hashlib
+import logging
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 import heptagon.generate as generate_pkg
 from heptagon.generate.run import GenerateOptions, generate
+from heptagon.logs import ROOT_LOGGER
 
 #: the shared sample: jets per class and shard size (two shards per class)
 SAMPLE_JETS = 300
 SAMPLE_SHARD = 150
 SAMPLE_SEED = 7
+
+
+@pytest.fixture(autouse=True)
+def _unconfigured_logging() -> Iterator[None]:
+    """Undo the logging set-up of a command run in this process (``heptagon.logs.configure``
+    from the CLI's root callback), whose handlers hold this test's captured stderr."""
+    yield
+    logger = logging.getLogger(ROOT_LOGGER)
+    for handler in list(logger.handlers):
+        logger.removeHandler(handler)
+        handler.close()
+    logger.setLevel(logging.NOTSET)
+    logger.propagate = True
 
 
 def _source_hash() -> str:

@@ -122,20 +122,12 @@ def test_the_library_configures_no_logging() -> None:
 
 
 def test_configure_levels(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
-    log = tmp_path / "debug.log"
-    logger = logging.getLogger("heptagon")
-    try:
-        configure(logging.DEBUG, log)
-        get_logger("test").debug("a debug record")
-        configure(logging.WARNING, log)  # replaces the first set-up; the file still gets INFO
-        get_logger("test").info("an info record")
-        get_logger("test").debug("not written")
-    finally:
-        for handler in list(logger.handlers):
-            logger.removeHandler(handler)
-            handler.close()
-        logger.setLevel(logging.NOTSET)
-        logger.propagate = True
+    log = tmp_path / "debug.log"  # (tests/conftest.py undoes the set-up)
+    configure(logging.DEBUG, log)
+    get_logger("test").debug("a debug record")
+    configure(logging.WARNING, log)  # replaces the first set-up; the file still gets INFO
+    get_logger("test").info("an info record")
+    get_logger("test").debug("not written")
     err = capfd.readouterr().err
     assert re.fullmatch(r"\d\d:\d\d:\d\d heptagon\.test: a debug record\n", err), err
     written = log.read_text()
