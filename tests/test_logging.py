@@ -1,6 +1,6 @@
 """Logs a batch job can read: one line per epoch / shard on stderr without a terminal,
-``--quiet``, ``--verbose``, ``--log-file`` (timestamps), and a library that configures
-no logging itself."""
+``--quiet``, ``--verbose``, ``--log-file`` (timestamps), a library that configures no
+logging itself, and TensorBoard event files from the same per-epoch records."""
 
 from __future__ import annotations
 
@@ -15,7 +15,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from heptagon.errors import ConfigError
 from heptagon.logs import configure, get_logger
+from heptagon.train import train
 
 CONFIGS = Path(__file__).parents[1] / "configs"
 
@@ -134,3 +136,34 @@ def test_configure_levels(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> 
     assert "DEBUG heptagon.test: a debug record" in written
     assert "INFO heptagon.test: an info record" in written
     assert "not written" not in written
+
+
+#: in-process runs: two epochs, no progress bar, TensorBoard on
+BOARD = ["train.epochs=2", "train.progress=false", "train.tensorboard=true"]
+
+
+def test_tensorboard_without_the_package_is_a_config_error(
+    experiment: Path, top_qcd_sample: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # not importable
+    run = tmp_path / "run"
+    with pytest.raises(ConfigError, match=r"^train\.tensorboard: needs the tensorboard package"):
+        train(experiment, top_qcd_sample, run, overrides=BOARD)
+    assert not run.exists()  # nothing left behind
+
+
+def test_tensorboard_event_files_hold_the_history(
+    experiment: Path, top_qcd_sample: Path, tmp_path: Path
+) -> None:
+    pytest.importorskip("tensorboard")  # the 'tensorboard' extra
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    run = tmp_path / "run"
+    train(experiment, top_qcd_sample, run, overrides=BOARD)
+    events = EventAccumulator(str(run / "tensorboard"))
+    events.Reload()
+    history = [json.loads(line) for line in (run / "history.jsonl").read_text().splitlines()]
+    for key in ("train_loss", "val_loss", "val_auc", "lr"):
+        scalars = events.Scalars(key)
+        assert [e.step for e in scalars] == [h["step"] for h in history]
+        assert [e.value for e in scalars] == pytest.approx([h[key] for h in history], rel=1e-6)

@@ -123,6 +123,11 @@ class TrainOptions(_Model):
     device: DeviceChoice = "auto"
     amp: bool = Field(default=True, description="mixed precision (on CUDA only)")
     progress: bool = Field(default=True, description="progress bar (on a terminal only)")
+    tensorboard: bool = Field(
+        default=False,
+        description="TensorBoard event files in RUN/tensorboard/ from the validation records "
+        "(the 'tensorboard' extra)",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> TrainOptions:

@@ -28,7 +28,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from rich.console import Console
@@ -45,7 +45,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
 from heptagon.data.loader import Batch, JetDataset, make_dataloader
-from heptagon.errors import DataError, ModelError
+from heptagon.errors import ConfigError, DataError, ModelError
 from heptagon.logs import get_logger
 from heptagon.train.distributed import Distributed
 from heptagon.train.experiment import TrainOptions
@@ -54,6 +54,9 @@ from heptagon.train.optim import build_optimizer, build_scheduler
 from heptagon.train.rundir import RunDir, save_checkpoint
 from heptagon.train.seeding import get_rng_state, set_rng_state
 from heptagon.train.validation import collect_outputs, val_metrics
+
+if TYPE_CHECKING:
+    from torch.utils.tensorboard import SummaryWriter
 
 __all__ = ["CHECKPOINT_FORMAT", "TrainState", "Trainer"]
 
@@ -115,6 +118,18 @@ def _epoch_line(record: Mapping[str, Any], epochs: int) -> str:
     return ", ".join(parts)
 
 
+def _event_writer(run: RunDir) -> SummaryWriter:
+    """A TensorBoard writer into ``RUN/tensorboard/`` (``train.tensorboard``)."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        raise ConfigError(
+            "needs the tensorboard package: pip install 'heptagon[tensorboard]'",
+            "train.tensorboard",
+        ) from None
+    return SummaryWriter(str(run.root / "tensorboard"))
+
+
 class Trainer:
     """Trains ``model`` on ``train_data``, validating on ``val_data``, writing into ``run``
     (rank 0 only)."""
@@ -154,6 +169,7 @@ class Trainer:
         self.use_amp = options.amp and device.type == "cuda"
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
         self.state = TrainState()
+        self._board = _event_writer(run) if options.tensorboard and dist.is_main else None
         self._t0 = time.perf_counter()
         self._progress: tuple[Progress, TaskID] | None = None
 
@@ -236,6 +252,8 @@ class Trainer:
             self._validate()
         s.finished = True
         self._save_last()
+        if self._board is not None:  # flushed at each record: an error loses none
+            self._board.close()
         return s
 
     def _epoch(self, batches: Iterator[Batch]) -> bool:
@@ -343,6 +361,11 @@ class Trainer:
         s.history.append(record)
         if self.dist.is_main:
             _log.info(_epoch_line(record, self.options.epochs))
+        if self._board is not None:  # the record's numbers at its step
+            for key, value in record.items():
+                if key != "step" and value is not None:
+                    self._board.add_scalar(key, value, s.step)
+            self._board.flush()
         s.wall_s = record["wall_s"]
         s.loss_sum, s.n_batches, s.interval_jets, s.interval_s = 0.0, 0, 0, 0.0
         if metrics.loss < s.best_val_loss:
