@@ -48,6 +48,7 @@ def configure(level: int = logging.INFO, log_file: Path | None = None) -> None:
     stderr: logging.Handler
     if sys.stderr.isatty():  # the global console: the one rich's progress bars draw on
         stderr = RichHandler(console=get_console(), show_path=False, log_time_format="%H:%M:%S")
+        stderr.setFormatter(logging.Formatter("%(name)s: %(message)s"))
     else:
         stderr = logging.StreamHandler(sys.stderr)
         stderr.setFormatter(_STDERR_FORMAT)
