@@ -36,18 +36,22 @@ class Installed:
 
     def heptagon(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
         """Run the environment's ``heptagon`` script in the working folder; exit 0."""
-        env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
         res = subprocess.run(
             [str(self.venv / "bin" / "heptagon"), *args],
             capture_output=True,
             text=True,
             check=False,
             cwd=self.work,
-            env=env,
+            env=outside_env(),
             timeout=timeout,
         )
         assert res.returncode == 0, f"heptagon {' '.join(args)}:\n{res.stdout}\n{res.stderr}"
         return res
+
+
+def outside_env() -> dict[str, str]:
+    """This process's environment without what would point Python at the checkout."""
+    return {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
 
 
 def _run(*cmd: str | Path) -> None:
@@ -108,6 +112,7 @@ def test_installed_heptagon_runs_outside_the_checkout(installed: Installed) -> N
         text=True,
         check=True,
         cwd=installed.work,
+        env=outside_env(),
     ).stdout.strip()
     assert Path(where).is_relative_to(installed.venv), where
     assert "0.1.0" in installed.heptagon("info").stdout
