@@ -62,6 +62,7 @@ from heptagon.models.mlpf import MLPF
 from heptagon.train.allocator import retain_freed_memory
 from heptagon.train.device import DeviceChoice, select_device
 from heptagon.train.losses import FocalLoss
+from heptagon.train.rundir import load_checkpoint
 
 __all__ = [
     "FEATURES",
@@ -562,18 +563,7 @@ def _saved(run: Path) -> dict[str, Any]:
     path = run / "model.pt"
     if not path.is_file():
         raise ConfigError(f"no model.pt in '{run}' (run `heptagon mlpf train` first)", key="run")
-    try:
-        saved = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        # any error an untrusted file makes torch raise; not torch's own message: for a
-        # file that is more than tensors it suggests weights_only=False, which would run it
-        raise DataError(
-            f"not a readable MLPF model ({type(err).__name__}): only the tensors saved by "
-            "`heptagon mlpf train` are read",
-            file=path,
-        ) from None
-    if not isinstance(saved, dict):
-        raise DataError("not an MLPF model (expected a dict of options and tensors)", path)
+    saved = load_checkpoint(path)
     for key, kind in (("options", dict), ("state", dict), ("decoding", dict)):
         if not isinstance(saved.get(key), kind):
             raise DataError(f"missing or not a {kind.__name__}", path, key)
