@@ -46,7 +46,7 @@ from heptagon.publish.onnx import (
     Tensors,
     check_parity,
     export_onnx,
-    load_onnx,
+    onnx_model,
     read_onnx,
 )
 from heptagon.publish.sums import write_sums
@@ -110,8 +110,8 @@ def _export_problem(path: Path, loaded: LoadedRun, checks: Sequence[Tensors]) ->
     (None: it is): not a valid heptagon export, made from another checkpoint, or failing
     ``onnx.checker``, ONNX Runtime or the parity check against the loaded model."""
     try:
-        exported = load_onnx(path, verify=False)
-        _, proto = read_onnx(path, verify=False)
+        path, proto = read_onnx(path, verify=False)
+        exported = onnx_model(path, proto)
     except DataError as err:
         return f"is not a valid heptagon export ({err})"
     if exported.checkpoint_sha256 != loaded.checkpoint_sha256():

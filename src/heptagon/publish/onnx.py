@@ -71,7 +71,7 @@ from heptagon.cpu import available_cpus
 from heptagon.data.config import DataConfig
 from heptagon.data.loader import mask_name
 from heptagon.data.preprocess import Preprocess
-from heptagon.errors import DataError, ExportError
+from heptagon.errors import DataError, ExportError, first_line
 from heptagon.io import atomic_path
 from heptagon.physics.ddt import DDTMap
 from heptagon.publish.sums import SUMS_FILE, verify_sums
@@ -91,6 +91,7 @@ __all__ = [
     "load_onnx",
     "make_session",
     "model_file",
+    "onnx_model",
     "read_onnx",
 ]
 
@@ -592,7 +593,7 @@ def read_onnx(path: str | Path, *, verify: bool = True) -> tuple[Path, onnx.Mode
     try:
         onnx.checker.check_model(proto)
     except onnx.checker.ValidationError as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        first = first_line(err)
         raise DataError(f"not a valid ONNX model (onnx.checker: {first})", path) from None
     return path, proto
 
@@ -602,7 +603,13 @@ def load_onnx(path: str | Path, *, verify: bool = True) -> OnnxModel:
     :func:`read_onnx`, which verifies a bundle's checksums unless ``verify`` is false).
     Raises :class:`DataError` for a file that is missing, altered, not ONNX, or not
     exported by heptagon."""
-    path, proto = read_onnx(path, verify=verify)
+    return onnx_model(*read_onnx(path, verify=verify))
+
+
+def onnx_model(path: Path, proto: onnx.ModelProto) -> OnnxModel:
+    """The heptagon metadata of ``proto``, the model read from ``path`` by
+    :func:`read_onnx`. Raises :class:`DataError` naming ``path`` for a model that was not
+    exported by heptagon or whose metadata is malformed."""
     meta = {p.key: p.value for p in proto.metadata_props}
     if meta.get("format") != FORMAT:
         raise DataError(
