@@ -51,3 +51,10 @@ class Interrupted(BaseException):
 
     A :class:`BaseException`, like the :class:`KeyboardInterrupt` it replaces, so that no
     ``except Exception`` swallows it."""
+
+
+def first_line(err: BaseException) -> str:
+    """The first line of ``err``'s text (or its type's name when it has none): a library's
+    error, cut to fit the one line a user error prints."""
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__

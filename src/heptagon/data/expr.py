@@ -44,7 +44,7 @@ import awkward as ak
 import numpy as np
 
 from heptagon.data.jagged import JaggedColumn, from_awkward
-from heptagon.errors import ConfigError
+from heptagon.errors import ConfigError, first_line
 from heptagon.physics.event_features import FUNCTIONS as EVENT_FUNCTIONS
 from heptagon.physics.kinematics import delta_phi, delta_r, wrap_phi
 
@@ -310,7 +310,7 @@ class Expr:
         try:
             result = _apply(function, *args)
         except (ArithmeticError, LookupError, TypeError, ValueError) as err:
-            why = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            why = first_line(err)
             raise self._cannot(node, why) from None
         if not isinstance(result, _VALUE_TYPES):  # e.g. where(x): a tuple (which * 10**18...)
             raise self._cannot(node, f"gives a {type(result).__name__}, not numbers or arrays")

@@ -37,8 +37,8 @@ from torch import nn
 
 from heptagon.config import load_yaml
 from heptagon.data.preprocess import Preprocess
-from heptagon.errors import DataError
-from heptagon.io import atomic_path, sha256sum, write_json_atomic
+from heptagon.errors import DataError, first_line
+from heptagon.io import atomic_path, read_json, sha256sum, write_json_atomic
 from heptagon.models import Model, build_model
 from heptagon.train.experiment import RunConfig, validate_experiment
 
@@ -220,12 +220,9 @@ def load_run(run_dir: str | Path) -> LoadedRun:
     """Load a run dir: the model with its best weights (eval mode), ``model.json``,
     ``preprocess.json`` and ``config.yaml``. Raises :class:`DataError` naming the file."""
     run = RunDir(Path(run_dir))
-    try:
-        info = json.loads(run.model_json.read_text())
-    except FileNotFoundError:
-        raise DataError("not a run dir (no model.json)", run.model_json) from None
-    except json.JSONDecodeError as err:
-        raise DataError(f"not valid JSON ({err})", run.model_json) from None
+    if not run.model_json.exists():
+        raise DataError("not a run dir (no model.json)", run.model_json)
+    info = read_json(run.model_json, "model description")
     if info.get("format") != MODEL_FORMAT or info.get("version") != MODEL_VERSION:
         raise DataError(f"not a {MODEL_FORMAT} v{MODEL_VERSION} file", run.model_json, "format")
     model = build_model(info["name"], info["input_dims"], info["num_classes"], **info["options"])
@@ -235,7 +232,7 @@ def load_run(run_dir: str | Path) -> LoadedRun:
         try:
             model.load_state_dict(state["model"])
         except (KeyError, TypeError, RuntimeError) as err:
-            why = str(err).splitlines()[0] if str(err) else type(err).__name__
+            why = first_line(err)
             raise DataError(
                 f"weights do not fit the model of model.json ({why})", weights
             ) from None

@@ -45,7 +45,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
 from heptagon.data.loader import Batch, JetDataset, make_dataloader
-from heptagon.errors import ConfigError, DataError, ModelError
+from heptagon.errors import ConfigError, DataError, ModelError, first_line
 from heptagon.logs import get_logger
 from heptagon.train.distributed import Distributed
 from heptagon.train.experiment import TrainOptions
@@ -220,7 +220,7 @@ class Trainer:
             try:
                 self._restore(checkpoint)
             except (KeyError, TypeError, ValueError, RuntimeError) as err:
-                why = str(err).splitlines()[0] if str(err) else type(err).__name__
+                why = first_line(err)
                 raise DataError(
                     f"does not fit this run's model and optimizer ({why})", self.run.last
                 ) from None
