@@ -12,7 +12,7 @@ from typing import Any
 
 from heptagon.errors import DataError
 
-__all__ = ["atomic_path", "make_dir", "sha256sum", "write_json_atomic"]
+__all__ = ["atomic_path", "make_dir", "read_json", "sha256sum", "write_json_atomic"]
 
 
 @contextmanager
@@ -35,6 +35,19 @@ def write_json_atomic(path: str | Path, obj: Any) -> None:
     """Write ``obj`` as indented, key-sorted JSON, atomically."""
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def read_json(path: str | Path, what: str) -> dict[str, Any]:
+    """A JSON object that heptagon wrote (``what`` it is, for the message): a
+    :class:`DataError` naming the file if it is missing, unreadable, not JSON or not an
+    object."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise DataError(f"corrupt or unreadable {what} ({err})", file=path) from None
+    if not isinstance(data, dict):
+        raise DataError(f"corrupt {what} (not a JSON object)", file=path)
+    return data
 
 
 def sha256sum(path: str | Path, chunk: int = 1 << 20) -> str:

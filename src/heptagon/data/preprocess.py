@@ -30,7 +30,6 @@ i.e. ``scale`` is the multiplier (weaver's ``multiply_by``); a zero width gives 
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,7 +43,7 @@ from heptagon.data.split import Split
 from heptagon.data.transform import Table, Transform, iter_tables
 from heptagon.data.weights import FlatReweight
 from heptagon.errors import ConfigError, DataError
-from heptagon.io import write_json_atomic
+from heptagon.io import read_json, write_json_atomic
 
 __all__ = [
     "PREPROCESS_FORMAT",
@@ -202,13 +201,9 @@ class Preprocess:
     @classmethod
     def load(cls, path: str | Path) -> Preprocess:
         """Read a ``preprocess.json``."""
-        try:
-            data = json.loads(Path(path).read_text())
-        except FileNotFoundError:
-            raise DataError("file not found", path) from None
-        except json.JSONDecodeError as err:
-            raise DataError(f"not valid JSON ({err})", path) from None
-        return cls.from_dict(data, path)
+        if not Path(path).exists():
+            raise DataError("file not found", path)
+        return cls.from_dict(read_json(path, "preprocess.json"), path)
 
 
 def _group_params(

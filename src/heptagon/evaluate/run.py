@@ -12,7 +12,6 @@ DDT map (``RUN/ddt.json``, :mod:`heptagon.evaluate.ddt`) gets the DDT cut's numb
 from __future__ import annotations
 
 import csv
-import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -37,7 +36,7 @@ from heptagon.evaluate.report import (
     summary_rows,
 )
 from heptagon.evaluate.yields import XSEC_WEIGHT, expected_yields
-from heptagon.io import atomic_path, write_json_atomic
+from heptagon.io import atomic_path, read_json, write_json_atomic
 from heptagon.logs import get_logger
 from heptagon.physics.ddt import DDT_FILE, DDTMap
 from heptagon.physics.metrics import Roc, roc_curve
@@ -207,21 +206,14 @@ def evaluate(
     return EvalResult(eval_dir, metrics, samples)
 
 
-def _stale(loaded: LoadedRun) -> str | None:
-    """Why ``RUN/eval`` does not hold an evaluation of the run's best checkpoint on its
-    test split, or None when it does."""
-    eval_dir = loaded.root / EVAL_DIR
-    try:
-        metrics = json.loads((eval_dir / "metrics.json").read_text())
-    except FileNotFoundError:
-        return "not evaluated yet"
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        return "eval/metrics.json is unreadable"
-    if not isinstance(metrics, dict) or metrics.get("sample") != "test":
+def _stale(loaded: LoadedRun, metrics: dict[str, Any]) -> str | None:
+    """Why ``metrics`` (``RUN/eval/metrics.json``) and the test predictions beside them are
+    not an evaluation of the run's best checkpoint on its test split, or None when they are."""
+    if metrics.get("sample") != "test":
         return "eval/metrics.json is not of the test split"
     if metrics.get(CHECKPOINT_KEY) != loaded.checkpoint_sha256():
         return "eval/ was made from another checkpoint"
-    if not (eval_dir / "predictions_test.parquet").is_file():
+    if not (loaded.root / EVAL_DIR / "predictions_test.parquet").is_file():
         return "eval/predictions_test.parquet is missing"
     return None
 
@@ -232,13 +224,20 @@ def current_evaluation(
     """The metrics of the run's best checkpoint on its test split, as ``RUN/eval/metrics.json``
     holds them, evaluating first when they are missing, unreadable, of another sample or of
     another checkpoint (the reason passed to ``say``): what publish and compare quote."""
-    why = _stale(loaded)
-    if why is not None:
-        if say is not None and why != "not evaluated yet":
+    file = loaded.root / EVAL_DIR / "metrics.json"
+    if file.exists():
+        try:
+            metrics = read_json(file, "evaluation")
+        except DataError:
+            why: str | None = "eval/metrics.json is unreadable"
+        else:
+            why = _stale(loaded, metrics)
+            if why is None:
+                return metrics
+        if say is not None:
             say(f"{loaded.root}: {why}: re-evaluated on the test split")
-        evaluate(loaded.root)
-    metrics: dict[str, Any] = json.loads((loaded.root / EVAL_DIR / "metrics.json").read_text())
-    return metrics
+    evaluate(loaded.root)
+    return read_json(file, "evaluation")
 
 
 @dataclass(frozen=True)

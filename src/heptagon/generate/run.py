@@ -44,7 +44,7 @@ from heptagon.generate.detector import DetectorConfig, apply_detector
 from heptagon.generate.jets import FLAVOURS, JETS_PER_EVENT, JetSelection, build_jets
 from heptagon.generate.processes import Process, SampleSet, get_process, get_sample_set
 from heptagon.generate.truth import EventRecord, flavour_ghosts, truth_objects
-from heptagon.io import atomic_path, sha256sum, write_json_atomic
+from heptagon.io import atomic_path, read_json, sha256sum, write_json_atomic
 from heptagon.logs import get_logger
 
 __all__ = [
@@ -262,7 +262,7 @@ def run_shard(spec: ShardSpec, report: Callable[[int], None] | None = None) -> d
     flavour = FLAVOURS.index(spec.label) if process.truth.kind == "flavour" else None
     library = None
     if spec.library is not None:
-        from heptagon.generate.pileup import read_library  # it imports this module
+        from heptagon.generate.pileup import read_library, reconstruct  # it imports this module
 
         library = read_library(Path(spec.library))
     parts: list[dict[str, Any]] = []
@@ -274,8 +274,6 @@ def run_shard(spec: ShardSpec, report: Callable[[int], None] | None = None) -> d
         if library is None:
             candidates = apply_detector(record.final_state(), det, rng)
         else:
-            from heptagon.generate.pileup import reconstruct
-
             assert det is not None  # GenerateOptions refuses pile-up without the detector
             pu = reconstruct(record.final_state(), library, spec.pileup, spec.mitigation, det, rng)
             candidates, columns, rho_from = pu.candidates, pu.columns, pu.unmitigated
@@ -354,22 +352,10 @@ def _finished(spec: Shard) -> dict[str, Any] | None:
     side = _sidecar(spec)
     if not (side.exists() and Path(spec.path).exists()):
         return None
-    record = _read_json(side, "shard record")
+    record = read_json(side, "shard record")
     if record.get("seed") != spec.seed or sha256sum(spec.path) != record.get("sha256"):
         return None
     return record
-
-
-def _read_json(path: Path, what: str) -> dict[str, Any]:
-    """A JSON object written by heptagon (``what`` it is, for the message); a
-    :class:`DataError` naming the file if it is unreadable, not JSON or not an object."""
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise DataError(f"corrupt or unreadable {what} ({err})", file=path) from None
-    if not isinstance(data, dict):
-        raise DataError(f"corrupt {what} (not a JSON object)", file=path)
-    return data
 
 
 def _plan(opts: GenerateOptions) -> tuple[list[ShardSpec], dict[str, Any]]:
@@ -439,7 +425,7 @@ def prepare_out(out: Path, settings: dict[str, Any]) -> None:
         stale.unlink()
     marker = out / ".generate.json"
     if marker.exists():
-        old = _read_json(marker, "sample settings")
+        old = read_json(marker, "sample settings")
         if old != json.loads(json.dumps(settings)):
             diff = sorted(k for k in settings if old.get(k) != json.loads(json.dumps(settings[k])))
             raise ConfigError(
@@ -739,4 +725,4 @@ def load_manifest(path: str | Path) -> dict[str, Any]:
     p = p / "manifest.json" if p.is_dir() else p
     if not p.exists():
         raise DataError("no manifest.json (not a heptagon dataset dir?)", file=p)
-    return _read_json(p, "dataset manifest")
+    return read_json(p, "dataset manifest")

@@ -15,7 +15,6 @@ training data); under ``run`` it is the score of the run's summed histograms.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -40,7 +39,7 @@ from heptagon.apps.dqm.methods import (
 from heptagon.apps.dqm.observables import histogram_shapes, histogram_slices, summary_features
 from heptagon.apps.dqm.simulate import DQMData, load_data, read_arrays
 from heptagon.errors import ConfigError, DataError
-from heptagon.io import atomic_path, make_dir, write_json_atomic
+from heptagon.io import atomic_path, make_dir, read_json, write_json_atomic
 
 __all__ = [
     "AGGREGATES",
@@ -165,13 +164,7 @@ class _ModelFiles:
                 old = " (model.pkl, an older heptagon's pickle, is never read)"
                 why = old if (path / "model.pkl").exists() else ""
                 raise DataError(f"no trained DQM model{why}: run `heptagon dqm train`", file=f)
-        try:
-            meta = json.loads(self.json_file.read_text())
-        except (UnicodeDecodeError, json.JSONDecodeError) as err:
-            raise DataError(f"not valid JSON ({err})", file=self.json_file) from None
-        if not isinstance(meta, dict):
-            raise DataError("not a DQM model (expected a JSON object)", file=self.json_file)
-        self.meta: dict[str, Any] = meta
+        self.meta: dict[str, Any] = read_json(self.json_file, "DQM model")
         version = self.value("schema_version", int)
         if version != SCHEMA_VERSION:
             raise DataError(

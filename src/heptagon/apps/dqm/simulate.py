@@ -18,7 +18,6 @@ above ``jet_pt_min``. Labels (fault, size, good/bad) are kept per run and per LS
 
 from __future__ import annotations
 
-import json
 import zipfile
 import zlib
 from collections.abc import Sequence
@@ -35,7 +34,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from heptagon.apps.dqm.observables import HISTOGRAMS, book, histogram_shapes
 from heptagon.errors import ConfigError, DataError
 from heptagon.generate.run import GenerateOptions, generate, load_manifest
-from heptagon.io import atomic_path, make_dir, write_json_atomic
+from heptagon.io import atomic_path, make_dir, read_json, write_json_atomic
 
 __all__ = [
     "FAULT_KINDS",
@@ -373,10 +372,7 @@ def read_arrays(path: Path) -> dict[str, np.ndarray]:
 
 def _runs(meta: Path) -> list[dict[str, Any]]:
     """The run records of ``runs.json``, each a :class:`RunPlan` and ``bad``, checked."""
-    try:
-        runs = json.loads(meta.read_text()).get("runs")
-    except (UnicodeDecodeError, json.JSONDecodeError, AttributeError) as err:
-        raise DataError(f"not a JSON object ({type(err).__name__})", meta) from None
+    runs = read_json(meta, "run list").get("runs")
     if not isinstance(runs, list):
         raise DataError("missing or not a list", meta, "runs")
     for i, rec in enumerate(runs):
