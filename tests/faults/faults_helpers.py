@@ -14,6 +14,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import pytest
+
 
 def heptagon(
     *args: str, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = 300
@@ -32,6 +34,22 @@ def heptagon(
 
 #: a log line (``HH:MM:SS heptagon.<stage>: ...``, :mod:`heptagon.logs`) on stderr
 _LOG_LINE = re.compile(r"^\d\d:\d\d:\d\d heptagon\.\w+: .*\n?", re.MULTILINE)
+
+
+def run_main(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str
+) -> subprocess.CompletedProcess[str]:
+    """``heptagon ARGS`` in-process through :func:`heptagon.cli.main` (the real path of
+    exit statuses and messages, without the ~3 s of a subprocess), its exit status and
+    output as :func:`heptagon` gives them."""
+    from heptagon.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["heptagon", *args])
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_:
+        main()
+    out = capsys.readouterr()
+    return subprocess.CompletedProcess(list(args), int(exit_.value.code or 0), out.out, out.err)
 
 
 def without_log(stderr: str) -> str:

@@ -15,8 +15,6 @@ import json
 import os
 import pickle
 import shutil
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -24,13 +22,12 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from faults_helpers import assert_user_error, heptagon, no_temp_files
+from faults_helpers import assert_user_error, heptagon, no_temp_files, run_main
 
 from heptagon.apps.dqm.certify import SCHEMA_VERSION, TrainConfig, fit, load_model, score
 from heptagon.apps.dqm.observables import histogram_shapes
 from heptagon.apps.dqm.simulate import DQMData, load_data
 from heptagon.apps.mlpf.run import TrainOptions, train_mlpf
-from heptagon.cli import main
 from heptagon.errors import DataError
 from heptagon.generate.elements import ElementOptions, generate_elements
 
@@ -52,19 +49,6 @@ def _one_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
-
-
-def run_main(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str
-) -> subprocess.CompletedProcess[str]:
-    """``heptagon ARGS`` in-process through :func:`heptagon.cli.main`, its exit status and
-    output as :func:`faults_helpers.heptagon` gives them."""
-    monkeypatch.setattr(sys, "argv", ["heptagon", *args])
-    capsys.readouterr()
-    with pytest.raises(SystemExit) as exit_:
-        main()
-    out = capsys.readouterr()
-    return subprocess.CompletedProcess(args, int(exit_.value.code or 0), out.out, out.err)
 
 
 # --------------------------------------------------------------------------- DQM

@@ -14,9 +14,8 @@ import time
 from pathlib import Path
 
 import pytest
-from faults_helpers import assert_user_error, heptagon, no_temp_files, without_log
+from faults_helpers import assert_user_error, heptagon, no_temp_files, run_main, without_log
 
-from heptagon.cli import main
 from heptagon.errors import DataError
 from heptagon.generate.run import load_manifest
 
@@ -78,11 +77,9 @@ def test_out_of_range_number_is_a_usage_error(
     """In-process through :func:`heptagon.cli.main` (the real path, without the ~3 s of a
     subprocess): nothing runs, one line names the option and the command's help."""
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(sys, "argv", ["heptagon", *argv])
-    with pytest.raises(SystemExit) as exit_:
-        main()
-    err = capsys.readouterr().err.strip()
-    assert exit_.value.code == 2, err
+    res = run_main(monkeypatch, capsys, *argv)
+    err = res.stderr.strip()
+    assert res.returncode == 2, err
     assert len(err.splitlines()) == 1, err
     assert option in err, err
     assert "heptagon: error: Invalid value" in err, err

@@ -10,15 +10,14 @@ NaN, tampered, interrupted) of each stage are in the other ``test_faults_*`` mod
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import click
 import pytest
 import typer
-from faults_helpers import without_log
+from faults_helpers import run_main, without_log
 
-from heptagon.cli import app, main
+from heptagon.cli import app
 
 #: command -> argv with MISSING (an input path that does not exist) or BLOCKED (an output
 #: path that cannot be created, even by root: below a regular file)
@@ -94,11 +93,9 @@ def test_missing_input_or_blocked_output_is_one_line(
     }
     culprit = fill[MISSING] if MISSING in argv else fill[BLOCKED]
     monkeypatch.chdir(work)
-    monkeypatch.setattr(sys, "argv", ["heptagon", *(fill.get(a, a) for a in argv)])
-    with pytest.raises(SystemExit) as exit_:
-        main()
-    err = without_log(capsys.readouterr().err).strip()  # demo logs its first stage
-    assert exit_.value.code == 2, err
+    res = run_main(monkeypatch, capsys, *(fill.get(a, a) for a in argv))
+    err = without_log(res.stderr).strip()  # demo logs its first stage
+    assert res.returncode == 2, err
     assert len(err.splitlines()) == 1, err
     assert err.startswith("heptagon: error: "), err
     # the path is named (or a file in it: RUN/model.json for a run directory)
