@@ -12,6 +12,7 @@ other field that fails validation is a ``DataError`` naming the file and the dot
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
@@ -20,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 from heptagon.errors import DataError
 from heptagon.io import read_json, write_json_atomic
 
-__all__ = ["Artifact", "Record"]
+__all__ = ["Artifact", "Record", "read_by_kind"]
 
 A = TypeVar("A", bound="Artifact")
 
@@ -112,8 +113,21 @@ class Artifact(Record):
 
     def to_json(self) -> dict[str, Any]:
         """The plain JSON object this artifact is written as."""
-        return self.model_dump(mode="json")
+        return self.model_dump(mode="json", by_alias=True)
 
     def write(self, path: str | Path) -> None:
         """Write the artifact to ``path`` atomically (indented, key-sorted JSON)."""
         write_json_atomic(path, self.to_json())
+
+
+def read_by_kind(path: str | Path, classes: Mapping[str, type[A]], what: str) -> A:
+    """Read the artifact at ``path`` as the class its ``kind`` key names in ``classes``
+    (a file of several layouts: the dataset manifest, ``metrics.json``); an unknown kind is
+    a :class:`DataError` naming the file and the key ``kind``."""
+    data = read_json(path, what)
+    kind = data.get("kind")
+    if not isinstance(kind, str) or kind not in classes:
+        raise DataError(
+            f"unknown {what} kind {kind!r} (one of {', '.join(classes)})", file=path, key="kind"
+        )
+    return classes[kind].parse(data, path)
