@@ -10,7 +10,8 @@ import awkward as ak
 import numpy as np
 import pytest
 
-from heptagon.data.io import _pickled_names, open_reader
+from heptagon.data.io import open_reader
+from heptagon.data.readers.hdf5 import pickled_names
 from heptagon.errors import DataError
 
 pd = pytest.importorskip("pandas")
@@ -113,8 +114,8 @@ def test_a_crafted_file_runs_no_code(tmp_path: Path) -> None:
 def test_pickled_names_reads_plain_lists_only(tmp_path: Path) -> None:
     names = ["E_0", "PX_0", "ttv", "is_signal_new"]
     for protocol in range(pickle.HIGHEST_PROTOCOL + 1):
-        assert _pickled_names(pickle.dumps(names, protocol), tmp_path, "a") == names
-    assert _pickled_names(pickle.dumps(["x", "x"], 0), tmp_path, "a") == ["x", "x"]
+        assert pickled_names(pickle.dumps(names, protocol), tmp_path, "a") == names
+    assert pickled_names(pickle.dumps(["x", "x"], 0), tmp_path, "a") == ["x", "x"]
     refused = {
         b"junk": "malformed",
         pickle.dumps(("E_0",), 0): "list of column names",
@@ -126,7 +127,7 @@ def test_pickled_names_reads_plain_lists_only(tmp_path: Path) -> None:
     }
     for raw, why in refused.items():
         with pytest.raises(DataError, match=why):
-            _pickled_names(raw, tmp_path, "a")
+            pickled_names(raw, tmp_path, "a")
     assert not (tmp_path / "M").exists()
 
 
