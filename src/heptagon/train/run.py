@@ -40,6 +40,7 @@ from heptagon.train.rundir import (
     write_yaml_atomic,
 )
 from heptagon.train.seeding import seed_everything
+from heptagon.train.tasks import JetTask
 from heptagon.train.trainer import CHECKPOINT_FORMAT, Trainer
 
 __all__ = ["input_dims", "train"]
@@ -188,17 +189,24 @@ def _fit(
 ) -> RunSummary:
     """Train a torch model by gradient descent, from ``last.pt`` if resuming."""
     options = config.train
-    trainer = Trainer(
-        model,
+    task = JetTask(
         options.loss.build(),
-        options,
+        cast("tuple[str, ...]", model.input_names),
         train_data=train_data,
         val_data=val_data,
+        classification=options.task == "classification",
+        num_workers=options.num_workers,
+        pin_memory=device.type == "cuda",
+        regularisers=[spec.build() for spec in options.regularisers],
+    )
+    trainer = Trainer(
+        model,
+        task,
+        options,
         run=run,
         device=device,
         dist=dist,
         total_steps=_total_steps(options, train_data, config.split.train, dist.world),
-        regularisers=[spec.build() for spec in options.regularisers],
     )
     checkpoint = _load_last(run) if resume and run.last.exists() else None
     state = trainer.fit(checkpoint)

@@ -1,5 +1,14 @@
 """The gradient-descent loop for torch models: steps, validation, checkpoints, resume.
 
+What is trained on is a :class:`TrainTask`: the batches of an epoch, the model's inputs in
+a batch, the loss and the validation numbers. :class:`heptagon.train.tasks.JetTask` is the
+taggers' (a :class:`~heptagon.data.JetDataset` through a data config);
+:class:`heptagon.train.tasks.TensorTask` trains on tensors held in memory (the trigger and
+DQM networks); MLPF has its own (:mod:`heptagon.apps.mlpf.training`). The trainer owns
+everything else: optimizer and schedule (:mod:`heptagon.train.optim`), mixed precision,
+DDP, the counters, ``history.jsonl``, checkpoints, early stopping and resume. Without a
+run dir (``run=None``) nothing is written: a fit in memory.
+
 One step is one batch per process. Validation runs every ``val_every`` steps or at the
 end of each epoch, and at the end of training; it appends a record to ``history.jsonl``,
 updates ``checkpoints/best.pt`` when the validation loss improves, and counts validations
@@ -15,20 +24,20 @@ read and dropped. Data iterators are created outside the global RNG stream, so t
 restored RNG states continue exactly where they were saved. ``in_memory`` datasets are not
 used (their order after the first epoch depends on the epochs already run).
 
-``regularisers`` (``train.regularisers``: DisCo, a mass adversary) add their penalty on
-the batch's output and observer to the loss; an adversary trains its own network inside
-the step. Their state (an adversary's weights and optimizer) goes into ``last.pt``. Under
-DDP each process trains its own adversary. The validation loss is the loss alone.
+A task may train modules of its own inside the step (:attr:`TrainTask.extra`: the
+taggers' ``train.regularisers``, a mass adversary); their state goes into ``last.pt``.
+Under DDP each process trains its own. The validation loss is the task's loss alone.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import torch
 from rich.console import Console
@@ -42,27 +51,76 @@ from rich.progress import (
 )
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader
 
-from heptagon.data.loader import Batch, JetDataset, make_dataloader
 from heptagon.errors import ConfigError, DataError, ModelError, first_line
 from heptagon.logs import get_logger
 from heptagon.train.distributed import Distributed
 from heptagon.train.experiment import TrainOptions
-from heptagon.train.losses import Regulariser, WeightedLoss
 from heptagon.train.optim import build_optimizer, build_scheduler
 from heptagon.train.rundir import RunDir, save_checkpoint
 from heptagon.train.seeding import get_rng_state, set_rng_state
-from heptagon.train.validation import collect_outputs, val_metrics
+from heptagon.train.validation import ValMetrics
 
 if TYPE_CHECKING:
     from torch.utils.tensorboard import SummaryWriter
 
-__all__ = ["CHECKPOINT_FORMAT", "TrainState", "Trainer"]
+__all__ = ["CHECKPOINT_FORMAT", "Forward", "TrainState", "TrainTask", "Trainer"]
 
 CHECKPOINT_FORMAT = "heptagon-checkpoint"
 
 _log = get_logger("train")
+
+B = TypeVar("B")
+
+#: the model (in eval mode, under the run's autocast) on a batch's inputs
+Forward = Callable[[Sequence[Tensor]], Tensor]
+
+
+class TrainTask(ABC, Generic[B]):
+    """What a :class:`Trainer` trains on: the batches, the model's inputs in a batch, the
+    loss and the validation numbers (batches of any type ``B``)."""
+
+    #: what a batch's size counts: the history's ``<unit>_seen`` and ``<unit>_per_s``
+    unit: str = "jets"
+    #: modules the task trains itself inside a step (a mass adversary): moved to the
+    #: device with the model and saved in ``last.pt``
+    extra: nn.Module
+
+    def __init__(self) -> None:
+        self.extra = nn.ModuleList()
+
+    @abstractmethod
+    def train_batches(self, epoch: int) -> Iterator[B]:
+        """This process's training batches of ``epoch`` (0-based); their order depends only
+        on the task's seed and ``epoch`` (exact resume). Called outside the global RNG
+        stream."""
+
+    @abstractmethod
+    def validate(
+        self, forward: Forward, device: torch.device, dist: Distributed
+    ) -> ValMetrics | None:
+        """The validation numbers of the model that ``forward`` runs (every process's
+        share combined), or None when the task has no validation data."""
+
+    @abstractmethod
+    def size(self, batch: B) -> int:
+        """How many ``unit`` s ``batch`` holds."""
+
+    @abstractmethod
+    def to(self, batch: B, device: torch.device) -> B:
+        """``batch`` with its tensors on ``device``."""
+
+    @abstractmethod
+    def inputs(self, batch: B) -> Sequence[Tensor]:
+        """The model's positional inputs in a batch."""
+
+    @abstractmethod
+    def loss(self, output: Tensor, batch: B) -> Tensor:
+        """The training loss of the model's ``output`` on ``batch`` (the task's modules of
+        :attr:`extra` update inside it)."""
+
+    def after_step(self, grad_scale: float) -> None:
+        """Called after each optimizer step with the gradient scale (1 without AMP)."""
 
 
 @dataclass
@@ -70,9 +128,9 @@ class TrainState:
     """Counters of a training run (plain types: they go into ``last.pt``).
 
     ``epoch``: epochs completed; ``batch_in_epoch``: batches done in the current one;
-    ``loss_sum`` / ``n_batches`` / ``interval_jets`` / ``interval_s``: the training loss,
-    jets and time since the last validation (summed over processes at a checkpoint, held
-    by rank 0).
+    ``jets_seen``: the task's units (jets, events) trained on; ``loss_sum`` /
+    ``n_batches`` / ``interval_jets`` / ``interval_s``: the training loss, units and time
+    since the last validation (summed over processes at a checkpoint, held by rank 0).
     """
 
     epoch: int = 0
@@ -91,15 +149,15 @@ class TrainState:
     history: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _iterate(loader: DataLoader[Batch]) -> Iterator[Batch]:
-    """An iterator over ``loader`` created outside the global torch RNG stream (a
+def _outside_rng(make: Callable[[], Iterable[B]]) -> Iterator[B]:
+    """The iterator of ``make()``, created outside the global torch RNG stream (a
     ``DataLoader`` draws its workers' base seed from it, but not on every epoch when its
     workers persist), so the RNG state of a checkpoint does not depend on the loader."""
     with torch.random.fork_rng(devices=[]):
-        return iter(loader)
+        return iter(make())
 
 
-def _epoch_line(record: Mapping[str, Any], epochs: int) -> str:
+def _epoch_line(record: Mapping[str, Any], epochs: int, unit: str) -> str:
     """The log line of a validation record (a line of ``history.jsonl``); absent metrics
     are left out."""
     parts = [f"epoch {record['epoch']}/{epochs} step {record['step']}"]
@@ -112,8 +170,8 @@ def _epoch_line(record: Mapping[str, Any], epochs: int) -> str:
     ):
         if record[key] is not None:
             parts.append(f"{label} {record[key]:{fmt}}")
-    if record["jets_per_s"] is not None:
-        parts.append(f"{record['jets_per_s']:.0f} jets/s")
+    if record[f"{unit}_per_s"] is not None:
+        parts.append(f"{record[f'{unit}_per_s']:.0f} {unit}/s")
     parts.append(f"{record['wall_s']:.1f} s")
     return ", ".join(parts)
 
@@ -131,25 +189,27 @@ def _event_writer(run: RunDir) -> SummaryWriter:
 
 
 class Trainer:
-    """Trains ``model`` on ``train_data``, validating on ``val_data``, writing into ``run``
-    (rank 0 only)."""
+    """Trains ``model`` on ``task`` with the loop, optimizer and schedule of ``options``,
+    writing into ``run`` (rank 0 only; None: nothing is written).
+
+    ``total_steps``: the steps of the whole run, for the learning-rate schedule.
+    """
 
     def __init__(
         self,
         model: nn.Module,
-        loss: WeightedLoss,
+        task: TrainTask[Any],
         options: TrainOptions,
         *,
-        train_data: JetDataset,
-        val_data: JetDataset,
-        run: RunDir,
+        run: RunDir | None,
         device: torch.device,
-        dist: Distributed,
         total_steps: int,
-        regularisers: Sequence[Regulariser] = (),
+        dist: Distributed | None = None,
     ) -> None:
+        dist = dist or Distributed()
         self.model = model.to(device)
-        self.regularisers = nn.ModuleList(regularisers).to(device)
+        self.task = task
+        task.extra.to(device)
         self.module: nn.Module = (
             DistributedDataParallel(
                 self.model, device_ids=[device.index] if device.type == "cuda" else None
@@ -157,19 +217,17 @@ class Trainer:
             if dist.active
             else self.model
         )
-        self.input_names: tuple[str, ...] = tuple(model.input_names)  # type: ignore[arg-type]
-        self.loss, self.options, self.run = loss, options, run
+        self.options, self.run = options, run
         self.device, self.dist, self.total_steps = device, dist, total_steps
-        self.train_data = train_data
-        pin = device.type == "cuda"
-        self.train_loader = make_dataloader(train_data, options.num_workers, pin_memory=pin)
-        self.val_loader = make_dataloader(val_data, options.num_workers, pin_memory=pin)
         self.optimizer = build_optimizer(self.model, options)
         self.scheduler = build_scheduler(self.optimizer, options, total_steps)
         self.use_amp = options.amp and device.type == "cuda"
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
         self.state = TrainState()
-        self._board = _event_writer(run) if options.tensorboard and dist.is_main else None
+        self._writes = run is not None and dist.is_main
+        self._board = (
+            _event_writer(run) if run is not None and options.tensorboard and dist.is_main else None
+        )
         self._t0 = time.perf_counter()
         self._progress: tuple[Progress, TaskID] | None = None
 
@@ -183,7 +241,7 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict(),
-            "regularisers": self.regularisers.state_dict(),
+            "regularisers": self.task.extra.state_dict(),
             "rng": get_rng_state(),
             "state": asdict(self.state),
         }
@@ -193,7 +251,7 @@ class Trainer:
         self.optimizer.load_state_dict(checkpoint["optimizer"])
         self.scheduler.load_state_dict(checkpoint["scheduler"])
         self.scaler.load_state_dict(checkpoint["scaler"])
-        self.regularisers.load_state_dict(checkpoint["regularisers"])
+        self.task.extra.load_state_dict(checkpoint["regularisers"])
         self.state = TrainState(**checkpoint["state"])
         set_rng_state(checkpoint["rng"])
         if not self.dist.is_main:  # rank 0 holds the summed interval counters
@@ -201,15 +259,30 @@ class Trainer:
             s.loss_sum, s.n_batches, s.interval_jets = 0.0, 0, 0
 
     def _save_last(self) -> None:
+        if self.run is None:
+            return
         s = self.state
-        loss_sum, n_batches, jets = self.dist.sum(
+        loss_sum, n_batches, seen = self.dist.sum(
             [s.loss_sum, float(s.n_batches), float(s.interval_jets)]
         )
         if self.dist.is_main:
-            s.loss_sum, s.n_batches, s.interval_jets = loss_sum, int(n_batches), int(jets)
+            s.loss_sum, s.n_batches, s.interval_jets = loss_sum, int(n_batches), int(seen)
             save_checkpoint(self.run.last, self.checkpoint())
         else:
             s.loss_sum, s.n_batches, s.interval_jets = 0.0, 0, 0
+
+    def _save_best(self, val_loss: float | None) -> None:
+        if self._writes:
+            assert self.run is not None
+            save_checkpoint(
+                self.run.best,
+                {
+                    "format": CHECKPOINT_FORMAT,
+                    "model": self.model.state_dict(),
+                    "step": self.state.step,
+                    "val_loss": val_loss,
+                },
+            )
 
     # ---------------------------------------------------------------- the loop
 
@@ -221,8 +294,9 @@ class Trainer:
                 self._restore(checkpoint)
             except (KeyError, TypeError, ValueError, RuntimeError) as err:
                 why = first_line(err)
+                where = self.run.last if self.run is not None else None
                 raise DataError(
-                    f"does not fit this run's model and optimizer ({why})", self.run.last
+                    f"does not fit this run's model and optimizer ({why})", where
                 ) from None
         s, options = self.state, self.options
         self._t0 = time.perf_counter() - s.wall_s
@@ -237,8 +311,7 @@ class Trainer:
             )
             self._progress = (progress, task)
             while not s.finished and s.epoch < options.epochs:
-                self.train_data.set_epoch(s.epoch)
-                batches = _iterate(self.train_loader)
+                batches = _outside_rng(lambda: self.task.train_batches(s.epoch))
                 for _ in range(s.batch_in_epoch):  # reposition a resumed epoch
                     next(batches)
                 if not self._epoch(batches):
@@ -256,7 +329,7 @@ class Trainer:
             self._board.close()
         return s
 
-    def _epoch(self, batches: Iterator[Batch]) -> bool:
+    def _epoch(self, batches: Iterator[Any]) -> bool:
         """Train on the rest of an epoch; False if training must stop inside it."""
         s, options = self.state, self.options
         tick = time.perf_counter()
@@ -271,7 +344,7 @@ class Trainer:
             s.batch_in_epoch += 1
             s.loss_sum += loss
             s.n_batches += 1
-            s.interval_jets += len(batch)
+            s.interval_jets += self.task.size(batch)
             now = time.perf_counter()
             s.interval_s += now - tick
             tick = now
@@ -291,30 +364,22 @@ class Trainer:
                 return False
             tick = time.perf_counter()
 
-    def _forward(self, module: nn.Module, tensors: Mapping[str, Tensor]) -> Tensor:
+    def _forward(self, module: nn.Module, inputs: Sequence[Tensor]) -> Tensor:
         autocast = torch.autocast("cuda", dtype=torch.float16) if self.use_amp else nullcontext()
         with autocast:
-            return module(*(tensors[name] for name in self.input_names))
+            return module(*inputs)
 
-    def _step(self, batch: Batch) -> float:
+    def _step(self, batch: Any) -> float:
         """One optimizer step; returns the batch's loss."""
-        assert batch.label is not None  # training data has labels (experiment check)
-        moved = batch.to(self.device, non_blocking=True)
+        moved = self.task.to(batch, self.device)
         self.module.train()
-        output = self._forward(self.module, moved.tensors())
-        label = moved.label
-        assert label is not None
-        loss = self.loss(output, label, moved.weight)
-        for reg in self.regularisers:
-            assert isinstance(reg, Regulariser)
-            obs = torch.as_tensor(batch.observers[reg.observable], device=self.device)
-            reg.update(output.detach(), obs, label, moved.weight)
-            loss = loss + reg.penalty(output, obs, label, moved.weight)
+        output = self._forward(self.module, self.task.inputs(moved))
+        loss = self.task.loss(output, moved)
         value = float(loss.detach())
         if not math.isfinite(value):
             raise ModelError(
-                f"the training loss is {value} at step {self.state.step + 1}: lower train.lr, "
-                "set train.grad_clip or check the inputs"
+                f"the training loss is {value} at step {self.state.step + 1}: lower the "
+                "learning rate, clip the gradients or check the inputs"
             )
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
@@ -322,10 +387,7 @@ class Trainer:
             self.scaler.unscale_(self.optimizer)
             nn.utils.clip_grad_norm_(self.model.parameters(), self.options.grad_clip)
         self.scaler.step(self.optimizer)
-        grad_scale = float(self.scaler.get_scale()) if self.use_amp else 1.0
-        for reg in self.regularisers:
-            assert isinstance(reg, Regulariser)
-            reg.step(grad_scale)
+        self.task.after_step(float(self.scaler.get_scale()) if self.use_amp else 1.0)
         self.scaler.update()
         self.scheduler.step()
         return value
@@ -333,34 +395,31 @@ class Trainer:
     # ---------------------------------------------------------------- validation
 
     def _validate(self) -> None:
-        s = self.state
-        loss_sum, n_batches, jets = self.dist.sum(
+        s, unit = self.state, self.task.unit
+        loss_sum, n_batches, seen = self.dist.sum(
             [s.loss_sum, float(s.n_batches), float(s.interval_jets)]
         )
         self.model.eval()
-        outputs = collect_outputs(
-            lambda t: self._forward(self.model, t),
-            _iterate(self.val_loader),
-            self.device,
-            self.dist,
-        )
-        metrics = val_metrics(outputs, self.loss, self.options.task == "classification")
-        s.jets_seen += int(jets)
+        with torch.no_grad():
+            metrics = self.task.validate(
+                lambda inputs: self._forward(self.model, inputs), self.device, self.dist
+            )
+        s.jets_seen += int(seen)
         record = {
             "epoch": s.epoch + 1,
             "step": s.step,
-            "jets_seen": s.jets_seen,
+            f"{unit}_seen": s.jets_seen,
             "train_loss": loss_sum / n_batches if n_batches else None,
-            "val_loss": metrics.loss,
-            "val_accuracy": metrics.accuracy,
-            "val_auc": metrics.auc,
+            "val_loss": None if metrics is None else metrics.loss,
+            "val_accuracy": None if metrics is None else metrics.accuracy,
+            "val_auc": None if metrics is None else metrics.auc,
             "lr": self.optimizer.param_groups[0]["lr"],
-            "jets_per_s": jets / s.interval_s if s.interval_s > 0 else None,
+            f"{unit}_per_s": seen / s.interval_s if s.interval_s > 0 else None,
             "wall_s": time.perf_counter() - self._t0,
         }
         s.history.append(record)
         if self.dist.is_main:
-            _log.info(_epoch_line(record, self.options.epochs))
+            _log.info(_epoch_line(record, self.options.epochs, unit))
         if self._board is not None:  # the record's numbers at its step
             for key, value in record.items():
                 if key != "step" and value is not None:
@@ -368,24 +427,18 @@ class Trainer:
             self._board.flush()
         s.wall_s = record["wall_s"]
         s.loss_sum, s.n_batches, s.interval_jets, s.interval_s = 0.0, 0, 0, 0.0
-        if metrics.loss < s.best_val_loss:
+        if metrics is None:  # nothing to compare: the latest weights are the result
+            self._save_best(None)
+        elif metrics.loss < s.best_val_loss:
             s.best_val_loss, s.bad_validations = metrics.loss, 0
-            if self.dist.is_main:
-                save_checkpoint(
-                    self.run.best,
-                    {
-                        "format": CHECKPOINT_FORMAT,
-                        "model": self.model.state_dict(),
-                        "step": s.step,
-                        "val_loss": metrics.loss,
-                    },
-                )
+            self._save_best(metrics.loss)
         else:
             s.bad_validations += 1
             patience = self.options.patience
             if patience is not None and s.bad_validations >= patience:
                 s.stopped_early = s.finished = True
-        if self.dist.is_main:
+        if self._writes:
+            assert self.run is not None
             self.run.write_history(s.history)
 
     def _show(self, **fields: Any) -> None:
@@ -400,7 +453,7 @@ class Trainer:
             BarColumn(),
             MofNCompleteColumn(),
             TextColumn("loss {task.fields[loss]:.4f}"),
-            TextColumn("{task.fields[rate]:.0f} jets/s"),
+            TextColumn("{task.fields[rate]:.0f} " + self.task.unit + "/s"),
             TimeElapsedColumn(),
             disable=not show,
         )

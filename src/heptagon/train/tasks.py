@@ -1,0 +1,145 @@
+"""The :class:`~heptagon.train.trainer.TrainTask` s of heptagon's own models.
+
+- :class:`JetTask`: the taggers of ``heptagon train``, on :class:`~heptagon.data.JetDataset`
+  batches through a data config, with a weighted loss
+  (:class:`~heptagon.train.losses.WeightedLoss`), the ``train.regularisers`` and
+  validation loss, accuracy and AUC (:mod:`heptagon.train.validation`);
+- :class:`TensorTask`: small networks on tensors already in memory (the trigger models,
+  the DQM autoencoders): shuffled mini-batches of the rows, a loss of the output and the
+  batch's targets, and an optional penalty on the model (EWC's).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from torch.utils.data import DataLoader
+
+from heptagon.data.loader import Batch, JetDataset, make_dataloader
+from heptagon.train.distributed import Distributed
+from heptagon.train.losses import Regulariser, WeightedLoss
+from heptagon.train.trainer import Forward, TrainTask
+from heptagon.train.validation import ValMetrics, collect_outputs, val_metrics
+
+__all__ = ["JetTask", "TensorBatch", "TensorTask"]
+
+
+class JetTask(TrainTask[Batch]):
+    """A tagger on a data config's batches: ``loss(output, label, weight)`` plus the
+    regularisers' penalties; ``input_names`` orders the batch's tensors for the model."""
+
+    def __init__(
+        self,
+        loss: WeightedLoss,
+        input_names: Sequence[str],
+        *,
+        train_data: JetDataset,
+        val_data: JetDataset,
+        classification: bool,
+        num_workers: int = 0,
+        pin_memory: bool = False,
+        regularisers: Sequence[Regulariser] = (),
+    ) -> None:
+        super().__init__()
+        self.criterion, self.input_names = loss, tuple(input_names)
+        self.train_data, self.classification = train_data, classification
+        self.extra = self.regularisers = nn.ModuleList(regularisers)
+        self.train_loader = make_dataloader(train_data, num_workers, pin_memory=pin_memory)
+        self.val_loader: DataLoader[Batch] = make_dataloader(
+            val_data, num_workers, pin_memory=pin_memory
+        )
+
+    def train_batches(self, epoch: int) -> Iterator[Batch]:
+        self.train_data.set_epoch(epoch)
+        return iter(self.train_loader)
+
+    def size(self, batch: Batch) -> int:
+        return len(batch)
+
+    def to(self, batch: Batch, device: torch.device) -> Batch:
+        return batch.to(device, non_blocking=True)
+
+    def inputs(self, batch: Batch) -> tuple[Tensor, ...]:
+        tensors = batch.tensors()
+        return tuple(tensors[name] for name in self.input_names)
+
+    def loss(self, output: Tensor, batch: Batch) -> Tensor:
+        label = batch.label
+        assert label is not None  # training data has labels (experiment check)
+        loss = self.criterion(output, label, batch.weight)
+        for reg in self.regularisers:
+            assert isinstance(reg, Regulariser)
+            obs = torch.as_tensor(batch.observers[reg.observable], device=output.device)
+            reg.update(output.detach(), obs, label, batch.weight)
+            loss = loss + reg.penalty(output, obs, label, batch.weight)
+        return loss
+
+    def after_step(self, grad_scale: float) -> None:
+        for reg in self.regularisers:
+            assert isinstance(reg, Regulariser)
+            reg.step(grad_scale)
+
+    def validate(self, forward: Forward, device: torch.device, dist: Distributed) -> ValMetrics:
+        with torch.random.fork_rng(devices=[]):  # see Trainer: loaders draw a seed
+            batches = iter(self.val_loader)
+        outputs = collect_outputs(
+            lambda tensors: forward([tensors[name] for name in self.input_names]),
+            batches,
+            device,
+            dist,
+        )
+        return val_metrics(outputs, self.criterion, self.classification)
+
+
+#: a mini-batch of a :class:`TensorTask`: the model's inputs and the targets
+TensorBatch = tuple[tuple[Tensor, ...], Tensor]
+
+
+class TensorTask(TrainTask[TensorBatch]):
+    """Rows of tensors in memory (``inputs`` with the rows along dimension 0, ``targets``
+    per row), in shuffled mini-batches of ``batch_size`` (the order of an epoch from
+    ``(seed, epoch)``); the loss is ``loss(output, targets)`` plus ``penalty(model)``.
+    No validation: the fit's numbers are the training losses."""
+
+    unit = "rows"
+
+    def __init__(
+        self,
+        inputs: Sequence[Tensor],
+        targets: Tensor,
+        loss: Callable[[Tensor, Tensor], Tensor],
+        *,
+        batch_size: int,
+        seed: int = 0,
+        penalty: Callable[[], Tensor] | None = None,
+    ) -> None:
+        super().__init__()
+        self.rows, self.targets = tuple(inputs), targets
+        self.criterion, self.penalty = loss, penalty
+        self.batch_size, self.seed = batch_size, seed
+
+    def train_batches(self, epoch: int) -> Iterator[TensorBatch]:
+        rng = np.random.default_rng((self.seed, epoch))
+        order = torch.from_numpy(rng.permutation(len(self.targets)))
+        for idx in order.split(self.batch_size):
+            yield tuple(x[idx] for x in self.rows), self.targets[idx]
+
+    def size(self, batch: TensorBatch) -> int:
+        return len(batch[1])
+
+    def to(self, batch: TensorBatch, device: torch.device) -> TensorBatch:
+        inputs, targets = batch
+        return tuple(x.to(device) for x in inputs), targets.to(device)
+
+    def inputs(self, batch: TensorBatch) -> tuple[Tensor, ...]:
+        return batch[0]
+
+    def loss(self, output: Tensor, batch: TensorBatch) -> Tensor:
+        loss = self.criterion(output, batch[1])
+        return loss if self.penalty is None else loss + self.penalty()
+
+    def validate(self, forward: Forward, device: torch.device, dist: Distributed) -> None:
+        return None
