@@ -6,14 +6,18 @@ with status 2; a traceback is shown only with ``--debug``. Anything else is a bu
 
 from __future__ import annotations
 
+import inspect
 import logging
 import signal
 import sys
-from importlib.metadata import PackageNotFoundError, version
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar, cast, get_args
 
+import annotated_types
 import typer
+from pydantic import BaseModel
+from pydantic.fields import FieldInfo
 from rich.console import Console
 from rich.table import Table
 from typer._click.exceptions import NoArgsIsHelpError, UsageError
@@ -24,12 +28,15 @@ from heptagon.apps.trigger.cli import app as trigger_app
 from heptagon.config import validate
 from heptagon.cpu import configure_threads, set_wait_policy
 from heptagon.errors import HeptagonError, Interrupted
+from heptagon.generate.options import EventOptions, GenerateOptions
 from heptagon.logs import configure
 
 if TYPE_CHECKING:
     from heptagon.generate.run import Summary as GenerateSummary
 
 __all__ = ["app", "main"]
+
+Options = TypeVar("Options", bound=BaseModel)
 
 app = typer.Typer(
     name="heptagon",
@@ -80,6 +87,8 @@ def _root(
 @app.command()
 def info() -> None:
     """Print the versions of heptagon and its key dependencies."""
+    from importlib.metadata import PackageNotFoundError, version  # ~20 ms: not at start-up
+
     table = Table("package", "version", title="heptagon environment")
     for pkg in _INFO_PACKAGES:
         try:
@@ -89,136 +98,79 @@ def info() -> None:
     console.print(table)
 
 
-@app.command()
-def generate(
-    sample: Annotated[
-        str,
-        typer.Argument(
-            help="top-vs-qcd | qg | zjet-vs-dijet | jetclass-like | ak4-flavour | "
-            "a class name (QCD, Tbqq, ...)"
-        ),
-    ],
-    jets: Annotated[int, typer.Option("--jets", min=1, help="Jets per class.")],
-    seed: Annotated[
-        int, typer.Option("--seed", min=0, help="Random seed (same seed, same files).")
-    ],
-    out: Annotated[Path, typer.Option("--out", help="Dataset directory.")],
-    fmt: Annotated[str, typer.Option("--format", help="parquet | root")] = "parquet",
-    jobs: Annotated[int, typer.Option("--jobs", min=1, help="Processes (one shard each).")] = 1,
-    detector: Annotated[
-        str, typer.Option("--detector", help="default (CMS-like) | none (hadron level)")
-    ] = "default",
-    pt_min: Annotated[float | None, typer.Option("--pt-min", min=0, help="GeV")] = None,
-    pt_max: Annotated[float | None, typer.Option("--pt-max", min=0, help="GeV")] = None,
-    radius: Annotated[float | None, typer.Option("--radius", min=0, help="anti-kT R")] = None,
-    eta_max: Annotated[float | None, typer.Option("--eta-max", min=0)] = None,
-    mpi: Annotated[
-        bool | None, typer.Option("--mpi/--no-mpi", help="Multi-parton interactions.")
-    ] = None,
-    shard_size: Annotated[int, typer.Option("--shard-size", min=1, help="Jets per shard.")] = 5000,
-    scheduler: Annotated[
-        str | None, typer.Option("--scheduler", help="Dask scheduler address.")
-    ] = None,
-    pileup: Annotated[
-        float | None,
-        typer.Option(
-            "--pileup",
-            help="Mean number of pile-up interactions (Poisson); adds the pile-up branches "
-            "(docs/pileup.md). 0: those branches without pile-up.",
-        ),
-    ] = None,
-    pileup_library: Annotated[
-        int, typer.Option("--pileup-library", help="Minimum-bias library events (with --pileup).")
-    ] = 1000,
-    mitigation: Annotated[
-        str, typer.Option("--mitigation", help="Jet inputs with --pileup: none | chs | puppi")
-    ] = "none",
-) -> None:
+def _cli_parameter(name: str, field: FieldInfo) -> inspect.Parameter:
+    """The command-line form of an options-model field: ``sample`` is the argument, any
+    other field ``--name`` (``--name/--no-name`` for a switch), with the field's
+    description as help, its default, and its numeric bounds (inclusive: a strict bound
+    of a real number is the model's to check)."""
+    annotation = field.annotation
+    if name == "sample":
+        info: typer.models.ParameterInfo = typer.Argument(help=field.description)
+    else:
+        flag = "--" + name.replace("_", "-")
+        if annotation in (bool, bool | None):
+            flag = f"{flag}/--no-{flag[2:]}"
+        bounds: dict[str, float] = {}
+        step = 1 if int in (annotation, *get_args(annotation)) else 0
+        for rule in field.metadata:
+            if isinstance(rule, annotated_types.Ge | annotated_types.Gt):
+                bound = rule.ge if isinstance(rule, annotated_types.Ge) else rule.gt + step
+                bounds["min"] = cast("float", bound)
+            elif isinstance(rule, annotated_types.Le | annotated_types.Lt):
+                bound = rule.le if isinstance(rule, annotated_types.Le) else rule.lt - step
+                bounds["max"] = cast("float", bound)
+        info = typer.Option(flag, help=field.description, **bounds)  # type: ignore[arg-type]
+    default = inspect.Parameter.empty if field.is_required() else field.default
+    return inspect.Parameter(
+        name,
+        inspect.Parameter.KEYWORD_ONLY,
+        default=default,
+        annotation=Annotated[annotation, info],
+    )
+
+
+def _options_command(name: str, model: type[Options], run: Callable[[Options], None]) -> None:
+    """Register command ``name``: its parameters are the fields of ``model`` (the sample
+    argument, then the required options, then the rest), its help ``run``'s docstring;
+    the validated options are handed to ``run``."""
+    fields = sorted(
+        model.model_fields.items(),
+        key=lambda item: (item[0] != "sample", not item[1].is_required()),
+    )
+
+    def command(**values: Any) -> None:
+        run(validate(model, values))
+
+    command.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [_cli_parameter(field_name, field) for field_name, field in fields]
+    )
+    command.__doc__ = run.__doc__
+    app.command(name)(command)
+
+
+def _generate(opts: GenerateOptions) -> None:
     """Generate a jet sample with Pythia 8 + FastJet and the parametric detector."""
-    from heptagon.generate.run import GenerateOptions
     from heptagon.generate.run import generate as run_generate
 
-    opts = validate(
-        GenerateOptions,
-        {
-            "sample": sample,
-            "jets": jets,
-            "seed": seed,
-            "out": out,
-            "format": fmt,
-            "jobs": jobs,
-            "detector": detector,
-            "pt_min": pt_min,
-            "pt_max": pt_max,
-            "radius": radius,
-            "eta_max": eta_max,
-            "mpi": mpi,
-            "shard_size": shard_size,
-            "scheduler": scheduler,
-            "pileup": pileup,
-            "pileup_library": pileup_library,
-            "mitigation": mitigation,
-        },
-    )
     _print_sample(run_generate(opts, show_progress=_interactive()))
 
 
-@app.command("generate-events")
-def generate_events(
-    sample: Annotated[
-        str, typer.Argument(help="tth-analysis (tth, ttbar, dy) | tth | ttbar | dy | qcd | minbias")
-    ],
-    events: Annotated[int, typer.Option("--events", min=1, help="Events per class.")],
-    seed: Annotated[
-        int, typer.Option("--seed", min=0, help="Random seed (same seed, same files).")
-    ],
-    out: Annotated[Path, typer.Option("--out", help="Dataset directory.")],
-    fmt: Annotated[str, typer.Option("--format", help="parquet | root")] = "parquet",
-    jobs: Annotated[int, typer.Option("--jobs", min=1, help="Processes (one shard each).")] = 1,
-    detector: Annotated[
-        str, typer.Option("--detector", help="default (CMS-like) | none (hadron level)")
-    ] = "default",
-    pt_min: Annotated[float, typer.Option("--pt-min", min=0, help="Jet pT threshold, GeV.")] = 25.0,
-    radius: Annotated[float, typer.Option("--radius", min=0, help="anti-kT R")] = 0.4,
-    eta_max: Annotated[float, typer.Option("--eta-max", min=0, help="Jet |eta| cut.")] = 2.5,
-    mpi: Annotated[bool, typer.Option("--mpi/--no-mpi", help="Multi-parton interactions.")] = True,
-    shard_size: Annotated[
-        int, typer.Option("--shard-size", min=1, help="Events per shard.")
-    ] = 1000,
-    scheduler: Annotated[
-        str | None, typer.Option("--scheduler", help="Dask scheduler address.")
-    ] = None,
-) -> None:
+def _generate_events(opts: EventOptions) -> None:
     """Generate an event-level sample (NanoAOD-style jets, leptons, MET, b tag, weights)."""
-    from heptagon.generate.events import EventOptions
     from heptagon.generate.events import generate_events as run_events
 
-    opts = validate(
-        EventOptions,
-        {
-            "sample": sample,
-            "events": events,
-            "seed": seed,
-            "out": out,
-            "format": fmt,
-            "jobs": jobs,
-            "detector": detector,
-            "pt_min": pt_min,
-            "radius": radius,
-            "eta_max": eta_max,
-            "mpi": mpi,
-            "shard_size": shard_size,
-            "scheduler": scheduler,
-        },
-    )
     summary = run_events(opts, show_progress=_interactive())
-    table = Table(title=f"{sample}: {out}")
+    table = Table(title=f"{opts.sample}: {opts.out}")
     for col in ("class", "events", "sigma_gen [pb]"):
         table.add_column(col)
     for cls, c in summary.manifest["classes"].items():
         table.add_row(cls, str(c["events"]), f"{c['sigma_gen_pb']:.4g} +- {c['sigma_err_pb']:.2g}")
     console.print(table)
     console.print(f"{summary.wall_s:.1f} s, {summary.events_per_s:.1f} events/s")
+
+
+_options_command("generate", GenerateOptions, _generate)
+_options_command("generate-events", EventOptions, _generate_events)
 
 
 def _interactive() -> bool:
@@ -273,6 +225,25 @@ def demo(
     console.print(f"demo wall time: {result.wall_s / 60:.1f} min")
 
 
+#: ``--network-config`` of the commands that re-load a run (evaluate, export, ...)
+_Networks = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--network-config",
+        help="The run's network file, named again: heptagon never imports the copy in a run "
+        "dir by itself (docs/security.md).",
+    ),
+]
+
+
+def _trust_networks(networks: list[Path] | None) -> None:
+    """Let the runs to re-load use the network files the user named."""
+    from heptagon.train.network import trust_network
+
+    for path in networks or []:
+        trust_network(path)
+
+
 @app.command()
 def train(
     experiment: Annotated[Path, typer.Argument(help="Experiment YAML.")],
@@ -288,12 +259,42 @@ def train(
         int | None,
         typer.Option("--threads", min=1, help="torch threads (default: the CPUs available)."),
     ] = None,
+    network_config: Annotated[
+        Path | None,
+        typer.Option(
+            "--network-config",
+            help="Your own network file in weaver's convention (get_model, optional get_loss), "
+            "run as trusted code: it replaces the experiment's model.",
+        ),
+    ] = None,
+    load_weights: Annotated[
+        Path | None,
+        typer.Option(
+            "--load-model-weights", help="Start from these weights: a run dir or a checkpoint."
+        ),
+    ] = None,
+    strict: Annotated[
+        bool | None,
+        typer.Option(
+            "--strict/--no-strict",
+            help="Every tensor must match (default) / load the tensors that match by name and "
+            "shape (a new head).",
+        ),
+    ] = None,
+    freeze: Annotated[
+        list[str] | None,
+        typer.Option("--freeze", help="Do not train parameters matching this fnmatch pattern."),
+    ] = None,
 ) -> None:
     """Train the experiment's model into a run directory."""
+    from heptagon.train.experiment import ModelFlags
     from heptagon.train.run import train as run_train
 
     configure_threads(threads)
-    summary = run_train(experiment, data, out, overrides=overrides or [], resume=resume)
+    flags = ModelFlags(network_config, load_weights, strict, tuple(freeze or ()))
+    summary = run_train(
+        experiment, data, out, overrides=overrides or [], resume=resume, flags=flags
+    )
     stop = ", stopped early" if summary.stopped_early else ""
     console.print(
         f"run: {summary.run_dir} ({summary.steps} steps, {summary.epochs} epochs, "
@@ -318,10 +319,12 @@ def evaluate(
         str,
         typer.Option("--xsec-weight", help="Observer with the per-event cross section in pb."),
     ] = "xsec_weight_pb",
+    networks: _Networks = None,
 ) -> None:
     """Metrics, plots and report of a run on its test split (or on each --data sample)."""
     from heptagon.evaluate.run import evaluate as run_evaluate
 
+    _trust_networks(networks)
     result = run_evaluate(run, data, lumi_fb=lumi, xsec_weight=xsec_weight)
     console.print(result.table())
     console.print(f"report: {result.eval_dir / 'report.md'}")
@@ -334,12 +337,14 @@ def ddt(
         float,
         typer.Option("--efficiency", min=0, max=1, help="Background efficiency x of the DDT cut."),
     ] = 0.05,
+    networks: _Networks = None,
 ) -> None:
     """Build RUN/ddt.json: the (1-x) background-score quantile in bins of rho and pT, from
     the training and validation splits (evaluate, export and predict then apply it)."""
     from heptagon.evaluate.ddt import make_ddt
     from heptagon.physics.ddt import DDT_FILE
 
+    _trust_networks(networks)
     made = make_ddt(run, efficiency)
     console.print(
         f"{run / DDT_FILE}: {made.thresholds.size} bins of rho x pT, background efficiency "
@@ -351,20 +356,25 @@ def ddt(
 def compare(
     runs: Annotated[list[Path], typer.Argument(help="Run directories.")],
     out: Annotated[Path, typer.Option("--out", help="Directory for the overlay and table.")],
+    networks: _Networks = None,
 ) -> None:
     """Overlay the ROCs of several runs and tabulate their numbers."""
     from heptagon.evaluate.run import compare as run_compare
 
+    _trust_networks(networks)
     result = run_compare(runs, out)
     console.print(result.table())
     console.print(f"comparison: {out / 'compare.md'}")
 
 
 @app.command()
-def export(run: Annotated[Path, typer.Argument(help="Run directory.")]) -> None:
+def export(
+    run: Annotated[Path, typer.Argument(help="Run directory.")], networks: _Networks = None
+) -> None:
     """Export the run's best model to RUN/model.onnx, checked against PyTorch."""
     from heptagon.publish.bundle import export_run
 
+    _trust_networks(networks)
     report = export_run(run)
     worst = max(report.max_abs_diff.values())
     console.print(
@@ -374,12 +384,15 @@ def export(run: Annotated[Path, typer.Argument(help="Run directory.")]) -> None:
 
 
 @app.command()
-def publish(run: Annotated[Path, typer.Argument(help="Run directory.")]) -> None:
+def publish(
+    run: Annotated[Path, typer.Argument(help="Run directory.")], networks: _Networks = None
+) -> None:
     """Build RUN/bundle/: ONNX, preprocess.json, MODEL_CARD.md, HEPData record, SHA256SUMS
     (RUN/model.onnx is re-exported first unless it is a checked export of the best
     checkpoint)."""
     from heptagon.publish.bundle import publish as run_publish
 
+    _trust_networks(networks)
     console.print(f"bundle: {run_publish(run, say=typer.echo)}")
 
 

@@ -41,15 +41,16 @@ import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import awkward as ak
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
-from heptagon.errors import ConfigError
 from heptagon.generate.detector import Candidates, DetectorConfig, apply_detector
 from heptagon.generate.jets import FLAVOURS, JetSelection, cluster, flavour_label
+from heptagon.generate.options import EventOptions
+from heptagon.generate.processes import EVENT_PROCESSES, EVENT_SAMPLES, LABELS, EventProcess
 from heptagon.generate.run import (
     BATCH_EVENTS,
     COMMON_SETTINGS,
@@ -90,57 +91,6 @@ _HADRON_FLAVOUR = {"b": 5, "c": 4, "uds": 0, "g": 0}
 _D0ERR_FLOOR = 0.01
 
 
-@dataclass(frozen=True)
-class EventProcess:
-    """An event-level process and its Pythia settings."""
-
-    name: str
-    settings: tuple[str, ...]
-    description: str
-
-
-EVENT_PROCESSES: dict[str, EventProcess] = {
-    p.name: p
-    for p in (
-        EventProcess(
-            "tth",
-            ("HiggsSM:gg2Httbar = on", "HiggsSM:qqbar2Httbar = on"),
-            "ttH, all top and Higgs decays (mH = 125 GeV)",
-        ),
-        EventProcess(
-            "ttbar",
-            ("Top:gg2ttbar = on", "Top:qqbar2ttbar = on"),
-            "ttbar, all decays (stands in for ttW / ttZ, which Pythia does not have)",
-        ),
-        EventProcess(
-            "dy",
-            (
-                "WeakSingleBoson:ffbar2gmZ = on",
-                "23:onMode = off",
-                "23:onIfAny = 11 13",
-                "PhaseSpace:mHatMin = 50",
-            ),
-            "Drell-Yan Z/gamma* -> ee, mumu with m(ll) > 50 GeV",
-        ),
-        EventProcess(
-            "qcd",
-            ("HardQCD:all = on", "PhaseSpace:pTHatMin = 30"),
-            "QCD multijet 2 -> 2 with pTHat > 30 GeV",
-        ),
-        EventProcess("minbias", ("SoftQCD:nonDiffractive = on",), "minimum bias (non-diffractive)"),
-    )
-}
-
-#: the processes every event sample has a ``label_<process>`` branch for
-LABELS: tuple[str, ...] = tuple(EVENT_PROCESSES)
-
-#: named event samples: their processes
-EVENT_SAMPLES: dict[str, tuple[str, ...]] = {
-    "tth-analysis": ("tth", "ttbar", "dy"),
-    **{name: (name,) for name in EVENT_PROCESSES},
-}
-
-
 class LeptonConfig(BaseModel):
     """Reconstructed-lepton selection (GeV, radians)."""
 
@@ -163,39 +113,6 @@ class BTagConfig(BaseModel):
 
     track_pt_min: float = 1.0
     scale: float = Field(5.0, gt=0)
-
-
-class EventOptions(BaseModel):
-    """Everything that defines a generated event sample (the CLI options)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    sample: str
-    events: int = Field(gt=0, description="events per class")
-    seed: int = Field(ge=0)
-    out: Path
-    format: Literal["parquet", "root"] = "parquet"
-    jobs: int = Field(1, ge=1)
-    detector: Literal["default", "none"] = "default"
-    pt_min: float = Field(25.0, ge=0, description="jet pT threshold (GeV)")
-    radius: float = Field(0.4, gt=0, le=2.0)
-    eta_max: float = Field(2.5, gt=0)
-    mpi: bool = True
-    shard_size: int = Field(1000, gt=0)
-    scheduler: str | None = None
-
-    @field_validator("sample")
-    @classmethod
-    def _known(cls, v: str) -> str:
-        if v not in EVENT_SAMPLES:
-            known = ", ".join(EVENT_SAMPLES)
-            raise ConfigError(f"unknown event sample '{v}' (known: {known})", key="sample")
-        return v
-
-    @property
-    def classes(self) -> tuple[str, ...]:
-        """The processes of the sample."""
-        return EVENT_SAMPLES[self.sample]
 
 
 @dataclass(frozen=True)

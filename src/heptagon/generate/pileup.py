@@ -32,13 +32,13 @@ import numpy as np
 
 from heptagon.errors import DataError
 from heptagon.generate.detector import Candidates, DetectorConfig, Particles, apply_detector
-from heptagon.generate.events import EVENT_PROCESSES
 from heptagon.generate.jets import (
     GHOST_AREA,
     GHOST_RAP_MAX,
     RHO_RADIUS,
     RHO_RAP_MAX,
 )
+from heptagon.generate.processes import EVENT_PROCESSES
 from heptagon.generate.run import BATCH_EVENTS, COMMON_SETTINGS, make_pythia, write_table
 from heptagon.generate.truth import EventRecord
 from heptagon.io import make_dir
@@ -145,7 +145,7 @@ def concat_particles(parts: list[Particles]) -> Particles:
 
 def process_settings(process: str, seed: int) -> tuple[str, ...]:
     """The Pythia configuration of an event-level ``process`` (a key of
-    :data:`~heptagon.generate.events.EVENT_PROCESSES`) with MPI on."""
+    :data:`~heptagon.generate.processes.EVENT_PROCESSES`) with MPI on."""
     return (
         *COMMON_SETTINGS,
         "PartonLevel:MPI = on",

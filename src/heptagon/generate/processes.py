@@ -12,6 +12,10 @@ A class may also be a production process rather than a parton type: ``Zjet`` and
 ``dijet`` keep every jet matched to a hard quark or gluon, so each is a natural q/g
 mixture, and write the matched parton's PDG id as ``jet_parton_id`` (the true q/g label;
 every ``parton`` rule writes it), for weak supervision (CWoLa, arXiv:1708.02949).
+
+The event-level processes and named event samples of ``heptagon generate-events``
+(:data:`EVENT_PROCESSES`, :data:`EVENT_SAMPLES`) are catalogued here too. This module is
+light (no numpy, no Pythia): the command line builds its help from it.
 """
 
 from __future__ import annotations
@@ -23,11 +27,16 @@ from heptagon.errors import ConfigError
 
 __all__ = [
     "CATALOGUE",
+    "EVENT_PROCESSES",
+    "EVENT_SAMPLES",
+    "LABELS",
     "SAMPLE_SETS",
     "XBB_MASSES",
+    "EventProcess",
     "Process",
     "SampleSet",
     "TruthRule",
+    "get_event_sample",
     "get_process",
     "get_sample_set",
 ]
@@ -288,6 +297,60 @@ SAMPLE_SETS: dict[str, SampleSet] = {
 }
 
 
+# ----------------------------------------------------------- event-level samples
+
+
+@dataclass(frozen=True)
+class EventProcess:
+    """An event-level process (``heptagon generate-events``) and its Pythia settings."""
+
+    name: str
+    settings: tuple[str, ...]
+    description: str
+
+
+EVENT_PROCESSES: dict[str, EventProcess] = {
+    p.name: p
+    for p in (
+        EventProcess(
+            "tth",
+            ("HiggsSM:gg2Httbar = on", "HiggsSM:qqbar2Httbar = on"),
+            "ttH, all top and Higgs decays (mH = 125 GeV)",
+        ),
+        EventProcess(
+            "ttbar",
+            _TTBAR,
+            "ttbar, all decays (stands in for ttW / ttZ, which Pythia does not have)",
+        ),
+        EventProcess(
+            "dy",
+            (
+                "WeakSingleBoson:ffbar2gmZ = on",
+                "23:onMode = off",
+                "23:onIfAny = 11 13",
+                "PhaseSpace:mHatMin = 50",
+            ),
+            "Drell-Yan Z/gamma* -> ee, mumu with m(ll) > 50 GeV",
+        ),
+        EventProcess(
+            "qcd",
+            ("HardQCD:all = on", "PhaseSpace:pTHatMin = 30"),
+            "QCD multijet 2 -> 2 with pTHat > 30 GeV",
+        ),
+        EventProcess("minbias", ("SoftQCD:nonDiffractive = on",), "minimum bias (non-diffractive)"),
+    )
+}
+
+#: the processes every event sample has a ``label_<process>`` branch for
+LABELS: tuple[str, ...] = tuple(EVENT_PROCESSES)
+
+#: named event samples: their processes
+EVENT_SAMPLES: dict[str, tuple[str, ...]] = {
+    "tth-analysis": ("tth", "ttbar", "dy"),
+    **{name: (name,) for name in EVENT_PROCESSES},
+}
+
+
 def get_process(name: str) -> Process:
     """Look up a catalogue entry; a :class:`ConfigError` lists the known names."""
     try:
@@ -306,3 +369,13 @@ def get_sample_set(name: str) -> SampleSet:
         return SampleSet(name, (name,), 0.8, 500.0, 1000.0, 2.0, mpi=True, description=name)
     known = ", ".join([*SAMPLE_SETS, *sorted(CATALOGUE)])
     raise ConfigError(f"unknown sample '{name}' (sample sets and classes: {known})", key="sample")
+
+
+def get_event_sample(name: str) -> tuple[str, ...]:
+    """The processes of a named event sample; a :class:`ConfigError` lists the known
+    names."""
+    try:
+        return EVENT_SAMPLES[name]
+    except KeyError:
+        known = ", ".join(EVENT_SAMPLES)
+        raise ConfigError(f"unknown event sample '{name}' (known: {known})", key="sample") from None

@@ -29,7 +29,6 @@ from typing import Any, Literal, Protocol
 import awkward as ak
 import numpy as np
 import pyarrow.parquet as pq
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -42,7 +41,8 @@ from rich.progress import (
 from heptagon.errors import ConfigError, DataError, Interrupted
 from heptagon.generate.detector import DetectorConfig, apply_detector
 from heptagon.generate.jets import FLAVOURS, JETS_PER_EVENT, JetSelection, build_jets
-from heptagon.generate.processes import Process, SampleSet, get_process, get_sample_set
+from heptagon.generate.options import GenerateOptions
+from heptagon.generate.processes import Process, SampleSet, get_process
 from heptagon.generate.truth import EventRecord, flavour_ghosts, truth_objects
 from heptagon.io import atomic_path, read_json, sha256sum, write_json_atomic
 from heptagon.logs import get_logger
@@ -82,74 +82,6 @@ COMMON_SETTINGS = (
     "ParticleDecays:limitTau0 = on",
     "ParticleDecays:tau0Max = 10",
 )
-
-
-class GenerateOptions(BaseModel):
-    """Everything that defines a generated jet sample (the CLI options)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    sample: str
-    jets: int = Field(gt=0, description="jets per class")
-    seed: int = Field(ge=0)
-    out: Path
-    format: Literal["parquet", "root"] = "parquet"
-    jobs: int = Field(1, ge=1)
-    detector: Literal["default", "none"] = "default"
-    pt_min: float | None = None
-    pt_max: float | None = None
-    radius: float | None = Field(None, gt=0, le=2.0)
-    eta_max: float | None = Field(None, gt=0)
-    mpi: bool | None = None
-    shard_size: int = Field(5000, gt=0)
-    scheduler: str | None = None
-    pileup: float | None = Field(None, ge=0, le=200, description="mean pile-up interactions")
-    pileup_library: int = Field(1000, gt=0, description="minimum-bias library events")
-    mitigation: Literal["none", "chs", "puppi"] = "none"
-
-    @field_validator("sample")
-    @classmethod
-    def _known(cls, v: str) -> str:
-        get_sample_set(v)
-        return v
-
-    @model_validator(mode="after")
-    def _window(self) -> GenerateOptions:
-        s = self.sample_set
-        lo = s.pt_min if self.pt_min is None else self.pt_min
-        hi = s.pt_max if self.pt_max is None else self.pt_max
-        if not 0 <= lo < hi:
-            raise ConfigError(
-                f"empty jet-pT window [{lo}, {hi}) GeV: need 0 <= pt-min < pt-max", key="pt_min"
-            )
-        if self.mitigation != "none" and self.pileup is None:
-            raise ConfigError(
-                "--mitigation needs --pileup (--pileup 0 for a baseline without pile-up)",
-                key="mitigation",
-            )
-        if self.pileup is not None and self.detector == "none":
-            raise ConfigError(
-                "--pileup needs the detector (vertex association and PUPPI use its tracks)",
-                key="pileup",
-            )
-        return self
-
-    @property
-    def sample_set(self) -> SampleSet:
-        return get_sample_set(self.sample)
-
-    def selection(self) -> JetSelection:
-        s = self.sample_set
-        return JetSelection(
-            radius=s.radius if self.radius is None else self.radius,
-            pt_min=s.pt_min if self.pt_min is None else self.pt_min,
-            pt_max=s.pt_max if self.pt_max is None else self.pt_max,
-            eta_max=s.eta_max if self.eta_max is None else self.eta_max,
-            use_rapidity=s.use_rapidity,
-        )
-
-    def use_mpi(self) -> bool:
-        return self.sample_set.mpi if self.mpi is None else self.mpi
 
 
 def pythia_settings(process: Process, pt_min: float, mpi: bool, seed: int) -> list[str]:

@@ -1,0 +1,168 @@
+"""The options of the two generation commands, on one base.
+
+:class:`GenerateOptions` (``heptagon generate``, jet samples) and :class:`EventOptions`
+(``heptagon generate-events``, event samples) share :class:`SampleOptions`: the sample
+name, seed, output, file format, parallelism and detector. Each field's ``description``
+is its command-line help and its default the command's default (:mod:`heptagon.cli`
+builds both commands from these models), and the ``sample`` help lists the catalogues of
+:mod:`heptagon.generate.processes`: a new field or sample set shows up in ``--help``
+without touching the command line.
+
+This module is light (pydantic and the catalogues only): the command line imports it to
+build its help.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from heptagon.errors import ConfigError
+from heptagon.generate.processes import (
+    CATALOGUE,
+    EVENT_SAMPLES,
+    SAMPLE_SETS,
+    SampleSet,
+    get_event_sample,
+    get_sample_set,
+)
+
+if TYPE_CHECKING:
+    from heptagon.generate.jets import JetSelection
+
+__all__ = ["EventOptions", "GenerateOptions", "SampleOptions"]
+
+
+def _jet_samples() -> str:
+    return (
+        f"A sample set ({' | '.join(SAMPLE_SETS)}) or one class of the catalogue "
+        f"({', '.join(CATALOGUE)})."
+    )
+
+
+def _event_samples() -> str:
+    names = [
+        name if classes == (name,) else f"{name} ({', '.join(classes)})"
+        for name, classes in EVENT_SAMPLES.items()
+    ]
+    return f"An event sample: {' | '.join(names)}."
+
+
+class SampleOptions(BaseModel):
+    """What every generated sample is defined by: its name, seed and where and how it is
+    written. The same seed gives the same files whatever ``jobs`` and ``scheduler``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
+
+    sample: str = Field(description="The sample to generate.")
+    seed: int = Field(ge=0, description="Random seed (same seed, same files).")
+    out: Path = Field(description="Dataset directory.")
+    format: Literal["parquet", "root"] = Field("parquet", description="Shard file format.")
+    jobs: int = Field(1, ge=1, description="Processes (one shard each).")
+    detector: Literal["default", "none"] = Field(
+        "default", description="default: the CMS-like detector; none: hadron level."
+    )
+    scheduler: str | None = Field(
+        None, description="Dask scheduler address (instead of local processes)."
+    )
+
+
+class GenerateOptions(SampleOptions):
+    """Everything that defines a generated jet sample (``heptagon generate``). A jet
+    definition or window left unset is the sample set's."""
+
+    sample: str = Field(description=_jet_samples())
+    jets: int = Field(gt=0, description="Jets per class.")
+    pt_min: float | None = Field(None, ge=0, description="Lowest jet pT, GeV.")
+    pt_max: float | None = Field(None, ge=0, description="Highest jet pT, GeV.")
+    radius: float | None = Field(None, gt=0, le=2.0, description="Anti-kT jet radius R.")
+    eta_max: float | None = Field(None, gt=0, description="Jet |eta| cut.")
+    mpi: bool | None = Field(None, description="Multi-parton interactions.")
+    shard_size: int = Field(5000, gt=0, description="Jets per shard.")
+    pileup: float | None = Field(
+        None,
+        ge=0,
+        le=200,
+        description="Mean number of pile-up interactions (Poisson); adds the pile-up "
+        "branches (docs/pileup.md). 0: those branches without pile-up.",
+    )
+    pileup_library: int = Field(
+        1000, gt=0, description="Minimum-bias library events (with --pileup)."
+    )
+    mitigation: Literal["none", "chs", "puppi"] = Field(
+        "none", description="Pile-up mitigation of the jet inputs (with --pileup)."
+    )
+
+    @field_validator("sample")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        get_sample_set(v)
+        return v
+
+    @model_validator(mode="after")
+    def _window(self) -> GenerateOptions:
+        s = self.sample_set
+        lo = s.pt_min if self.pt_min is None else self.pt_min
+        hi = s.pt_max if self.pt_max is None else self.pt_max
+        if not 0 <= lo < hi:
+            raise ConfigError(
+                f"empty jet-pT window [{lo}, {hi}) GeV: need 0 <= pt-min < pt-max", key="pt_min"
+            )
+        if self.mitigation != "none" and self.pileup is None:
+            raise ConfigError(
+                "--mitigation needs --pileup (--pileup 0 for a baseline without pile-up)",
+                key="mitigation",
+            )
+        if self.pileup is not None and self.detector == "none":
+            raise ConfigError(
+                "--pileup needs the detector (vertex association and PUPPI use its tracks)",
+                key="pileup",
+            )
+        return self
+
+    @property
+    def sample_set(self) -> SampleSet:
+        """The sample set (or one-class set) named by ``sample``."""
+        return get_sample_set(self.sample)
+
+    def selection(self) -> JetSelection:
+        """The jet definition and window: the options', else the sample set's."""
+        from heptagon.generate.jets import JetSelection  # numpy and FastJet: not at import
+
+        s = self.sample_set
+        return JetSelection(
+            radius=s.radius if self.radius is None else self.radius,
+            pt_min=s.pt_min if self.pt_min is None else self.pt_min,
+            pt_max=s.pt_max if self.pt_max is None else self.pt_max,
+            eta_max=s.eta_max if self.eta_max is None else self.eta_max,
+            use_rapidity=s.use_rapidity,
+        )
+
+    def use_mpi(self) -> bool:
+        """Multi-parton interactions: the option, else the sample set's."""
+        return self.sample_set.mpi if self.mpi is None else self.mpi
+
+
+class EventOptions(SampleOptions):
+    """Everything that defines a generated event sample (``heptagon generate-events``)."""
+
+    sample: str = Field(description=_event_samples())
+    events: int = Field(gt=0, description="Events per class.")
+    pt_min: float = Field(25.0, ge=0, description="Jet pT threshold, GeV.")
+    radius: float = Field(0.4, gt=0, le=2.0, description="Anti-kT jet radius R.")
+    eta_max: float = Field(2.5, gt=0, description="Jet |eta| cut.")
+    mpi: bool = Field(True, description="Multi-parton interactions.")
+    shard_size: int = Field(1000, gt=0, description="Events per shard.")
+
+    @field_validator("sample")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        get_event_sample(v)
+        return v
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        """The processes of the sample."""
+        return get_event_sample(self.sample)
