@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from heptagon.generate.detector import DetectorConfig, Particles, apply_detector
+from heptagon.generate.detector import DetectorConfig, Particles, apply_detector, bin_cells
 from heptagon.physics.pdg import CAT_CHARGED_HADRON, CAT_MUON, CAT_NEUTRAL_HADRON, CAT_PHOTON
 
 
@@ -163,3 +163,73 @@ def test_detector_is_deterministic_for_a_seed() -> None:
     b = apply_detector(p, CFG, np.random.default_rng(9))
     np.testing.assert_array_equal(a.px, b.px)
     np.testing.assert_array_equal(a.e, b.e)
+
+
+# ------------------------------------------------------------------ calorimeter cells
+
+
+def _deposits(n: int, seed: int) -> tuple[np.ndarray, ...]:
+    rng = np.random.default_rng(seed)
+    event = np.sort(rng.integers(0, 6, n))
+    part = rng.integers(0, 3, n)
+    size = np.array([0.0174, 0.087, 0.175])[part]
+    eta = rng.uniform(-5.0, 5.0, n)
+    phi = rng.uniform(-np.pi, np.pi, n)
+    phi[:4] = [np.pi - 1e-9, -np.pi + 1e-9, 0.0, -np.pi]  # the seam and a cell edge
+    return event, part, size, eta, phi, rng.exponential(3.0, n)
+
+
+def test_cells_hold_their_deposits_and_sit_on_the_grid() -> None:
+    event, part, size, eta, phi, e = _deposits(3000, 3)
+    cells = bin_cells(event, part, 3, size, eta, phi)
+    own = cells.inverse
+    nphi = np.round(2 * np.pi / size)
+    # every deposit lies inside its cell: within half a cell of the centre in eta and phi
+    assert np.all(np.abs(eta - cells.eta[own]) <= size / 2 + 1e-12)
+    dphi = np.mod(phi - cells.phi[own] + np.pi, 2 * np.pi) - np.pi
+    assert np.all(np.abs(dphi) <= np.pi / nphi + 1e-12)
+    # centres on the grid: half-integer multiples of the cell size in eta, of 2 pi / nphi
+    # from -pi in phi
+    c_size, c_nphi = size[cells.first], nphi[cells.first]
+    k_eta = cells.eta / c_size - 0.5
+    k_phi = np.mod(cells.phi + np.pi, 2 * np.pi) / (2 * np.pi) * c_nphi - 0.5
+    assert np.allclose(k_eta, np.round(k_eta), atol=1e-9)
+    assert np.allclose(k_phi, np.round(k_phi), atol=1e-9)
+    # one cell per occupied (event, part, eta bin, phi bin); the energy is conserved
+    bins = {
+        (a, b, c, d)
+        for a, b, c, d in zip(
+            event, part, np.round(k_eta[own]), np.round(k_phi[own]) % nphi, strict=True
+        )
+    }
+    assert len(bins) == cells.first.size
+    assert np.all(event[cells.first][own] == event)
+    assert np.all(part[cells.first][own] == part)
+    assert np.isclose(cells.sum(e).sum(), e.sum())
+    assert np.all(np.diff(event[cells.first]) >= 0)  # ordered by event
+    assert cells.inverse[0] != cells.inverse[1]  # either side of the phi seam
+
+
+def test_detector_and_element_towers_share_the_grid() -> None:
+    """HCAL deposits (|eta| < 3) make towers at the same centres in the candidate
+    detector and in the MLPF elements: the one cell binning."""
+    from heptagon.generate import detector, elements
+
+    cfg = DetectorConfig()
+    rng = np.random.default_rng(5)
+    n = 400
+    event = np.sort(rng.integers(0, 4, n))
+    layer = np.full(n, detector.HCAL)
+    e = rng.uniform(50.0, 100.0, n)  # far above the thresholds: every tower survives
+    eta, phi = rng.uniform(-2.8, 2.8, n), rng.uniform(-np.pi, np.pi, n)
+    cands = detector._towers(
+        cfg, event, layer, e, eta, phi, np.zeros(n, bool), 4, np.random.default_rng(1)
+    )
+    cols, tw_event, index = elements._towers(cfg, event, layer, e, eta, phi, rng)
+    pt = np.hypot(cands.px, cands.py)
+    got = np.stack([np.arcsinh(cands.pz / pt), np.arctan2(cands.py, cands.px)])
+    want = np.stack([cols["eta"], cols["phi"]])
+    assert got.shape == want.shape
+    assert np.allclose(got, want, atol=1e-9)
+    assert np.array_equal(np.bincount(tw_event, minlength=4), cands.counts)
+    assert np.all(index >= 0)

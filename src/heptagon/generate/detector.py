@@ -58,9 +58,11 @@ __all__ = [
     "FORWARD",
     "HCAL",
     "Candidates",
+    "Cells",
     "DetectorConfig",
     "Particles",
     "apply_detector",
+    "bin_cells",
     "calorimeter_resolution",
     "reconstruct_tracks",
     "track_efficiency",
@@ -287,6 +289,50 @@ def _tower_grid(cfg: DetectorConfig, layer: np.ndarray, abseta: np.ndarray) -> n
     return np.where(layer == FORWARD, cfg.forward_cell, size)
 
 
+@dataclass(frozen=True)
+class Cells:
+    """Deposits binned into calorimeter cells (see :func:`bin_cells`)."""
+
+    #: the cell of each deposit
+    inverse: np.ndarray
+    #: one deposit (the first) of each cell: index per-deposit arrays with it
+    first: np.ndarray
+    #: the centre of each cell
+    eta: np.ndarray
+    phi: np.ndarray
+
+    def sum(self, weights: np.ndarray) -> np.ndarray:
+        """The per-deposit ``weights`` summed per cell."""
+        return np.bincount(self.inverse, weights=weights, minlength=self.first.size)
+
+
+def bin_cells(
+    event: np.ndarray,
+    part: np.ndarray,
+    n_parts: int,
+    size: np.ndarray,
+    eta: np.ndarray,
+    phi: np.ndarray,
+) -> Cells:
+    """Bin deposits into square (eta, phi) cells of side ``size`` (per deposit), one grid
+    per event and calorimeter part (``0 <= part < n_parts``): eta cells ``[k, k + 1) *
+    size``, ``round(2 pi / size)`` phi cells from ``-pi``. The cells are ordered by event
+    first, so what is made of them stays sorted by event."""
+    nphi = np.round(2 * np.pi / size).astype(np.int64)
+    ieta = np.floor(eta / size).astype(np.int64)
+    iphi = np.floor((phi + np.pi) / (2 * np.pi) * nphi).astype(np.int64) % nphi
+    key = ((event * n_parts + part) * 1_000_003 + (ieta + 500_000)) * 4096 + iphi
+    cells, inverse = np.unique(key, return_inverse=True)
+    first = np.zeros(cells.size, dtype=np.int64)
+    first[inverse[::-1]] = np.arange(inverse.size)[::-1]
+    return Cells(
+        inverse=inverse,
+        first=first,
+        eta=(ieta[first] + 0.5) * size[first],
+        phi=wrap_phi((iphi[first] + 0.5) / nphi[first] * 2 * np.pi - np.pi),
+    )
+
+
 def calorimeter_resolution(
     cfg: DetectorConfig, layer: np.ndarray, e: np.ndarray, eta: np.ndarray
 ) -> np.ndarray:
@@ -317,22 +363,11 @@ def _towers(
 ) -> Candidates:
     """Sum deposits per (event, layer, cell), smear, apply thresholds, make candidates;
     ``from_pileup`` marks the deposits of pile-up particles."""
-    size = _tower_grid(cfg, layer, np.abs(eta))
-    nphi = np.round(2 * np.pi / size).astype(np.int64)
-    ieta = np.floor(eta / size).astype(np.int64)
-    iphi = np.floor((phi + np.pi) / (2 * np.pi) * nphi).astype(np.int64) % nphi
-    # one integer key per cell, ordered by event first so candidates stay sorted by event
-    key = ((event * 3 + layer) * 1_000_003 + (ieta + 500_000)) * 4096 + iphi
-    cells, inverse = np.unique(key, return_inverse=True)
-    deposited = np.bincount(inverse, weights=e, minlength=cells.size)
-    from_pu = np.bincount(inverse, weights=np.where(from_pileup, e, 0.0), minlength=cells.size)
-    first = np.zeros(cells.size, dtype=np.int64)
-    first[inverse[::-1]] = np.arange(inverse.size)[::-1]
-    c_layer, c_size, c_nphi = layer[first], size[first], nphi[first]
-    c_eta = (ieta[first] + 0.5) * c_size
-    c_phi = wrap_phi((iphi[first] + 0.5) / c_nphi * 2 * np.pi - np.pi)
-    c_event = event[first]
-    noise = rng.standard_normal(cells.size)
+    cells = bin_cells(event, layer, 3, _tower_grid(cfg, layer, np.abs(eta)), eta, phi)
+    deposited = cells.sum(e)
+    from_pu = cells.sum(np.where(from_pileup, e, 0.0))
+    c_layer, c_event, c_eta, c_phi = layer[cells.first], event[cells.first], cells.eta, cells.phi
+    noise = rng.standard_normal(cells.first.size)
     energy = deposited + calorimeter_resolution(cfg, c_layer, deposited, c_eta) * noise
     e_min = np.select(
         [c_layer == ECAL, c_layer == HCAL], [cfg.ecal_e_min, cfg.hcal_e_min], cfg.forward_e_min

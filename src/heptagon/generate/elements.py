@@ -61,6 +61,7 @@ from heptagon.generate.detector import (
     DetectorConfig,
     Particles,
     apply_detector,
+    bin_cells,
     calorimeter_resolution,
     reconstruct_tracks,
     track_efficiency,
@@ -267,36 +268,27 @@ def _towers(
     """Towers from deposits: (columns, tower event, tower index of each deposit or -1
     where its tower was dropped)."""
     fwd = np.abs(eta) >= cfg.calo_eta_max
-    size = np.where(fwd, cfg.forward_cell, cfg.hcal_cell)
-    nphi = np.round(2 * np.pi / size).astype(np.int64)
-    ieta = np.floor(eta / size).astype(np.int64)
-    iphi = np.floor((phi + np.pi) / (2 * np.pi) * nphi).astype(np.int64) % nphi
-    key = ((event * 2 + fwd) * 1_000_003 + (ieta + 500_000)) * 4096 + iphi
-    cells, inverse = np.unique(key, return_inverse=True)
-    ecal = np.bincount(inverse, weights=np.where(layer == ECAL, e, 0.0), minlength=cells.size)
-    hcal = np.bincount(inverse, weights=np.where(layer == ECAL, 0.0, e), minlength=cells.size)
-    first = np.zeros(cells.size, dtype=np.int64)
-    first[inverse[::-1]] = np.arange(inverse.size)[::-1]
-    c_size, c_nphi, c_fwd = size[first], nphi[first], fwd[first]
-    c_eta = (ieta[first] + 0.5) * c_size
-    c_phi = wrap_phi((iphi[first] + 0.5) / c_nphi * 2 * np.pi - np.pi)
-    noise = rng.standard_normal((2, cells.size))
+    cells = bin_cells(event, fwd, 2, np.where(fwd, cfg.forward_cell, cfg.hcal_cell), eta, phi)
+    ecal = cells.sum(np.where(layer == ECAL, e, 0.0))
+    hcal = cells.sum(np.where(layer == ECAL, 0.0, e))
+    c_fwd, c_eta, n_cells = fwd[cells.first], cells.eta, cells.first.size
+    noise = rng.standard_normal((2, n_cells))
     h_layer = np.where(c_fwd, FORWARD, HCAL)
-    e_ecal = ecal + calorimeter_resolution(cfg, np.full(cells.size, ECAL), ecal, c_eta) * noise[0]
+    e_ecal = ecal + calorimeter_resolution(cfg, np.full(n_cells, ECAL), ecal, c_eta) * noise[0]
     e_hcal = hcal + calorimeter_resolution(cfg, h_layer, hcal, c_eta) * noise[1]
     e_ecal = np.where((ecal > 0) & (e_ecal > cfg.ecal_e_min), e_ecal, 0.0)
     h_min = np.where(c_fwd, cfg.forward_e_min, cfg.hcal_e_min)
     e_hcal = np.where((hcal > 0) & (e_hcal > h_min), e_hcal, 0.0)
     keep = (e_ecal > 0) | (e_hcal > 0)
-    index = np.full(cells.size, -1, dtype=np.int64)
+    index = np.full(n_cells, -1, dtype=np.int64)
     index[keep] = np.arange(int(keep.sum()))
     cols = {
         "eta": c_eta[keep],
-        "phi": c_phi[keep],
+        "phi": cells.phi[keep],
         "eEcal": e_ecal[keep],
         "eHcal": e_hcal[keep],
     }
-    return cols, event[first][keep], index[inverse]
+    return cols, event[cells.first][keep], index[cells.inverse]
 
 
 def _genjets_met(
