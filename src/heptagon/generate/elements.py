@@ -38,8 +38,8 @@ with a Poisson mean ``pileup`` at vertices spread along z like the luminous regi
 their particles make elements and targets like the hard event's, but not the generator
 jets or MET.
 
-Samples: ``ttbar`` and ``qcd`` from Pythia (the processes of
-:mod:`heptagon.generate.events`) and ``gun``, a particle gun (:func:`particle_gun`) of
+Samples: ``ttbar`` and ``qcd`` from Pythia (the event processes of
+:mod:`heptagon.generate.processes`) and ``gun``, a particle gun (:func:`particle_gun`) of
 single pi+, photons, K0L, electrons and muons at log-uniform energies.
 """
 
@@ -328,26 +328,17 @@ def _kinematics(
     return pt, np.arcsinh(pz / np.maximum(pt, 1e-12)), np.arctan2(py, px)
 
 
-def build_elements(
-    particles: Particles,
-    detector: DetectorConfig,
-    geometry: ElementConfig,
+def _tracks(
+    cfg: DetectorConfig,
+    geo: ElementConfig,
+    p: Particles,
+    charge: np.ndarray,
+    visible: np.ndarray,
     rng: np.random.Generator,
-    hard: np.ndarray | None = None,
-) -> Elements:
-    """Tracks, towers and their targets of a batch of events (see the module docstring).
-
-    ``hard`` marks the particles of the hard event (all when None): only they make the
-    generator jets and MET. Results depend only on the inputs and the state of ``rng``.
-    """
-    cfg, geo = detector, geometry
-    p = particles
-    n = len(p.counts)
-    hard = np.ones(p.pid.size, dtype=bool) if hard is None else hard
-    event = p.event
+) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """The found charged particles: (mask of the tracked particles, tracks per event,
+    the ``Track_*`` columns)."""
     apid = np.abs(p.pid)
-    charge = charges(p.pid)
-    visible = ~np.isin(apid, _NEUTRINOS)
     pt, eta, _ = _kinematics(p.px, p.py, p.pz)
     eff = track_efficiency(cfg, apid, pt, np.abs(eta))
     tracked = visible & (charge != 0) & (rng.random(pt.size) < eff)
@@ -355,11 +346,9 @@ def build_elements(
     it = np.flatnonzero(tracked)
     t_pt, t_eta, t_phi = _kinematics(trk.px, trk.py, trk.pz)
     t_eta_calo, t_phi_calo = _calo_entry(geo, trk.px, trk.py, trk.pz, trk.charge, trk.vz)
-    p_true = np.sqrt(p.px**2 + p.py**2 + p.pz**2)
-    muon_hit = (
-        (apid[it] == 13) & (p_true[it] > geo.muon_p_min) & (np.abs(eta[it]) < geo.muon_eta_max)
-    )
-    track = {
+    p_true = np.sqrt(p.px[it] ** 2 + p.py[it] ** 2 + p.pz[it] ** 2)
+    muon_hit = (apid[it] == 13) & (p_true > geo.muon_p_min) & (np.abs(eta[it]) < geo.muon_eta_max)
+    columns = {
         "pt": t_pt,
         "eta": t_eta,
         "phi": t_phi,
@@ -371,7 +360,15 @@ def build_elements(
         "muonHit": muon_hit,
         "pdgId": p.pid[it],
     }
-    # calorimeter deposits at the true entry point
+    return tracked, trk.counts, columns
+
+
+def _deposits(
+    cfg: DetectorConfig, geo: ElementConfig, p: Particles, charge: np.ndarray, visible: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The calorimeter deposits at the particles' true entry points: (particle, layer,
+    energy, eta, phi) of each non-empty deposit (see the module docstring)."""
+    apid = np.abs(p.pid)
     c_eta, c_phi = _calo_entry(geo, p.px, p.py, p.pz, charge, p.vz)
     calo = visible & (apid != 13) & (np.abs(c_eta) < cfg.forward_eta_max)
     in_fwd = np.abs(c_eta) >= cfg.calo_eta_max
@@ -385,16 +382,19 @@ def build_elements(
     dep_layer = np.concatenate([np.full(idx.size, ECAL), np.where(in_fwd[idx], FORWARD, HCAL)])
     dep_e = p.e[dep_idx] * np.concatenate([f_ecal[idx], 1.0 - f_ecal[idx]])
     nz = dep_e > 0
-    dep_idx, dep_layer, dep_e = dep_idx[nz], dep_layer[nz], dep_e[nz]
-    tower, tw_event, dep_tower = _towers(
-        cfg, event[dep_idx], dep_layer, dep_e, c_eta[dep_idx], c_phi[dep_idx], rng
-    )
-    n_tw = tw_event.size
+    dep_idx = dep_idx[nz]
+    return dep_idx, dep_layer[nz], dep_e[nz], c_eta[dep_idx], c_phi[dep_idx]
+
+
+def _tower_targets(
+    p: Particles, tracked: np.ndarray, dep_idx: np.ndarray, dep_tower: np.ndarray, n_tw: int
+) -> dict[str, np.ndarray]:
+    """The target of each tower: the 4-vector sum of its untracked particles with the
+    class and PDG id of the largest energy share (``none`` and zeros without one)."""
     # the tower of each particle (every deposit of a particle lands in the same tower)
     part_tower = np.full(p.pid.size, -1, dtype=np.int64)
     part_tower[dep_idx] = dep_tower
-    untracked = (part_tower >= 0) & ~tracked
-    ut = np.flatnonzero(untracked)
+    ut = np.flatnonzero((part_tower >= 0) & ~tracked)
     owner = part_tower[ut]
     sums = {
         k: np.bincount(owner, weights=getattr(p, k)[ut], minlength=n_tw)
@@ -404,37 +404,78 @@ def build_elements(
     order = np.lexsort((p.e[ut], owner))
     last = np.r_[owner[order][1:] != owner[order][:-1], True] if ut.size else np.zeros(0, bool)
     lead = ut[order][last]
-    tw_pid = np.zeros(n_tw, dtype=np.int64)
-    tw_pid[part_tower[lead]] = p.pid[lead]
-    a = np.abs(tw_pid)
-    tw_cls = np.where(np.isin(a, (11, 22)), CLS_PHOTON, CLS_NH)
-    tw_cls = np.where(tw_pid == 0, CLS_NONE, tw_cls)
-    tw_pt, tw_eta, tw_phi = _kinematics(sums["px"], sums["py"], sums["pz"])
-    has = tw_cls != CLS_NONE
-    # targets: per event, tracks then towers
-    tr_cls = np.where(apid[it] == 11, CLS_ELECTRON, np.where(apid[it] == 13, CLS_MUON, CLS_CH))
-    tr_pt, tr_eta, tr_phi = _kinematics(p.px[it], p.py[it], p.pz[it])
-    n_tracks, n_towers = trk.counts, np.bincount(tw_event, minlength=n)
-    order_el = np.argsort(np.concatenate([event[it], tw_event]), kind="stable")
-
-    def merged(tr: np.ndarray, tw: np.ndarray) -> np.ndarray:
-        return np.concatenate([tr, tw])[order_el]
-
-    target = {
-        "class": merged(tr_cls, tw_cls).astype(np.int32),
-        "pt": merged(tr_pt, np.where(has, tw_pt, 0.0)),
-        "eta": merged(tr_eta, np.where(has, tw_eta, 0.0)),
-        "phi": merged(tr_phi, np.where(has, tw_phi, 0.0)),
-        "energy": merged(p.e[it], sums["e"]),
-        "charge": merged(charge[it], np.zeros(n_tw)).astype(np.int32),
-        "pdgId": merged(p.pid[it], tw_pid).astype(np.int32),
+    pid = np.zeros(n_tw, dtype=np.int64)
+    pid[part_tower[lead]] = p.pid[lead]
+    cls = np.where(np.isin(np.abs(pid), (11, 22)), CLS_PHOTON, CLS_NH)
+    cls = np.where(pid == 0, CLS_NONE, cls)
+    pt, eta, phi = _kinematics(sums["px"], sums["py"], sums["pz"])
+    has = cls != CLS_NONE
+    return {
+        "class": cls,
+        "pt": np.where(has, pt, 0.0),
+        "eta": np.where(has, eta, 0.0),
+        "phi": np.where(has, phi, 0.0),
+        "energy": sums["e"],
+        "charge": np.zeros(n_tw),
+        "pdgId": pid,
     }
-    track = {k: _cast(v) for k, v in track.items()}
-    tower = {k: _cast(v) for k, v in tower.items()}
-    target = {k: _cast(v) for k, v in target.items()}
-    per_event = _genjets_met(p, hard, geo, rng)
-    per_event["nPileup"] = np.bincount(event[~hard], minlength=n).astype(np.int32)
-    return Elements(n_tracks, n_towers, track, tower, target, per_event)
+
+
+def _track_targets(p: Particles, it: np.ndarray, charge: np.ndarray) -> dict[str, np.ndarray]:
+    """The target of each track (particles ``it``): its own generator particle."""
+    apid = np.abs(p.pid[it])
+    pt, eta, phi = _kinematics(p.px[it], p.py[it], p.pz[it])
+    return {
+        "class": np.where(apid == 11, CLS_ELECTRON, np.where(apid == 13, CLS_MUON, CLS_CH)),
+        "pt": pt,
+        "eta": eta,
+        "phi": phi,
+        "energy": p.e[it],
+        "charge": charge[it],
+        "pdgId": p.pid[it],
+    }
+
+
+def build_elements(
+    particles: Particles,
+    detector: DetectorConfig,
+    geometry: ElementConfig,
+    rng: np.random.Generator,
+    hard: np.ndarray | None = None,
+) -> Elements:
+    """Tracks, towers and their targets of a batch of events (see the module docstring).
+
+    ``hard`` marks the particles of the hard event (all when None): only they make the
+    generator jets and MET. Results depend only on the inputs and the state of ``rng``.
+    """
+    p = particles
+    n = len(p.counts)
+    hard = np.ones(p.pid.size, dtype=bool) if hard is None else hard
+    charge = charges(p.pid)
+    visible = ~np.isin(np.abs(p.pid), _NEUTRINOS)
+    tracked, n_tracks, track = _tracks(detector, geometry, p, charge, visible, rng)
+    dep_idx, dep_layer, dep_e, dep_eta, dep_phi = _deposits(detector, geometry, p, charge, visible)
+    tower, tw_event, dep_tower = _towers(
+        detector, p.event[dep_idx], dep_layer, dep_e, dep_eta, dep_phi, rng
+    )
+    it = np.flatnonzero(tracked)
+    tr_target = _track_targets(p, it, charge)
+    tw_target = _tower_targets(p, tracked, dep_idx, dep_tower, tw_event.size)
+    # targets: per event, tracks then towers
+    order = np.argsort(np.concatenate([p.event[it], tw_event]), kind="stable")
+    target = {k: np.concatenate([v, tw_target[k]])[order] for k, v in tr_target.items()}
+    for k in ("class", "charge", "pdgId"):
+        target[k] = target[k].astype(np.int32)
+    per_event = _genjets_met(p, hard, geometry, rng)
+    per_event["nPileup"] = np.bincount(p.event[~hard], minlength=n).astype(np.int32)
+    return Elements(
+        n_tracks=n_tracks,
+        n_towers=np.bincount(tw_event, minlength=n),
+        track={k: _cast(v) for k, v in track.items()},
+        tower={k: _cast(v) for k, v in tower.items()},
+        target={k: _cast(v) for k, v in target.items()},
+        event=per_event,
+    )
 
 
 def _cast(v: np.ndarray) -> np.ndarray:
