@@ -39,8 +39,9 @@ from loader import CONFIG, write_dataset
 from heptagon.data.config import load_config
 from heptagon.data.io import expand_files, open_reader
 from heptagon.data.loader import JetDataset, pad_table
+from heptagon.data.pipeline import iter_tables
 from heptagon.data.preprocess import Preprocess
-from heptagon.data.transform import Table, Transform, iter_tables
+from heptagon.data.transform import Table, Transform
 from heptagon.infer.predict import Scorer
 from heptagon.models import build_model
 from heptagon.publish.onnx import export_onnx, make_session

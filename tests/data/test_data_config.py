@@ -73,12 +73,23 @@ def test_weaver_config_reads_unchanged(tmp_path: Path) -> None:
     assert config.has_auto  # flat reweighting is computed from data
 
 
-def test_weaver_auto_method_makes_null_centers_auto() -> None:
+def test_weaver_auto_method_makes_missing_centers_auto() -> None:
+    """As weaver 0.5.3: a missing subtract_by is auto (not for a ``_mask`` variable), an
+    explicit null is no transformation, a literal ``auto`` computes the scale too."""
     config = load_config(
-        {"preprocess": {"method": "auto"}, "inputs": {"x": {"length": 4, "vars": [["a", None]]}}}
+        {
+            "preprocess": {"method": "auto"},
+            "inputs": {
+                "x": {"length": 4, "vars": ["a", ["b"], ["c", None], ["d", "auto", 2.0]]},
+                "x_mask": {"length": 4, "vars": ["x_mask"]},
+            },
+        }
     )
-    var = config.inputs["x"].vars[0]
-    assert (var.center, var.scale, var.clip) == ("auto", "auto", (-5.0, 5.0))
+    a, b, c, d = config.inputs["x"].vars
+    for var in (a, b, d):
+        assert (var.center, var.scale, var.clip) == ("auto", "auto", (-5.0, 5.0))
+    assert (c.center, c.clip) == (None, None)
+    assert config.inputs["x_mask"].vars[0].center is None
 
 
 def test_heptagon_forms() -> None:

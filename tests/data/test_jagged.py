@@ -17,8 +17,9 @@ from heptagon.data.expr import Expr
 from heptagon.data.io import open_reader
 from heptagon.data.jagged import Jagged, JaggedColumn, from_awkward, interleave, pad_index
 from heptagon.data.loader import pad_table
+from heptagon.data.pipeline import iter_tables
 from heptagon.data.preprocess import GroupParams, Preprocess, VarParams
-from heptagon.data.transform import Table, Transform, _standardise, iter_tables
+from heptagon.data.transform import Table, Transform, _standardise
 from heptagon.errors import DataError
 
 PT = ak.Array([[3.0, 4.0], [], [1.0, 2.0, 5.0]])

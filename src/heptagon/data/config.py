@@ -1,10 +1,15 @@
 """The data config: which branches become which tensors.
 
-A superset of weaver-core's data config. A weaver YAML (``treename``, ``selection``,
-``new_variables``, ``preprocess``, ``inputs`` with ``[name, subtract_by, multiply_by,
-clip_min, clip_max, pad_value]`` lists, ``labels: {type, value}``, ``observers``,
-``weights``) reads unchanged; heptagon adds the dict form of a variable, label
-expressions, ``nan_policy``, flat (per-event) input groups (no ``length``) and ``mask``.
+A superset of weaver-core 0.5.3's data config. A weaver YAML (``treename``,
+``selection``, ``test_time_selection``, ``new_variables``, ``preprocess`` with ``method``,
+``data_fraction`` and the ``params`` weaver writes into ``*.auto.yaml``, ``inputs`` with
+``[name, subtract_by, multiply_by, clip_min, clip_max, pad_value]`` lists,
+``labels: {type, value}``, ``observers``, ``monitor_variables``, ``weights`` with every
+weaver key) reads unchanged, and a key weaver writes as null means its default, as in
+weaver; weaver's ``branch_magic``, ``file_magic`` and ``bucketing`` are refused with an error
+naming the key. heptagon adds the dict form of a variable, label expressions,
+``nan_policy``, flat (per-event) input groups (no ``length``) and ``mask``.
+docs/weaver.md lists where heptagon's results differ from weaver's and why.
 
 Example::
 
@@ -52,6 +57,7 @@ __all__ = [
     "Labels",
     "PreprocessSpec",
     "Variable",
+    "WeaverParams",
     "Weights",
     "load_config",
 ]
@@ -139,15 +145,24 @@ class Weights(_Model):
     bin content so each class is flat in the two variables, classes keep the ratio of
     ``class_weights``, and the mean weight is 1. Bins with fewer than
     ``max / reweight_threshold`` entries are treated as having that many.
+    ``reweight_discard_under_overflow`` (weaver's default, true): entries outside the bins
+    get weight 0 and are not histogrammed; false: they count in the edge bins.
+    ``reweight_basewgt``: an expression multiplied into every weight (and filling the
+    histograms), as in weaver. ``reweight_hists`` (written by weaver into ``*.auto.yaml``):
+    one table per class, used as they are instead of being computed; needed for weaver's
+    ``reweight_method: ref``, whose tables heptagon does not compute.
     """
 
     use_precomputed_weights: bool = False
     weight_branches: list[str] = Field(default_factory=list)
-    reweight_method: Literal["flat"] = "flat"
+    reweight_method: Literal["flat", "ref"] = "flat"
     reweight_vars: dict[str, list[float]] = Field(default_factory=dict)
     reweight_classes: list[str] = Field(default_factory=list)
     class_weights: list[float] = Field(default_factory=list)
     reweight_threshold: float = Field(default=10.0, gt=0)
+    reweight_discard_under_overflow: bool = True
+    reweight_hists: dict[str, list[list[float]]] | None = None
+    reweight_basewgt: str | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> Weights:
@@ -162,20 +177,49 @@ class Weights(_Model):
                 raise ValueError(f"bins of '{name}' must be at least 2 increasing edges")
         if self.class_weights and len(self.class_weights) != len(self.reweight_classes):
             raise ValueError("class_weights needs one weight per reweight_classes entry")
+        if self.reweight_hists is None:
+            if self.reweight_method == "ref":
+                raise ValueError("reweight_method 'ref' needs reweight_hists (made by weaver)")
+            return self
+        if list(self.reweight_hists) != self.reweight_classes:
+            raise ValueError("reweight_hists needs one table per reweight_classes entry, in order")
+        shape = [len(edges) - 1 for edges in self.reweight_vars.values()]
+        for name, table in self.reweight_hists.items():
+            if [len(table), *{len(row) for row in table}] != shape:
+                raise ValueError(f"reweight_hists.{name} must be a {shape[0]} x {shape[1]} table")
         return self
+
+
+class WeaverParams(_Model):
+    """One variable's entry of ``preprocess.params`` as weaver writes it into ``*.auto.yaml``:
+    ``clip((x - center) * scale, min, max)`` (nothing when ``center`` is null), padded to
+    ``length`` with ``pad_value`` (or by repeating, ``pad_mode: wrap``)."""
+
+    length: int | None = Field(default=None, gt=0)
+    pad_mode: Literal["constant", "wrap"] = "constant"
+    center: float | None
+    scale: float = 1.0
+    min: float = _WEAVER_CLIP[0]
+    max: float = _WEAVER_CLIP[1]
+    pad_value: float = 0.0
 
 
 class PreprocessSpec(_Model):
     """How ``auto`` standardisation is computed (weaver's ``preprocess`` block).
 
-    ``method: auto`` makes a weaver list variable with a null ``subtract_by`` automatic,
-    as in weaver. The sample: the training entries of ``data_fraction`` of the files' units
-    (chosen at random), at most ``max_entries`` of them.
+    ``method: auto`` makes a weaver list variable without a ``subtract_by`` (a bare name or
+    a one-element list; an explicit null stays untransformed) automatic, as in weaver,
+    except variables whose name ends in ``_mask``. The sample: the training entries of
+    ``data_fraction`` (null: all) of the files' units (chosen at random), at most
+    ``max_entries`` of them. ``params``: weaver's resolved parameters by variable name (an
+    ``*.auto.yaml``); when given, they define every input variable's standardisation and
+    padding and nothing is computed, as in weaver.
     """
 
     method: Literal["manual", "auto"] = "manual"
-    data_fraction: float = Field(default=1.0, gt=0, le=1)
+    data_fraction: float | None = Field(default=1.0, gt=0, le=1)
     max_entries: int = Field(default=200_000, gt=0)
+    params: dict[str, WeaverParams] | None = None
 
 
 class DataConfig(_Model):
@@ -183,11 +227,13 @@ class DataConfig(_Model):
 
     treename: str | None = None
     selection: str | None = None
+    test_time_selection: str | None = None
     new_variables: dict[str, str] = Field(default_factory=dict)
     preprocess: PreprocessSpec = Field(default_factory=PreprocessSpec)
     inputs: dict[str, InputGroup] = Field(min_length=1)
     labels: Labels | None = None
     observers: list[str] = Field(default_factory=list)
+    monitor_variables: list[str] = Field(default_factory=list)
     weights: Weights | None = None
     nan_policy: Literal["error", "zero", "drop"] = "error"
     event_branch: str = "event"
@@ -196,16 +242,20 @@ class DataConfig(_Model):
     @model_validator(mode="before")
     @classmethod
     def _weaver_forms(cls, data: Any) -> Any:
-        """Rewrite weaver's list forms (variables, labels) into the dict forms."""
+        """Rewrite weaver's list forms (variables, labels) into the dict forms, resolving
+        them through ``preprocess.params`` where given; a null top-level key is its default."""
         if not isinstance(data, dict):
             return data
-        data = dict(data)
+        data = {key: value for key, value in data.items() if value is not None}
         preprocess = data.get("preprocess")  # any type: pydantic reports a wrong one
         method = preprocess.get("method", "manual") if isinstance(preprocess, dict) else "manual"
+        params = preprocess.get("params") if isinstance(preprocess, dict) else None
         inputs = data.get("inputs")
         if isinstance(inputs, dict):
             data["inputs"] = {
-                group: _weaver_group(spec, method) if isinstance(spec, dict) else spec
+                group: _weaver_group(group, spec, method, params)
+                if isinstance(spec, dict)
+                else spec
                 for group, spec in inputs.items()
             }
         labels = data.get("labels")
@@ -216,6 +266,8 @@ class DataConfig(_Model):
 
     @model_validator(mode="after")
     def _cross_checks(self) -> DataConfig:
+        if self.observers and self.monitor_variables:
+            raise ValueError("set observers or monitor_variables, not both (as in weaver)")
         if self.weights is not None and not self.weights.use_precomputed_weights:
             if self.labels is None or self.labels.type != "simple":
                 raise ValueError("weights: flat reweighting needs class labels")
@@ -229,8 +281,10 @@ class DataConfig(_Model):
     def model_post_init(self, context: Any, /) -> None:
         # parse every expression once, so syntax errors surface at load time with the key
         exprs: dict[str, Expr] = {}
-        if self.selection is not None:
-            exprs["selection"] = Expr(self.selection, "selection")
+        for key in ("selection", "test_time_selection"):
+            text = getattr(self, key)
+            if text is not None:
+                exprs[key] = Expr(text, key)
         for name, text in self.new_variables.items():
             exprs[f"new_variables.{name}"] = Expr(text, f"new_variables.{name}")
         if self.labels is not None:
@@ -241,6 +295,9 @@ class DataConfig(_Model):
         if self.weights is not None:
             for i, text in enumerate(self.weights.weight_branches):
                 exprs[f"weights.weight_branches.{i}"] = Expr(text, f"weights.weight_branches.{i}")
+            if self.weights.reweight_basewgt is not None:
+                key = "weights.reweight_basewgt"
+                exprs[key] = Expr(self.weights.reweight_basewgt, key)
         self._exprs = exprs
 
     @property
@@ -256,7 +313,25 @@ class DataConfig(_Model):
     @property
     def weight_exprs(self) -> list[Expr]:
         """The parsed precomputed-weight expressions (empty for flat reweighting)."""
-        return [e for k, e in self.expressions.items() if k.startswith("weights.")]
+        return [e for k, e in self.expressions.items() if k.startswith("weights.weight_branches")]
+
+    @property
+    def basewgt_expr(self) -> Expr | None:
+        """The parsed ``weights.reweight_basewgt`` of flat reweighting, if any."""
+        return self.expressions.get("weights.reweight_basewgt")
+
+    def selection_expr(self, training: bool) -> Expr | None:
+        """The selection of training / validation entries, or (``training=False``) of
+        test and inference entries: ``test_time_selection`` if set, as in weaver."""
+        if not training and "test_time_selection" in self.expressions:
+            return self.expressions["test_time_selection"]
+        return self.expressions.get("selection")
+
+    @property
+    def entry_observers(self) -> list[str]:
+        """The per-entry variables carried along with each entry: ``observers``, or
+        weaver's ``monitor_variables`` (only one of the two may be set)."""
+        return [*self.observers, *self.monitor_variables]
 
     @property
     def new_variable_exprs(self) -> dict[str, Expr]:
@@ -269,26 +344,76 @@ class DataConfig(_Model):
     @property
     def has_auto(self) -> bool:
         """Whether any variable needs ``auto`` standardisation or flat reweighting."""
-        flat = self.weights is not None and not self.weights.use_precomputed_weights
+        flat = (
+            self.weights is not None
+            and not self.weights.use_precomputed_weights
+            and self.weights.reweight_hists is None
+        )
         return flat or any(v.is_auto for g in self.inputs.values() for v in g.vars)
 
 
-def _weaver_group(spec: dict[str, Any], method: str) -> dict[str, Any]:
-    spec = dict(spec)
+def _weaver_group(
+    group: str, spec: dict[str, Any], method: str, params: Any
+) -> dict[str, Any]:
+    spec = {key: value for key, value in spec.items() if value is not None}
+    if isinstance(spec.get("pad_mode"), str):
+        spec["pad_mode"] = spec["pad_mode"].lower()  # weaver's spelling is free
+    if group.endswith("_mask") and spec.get("pad_mode", "constant") != "constant":
+        raise ConfigError("a mask group must have pad_mode: constant (as in weaver)", group)
     if isinstance(spec.get("vars"), list):
-        spec["vars"] = [_weaver_var(v, method) for v in spec["vars"]]
+        spec["vars"] = [
+            _params_var(group, spec, v, params)
+            if isinstance(params, dict)
+            else _weaver_var(v, method)
+            for v in spec["vars"]
+        ]
     return spec
 
 
+def _params_var(group: str, spec: dict[str, Any], var: Any, params: dict[str, Any]) -> Any:
+    """A variable of ``inputs.<group>`` defined by its entry of ``preprocess.params``."""
+    name = var if isinstance(var, str) else var[0] if isinstance(var, list) and var else None
+    name = var.get("name") if isinstance(var, dict) else name
+    if not isinstance(name, str):
+        return var  # malformed: let pydantic report it
+    key = f"preprocess.params.{name}"
+    entry = params.get(name)
+    if not isinstance(entry, dict):
+        raise ConfigError(f"input variable '{name}' has no parameters", key)
+    try:
+        resolved = validate(WeaverParams, entry)
+    except ConfigError as err:
+        message = err.args[0].removeprefix(f"{err.key}: ")
+        raise ConfigError(message, f"{key}.{err.key}" if err.key else key) from None
+    if resolved.length != spec.get("length") or resolved.pad_mode != spec.get(
+        "pad_mode", "constant"
+    ):
+        raise ConfigError(f"length / pad_mode differ from inputs.{group}", key)
+    if resolved.center is None:  # weaver neither transforms nor clips
+        return {"name": name, "pad_value": resolved.pad_value}
+    return {
+        "name": name,
+        "center": resolved.center,
+        "scale": resolved.scale,
+        "clip": (resolved.min, resolved.max),
+        "pad_value": resolved.pad_value,
+    }
+
+
 def _weaver_var(var: Any, method: str) -> Any:
-    """``name`` or ``[name, subtract_by, multiply_by, clip_min, clip_max, pad_value]``."""
+    """``name`` or ``[name, subtract_by, multiply_by, clip_min, clip_max, pad_value]``: as
+    weaver, a missing ``subtract_by`` is ``auto`` with ``method: auto`` (not for a ``_mask``
+    variable), an explicit null is no transformation; ``auto`` computes the scale too."""
     if isinstance(var, str):
         var = [var]
     if not isinstance(var, list) or not var or len(var) > 6:
         return var  # dict form, or malformed: let pydantic report it
     name, center, scale, clip_min, clip_max, pad_value = [*var, None, None, None, None, None][:6]
-    if center is None and method == "auto":
-        center, scale = "auto", "auto"
+    missing = len(var) == 1
+    if missing and method == "auto" and not (isinstance(name, str) and name.endswith("_mask")):
+        center = "auto"
+    if center == "auto":
+        scale = "auto"
     out: dict[str, Any] = {"name": name, "center": center}
     if center is not None:  # weaver transforms (and clips) only when subtract_by is set
         out["scale"] = 1.0 if scale is None else scale

@@ -14,6 +14,13 @@ Language
   :mod:`heptagon.physics.event_features`), optionally spelled ``np.log`` / ``ak.num`` as
   in weaver configs; jagged reductions (``sum, max, min, mean, count / num``) act on the last axis,
   ``max(x, fill)`` / ``min(x, fill)`` / ``at(x, i, fill)`` give ``fill`` for too-short lists.
+- weaver-core's expression helpers: ``_concat([a, b], axis=1)``, ``_stack([a, b], axis=1)``,
+  ``_pad(x, length, value=0)``, ``_clip(x, lo, hi)`` and the four-vectors
+  ``_p4_from_ptetaphim / _p4_from_ptetaphie / _p4_from_pxpypze(...)`` (of the ``vector``
+  package), whose components are read as attributes (:data:`P4_ATTRIBUTES`:
+  ``_p4_from_ptetaphim(pt, eta, phi, m).px``); a list literal is allowed only as an
+  argument, and a keyword argument only where :data:`KEYWORDS` names it;
+  the constants ``np.pi`` / ``math.pi``, ``np.e``, ``np.inf``.
 
 Mind Python's precedence: ``&`` binds tighter than ``>``, so write ``(a > 1) & (b < 2)``.
 
@@ -48,7 +55,15 @@ from heptagon.errors import ConfigError, first_line
 from heptagon.physics.event_features import FUNCTIONS as EVENT_FUNCTIONS
 from heptagon.physics.kinematics import delta_phi, delta_r, wrap_phi
 
-__all__ = ["FUNCTIONS", "MAX_DEPTH", "MAX_LENGTH", "Expr"]
+__all__ = [
+    "CONSTANTS",
+    "FUNCTIONS",
+    "KEYWORDS",
+    "MAX_DEPTH",
+    "MAX_LENGTH",
+    "P4_ATTRIBUTES",
+    "Expr",
+]
 
 #: the longest expression accepted (characters)
 MAX_LENGTH = 2000
@@ -74,6 +89,46 @@ def _at(x: Any, index: int, fill: float) -> Any:
     return ak.fill_none(ak.firsts(x[..., index : index + 1], axis=-1), fill)
 
 
+def _p4(*fields: str) -> Callable[..., Any]:
+    """weaver's ``_p4_from_*``: a ``vector`` four-momentum array from four components."""
+
+    def p4(*components: Any) -> Any:
+        import vector
+
+        vector.register_awkward()
+        if len(components) != len(fields):
+            raise TypeError(f"takes {len(fields)} arguments, not {len(components)}")
+        return vector.zip(dict(zip(fields, components, strict=True)))
+
+    return p4
+
+
+def _concat(arrays: list[Any], axis: int = 0) -> Any:
+    """weaver's ``_concat``: the arrays joined along ``axis`` (1: each entry's lists)."""
+    return ak.concatenate(arrays, axis=axis)
+
+
+def _stack(arrays: list[Any], axis: int = 1) -> Any:
+    """weaver's ``_stack``: the arrays stacked along a new ``axis``."""
+    if not arrays:
+        raise ValueError("needs at least one array")
+    index: list[Any] = [slice(None)] * (arrays[0].ndim + 1)
+    index[axis] = np.newaxis
+    return ak.concatenate([a[tuple(index)] for a in arrays], axis=axis)
+
+
+def _pad(x: Any, length: int, value: float = 0) -> Any:
+    """weaver's ``_pad``: each list cut or padded with ``value`` to ``length`` (float32)."""
+    if isinstance(length, bool) or not isinstance(length, (int, np.integer)) or length < 1:
+        raise ValueError(f"the length of _pad() must be a whole number >= 1, not {length!r}")
+    return ak.values_astype(ak.fill_none(ak.pad_none(x, int(length), clip=True), value), np.float32)
+
+
+def _clip(x: Any, lo: float, hi: float) -> Any:
+    """``x`` limited to ``[lo, hi]`` (``np.clip`` is no ufunc: it does not reach awkward)."""
+    return np.minimum(np.maximum(x, lo), hi)
+
+
 #: The allow-list of callable functions, by name.
 FUNCTIONS: dict[str, Callable[..., Any]] = {
     # elementwise (numpy ufuncs dispatch to awkward)
@@ -83,7 +138,7 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     "arctan": np.arctan,
     "arctan2": np.arctan2,
     "ceil": np.ceil,
-    "clip": lambda x, lo, hi: np.minimum(np.maximum(x, lo), hi),  # np.clip is no ufunc
+    "clip": _clip,
     "cos": np.cos,
     "cosh": np.cosh,
     "exp": np.exp,
@@ -92,6 +147,7 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     "hypot": np.hypot,
     "isfinite": np.isfinite,
     "isnan": np.isnan,
+    "nan_to_num": lambda x: ak.nan_to_num(x),
     "log": np.log,
     "log10": np.log10,
     "log1p": np.log1p,
@@ -105,9 +161,11 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     "square": np.square,
     "tan": np.tan,
     "tanh": np.tanh,
+    "arctanh": np.arctanh,
     "where": ak.where,
     "ones_like": ak.ones_like,
     "zeros_like": ak.zeros_like,
+    "to_numpy": lambda x: x,  # weaver's ak.to_numpy: values are numpy-backed already
     # kinematics (phi wrapped into (-pi, pi])
     "wrap_phi": wrap_phi,
     "delta_phi": delta_phi,
@@ -120,12 +178,35 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     "count": lambda x: ak.num(x, axis=-1),
     "num": lambda x: ak.num(x, axis=-1),
     "at": _at,
+    # weaver-core's helpers (weaver.utils.data.tools)
+    "_concat": _concat,
+    "_stack": _stack,
+    "_pad": _pad,
+    "_clip": _clip,
+    "_p4_from_ptetaphim": _p4("pt", "eta", "phi", "mass"),
+    "_p4_from_ptetaphie": _p4("pt", "eta", "phi", "energy"),
+    "_p4_from_pxpypze": _p4("px", "py", "pz", "energy"),
     # event-level features over object collections (closest pairs, sphericity, m_T...)
     **EVENT_FUNCTIONS,
 }
 
-_MODULE_PREFIXES = {"np", "numpy", "ak", "awkward"}
+#: The keyword arguments each function accepts (none where not listed).
+KEYWORDS: dict[str, frozenset[str]] = {
+    "_concat": frozenset({"axis"}),
+    "_stack": frozenset({"axis"}),
+    "_pad": frozenset({"value"}),
+}
 
+#: The components of a ``_p4_from_*`` four-vector readable as attributes.
+P4_ATTRIBUTES = frozenset(
+    {"px", "py", "pz", "pt", "eta", "phi", "energy", "E", "mass", "m", "p", "rapidity"}
+    | {"mt", "et", "theta"}
+)
+
+#: Constants read as ``np.pi`` / ``math.pi`` (a bare name is always a branch).
+CONSTANTS: dict[str, float] = {"pi": float(np.pi), "e": float(np.e), "inf": float(np.inf)}
+
+_MODULE_PREFIXES = {"np", "numpy", "ak", "awkward", "math"}
 
 def _power(base: Any, exponent: Any) -> Any:
     """``base ** exponent``; for two plain numbers exact only while an integer result fits
@@ -183,16 +264,18 @@ def _is_jagged(value: Any) -> bool:
 
 
 def _to_awkward(value: Any) -> Any:
+    if isinstance(value, list):  # a list literal argument (weaver's _concat / _stack)
+        return [_to_awkward(v) for v in value]
     return value.to_awkward() if isinstance(value, JaggedColumn) else value
 
 
-def _apply(function: Callable[..., Any], *args: Any) -> Any:
-    """``function(*args)``: directly for ufuncs and operators on fast forms, through awkward
-    for other functions or when an argument is already an awkward array."""
+def _apply(function: Callable[..., Any], *args: Any, **keywords: Any) -> Any:
+    """``function(*args, **keywords)``: directly for ufuncs and operators on fast forms,
+    through awkward for other functions or when an argument is already an awkward array."""
     fast = isinstance(function, np.ufunc) or function in _OPERATORS
-    if fast and not any(isinstance(a, ak.Array) for a in args):
+    if fast and not keywords and not any(isinstance(a, ak.Array) for a in args):
         return function(*args)
-    return from_awkward(function(*(_to_awkward(a) for a in args)))
+    return from_awkward(function(*(_to_awkward(a) for a in args), **keywords))
 
 
 class Expr:
@@ -255,6 +338,41 @@ class Expr:
             raise self._forbid(f"function '{name}' (allowed: {', '.join(sorted(FUNCTIONS))})")
         return name
 
+    def _check_call(self, node: ast.Call, names: set[str]) -> None:
+        name = self._function_name(node.func)
+        function = FUNCTIONS[name]
+        # a ufunc takes extra positional arguments as outputs: it would overwrite them
+        if isinstance(function, np.ufunc) and len(node.args) != function.nin:
+            raise ConfigError(
+                f"{ast.unparse(node.func)}() takes {function.nin} argument(s), not "
+                f"{len(node.args)}, in expression {self.text!r}",
+                self.key,
+            )
+        for keyword in node.keywords:
+            if keyword.arg not in KEYWORDS.get(name, frozenset()):
+                raise self._forbid(f"keyword argument '{keyword.arg}' of {name}()")
+            self._check(keyword.value, names)
+        for arg in node.args:
+            if isinstance(arg, ast.Starred):
+                raise self._forbid("'*' unpacking")
+            if isinstance(arg, ast.List):  # only as an argument: _concat([a, b])
+                for element in arg.elts:
+                    if isinstance(element, (ast.Starred, ast.List)):
+                        raise self._forbid(f"the list {ast.unparse(arg)!r}")
+                    self._check(element, names)
+            else:
+                self._check(arg, names)
+
+    def _check_attribute(self, node: ast.Attribute, names: set[str]) -> None:
+        value = node.value
+        if isinstance(value, ast.Name) and value.id in _MODULE_PREFIXES:
+            if node.attr not in CONSTANTS:
+                raise self._forbid(f"the attribute '{ast.unparse(node)}'")
+        elif node.attr in P4_ATTRIBUTES:
+            self._check(value, names)
+        else:
+            raise self._forbid(f"the attribute '{ast.unparse(node)}'")
+
     def _check(self, node: ast.expr, names: set[str]) -> None:
         if isinstance(node, ast.Name):
             if node.id.startswith("_") or node.id in FUNCTIONS:
@@ -277,22 +395,9 @@ class Expr:
             for value in (node.left, *node.comparators):
                 self._check(value, names)
         elif isinstance(node, ast.Call):
-            function = FUNCTIONS[self._function_name(node.func)]
-            # a ufunc takes extra positional arguments as outputs: it would overwrite them
-            if isinstance(function, np.ufunc) and len(node.args) != function.nin:
-                raise ConfigError(
-                    f"{ast.unparse(node.func)}() takes {function.nin} argument(s), not "
-                    f"{len(node.args)}, in expression {self.text!r}",
-                    self.key,
-                )
-            if node.keywords:
-                raise self._forbid(f"keyword argument '{node.keywords[0].arg}'")
-            for arg in node.args:
-                if isinstance(arg, ast.Starred):
-                    raise self._forbid("'*' unpacking")
-                self._check(arg, names)
+            self._check_call(node, names)
         elif isinstance(node, ast.Attribute):
-            raise self._forbid(f"the attribute '{ast.unparse(node)}'")
+            self._check_attribute(node, names)
         else:
             raise self._forbid(f"'{type(node).__name__}' ({ast.unparse(node)!r})")
 
@@ -305,10 +410,12 @@ class Expr:
             result = self._eval(self._body, lookup)
         return result if columns else _to_awkward(result)
 
-    def _apply(self, node: ast.expr, function: Callable[..., Any], *args: Any) -> Any:
+    def _apply(
+        self, node: ast.expr, function: Callable[..., Any], *args: Any, **keywords: Any
+    ) -> Any:
         """:func:`_apply`, with a failure as a ConfigError naming the part of the expression."""
         try:
-            result = _apply(function, *args)
+            result = _apply(function, *args, **keywords)
         except (ArithmeticError, LookupError, TypeError, ValueError) as err:
             why = first_line(err)
             raise self._cannot(node, why) from None
@@ -352,10 +459,30 @@ class Expr:
                 result = term if result is None else self._apply(node, operator.and_, result, term)
                 left = right
             return result
+        if isinstance(node, ast.Attribute):
+            return self._attribute(node, lookup)
         assert isinstance(node, ast.Call)  # the only node left after _check
         name = self._function_name(node.func)
-        args = [self._eval(arg, lookup) for arg in node.args]
+        args = [
+            [self._eval(e, lookup) for e in arg.elts]
+            if isinstance(arg, ast.List)
+            else self._eval(arg, lookup)
+            for arg in node.args
+        ]
+        keywords = {k.arg: self._eval(k.value, lookup) for k in node.keywords if k.arg}
         if name in _REDUCTIONS and args and not _is_jagged(args[0]):
             # over a flat array the last axis is the entries: a result per chunk, not per entry
             raise self._cannot(node, f"{name}() reduces lists, but its argument has none")
-        return self._apply(node, FUNCTIONS[name], *args)
+        return self._apply(node, FUNCTIONS[name], *args, **keywords)
+
+    def _attribute(self, node: ast.Attribute, lookup: Callable[[str], Any]) -> Any:
+        """A module constant (``np.pi``) or a four-vector's component (``p4.px``)."""
+        if isinstance(node.value, ast.Name) and node.value.id in _MODULE_PREFIXES:
+            return CONSTANTS[node.attr]
+        value = self._eval(node.value, lookup)
+        if not (isinstance(value, ak.Array) and value.fields):
+            raise self._cannot(node, "only a four-vector (_p4_from_*) has components")
+        try:
+            return from_awkward(getattr(value, node.attr))
+        except AttributeError as err:
+            raise self._cannot(node, first_line(err)) from None

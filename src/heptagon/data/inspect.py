@@ -17,7 +17,8 @@ from rich.table import Table as RichTable
 from heptagon.data.config import DataConfig
 from heptagon.data.io import expand_files, open_reader
 from heptagon.data.jagged import Jagged
-from heptagon.data.transform import Table, Transform, iter_tables
+from heptagon.data.pipeline import iter_tables
+from heptagon.data.transform import Table, Transform
 
 __all__ = ["Inspection", "VariableSummary", "inspect_files"]
 

@@ -35,9 +35,10 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from heptagon.data.config import DataConfig
 from heptagon.data.io import Unit, expand_files, open_reader
 from heptagon.data.jagged import Jagged, pad_index
+from heptagon.data.pipeline import iter_tables
 from heptagon.data.preprocess import Preprocess
 from heptagon.data.split import Split, SplitName
-from heptagon.data.transform import Table, Transform, iter_tables
+from heptagon.data.transform import Table, Transform
 
 __all__ = ["Batch", "JetDataset", "make_dataloader", "mask_name", "pad_table"]
 

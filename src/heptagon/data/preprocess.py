@@ -39,8 +39,9 @@ import numpy as np
 from heptagon.data.config import DataConfig, InputGroup
 from heptagon.data.io import expand_files, open_reader
 from heptagon.data.jagged import Jagged
+from heptagon.data.pipeline import iter_tables
 from heptagon.data.split import Split
-from heptagon.data.transform import Table, Transform, iter_tables
+from heptagon.data.transform import Table, Transform
 from heptagon.data.weights import FlatReweight
 from heptagon.errors import ConfigError, DataError
 from heptagon.io import read_json, write_json_atomic
@@ -225,6 +226,9 @@ def _from_config(
     sample: dict[str, Any],
 ) -> Preprocess:
     labels = config.labels
+    weights = config.weights
+    if weights is not None and weights.reweight_hists is not None and labels is not None:
+        reweight = FlatReweight.from_hists(weights, list(labels.value))  # weaver's, unchanged
     return Preprocess(
         {g: _group_params(g, spec, stats) for g, spec in config.inputs.items()},
         None if labels is None else labels.type,
@@ -259,11 +263,15 @@ def compute_preprocess(
     rng = np.random.default_rng(seed)
     units = [units[i] for i in rng.permutation(len(units))]
     sizes = np.cumsum([u.stop - u.start for u in units])
-    fraction = config.preprocess.data_fraction
+    fraction = config.preprocess.data_fraction or 1.0  # null: all
     units = units[: int(np.searchsorted(sizes, fraction * sizes[-1] - 0.5)) + 1]
 
     weights = config.weights
-    flat = weights is not None and not weights.use_precomputed_weights
+    flat = (
+        weights is not None
+        and not weights.use_precomputed_weights
+        and weights.reweight_hists is None  # weaver's tables are used as they are
+    )
     extra = list(weights.reweight_vars) if flat and weights is not None else []
     raw = config.model_copy(update={"observers": [*config.observers, *extra]})
     transform = Transform(raw, None, split=split, split_name="train")
@@ -291,6 +299,8 @@ def compute_preprocess(
     if flat and weights is not None and config.labels is not None:
         x, y = (sample.observers[name] for name in extra)
         assert sample.label is not None  # flat reweighting needs labels (config check)
-        reweight = FlatReweight.build(weights, list(config.labels.value), x, y, sample.label)
+        reweight = FlatReweight.build(
+            weights, list(config.labels.value), x, y, sample.label, base=sample.weight
+        )
     info = {"entries": len(sample), "drawn_from": sorted({u.path.name for u in units})}
     return _from_config(config, stats, reweight, info)

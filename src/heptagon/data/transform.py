@@ -8,12 +8,9 @@ Name resolution (lazy: a name is computed only when something refers to it): a
 
 from __future__ import annotations
 
-import threading
-from collections import deque
-from collections.abc import Generator, Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
-from queue import Full, Queue
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any
 
 import awkward as ak
 import numpy as np
@@ -21,9 +18,10 @@ import numpy as np
 from heptagon.data.config import DataConfig
 from heptagon.data.expr import Expr
 from heptagon.data.features import feature
-from heptagon.data.io import Chunk, Unit, open_reader
+from heptagon.data.io import Chunk
 from heptagon.data.jagged import Jagged, JaggedColumn, from_awkward, interleave
 from heptagon.data.split import Split, SplitName
+from heptagon.data.weights import inside_bins
 from heptagon.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
@@ -31,7 +29,7 @@ if TYPE_CHECKING:
 
     from heptagon.data.preprocess import Preprocess, VarParams
 
-__all__ = ["Table", "Transform", "iter_tables"]
+__all__ = ["Table", "Transform"]
 
 
 @dataclass(frozen=True)
@@ -194,9 +192,12 @@ def _jagged(value: Any, path: Path, name: str) -> JaggedColumn:
 class Transform:
     """Turns a :class:`~heptagon.data.io.Chunk` into a :class:`Table`.
 
-    ``preprocess=None`` gives raw (unstandardised) inputs and flat weights of one, for
-    computing the preprocessing itself. ``split_name`` keeps only that split (``None``:
-    every entry). Counts of entries read / in the split / selected are kept so that
+    ``preprocess=None`` gives raw (unstandardised) inputs and weights of one (or the
+    ``reweight_basewgt`` values of flat reweighting), for computing the preprocessing
+    itself. ``split_name`` keeps only that split (``None``: every entry). The training and
+    validation splits take ``selection``; the test split and ``None`` (evaluation,
+    inference) take ``test_time_selection`` where set, as weaver's training and test
+    loaders do. Counts of entries read / in the split / selected are kept so that
     :meth:`check_selected` can tell an empty selection.
     """
 
@@ -213,6 +214,7 @@ class Transform:
             preprocess.check(config)
         self.config, self.preprocess = config, preprocess
         self.split, self.split_name = split or Split(), split_name
+        self.selection = config.selection_expr(training=split_name in ("train", "val"))
         self.with_labels = with_labels and config.labels is not None
         # entries read, in the split, passing the selection, and then kept by nan_policy
         self.n_read = self.n_split = self.n_passed = self.n_selected = 0
@@ -222,13 +224,14 @@ class Transform:
     def roots(self) -> list[str]:
         """Every name the config refers to directly."""
         c = self.config
-        names = [v.name for g in c.inputs.values() for v in g.vars] + list(c.observers)
-        exprs = [c.expressions["selection"]] if c.selection is not None else []
+        names = [v.name for g in c.inputs.values() for v in g.vars] + c.entry_observers
+        exprs = [self.selection] if self.selection is not None else []
         exprs += c.weight_exprs
         if self.with_labels:
             exprs += c.label_exprs
             if c.weights is not None and not c.weights.use_precomputed_weights:
                 names += list(c.weights.reweight_vars)
+                exprs += [] if c.basewgt_expr is None else [c.basewgt_expr]
         for expr in exprs:
             names += sorted(expr.names)
         return names
@@ -276,17 +279,18 @@ class Transform:
                 keys = np.arange(chunk.start, chunk.start + len(arrays))
             ns = ns.filter(self.split.mask(self.split_name, path.stem, keys))
         self.n_split += ns.n
-        if self.config.selection is not None:
-            keep = _flat(ns.evaluate(self.config.expressions["selection"]), path, "selection")
+        if self.selection is not None:
+            key = self.selection.key
+            keep = _flat(ns.evaluate(self.selection), path, key)
             if keep.dtype != np.bool_:
-                raise ConfigError(f"must give a boolean per entry, not {keep.dtype}", "selection")
+                raise ConfigError(f"must give a boolean per entry, not {keep.dtype}", key)
             ns = ns.filter(keep)
         self.n_passed += ns.n
         ns, raw = self._raw_inputs(ns)
         self.n_selected += ns.n
         label = self._labels(ns) if self.with_labels else None
         weight = self._weights(ns, label)
-        observers = {name: _flat(ns[name], path, name) for name in self.config.observers}
+        observers = {name: _flat(ns[name], path, name) for name in self.config.entry_observers}
         return self._finish(raw, label, weight, observers)
 
     def check_selected(self) -> None:
@@ -295,7 +299,8 @@ class Transform:
         if self.n_read and not self.n_split:
             raise DataError(f"no entries in the '{self.split_name}' split", files)
         if self.n_split and not self.n_passed:
-            raise DataError(f"no entries pass the selection {self.config.selection!r}", files)
+            text = None if self.selection is None else self.selection.text
+            raise DataError(f"no entries pass the selection {text!r}", files)
         if self.n_passed and not self.n_selected:
             bad = sorted({var for (_, var), n in self.nan_counts.items() if n})
             raise DataError(
@@ -389,13 +394,15 @@ class Transform:
                 if not np.isfinite(value).all():
                     raise DataError("NaN/inf weights", ns.path, expr.text)
                 weight *= value
-        elif (
-            self.preprocess is not None
-            and self.preprocess.reweight is not None
-            and (label is not None)
-        ):
-            x, y = (_flat(ns[v], ns.path, v) for v in self.preprocess.reweight.vars)
-            weight = self.preprocess.reweight(x, y, label)
+        elif label is not None:
+            basewgt = self.config.basewgt_expr
+            if basewgt is not None:
+                weight = _flat(ns.evaluate(basewgt), ns.path, basewgt.key, "a weight")
+                if not np.isfinite(weight).all():
+                    raise DataError("NaN/inf weights", ns.path, basewgt.key)
+            if self.preprocess is not None and self.preprocess.reweight is not None:
+                x, y = (_flat(ns[v], ns.path, v) for v in self.preprocess.reweight.vars)
+                weight = weight * self.preprocess.reweight(x, y, label) * inside_bins(spec, x, y)
         return weight.astype(np.float32)
 
     def _finish(
@@ -434,107 +441,3 @@ def _standardise(column: np.ndarray, params: VarParams) -> np.ndarray:
         out = np.maximum(out, np.float32(params.clip[0]), out=None if out is column else out)
         np.minimum(out, np.float32(params.clip[1]), out=out)
     return out
-
-
-def _unit_chunks(unit: Unit, transform: Transform, chunk_size: int) -> Iterator[Chunk]:
-    with open_reader(unit.path, transform.config.treename) as reader:
-        branches = transform.branches(reader.branches)
-        yield from reader.read(unit, branches, chunk_size)
-
-
-def _iter_chunks(
-    units: Iterable[Unit], transform: Transform, chunk_size: int, files_at_once: int
-) -> Generator[Chunk, None, None]:
-    """Chunks of ``units``, ``files_at_once`` units at a time, a chunk from each in turn."""
-    pending = iter(units)
-    active: deque[Iterator[Chunk]] = deque()
-    for unit in pending:
-        active.append(_unit_chunks(unit, transform, chunk_size))
-        if len(active) == files_at_once:
-            break
-    while active:
-        current = active.popleft()
-        chunk = next(current, None)
-        if chunk is None:
-            following = next(pending, None)
-            if following is not None:
-                active.append(_unit_chunks(following, transform, chunk_size))
-            continue
-        active.append(current)
-        yield chunk
-        del chunk  # not pinned while the consumer works
-
-
-#: items each background stage of :func:`iter_tables` holds ready for the next
-_READ_AHEAD = 1
-
-_T = TypeVar("_T")
-
-
-def _in_background(items: Iterator[_T], name: str) -> Generator[_T, None, None]:
-    """The items of ``items``, produced by a daemon thread ``_READ_AHEAD`` items ahead of
-    the consumer. An exception in the thread is raised in the consumer; closing the
-    returned generator stops the thread (and closes ``items``)."""
-    queue: Queue[tuple[_T | BaseException | None]] = Queue(maxsize=_READ_AHEAD)
-    stop = threading.Event()
-
-    def put(item: _T | BaseException | None) -> bool:
-        while not stop.is_set():
-            try:
-                queue.put((item,), timeout=0.1)
-                return True
-            except Full:
-                continue
-        return False
-
-    def produce() -> None:
-        try:
-            for item in items:
-                if not put(item):
-                    return
-                del item  # not pinned while the consumer works
-            put(None)
-        except BaseException as err:  # handed to the consumer, raised there
-            put(err)
-        finally:
-            close = getattr(items, "close", None)
-            if close is not None:
-                close()
-
-    thread = threading.Thread(target=produce, name=name, daemon=True)
-    thread.start()
-    try:
-        while True:
-            box = list(queue.get())  # popped into the call: nothing pinned while suspended
-            if box[0] is None:
-                return
-            if isinstance(box[0], BaseException):
-                raise box[0]
-            yield cast(_T, box.pop())
-    finally:
-        stop.set()
-        thread.join()
-
-
-def iter_tables(
-    units: Iterable[Unit], transform: Transform, chunk_size: int, files_at_once: int
-) -> Iterator[Table]:
-    """Tables of ``units``, reading ``files_at_once`` units at a time, a chunk from each in
-    turn (so consecutive tables come from different files).
-
-    A pipeline of two background threads: one reads the next chunk while another
-    transforms the previous one and the consumer batches the one before (file reading,
-    decompression and numpy's large operations release the GIL, so the stages overlap on
-    several cores). The order is that of reading in turn; memory grows by two chunks."""
-    chunks = _in_background(
-        _iter_chunks(units, transform, chunk_size, files_at_once), "heptagon-reader"
-    )
-
-    def tables() -> Iterator[Table]:
-        try:
-            for chunk in chunks:
-                yield transform(chunk)
-        finally:
-            chunks.close()  # stops the reader
-
-    return _in_background(tables(), "heptagon-transform")

@@ -49,7 +49,8 @@ from rich.progress import (
 from heptagon.data.config import DataConfig
 from heptagon.data.io import expand_files, open_reader
 from heptagon.data.loader import mask_name, pad_table
-from heptagon.data.transform import Table, Transform, iter_tables
+from heptagon.data.pipeline import iter_tables
+from heptagon.data.transform import Table, Transform
 from heptagon.errors import DataError
 from heptagon.io import atomic_path, make_dir
 from heptagon.logs import get_logger
