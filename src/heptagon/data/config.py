@@ -352,9 +352,7 @@ class DataConfig(_Model):
         return flat or any(v.is_auto for g in self.inputs.values() for v in g.vars)
 
 
-def _weaver_group(
-    group: str, spec: dict[str, Any], method: str, params: Any
-) -> dict[str, Any]:
+def _weaver_group(group: str, spec: dict[str, Any], method: str, params: Any) -> dict[str, Any]:
     spec = {key: value for key, value in spec.items() if value is not None}
     if isinstance(spec.get("pad_mode"), str):
         spec["pad_mode"] = spec["pad_mode"].lower()  # weaver's spelling is free

@@ -208,6 +208,7 @@ CONSTANTS: dict[str, float] = {"pi": float(np.pi), "e": float(np.e), "inf": floa
 
 _MODULE_PREFIXES = {"np", "numpy", "ak", "awkward", "math"}
 
+
 def _power(base: Any, exponent: Any) -> Any:
     """``base ** exponent``; for two plain numbers exact only while an integer result fits
     int64, else in float64, so a constant like ``9**9**9`` never computes a huge integer."""

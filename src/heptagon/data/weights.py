@@ -42,9 +42,7 @@ def inside_bins(spec: Weights, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     if not spec.reweight_discard_under_overflow:
         return np.ones(len(x), dtype=bool)
     (edges_x, edges_y) = spec.reweight_vars.values()
-    return (
-        (x >= min(edges_x)) & (x <= max(edges_x)) & (y >= min(edges_y)) & (y <= max(edges_y))
-    )
+    return (x >= min(edges_x)) & (x <= max(edges_x)) & (y >= min(edges_y)) & (y <= max(edges_y))
 
 
 @dataclass(frozen=True)
