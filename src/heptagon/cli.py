@@ -369,13 +369,19 @@ def compare(
 
 @app.command()
 def export(
-    run: Annotated[Path, typer.Argument(help="Run directory.")], networks: _Networks = None
+    run: Annotated[Path, typer.Argument(help="Run directory.")],
+    networks: _Networks = None,
+    output_name: Annotated[
+        str,
+        typer.Option("--output-name", help="The ONNX output's name ('softmax' as weaver's)."),
+    ] = "probs",
 ) -> None:
-    """Export the run's best model to RUN/model.onnx, checked against PyTorch."""
+    """Export the run's best model to RUN/model.onnx, checked against PyTorch, and
+    RUN/preprocess.json (the file CMSSW's ONNX jet-tag producers read)."""
     from heptagon.publish.bundle import export_run
 
     _trust_networks(networks)
-    report = export_run(run)
+    report = export_run(run, output_name)
     worst = max(report.max_abs_diff.values())
     console.print(
         f"{report.path} (opset {report.opset}, inputs {', '.join(report.input_names)}); "
@@ -402,7 +408,7 @@ def predict(
         Path, typer.Argument(help="model.onnx exported by heptagon, or a bundle directory.")
     ],
     files: Annotated[list[str], typer.Argument(help="Input files, globs or dataset dirs.")],
-    out: Annotated[Path, typer.Option("--out", help="Output directory (one Parquet per file).")],
+    out: Annotated[Path, typer.Option("--out", help="Output directory (one file per input).")],
     threads: Annotated[
         int | None,
         typer.Option(
@@ -418,6 +424,10 @@ def predict(
     no_verify: Annotated[
         bool, typer.Option("--no-verify", help="Skip the bundle's SHA256SUMS check (warns).")
     ] = False,
+    fmt: Annotated[
+        str,
+        typer.Option("--format", help="parquet, or root: a TTree, a friend of the input tree."),
+    ] = "parquet",
 ) -> None:
     """Score files with an exported model (the bundle alone is enough; its SHA256SUMS is
     checked first)."""
@@ -429,14 +439,14 @@ def predict(
 
         outputs = predict_distributed(
             model, files, out, scheduler=scheduler, threads=threads or 1, observers=names,
-            progress=_interactive(), verify=not no_verify,
+            progress=_interactive(), verify=not no_verify, fmt=fmt,
         )  # fmt: skip
     else:
         from heptagon.infer.predict import predict as run_predict
 
         outputs = run_predict(
             model, files, out, threads=threads, observers=names, progress=_interactive(),
-            verify=not no_verify,
+            verify=not no_verify, fmt=fmt,
         )  # fmt: skip
     console.print(f"{len(outputs)} file(s) scored into {out}")
 

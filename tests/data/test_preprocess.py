@@ -81,18 +81,36 @@ def test_preprocess_json_round_trip(jet_dataset: Path, tmp_path: Path) -> None:
     path = tmp_path / "preprocess.json"
     pre.save(path)
     data = json.loads(path.read_text())
-    assert data["format"] == "heptagon-preprocess"
-    assert data["version"] == 1
-    assert data["inputs"]["pf"]["vars"][0]["clip"] == [-5.0, 5.0]
-    assert data["labels"] == {"type": "simple", "names": ["QCD", "Tbqq"]}
+    assert (data["format"], data["schema_version"]) == ("heptagon-preprocess", 2)
+    # weaver's / CMSSW's keys: the inputs at the top level, named in input_names
+    assert data["input_names"] == ["pf", "jet", "pf_mask"]
+    assert data["output_names"] == ["QCD", "Tbqq"]
+    pt_log = data["pf"]["var_infos"]["part_pt_log"]
+    assert (pt_log["lower_bound"], pt_log["upper_bound"]) == (-5.0, 5.0)
+    assert pt_log["median"] == pre.inputs["pf"].vars[0].center
+    assert pt_log["norm_factor"] == pre.inputs["pf"].vars[0].scale
+    assert data["pf"]["var_infos"]["part_charge"]["upper_bound"] == 1e32  # no clip
+    assert (data["pf"]["min_length"], data["pf"]["max_length"], data["jet"]["var_length"]) == (
+        1,
+        30,
+        1,
+    )
+    assert "var_length" not in data["pf"]  # CMSSW would take it over min/max_length
+    assert data["pf_mask"]["kind"] == "mask"
     loaded = Preprocess.load(path)
     assert loaded.inputs == pre.inputs
+    assert loaded.label_names == ("QCD", "Tbqq")
     assert loaded.reweight is not None
     assert pre.reweight is not None
     np.testing.assert_array_equal(loaded.reweight.table, pre.reweight.table)
-    data["version"] = 2
+    data["schema_version"] = 3
     path.write_text(json.dumps(data))
-    with pytest.raises(DataError, match="key 'version': version 2 is not the supported 1"):
+    with pytest.raises(DataError, match=r"schema_version.: preprocess\.json version 3 is newer"):
+        Preprocess.load(path)
+    data["schema_version"] = 2
+    del data["pf"]["var_infos"]["part_d0"]
+    path.write_text(json.dumps(data))
+    with pytest.raises(DataError, match="var_infos must describe exactly the var_names"):
         Preprocess.load(path)
     with pytest.raises(DataError, match="file not found"):
         Preprocess.load(tmp_path / "none.json")

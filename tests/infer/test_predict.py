@@ -54,7 +54,16 @@ def test_scores_row_aligned_with_torch(
     assert out == tmp_path / "Tbqq_0000.parquet"
     got = pq.read_table(out)
     raw = pq.read_table(source)
-    assert got.column_names == ["score_QCD", "score_Tbqq", "jet_pt", "event"]
+    # the truth labels, the file having them, then the observers
+    assert got.column_names == [
+        "score_QCD",
+        "score_Tbqq",
+        "label_QCD",
+        "label_Tbqq",
+        "jet_pt",
+        "event",
+    ]
+    np.testing.assert_array_equal(got["label_Tbqq"].to_numpy(), raw["label_Tbqq"].to_numpy())
     assert got.num_rows == raw.num_rows  # the training selection (jet_pt > 600) is not applied
     np.testing.assert_array_equal(got["jet_pt"].to_numpy(), raw["jet_pt"].to_numpy())
     np.testing.assert_array_equal(got["event"].to_numpy(), raw["event"].to_numpy())

@@ -5,23 +5,34 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from heptagon.data.preprocess import GroupParams, Preprocess, VarParams
 from heptagon.publish.card import render_model_card
 
-PREPROCESS = {
-    "inputs": {
-        "pf_features": {
-            "length": 128,
-            "vars": [
-                {"name": "part_deta", "center": 0.0, "scale": 10.0, "clip": [-5, 5]},
-                {"name": "part_pt_log", "center": 1.7, "scale": 0.7, "clip": None},
-            ],
-        },
-        "jet_features": {
-            "length": None,
-            "vars": [{"name": "jet_sdmass", "center": 80.0, "scale": 0.02, "clip": None}],
-        },
+PREPROCESS = Preprocess(
+    {
+        "pf_points": GroupParams(
+            128,
+            "constant",
+            True,
+            (
+                VarParams("part_deta", 0.0, 1.0, None, 0.0),
+                VarParams("part_dphi", 0.0, 1.0, None, 0.0),
+            ),
+        ),
+        "pf_features": GroupParams(
+            128,
+            "constant",
+            True,
+            (
+                VarParams("part_deta", 0.0, 10.0, (-5, 5), 0.0),
+                VarParams("part_pt_log", 1.7, 0.7, None, 0.0),
+            ),
+        ),
+        "jet_features": GroupParams(
+            None, "constant", False, (VarParams("jet_sdmass", 80.0, 0.02, None, 0.0),)
+        ),
     }
-}
+).to_dict(["pf_points", "pf_features", "pf_mask", "jet_features"])
 METRICS = {
     "signal": "Tbqq",
     "auc": {"value": 0.9812, "err": 0.0011},
@@ -74,3 +85,4 @@ def test_model_card(top_qcd_sample: Path) -> None:
     assert f"{manifest['classes']['Tbqq']['sigma_gen_pb']:.4g}" in text
     assert '"pf_mask": x["pf_mask"]' in text
     assert "`pf_features` (batch, 2, n_particles)" in text
+    assert "`pf_mask` (batch, 1, n_particles)" in text

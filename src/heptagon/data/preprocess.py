@@ -8,34 +8,47 @@ particles the model sees, i.e. the first ``length`` of each entry, pooled),
 ``scale = 1 / w`` with ``w = (q84 - q16) / 2`` the half width of the 16-84% interval,
 i.e. ``scale`` is the multiplier (weaver's ``multiply_by``); a zero width gives scale 1.
 
-``preprocess.json`` (``format: heptagon-preprocess``, ``version: 1``)::
+``preprocess.json`` is weaver-core's export format, the file CMSSW's ONNX jet-tag producers
+read, with heptagon's own keys beside (:mod:`heptagon.artifacts.preprocess`,
+``docs/cmssw.md``)::
 
     {
-      "format": "heptagon-preprocess", "version": 1,
-      "transform": "x' = clip((x - center) * scale, clip[0], clip[1]) ...",
-      "inputs": {
-        "<group>": {
-          "length": 128 | null,            # null: one value per entry, tensor (batch, n_vars)
-          "pad_mode": "constant" | "wrap", "mask": true,
-          "vars": [{"name": "part_pt_log", "center": 1.7, "scale": 0.7,
-                    "clip": [-5.0, 5.0] | null, "pad_value": 0.0, "auto": true}, ...]
-        }, ...
+      "schema_version": 2, "format": "heptagon-preprocess", "transform": "...",
+      "output_names": ["QCD", "Tbqq"],            # the output's columns
+      "input_names": ["pf_points", "pf_features", "pf_mask"],     # the ONNX inputs
+      "pf_features": {                            # one entry per input, named by it
+        "var_names": ["part_pt_log", ...],
+        "var_infos": {"part_pt_log": {"median": 1.7, "norm_factor": 0.7,
+                                      "replace_inf_value": 0, "lower_bound": -5.0,
+                                      "upper_bound": 5.0, "pad": 0.0, "auto": true}, ...},
+        "min_length": 1, "max_length": 128,       # a particle group: up to ``length``
+        "kind": "particles", "pad_mode": "constant", "mask": "pf_mask"
       },
-      "labels": {"type": "simple" | "custom" | null, "names": ["QCD", "Tbqq"]},
+      "pf_mask": {"var_names": ["pf_mask"], ..., "kind": "mask"},   # 1 real, 0 padded
+      "jet": {"var_names": [...], ..., "var_length": 1, "kind": "entry"},   # per entry
+      "label_type": "simple" | "custom" | null,
       "reweight": null | {"vars": [x, y], "bins": [[...], [...]], "classes": [0, 1],
                           "table": [[[...]]]},          # see heptagon.data.weights
       "sample": {"entries": 123456, "drawn_from": ["a.parquet", ...]}
     }
+
+``median`` is ``center``, ``norm_factor`` is ``scale`` (the multiplier, as weaver's
+``scale``), a variable without ``clip`` has bounds -1e32 / 1e32 (as weaver writes), ``pad``
+is ``pad_value``; NaN/inf raw values never reach the transform (``nan_policy``: an error,
+or 0 with ``zero``, as ``replace_inf_value``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydantic import ValidationError
 
+from heptagon.artifacts.preprocess import NO_BOUND, InputInfo, PreprocessFile, VarInfo
 from heptagon.data.config import DataConfig, InputGroup
 from heptagon.data.io import expand_files, open_reader
 from heptagon.data.jagged import Jagged
@@ -43,24 +56,19 @@ from heptagon.data.pipeline import iter_tables
 from heptagon.data.split import Split
 from heptagon.data.transform import Table, Transform
 from heptagon.data.weights import FlatReweight
-from heptagon.errors import ConfigError, DataError
-from heptagon.io import read_json, write_json_atomic
+from heptagon.errors import ConfigError, DataError, first_line
 
 __all__ = [
-    "PREPROCESS_FORMAT",
-    "PREPROCESS_VERSION",
     "GroupParams",
     "Preprocess",
     "VarParams",
     "compute_preprocess",
 ]
 
-PREPROCESS_FORMAT = "heptagon-preprocess"
-PREPROCESS_VERSION = 1
 _TRANSFORM = (
-    "x' = clip((x - center) * scale, clip[0], clip[1]) (no clip if null); auto: center = median,"
-    " scale = 1 / ((q84 - q16) / 2) over a training sample; padded slots hold pad_value,"
-    " masks are 1 for real particles"
+    "x' = clip((x - median) * norm_factor, lower_bound, upper_bound) (+-1e32: no clip); auto:"
+    " median and 1 / norm_factor = (q84 - q16) / 2 over a training sample; padded slots hold"
+    " pad; masks are 1 for real particles, 0 for padded slots"
 )
 
 
@@ -85,7 +93,8 @@ class VarParams:
 
 @dataclass(frozen=True)
 class GroupParams:
-    """Resolved parameters of one input group."""
+    """Resolved parameters of one input group (``length`` None: one value per entry;
+    ``mask``: a jagged group's model takes its ``<prefix>_mask``, never set for a flat one)."""
 
     length: int | None
     pad_mode: str
@@ -128,83 +137,119 @@ class Preprocess:
         if extra:
             raise ConfigError(f"groups {sorted(extra)} of preprocess.json are missing", "inputs")
 
-    def to_dict(self) -> dict[str, Any]:
-        """The ``preprocess.json`` content."""
-        return {
-            "format": PREPROCESS_FORMAT,
-            "version": PREPROCESS_VERSION,
-            "transform": _TRANSFORM,
-            "inputs": {
-                group: {
-                    "length": p.length,
-                    "pad_mode": p.pad_mode,
-                    "mask": p.mask,
-                    "vars": [
-                        {
-                            "name": v.name,
-                            "center": v.center,
-                            "scale": v.scale,
-                            "clip": None if v.clip is None else list(v.clip),
-                            "pad_value": v.pad_value,
-                            "auto": v.auto,
-                        }
-                        for v in p.vars
-                    ],
-                }
-                for group, p in self.inputs.items()
-            },
-            "labels": {"type": self.label_type, "names": list(self.label_names)},
-            "reweight": None if self.reweight is None else self.reweight.to_dict(),
-            "sample": self.sample,
+    def to_file(self, input_names: Sequence[str] | None = None) -> PreprocessFile:
+        """The ``preprocess.json`` artifact. ``input_names``: the ONNX model's inputs (default:
+        every group, then the masks), which CMSSW feeds by name."""
+        from heptagon.data.loader import mask_name  # the loader imports this module
+
+        inputs: dict[str, InputInfo] = {}
+        masks: dict[str, InputInfo] = {}
+        for group, p in self.inputs.items():
+            infos = {v.name: _var_info(v) for v in p.vars}
+            if p.length is None:
+                inputs[group] = InputInfo(
+                    var_names=list(infos), var_infos=infos, var_length=1, kind="entry"
+                )
+                continue
+            mask = mask_name(group) if p.mask else None
+            inputs[group] = InputInfo(
+                var_names=list(infos),
+                var_infos=infos,
+                min_length=1,
+                max_length=p.length,
+                kind="particles",
+                pad_mode=p.pad_mode,
+                mask=mask,
+            )
+            if mask is not None:
+                one = VarInfo(
+                    median=0.0,
+                    norm_factor=1.0,
+                    lower_bound=-NO_BOUND,
+                    upper_bound=NO_BOUND,
+                    pad=0.0,
+                )
+                masks[mask] = InputInfo(
+                    var_names=[mask],
+                    var_infos={mask: one},
+                    min_length=1,
+                    max_length=p.length,
+                    kind="mask",
+                )
+        clash = set(inputs) & set(masks)
+        if clash:
+            raise ConfigError(f"groups {sorted(clash)} are named like a mask input", "inputs")
+        try:
+            return PreprocessFile(
+                schema_version=PreprocessFile.SCHEMA_VERSION,
+                transform=_TRANSFORM,
+                output_names=list(self.label_names),
+                input_names=list(input_names or [*inputs, *masks]),
+                inputs=inputs | masks,
+                label_type=self.label_type,
+                reweight=None if self.reweight is None else self.reweight.to_dict(),
+                sample=self.sample,
+            )
+        except ValidationError as err:
+            raise ConfigError(f"no preprocess.json: {first_line(err)}", "inputs") from None
+
+    def to_dict(self, input_names: Sequence[str] | None = None) -> dict[str, Any]:
+        """The ``preprocess.json`` content (see :meth:`to_file`)."""
+        return self.to_file(input_names).to_json()
+
+    @classmethod
+    def from_file(cls, data: PreprocessFile) -> Preprocess:
+        """The parameters of a ``preprocess.json`` artifact (its mask entries are implied by
+        their groups' ``mask``)."""
+        inputs = {
+            group: GroupParams(
+                None if info.kind == "entry" else info.length,
+                info.pad_mode,
+                info.mask is not None,
+                tuple(_var_params(name, info.var_infos[name]) for name in info.var_names),
+            )
+            for group, info in data.inputs.items()
+            if info.kind != "mask"
         }
+        reweight = None if data.reweight is None else FlatReweight.from_dict(data.reweight)
+        return cls(inputs, data.label_type, tuple(data.output_names), reweight, data.sample)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str | Path = "preprocess.json") -> Preprocess:
-        """Inverse of :meth:`to_dict`; checks the format and version."""
-        if data.get("format") != PREPROCESS_FORMAT:
-            raise DataError(f"not a {PREPROCESS_FORMAT} file", source, "format")
-        if data.get("version") != PREPROCESS_VERSION:
-            raise DataError(
-                f"version {data.get('version')} is not the supported {PREPROCESS_VERSION}",
-                source,
-                "version",
-            )
-        try:
-            inputs = {
-                group: GroupParams(
-                    g["length"],
-                    g["pad_mode"],
-                    g["mask"],
-                    tuple(
-                        VarParams(
-                            v["name"],
-                            float(v["center"]),
-                            float(v["scale"]),
-                            None if v["clip"] is None else (v["clip"][0], v["clip"][1]),
-                            float(v["pad_value"]),
-                            bool(v["auto"]),
-                        )
-                        for v in g["vars"]
-                    ),
-                )
-                for group, g in data["inputs"].items()
-            }
-            reweight = data["reweight"] and FlatReweight.from_dict(data["reweight"])
-            labels = data["labels"]
-        except (KeyError, TypeError, IndexError) as err:
-            raise DataError(f"malformed ({err!r})", source) from None
-        return cls(inputs, labels["type"], tuple(labels["names"]), reweight, data["sample"])
+        """Inverse of :meth:`to_dict`; a :class:`DataError` naming ``source`` and the key
+        for a file of another format or version."""
+        return cls.from_file(PreprocessFile.parse(data, source))
 
-    def save(self, path: str | Path) -> None:
-        """Write ``preprocess.json`` atomically."""
-        write_json_atomic(path, self.to_dict())
+    def save(self, path: str | Path, input_names: Sequence[str] | None = None) -> None:
+        """Write ``preprocess.json`` atomically (``input_names`` as :meth:`to_file`)."""
+        self.to_file(input_names).write(path)
 
     @classmethod
     def load(cls, path: str | Path) -> Preprocess:
         """Read a ``preprocess.json``."""
         if not Path(path).exists():
             raise DataError("file not found", path)
-        return cls.from_dict(read_json(path, "preprocess.json"), path)
+        return cls.from_file(PreprocessFile.read(path))
+
+
+def _var_info(v: VarParams) -> VarInfo:
+    """weaver's / CMSSW's entry for a variable (no clip: the bounds +-1e32 weaver writes)."""
+    lower, upper = (-NO_BOUND, NO_BOUND) if v.clip is None else v.clip
+    return VarInfo(
+        median=v.center,
+        norm_factor=v.scale,
+        lower_bound=lower,
+        upper_bound=upper,
+        pad=v.pad_value,
+        auto=v.auto,
+    )
+
+
+def _var_params(name: str, info: VarInfo) -> VarParams:
+    """Inverse of :func:`_var_info`."""
+    bounds = (info.lower_bound, info.upper_bound)
+    clip = None if bounds == (-NO_BOUND, NO_BOUND) else bounds
+    return VarParams(name, info.median, info.norm_factor, clip, info.pad, info.auto)
 
 
 def _group_params(
@@ -216,7 +261,8 @@ def _group_params(
         center = median if v.center == "auto" else (v.center or 0.0)
         scale = (1.0 / width if width > 0 else 1.0) if v.scale == "auto" else v.scale
         out.append(VarParams(v.name, float(center), float(scale), v.clip, v.pad_value, v.is_auto))
-    return GroupParams(spec.length, spec.pad_mode, spec.mask, tuple(out))
+    mask = spec.mask and spec.length is not None  # a flat group has no padded slots to mask
+    return GroupParams(spec.length, spec.pad_mode, mask, tuple(out))
 
 
 def _from_config(

@@ -38,6 +38,7 @@ def predict_distributed(
     observers: Sequence[str] = (),
     progress: bool = True,
     verify: bool = True,
+    fmt: str = "parquet",
 ) -> list[Path]:
     """:func:`~heptagon.infer.predict.predict` with one task per file on the Dask cluster
     at ``scheduler`` (an address such as ``tcp://127.0.0.1:8786``); ``threads`` ONNX
@@ -51,7 +52,7 @@ def predict_distributed(
         ) from None
     model = load_onnx(model_path, verify=verify)
     model_path = model.path.resolve()
-    jobs = plan_predictions(model, expand_files(files), Path(out_dir).resolve(), observers)
+    jobs = plan_predictions(model, expand_files(files), Path(out_dir).resolve(), observers, fmt)
     make_dir(Path(out_dir).resolve())
     with (
         Client(scheduler) as client,

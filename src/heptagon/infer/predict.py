@@ -29,7 +29,7 @@ value per entry for flat groups and observers), and the output directory is crea
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+import uproot
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -51,15 +52,16 @@ from heptagon.data.io import expand_files, open_reader
 from heptagon.data.loader import mask_name, pad_table
 from heptagon.data.pipeline import iter_tables
 from heptagon.data.transform import Table, Transform
-from heptagon.errors import DataError
+from heptagon.errors import ConfigError, DataError
 from heptagon.io import atomic_path, make_dir
 from heptagon.logs import get_logger
 from heptagon.physics.ddt import DDT_OBSERVERS
-from heptagon.publish.onnx import OUTPUT_NAME, OnnxModel, load_onnx
+from heptagon.publish.onnx import OnnxModel, load_onnx
 
 __all__ = [
     "DDT_COLUMN",
     "DEFAULT_BATCH_SIZE",
+    "FORMATS",
     "FileJob",
     "Scorer",
     "plan_predictions",
@@ -68,9 +70,15 @@ __all__ = [
     "progress_bar",
     "reading_config",
     "score_columns",
+    "truth_branches",
+    "write_output",
 ]
 
 DEFAULT_BATCH_SIZE = 256
+#: output format (``--format``) -> file suffix
+FORMATS: dict[str, str] = {"parquet": ".parquet", "root": ".root"}
+#: the TTree name of a ROOT output whose input is not a ROOT file (heptagon's shards' name)
+_DEFAULT_TREE = "tree"
 #: the output column of a model with a DDT map
 DDT_COLUMN = "ddt_score"
 #: entries read (and bucketed) at once
@@ -94,12 +102,24 @@ def score_columns(model: OnnxModel) -> list[str]:
     return [f"score_{name}" for name in model.class_names]
 
 
-def reading_config(model: OnnxModel, observers: Sequence[str] = ()) -> DataConfig:
+def truth_branches(model: OnnxModel) -> list[str]:
+    """The one-hot label branches of the model's data config (``label_QCD``...), copied to
+    the output when a file has them all; none for label expressions or a regression."""
+    labels = model.data_config.labels
+    if labels is None or labels.type != "simple" or isinstance(labels.value, dict):
+        return []
+    return list(labels.value)
+
+
+def reading_config(
+    model: OnnxModel, observers: Sequence[str] = (), truth: Sequence[str] = ()
+) -> DataConfig:
     """The export's data config as predict reads with it (see the module docstring); a
-    DDT map's observers are read too."""
+    DDT map's observers and the ``truth`` label branches are read too."""
     read = list(observers)
-    if model.ddt is not None:
-        read += [name for name in DDT_OBSERVERS if name not in read]
+    for extra in ((*DDT_OBSERVERS,) if model.ddt is not None else ()) + tuple(truth):
+        if extra not in read:
+            read.append(extra)
     data = model.data_config.model_dump(mode="json")
     data.update(selection=None, labels=None, weights=None, observers=read)
     if data["nan_policy"] == "drop":
@@ -108,14 +128,22 @@ def reading_config(model: OnnxModel, observers: Sequence[str] = ()) -> DataConfi
 
 
 def plan_predictions(
-    model: OnnxModel, files: Sequence[Path], out_dir: Path, observers: Sequence[str] = ()
+    model: OnnxModel,
+    files: Sequence[Path],
+    out_dir: Path,
+    observers: Sequence[str] = (),
+    fmt: str = "parquet",
 ) -> list[FileJob]:
-    """Check every input against the model and name the outputs; writes nothing.
+    """Check every input against the model and name the outputs (``<stem>.parquet`` or
+    ``<stem>.root`` by ``fmt``); writes nothing.
 
     Raises :class:`DataError` naming the file (and branch) for a missing or unreadable
     file, a missing branch, a value of the wrong shape in the first entries, an observer
-    clashing with a score column, or two inputs (or an input and an output) sharing a path.
+    clashing with a score column, or two inputs (or an input and an output) sharing a path;
+    :class:`ConfigError` for an unknown ``fmt``.
     """
+    if fmt not in FORMATS:
+        raise ConfigError(f"unknown output format {fmt!r} (one of {', '.join(FORMATS)})", "format")
     clash = set(observers) & {*score_columns(model), DDT_COLUMN}
     if clash:
         raise DataError(f"observer(s) {sorted(clash)} clash with the score columns", model.path)
@@ -125,7 +153,7 @@ def plan_predictions(
     outputs: dict[Path, Path] = {}
     sources = {path.resolve() for path in files}
     for path in files:
-        output = out_dir / f"{path.stem}.parquet"
+        output = out_dir / f"{path.stem}{FORMATS[fmt]}"
         if output.resolve() in outputs:
             raise DataError(
                 f"has the same stem as {outputs[output.resolve()]}: both would write {output}",
@@ -184,16 +212,20 @@ class Scorer:
             index = order[start : start + self.batch_size]
             tensors = pad_table(table.take(index), self.model.preprocess).tensors()
             feed = {name: tensors[name].numpy() for name in self.model.input_names}
-            (out[index],) = self.session.run([OUTPUT_NAME], feed)
+            (out[index],) = self.session.run([self.model.output_name], feed)
         return out
 
     def score_file(
         self, source: Path, output: Path, advance: Callable[[int], None] | None = None
     ) -> Path:
-        """Score every entry of ``source`` and write ``output`` atomically."""
-        transform = Transform(self.config, self.model.preprocess, with_labels=False)
+        """Score every entry of ``source`` and write ``output`` atomically (ROOT for a
+        ``.root`` output, else Parquet: :func:`write_output`)."""
         with open_reader(source, self.config.treename) as reader:
             units = reader.units(_CHUNK_SIZE)
+            truth = truth_branches(self.model)
+            truth = truth if set(truth) <= set(reader.branches) else []
+        config = reading_config(self.model, self.observers, truth)
+        transform = Transform(config, self.model.preprocess, with_labels=False)
         scores, observers = [], []
         for table in iter_tables(units, transform, _CHUNK_SIZE, files_at_once=1):
             scores.append(self.score_table(table))
@@ -205,21 +237,48 @@ class Scorer:
         columns: dict[str, np.ndarray] = dict(zip(score_columns(self.model), matrix.T, strict=True))
         read = {
             name: np.concatenate(parts) if (parts := [o[name] for o in observers]) else np.empty(0)
-            for name in self.config.observers
+            for name in config.observers
         }
         ddt = self.model.ddt
         if ddt is not None:
             signal = matrix[:, self.model.class_names.index(ddt.score)]
             ddt_score = ddt(signal, read["jet_sdmass"], read["jet_pt"]).astype(np.float32)
             columns[DDT_COLUMN] = ddt_score
-        columns.update((name, read[name]) for name in self.observers)
-        make_dir(output.parent)
-        try:
-            with atomic_path(output) as tmp:
-                pq.write_table(pa.table(columns), tmp)
-        except OSError as err:
-            raise DataError(f"cannot write the output ({err})", output) from None
-        return output
+        columns.update((name, read[name]) for name in (*truth, *self.observers))
+        return write_output(columns, output, _tree_name(source, config))
+
+
+def _tree_name(source: Path, config: DataConfig) -> str:
+    """The TTree a ROOT output is named after: the input's (the config's ``treename``, or a
+    ROOT file's only TTree, which its reader has checked), else heptagon's ``tree``."""
+    if config.treename is not None:
+        return config.treename
+    if source.suffix.lower() != ".root":
+        return _DEFAULT_TREE
+    with uproot.open(source) as file:
+        (name,) = {
+            key.rsplit(";", 1)[0] for key, cls in file.classnames().items() if cls == "TTree"
+        }
+    return name
+
+
+def write_output(columns: Mapping[str, np.ndarray], output: Path, tree: str) -> Path:
+    """Write one predict output atomically: a TTree ``tree`` (one entry per input entry, in
+    order: a friend of the input tree) when ``output`` ends in ``.root``, else a Parquet
+    table. Raises :class:`DataError` naming ``output`` when it cannot be written."""
+    make_dir(output.parent)
+    try:
+        with atomic_path(output) as tmp:
+            if output.suffix == FORMATS["root"]:
+                arrays = {name: np.asarray(value) for name, value in columns.items()}
+                with uproot.recreate(tmp) as file:  # mktree: a TTree (uproot's default: RNTuple)
+                    types = {name: value.dtype for name, value in arrays.items()}
+                    file.mktree(tree, types).extend(arrays)
+            else:
+                pq.write_table(pa.table(dict(columns)), tmp)
+    except OSError as err:
+        raise DataError(f"cannot write the output ({err})", output) from None
+    return output
 
 
 def predict_file(
@@ -265,11 +324,13 @@ def predict(
     observers: Sequence[str] = (),
     progress: bool = True,
     verify: bool = True,
+    fmt: str = "parquet",
 ) -> list[Path]:
     """Score ``files`` (paths, globs, dataset dirs) with the ONNX export at ``model_path``
     (a file, or a bundle directory).
 
-    Writes ``out_dir/<stem>.parquet`` per input (see the module docstring) and returns
+    Writes ``out_dir/<stem>.parquet`` (``fmt="root"``: ``<stem>.root``) per input (see the
+    module docstring) and returns
     their paths in input order. ``threads``: ONNX Runtime intra-op threads (None: the CPUs
     available, :func:`heptagon.cpu.available_cpus`); ``verify``: check a bundle's
     ``SHA256SUMS`` first. Everything is checked (:func:`plan_predictions`) before the first
@@ -278,7 +339,7 @@ def predict(
     scorer = Scorer(
         model_path, observers=observers, threads=threads, batch_size=batch_size, verify=verify
     )
-    jobs = plan_predictions(scorer.model, expand_files(files), Path(out_dir), observers)
+    jobs = plan_predictions(scorer.model, expand_files(files), Path(out_dir), observers, fmt)
     make_dir(Path(out_dir))
     start = time.perf_counter()
     outputs: list[Path] = []

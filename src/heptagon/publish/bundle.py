@@ -42,6 +42,7 @@ from heptagon.publish.card import render_model_card
 from heptagon.publish.hepdata import build_submission, write_submission
 from heptagon.publish.onnx import (
     ONNX_NAME,
+    OUTPUT_NAME,
     ExportReport,
     Tensors,
     check_parity,
@@ -60,12 +61,13 @@ _log = get_logger("publish")
 CHECK_BATCHES = 2
 
 
-def export_run(run_dir: str | Path) -> ExportReport:
+def export_run(run_dir: str | Path, output_name: str = OUTPUT_NAME) -> ExportReport:
     """Export a run's best model to ``RUN/model.onnx`` (and ``preprocess.json`` beside it),
     checked against PyTorch on real batches of its test split; a run's DDT map
-    (``RUN/ddt.json``) and the sha256 of the best checkpoint go into the ONNX metadata."""
+    (``RUN/ddt.json``) and the sha256 of the best checkpoint go into the ONNX metadata.
+    ``output_name``: the ONNX output's name (``softmax`` as weaver names it)."""
     loaded = load_run(run_dir)
-    return _export(loaded, _check_batches(loaded))
+    return _export(loaded, _check_batches(loaded), output_name)
 
 
 def _check_batches(loaded: LoadedRun) -> list[Tensors]:
@@ -87,7 +89,9 @@ def _check_batches(loaded: LoadedRun) -> list[Tensors]:
     return checks
 
 
-def _export(loaded: LoadedRun, checks: Sequence[Tensors]) -> ExportReport:
+def _export(
+    loaded: LoadedRun, checks: Sequence[Tensors], output_name: str = OUTPUT_NAME
+) -> ExportReport:
     """:func:`export_run` of a loaded run on its check batches."""
     cfg = loaded.config
     return export_onnx(
@@ -102,6 +106,7 @@ def _export(loaded: LoadedRun, checks: Sequence[Tensors]) -> ExportReport:
         check_inputs=checks,
         ddt=DDTMap.load(ddt_path) if (ddt_path := loaded.root / DDT_FILE).exists() else None,
         checkpoint_sha256=loaded.checkpoint_sha256(),
+        output_name=output_name,
     )
 
 
@@ -202,7 +207,7 @@ def publish(run_dir: str | Path, *, say: Callable[[str], None] = print) -> Path:
         fractions = loaded.config.split.fractions
         card = render_model_card(
             model_info=loaded.info,
-            preprocess=loaded.preprocess.to_dict(),
+            preprocess=loaded.preprocess.to_dict(loaded.info["input_names"]),
             metrics=nominal,
             manifest=manifest,
             onnx_name=ONNX_NAME,

@@ -18,18 +18,23 @@ __all__ = ["render_model_card"]
 
 
 def _inputs_table(preprocess: Mapping[str, Any]) -> list[str]:
+    """The variables of each input but the masks, from ``preprocess.json``'s entries."""
     lines = [
         "| input | variable | center | scale | clip | padded to |",
         "|---|---|---|---|---|---|",
     ]
-    for group, params in preprocess["inputs"].items():
-        length = params.get("length")
-        for var in params["vars"]:
-            clip = var.get("clip")
-            clip_text = f"[{clip[0]:g}, {clip[1]:g}]" if clip else "-"
+    for group in preprocess["input_names"]:
+        entry = preprocess[group]
+        if entry["kind"] == "mask":
+            continue
+        length = "(per jet)" if entry["kind"] == "entry" else entry.get("max_length")
+        for name in entry["var_names"]:
+            var = entry["var_infos"][name]
+            clip = var["lower_bound"], var["upper_bound"]
+            clip_text = "-" if clip == (-1e32, 1e32) else f"[{clip[0]:g}, {clip[1]:g}]"
             lines.append(
-                f"| `{group}` | `{var['name']}` | {var['center']:.6g} | {var['scale']:.6g} | "
-                f"{clip_text} | {length if length is not None else '(per jet)'} |"
+                f"| `{group}` | `{name}` | {var['median']:.6g} | {var['norm_factor']:.6g} | "
+                f"{clip_text} | {length} |"
             )
     return lines
 
@@ -93,10 +98,7 @@ def render_model_card(
     classes = list(model_info["class_names"])
     names = list(model_info["input_names"])
     signal = metrics.get("signal", classes[0])
-    shapes = ", ".join(
-        f"`{n}` {'(batch, 1, n_particles)' if n.endswith('_mask') else _shape(n, preprocess)}"
-        for n in names
-    )
+    shapes = ", ".join(f"`{n}` {_shape(n, preprocess)}" for n in names)
     feeds = ", ".join(f'"{n}": x["{n}"]' for n in names)
     parts = [
         f"# Model card: {model_info['name']} ({' vs '.join(classes)})",
@@ -155,7 +157,7 @@ def render_model_card(
         "import onnxruntime as ort",
         f'session = ort.InferenceSession("{onnx_name}")',
         "# x: dict of float32 arrays in the layout above, pre-processed as in preprocess.json",
-        f"probs = session.run(['probs'], {{{feeds}}})[0]",
+        f"probs = session.run(None, {{{feeds}}})[0]",
         "```",
         f"or, from files: `heptagon predict {onnx_name} FILES... --out scores/`.",
         "",
@@ -164,8 +166,10 @@ def render_model_card(
 
 
 def _shape(group: str, preprocess: Mapping[str, Any]) -> str:
-    params = preprocess["inputs"].get(group)
-    if params is None:
+    entry = preprocess.get(group)
+    if entry is None:
         return ""
-    n = len(params["vars"])
-    return f"(batch, {n})" if params.get("length") is None else f"(batch, {n}, n_particles)"
+    n = len(entry["var_names"])
+    if entry["kind"] == "entry":
+        return f"(batch, {n})"
+    return f"(batch, {n}, n_particles)"
