@@ -98,41 +98,34 @@ def info() -> None:
     console.print(table)
 
 
-def _bounds(field: FieldInfo) -> tuple[float | None, float | None]:
-    """The (min, max) of a numeric field, inclusive: a strict bound of an integer is the
-    next integer, of a real number the bound itself (the model checks it)."""
-    step = 1 if int in (field.annotation, *get_args(field.annotation)) else 0
-    lo = hi = None
-    for rule in field.metadata:
-        if isinstance(rule, annotated_types.Ge):
-            lo = cast("float", rule.ge)
-        elif isinstance(rule, annotated_types.Gt):
-            lo = cast("float", rule.gt) + step
-        elif isinstance(rule, annotated_types.Le):
-            hi = cast("float", rule.le)
-        elif isinstance(rule, annotated_types.Lt):
-            hi = cast("float", rule.lt) - step
-    return lo, hi
-
-
 def _cli_parameter(name: str, field: FieldInfo) -> inspect.Parameter:
     """The command-line form of an options-model field: ``sample`` is the argument, any
     other field ``--name`` (``--name/--no-name`` for a switch), with the field's
-    description as help, its default and its bounds."""
-    info: typer.models.ParameterInfo
+    description as help, its default, and its numeric bounds (inclusive: a strict bound
+    of a real number is the model's to check)."""
+    annotation = field.annotation
     if name == "sample":
-        info = typer.Argument(help=field.description)
+        info: typer.models.ParameterInfo = typer.Argument(help=field.description)
     else:
         flag = "--" + name.replace("_", "-")
-        if field.annotation in (bool, bool | None):
+        if annotation in (bool, bool | None):
             flag = f"{flag}/--no-{flag[2:]}"
-        lo, hi = _bounds(field)
-        info = typer.Option(flag, help=field.description, min=lo, max=hi)
+        bounds: dict[str, float] = {}
+        step = 1 if int in (annotation, *get_args(annotation)) else 0
+        for rule in field.metadata:
+            if isinstance(rule, annotated_types.Ge | annotated_types.Gt):
+                bound = rule.ge if isinstance(rule, annotated_types.Ge) else rule.gt + step
+                bounds["min"] = cast("float", bound)
+            elif isinstance(rule, annotated_types.Le | annotated_types.Lt):
+                bound = rule.le if isinstance(rule, annotated_types.Le) else rule.lt - step
+                bounds["max"] = cast("float", bound)
+        info = typer.Option(flag, help=field.description, **bounds)  # type: ignore[arg-type]
+    default = inspect.Parameter.empty if field.is_required() else field.default
     return inspect.Parameter(
         name,
         inspect.Parameter.KEYWORD_ONLY,
-        default=inspect.Parameter.empty if field.is_required() else field.default,
-        annotation=Annotated[field.annotation, info],
+        default=default,
+        annotation=Annotated[annotation, info],
     )
 
 
@@ -254,8 +247,22 @@ def _trust_networks(networks: list[Path] | None) -> None:
 @app.command()
 def train(
     experiment: Annotated[Path, typer.Argument(help="Experiment YAML.")],
-    data: Annotated[list[str], typer.Option("--data", help="Dataset dirs, files or globs.")],
     out: Annotated[Path, typer.Option("--out", help="Run directory.")],
+    data: Annotated[
+        list[str] | None,
+        typer.Option("--data", help="Dataset dirs, files, globs or URLs (hash-split)."),
+    ] = None,
+    data_train: Annotated[
+        list[str] | None,
+        typer.Option("--data-train", help="Training files instead of --data (name:glob too)."),
+    ] = None,
+    data_val: Annotated[
+        list[str] | None, typer.Option("--data-val", help="Validation files (with --data-train).")
+    ] = None,
+    data_test: Annotated[
+        list[str] | None,
+        typer.Option("--data-test", help="Test files for evaluate (with --data-train)."),
+    ] = None,
     overrides: Annotated[
         list[str] | None, typer.Option("--set", help="Override a key: --set train.lr=1e-3")
     ] = None,
@@ -300,7 +307,15 @@ def train(
     configure_threads(threads)
     flags = ModelFlags(network_config, load_weights, strict, tuple(freeze or ()))
     summary = run_train(
-        experiment, data, out, overrides=overrides or [], resume=resume, flags=flags
+        experiment,
+        data or None,
+        out,
+        overrides=overrides or [],
+        resume=resume,
+        flags=flags,
+        data_train=data_train or (),
+        data_val=data_val or (),
+        data_test=data_test or (),
     )
     stop = ", stopped early" if summary.stopped_early else ""
     console.print(
@@ -315,6 +330,10 @@ def evaluate(
     data: Annotated[
         list[str] | None,
         typer.Option("--data", help="Test samples (default: the run's test split)."),
+    ] = None,
+    data_test: Annotated[
+        list[str] | None,
+        typer.Option("--data-test", help="Test samples by weaver's name:glob groups."),
     ] = None,
     lumi: Annotated[
         float | None,
@@ -332,7 +351,9 @@ def evaluate(
     from heptagon.evaluate.run import evaluate as run_evaluate
 
     _trust_networks(networks)
-    result = run_evaluate(run, data, lumi_fb=lumi, xsec_weight=xsec_weight)
+    result = run_evaluate(
+        run, data, data_test=data_test or (), lumi_fb=lumi, xsec_weight=xsec_weight
+    )
     console.print(result.table())
     console.print(f"report: {result.eval_dir / 'report.md'}")
 

@@ -23,7 +23,8 @@ from rich.table import Table
 
 from heptagon.data.io import expand_files, open_reader
 from heptagon.data.loader import JetDataset
-from heptagon.errors import DataError
+from heptagon.data.split import parse_groups
+from heptagon.errors import ConfigError, DataError
 from heptagon.evaluate.analysis import SampleResult, analyse, draw, signal_class
 from heptagon.evaluate.ddt import apply_ddt
 from heptagon.evaluate.inference import EVAL_OBSERVERS, Predictions, predict_batches
@@ -65,11 +66,35 @@ class EvalResult:
         return rich_table(f"evaluation: {self.eval_dir.parent}", self.samples)
 
 
-def _samples(loaded: LoadedRun, data: Sequence[str | Path] | None) -> dict[str, tuple[Any, Any]]:
-    """Sample name -> (files, split): the run's test split, or each ``--data`` entry whole."""
+def _samples(
+    loaded: LoadedRun, data: Sequence[str | Path] | None, data_test: Sequence[str | Path] = ()
+) -> dict[str, tuple[Any, Any]]:
+    """Sample name -> (files, split): each ``data_test`` group (weaver's ``name:glob``),
+    or each ``data`` entry whole; by default the run's test split: of its hash split, or,
+    for a run on explicit files, its ``--data-test`` files as ``test`` (and each group too
+    when there are several)."""
+    if data and data_test:
+        raise ConfigError("give --data or --data-test, not both", "--data-test")
+    if data_test:
+        return {name: (files, None) for name, files in parse_groups(data_test).items()}
     if not data:
-        return {"test": (list(loaded.config.files), "test")}
-    out: dict[str, tuple[Any, Any]] = {}
+        config = loaded.config
+        if config.files_val is None:
+            return {"test": (list(config.files), "test")}
+        if not config.files_test:
+            raise ConfigError(
+                "the run was trained on explicit files without --data-test: name the test "
+                "files with --data-test (or --data)",
+                "--data-test",
+            )
+        groups = config.files_test
+        out: dict[str, tuple[Any, Any]] = {
+            "test": ([f for files in groups.values() for f in files], None)
+        }
+        if len(groups) > 1:
+            out |= {name: (files, None) for name, files in groups.items() if name != "test"}
+        return out
+    out = {}
     for entry in data:
         name = Path(str(entry).rstrip("/")).name.split(".")[0] or "sample"
         while name in out:
@@ -112,12 +137,14 @@ def evaluate(
     run_dir: str | Path,
     data: Sequence[str | Path] | None = None,
     *,
+    data_test: Sequence[str | Path] = (),
     batch_size: int = 1024,
     n_boot: int = 100,
     lumi_fb: float | None = None,
     xsec_weight: str = XSEC_WEIGHT,
 ) -> EvalResult:
-    """Evaluate a trained run on its test split, or on each sample in ``data``.
+    """Evaluate a trained run on its test split, or on each sample in ``data`` (each
+    group of ``data_test``: weaver's ``name:glob`` entries, unnamed ones form ``test``).
 
     With ``lumi_fb`` [fb^-1] a classifier also gets the expected yields per process
     (:mod:`heptagon.evaluate.yields`, per-event cross-section weights [pb] from the
@@ -141,7 +168,7 @@ def evaluate(
     plots: list[Path] = []
     with_yields = lumi_fb is not None and task == "classification"
     extra = [xsec_weight] if with_yields else []
-    for name, (files, split) in _samples(loaded, data).items():
+    for name, (files, split) in _samples(loaded, data, data_test).items():
         paths = expand_files(files)
         config = cfg.data.model_copy(update={"observers": _observers(loaded, paths, extra)})
         dataset = JetDataset(

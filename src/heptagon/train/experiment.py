@@ -176,6 +176,10 @@ class RunConfig(ExperimentConfig):
     """``config.yaml`` of a run dir: the resolved experiment and what it ran on."""
 
     files: list[str]
+    #: explicit validation and test files (``--data-val``, ``--data-test`` by group name);
+    #: None for the hash split of ``files``
+    files_val: list[str] | None = None
+    files_test: dict[str, list[str]] | None = None
     split_rule: str
     versions: dict[str, str]
 

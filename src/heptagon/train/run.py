@@ -21,10 +21,9 @@ from torch import nn
 
 from heptagon.config import load_yaml
 from heptagon.data.config import DataConfig
-from heptagon.data.io import expand_files
 from heptagon.data.loader import JetDataset, mask_name
 from heptagon.data.preprocess import Preprocess, compute_preprocess
-from heptagon.data.split import Split
+from heptagon.data.split import DataSplits, Split, resolve_splits
 from heptagon.errors import ConfigError, DataError, Interrupted, ModelError
 from heptagon.models import Model, build_model, model_options
 from heptagon.train.allocator import retain_freed_memory
@@ -57,12 +56,19 @@ def input_dims(config: DataConfig) -> dict[str, int]:
 
 def train(
     experiment: str | Path,
-    data: str | Path | Sequence[str | Path],
+    data: str | Path | Sequence[str | Path] | None,
     out: str | Path,
     overrides: Sequence[str] = (),
     resume: bool = False,
+    *,
+    data_train: Sequence[str | Path] = (),
+    data_val: Sequence[str | Path] = (),
+    data_test: Sequence[str | Path] = (),
 ) -> RunSummary:
-    """Train the experiment on ``data`` (files, globs or dataset dirs) into run dir ``out``.
+    """Train the experiment on ``data`` (files, globs, dataset dirs or URLs; split by the
+    hash rule) into run dir ``out``; or, with ``data`` None, on the explicit sets
+    ``data_train`` / ``data_val``, each read whole (``data_test`` is recorded for
+    ``evaluate``; weaver's ``name:glob`` entries are accepted).
 
     ``overrides``: ``key=value`` strings (``train.lr=1e-3``). ``resume``: continue from
     ``out/checkpoints/last.pt`` (the experiment, data and overrides must resolve to the
@@ -70,7 +76,7 @@ def train(
     a bad experiment, :class:`~heptagon.errors.DataError` for bad data.
     """
     config = load_experiment(experiment, overrides)
-    files = expand_files(data)
+    splits = resolve_splits(data, train=data_train, val=data_val, test=data_test)
     options = config.train
     device = select_device(options.device)
     if device.type == "cpu":
@@ -80,7 +86,7 @@ def train(
         if dist.active and device.type == "cuda":
             device = torch.device("cuda", dist.local_rank)
             torch.cuda.set_device(device)
-        summary = _train(config, files, Path(out), resume, device, dist)
+        summary = _train(config, splits, Path(out), resume, device, dist)
         dist.barrier()  # no rank leaves the group while another still has work in flight
         return summary
     finally:
@@ -89,7 +95,7 @@ def train(
 
 def _train(
     config: ExperimentConfig,
-    files: list[Path],
+    splits: DataSplits,
     out: Path,
     resume: bool,
     device: torch.device,
@@ -102,8 +108,8 @@ def _train(
     )
     run_config = RunConfig(
         **{**dict(config), "model": model_spec},
-        files=[str(f) for f in files],
-        split_rule=Split(config.split.fractions).to_dict()["rule"],
+        **splits.recorded(),
+        split_rule=splits.rule(config.split.fractions),
         versions={"heptagon": version("heptagon"), "torch": torch.__version__},
     )
     resolved = run_config.model_dump(mode="json")
@@ -116,7 +122,7 @@ def _train(
                 f"{out} already holds a run: pass --resume to continue it, or another --out",
                 "--out",
             )
-        preprocess = dist.broadcast(_preprocess(config, files) if dist.is_main else None)
+        preprocess = dist.broadcast(_preprocess(config, splits) if dist.is_main else None)
 
     seed_everything(options.seed)
     labels = config.data.labels
@@ -133,13 +139,13 @@ def _train(
     # the run dir is written: a bad input leaves nothing behind
     train_data, val_data = (
         JetDataset(
-            files,
+            splits.files(name),
             config.data,
             preprocess,
             split=name,
             shuffle=gradient and name == "train",
             bucketing=gradient and options.bucketing,
-            split_fractions=config.split.fractions,
+            split_fractions=splits.fractions(name, config.split.fractions),
             batch_size=options.batch_size,
             buffer_size=options.buffer_size,
             seed=options.seed,
@@ -206,7 +212,9 @@ def _fit(
         run=run,
         device=device,
         dist=dist,
-        total_steps=_total_steps(options, train_data, config.split.train, dist.world),
+        total_steps=_total_steps(
+            options, train_data, train_data.split_info["fractions"]["train"], dist.world
+        ),
     )
     checkpoint = _load_last(run) if resume and run.last.exists() else None
     state = trainer.fit(checkpoint)
@@ -271,11 +279,14 @@ def _build(name: str, dims: dict[str, int], n_out: int, options: dict[str, Any])
         raise ConfigError(message, prefix.get(key.split(".")[0], "model.") + key) from None
 
 
-def _preprocess(config: ExperimentConfig, files: list[Path]) -> Preprocess:
+def _preprocess(config: ExperimentConfig, splits: DataSplits) -> Preprocess:
     if not config.data.has_auto:
         return Preprocess.from_config(config.data)
     return compute_preprocess(
-        files, config.data, split=Split(config.split.fractions), seed=config.train.seed
+        splits.train,
+        config.data,
+        split=Split(splits.fractions("train", config.split.fractions)),
+        seed=config.train.seed,
     )
 
 
