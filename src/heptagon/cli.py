@@ -98,34 +98,41 @@ def info() -> None:
     console.print(table)
 
 
+def _bounds(field: FieldInfo) -> tuple[float | None, float | None]:
+    """The (min, max) of a numeric field, inclusive: a strict bound of an integer is the
+    next integer, of a real number the bound itself (the model checks it)."""
+    step = 1 if int in (field.annotation, *get_args(field.annotation)) else 0
+    lo = hi = None
+    for rule in field.metadata:
+        if isinstance(rule, annotated_types.Ge):
+            lo = cast("float", rule.ge)
+        elif isinstance(rule, annotated_types.Gt):
+            lo = cast("float", rule.gt) + step
+        elif isinstance(rule, annotated_types.Le):
+            hi = cast("float", rule.le)
+        elif isinstance(rule, annotated_types.Lt):
+            hi = cast("float", rule.lt) - step
+    return lo, hi
+
+
 def _cli_parameter(name: str, field: FieldInfo) -> inspect.Parameter:
     """The command-line form of an options-model field: ``sample`` is the argument, any
     other field ``--name`` (``--name/--no-name`` for a switch), with the field's
-    description as help, its default, and its numeric bounds (inclusive: a strict bound
-    of a real number is the model's to check)."""
-    annotation = field.annotation
+    description as help, its default and its bounds."""
+    info: typer.models.ParameterInfo
     if name == "sample":
-        info: typer.models.ParameterInfo = typer.Argument(help=field.description)
+        info = typer.Argument(help=field.description)
     else:
         flag = "--" + name.replace("_", "-")
-        if annotation in (bool, bool | None):
+        if field.annotation in (bool, bool | None):
             flag = f"{flag}/--no-{flag[2:]}"
-        bounds: dict[str, float] = {}
-        step = 1 if int in (annotation, *get_args(annotation)) else 0
-        for rule in field.metadata:
-            if isinstance(rule, annotated_types.Ge | annotated_types.Gt):
-                bound = rule.ge if isinstance(rule, annotated_types.Ge) else rule.gt + step
-                bounds["min"] = cast("float", bound)
-            elif isinstance(rule, annotated_types.Le | annotated_types.Lt):
-                bound = rule.le if isinstance(rule, annotated_types.Le) else rule.lt - step
-                bounds["max"] = cast("float", bound)
-        info = typer.Option(flag, help=field.description, **bounds)  # type: ignore[arg-type]
-    default = inspect.Parameter.empty if field.is_required() else field.default
+        lo, hi = _bounds(field)
+        info = typer.Option(flag, help=field.description, min=lo, max=hi)
     return inspect.Parameter(
         name,
         inspect.Parameter.KEYWORD_ONLY,
-        default=default,
-        annotation=Annotated[annotation, info],
+        default=inspect.Parameter.empty if field.is_required() else field.default,
+        annotation=Annotated[field.annotation, info],
     )
 
 
