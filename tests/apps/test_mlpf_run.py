@@ -5,26 +5,33 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import onnx
+import onnxruntime as ort
 import pytest
 import torch
+from onnx import numpy_helper
 
 from heptagon.apps.mlpf.run import (
+    EXPORT_TOLERANCE,
     FEATURES,
     Decoding,
-    TrainOptions,
+    batches_of,
     decode,
     element_features,
     evaluate_mlpf,
+    export_mlpf,
     load_decoding,
     load_elements,
     load_mlpf,
     predict,
-    train_mlpf,
 )
-from heptagon.errors import ConfigError, DataError
+from heptagon.apps.mlpf.training import MLPFTask, MLPFTrainOptions, train_mlpf
+from heptagon.errors import ConfigError, DataError, ExportError, Interrupted
 from heptagon.generate.elements import ElementOptions, generate_elements
+from heptagon.train.rundir import load_checkpoint
 
 
 @pytest.fixture(autouse=True)
@@ -87,14 +94,21 @@ def test_features_and_perfect_decoding(ttbar_elements: Path) -> None:
 def test_train_and_evaluate(ttbar_elements: Path, tmp_path: Path) -> None:
     run = tmp_path / "run"
     train_mlpf(
-        TrainOptions(
+        MLPFTrainOptions(
             data=ttbar_elements, out=run, epochs=3, width=16, n_layers=1, bin_size=32, lr=3e-3
         )
     )
     history = [json.loads(line) for line in (run / "history.jsonl").read_text().splitlines()]
-    assert len(history) == 3
+    assert [h["epoch"] for h in history] == [1, 2, 3]
     assert history[-1]["train_loss"] < history[0]["train_loss"]
     assert all(np.isfinite(h["val_loss"]) for h in history)
+    # 36 training events a pass (4 of the 40 held out)
+    assert [h["events_seen"] for h in history] == [36, 72, 108]
+    # model.pt holds the weights of the lowest validation loss (checkpoints/best.pt)
+    best = load_checkpoint(run / "checkpoints" / "best.pt")
+    assert best["val_loss"] == min(h["val_loss"] for h in history)
+    saved = load_checkpoint(run / "model.pt")["state"]
+    assert all(torch.equal(saved[k], v) for k, v in best["model"].items())
     decoding = load_decoding(run)
     assert 0.2 <= decoding.threshold <= 0.8
     assert decoding.track_momentum
@@ -116,7 +130,7 @@ def test_train_and_evaluate(ttbar_elements: Path, tmp_path: Path) -> None:
 
 def test_fixed_threshold_and_options(ttbar_elements: Path, tmp_path: Path) -> None:
     run = tmp_path / "run"
-    opts = TrainOptions(
+    opts = MLPFTrainOptions(
         data=ttbar_elements,
         out=run,
         epochs=1,
@@ -133,24 +147,23 @@ def test_fixed_threshold_and_options(ttbar_elements: Path, tmp_path: Path) -> No
     )
     train_mlpf(opts)
     assert load_decoding(run) == Decoding(threshold=0.4, track_momentum=False)
-    assert "val_loss" not in json.loads((run / "history.jsonl").read_text().splitlines()[0])
+    assert json.loads((run / "history.jsonl").read_text().splitlines()[0])["val_loss"] is None
     with pytest.raises(ValueError, match="energy_loss"):
-        TrainOptions(data=ttbar_elements, out=run, energy_loss="mse")  # type: ignore[arg-type]
+        MLPFTrainOptions(data=ttbar_elements, out=run, energy_loss="mse")  # type: ignore[arg-type]
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
 def test_cuda_asked_for_without_it(ttbar_elements: Path, tmp_path: Path) -> None:
-    opts = TrainOptions(data=ttbar_elements, out=tmp_path / "run", device="cuda")
+    opts = MLPFTrainOptions(data=ttbar_elements, out=tmp_path / "run", device="cuda")
     with pytest.raises(ConfigError, match="CUDA is not available") as err:
         train_mlpf(opts)
     assert err.value.key == "device"
     assert not (tmp_path / "run").exists()
 
 
-def test_not_an_element_sample(tmp_path: Path) -> None:
-    (tmp_path / "manifest.json").write_text(json.dumps({"kind": "jets", "files": []}))
+def test_not_an_element_sample(top_qcd_sample: Path) -> None:
     with pytest.raises(DataError, match="not an element sample"):
-        load_elements(tmp_path)
+        load_elements(top_qcd_sample)
 
 
 def test_cli_generate_and_bad_option(tmp_path: Path) -> None:
@@ -167,3 +180,156 @@ def test_cli_generate_and_bad_option(tmp_path: Path) -> None:
     bad = runner.invoke(app, ["mlpf", "generate", "zz", "--events", "5", "--out", str(out)])
     assert isinstance(bad.exception, ConfigError)
     assert bad.exception.key == "sample"
+
+
+# ------------------------------------------------------------ the trainer: resume, stopping
+
+TINY = ["--epochs", "3", "--width", "8", "--layers", "1", "--bin-size", "16", "--device", "cpu"]
+
+
+def _final_weights(run: Path) -> dict[str, torch.Tensor]:
+    return dict(load_checkpoint(run / "model.pt")["state"])
+
+
+def _kill_at_batch(monkeypatch: pytest.MonkeyPatch, batch: int) -> None:
+    """Make training raise KeyboardInterrupt (Ctrl-C, as a SIGINT delivers it) when it asks
+    for its ``batch``-th training batch (counted over epochs, from 1)."""
+    real = MLPFTask.train_batches
+    count = 0
+
+    def dying(self: MLPFTask, epoch: int) -> Iterator[dict[str, torch.Tensor]]:
+        nonlocal count
+        for b in real(self, epoch):
+            count += 1
+            if count == batch:
+                raise KeyboardInterrupt
+            yield b
+
+    monkeypatch.setattr(MLPFTask, "train_batches", dying)
+
+
+def test_killed_train_resumes_to_the_same_weights(
+    ttbar_elements: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from heptagon.cli import app
+
+    runner = CliRunner()
+    data = ["--data", str(ttbar_elements)]
+    full, killed = tmp_path / "full", tmp_path / "killed"
+    assert runner.invoke(app, ["mlpf", "train", *data, "--out", str(full), *TINY]).exit_code == 0
+    # 36 training events / 8: 5 batches an epoch; killed while reading the 2nd batch of
+    # epoch 2: the last checkpoint is epoch 1's end
+    _kill_at_batch(monkeypatch, 7)
+    with pytest.raises(Interrupted, match=r"epoch 1, step 5\) .* with --resume to continue"):
+        runner.invoke(app, ["mlpf", "train", *data, "--out", str(killed), *TINY])
+    assert not (killed / "model.pt").exists()
+    monkeypatch.undo()
+    # the same command again refuses to overwrite the run; --resume continues it
+    again = runner.invoke(app, ["mlpf", "train", *data, "--out", str(killed), *TINY])
+    assert isinstance(again.exception, ConfigError)
+    assert again.exception.key == "--out"
+    resumed = runner.invoke(app, ["mlpf", "train", *data, "--out", str(killed), *TINY, "--resume"])
+    assert resumed.exit_code == 0, resumed.output
+    want, got = _final_weights(full), _final_weights(killed)
+    assert want.keys() == got.keys()
+    assert all(torch.equal(got[k], want[k]) for k in want)
+    assert load_decoding(killed) == load_decoding(full)
+    lines = [
+        [json.loads(line) for line in (run / "history.jsonl").read_text().splitlines()]
+        for run in (full, killed)
+    ]
+    keys = ("epoch", "step", "events_seen", "train_loss", "val_loss", "lr")
+    assert [[h[k] for k in keys] for h in lines[1]] == [[h[k] for k in keys] for h in lines[0]]
+
+
+def test_resume_from_inside_an_epoch(
+    ttbar_elements: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def opts(out: Path) -> MLPFTrainOptions:
+        return MLPFTrainOptions(
+            data=ttbar_elements, out=out, epochs=2, width=8, n_layers=1, bin_size=16,
+            checkpoint_every=3, device="cpu", progress=False,
+        )  # fmt: skip
+
+    train_mlpf(opts(tmp_path / "full"))
+    # killed reading batch 8 (epoch 2's 3rd): last.pt is step 6, the 1st batch of epoch 2
+    _kill_at_batch(monkeypatch, 8)
+    with pytest.raises(Interrupted, match="epoch 1, step 6"):
+        train_mlpf(opts(tmp_path / "killed"))
+    monkeypatch.undo()
+    state = load_checkpoint(tmp_path / "killed" / "checkpoints" / "last.pt")["state"]
+    assert (state["epoch"], state["batch_in_epoch"]) == (1, 1)
+    train_mlpf(opts(tmp_path / "killed"), resume=True)
+    want, got = _final_weights(tmp_path / "full"), _final_weights(tmp_path / "killed")
+    assert all(torch.equal(got[k], want[k]) for k in want)
+    # resuming with other options is refused, naming the option
+    changed = opts(tmp_path / "killed").model_copy(update={"lr": 1e-2})
+    with pytest.raises(ConfigError, match=r"options\.json") as err:
+        train_mlpf(changed, resume=True)
+    assert err.value.key == "lr"
+
+
+def test_early_stopping(ttbar_elements: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    # a learning rate too small to move a float32 weight: every validation loss equals the
+    # first, none improves, and patience 1 stops after the second epoch of five
+    opts = MLPFTrainOptions(
+        data=ttbar_elements, out=run, epochs=5, width=8, n_layers=1, bin_size=16, lr=1e-12,
+        patience=1, device="cpu", progress=False,
+    )  # fmt: skip
+    train_mlpf(opts)
+    history = [json.loads(line) for line in (run / "history.jsonl").read_text().splitlines()]
+    assert [h["epoch"] for h in history] == [1, 2]
+    assert history[1]["val_loss"] == history[0]["val_loss"]
+    state = load_checkpoint(run / "checkpoints" / "last.pt")["state"]
+    assert state["stopped_early"]
+    assert state["epoch"] == 2  # epochs completed
+    with pytest.raises(ValueError, match="patience needs validation events"):
+        MLPFTrainOptions(data=ttbar_elements, out=run, patience=2, val_fraction=0)
+
+
+# ------------------------------------------------------------------- the checked export
+
+
+def test_export_is_checked_against_torch(
+    ttbar_elements: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run = tmp_path / "run"
+    opts = MLPFTrainOptions(
+        data=ttbar_elements, out=run, epochs=1, width=8, n_layers=1, bin_size=16,
+        val_fraction=0, threshold=0.5, device="cpu", progress=False,
+    )  # fmt: skip
+    train_mlpf(opts)
+    model = load_mlpf(run)
+    path = export_mlpf(model, run / "model.onnx")
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    arr = element_features(load_elements(ttbar_elements))
+    want = predict(model, arr, batch_events=1)
+    got = []
+    for event in range(3):
+        batch = batches_of(arr, {}, np.array([event]), model.bin_size)
+        out = session.run(None, {k: batch[k].numpy() for k in ("el_features", "el_mask")})[0]
+        got.append(out[batch["el_mask"][:, 0].numpy() > 0])
+    n = int(arr.counts[:3].sum())
+    np.testing.assert_allclose(np.concatenate(got), want[:n], atol=EXPORT_TOLERANCE)
+
+    # an export that does not compute what the model does is refused, and not written
+    real_export = torch.onnx.export
+
+    def broken_export(model: torch.nn.Module, args: Any, f: Path, **kwargs: Any) -> None:
+        real_export(model, args, f, **kwargs)
+        proto = onnx.load_model(f)
+        for init in proto.graph.initializer:
+            if init.data_type == onnx.TensorProto.FLOAT:
+                shifted = numpy_helper.to_array(init) + 0.5
+                init.CopyFrom(numpy_helper.from_array(shifted, init.name))
+        onnx.save_model(proto, f)
+
+    monkeypatch.setattr(torch.onnx, "export", broken_export)
+    (run / "model.onnx").unlink()
+    with pytest.raises(ExportError, match="ONNX Runtime and PyTorch differ"):
+        export_mlpf(model, run / "model.onnx")
+    assert not (run / "model.onnx").exists()
+    assert not list(run.glob(".model.onnx*"))

@@ -27,7 +27,7 @@ from faults_helpers import assert_user_error, heptagon, no_temp_files, run_main
 from heptagon.apps.dqm.certify import SCHEMA_VERSION, TrainConfig, fit, load_model, score
 from heptagon.apps.dqm.observables import histogram_shapes
 from heptagon.apps.dqm.simulate import DQMData, load_data
-from heptagon.apps.mlpf.run import TrainOptions, train_mlpf
+from heptagon.apps.mlpf.training import MLPFTrainOptions, train_mlpf
 from heptagon.errors import DataError
 from heptagon.generate.elements import ElementOptions, generate_elements
 
@@ -323,7 +323,7 @@ def mlpf(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         ElementOptions(sample="gun", events=12, seed=1, out=root / "data", shard_size=6),
         show_progress=False,
     )
-    opts = TrainOptions(
+    opts = MLPFTrainOptions(
         data=root / "data", out=root / "run", epochs=1, width=8, n_layers=1, bin_size=8,
         val_fraction=0, threshold=0.5, device="cpu",
     )  # fmt: skip

@@ -96,16 +96,26 @@ def train_cmd(
             help="Charged particles from tracks keep the track momentum (or the regressed).",
         ),
     ] = True,
+    patience: Annotated[
+        int | None,
+        typer.Option(
+            "--patience", min=1, help="Stop after this many epochs without a lower val loss."
+        ),
+    ] = None,
     device: Annotated[
         str, typer.Option("--device", help="auto (CUDA when there is one) | cpu | cuda.")
     ] = "auto",
     seed: Annotated[int, typer.Option("--seed", min=0)] = 0,
+    resume: Annotated[
+        bool,
+        typer.Option("--resume", help="Continue the run in --out from checkpoints/last.pt."),
+    ] = False,
 ) -> None:
-    """Train MLPF on an element sample."""
-    from heptagon.apps.mlpf.run import TrainOptions, train_mlpf
+    """Train MLPF on an element sample (torchrun: data-parallel)."""
+    from heptagon.apps.mlpf.training import MLPFTrainOptions, train_mlpf
 
     opts = validate(
-        TrainOptions,
+        MLPFTrainOptions,
         {
             "data": data,
             "out": out,
@@ -122,11 +132,12 @@ def train_cmd(
             "val_fraction": val_fraction,
             "threshold": threshold,
             "track_momentum": track_momentum,
+            "patience": patience,
             "device": device,
             "seed": seed,
         },
     )
-    console.print(f"model in {train_mlpf(opts)}")
+    console.print(f"model in {train_mlpf(opts, resume=resume)}")
 
 
 @mlpf_app.command("evaluate")

@@ -12,19 +12,8 @@ evaluation against the rule-based PF, and ONNX export.
   tower and that tower's ECAL and HCAL energy over the track momentum, per tower the
   linked tracks' momentum and the ECAL / HCAL energy left after subtracting it -- what
   tells a neutral hadron overlapping a charged one.
-- :func:`train_mlpf`: trains :class:`heptagon.models.mlpf.MLPF` on an element sample
-  (``heptagon mlpf generate``), inputs standardised on the training elements: binary
-  cross entropy on particle / no particle and the focal loss
-  (:class:`heptagon.train.losses.FocalLoss`) on the class of true particles, both weighted
-  per target class by ``frequency ** -class_weight_power`` (rare classes -- electrons,
-  neutral hadrons -- count more); the squared error of the pT and energy ratios (or Huber
-  on their logs, ``energy_loss``) and Huber on the direction, weighted by the element's
-  reference ``pT ** regression_pt_power`` (the energetic particles make the jets); cross
-  entropy on the charge; AdamW with a warm-up + cosine learning-rate schedule. A
-  ``val_fraction`` of the events is held out: its loss is recorded per epoch and the
-  particle-probability threshold of :func:`decode` is chosen on it (the one with the
-  narrowest jet pT response). The run dir holds ``options.json``, ``history.jsonl`` (one
-  line per epoch) and ``model.pt`` (with the :class:`Decoding`).
+- :mod:`heptagon.apps.mlpf.training`: training (``heptagon mlpf train``) on heptagon's
+  trainer; the run dir holds ``model.pt`` (the best weights, with the :class:`Decoding`).
 - :func:`decode`: per-element outputs -> :class:`~heptagon.apps.mlpf.pf.PFParticles`
   (with ``track_momentum``, charged particles from tracks keep the measured momentum, as
   the rule-based PF's do: the network decides which particle each element is, and
@@ -32,52 +21,54 @@ evaluation against the rule-based PF, and ONNX export.
 - :func:`evaluate_mlpf`: MLPF and the rule-based PF on another sample, the metrics of
   :mod:`heptagon.apps.mlpf.metrics` for both (and for the targets themselves) in
   ``RUN/eval/metrics.json``.
-- :func:`export_mlpf`: ONNX with dynamic batch and element axes.
+- :func:`export_mlpf`: ONNX with dynamic batch and element axes, checked against
+  PyTorch before it is written (:func:`heptagon.publish.onnx.check_export`).
 """
 
 from __future__ import annotations
 
-import json
 import math
 import time
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import awkward as ak
 import numpy as np
+import onnx
 import torch
-import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from heptagon.apps.mlpf.metrics import jet_response, pf_metrics
+from heptagon.apps.mlpf.metrics import pf_metrics
 from heptagon.apps.mlpf.pf import PFParticles, link_elements, rule_based_pf
+from heptagon.artifacts.manifest import ElementManifest, load_manifest
 from heptagon.errors import ConfigError, DataError
 from heptagon.generate.elements import CLS_CH, CLS_ELECTRON, CLS_MUON, CLS_NONE, Elements
-from heptagon.generate.run import load_manifest
 from heptagon.io import atomic_path, make_dir, write_json_atomic
 from heptagon.models import build_model
-from heptagon.models.mlpf import MLPF
-from heptagon.train.allocator import retain_freed_memory
-from heptagon.train.device import DeviceChoice, select_device
-from heptagon.train.losses import FocalLoss
+from heptagon.models.mlpf import MLPF, OUTPUTS
+from heptagon.publish.onnx import check_export
+from heptagon.train.device import select_device
 from heptagon.train.rundir import load_checkpoint
 
 __all__ = [
+    "EXPORT_TOLERANCE",
     "FEATURES",
     "Decoding",
     "ElementArrays",
-    "TrainOptions",
+    "batches_of",
+    "build_mlpf",
     "decode",
     "element_features",
+    "element_targets",
     "evaluate_mlpf",
     "export_mlpf",
     "load_decoding",
     "load_elements",
     "load_mlpf",
+    "load_table",
     "predict",
-    "train_mlpf",
 ]
 
 #: model input features per element
@@ -115,8 +106,6 @@ FEATURES = (
 _PION_MASS = 0.13957
 #: the least reference energy of a tower, as a fraction of its energy
 _REFERENCE_FLOOR = 0.1
-#: the largest ratio of a particle's pT or energy to its element's in the regression loss
-_MAX_RATIO = 20.0
 _CHARGED = (CLS_CH, CLS_ELECTRON, CLS_MUON)
 
 
@@ -134,35 +123,18 @@ class ElementArrays:
     energy: np.ndarray
 
 
-def element_features(el: Elements) -> ElementArrays:
-    """Model inputs and reference kinematics of every element."""
-    tr, tw = el.track, el.tower
-    links = link_elements(el)
-    n = len(el.n_tracks)
-    f64 = np.float64
-    t_pt, t_eta = tr["pt"].astype(f64), tr["eta"].astype(f64)
-    t_e = np.sqrt((t_pt * np.cosh(t_eta)) ** 2 + _PION_MASS**2)
-    w_eta = tw["eta"].astype(f64)
-    w_e = tw["eEcal"].astype(f64) + tw["eHcal"].astype(f64)
-    w_pt = w_e / np.cosh(w_eta)
-    n_tr, n_tw = t_pt.size, w_eta.size
-    ones_tr, zeros_tr, zeros_tw = np.ones(n_tr), np.zeros(n_tr), np.zeros(n_tw)
-    linked = links.link >= 0
-    n_linked = np.bincount(links.link[linked], minlength=n_tw)
-    linked_p = np.bincount(links.link[linked], weights=links.p[linked], minlength=n_tw)
-    left = links.left_ecal + links.left_hcal
-    # the towers' reference energy: what the linked tracks leave (at least a fraction)
-    w_ref = np.maximum(
-        np.maximum(links.left_ecal, 0) + np.maximum(links.left_hcal, 0), _REFERENCE_FLOOR * w_e
-    )
-    track_cols = (
+def _track_columns(tr: Any, links: Any, t_pt: np.ndarray, t_eta: np.ndarray) -> tuple[Any, ...]:
+    """The :data:`FEATURES` columns of the tracks (``t_pt``, ``t_eta`` as float64)."""
+    n_tr = t_pt.size
+    ones_tr, zeros_tr = np.ones(n_tr), np.zeros(n_tr)
+    return (
         ones_tr,
         zeros_tr,
         np.log(t_pt),
         t_eta,
         np.sin(tr["phi"]),
         np.cos(tr["phi"]),
-        np.log(t_e),
+        np.log(_track_energy(t_pt, t_eta)),
         tr["charge"],
         tr["etaCalo"],
         np.sin(tr["phiCalo"]),
@@ -178,10 +150,20 @@ def element_features(el: Elements) -> ElementArrays:
         links.electron,
         *(zeros_tr,) * 7,
     )
-    tower_cols = (
+
+
+def _tower_columns(tw: Any, links: Any, w_eta: np.ndarray, w_e: np.ndarray) -> tuple[Any, ...]:
+    """The :data:`FEATURES` columns of the towers (``w_eta``, energy ``w_e`` as float64)."""
+    n_tw = w_eta.size
+    zeros_tw = np.zeros(n_tw)
+    linked = links.link >= 0
+    n_linked = np.bincount(links.link[linked], minlength=n_tw)
+    linked_p = np.bincount(links.link[linked], weights=links.p[linked], minlength=n_tw)
+    left = links.left_ecal + links.left_hcal
+    return (
         zeros_tw,
         np.ones(n_tw),
-        np.log(w_pt),
+        np.log(w_e / np.cosh(w_eta)),
         w_eta,
         np.sin(tw["phi"]),
         np.cos(tw["phi"]),
@@ -204,34 +186,50 @@ def element_features(el: Elements) -> ElementArrays:
         links.photon,
         links.neutral,
     )
+
+
+def _track_energy(pt: np.ndarray, eta: np.ndarray) -> np.ndarray:
+    """A track's energy under the charged-pion mass hypothesis (GeV)."""
+    return np.sqrt((pt * np.cosh(eta)) ** 2 + _PION_MASS**2)
+
+
+def element_features(el: Elements) -> ElementArrays:
+    """Model inputs and reference kinematics of every element."""
+    tr, tw = el.track, el.tower
+    links = link_elements(el)
+    n = len(el.n_tracks)
+    f64 = np.float64
+    t_pt, t_eta = tr["pt"].astype(f64), tr["eta"].astype(f64)
+    w_eta = tw["eta"].astype(f64)
+    w_e = tw["eEcal"].astype(f64) + tw["eHcal"].astype(f64)
+    # the towers' reference energy: what the linked tracks leave (at least a fraction)
+    w_ref = np.maximum(
+        np.maximum(links.left_ecal, 0) + np.maximum(links.left_hcal, 0), _REFERENCE_FLOOR * w_e
+    )
     order = np.argsort(
         np.concatenate(
             [np.repeat(np.arange(n), el.n_tracks), np.repeat(np.arange(n), el.n_towers)]
         ),
         kind="stable",
     )
-    feats = np.stack(
-        [
-            np.concatenate([np.asarray(a, f64), np.asarray(b, f64)])
-            for a, b in zip(track_cols, tower_cols, strict=True)
-        ],
-        axis=1,
-    )[order]
 
     def cat(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return np.concatenate([np.asarray(a, f64), np.asarray(b, f64)])[order]
 
+    columns = zip(
+        _track_columns(tr, links, t_pt, t_eta), _tower_columns(tw, links, w_eta, w_e), strict=True
+    )
     return ElementArrays(
         counts=el.n_tracks + el.n_towers,
-        features=feats.astype(np.float32),
+        features=np.stack([cat(a, b) for a, b in columns], axis=1).astype(np.float32),
         pt=cat(t_pt, w_ref / np.cosh(w_eta)),
         eta=cat(t_eta, w_eta),
         phi=cat(tr["phi"], tw["phi"]),
-        energy=cat(t_e, w_ref),
+        energy=cat(_track_energy(t_pt, t_eta), w_ref),
     )
 
 
-def _targets(el: Elements, arr: ElementArrays, pt_power: float) -> dict[str, np.ndarray]:
+def element_targets(el: Elements, arr: ElementArrays, pt_power: float) -> dict[str, np.ndarray]:
     """Class, regression and charge targets, and the weight of each element's regression
     loss (its reference pT to the power ``pt_power``)."""
     t = el.target
@@ -289,69 +287,26 @@ def _read_shard(file: Path) -> ak.Array:
     return table
 
 
-def _load_table(data: Path) -> ak.Array:
+def load_table(data: Path) -> ak.Array:
+    """The events of an element sample dir as one table (every shard, checked)."""
     manifest = load_manifest(data)
-    if not isinstance(manifest, dict) or manifest.get("kind") != "elements":
+    if not isinstance(manifest, ElementManifest):
         raise DataError("not an element sample (made by `heptagon mlpf generate`)", file=data)
-    files = manifest.get("files")
-    if not isinstance(files, list) or not files:
+    if not manifest.files:
         raise DataError("lists no shards", file=data / "manifest.json", key="files")
-    shards = []
-    for rec in files:
-        if not isinstance(rec, dict) or not isinstance(rec.get("file"), str):
-            raise DataError("a shard without a file name", data / "manifest.json", "files")
-        shards.append(_read_shard(data / rec["file"]))
-    return ak.concatenate(shards)
+    return ak.concatenate([_read_shard(data / rec.file) for rec in manifest.files])
 
 
 def load_elements(data: Path) -> Elements:
     """Every event of an element sample dir (``heptagon mlpf generate``)."""
-    return Elements.from_table(_load_table(data))
+    return Elements.from_table(load_table(data))
 
 
-class TrainOptions(BaseModel):
-    """An MLPF training run (``heptagon mlpf train``)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    data: Path
-    out: Path
-    epochs: int = Field(10, gt=0)
-    batch_events: int = Field(8, gt=0)
-    lr: float = Field(1e-3, gt=0)
-    width: int = Field(64, gt=0)
-    n_layers: int = Field(3, gt=0)
-    bin_size: int = Field(64, ge=2)
-    focal_gamma: float = Field(2.0, ge=0)
-    #: class weights ``frequency ** -class_weight_power`` (0: unweighted)
-    class_weight_power: float = Field(0.25, ge=0)
-    #: the loss of the pT and energy outputs: Huber on the log of the ratio to the
-    #: element's ("log"), or the squared error of the ratio itself ("ratio": unbiased
-    #: sums of energies)
-    energy_loss: Literal["log", "ratio"] = "ratio"
-    #: the regression loss of an element is weighted by its reference pT to this power
-    #: (0: equal weights; the energetic particles make the jets)
-    regression_pt_power: float = Field(1.0, ge=0)
-    #: "cosine": linear warm-up over the first 5% of the steps, then cosine decay to 0
-    lr_schedule: Literal["constant", "cosine"] = "cosine"
-    #: the fraction of the events held out for validation (and the threshold)
-    val_fraction: float = Field(0.1, ge=0, lt=1)
-    #: the particle-probability threshold; None: chosen on the validation events (0.5
-    #: without them)
-    threshold: float | None = Field(None, gt=0, lt=1)
-    #: decoding: charged particles from tracks keep the track's momentum and direction
-    track_momentum: bool = True
-    #: "auto": CUDA when there is one
-    device: DeviceChoice = "auto"
-    #: mixed precision (float16 with a gradient scaler), on CUDA only
-    amp: bool = True
-    seed: int = 0
-
-
-def _batches(
+def batches_of(
     arr: ElementArrays, targets: dict[str, np.ndarray], events: np.ndarray, bin_size: int
 ) -> dict[str, torch.Tensor]:
-    """Padded tensors of the events ``events``."""
+    """Padded tensors of the events ``events``: ``el_features``, ``el_mask`` and each
+    target, the element axis a multiple of ``bin_size``."""
     start = np.cumsum(arr.counts) - arr.counts
     counts = arr.counts[events]
     idx = np.concatenate([np.arange(s, s + c) for s, c in zip(start[events], counts, strict=True)])
@@ -366,185 +321,12 @@ def _batches(
     return out
 
 
-def _to(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
-    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
-
-
-def _loss(
-    out: torch.Tensor,
-    batch: dict[str, torch.Tensor],
-    focal: FocalLoss,
-    weights: torch.Tensor,
-    energy_loss: str,
-) -> torch.Tensor:
-    """The training loss of a batch; ``weights`` per target class (none first),
-    ``energy_loss`` see :class:`TrainOptions`."""
-    mask = batch["el_mask"][:, 0] > 0
-    o = out[mask]
-    cls = batch["cls"][mask]
-    w = weights[cls]
-    real = cls != CLS_NONE
-    bce = F.binary_cross_entropy_with_logits(o[:, 0], real.float(), reduction="none")
-    loss = (bce * w).sum() / w.sum()
-    if real.any():
-        r = o[real]
-        loss = loss + (focal.per_entry(r[:, 1:6], cls[real] - 1) * w[real]).sum() / w[real].sum()
-        pred, target = r[:, 6:11], batch["reg"][mask][real]
-        if energy_loss == "log":
-            per_entry = F.huber_loss(pred, target, reduction="none").mean(1)
-        else:
-            # squared error of the ratios: the minimum is the mean ratio (an unbiased
-            # energy sum), not the median or the geometric mean of the log's Huber
-            ratio = target[:, :2].exp().clamp(max=_MAX_RATIO)
-            pred_ratio = pred[:, :2].clamp(max=math.log(_MAX_RATIO)).exp()
-            per_entry = (
-                F.mse_loss(pred_ratio, ratio, reduction="none").sum(1)
-                + F.huber_loss(pred[:, 2:], target[:, 2:], reduction="none").sum(1)
-            ) / 5
-        reg_weight = batch["reg_weight"][mask][real]
-        loss = loss + (per_entry * reg_weight).sum() / reg_weight.sum()
-        loss = loss + F.cross_entropy(r[:, 11:14], batch["charge"][mask][real])
-    return loss
-
-
-def _build(options: dict[str, Any]) -> MLPF:
+def build_mlpf(options: dict[str, Any]) -> MLPF:
+    """An untrained MLPF on :data:`FEATURES` with the network ``options`` (``width``,
+    ``n_layers``, ``bin_size``)."""
     model = build_model("mlpf", {"el_features": len(FEATURES), "el_mask": 1}, 6, **options)
     assert isinstance(model, MLPF)
     return model
-
-
-def _sized_batches(
-    el: Elements, opts: TrainOptions
-) -> tuple[ElementArrays, list[dict[str, torch.Tensor]]]:
-    """The element arrays of ``el`` and all its events in padded training batches; events
-    of similar size share a batch (less padding)."""
-    arr = element_features(el)
-    targets = _targets(el, arr, opts.regression_pt_power)
-    order = np.argsort(arr.counts, kind="stable")
-    batches = [
-        _batches(arr, targets, order[i : i + opts.batch_events], opts.bin_size)
-        for i in range(0, order.size, opts.batch_events)
-    ]
-    return arr, batches
-
-
-def _class_weights(cls: np.ndarray, power: float) -> torch.Tensor:
-    """Per class ``frequency ** -power``, normalised to a mean of 1 over the elements."""
-    freq = np.bincount(cls, minlength=6).astype(np.float64)
-    w = np.where(freq > 0, np.maximum(freq, 1.0) ** -power, 0.0)
-    w = w * cls.size / (w * freq).sum()
-    return torch.tensor(w, dtype=torch.float32)
-
-
-def _schedule(kind: str, steps: int) -> Any:
-    """The learning-rate factor per optimiser step (for ``LambdaLR``)."""
-    warm = max(1, steps // 20)
-
-    def factor(step: int) -> float:
-        if kind == "constant":
-            return 1.0
-        if step < warm:
-            return (step + 1) / warm
-        return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warm) / max(1, steps - warm))))
-
-    return factor
-
-
-def _choose_threshold(
-    out: np.ndarray, arr: ElementArrays, el: Elements, track_momentum: bool
-) -> float:
-    """The particle-probability threshold with the narrowest jet pT response (IQR) on
-    validation events (0.5 when no jet is matched)."""
-    best, best_iqr = 0.5, math.inf
-    for threshold in np.round(np.linspace(0.2, 0.8, 13), 2).tolist():
-        parts = decode(out, arr, Decoding(float(threshold), track_momentum))
-        iqr = jet_response(parts, el).get("response_iqr")
-        if iqr is not None and iqr < best_iqr:
-            best, best_iqr = float(threshold), iqr
-    return best
-
-
-def train_mlpf(opts: TrainOptions) -> Path:
-    """Train MLPF on ``opts.data`` into the run dir ``opts.out``; returns the model path."""
-    device = select_device(opts.device, key="device")
-    if device.type == "cpu":
-        retain_freed_memory()
-    use_amp = opts.amp and device.type == "cuda"
-    torch.manual_seed(opts.seed)
-    rng = np.random.default_rng(opts.seed)
-    table = _load_table(opts.data)
-    n_val = round(opts.val_fraction * len(table))
-    perm = rng.permutation(len(table))
-    el = Elements.from_table(table[np.sort(perm[n_val:])])
-    el_val = Elements.from_table(table[np.sort(perm[:n_val])]) if n_val else None
-    arr, batches = _sized_batches(el, opts)
-    arr_val, val_batches = _sized_batches(el_val, opts) if el_val is not None else (None, [])
-    model_options = {"width": opts.width, "n_layers": opts.n_layers, "bin_size": opts.bin_size}
-    model = _build(model_options)
-    feats = torch.from_numpy(arr.features).double()
-    model.set_input_scaling(feats.mean(0).float(), feats.std(0).float())
-    model.to(device)
-    weights = _class_weights(el.target["class"].astype(np.int64), opts.class_weight_power)
-    weights = weights.to(device)
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
-    optim = torch.optim.AdamW(model.parameters(), lr=opts.lr)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        optim, _schedule(opts.lr_schedule, opts.epochs * len(batches))
-    )
-    focal = FocalLoss(opts.focal_gamma)
-    make_dir(opts.out)
-    write_json_atomic(
-        opts.out / "options.json", {**json.loads(opts.model_dump_json()), "model": model_options}
-    )
-    history: list[dict[str, Any]] = []
-    start = time.perf_counter()
-    for epoch in range(opts.epochs):
-        model.train()
-        total = 0.0
-        for g in rng.permutation(len(batches)):
-            batch = _to(batches[g], device)
-            with torch.autocast("cuda", dtype=torch.float16, enabled=use_amp):
-                out = model(batch["el_features"], batch["el_mask"])
-            loss = _loss(out.float(), batch, focal, weights, opts.energy_loss)
-            optim.zero_grad()
-            scaler.scale(loss).backward()
-            scaler.step(optim)
-            scaler.update()
-            sched.step()
-            total += loss.item()
-        entry = {"epoch": epoch, "train_loss": total / len(batches)}
-        if val_batches:
-            model.eval()
-            with torch.no_grad():
-                val = [
-                    _loss(
-                        model(b["el_features"], b["el_mask"]), b, focal, weights, opts.energy_loss
-                    ).item()
-                    for b in (_to(b, device) for b in val_batches)
-                ]
-            entry["val_loss"] = float(np.mean(val))
-        history.append({**entry, "wall_s": time.perf_counter() - start})
-    model.eval()
-    threshold = opts.threshold
-    if threshold is None:
-        threshold = (
-            _choose_threshold(predict(model, arr_val), arr_val, el_val, opts.track_momentum)
-            if el_val is not None and arr_val is not None
-            else 0.5
-        )
-    with atomic_path(opts.out / "history.jsonl") as tmp:
-        tmp.write_text("".join(json.dumps(h) + "\n" for h in history))
-    path = opts.out / "model.pt"
-    with atomic_path(path) as tmp:
-        torch.save(
-            {
-                "options": model_options,
-                "state": {k: v.cpu() for k, v in model.state_dict().items()},
-                "decoding": asdict(Decoding(threshold, opts.track_momentum)),
-            },
-            tmp,
-        )
-    return path
 
 
 class _ModelOptions(BaseModel):
@@ -589,7 +371,7 @@ def _saved(run: Path) -> dict[str, Any]:
 def load_mlpf(run: Path) -> MLPF:
     """The trained model of a run dir, in evaluation mode on CUDA when there is one."""
     saved = _saved(run)
-    model = _build(saved["options"])
+    model = build_mlpf(saved["options"])
     try:
         model.load_state_dict(saved["state"])
     except RuntimeError as err:
@@ -616,7 +398,7 @@ def predict(model: MLPF, arr: ElementArrays, batch_events: int = 16) -> np.ndarr
     with torch.no_grad():
         for lo in range(0, n_events, batch_events):
             events = np.arange(lo, min(lo + batch_events, n_events))
-            batch = _batches(arr, empty, events, model.bin_size)
+            batch = batches_of(arr, empty, events, model.bin_size)
             out = model(*(batch[k].to(device) for k in ("el_features", "el_mask"))).cpu().numpy()
             mask = batch["el_mask"][:, 0].numpy() > 0
             outs.append(out[mask])
@@ -708,10 +490,37 @@ def evaluate_mlpf(run: Path, data: Path) -> dict[str, Any]:
     return result
 
 
+#: |ONNX Runtime - PyTorch| allowed on any output of the export check
+EXPORT_TOLERANCE = 1e-4
+
+
+def _export_cases(model: MLPF, n_features: int) -> dict[str, dict[str, np.ndarray]]:
+    """What an export is checked on: elements drawn around the model's input scaling
+    (``feature_mean + feature_std * N(0, 1)``, seeded) at batch 1 and 3, with 2 and 5 bins
+    of elements, the last half bin of each event padded (masked, zero features)."""
+    gen = np.random.default_rng(0)
+    mean = model.feature_mean.detach().cpu().numpy()[None, :, None]
+    std = model.feature_std.detach().cpu().numpy()[None, :, None]
+    cases = {}
+    for batch, bins in ((1, 2), (3, 5)):
+        n = bins * model.bin_size
+        mask = np.ones((batch, 1, n), np.float32)
+        mask[:, :, n - model.bin_size // 2 :] = 0.0
+        x = mean + std * gen.standard_normal((batch, n_features, n))
+        cases[f"batch{batch}_elements{n}"] = {
+            "el_features": (x * mask).astype(np.float32),
+            "el_mask": mask,
+        }
+    return cases
+
+
 def export_mlpf(model: MLPF, path: Path, n_features: int = len(FEATURES)) -> Path:
     """ONNX of ``model`` (inputs ``el_features``, ``el_mask``; output ``output``) with
     dynamic batch and element axes (the element count must stay a multiple of the model's
-    ``bin_size``)."""
+    ``bin_size``). Before it is written the export is checked
+    (:func:`heptagon.publish.onnx.check_export`: ``onnx.checker``, ONNX Runtime loads it,
+    its outputs within :data:`EXPORT_TOLERANCE` of PyTorch's on :func:`_export_cases`);
+    a failed check raises :class:`~heptagon.errors.ExportError` and writes nothing."""
     model = model.eval()
     n = 2 * model.bin_size
     device = next(model.parameters()).device
@@ -721,18 +530,32 @@ def export_mlpf(model: MLPF, path: Path, n_features: int = len(FEATURES)) -> Pat
         "el_mask": {0: "batch", 2: "elements"},
         "output": {0: "batch", 1: "elements"},
     }
-    with atomic_path(path) as tmp, warnings.catch_warnings():
-        warnings.filterwarnings("ignore", category=DeprecationWarning)
-        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
-        warnings.filterwarnings("ignore", "Constant folding - Only steps=1", UserWarning)
-        torch.onnx.export(
-            model,
-            args,
-            tmp,
-            input_names=["el_features", "el_mask"],
-            output_names=["output"],
-            dynamic_axes=axes,
-            opset_version=17,
-            dynamo=False,
+
+    def reference(inputs: dict[str, np.ndarray]) -> np.ndarray:
+        with torch.no_grad():
+            tensors = (torch.from_numpy(inputs[k]).to(device) for k in ("el_features", "el_mask"))
+            return np.asarray(model(*tensors).float().cpu().numpy())
+
+    with atomic_path(path) as tmp:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=DeprecationWarning)
+            warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+            warnings.filterwarnings("ignore", "Constant folding - Only steps=1", UserWarning)
+            torch.onnx.export(
+                model,
+                args,
+                tmp,
+                input_names=["el_features", "el_mask"],
+                output_names=["output"],
+                dynamic_axes=axes,
+                opset_version=17,
+                dynamo=False,
+            )
+        check_export(
+            onnx.load_model(tmp),
+            reference,
+            _export_cases(model, n_features),
+            len(OUTPUTS),
+            EXPORT_TOLERANCE,
         )
     return path
