@@ -1,8 +1,9 @@
 """Export a trained model to ONNX, checked against PyTorch, with its pre-processing inside.
 
 :func:`export_onnx` writes one self-contained file: the network, its output turned into
-probabilities (``probs``: softmax over the classes for a classifier, the raw output for a
-regression), and in ``metadata_props`` everything :mod:`heptagon.infer.predict` needs to
+probabilities (one output, ``probs`` unless named otherwise, e.g. ``softmax`` as weaver and
+CMSSW's ParT producers call it: softmax over the classes for a classifier, the raw output
+for a regression), and in ``metadata_props`` everything :mod:`heptagon.infer.predict` needs to
 score raw ROOT / Parquet files with nothing but the file:
 
 =====================  =============================================================
@@ -17,7 +18,8 @@ key                    value
 ``input_dims``         JSON map group -> number of variables (as given to ``build_model``)
 ``class_names``        JSON list: one name per ``probs`` column
 ``output_activation``  ``softmax`` or ``none``
-``preprocess``         the ``preprocess.json`` content (standardisation, lengths, pads)
+``preprocess``         the ``preprocess.json`` content (standardisation, lengths, pads):
+                       weaver's export format, which CMSSW reads (``docs/cmssw.md``)
 ``data_config``        the data config as JSON (branch names, ``new_variables``, tree
                        name, NaN policy: what reading a raw file takes beyond
                        ``preprocess.json``)
@@ -30,7 +32,7 @@ key                    value
 
 Inputs are float32, jagged groups ``(batch, n_vars, particles)`` and masks
 ``(batch, 1, particles)`` with dynamic ``batch`` and ``<prefix>_particles`` axes, flat
-groups ``(batch, n_vars)``; the output is float32 ``probs`` ``(batch, n_classes)``.
+groups ``(batch, n_vars)``; the output is float32 ``(batch, n_classes)``.
 
 Before anything is written the export is checked: ``onnx.checker``, then ONNX Runtime
 against PyTorch on real jets (the ``check_inputs`` batches) at batch 1 and 256, at two
@@ -82,6 +84,7 @@ __all__ = [
     "FORMAT_VERSION",
     "ONNX_NAME",
     "OUTPUT_NAME",
+    "PREPROCESS_NAME",
     "ExportReport",
     "OnnxModel",
     "check_export",
@@ -102,8 +105,10 @@ FORMAT_VERSION = "1"
 CHECKPOINT_KEY = "checkpoint_sha256"
 #: the model's file name in a run dir and a bundle
 ONNX_NAME = "model.onnx"
-#: the one output of every export
+#: the default name of an export's one output (``export_onnx(output_name=...)``)
 OUTPUT_NAME = "probs"
+#: the pre-processing file written beside the model (CMSSW's ``preprocess_json``)
+PREPROCESS_NAME = "preprocess.json"
 #: extra zero-padded slots appended for the padded parity cases
 _EXTRA_SLOTS = 16
 _CHECK_BATCH = 256
@@ -154,6 +159,7 @@ class OnnxModel:
     output_activation: Activation
     preprocess: Preprocess
     data_config: DataConfig
+    output_name: str = OUTPUT_NAME
     ddt: DDTMap | None = None
     checkpoint_sha256: str | None = None
 
@@ -205,8 +211,10 @@ def export_torch(
     sample: dict[str, np.ndarray],
     activation: Activation,
     opset: int,
+    output_name: str = OUTPUT_NAME,
 ) -> tuple[onnx.ModelProto, Callable[[dict[str, np.ndarray]], np.ndarray]]:
-    """TorchScript-exporter ONNX of the model, and the PyTorch reference it is checked on."""
+    """TorchScript-exporter ONNX of the model (its one output named ``output_name``), and
+    the PyTorch reference it is checked on."""
     wrapped = _Probs(model, activation).eval()
     args = tuple(torch.from_numpy(sample[name]) for name in input_names)
     axes: dict[str, dict[int, str]] = {
@@ -215,7 +223,7 @@ def export_torch(
         else {0: "batch"}
         for name in input_names
     }
-    axes[OUTPUT_NAME] = {0: "batch"}
+    axes[output_name] = {0: "batch"}
     with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
         # the TorchScript exporter announces its deprecation; the dynamo one needs
         # onnxscript and opset >= 18 (see reference/toolchain.md)
@@ -238,7 +246,7 @@ def export_torch(
                 args,
                 file,
                 input_names=list(input_names),
-                output_names=[OUTPUT_NAME],
+                output_names=[output_name],
                 dynamic_axes=axes,
                 opset_version=opset,
                 dynamo=False,
@@ -278,9 +286,15 @@ def _is_xgboost(booster: Any) -> bool:
 
 
 def _export_xgboost(
-    model: Any, input_names: tuple[str, ...], n_features: int, activation: Activation, opset: int
+    model: Any,
+    input_names: tuple[str, ...],
+    n_features: int,
+    activation: Activation,
+    opset: int,
+    output_name: str,
 ) -> tuple[onnx.ModelProto, Callable[[dict[str, np.ndarray]], np.ndarray]]:
-    """onnxmltools ONNX of ``model.booster`` (an XGBoost booster), output renamed ``probs``."""
+    """onnxmltools ONNX of ``model.booster`` (an XGBoost booster), output renamed
+    ``output_name``."""
     if len(input_names) != 1:
         raise ExportError(f"a BDT takes one flat input group, this one takes {input_names}")
     try:
@@ -312,8 +326,8 @@ def _export_xgboost(
     for out in outputs[:-1]:
         proto.graph.output.remove(out)
     for node in proto.graph.node:
-        node.output[:] = [OUTPUT_NAME if o == kept.name else o for o in node.output]
-    kept.name = OUTPUT_NAME
+        node.output[:] = [output_name if o == kept.name else o for o in node.output]
+    kept.name = output_name
     return proto, _reference(model, input_names, activation)
 
 
@@ -430,6 +444,7 @@ def export_onnx(
     tolerance: float = 1e-5,
     ddt: DDTMap | None = None,
     checkpoint_sha256: str | None = None,
+    output_name: str = OUTPUT_NAME,
 ) -> ExportReport:
     """Export ``model`` to ONNX at ``path`` (and ``preprocess.json`` beside it), checked.
 
@@ -441,9 +456,12 @@ def export_onnx(
     ``data_config``: the config the model was trained with (embedded to read raw files).
     ``ddt``: a DDT map to carry in the metadata; ``checkpoint_sha256``: the sha256 of the
     checkpoint ``model``'s weights were loaded from, recorded likewise.
+    ``output_name``: the name of the one output (``probs``; weaver and CMSSW's ParT
+    producers call it ``softmax``).
     The output is a softmax over ``class_names`` unless ``preprocess`` describes a
     regression (``label_type == "custom"``). Nothing is written unless every check passes;
-    the model's train/eval mode is left as it was.
+    the model's train/eval mode is left as it was. ``preprocess.json`` is the file CMSSW
+    reads (:meth:`Preprocess.to_file` with the model's ``input_names``).
     """
     path = Path(path)
     names = tuple(input_names)
@@ -451,28 +469,17 @@ def export_onnx(
     preprocess.check(data_config)
     cases = _parity_cases(check_inputs, names, preprocess)
     sample = cases[next(c for c in cases if c.startswith("batch1"))]  # traced: one jet
-    if isinstance(model, nn.Module):
-        was_training = model.training
-        try:
-            proto, reference = export_torch(model.eval(), names, sample, activation, opset)
-            exporter = f"torch.onnx (TorchScript) {torch.__version__}"
-            diffs = _checked(proto, reference, cases, len(class_names), tolerance)
-        finally:
-            model.train(was_training)
-    elif _is_xgboost(getattr(model, "booster", None)):
-        n_features = sample[names[0]].shape[1]
-        proto, reference = _export_xgboost(model, names, n_features, activation, opset)
-        exporter = f"onnxmltools {version('onnxmltools')}"
+    was_training = isinstance(model, nn.Module) and model.training
+    try:
+        proto, reference, exporter = _convert(model, names, sample, activation, opset, output_name)
         diffs = _checked(proto, reference, cases, len(class_names), tolerance)
-    else:
-        raise ExportError(
-            f"cannot export a {type(model).__name__}: neither a torch module nor a model with "
-            "a trained XGBoost booster"
-        )
+    finally:
+        if isinstance(model, nn.Module):
+            model.train(was_training)
     proto.producer_name, proto.producer_version = "heptagon", __version__
     proto.doc_string = (
         f"heptagon {model_name}: inputs {', '.join(names)} (float32; see metadata 'preprocess'"
-        f" for how they are built from raw branches), output '{OUTPUT_NAME}' ({activation})"
+        f" for how they are built from raw branches), output '{output_name}' ({activation})"
         f" over {', '.join(class_names)}"
     )
     meta = {
@@ -484,7 +491,7 @@ def export_onnx(
         "input_dims": json.dumps(dict(input_dims)),
         "class_names": json.dumps(list(class_names)),
         "output_activation": activation,
-        "preprocess": json.dumps(preprocess.to_dict(), sort_keys=True),
+        "preprocess": json.dumps(preprocess.to_dict(names), sort_keys=True),
         "data_config": json.dumps(data_config.model_dump(mode="json"), sort_keys=True),
     }
     if ddt is not None:
@@ -494,10 +501,33 @@ def export_onnx(
     onnx.helper.set_model_props(proto, meta)
     with atomic_path(path) as tmp:
         onnx.save_model(proto, tmp)
-    preprocess_path = path.parent / "preprocess.json"
-    preprocess.save(preprocess_path)
+    preprocess_path = path.parent / PREPROCESS_NAME
+    preprocess.save(preprocess_path, names)
     return ExportReport(
         path, preprocess_path, exporter, opset, names, tuple(class_names), diffs, tolerance
+    )
+
+
+def _convert(
+    model: Any,
+    names: tuple[str, ...],
+    sample: dict[str, np.ndarray],
+    activation: Activation,
+    opset: int,
+    output_name: str,
+) -> tuple[onnx.ModelProto, Callable[[dict[str, np.ndarray]], np.ndarray], str]:
+    """The ONNX of a torch module (left in eval mode) or a BDT, the reference it is checked
+    on, and the exporter's name."""
+    if isinstance(model, nn.Module):
+        proto, reference = export_torch(model.eval(), names, sample, activation, opset, output_name)
+        return proto, reference, f"torch.onnx (TorchScript) {torch.__version__}"
+    if _is_xgboost(getattr(model, "booster", None)):
+        n_features = sample[names[0]].shape[1]
+        proto, reference = _export_xgboost(model, names, n_features, activation, opset, output_name)
+        return proto, reference, f"onnxmltools {version('onnxmltools')}"
+    raise ExportError(
+        f"cannot export a {type(model).__name__}: neither a torch module nor a model with "
+        "a trained XGBoost booster"
     )
 
 
@@ -637,6 +667,9 @@ def onnx_model(path: Path, proto: onnx.ModelProto) -> OnnxModel:
             f"format version {meta.get('format_version')} is not the supported {FORMAT_VERSION}",
             path,
         )
+    outputs = [out.name for out in proto.graph.output]
+    if len(outputs) != 1:
+        raise DataError(f"a heptagon export has one output, this one has {outputs}", path)
     try:
         activation = meta["output_activation"]
         if activation not in ("softmax", "none"):
@@ -651,6 +684,7 @@ def onnx_model(path: Path, proto: onnx.ModelProto) -> OnnxModel:
             output_activation=activation,
             preprocess=Preprocess.from_dict(json.loads(meta["preprocess"]), path),
             data_config=DataConfig.model_validate(json.loads(meta["data_config"])),
+            output_name=outputs[0],
             ddt=DDTMap.from_dict(json.loads(meta["ddt"])) if "ddt" in meta else None,
             checkpoint_sha256=meta.get(CHECKPOINT_KEY),
         )
