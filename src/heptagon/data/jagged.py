@@ -188,11 +188,11 @@ class Jagged:
     @cached_property
     def starts(self) -> np.ndarray:
         """Index of each entry's first particle in ``values``."""
-        return np.cumsum(self.counts) - self.counts
+        return np.asarray(np.cumsum(self.counts) - self.counts)
 
     def local_index(self) -> np.ndarray:
         """Position of each particle within its entry."""
-        return np.arange(int(self.counts.sum())) - np.repeat(self.starts, self.counts)
+        return np.asarray(np.arange(int(self.counts.sum())) - np.repeat(self.starts, self.counts))
 
     def take(self, index: np.ndarray) -> Jagged:
         """The entries at ``index``, in that order."""

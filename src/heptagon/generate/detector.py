@@ -228,7 +228,7 @@ def _track_resolution(cfg: DetectorConfig, pt: np.ndarray, abseta: np.ndarray) -
     )
     a = np.asarray(cfg.track_res_a)[region]
     b = np.asarray(cfg.track_res_b)[region]
-    return np.sqrt(a**2 + (b * pt) ** 2)
+    return np.asarray(np.sqrt(a**2 + (b * pt) ** 2))
 
 
 def reconstruct_tracks(

@@ -235,7 +235,7 @@ def _btag(
     second = np.full(n_jets, -np.inf)
     rank1 = (np.arange(j.size) - first) == 1
     second[j[rank1]] = sig[rank1]
-    return 1.0 - np.exp(-np.maximum(second, 0.0) / cfg.scale)
+    return np.asarray(1.0 - np.exp(-np.maximum(second, 0.0) / cfg.scale))
 
 
 def _jets(

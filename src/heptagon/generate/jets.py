@@ -126,25 +126,25 @@ class ClusteredJets:
 
     @property
     def pt(self) -> np.ndarray:
-        return np.hypot(self.px, self.py)
+        return np.asarray(np.hypot(self.px, self.py))
 
     @property
     def eta(self) -> np.ndarray:
-        return np.arcsinh(self.pz / np.maximum(self.pt, 1e-12))
+        return np.asarray(np.arcsinh(self.pz / np.maximum(self.pt, 1e-12)))
 
     @property
     def phi(self) -> np.ndarray:
-        return np.arctan2(self.py, self.px)
+        return np.asarray(np.arctan2(self.py, self.px))
 
     @property
     def rapidity(self) -> np.ndarray:
-        return 0.5 * np.log((self.e + self.pz) / np.maximum(self.e - self.pz, 1e-12))
+        return np.asarray(0.5 * np.log((self.e + self.pz) / np.maximum(self.e - self.pz, 1e-12)))
 
 
 def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     """Concatenated ``arange(start, start + length)`` for each pair."""
     offsets = np.repeat(np.cumsum(lengths) - lengths, lengths)
-    return np.repeat(starts, lengths) + np.arange(int(lengths.sum())) - offsets
+    return np.asarray(np.repeat(starts, lengths) + np.arange(int(lengths.sum())) - offsets)
 
 
 def _pseudojets(c: Candidates, start: int, stop: int) -> list[Any]:

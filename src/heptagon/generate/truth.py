@@ -218,7 +218,7 @@ def _weakly_decaying(rec: EventRecord, flag: np.ndarray) -> np.ndarray:
     d1 = rec.daughter1
     d2 = np.where(rec.daughter2 >= d1, rec.daughter2, d1)
     n_flagged = np.where(d1 >= 0, cum[d2 + 1] - cum[np.maximum(d1, 0)], 0)
-    return flag & (n_flagged == 0)
+    return np.asarray(flag & (n_flagged == 0))
 
 
 def flavour_ghosts(rec: EventRecord) -> Ghosts:

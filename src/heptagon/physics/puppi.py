@@ -107,7 +107,7 @@ def vertex_association(
 
 def chs_mask(charge: np.ndarray, from_pv: np.ndarray) -> np.ndarray:
     """The candidates CHS keeps: neutrals and charged candidates with ``fromPV > 0``."""
-    return (charge == 0) | (from_pv > FROM_PV_NONE)
+    return np.asarray((charge == 0) | (from_pv > FROM_PV_NONE))
 
 
 def _pairs(
