@@ -31,6 +31,8 @@ REMOTE_SCHEMES = {
     "s3": "s3fs",
 }
 _EXTRA = {"fsspec_xrootd": "fsspec-xrootd", "aiohttp": "aiohttp", "s3fs": "s3fs"}
+#: the packages of heptagon's ``remote`` extra
+_IN_EXTRA = ("fsspec-xrootd", "aiohttp")
 
 #: fsspec's read-ahead block for remote files (bytes): the memory a remote file adds
 BLOCK_SIZE = 8 * 1024 * 1024
@@ -93,9 +95,10 @@ class RemoteFile(PosixPath):
         """Raise :class:`DataError` naming the package this scheme needs, if missing."""
         module = REMOTE_SCHEMES[self.scheme]
         if importlib.util.find_spec(module) is None:
+            package = _EXTRA[module]
+            extra = "'heptagon[remote]' or " if package in _IN_EXTRA else ""
             raise DataError(
-                f"reading {self.scheme}:// files needs {_EXTRA[module]}: "
-                f"pip install 'heptagon[remote]' (or {_EXTRA[module]})",
+                f"reading {self.scheme}:// files needs {package}: pip install {extra}{package}",
                 self,
             )
 
