@@ -134,7 +134,7 @@ def _weights(**change: Any) -> dict[str, Any]:
         ),
         (
             _auto_yaml(inputs={"pf_mask": {"length": 4, "pad_mode": "wrap", "vars": ["x"]}}),
-            "pf_mask",
+            "inputs.pf_mask.pad_mode",
             "constant",
         ),
         (_auto_yaml(observers=["jet_pt"], monitor_variables=["jet_pt"]), None, "not both"),

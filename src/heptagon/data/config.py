@@ -356,8 +356,9 @@ def _weaver_group(group: str, spec: dict[str, Any], method: str, params: Any) ->
     spec = {key: value for key, value in spec.items() if value is not None}
     if isinstance(spec.get("pad_mode"), str):
         spec["pad_mode"] = spec["pad_mode"].lower()  # weaver's spelling is free
-    if group.endswith("_mask") and spec.get("pad_mode", "constant") != "constant":
-        raise ConfigError("a mask group must have pad_mode: constant (as in weaver)", group)
+    if str(group).endswith("_mask") and spec.get("pad_mode", "constant") != "constant":
+        key = f"inputs.{group}.pad_mode"
+        raise ConfigError("a mask group must have pad_mode: constant (as in weaver)", key)
     if isinstance(spec.get("vars"), list):
         spec["vars"] = [
             _params_var(group, spec, v, params)
