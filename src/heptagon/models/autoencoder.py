@@ -4,6 +4,7 @@ reconstruct its input; the per-sample reconstruction error is the anomaly score.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import cast
 
 from torch import Tensor, nn
 
@@ -49,8 +50,8 @@ class AutoEncoder(TorchModel):
 
     def forward(self, jet_features: Tensor) -> Tensor:
         """Reconstruction ``(B, n_vars)`` of ``(B, n_vars)`` features."""
-        return self.decoder(self.encoder(jet_features))
+        return cast(Tensor, self.decoder(self.encoder(jet_features)))
 
     def reconstruction_error(self, jet_features: Tensor) -> Tensor:
         """Per-sample mean squared reconstruction error ``(B,)``: the anomaly score."""
-        return (self(jet_features) - jet_features).pow(2).mean(dim=1)
+        return cast(Tensor, (self(jet_features) - jet_features).pow(2).mean(dim=1))

@@ -10,6 +10,7 @@ never depends on padding. No BatchNorm (folds poorly into fixed-point firmware).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import cast
 
 import torch
 from torch import Tensor, nn
@@ -76,4 +77,4 @@ class CNN1D(TorchModel):
         x = torch.cat([pf_features * pf_mask, fill], dim=2)
         mask = torch.cat([pf_mask, fill[:, :1]], dim=2)
         x = sort_real_first(x, mask, self.sort_by)[:, :, : self.n_constituents]
-        return self.net(x)
+        return cast(Tensor, self.net(x))

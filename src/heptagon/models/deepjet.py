@@ -12,6 +12,7 @@ gives zeros).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import cast
 
 import torch
 from torch import Tensor, nn
@@ -53,7 +54,7 @@ class ConstituentLSTM(nn.Module):
         out, _ = self.lstm(self.embed(x).transpose(1, 2), (state, state))  # (B, P, hidden)
         count = mask.sum(dim=(1, 2)).long()
         last = (count - 1).clamp(min=0).view(-1, 1, 1).expand(-1, 1, out.shape[2])
-        return out.gather(1, last).squeeze(1) * (count > 0).to(out.dtype).unsqueeze(1)
+        return cast(Tensor, out.gather(1, last).squeeze(1) * (count > 0).to(out.dtype).unsqueeze(1))
 
 
 @register("deepjet")
@@ -126,4 +127,4 @@ class DeepJet(TorchModel):
             if sv_features is None or sv_mask is None:
                 raise TypeError("this DeepJet was built with secondary vertices: pass sv_*")
             summary = torch.cat([summary, self.sv(sv_features, sv_mask)], dim=1)
-        return self.fc(summary)
+        return cast(Tensor, self.fc(summary))

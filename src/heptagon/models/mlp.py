@@ -4,6 +4,7 @@ tagging benchmark's 16 features -> 64-32-32 -> 5 classes."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import cast
 
 from torch import Tensor, nn
 
@@ -45,4 +46,4 @@ class MLP(TorchModel):
 
     def forward(self, jet_features: Tensor) -> Tensor:
         """Logits ``(B, num_classes)`` from ``(B, n_vars)`` features."""
-        return self.net(jet_features)
+        return cast(Tensor, self.net(jet_features))

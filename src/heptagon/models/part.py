@@ -155,11 +155,11 @@ class AttentionBlock(nn.Module):
         a = a.transpose(1, 2).reshape(batch, length, dim)
         scale = self.c_attn.unsqueeze(1).expand(self.heads, head_dim).reshape(1, dim)
         a = F.linear(a, self.out.weight * scale, self.out.bias)
-        return self.dropout(self.post_attn_norm(a))
+        return cast(Tensor, self.dropout(self.post_attn_norm(a)))
 
     def _feed_forward(self, x: Tensor) -> Tensor:
         h = self.act_dropout(F.gelu(self.fc1(self.pre_fc_norm(x))))
-        return self.dropout(self.fc2(self.post_fc_norm(h))) + self.w_resid * x
+        return cast(Tensor, self.dropout(self.fc2(self.post_fc_norm(h))) + self.w_resid * x)
 
     def forward(self, x: Tensor, bias: Tensor) -> Tensor:
         """Particle attention: ``x`` ``(B, P, dim)``, ``bias`` ``(B * heads, P, P)``."""
@@ -270,4 +270,4 @@ class ParticleTransformer(TorchModel):
         cls = self.cls_token.expand(batch, -1, -1)
         for block in self.cls_blocks:
             cls = cast(AttentionBlock, block).attend_class(cls, x, cls_bias)
-        return self.fc(self.norm(cls.squeeze(1)))
+        return cast(Tensor, self.fc(self.norm(cls.squeeze(1))))

@@ -101,7 +101,7 @@ class EdgeConvBlock(nn.Module):
 
     def forward(self, x: Tensor, neighbours: Tensor) -> Tensor:
         """``x``: ``(N, in_dim)`` packed particles; ``neighbours``: ``(N, k)`` row indices."""
-        w_centre, w_diff = self.edge_in.weight.split(self.in_dim, dim=1)
+        w_centre, w_diff = torch.split(self.edge_in.weight, self.in_dim, dim=1)
         centre = F.linear(x, w_centre - w_diff)
         other = F.linear(x, w_diff)
         h = other.index_select(0, neighbours.reshape(-1)).view(-1, self.k, other.shape[1])
@@ -203,4 +203,4 @@ class ParticleNet(TorchModel):
             outputs.append(x)
         if self.fusion is not None:
             x = self.fusion(torch.cat(outputs, dim=1))
-        return self.fc(masked_mean(x, index, pf_mask))
+        return cast(Tensor, self.fc(masked_mean(x, index, pf_mask)))

@@ -9,6 +9,7 @@ BatchNorm and BatchNorm in Phi (statistics over real particles only).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import cast
 
 from torch import Tensor, nn
 
@@ -54,4 +55,4 @@ class ParticleFlowNetwork(TorchModel):
     def forward(self, pf_features: Tensor, pf_mask: Tensor) -> Tensor:
         """Logits ``(B, num_classes)`` from ``(B, C, P)`` features and the mask."""
         index = real_index(pf_mask)
-        return self.f(masked_sum(self.phi(pack(pf_features, index)), index, pf_mask))
+        return cast(Tensor, self.f(masked_sum(self.phi(pack(pf_features, index)), index, pf_mask)))
