@@ -12,12 +12,21 @@ ONNX Runtime thread count measures, in this process, on the same jets:
   then :class:`~heptagon.infer.predict.Scorer` (batches bucketed by multiplicity and padded
   to their longest jet, only real particles computed) -> jets/s, padding included;
 - weaver-core 0.5.3: the same architecture from ``weaver.nn.model`` (``for_inference``),
-  exported as weaver does (TorchScript exporter, dynamic batch and particle axes), fed
-  the same jets padded to the fixed 128 slots as weaver's loader does (padding not timed)
-  -> jets/s, and how many of its scores are not finite;
+  exported through weaver's own ``--export-onnx`` route (``train.onnx``: traced on
+  ``torch.ones`` inputs of shape (2, C, 128), the batch axis of size 1 taken to 2,
+  TorchScript exporter, dynamic
+  batch and particle axes, output ``softmax``), fed the same jets two ways: at batch 1,
+  each jet at its own length (as CMSSW calls a tagger: ``clamp(n, min_length,
+  max_length)`` slots, so no padding), and at batch ``--batch-size`` padded to the fixed
+  128 slots as weaver's loader does (padding not timed) -> jets/s, and how many jets get
+  a non-finite score; at batch 1 its scores are also compared with weaver's own PyTorch
+  model on the first jets (``weaver_max_abs_diff_vs_torch``);
 
 with the same ONNX Runtime session options (all graph optimisations, ``T`` intra-op
-threads). The ratio heptagon / weaver is the figure; skipped with a message when
+threads), at batch 1 and at ``--batch-size``. The ratio heptagon / weaver is the figure,
+and only where every weaver score is finite and matches PyTorch (else ``ratio`` is null
+and ``void`` says why: weaver's ParT export gives NaN for every jet with a padded slot,
+as its attention rows of padded particles are fully masked); skipped with a message when
 ``weaver`` cannot be imported (``pip install weaver-core==0.5.3 --no-deps``). Results go
 to ``benchmarks/results/<name>.json`` with the command, commit and machine.
 """
@@ -87,12 +96,20 @@ def heptagon_export(name: str, files: list[Path], config: Any, pre: Preprocess, 
     return path
 
 
-def time_heptagon(path: Path, table: Table, threads: int, batch_size: int) -> float:
+def time_heptagon(path: Path, table: Table, threads: int, batch_size: int) -> dict[str, Any]:
+    """heptagon's predict path -> jets/s and how many jets get a non-finite score."""
     scorer = Scorer(path, threads=threads, batch_size=batch_size)
     scorer.score_table(table.take(np.arange(min(len(table), batch_size))))  # warm-up
     start = time.perf_counter()
-    scorer.score_table(table)
-    return len(table) / (time.perf_counter() - start)
+    scores = scorer.score_table(table)
+    return {
+        "heptagon_jets_per_s": len(table) / (time.perf_counter() - start),
+        "heptagon_nonfinite_jets": int((~np.isfinite(scores)).any(axis=1).sum()),
+    }
+
+
+#: each weaver export's PyTorch model, for the correctness check
+WEAVER_MODELS: dict[Path, Any] = {}
 
 
 def weaver_export(
@@ -113,7 +130,9 @@ def weaver_export(
         model = ParticleTransformer(n_features, 2, for_inference=True, **WEAVER_OPTIONS[name])
         names = ["pf_features", "pf_vectors", "pf_mask"]
     model.eval()
-    args = tuple(torch.from_numpy(feed[n][:2]) for n in names)
+    # weaver's train.onnx: torch.ones inputs of the network's input_shapes (1, C, length),
+    # a dynamic axis of size 1 (the batch) traced at 2
+    args = tuple(torch.ones((2, *feed[n].shape[1:])) for n in names)
     axes = {n: {0: "N", 2: "n_" + n.split("_")[0]} for n in names} | {"softmax": {0: "N"}}
     path = out / f"weaver_{name}.onnx"
     with warnings.catch_warnings():
@@ -122,21 +141,49 @@ def weaver_export(
             model, args, path, input_names=names, output_names=["softmax"],
             dynamic_axes=axes, opset_version=17, dynamo=False,
         )  # fmt: skip
+    WEAVER_MODELS[path] = model
     return path, names
 
 
 def time_weaver(
     path: Path, names: list[str], feed: dict[str, np.ndarray], threads: int, batch_size: int
-) -> tuple[float, int]:
+) -> dict[str, Any]:
+    """weaver's export at ``batch_size`` (1: each jet at its own length, as CMSSW; else the
+    fixed 128 slots) -> jets/s, non-finite jets and (batch 1) max |ONNX - PyTorch|."""
     session = make_session(str(path), threads)
     n = len(feed[names[0]])
-    session.run(None, {k: feed[k][:batch_size] for k in names})  # warm-up
-    bad = 0
+    counts = feed["pf_mask"].sum(axis=(1, 2)).astype(int)
+    if batch_size == 1:
+        batches = [{k: feed[k][i : i + 1, :, : counts[i]] for k in names} for i in range(n)]
+    else:
+        batches = [{k: feed[k][i : i + batch_size] for k in names} for i in range(0, n, batch_size)]
+    session.run(None, batches[0])  # warm-up
+    outs = []
     start = time.perf_counter()
-    for i in range(0, n, batch_size):
-        (out,) = session.run(None, {k: feed[k][i : i + batch_size] for k in names})
-        bad += int((~np.isfinite(out)).any(axis=1).sum())
-    return n / (time.perf_counter() - start), bad
+    for batch in batches:
+        outs.append(session.run(None, batch)[0])
+    rate = n / (time.perf_counter() - start)
+    scores = np.concatenate(outs)
+    row: dict[str, Any] = {
+        "weaver_jets_per_s": rate,
+        "weaver_nonfinite_jets": int((~np.isfinite(scores)).any(axis=1).sum()),
+    }
+    if batch_size == 1:
+        with torch.no_grad():
+            want = [
+                WEAVER_MODELS[path](*(torch.from_numpy(b[k]) for k in names)).numpy()
+                for b in batches[:CHECKED_JETS]
+            ]
+        row["weaver_max_abs_diff_vs_torch"] = float(
+            np.abs(np.concatenate(want) - scores[:CHECKED_JETS]).max()
+        )
+    return row
+
+
+#: jets whose batch-1 weaver scores are compared with weaver's PyTorch model
+CHECKED_JETS = 64
+#: the largest |ONNX Runtime - PyTorch| a correct export gives (heptagon's parity bound)
+TOLERANCE = 1e-5
 
 
 def main() -> None:
@@ -159,27 +206,33 @@ def main() -> None:
             "jets": len(table),
             "mean_particles": float(table.multiplicity.mean()),
             "slots": int(feed["pf_mask"].shape[2]),
-            "batch_size": args.batch_size,
+            "batch_sizes": [1, args.batch_size],
         }
         for name in args.models:
             ours = heptagon_export(name, files, config, pre, root)
             theirs = weaver_export(name, feed, root)
             for threads in args.threads:
-                row: dict[str, Any] = {
-                    "heptagon_jets_per_s": time_heptagon(ours, table, threads, args.batch_size)
-                }
-                if isinstance(theirs, str):
-                    row["weaver_skipped"] = theirs
-                else:
-                    rate, bad = time_weaver(*theirs, feed, threads, args.batch_size)
-                    row |= {
-                        "weaver_jets_per_s": rate,
-                        "weaver_nonfinite_jets": bad,
-                        "ratio": row["heptagon_jets_per_s"] / rate,
-                    }
-                figures[f"{name}_threads{threads}"] = row
-                print(name, f"{threads} thread(s):", {k: round(v, 2) if isinstance(v, float) else v
-                                                      for k, v in row.items()})  # fmt: skip
+                for batch in (1, args.batch_size):
+                    row = time_heptagon(ours, table, threads, batch)
+                    if isinstance(theirs, str):
+                        row["weaver_skipped"] = theirs
+                    else:
+                        row |= time_weaver(*theirs, feed, threads, batch)
+                        void = []
+                        if row["heptagon_nonfinite_jets"]:
+                            void.append(f"{row['heptagon_nonfinite_jets']} heptagon NaN jets")
+                        if row["weaver_nonfinite_jets"]:
+                            void.append(f"{row['weaver_nonfinite_jets']} non-finite weaver jets")
+                        if row.get("weaver_max_abs_diff_vs_torch", 0.0) > TOLERANCE:
+                            void.append("weaver's ONNX differs from its PyTorch model")
+                        rate = row["weaver_jets_per_s"]
+                        row["ratio"] = None if void else row["heptagon_jets_per_s"] / rate
+                        if void:
+                            row["void"] = "; ".join(void)
+                    figures[f"{name}_threads{threads}_batch{batch}"] = row
+                    print(name, f"{threads} thread(s), batch {batch}:", {
+                        k: round(v, 2) if isinstance(v, float) else v for k, v in row.items()
+                    })  # fmt: skip
         print("wrote", write_results(args.name, figures))
 
 
