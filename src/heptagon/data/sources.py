@@ -34,8 +34,8 @@ _EXTRA = {"fsspec_xrootd": "fsspec-xrootd", "aiohttp": "aiohttp", "s3fs": "s3fs"
 #: the packages of heptagon's ``remote`` extra
 _IN_EXTRA = ("fsspec-xrootd", "aiohttp")
 
-#: fsspec's read-ahead block for remote files (bytes): the memory a remote file adds
-BLOCK_SIZE = 8 * 1024 * 1024
+#: fsspec's read-ahead block for remote HDF5 / npz files (bytes): the memory it adds
+BLOCK_SIZE = 1024 * 1024
 
 
 def is_remote(source: object) -> bool:
@@ -103,14 +103,18 @@ class RemoteFile(PosixPath):
             )
 
 
-def open_remote(path: RemoteFile) -> IO[bytes]:
-    """A seekable binary file object reading ``path`` through fsspec, in blocks of
-    :data:`BLOCK_SIZE`; a failure to reach it is a :class:`DataError` naming the URL."""
+def open_remote(path: RemoteFile, cache_type: str = "readahead") -> IO[bytes]:
+    """A seekable binary file object reading ``path`` through fsspec; a failure to reach
+    it is a :class:`DataError` naming the URL. ``cache_type``: fsspec's, ``readahead``
+    (reads of at least :data:`BLOCK_SIZE`, for readers that make many small sequential
+    reads: h5py, zipfile) or ``none`` (each read one request of exactly its bytes, for
+    pyarrow, which reads whole column chunks)."""
     import fsspec
 
     path.check_support()
     try:
-        file: IO[bytes] = fsspec.open(path.url, "rb", block_size=BLOCK_SIZE).open()
+        opened = fsspec.open(path.url, "rb", block_size=BLOCK_SIZE, cache_type=cache_type)
+        file: IO[bytes] = opened.open()
     except (OSError, ValueError) as err:
         raise DataError(f"cannot open the remote file ({err})", path) from None
     return file

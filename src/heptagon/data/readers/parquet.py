@@ -50,7 +50,7 @@ class ParquetReader(Reader):
         self._remote: IO[bytes] | None = None
         try:
             if isinstance(path, RemoteFile):
-                self._remote = open_remote(path)
+                self._remote = open_remote(path, cache_type="none")
                 self._file = pq.ParquetFile(self._remote)
             else:
                 self._file = pq.ParquetFile(path)
@@ -65,6 +65,7 @@ class ParquetReader(Reader):
     def close(self) -> None:
         self._file.close()
         self._close_remote()
+
     @property
     def branches(self) -> list[str]:
         return list(self._file.schema_arrow.names)
@@ -104,5 +105,3 @@ class ParquetReader(Reader):
 
     def _arrays(self, data: pa.Table | pa.RecordBatch) -> ak.Array:
         return _no_options(ak.from_arrow(data), self.path)
-
-
