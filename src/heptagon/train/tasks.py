@@ -5,8 +5,9 @@
   (:class:`~heptagon.train.losses.WeightedLoss`), the ``train.regularisers`` and
   validation loss, accuracy and AUC (:mod:`heptagon.train.validation`);
 - :class:`TensorTask`: small networks on tensors already in memory (the trigger models,
-  the DQM autoencoders): shuffled mini-batches of the rows, a loss of the output and the
-  batch's targets, and an optional penalty on the model (EWC's).
+  the DQM autoencoders and feature ranking): shuffled mini-batches of the rows, a loss of
+  the output and the batch's targets, and an optional penalty on the model (EWC's);
+  :func:`fit_in_memory` trains one on the CPU at a constant learning rate, writing nothing.
 """
 
 from __future__ import annotations
@@ -20,11 +21,12 @@ from torch.utils.data import DataLoader
 
 from heptagon.data.loader import Batch, JetDataset, make_dataloader
 from heptagon.train.distributed import Distributed
+from heptagon.train.experiment import TrainOptions
 from heptagon.train.losses import Regulariser, WeightedLoss
-from heptagon.train.trainer import Forward, TrainTask
+from heptagon.train.trainer import Forward, Trainer, TrainTask
 from heptagon.train.validation import ValMetrics, collect_outputs, val_metrics
 
-__all__ = ["JetTask", "TensorBatch", "TensorTask"]
+__all__ = ["JetTask", "TensorBatch", "TensorTask", "fit_in_memory"]
 
 
 class JetTask(TrainTask[Batch]):
@@ -143,3 +145,29 @@ class TensorTask(TrainTask[TensorBatch]):
 
     def validate(self, forward: Forward, device: torch.device, dist: Distributed) -> None:
         return None
+
+
+def fit_in_memory(
+    model: nn.Module, task: TensorTask, *, epochs: int, lr: float, weight_decay: float = 0.0
+) -> list[float]:
+    """Train ``model`` in place on ``task`` for ``epochs`` on the CPU with AdamW at a
+    constant ``lr`` (``weight_decay`` on weight matrices only; 0: Adam), writing nothing.
+    Returns each epoch's mean batch loss; the model is left in eval mode."""
+    options = TrainOptions(
+        epochs=epochs,
+        batch_size=task.batch_size,
+        buffer_size=task.batch_size,
+        lr=lr,
+        weight_decay=weight_decay,
+        schedule="flat+decay",  # flat to the end: a constant learning rate
+        decay_start=1.0,
+        seed=task.seed,
+        device="cpu",
+        amp=False,
+        progress=False,
+    )
+    steps = epochs * -(-len(task.targets) // task.batch_size)
+    trainer = Trainer(model, task, options, run=None, device=torch.device("cpu"), total_steps=steps)
+    history = trainer.fit().history
+    model.eval()
+    return [record["train_loss"] for record in history]

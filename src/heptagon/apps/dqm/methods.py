@@ -54,6 +54,7 @@ from heptagon.apps.dqm.observables import (
 )
 from heptagon.errors import ConfigError
 from heptagon.models.registry import build_model
+from heptagon.train.tasks import TensorTask, fit_in_memory
 
 __all__ = [
     "CLASSIFIERS",
@@ -350,24 +351,20 @@ def _train_reconstruction(
     net: nn.Module, z: np.ndarray, epochs: int, lr: float, batch_size: int, seed: int
 ) -> nn.Module:
     """Train ``net`` (either autoencoder) to reconstruct the standardised histograms ``z``
-    (Adam, shuffled mini-batches, one thread); the loss weights each histogram equally
-    (the score's weighting)."""
+    (heptagon's trainer: Adam, shuffled mini-batches, one thread); the loss weights each
+    histogram equally (the score's weighting)."""
     weight = torch.zeros(z.shape[1])
     slices = histogram_slices()
     for sl in slices.values():
         weight[sl] = 1.0 / ((sl.stop - sl.start) * len(slices))
     x = torch.as_tensor(z, dtype=torch.float32)
-    opt = torch.optim.Adam(net.parameters(), lr=lr)
-    gen = torch.Generator().manual_seed(seed)
-    net.train()
+
+    def loss(recon: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return ((recon - target).pow(2) * weight).sum(dim=1).mean()
+
+    task = TensorTask([x], x, loss, batch_size=batch_size, seed=seed)
     with _one_thread():
-        for _ in range(epochs):
-            for batch in torch.randperm(len(x), generator=gen).split(batch_size):
-                opt.zero_grad()
-                loss = ((net(x[batch]) - x[batch]).pow(2) * weight).sum(dim=1).mean()
-                loss.backward()
-                opt.step()
-    net.eval()
+        fit_in_memory(net, task, epochs=epochs, lr=lr)
     return net
 
 
@@ -388,22 +385,17 @@ def rank_features(
 ) -> list[tuple[str, float]]:
     """Rank features by the mean absolute gradient of a classifier's loss with respect to
     each (standardised) input: a small MLP (heptagon's ``mlp``) is trained good vs bad on
-    ``x`` (full batch), then ``|dL/dx|`` is averaged over the samples. Most important first,
-    importances normalised to sum to 1."""
+    ``x`` (full batch; AdamW, weight decay 1e-4 on its weight matrices), then ``|dL/dx|``
+    is averaged over the samples. Most important first, importances normalised to sum to 1."""
     torch.manual_seed(seed)
     z, _, _ = _standardise(np.asarray(x, dtype=float))
     xt = torch.as_tensor(z, dtype=torch.float32)
     yt = torch.as_tensor(np.asarray(y, dtype=np.int64))
     net = build_model("mlp", {"jet_features": xt.shape[1]}, 2, hidden=(32, 16))
     assert isinstance(net, nn.Module)
-    opt = torch.optim.Adam(net.parameters(), lr=lr, weight_decay=1e-4)
-    loss_fn = nn.CrossEntropyLoss()
+    task = TensorTask([xt], yt, nn.functional.cross_entropy, batch_size=len(yt), seed=seed)
     with _one_thread():
-        for _ in range(epochs):
-            opt.zero_grad()
-            loss_fn(net(xt), yt).backward()
-            opt.step()
-    net.eval()
+        fit_in_memory(net, task, epochs=epochs, lr=lr, weight_decay=1e-4)
     xg = xt.clone().requires_grad_(True)
     per_sample = nn.CrossEntropyLoss(reduction="sum")(net(xg), yt)
     (grad,) = torch.autograd.grad(per_sample, xg)

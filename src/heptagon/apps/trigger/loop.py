@@ -1,9 +1,11 @@
-"""A compact training loop for the small trigger models, on tensors held in memory.
+"""Training and scoring of the small trigger models, on tensors held in memory.
 
-``heptagon.train`` trains from files through a data config; the trigger studies need
-what it does not express (pruning masks kept through fine-tuning, fixed-point forward
-passes, an extra penalty such as EWC's, replayed old examples), on a few thousand jets
-already in memory. Models take their inputs positionally: ``model(*inputs)``.
+The trigger studies train on a few thousand jets already in memory, with what a data
+config does not express (pruning masks kept through fine-tuning, fixed-point forward
+passes, an extra penalty such as EWC's, replayed old examples): :func:`fit` runs
+heptagon's trainer on a :class:`~heptagon.train.tasks.TensorTask`
+(:func:`~heptagon.train.tasks.fit_in_memory`). Models take their inputs positionally:
+``model(*inputs)``.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from numpy.typing import NDArray
 from torch import Tensor, nn
 
 from heptagon.physics.metrics import accuracy, macro_auc
+from heptagon.train.tasks import TensorTask, fit_in_memory
 
 __all__ = ["Scores", "fit", "predict_proba", "score"]
 
@@ -36,28 +39,17 @@ def fit(
     """Train ``model`` in place with Adam on cross entropy (+ ``penalty(model)``).
 
     ``inputs``: tensors with the jets along dimension 0; ``labels``: integer classes.
-    Returns the mean training loss of each epoch.
+    Returns the mean batch loss of each epoch; the model is left in eval mode.
     """
-    gen = torch.Generator().manual_seed(seed)
-    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr)
-    model.train()
-    losses = []
-    n = len(labels)
-    for _ in range(epochs):
-        order = torch.randperm(n, generator=gen)
-        total = 0.0
-        for start in range(0, n, batch_size):
-            idx = order[start : start + batch_size]
-            loss = F.cross_entropy(model(*(x[idx] for x in inputs)), labels[idx])
-            if penalty is not None:
-                loss = loss + penalty(model)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            total += float(loss.detach()) * len(idx)
-        losses.append(total / n)
-    model.eval()
-    return losses
+    task = TensorTask(
+        inputs,
+        labels,
+        F.cross_entropy,
+        batch_size=batch_size,
+        seed=seed,
+        penalty=None if penalty is None else lambda: penalty(model),
+    )
+    return fit_in_memory(model, task, epochs=epochs, lr=lr)
 
 
 def predict_proba(
