@@ -3,6 +3,9 @@ order (a friend of the input tree), weaver's branch names, written atomically.""
 
 from __future__ import annotations
 
+import re
+import shlex
+import shutil
 from pathlib import Path
 
 import awkward as ak
@@ -74,3 +77,21 @@ def test_unknown_format(tmp_path: Path, root_input: Path, onnx_model: Path) -> N
     with pytest.raises(ConfigError, match="unknown output format 'csv'"):
         predict(onnx_model, root_input, tmp_path, fmt="csv", progress=False)
     assert not any(tmp_path.iterdir())
+
+
+def test_the_docs_command_runs(
+    tmp_path: Path, root_input: Path, onnx_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """docs/cmssw.md's predict command, run as written next to a model and a ROOT file."""
+    docs = Path(__file__).resolve().parents[2] / "docs" / "cmssw.md"
+    (block,) = re.findall(r"^```bash\n(.*?)^```", docs.read_text(), re.MULTILINE | re.DOTALL)
+    shutil.copy(onnx_model, tmp_path / "model.onnx")
+    shutil.copy(root_input, tmp_path / "tbqq.root")
+    monkeypatch.chdir(tmp_path)
+    (line,) = block.strip().splitlines()
+    argv = shlex.split(line)
+    assert argv[0] == "heptagon"
+    result = CliRunner().invoke(app, argv[1:])
+    assert result.exit_code == 0, result.output
+    with uproot.open(tmp_path / "friends" / "tbqq.root") as out, uproot.open(root_input) as src:
+        assert out["Events"].num_entries == src["Events"].num_entries
