@@ -175,7 +175,7 @@ def _flat(value: Any, path: Path, name: str, what: str = "a value") -> np.ndarra
                 path,
                 name,
             )
-        return ak.to_numpy(value)
+        return np.asarray(ak.to_numpy(value))
     return np.asarray(value)
 
 
@@ -381,7 +381,7 @@ class Transform:
                 ns.path,
                 ",".join(e.text for e in exprs),
             )
-        return np.argmax(onehot, axis=1)
+        return np.asarray(np.argmax(onehot, axis=1))
 
     def _weights(self, ns: _Namespace, label: np.ndarray | None) -> np.ndarray:
         spec = self.config.weights
