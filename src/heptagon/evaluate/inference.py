@@ -91,7 +91,7 @@ def _fit_predict_outputs(
         return logits
     logits -= logits.max(axis=1, keepdims=True)
     e = np.exp(logits)
-    return e / e.sum(axis=1, keepdims=True)
+    return np.asarray(e / e.sum(axis=1, keepdims=True))
 
 
 def predict_batches(

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import hist
 import matplotlib as mpl
@@ -81,7 +82,7 @@ def plot_roc(rocs: Mapping[str, Roc], stem: str | Path) -> list[Path]:
         return _save(fig, stem)
 
 
-def plot_scores(histograms: Mapping[str, hist.Hist], stem: str | Path) -> list[Path]:
+def plot_scores(histograms: Mapping[str, hist.Hist[Any]], stem: str | Path) -> list[Path]:
     """Score distributions per true class (weighted histograms, normalised to unit area),
     e.g. from :func:`heptagon.physics.metrics.score_histograms`."""
     with _style():
@@ -99,7 +100,7 @@ def plot_scores(histograms: Mapping[str, hist.Hist], stem: str | Path) -> list[P
         return _save(fig, stem)
 
 
-def plot_response(histogram: hist.Hist, stem: str | Path) -> list[Path]:
+def plot_response(histogram: hist.Hist[Any], stem: str | Path) -> list[Path]:
     """The regression response (predicted / true) distribution, unit area."""
     with _style():
         fig = Figure()
@@ -138,7 +139,7 @@ def plot_resolution(resolution: Resolution, stem: str | Path, *, xlabel: str) ->
 
 
 def plot_stacked_yields(
-    histograms: Mapping[str, hist.Hist], stem: str | Path, *, lumi_fb: float, cut: float
+    histograms: Mapping[str, hist.Hist[Any]], stem: str | Path, *, lumi_fb: float, cut: float
 ) -> list[Path]:
     """Expected events per process stacked in the signal score (e.g. the histograms of
     :class:`heptagon.evaluate.yields.Yields`), log scale, with the best S/sqrt(B) cut."""

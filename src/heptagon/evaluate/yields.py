@@ -61,7 +61,7 @@ class Yields:
     passing: dict[str, float]
     best_cut: float
     s_over_sqrt_b: float
-    histograms: dict[str, hist.Hist]
+    histograms: dict[str, hist.Hist[Any]]
 
     def to_dict(self) -> dict[str, Any]:
         """The ``metrics.json`` entry."""
