@@ -11,6 +11,7 @@ import logging
 import signal
 import sys
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar, cast, get_args
 
@@ -243,12 +244,11 @@ _Networks = Annotated[
 ]
 
 
-def _trust_networks(networks: list[Path] | None) -> None:
-    """Let the runs to re-load use the network files the user named."""
-    from heptagon.train.network import trust_network
+def _trusting(networks: list[Path] | None) -> AbstractContextManager[None]:
+    """A block in which re-loaded runs may import the network files the user named."""
+    from heptagon.train.network import trusted_networks
 
-    for path in networks or []:
-        trust_network(path)
+    return trusted_networks(networks or [])
 
 
 @app.command()
@@ -357,10 +357,10 @@ def evaluate(
     """Metrics, plots and report of a run on its test split (or on each --data sample)."""
     from heptagon.evaluate.run import evaluate as run_evaluate
 
-    _trust_networks(networks)
-    result = run_evaluate(
-        run, data, data_test=data_test or (), lumi_fb=lumi, xsec_weight=xsec_weight
-    )
+    with _trusting(networks):
+        result = run_evaluate(
+            run, data, data_test=data_test or (), lumi_fb=lumi, xsec_weight=xsec_weight
+        )
     console.print(result.table())
     console.print(f"report: {result.eval_dir / 'report.md'}")
 
@@ -379,8 +379,8 @@ def ddt(
     from heptagon.evaluate.ddt import make_ddt
     from heptagon.physics.ddt import DDT_FILE
 
-    _trust_networks(networks)
-    made = make_ddt(run, efficiency)
+    with _trusting(networks):
+        made = make_ddt(run, efficiency)
     console.print(
         f"{run / DDT_FILE}: {made.thresholds.size} bins of rho x pT, background efficiency "
         f"{made.efficiency:g} on the {made.score} score"
@@ -396,8 +396,8 @@ def compare(
     """Overlay the ROCs of several runs and tabulate their numbers."""
     from heptagon.evaluate.run import compare as run_compare
 
-    _trust_networks(networks)
-    result = run_compare(runs, out)
+    with _trusting(networks):
+        result = run_compare(runs, out)
     console.print(result.table())
     console.print(f"comparison: {out / 'compare.md'}")
 
@@ -415,8 +415,8 @@ def export(
     RUN/preprocess.json (the file CMSSW's ONNX jet-tag producers read)."""
     from heptagon.publish.bundle import export_run
 
-    _trust_networks(networks)
-    report = export_run(run, output_name)
+    with _trusting(networks):
+        report = export_run(run, output_name)
     worst = max(report.max_abs_diff.values())
     console.print(
         f"{report.path} (opset {report.opset}, inputs {', '.join(report.input_names)}); "
@@ -433,8 +433,9 @@ def publish(
     checkpoint)."""
     from heptagon.publish.bundle import publish as run_publish
 
-    _trust_networks(networks)
-    console.print(f"bundle: {run_publish(run, say=typer.echo)}")
+    with _trusting(networks):
+        bundle = run_publish(run, say=typer.echo)
+    console.print(f"bundle: {bundle}")
 
 
 @app.command()

@@ -7,6 +7,8 @@
     model:
       name: particlenet-lite
       options: {}                        # heptagon.models.model_options(name) lists them
+      # network: my_net.py               # or a weaver-style network file (trusted user code)
+    # init: {weights: runs/pre, strict: false, freeze: ["embed.*"]}   # fine-tuning
     train:
       epochs: 20
       batch_size: 256
@@ -29,6 +31,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -43,6 +46,8 @@ from heptagon.train.losses import CrossEntropySpec, LossSpec, RegulariserSpec
 
 __all__ = [
     "ExperimentConfig",
+    "InitSpec",
+    "ModelFlags",
     "ModelSpec",
     "RunConfig",
     "SplitSpec",
@@ -77,10 +82,43 @@ class SplitSpec(_Model):
 
 
 class ModelSpec(_Model):
-    """A registered model and its options (``heptagon.models.model_options(name)``)."""
+    """A registered model and its options (``heptagon.models.model_options(name)``), or,
+    with ``network``, a user's network file in weaver-core's convention
+    (:mod:`heptagon.train.network`): then ``name`` only names the model and ``options``
+    go to the file's ``get_model``."""
 
     name: str
     options: dict[str, Any] = Field(default_factory=dict)
+    network: str | None = Field(
+        default=None,
+        description="a network file (trusted user code), relative to the experiment file",
+    )
+
+
+class InitSpec(_Model):
+    """Pre-trained weights to start from (:mod:`heptagon.train.finetune`)."""
+
+    weights: str = Field(description="a run dir or a checkpoint, relative to the experiment")
+    strict: bool = Field(
+        default=True, description="every tensor must match; false: load the matching ones"
+    )
+    freeze: list[str] = Field(
+        default_factory=list, description="fnmatch patterns of parameter names not trained"
+    )
+
+
+@dataclass(frozen=True)
+class ModelFlags:
+    """The ``train`` command's model flags, which replace the experiment's keys:
+    ``network`` (``--network-config``) the whole ``model`` section (name: the file's stem;
+    options from ``--set model.options.KEY=VALUE``), ``weights`` / ``strict`` / ``freeze``
+    (``--load-model-weights`` / ``--strict/--no-strict`` / ``--freeze``) ``init``'s keys.
+    Paths are relative to the working directory."""
+
+    network: str | Path | None = None
+    weights: str | Path | None = None
+    strict: bool | None = None
+    freeze: tuple[str, ...] = ()
 
 
 class TrainOptions(_Model):
@@ -148,6 +186,7 @@ class ExperimentConfig(_Model):
     data: DataConfig
     split: SplitSpec = Field(default_factory=SplitSpec)
     model: ModelSpec
+    init: InitSpec | None = None
     train: TrainOptions = Field(default_factory=TrainOptions)
 
     @model_validator(mode="after")
@@ -226,10 +265,15 @@ def validate_experiment(
     return validate(schema, data, source=source)
 
 
-def load_experiment(path: str | Path, overrides: Sequence[str] = ()) -> ExperimentConfig:
-    """Read an experiment YAML, inline its data config, apply ``--set`` overrides, validate.
+def load_experiment(
+    path: str | Path, overrides: Sequence[str] = (), flags: ModelFlags | None = None
+) -> ExperimentConfig:
+    """Read an experiment YAML, inline its data config, apply the command's model ``flags``
+    and the ``--set`` overrides, validate.
 
-    A relative ``data`` path is resolved against the experiment file's folder.
+    Relative ``data``, ``model.network`` and ``init.weights`` paths are resolved against
+    the experiment file's folder (``model.network`` and ``init.weights`` are stored
+    absolute).
     """
     path = Path(path)
     raw = load_yaml(path)
@@ -241,8 +285,13 @@ def load_experiment(path: str | Path, overrides: Sequence[str] = ()) -> Experime
             data["data"] = load_yaml(path.parent / data["data"])
         except ConfigError as err:
             raise ConfigError(str(err), "data") from None
+    _apply_flags(data, flags or ModelFlags())
     for keys, value in parse_overrides(overrides):
         _apply(data, keys, value)
+    for section, key in (("model", "network"), ("init", "weights")):
+        node = data.get(section)
+        if isinstance(node, dict) and isinstance(node.get(key), str):
+            node[key] = str((path.parent / node[key]).absolute())
     if isinstance(data.get("data"), dict):  # data-config problems, with the data stage's keys
         try:
             load_config(data["data"])
@@ -252,3 +301,26 @@ def load_experiment(path: str | Path, overrides: Sequence[str] = ()) -> Experime
                 f"{message} (in {path})", f"data.{err.key}" if err.key else "data"
             ) from None
     return validate_experiment(data, str(path))
+
+
+def _apply_flags(data: dict[str, Any], flags: ModelFlags) -> None:
+    """Put the command's model flags into the raw experiment (see :class:`ModelFlags`)."""
+    if flags.network is not None:
+        network = Path(flags.network).absolute()
+        data["model"] = {"name": network.stem, "network": str(network)}
+    if flags.weights is not None:
+        init = data.get("init")
+        weights = str(Path(flags.weights).absolute())
+        data["init"] = {**(init if isinstance(init, dict) else {}), "weights": weights}
+    if flags.strict is None and not flags.freeze:
+        return
+    if not isinstance(data.get("init"), dict):
+        raise ConfigError(
+            "--strict / --no-strict / --freeze need pre-trained weights (--load-model-weights "
+            "or the experiment's init.weights)",
+            "--load-model-weights",
+        )
+    if flags.strict is not None:
+        data["init"]["strict"] = flags.strict
+    if flags.freeze:
+        data["init"]["freeze"] = list(flags.freeze)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import shutil
 from collections.abc import Sequence
 from importlib.metadata import version
 from pathlib import Path
@@ -25,12 +26,23 @@ from heptagon.data.loader import JetDataset, mask_name
 from heptagon.data.preprocess import Preprocess, compute_preprocess
 from heptagon.data.split import DataSplits, Split, resolve_splits
 from heptagon.errors import ConfigError, DataError, Interrupted, ModelError
+from heptagon.io import atomic_path, read_json
 from heptagon.models import Model, build_model, model_options
 from heptagon.train.allocator import retain_freed_memory
 from heptagon.train.device import select_device
 from heptagon.train.distributed import Distributed, init_distributed
-from heptagon.train.experiment import ExperimentConfig, RunConfig, TrainOptions, load_experiment
+from heptagon.train.experiment import (
+    ExperimentConfig,
+    ModelFlags,
+    ModelSpec,
+    RunConfig,
+    TrainOptions,
+    load_experiment,
+)
+from heptagon.train.finetune import initialise
 from heptagon.train.fitpredict import fit_model
+from heptagon.train.losses import WeightedLoss
+from heptagon.train.network import NETWORK_COPY, UserNetwork, build_network
 from heptagon.train.rundir import (
     RunDir,
     RunSummary,
@@ -60,6 +72,7 @@ def train(
     out: str | Path,
     overrides: Sequence[str] = (),
     resume: bool = False,
+    flags: ModelFlags | None = None,
     *,
     data_train: Sequence[str | Path] = (),
     data_val: Sequence[str | Path] = (),
@@ -72,10 +85,12 @@ def train(
 
     ``overrides``: ``key=value`` strings (``train.lr=1e-3``). ``resume``: continue from
     ``out/checkpoints/last.pt`` (the experiment, data and overrides must resolve to the
-    run's ``config.yaml``). Raises :class:`~heptagon.errors.ConfigError` naming the key for
-    a bad experiment, :class:`~heptagon.errors.DataError` for bad data.
+    run's ``config.yaml``). ``flags``: the command's ``--network-config``,
+    ``--load-model-weights``, ``--strict/--no-strict`` and ``--freeze``. Raises
+    :class:`~heptagon.errors.ConfigError` naming the key for a bad experiment,
+    :class:`~heptagon.errors.DataError` for bad data.
     """
-    config = load_experiment(experiment, overrides)
+    config = load_experiment(experiment, overrides, flags)
     splits = resolve_splits(data, train=data_train, val=data_val, test=data_test)
     options = config.train
     device = select_device(options.device)
@@ -103,16 +118,7 @@ def _train(
 ) -> RunSummary:
     options = config.train
     run = RunDir(out)
-    model_spec = config.model.model_copy(
-        update={"options": {**_model_options(config.model.name), **config.model.options}}
-    )
-    run_config = RunConfig(
-        **{**dict(config), "model": model_spec},
-        **splits.recorded(),
-        split_rule=splits.rule(config.split.fractions),
-        versions={"heptagon": version("heptagon"), "torch": torch.__version__},
-    )
-    resolved = run_config.model_dump(mode="json")
+    model_spec, resolved = _resolve(config, splits)
     if resume:
         _check_resume(run, resolved)
         preprocess = Preprocess.load(run.preprocess)
@@ -129,12 +135,11 @@ def _train(
     assert labels is not None  # ExperimentConfig checks it
     dims = input_dims(config.data)
     n_out = len(labels.names)
-    model = _build(model_spec.name, dims, n_out, model_spec.options)
+    model, network = _build(model_spec, config.data, dims, n_out)
     gradient = isinstance(model, nn.Module)
-    if not gradient and dist.active:
-        raise ConfigError(
-            "a fit/predict model trains in one process: run it without torchrun", "model.name"
-        )
+    _check_model(model, config, dist, network, run if resume else None)
+    if config.init is not None and isinstance(model, nn.Module):
+        initialise(model, config.init, resumed=resume)
     # every input file is opened and its branches (labels included) checked here, before
     # the run dir is written: a bad input leaves nothing behind
     train_data, val_data = (
@@ -158,22 +163,22 @@ def _train(
             run.make()
             write_yaml_atomic(run.config, resolved)
             preprocess.save(run.preprocess)
-            run.write_model_info(
-                model_info(
-                    model_spec.name,
-                    model_spec.options,
-                    cast("tuple[str, ...]", model.input_names),
-                    n_out,
-                    dims,
-                    list(labels.names),
-                    options.task,
-                    weights,
-                )
+            info = model_info(
+                model_spec.name,
+                model_spec.options,
+                cast("tuple[str, ...]", model.input_names),
+                n_out,
+                dims,
+                list(labels.names),
+                options.task,
+                weights,
             )
+            run.write_model_info({**info, **_keep_network(run, network)})
         dist.barrier()
         if not isinstance(model, nn.Module):
             return fit_model(model, config, train_data, val_data, run)
-        return _fit(model, config, train_data, val_data, run, resume, device, dist)
+        loss = network.loss if network is not None and network.loss is not None else None
+        return _fit(model, config, train_data, val_data, run, resume, device, dist, loss)
     except BaseException as err:
         started = run.last.exists() or (run.root / weights).exists()
         if dist.is_main and not resume and not started:
@@ -192,11 +197,13 @@ def _fit(
     resume: bool,
     device: torch.device,
     dist: Distributed,
+    loss: WeightedLoss | None = None,
 ) -> RunSummary:
-    """Train a torch model by gradient descent, from ``last.pt`` if resuming."""
+    """Train a torch model by gradient descent, from ``last.pt`` if resuming; ``loss``
+    replaces ``train.loss`` (a network file's ``get_loss``)."""
     options = config.train
     task = JetTask(
-        options.loss.build(),
+        loss or options.loss.build(),
         cast("tuple[str, ...]", model.input_names),
         train_data=train_data,
         val_data=val_data,
@@ -240,7 +247,7 @@ def _load_last(run: RunDir) -> dict[str, Any]:
 def _discard(run: RunDir) -> None:
     """Remove what a run that failed before its first checkpoint wrote (and its dir, if
     then empty), so that the same command can start it again."""
-    for path in (run.config, run.model_json, run.preprocess, run.history):
+    for path in (run.config, run.model_json, run.preprocess, run.history, run.root / NETWORK_COPY):
         path.unlink(missing_ok=True)
     for folder in (run.checkpoints, run.root):
         with contextlib.suppress(OSError):  # not empty: something else is in it
@@ -268,10 +275,70 @@ def _model_options(name: str) -> dict[str, Any]:
         raise ConfigError(str(err), "model.name") from None
 
 
-def _build(name: str, dims: dict[str, int], n_out: int, options: dict[str, Any]) -> Model:
-    """Build from the registry; its error keys become experiment keys."""
+def _resolve(config: ExperimentConfig, splits: DataSplits) -> tuple[ModelSpec, dict[str, Any]]:
+    """The model spec with every option, and the run's ``config.yaml`` content."""
+    options = config.model.options
+    if config.model.network is None:
+        options = {**_model_options(config.model.name), **options}
+    model_spec = config.model.model_copy(update={"options": options})
+    run_config = RunConfig(
+        **{**dict(config), "model": model_spec},
+        **splits.recorded(),
+        split_rule=splits.rule(config.split.fractions),
+        versions={"heptagon": version("heptagon"), "torch": torch.__version__},
+    )
+    return model_spec, run_config.model_dump(mode="json")
+
+
+def _check_model(
+    model: Model,
+    config: ExperimentConfig,
+    dist: Distributed,
+    network: UserNetwork | None,
+    resumed: RunDir | None,
+) -> None:
+    """What a model must satisfy before anything is written: a fit/predict model trains
+    in one process and takes no pre-trained weights; a resumed run's network file is
+    the one it started with."""
+    if not isinstance(model, nn.Module):
+        if dist.active:
+            raise ConfigError(
+                "a fit/predict model trains in one process: run it without torchrun",
+                "model.name",
+            )
+        if config.init is not None:
+            raise ConfigError("pre-trained weights need a torch model", "init.weights")
+    if network is not None and resumed is not None:
+        recorded = read_json(resumed.model_json, "model description").get("network", {})
+        if recorded.get("sha256") != network.sha256:
+            raise ConfigError(
+                f"{network.path} is not the network file the run started with "
+                f"({recorded.get('source')}, sha256 {str(recorded.get('sha256'))[:12]}...)",
+                "model.network",
+            )
+
+
+def _keep_network(run: RunDir, network: UserNetwork | None) -> dict[str, Any]:
+    """Copy the network file into the run (provenance only: it is never imported from
+    there by itself) and return ``model.json``'s ``network`` record."""
+    if network is None:
+        return {}
+    with atomic_path(run.root / NETWORK_COPY) as tmp:
+        shutil.copyfile(network.path, tmp)
+    record = {"file": NETWORK_COPY, "source": str(network.path), "sha256": network.sha256}
+    return {"network": record}
+
+
+def _build(
+    spec: ModelSpec, data: DataConfig, dims: dict[str, int], n_out: int
+) -> tuple[Model, UserNetwork | None]:
+    """Build from the registry or the network file; registry error keys become
+    experiment keys."""
+    if spec.network is not None:
+        network = build_network(spec.network, data, spec.options)
+        return network.module, network
     try:
-        return build_model(name, dims, n_out, **options)
+        return build_model(spec.name, dims, n_out, **spec.options), None
     except ConfigError as err:
         key = err.key or ""
         prefix = {"options": "model.", "inputs": "data.", "num_classes": "data.labels."}

@@ -41,6 +41,7 @@ from heptagon.errors import DataError, first_line
 from heptagon.io import atomic_path, read_json, sha256sum, write_json_atomic
 from heptagon.models import Model, build_model
 from heptagon.train.experiment import RunConfig, validate_experiment
+from heptagon.train.network import rebuild_network
 
 __all__ = [
     "MODEL_FORMAT",
@@ -225,7 +226,13 @@ def load_run(run_dir: str | Path) -> LoadedRun:
     info = read_json(run.model_json, "model description")
     if info.get("format") != MODEL_FORMAT or info.get("version") != MODEL_VERSION:
         raise DataError(f"not a {MODEL_FORMAT} v{MODEL_VERSION} file", run.model_json, "format")
-    model = build_model(info["name"], info["input_dims"], info["num_classes"], **info["options"])
+    config = validate_experiment(load_yaml(run.config), str(run.config), RunConfig)
+    model: Model
+    if "network" in info:  # a user's network file: only one the user named again
+        model = rebuild_network(info["network"], config.data, info["options"], run.root)
+    else:
+        dims, n_out = info["input_dims"], info["num_classes"]
+        model = build_model(info["name"], dims, n_out, **info["options"])
     weights = run.root / info["weights"]
     if isinstance(model, nn.Module):
         state = load_checkpoint(weights)
@@ -241,5 +248,4 @@ def load_run(run_dir: str | Path) -> LoadedRun:
         if not weights.exists():
             raise DataError("model weights not found", weights)
         model.load(weights)
-    config = validate_experiment(load_yaml(run.config), str(run.config), RunConfig)
     return LoadedRun(run.root, model, info, Preprocess.load(run.preprocess), config)
