@@ -32,7 +32,10 @@ from heptagon.generate.processes import (
 if TYPE_CHECKING:
     from heptagon.generate.jets import JetSelection
 
-__all__ = ["EventOptions", "GenerateOptions", "SampleOptions"]
+__all__ = ["EventOptions", "GenerateOptions", "Mitigation", "SampleOptions"]
+
+#: pile-up mitigation of the jet inputs: none, charged-hadron subtraction, PUPPI
+Mitigation = Literal["none", "chs", "puppi"]
 
 
 def _jet_samples() -> str:
@@ -91,7 +94,7 @@ class GenerateOptions(SampleOptions):
     pileup_library: int = Field(
         1000, gt=0, description="Minimum-bias library events (with --pileup)."
     )
-    mitigation: Literal["none", "chs", "puppi"] = Field(
+    mitigation: Mitigation = Field(
         "none", description="Pile-up mitigation of the jet inputs (with --pileup)."
     )
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import awkward as ak
 import numpy as np
@@ -38,6 +38,7 @@ from heptagon.generate.jets import (
     RHO_RADIUS,
     RHO_RAP_MAX,
 )
+from heptagon.generate.options import Mitigation
 from heptagon.generate.processes import EVENT_PROCESSES
 from heptagon.generate.run import BATCH_EVENTS, COMMON_SETTINGS, make_pythia, write_table
 from heptagon.generate.truth import EventRecord
@@ -52,7 +53,6 @@ from heptagon.physics.puppi import (
 __all__ = [
     "BEAMSPOT_SIGMA_Z_MM",
     "LIBRARY_FILE",
-    "MITIGATIONS",
     "Mitigation",
     "Overlay",
     "PileupCandidates",
@@ -70,8 +70,6 @@ __all__ = [
 BEAMSPOT_SIGMA_Z_MM = 35.0
 #: where a jet sample keeps its minimum-bias library, in its dataset dir
 LIBRARY_FILE = "pileup/minbias.parquet"
-Mitigation = Literal["none", "chs", "puppi"]
-MITIGATIONS: tuple[Mitigation, ...] = ("none", "chs", "puppi")
 _FIELDS = ("px", "py", "pz", "e", "pid", "vx", "vy", "vz")
 
 
