@@ -159,3 +159,14 @@ def test_a_user_loss_weights_per_entry_losses_and_keeps_a_scalar() -> None:
     assert weighted == pytest.approx(float((per_entry * weight).sum() / weight.sum()))
     scalar = UserLoss(torch.nn.CrossEntropyLoss())(output, target, weight)
     assert scalar == pytest.approx(float(per_entry.mean()))
+
+
+def test_only_the_network_module_imports_code_from_a_path() -> None:
+    """The one place heptagon runs code from a file (docs/security.md's trust table)."""
+    src = Path(__file__).resolve().parents[2] / "src" / "heptagon"
+    importers = sorted(
+        str(p.relative_to(src))
+        for p in src.rglob("*.py")
+        if any(w in p.read_text() for w in ("spec_from_file_location", "exec_module", "runpy"))
+    )
+    assert importers == ["train/network.py"]
