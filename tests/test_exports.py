@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-PACKAGES = ["generate", "evaluate", "publish", "infer", "physics"]
+PACKAGES = ["data", "generate", "evaluate", "publish", "infer", "physics"]
 
 
 @pytest.mark.parametrize("package", PACKAGES)
@@ -39,8 +39,8 @@ def test_importing_the_packages_and_the_cli_stays_light() -> None:
     """No numpy, torch, ONNX or FastJet until a name is used (the CLI builds its help
     from heptagon.generate.options, which imports heptagon.generate first)."""
     code = (
-        "import sys, heptagon.cli, heptagon.generate, heptagon.evaluate, heptagon.publish, "
-        "heptagon.physics; "
+        "import sys, heptagon.cli, heptagon.data, heptagon.generate, heptagon.evaluate, "
+        "heptagon.publish, heptagon.physics; "
         "print(sorted(m for m in ('numpy', 'torch', 'onnx', 'fastjet', 'awkward') "
         "if m in sys.modules))"
     )

@@ -16,8 +16,9 @@ Names are imported lazily, so ``import heptagon.data`` does not import torch.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from heptagon.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from heptagon.data.config import DataConfig, load_config
@@ -28,24 +29,6 @@ if TYPE_CHECKING:
     from heptagon.data.loader import Batch, JetDataset, make_dataloader, mask_name
     from heptagon.data.preprocess import Preprocess, compute_preprocess
     from heptagon.data.split import Split
-
-_WHERE = {
-    "FEATURES": "features",
-    "Batch": "loader",
-    "DataConfig": "config",
-    "Expr": "expr",
-    "Inspection": "inspect",
-    "JetDataset": "loader",
-    "Preprocess": "preprocess",
-    "Split": "split",
-    "compute_preprocess": "preprocess",
-    "expand_files": "io",
-    "inspect_files": "inspect",
-    "load_config": "config",
-    "make_dataloader": "loader",
-    "mask_name": "loader",
-    "open_reader": "io",
-}
 
 __all__ = [
     "FEATURES",
@@ -66,11 +49,16 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _WHERE:
-        raise AttributeError(f"module 'heptagon.data' has no attribute {name!r}")
-    return getattr(importlib.import_module(f"heptagon.data.{_WHERE[name]}"), name)
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "config": ("DataConfig", "load_config"),
+        "expr": ("Expr",),
+        "features": ("FEATURES",),
+        "inspect": ("Inspection", "inspect_files"),
+        "io": ("expand_files", "open_reader"),
+        "loader": ("Batch", "JetDataset", "make_dataloader", "mask_name"),
+        "preprocess": ("Preprocess", "compute_preprocess"),
+        "split": ("Split",),
+    },
+)
