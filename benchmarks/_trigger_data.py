@@ -25,8 +25,8 @@ from heptagon.generate.run import (
     generate,
     pythia_settings,
     run_shard,
-    shard_seed,
 )
+from heptagon.generate.shards import shard_seed
 from heptagon.io import atomic_path
 
 #: label -> catalogue class: gluon and light-quark jets recoiling against Z -> nu nu,

@@ -233,8 +233,8 @@ def main() -> None:
             if all(isinstance(f.get(k), int | float) for f in per_seed)
         }
         print(f"{name}: {timings[name]:.0f} s")
-    sigma = {c: v["sigma_gen_pb"] for c, v in gen.manifest["classes"].items() if c != "dy"}
-    sigma["dy"] = gen_dy.manifest["classes"]["dy"]["sigma_gen_pb"]
+    sigma = {c: v.sigma_gen_pb for c, v in gen.manifest.classes.items() if c != "dy"}
+    sigma["dy"] = gen_dy.manifest.classes["dy"].sigma_gen_pb
     print(f"\nsample: {args.events} ttH and ttbar, {args.dy_events} DY; sigma_LO [pb] = {sigma}")
     print(f"luminosity {args.lumi_fb:g} fb^-1; test-split shares {share}\n")
 

@@ -116,7 +116,8 @@ def main() -> None:
             run = files / f"{name}-{seed}"
             common = [f"train.seed={seed}", f"train.epochs={args.epochs}", "train.progress=false"]
             train(CONFIGS / "da_w_jet.yaml", files / "train", run, [*overrides, *common])
-            metrics = evaluate(run, [files / "target", files / "source"], n_boot=2).metrics
+            samples = [files / "target", files / "source"]
+            metrics = evaluate(run, samples, n_boot=2).metrics.to_json()
             (s_tgt, y_tgt), (s_src, y_src) = scores(run, "target"), scores(run, "source")
             result[name] = {
                 "target_auc": metrics["samples"]["target"]["auc"]["value"],

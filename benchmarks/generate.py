@@ -44,10 +44,10 @@ def bench_class(cls: str, n_jets: int, tmp: Path, repeat: int) -> dict[str, floa
 
         t0 = time.perf_counter()
         pythia = make_pythia(spec.settings)
-        for _ in range(record["events_generated"] // BATCH_EVENTS):
+        for _ in range((record.events_generated or 0) // BATCH_EVENTS):
             pythia.nextBatch(BATCH_EVENTS)
         t_bare.append(time.perf_counter() - t0)
-    events = record["events_generated"]
+    events = record.events_generated or 0
     return {
         "sample": sample,
         "mpi": opts.use_mpi(),

@@ -139,7 +139,7 @@ def main() -> None:
             shutil.rmtree(run, ignore_errors=True)
             overrides = [f"train.seed={seed}", f"train.epochs={args.epochs}"]
             train(CONFIGS / config, dirs[data], run, [*overrides, "train.progress=false"])
-            metrics = evaluate(run, [dirs["test"]], n_boot=20).metrics
+            metrics = evaluate(run, [dirs["test"]], n_boot=20).metrics.to_json()
             result[name] = {
                 "rejection": metrics["rejection_at_eff"]["0.5"]["value"],
                 "rejection_err": metrics["rejection_at_eff"]["0.5"]["err"],

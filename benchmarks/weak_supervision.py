@@ -56,8 +56,9 @@ import pyarrow.parquet as pq
 import torch
 from _common import write_results
 
+from heptagon.artifacts.manifest import JetManifest, load_manifest
 from heptagon.evaluate.run import evaluate
-from heptagon.generate.run import GenerateOptions, generate, load_manifest
+from heptagon.generate.run import GenerateOptions, generate
 from heptagon.train import train
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -117,7 +118,7 @@ def auc(config: str, data: Path, run: Path, overrides: list[str], test_dir: Path
     """Train ``config`` on ``data`` into ``run``; its AUC on ``test_dir``'s true labels."""
     shutil.rmtree(run, ignore_errors=True)
     train(CONFIGS / config, data, run, [*overrides, "train.progress=false"])
-    value: float = evaluate(run, [test_dir], n_boot=2).metrics["auc"]["value"]
+    value: float = evaluate(run, [test_dir], n_boot=2).metrics.to_json()["auc"]["value"]
     print(f"{run.name}: AUC {value:.4f}", flush=True)
     return value
 
@@ -140,7 +141,9 @@ def quark_gluon(args: argparse.Namespace) -> None:
         jobs=os.cpu_count() or 1,
     )
     jets = sample_jets(options, QG_BRANCHES)
-    made = load_manifest(options.out)["classes"]
+    manifest = load_manifest(options.out)
+    assert isinstance(manifest, JetManifest)
+    made = manifest.classes
     quark = np.abs(jets["jet_parton_id"].to_numpy()) != 21
     pool, pool_dir, test_dir = split(jets, quark, args.out / "weak-qg")
     zjet = pool["label_Zjet"].to_numpy(zero_copy_only=False)
@@ -186,7 +189,7 @@ def quark_gluon(args: argparse.Namespace) -> None:
                 "seed": SAMPLE_SEED,
                 "selection": "R = 0.4, pT 200-250 GeV, |y| < 1.7, MPI",
                 "pythia_events_per_jet": {
-                    c: made[c]["events_generated"] / made[c]["jets"] for c in made
+                    c: made[c].events_generated / made[c].jets for c in made
                 },
             },
             "quark_fraction": fractions,

@@ -38,7 +38,8 @@ def _unconfigured_logging() -> Iterator[None]:
 
 def _source_hash() -> str:
     h = hashlib.sha256()
-    for f in sorted(Path(generate_pkg.__file__).parent.glob("*.py")):
+    artifacts = Path(generate_pkg.__file__).parent.parent / "artifacts"  # the manifest's model
+    for f in sorted([*Path(generate_pkg.__file__).parent.glob("*.py"), *artifacts.glob("*.py")]):
         h.update(f.read_bytes())
     return h.hexdigest()[:12]
 

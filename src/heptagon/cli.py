@@ -171,8 +171,8 @@ def _generate_events(opts: EventOptions) -> None:
     table = Table(title=f"{opts.sample}: {opts.out}")
     for col in ("class", "events", "sigma_gen [pb]"):
         table.add_column(col)
-    for cls, c in summary.manifest["classes"].items():
-        table.add_row(cls, str(c["events"]), f"{c['sigma_gen_pb']:.4g} +- {c['sigma_err_pb']:.2g}")
+    for cls, c in summary.manifest.classes.items():
+        table.add_row(cls, str(c.events), f"{c.sigma_gen_pb:.4g} +- {c.sigma_err_pb:.2g}")
     console.print(table)
     console.print(f"{summary.wall_s:.1f} s, {summary.events_per_s:.1f} events/s")
 
@@ -186,18 +186,18 @@ def _interactive() -> bool:
 
 
 def _print_sample(summary: GenerateSummary) -> None:
-    table = Table(title=f"{summary.manifest['sample']}: {summary.out}")
+    table = Table(title=f"{summary.manifest.sample}: {summary.out}")
     for col in ("class", "jets", "selected / events", "sigma_gen [pb]"):
         table.add_column(col)
-    for cls, c in summary.manifest["classes"].items():
+    for cls, c in summary.manifest.classes.items():
         table.add_row(
             cls,
-            str(c["jets"]),
-            f"{c['jets_selected']} / {c['events_generated']}",
-            f"{c['sigma_gen_pb']:.4g} +- {c['sigma_err_pb']:.2g}",
+            str(c.jets),
+            f"{c.jets_selected} / {c.events_generated}",
+            f"{c.sigma_gen_pb:.4g} +- {c.sigma_err_pb:.2g}",
         )
     console.print(table)
-    n_files = len(summary.manifest["files"])
+    n_files = len(summary.manifest.files)
     if summary.skipped_shards == n_files:
         console.print(f"all {n_files} shards were already there (checksums verified)")
         return

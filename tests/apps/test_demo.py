@@ -15,8 +15,9 @@ def test_demo_end_to_end_and_resume(tmp_path: Path) -> None:
     result = run_demo(tmp_path, jets=120, show_progress=False, console=quiet)
     assert set(result.metrics) == {"bdt", "particlenet_lite"}
     for metrics in result.metrics.values():
-        assert metrics["signal"] == "Tbqq"
-        assert 0.5 < metrics["auc"]["value"] <= 1.0
+        assert metrics.signal == "Tbqq"
+        assert metrics.auc.value is not None
+        assert 0.5 < metrics.auc.value <= 1.0
     assert (result.bundle / "MODEL_CARD.md").exists()
     assert (result.bundle / "hepdata" / "submission.yaml").exists()
     assert (tmp_path / "compare" / "compare.md").exists()
@@ -30,4 +31,4 @@ def test_demo_end_to_end_and_resume(tmp_path: Path) -> None:
     again = run_demo(tmp_path, jets=120, show_progress=False, console=quiet)
     after = (again.runs["particlenet_lite"] / "checkpoints" / "best.pt").stat().st_mtime_ns
     assert before == after
-    assert again.metrics["bdt"]["auc"] == result.metrics["bdt"]["auc"]
+    assert again.metrics["bdt"].auc == result.metrics["bdt"].auc

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,6 +14,7 @@ import onnx
 import onnxruntime as ort
 import pytest
 import torch
+import torch.multiprocessing as mp
 from onnx import numpy_helper
 
 from heptagon.apps.mlpf.run import (
@@ -31,7 +34,9 @@ from heptagon.apps.mlpf.run import (
 from heptagon.apps.mlpf.training import MLPFTask, MLPFTrainOptions, train_mlpf
 from heptagon.errors import ConfigError, DataError, ExportError, Interrupted
 from heptagon.generate.elements import ElementOptions, generate_elements
+from heptagon.train.distributed import Distributed
 from heptagon.train.rundir import load_checkpoint
+from heptagon.train.trainer import Trainer
 
 
 @pytest.fixture(autouse=True)
@@ -333,3 +338,69 @@ def test_export_is_checked_against_torch(
         export_mlpf(model, run / "model.onnx")
     assert not (run / "model.onnx").exists()
     assert not list(run.glob(".model.onnx*"))
+
+
+# ------------------------------------------------------------------------------- DDP
+
+
+def mlpf_ddp_worker(rank: int, world: int, port: int, opts: MLPFTrainOptions, out: Path) -> None:
+    """One process of a gloo DDP job: train MLPF, then save this process's final weights."""
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+        WORLD_SIZE=str(world),
+        RANK=str(rank),
+        LOCAL_RANK=str(rank),
+    )
+    torch.set_num_threads(1)
+    real_fit = Trainer.fit
+
+    def fit_and_keep(self: Trainer, checkpoint: Any = None) -> Any:
+        state = real_fit(self, checkpoint)
+        torch.save(self.model.state_dict(), out / f"rank{rank}.pt")
+        return state
+
+    Trainer.fit = fit_and_keep  # type: ignore[method-assign]  # in the spawned process only
+    train_mlpf(opts)
+
+
+def test_batches_dealt_to_processes() -> None:
+    """Each of two processes takes every other batch of the epoch's order: together all of
+    them, once; the order changes with the epoch and repeats with it."""
+    batches = [{"el_features": torch.full((1, 1, 2), float(i))} for i in range(7)]
+    opts = MLPFTrainOptions(data=Path("d"), out=Path("o"), seed=3)
+    weights = torch.ones(6)
+
+    def seen(rank: int, epoch: int) -> list[int]:
+        task = MLPFTask(batches, [], weights, opts, Distributed(rank=rank, world=2))
+        return [int(b["el_features"][0, 0, 0]) for b in task.train_batches(epoch)]
+
+    share0, share1 = seen(0, 0), seen(1, 0)
+    assert (len(share0), len(share1)) == (4, 3)
+    assert sorted(share0 + share1) == list(range(7))
+    assert seen(0, 0) == share0
+    assert [seen(0, e) + seen(1, e) for e in range(1, 4)] != [share0 + share1] * 3
+
+
+@pytest.mark.slow  # two spawned processes (~30 s); the dealing is tested above
+def test_ddp_gloo_two_processes(ttbar_elements: Path, tmp_path: Path) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    opts = MLPFTrainOptions(
+        data=ttbar_elements, out=tmp_path / "run", epochs=2, width=8, n_layers=1, bin_size=16,
+        device="cpu", progress=False,
+    )  # fmt: skip
+    mp.spawn(mlpf_ddp_worker, args=(2, port, opts, tmp_path), nprocs=2, join=True)
+    rank0 = torch.load(tmp_path / "rank0.pt", weights_only=True)
+    rank1 = torch.load(tmp_path / "rank1.pt", weights_only=True)
+    for name, tensor in rank0.items():
+        torch.testing.assert_close(rank1[name], tensor, rtol=0, atol=0, msg=name)
+    history = [
+        json.loads(line) for line in (tmp_path / "run" / "history.jsonl").read_text().splitlines()
+    ]
+    # 5 batches an epoch dealt to 2 processes: 2 steps each; the events of both are counted
+    # (4 of the 5 batches: at least 3 x 8 + 4 events, where one process alone has <= 16)
+    assert [h["step"] for h in history] == [2, 4]
+    assert 28 <= history[0]["events_seen"] <= 36
+    assert load_mlpf(tmp_path / "run").bin_size == 16  # rank 0 wrote model.pt

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from heptagon.artifacts.metrics import Measured, Rejection
 from heptagon.evaluate.analysis import analyse, draw, signal_class
 from heptagon.evaluate.inference import Predictions
 from heptagon.evaluate.report import format_value, markdown_report
@@ -48,7 +49,7 @@ def test_signal_class_is_the_non_background_one() -> None:
 def test_binary_analysis(tmp_path: Path) -> None:
     pred = synthetic()
     result = analyse(pred, n_boot=20)
-    m = result.metrics
+    m = result.metrics.to_json()
     assert m["signal"] == "Tbqq"
     expected = auc(pred.probs[:, 0], pred.labels == 0, pred.weights)
     assert m["auc"]["value"] == pytest.approx(expected)
@@ -64,7 +65,7 @@ def test_binary_analysis(tmp_path: Path) -> None:
     paths = draw(result, pred, tmp_path)
     names = {p.name for p in paths}
     assert {"test_roc.png", "test_scores.pdf", "test_mistag_map.png", "test_sculpting.png"} <= names
-    report = markdown_report("demo", {"test": m}, paths, tmp_path)
+    report = markdown_report("demo", {"test": result.metrics}, paths, tmp_path)
     assert "| test |" in report
     assert "](test_roc.png)" in report
 
@@ -72,7 +73,8 @@ def test_binary_analysis(tmp_path: Path) -> None:
 def test_multiclass_analysis() -> None:
     pred = synthetic(classes=("Hbb", "Hcc", "QCD"))
     result = analyse(pred, n_boot=10)
-    assert set(result.metrics["per_class"]) == {"Hbb", "Hcc", "QCD"}
+    d = result.metrics.to_json()
+    assert set(d["per_class"]) == {"Hbb", "Hcc", "QCD"}
     assert set(result.rocs) == {
         "Hbb vs rest",
         "Hcc vs rest",
@@ -81,7 +83,7 @@ def test_multiclass_analysis() -> None:
         "Hcc vs QCD",
     }
     # the pairwise discriminant only sees Hbb and QCD jets
-    pair = result.metrics["pairwise_vs_QCD"]["Hbb"]
+    pair = d["pairwise_vs_QCD"]["Hbb"]
     n_pair = int(((pred.labels == 0) | (pred.labels == 2)).sum())
     assert pair["n_signal"]["raw"] + pair["n_background"]["raw"] == n_pair
     disc = pred.probs[:, 0] / (pred.probs[:, 0] + pred.probs[:, 2])
@@ -89,7 +91,7 @@ def test_multiclass_analysis() -> None:
     assert pair["auc"]["value"] == pytest.approx(
         auc(disc[sel], pred.labels[sel] == 0, pred.weights[sel])
     )
-    assert result.metrics["auc"]["value"] > 0.6
+    assert d["auc"]["value"] > 0.6
     report = markdown_report("multi", {"test": result.metrics}, [], Path("."))
     assert "## test: each vs QCD" in report
     assert "| Hcc |" in report
@@ -106,8 +108,10 @@ def test_predictions_round_trip(tmp_path: Path) -> None:
 
 
 def test_format_value() -> None:
-    assert format_value({"value": 123.456, "err": 1.23}) == "123.5 +- 1.2"
-    assert format_value({"value": None, "err": None, "lower_limit": 300.0}) == "> 300"
+    assert format_value(Measured(value=123.456, err=1.23)) == "123.5 +- 1.2"
+    assert format_value(Measured(value=0.5)) == "0.5"
+    assert format_value(Rejection(value=None, err=None, lower_limit=300.0)) == "> 300"
+    assert format_value(Measured(value=None)) == "-"
     assert format_value(None) == "-"
 
 
@@ -119,9 +123,9 @@ def test_regression_analysis_bins_the_resolution_in_jet_pt() -> None:
     smear = 0.05 * pt / 500
     predicted = true * (1 + smear * rng.standard_normal(2000))
     pred = Predictions("reg", ["target"], predicted[:, None], true, np.ones(2000), {"jet_pt": pt})
-    m = analyse(pred, task="regression", n_boot=5).metrics
+    m = analyse(pred, task="regression", n_boot=5).metrics.to_json()
     assert m["response_median"]["value"] == pytest.approx(1.0, abs=0.01)
-    res = m["resolution_vs_jet_pt"]["resolution"]
+    res = m["resolution_vs"]["jet_pt"]["resolution"]
     assert len(res) == 4
     assert res[0] < res[-1]
     # a Gaussian's IQR/2 is 0.674 sigma

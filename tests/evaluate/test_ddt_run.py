@@ -50,7 +50,7 @@ def test_ddt_through_evaluate_export_and_predict(
     assert ddt.score == "Tbqq"
     assert DDTMap.load(mlp_run / DDT_FILE).thresholds.shape == ddt.thresholds.shape
 
-    metrics = evaluate(mlp_run, n_boot=2).metrics
+    metrics = evaluate(mlp_run, n_boot=2).metrics.to_json()
     assert metrics["ddt"]["efficiency"] == 0.2
     assert 0.0 < metrics["ddt"]["background_eff"] < 0.5  # about x on the test split
     assert json.loads((mlp_run / "eval" / "metrics.json").read_text())["ddt"] == metrics["ddt"]

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from heptagon.artifacts.metrics import BinaryMetrics, read_evaluation
 from heptagon.errors import DataError
 from heptagon.evaluate.inference import Predictions
 from heptagon.evaluate.run import compare, evaluate
@@ -32,7 +33,14 @@ def test_evaluate_writes_every_artifact(runs: dict[str, Path]) -> None:
     result = evaluate(runs["mlp"], n_boot=20)
     eval_dir = runs["mlp"] / "eval"
     metrics = json.loads((eval_dir / "metrics.json").read_text())
-    assert metrics == json.loads(json.dumps(result.metrics))
+    assert metrics == result.metrics.to_json()
+    assert read_evaluation(eval_dir / "metrics.json") == result.metrics
+    assert metrics["kind"] == "binary"
+    assert metrics["samples"]["test"] == {
+        k: v
+        for k, v in metrics.items()
+        if k not in ("schema_version", "sample", "samples", "checkpoint_sha256")
+    }
     assert metrics["sample"] == "test"
     assert metrics["signal"] == "Tbqq"
     # the held-out test split: ~15% of the 600 jets
@@ -67,11 +75,14 @@ def test_evaluate_several_samples(
             (shards / f.name).symlink_to(f)
         samples.append(shards.parent)
     result = evaluate(runs["bdt"], data=samples, n_boot=10)
-    assert set(result.samples) == {"shards0000", "shards0001"}
-    assert result.metrics["samples"] == result.samples
-    for m in result.samples.values():
-        assert m["n_signal"]["raw"] == m["n_background"]["raw"] == 150
-        assert m["auc"]["value"] > 0.85
+    samples = result.metrics.samples
+    assert set(samples) == {"shards0000", "shards0001"}
+    assert result.metrics.sample == "shards0000"
+    for m in samples.values():
+        assert isinstance(m, BinaryMetrics)
+        assert m.n_signal.raw == m.n_background.raw == 150
+        assert m.auc.value is not None
+        assert m.auc.value > 0.85
     report = (runs["bdt"] / "eval" / "report.md").read_text()
     assert "| shards0000 |" in report
     assert "| shards0001 |" in report

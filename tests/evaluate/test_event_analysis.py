@@ -17,9 +17,9 @@ CONFIGS = Path(__file__).parents[2] / "configs"
 def test_binary_bdt_separates_tth_from_ttbar(event_sample: Path, tmp_path: Path) -> None:
     run = tmp_path / "bdt"
     train(CONFIGS / "analysis_bdt.yaml", event_sample, run)
-    result = evaluate(run, n_boot=5)
-    assert result.metrics["signal"] == "tth"
-    assert result.metrics["auc"]["value"] > 0.6  # b-jet and jet multiplicity, H_T
+    metrics = evaluate(run, n_boot=5).metrics.to_json()
+    assert metrics["signal"] == "tth"
+    assert metrics["auc"]["value"] > 0.6  # b-jet and jet multiplicity, H_T
     pred = pq.read_table(run / "eval" / "predictions_test.parquet")
     assert {"prob_tth", "label_ttbar", "label_dy", "xsec_weight_pb"} <= set(pred.column_names)
 
@@ -32,7 +32,7 @@ def test_higgs_pt_regression_is_evaluated(event_sample: Path, tmp_path: Path) ->
         run,
         overrides=["train.epochs=3", "train.lr=3e-3"],
     )
-    metrics = evaluate(run, n_boot=5).metrics
+    metrics = evaluate(run, n_boot=5).metrics.to_json()
     median = metrics["response_median"]["value"]
     assert math.isfinite(median)
     assert median > 0

@@ -18,7 +18,7 @@ def test_response_and_resolution_vs_true(tmp_path: Path) -> None:
     scale = np.where(true < 1.5, 1.1, 0.9) + rng.uniform(-0.1, 0.1, 400)
     pred = Predictions("test", ["higgs_pt"], (true * scale)[:, None], true, np.ones(400))
     result = analyse(pred, task="regression", n_boot=3)
-    res = result.metrics["resolution_vs_true"]
+    res = result.metrics.to_json()["resolution_vs"]["true"]
     assert len(res["median"]) == N_TRUE_BINS
     assert res["median"][0] == pytest.approx(1.1, abs=0.03)
     assert res["median"][-1] == pytest.approx(0.9, abs=0.03)

@@ -87,7 +87,7 @@ def test_evaluate_with_lumi_writes_yields(event_sample: Path, tmp_path: Path) ->
     run = tmp_path / "bdt"
     train(CONFIGS / "analysis_bdt.yaml", event_sample, run)
     result = evaluate(run, n_boot=2, lumi_fb=300)
-    yields = result.metrics["yields"]
+    yields = result.metrics.to_json()["yields"]
     assert json.loads((run / "eval" / "metrics.json").read_text())["yields"] == yields
     pred = pq.read_table(run / "eval" / "predictions_test.parquet").to_pandas()
     expected = pred["xsec_weight_pb"] * 300e3 / 0.15  # the test split's fraction

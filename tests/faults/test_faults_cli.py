@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from faults_helpers import assert_user_error, heptagon, no_temp_files, run_main, without_log
 
+from heptagon.artifacts.manifest import load_manifest
 from heptagon.errors import DataError
-from heptagon.generate.run import load_manifest
 
 # --------------------------------------------------------------------- usage errors
 

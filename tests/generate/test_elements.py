@@ -145,9 +145,9 @@ def test_generate_gun_sample_writes_shards(tmp_path: Path) -> None:
         ElementOptions(sample="gun", events=60, seed=2, out=out, shard_size=30),
         show_progress=False,
     )
-    assert len(summary.manifest["files"]) == 2
-    arr = ak.from_parquet(out / summary.manifest["files"][0]["file"])
+    assert len(summary.manifest.to_json()["files"]) == 2
+    arr = ak.from_parquet(out / summary.manifest.to_json()["files"][0]["file"])
     assert len(arr) == 30
     n_el = ak.num(arr["Track_pt"]) + ak.num(arr["Tower_eta"])
     assert ak.all(ak.num(arr["GenPart_class"]) == n_el)
-    assert summary.manifest["detector"]["hcal_cell"] == DET.hcal_cell
+    assert summary.manifest.to_json()["detector"]["hcal_cell"] == DET.hcal_cell

@@ -116,8 +116,8 @@ def test_reproducible_root_output_and_resume(tmp_path: Path) -> None:
 
     first = generate_events(opts(tmp_path / "a"), show_progress=False)
     second = generate_events(opts(tmp_path / "b"), show_progress=False)
-    assert [f["sha256"] for f in first.manifest["files"]] == [
-        f["sha256"] for f in second.manifest["files"]
+    assert [f["sha256"] for f in first.manifest.to_json()["files"]] == [
+        f["sha256"] for f in second.manifest.to_json()["files"]
     ]
     assert generate_events(opts(tmp_path / "a"), show_progress=False).skipped_shards == 2
     generate_events(opts(tmp_path / "r", "root"), show_progress=False)

@@ -138,7 +138,7 @@ def test_ak4_flavour_labels_and_vertices(tmp_path: Path) -> None:
         GenerateOptions(sample="ak4-flavour", jets=25, seed=2, out=tmp_path),
         show_progress=False,
     )
-    assert set(s.manifest["classes"]) == {"b", "c", "uds", "g_ak4"}
+    assert set(s.manifest.to_json()["classes"]) == {"b", "c", "uds", "g_ak4"}
     b, light = load(s.out, "b"), load(s.out, "uds")
     assert ak.all(b.label_b)
     assert ak.all(light.label_uds)
@@ -159,7 +159,7 @@ def test_ak4_flavour_labels_and_vertices(tmp_path: Path) -> None:
 def test_detector_none_gives_hadron_level(tmp_path: Path) -> None:
     reco = generate(small(tmp_path / "reco", jets=15), show_progress=False)
     had = generate(small(tmp_path / "had", jets=15, detector="none"), show_progress=False)
-    assert had.manifest["detector"] is None
+    assert had.manifest.to_json()["detector"] is None
     r, h = load(reco.out, "Tbqq"), load(had.out, "Tbqq")
     # tracking inefficiency and calorimeter merging reduce the multiplicity (same events)
     assert ak.mean(h.jet_nparticles) > 1.05 * ak.mean(r.jet_nparticles)
@@ -241,7 +241,7 @@ def test_corrupted_shard_is_regenerated(tmp_path: Path, reference: dict[str, str
 def test_root_output_has_the_same_content(tmp_path: Path) -> None:
     pq_out = generate(small(tmp_path / "pq", jets=15), show_progress=False)
     root_out = generate(small(tmp_path / "root", jets=15, format="root"), show_progress=False)
-    assert root_out.manifest["files"][0]["file"].endswith(".root")
+    assert root_out.manifest.to_json()["files"][0]["file"].endswith(".root")
     with uproot.open(root_out.out / "shards" / "Tbqq_0000.root") as f:
         tree = f["tree"]
         assert tree.classname == "TTree"

@@ -18,8 +18,8 @@ def test_zjet_is_richer_in_quarks_than_dijet(tmp_path: Path) -> None:
         GenerateOptions(sample="zjet-vs-dijet", jets=40, seed=7, out=tmp_path),
         show_progress=False,
     )
-    assert summary.manifest["selection"]["pt_min"] == 200.0
-    assert "jet_parton_id" in summary.manifest["branches"]
+    assert summary.manifest.to_json()["selection"]["pt_min"] == 200.0
+    assert "jet_parton_id" in summary.manifest.to_json()["branches"]
     quark_fraction = {}
     for cls, other in (("Zjet", "dijet"), ("dijet", "Zjet")):
         jets = ak.from_parquet(tmp_path / "shards" / f"{cls}_0000.parquet")

@@ -236,41 +236,35 @@ def _synthetic(n: int = 400, seed: int = 0) -> tuple[np.ndarray, ...]:
 def test_binary_metrics_structure_and_values() -> None:
     scores, labels, mass, weights = _synthetic()
     d = M.binary_metrics(scores, labels, weights, mass=mass, n_boot=20)
-    assert set(d) == {
-        "n_signal",
-        "n_background",
-        "auc",
-        "accuracy",
-        "rejection_at_eff",
-        "eff_at_mistag",
-        "jsd_inverse_at_eff",
-    }
-    assert d["n_signal"] == {"raw": 400, "weighted": pytest.approx(weights[:400].sum())}
-    assert set(d["rejection_at_eff"]) == {"0.3", "0.5"}
-    assert set(d["eff_at_mistag"]) == {"0.01", "0.001"}
-    assert set(d["jsd_inverse_at_eff"]) == {"0.5"}
-    assert d["auc"]["value"] == pytest.approx(M.auc(scores, labels, weights))
+    assert d.kind == "binary"
+    assert d.n_signal.raw == 400
+    assert d.n_signal.weighted == pytest.approx(weights[:400].sum())
+    assert set(d.rejection_at_eff) == {"0.3", "0.5"}
+    assert set(d.eff_at_mistag) == {"0.01", "0.001"}
+    assert set(d.jsd_inverse_at_eff) == {"0.5"}
+    assert d.auc.value == pytest.approx(M.auc(scores, labels, weights))
     rej = M.rejection_at_efficiency(scores, labels, weights, eff=0.5)
-    assert d["rejection_at_eff"]["0.5"]["value"] == pytest.approx(rej["value"])
-    assert d["rejection_at_eff"]["0.5"]["lower_limit"] == pytest.approx(rej["lower_limit"])
+    assert d.rejection_at_eff["0.5"].value == pytest.approx(rej["value"])
+    assert d.rejection_at_eff["0.5"].lower_limit == pytest.approx(rej["lower_limit"])
     eff = M.efficiency_at_mistag(scores, labels, weights, mistag=0.01)
-    assert d["eff_at_mistag"]["0.01"]["value"] == pytest.approx(eff["value"])
+    assert d.eff_at_mistag["0.01"].value == pytest.approx(eff["value"])
     jsd_inv = M.jsd_inverse_at_efficiency(scores, labels, mass, weights, eff=0.5)
-    assert d["jsd_inverse_at_eff"]["0.5"]["value"] == pytest.approx(jsd_inv)
-    for entry in (d["auc"], d["accuracy"], d["rejection_at_eff"]["0.5"]):
-        assert 0 < entry["err"] < entry["value"]
+    assert d.jsd_inverse_at_eff["0.5"].value == pytest.approx(jsd_inv)
+    for entry in (d.auc, d.accuracy, d.rejection_at_eff["0.5"]):
+        assert entry.err is not None
+        assert entry.value is not None
+        assert 0 < entry.err < entry.value
     # the bootstrap is seeded
     assert M.binary_metrics(scores, labels, weights, mass=mass, n_boot=20) == d
 
 
 def test_binary_metrics_no_background_passes() -> None:
     d = M.binary_metrics(WP_SCORES, WP_LABELS, n_boot=10)
-    assert d["rejection_at_eff"]["0.3"] == {
-        "value": None,
-        "err": None,
-        "lower_limit": pytest.approx(1 / (1 - 0.05 ** (1 / 20))),
-    }
-    assert "jsd_inverse_at_eff" not in d
+    rej = d.rejection_at_eff["0.3"]
+    assert rej.value is None
+    assert rej.err is None
+    assert rej.lower_limit == pytest.approx(1 / (1 - 0.05 ** (1 / 20)))
+    assert d.jsd_inverse_at_eff == {}
 
 
 def test_binary_metrics_needs_both_classes() -> None:
@@ -284,18 +278,20 @@ def test_multiclass_metrics() -> None:
     probs = rng.dirichlet([1, 1, 1], 300) + 2 * np.eye(3)[labels]
     probs /= probs.sum(axis=1, keepdims=True)
     d = M.multiclass_metrics(probs, labels, ["QCD", "Top", "W"], n_boot=5)
-    assert set(d) == {"n_events", "auc", "accuracy", "per_class", "confusion"}
-    assert d["auc"]["value"] == pytest.approx(M.macro_auc(probs, labels))
-    assert set(d["per_class"]["Top"]) >= {"auc", "rejection_at_eff", "eff_at_mistag"}
-    assert d["per_class"]["Top"]["n_signal"]["raw"] == 100
-    np.testing.assert_allclose(np.sum(d["confusion"]["matrix"], axis=1), 1.0)
-    assert d["accuracy"]["value"] == pytest.approx(np.trace(d["confusion"]["matrix"]) / 3)
+    assert d.kind == "multiclass"
+    assert set(d.n_events) == {"QCD", "Top", "W"}
+    assert d.auc.value == pytest.approx(M.macro_auc(probs, labels))
+    assert d.per_class["Top"].auc.value == pytest.approx(M.auc(probs[:, 1], labels == 1))
+    assert d.per_class["Top"].n_signal.raw == 100
+    np.testing.assert_allclose(np.sum(d.confusion.matrix, axis=1), 1.0)
+    assert d.accuracy.value == pytest.approx(np.trace(d.confusion.matrix) / 3)
 
 
 def test_regression_metrics() -> None:
     pred = np.array([80.0, 90.0, 100.0, 110.0, 120.0])
     d = M.regression_metrics(pred, np.full(5, 100.0), n_boot=10)
-    assert d["response_median"]["value"] == pytest.approx(1.0)
-    assert d["response_iqr"]["value"] == pytest.approx(0.2)
-    assert d["resolution"]["value"] == pytest.approx(0.1)
-    assert d["resolution"]["err"] > 0
+    assert d.response_median.value == pytest.approx(1.0)
+    assert d.response_iqr.value == pytest.approx(0.2)
+    assert d.resolution.value == pytest.approx(0.1)
+    assert d.resolution.err is not None
+    assert d.resolution.err > 0

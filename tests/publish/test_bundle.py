@@ -119,7 +119,7 @@ def test_publish_re_exports_a_stale_export(
     monkeypatch.undo()
     stale = export_run(early)  # epoch 1's best
     stale_sha = load_onnx(stale.path).checkpoint_sha256
-    assert evaluate(early).metrics["checkpoint_sha256"] == stale_sha  # and its evaluation
+    assert evaluate(early).metrics.checkpoint_sha256 == stale_sha  # and its evaluation
     train(CONFIGS / "top_pfn.yaml", top_qcd_sample, early, overrides=overrides, resume=True)
     loaded = load_run(early)
     assert loaded.checkpoint_sha256() != stale_sha  # epoch 2 improved: the export is stale

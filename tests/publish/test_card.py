@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
+from heptagon.artifacts.manifest import JetManifest, load_manifest
+from heptagon.artifacts.metrics import BinaryMetrics
 from heptagon.data.preprocess import GroupParams, Preprocess, VarParams
 from heptagon.publish.card import render_model_card
 
@@ -33,17 +34,21 @@ PREPROCESS = Preprocess(
         ),
     }
 ).to_dict(["pf_points", "pf_features", "pf_mask", "jet_features"])
-METRICS = {
-    "signal": "Tbqq",
-    "auc": {"value": 0.9812, "err": 0.0011},
-    "accuracy": {"value": 0.93, "err": 0.004},
-    "rejection_at_eff": {
-        "0.3": {"value": None, "err": None, "lower_limit": 912.0},
-        "0.5": {"value": 250.0, "err": 12.0, "lower_limit": 220.0},
-    },
-    "eff_at_mistag": {"0.01": {"value": 0.61, "err": 0.01}},
-    "jsd_inverse_at_eff": {"0.5": {"value": 8.1, "err": 0.5}},
-}
+METRICS = BinaryMetrics.model_validate(
+    {
+        "signal": "Tbqq",
+        "n_signal": {"raw": 40, "weighted": 40.0},
+        "n_background": {"raw": 50, "weighted": 50.0},
+        "auc": {"value": 0.9812, "err": 0.0011},
+        "accuracy": {"value": 0.93, "err": 0.004},
+        "rejection_at_eff": {
+            "0.3": {"value": None, "err": None, "lower_limit": 912.0},
+            "0.5": {"value": 250.0, "err": 12.0, "lower_limit": 220.0},
+        },
+        "eff_at_mistag": {"0.01": {"value": 0.61, "err": 0.01}},
+        "jsd_inverse_at_eff": {"0.5": {"value": 8.1, "err": 0.5}},
+    }
+)
 MODEL = {
     "name": "particlenet-lite",
     "options": {"k": 7},
@@ -54,7 +59,8 @@ MODEL = {
 
 
 def test_model_card(top_qcd_sample: Path) -> None:
-    manifest = json.loads((top_qcd_sample / "manifest.json").read_text())
+    manifest = load_manifest(top_qcd_sample)
+    assert isinstance(manifest, JetManifest)
     text = render_model_card(
         model_info=MODEL,
         preprocess=PREPROCESS,
@@ -82,7 +88,7 @@ def test_model_card(top_qcd_sample: Path) -> None:
     assert "> 912" in text  # no background passed: the lower limit is quoted
     assert "MPI off" in text
     assert "R = 0.8" in text
-    assert f"{manifest['classes']['Tbqq']['sigma_gen_pb']:.4g}" in text
+    assert f"{manifest.classes['Tbqq'].sigma_gen_pb:.4g}" in text
     assert '"pf_mask": x["pf_mask"]' in text
     assert "`pf_features` (batch, 2, n_particles)" in text
     assert "`pf_mask` (batch, 1, n_particles)" in text

@@ -12,6 +12,7 @@ import yaml
 
 from heptagon.errors import ExportError
 from heptagon.physics import metrics as M
+from heptagon.physics.experiment import Experiment
 from heptagon.publish import hepdata
 
 
@@ -50,6 +51,7 @@ def _write(inputs: dict[str, Any], outdir: Path) -> Path:
         inputs["maps"],
         sample="top-vs-qcd test",
         model_path=inputs["model"],
+        experiment=Experiment(sqrt_s_tev=13.6),
     )
     return hepdata.write_submission(sub, outdir)
 
@@ -74,9 +76,9 @@ def test_submission_is_valid_and_holds_metrics_json(inputs: dict[str, Any], tmp_
     rej = _table(outdir, "Background rejection at fixed signal efficiency")
     assert [v["value"] for v in rej["independent_variables"][0]["values"]] == [0.05, 0.3, 0.5]
     value, limit = rej["dependent_variables"]
-    assert value["qualifiers"] == [
-        {"name": "SQRT(S)", "units": "GeV", "value": 14000},
+    assert value["qualifiers"] == [  # the energy is the experiment's
         {"name": "Sample", "value": "top-vs-qcd test"},
+        {"name": "SQRT(S)", "units": "GeV", "value": 13600},
     ]
     for key, row, lim in zip(("0.05", "0.3", "0.5"), value["values"], limit["values"], strict=True):
         expected = metrics["rejection_at_eff"][key]
@@ -146,3 +148,28 @@ def test_invalid_submission_raises_and_keeps_the_old_one(
         hepdata.write_submission(sub, outdir)
     assert {p.name: p.read_bytes() for p in outdir.iterdir()} == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["hepdata", "hepdata.tar.gz"]
+
+
+def test_no_energy_claimed_when_the_sample_is_unknown(
+    inputs: dict[str, Any], tmp_path: Path
+) -> None:
+    sub = hepdata.build_submission(
+        inputs["metrics"], inputs["roc"], {}, sample="user files", experiment=None
+    )
+    outdir = hepdata.write_submission(sub, tmp_path / "hepdata")
+    rej = _table(outdir, "Background rejection at fixed signal efficiency")
+    assert rej["dependent_variables"][0]["qualifiers"] == [
+        {"name": "Sample", "value": "user files"}
+    ]
+    docs = list(yaml.safe_load_all((outdir / "submission.yaml").read_text()))
+    keywords = [k["name"] for d in docs for k in d.get("keywords", [])]
+    assert "cmenergies" not in keywords
+    lumi = Experiment(sqrt_s_tev=14, lumi_fb=300)
+    sub = hepdata.build_submission(
+        inputs["metrics"], inputs["roc"], {}, sample="s", experiment=lumi
+    )
+    outdir = hepdata.write_submission(sub, tmp_path / "lumi")
+    (value, _) = _table(outdir, "Background rejection at fixed signal efficiency")[
+        "dependent_variables"
+    ]
+    assert {"name": "LUMINOSITY", "units": "fb$^{-1}$", "value": 300} in value["qualifiers"]

@@ -17,11 +17,11 @@ import time
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
+from heptagon.artifacts.metrics import Evaluation
 from heptagon.evaluate.report import rich_table
 from heptagon.evaluate.run import compare, evaluate
 from heptagon.generate.run import GenerateOptions, Summary, generate
@@ -50,7 +50,7 @@ class DemoResult:
     out: Path
     sample: Summary
     runs: dict[str, Path]
-    metrics: dict[str, dict[str, Any]]
+    metrics: dict[str, Evaluation]
     bundle: Path
     predictions: list[Path]
     wall_s: float

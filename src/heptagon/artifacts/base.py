@@ -31,6 +31,10 @@ class Record(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    def to_json(self) -> dict[str, Any]:
+        """The plain JSON object this part is written as."""
+        return self.model_dump(mode="json", by_alias=True)
+
 
 def _schema_version_const(schema: dict[str, Any], cls: type[BaseModel]) -> None:
     """JSON Schema hook: ``schema_version`` is the one value this heptagon reads."""
@@ -38,6 +42,8 @@ def _schema_version_const(schema: dict[str, Any], cls: type[BaseModel]) -> None:
     prop = schema.get("properties", {}).get("schema_version")
     if version is not None and prop is not None:
         prop["const"] = version
+        prop.pop("default", None)
+        schema.setdefault("required", []).insert(0, "schema_version")
 
 
 class Artifact(Record):
@@ -50,7 +56,9 @@ class Artifact(Record):
     #: what the file is, for messages ("dataset manifest", "run model description", ...)
     WHAT: ClassVar[str] = "artifact"
 
-    schema_version: int
+    #: the layout's version: always the class's SCHEMA_VERSION (the validator below sets it
+    #: for an artifact built in code; a file's is checked by :meth:`parse`)
+    schema_version: int = 0
 
     @model_validator(mode="before")
     @classmethod
@@ -110,10 +118,6 @@ class Artifact(Record):
     def read(cls: type[A], path: str | Path) -> A:
         """Read and validate the artifact at ``path`` (errors as :meth:`parse`'s)."""
         return cls.parse(read_json(path, cls.WHAT), path)
-
-    def to_json(self) -> dict[str, Any]:
-        """The plain JSON object this artifact is written as."""
-        return self.model_dump(mode="json", by_alias=True)
 
     def write(self, path: str | Path) -> None:
         """Write the artifact to ``path`` atomically (indented, key-sorted JSON)."""

@@ -132,15 +132,17 @@ class MulticlassMetrics(_Classifier):
     per_class: dict[str, BinaryMetrics]
     confusion: Confusion
     pairwise_vs_QCD: dict[str, BinaryMetrics] = Field(default_factory=dict)
+    #: classes without entries in the sample: not in ``per_class`` nor the macro AUC
+    missing_classes: list[str] = Field(default_factory=list)
 
 
 class ResolutionBins(Record):
-    """The response in bins of a variable (null in empty bins)."""
+    """The response in bins ``[edges[i], edges[i+1])`` of a variable (NaN in empty bins)."""
 
     edges: list[float]
-    median: list[float | None]
-    iqr: list[float | None]
-    resolution: list[float | None]
+    median: list[float]
+    iqr: list[float]
+    resolution: list[float]
 
 
 class RegressionMetrics(Record):

@@ -6,12 +6,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import hist
 import numpy as np
 from numpy.typing import NDArray
 
+from heptagon.artifacts.metrics import (
+    BinaryMetrics,
+    MulticlassMetrics,
+    RegressionMetrics,
+    ResolutionBins,
+)
 from heptagon.evaluate.inference import Predictions
 from heptagon.evaluate.plots import (
     plot_efficiency_map,
@@ -21,6 +26,7 @@ from heptagon.evaluate.plots import (
     plot_scores,
     plot_sculpting,
 )
+from heptagon.logs import get_logger
 from heptagon.physics.metrics import (
     EfficiencyMap,
     MassSculpting,
@@ -47,6 +53,8 @@ __all__ = [
     "signal_class",
 ]
 
+_log = get_logger("evaluate")
+
 #: signal efficiency of the working point used for maps and sculpting
 WORKING_POINT_EFF = 0.5
 #: quantile bins of the true value for the regression response and resolution
@@ -69,7 +77,7 @@ class SampleResult:
     """Everything evaluation derives from one sample's predictions."""
 
     name: str
-    metrics: dict[str, Any]
+    metrics: BinaryMetrics | MulticlassMetrics | RegressionMetrics
     rocs: dict[str, Roc] = field(default_factory=dict)
     maps: dict[str, EfficiencyMap] = field(default_factory=dict)
     sculpting: MassSculpting | None = None
@@ -130,8 +138,7 @@ def _binary(pred: Predictions, n_boot: int, seed: int) -> SampleResult:
     mass = pred.observers.get("jet_sdmass")
     metrics = binary_metrics(
         pred.probs[:, sig], pred.labels == sig, pred.weights, mass=mass, n_boot=n_boot, seed=seed
-    )
-    metrics["signal"] = pred.class_names[sig]
+    ).model_copy(update={"signal": pred.class_names[sig]})
     curves = binary_curves(pred)
     return SampleResult(
         pred.name, metrics, {curves.label: curves.roc}, curves.maps, curves.sculpting
@@ -158,32 +165,36 @@ def analyse(
             edges = _quantile_axis(x, n_bins, key, "").edges
             res = resolution_in_bins(pred.probs[:, 0], pred.labels, x, edges, pred.weights)
             result.resolutions[key] = res
-            metrics[f"resolution_vs_{key}"] = {
-                "edges": res.edges.tolist(),
-                "median": res.median.tolist(),
-                "iqr": res.iqr.tolist(),
-                "resolution": res.resolution.tolist(),
-            }
+            metrics.resolution_vs[key] = ResolutionBins(
+                edges=res.edges.tolist(),
+                median=res.median.tolist(),
+                iqr=res.iqr.tolist(),
+                resolution=res.resolution.tolist(),
+            )
         return result
     if len(pred.class_names) == 2:
         return _binary(pred, n_boot, seed)
-    result = SampleResult(
-        pred.name,
-        multiclass_metrics(
-            pred.probs,
-            pred.labels,
-            pred.class_names,
-            pred.weights,
-            mass=pred.observers.get("jet_sdmass"),
-            n_boot=n_boot,
-            seed=seed,
-        ),
+    multi = multiclass_metrics(
+        pred.probs,
+        pred.labels,
+        pred.class_names,
+        pred.weights,
+        mass=pred.observers.get("jet_sdmass"),
+        n_boot=n_boot,
+        seed=seed,
     )
+    result = SampleResult(pred.name, multi)
+    if multi.missing_classes:
+        _log.warning(
+            "sample %s has no entries of class(es) %s: evaluated on the other classes",
+            pred.name, ", ".join(multi.missing_classes),
+        )  # fmt: skip
     for i, name in enumerate(pred.class_names):
-        result.rocs[f"{name} vs rest"] = roc_curve(pred.probs[:, i], pred.labels == i, pred.weights)
+        if name not in multi.missing_classes:
+            rocs = roc_curve(pred.probs[:, i], pred.labels == i, pred.weights)
+            result.rocs[f"{name} vs rest"] = rocs
     if "QCD" in pred.class_names:  # ParticleNet-MD style: each signal vs QCD, p_s/(p_s+p_b)
         bkg = pred.class_names.index("QCD")
-        pairwise: dict[str, Any] = {}
         for i, name in enumerate(pred.class_names):
             pair = (pred.labels == i) | (pred.labels == bkg)
             if i == bkg or not (pred.labels == i).any():
@@ -191,10 +202,9 @@ def analyse(
             disc = pairwise_discriminant(pred.probs[pair], i, bkg)
             is_sig = pred.labels[pair] == i
             result.rocs[f"{name} vs QCD"] = roc_curve(disc, is_sig, pred.weights[pair])
-            pairwise[name] = binary_metrics(
+            multi.pairwise_vs_QCD[name] = binary_metrics(
                 disc, is_sig, pred.weights[pair], n_boot=n_boot, seed=seed
             )
-        result.metrics["pairwise_vs_QCD"] = pairwise
     return result
 
 

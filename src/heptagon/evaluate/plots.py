@@ -3,8 +3,10 @@ are computed there, only drawn here).
 
 Every function takes a path stem and writes ``<stem>.png`` and ``<stem>.pdf`` atomically,
 returning both paths. Figures use mplhep's CMS-like style with the neutral label
-"heptagon Simulation, 14 TeV"; they are built on :class:`matplotlib.figure.Figure` directly,
-so no pyplot state or interactive backend is involved.
+"heptagon Simulation" and, on the right, the sample's energy (and luminosity) from an
+:class:`~heptagon.physics.experiment.Experiment` (``experiment=``); they are built on
+:class:`matplotlib.figure.Figure` directly, so no pyplot state or interactive backend is
+involved.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from heptagon.io import atomic_path
+from heptagon.physics.experiment import Experiment
 from heptagon.physics.metrics import EfficiencyMap, MassSculpting, Resolution, Roc
 
 __all__ = [
@@ -34,8 +37,8 @@ __all__ = [
     "plot_stacked_yields",
 ]
 
-#: Centre-of-mass energy shown on the plots [TeV].
-COM_TEV = 14
+#: the label of a figure whose sample is not known: no energy
+_UNKNOWN = Experiment()
 
 
 @contextmanager
@@ -44,8 +47,10 @@ def _style() -> Iterator[None]:
         yield
 
 
-def _label(ax: Axes) -> None:
-    mplhep.label.exp_label(exp="heptagon", text="", data=False, com=COM_TEV, ax=ax)
+def _label(ax: Axes, experiment: Experiment) -> None:
+    mplhep.label.exp_label(
+        exp=experiment.name, llabel=experiment.status, rlabel=experiment.energy_text, ax=ax
+    )
 
 
 def _save(fig: Figure, stem: str | Path) -> list[Path]:
@@ -60,7 +65,9 @@ def _save(fig: Figure, stem: str | Path) -> list[Path]:
     return paths
 
 
-def plot_roc(rocs: Mapping[str, Roc], stem: str | Path) -> list[Path]:
+def plot_roc(
+    rocs: Mapping[str, Roc], stem: str | Path, *, experiment: Experiment = _UNKNOWN
+) -> list[Path]:
     """Background rejection (log scale) vs signal efficiency, one curve per entry of ``rocs``
     (legend label -> ROC), with the binomial uncertainty as a band."""
     with _style():
@@ -78,11 +85,13 @@ def plot_roc(rocs: Mapping[str, Roc], stem: str | Path) -> list[Path]:
         ax.set_xlabel("Signal efficiency")
         ax.set_ylabel("Background rejection $1/\\varepsilon_B$")
         ax.legend(loc="upper right")
-        _label(ax)
+        _label(ax, experiment)
         return _save(fig, stem)
 
 
-def plot_scores(histograms: Mapping[str, hist.Hist[Any]], stem: str | Path) -> list[Path]:
+def plot_scores(
+    histograms: Mapping[str, hist.Hist[Any]], stem: str | Path, *, experiment: Experiment = _UNKNOWN
+) -> list[Path]:
     """Score distributions per true class (weighted histograms, normalised to unit area),
     e.g. from :func:`heptagon.physics.metrics.score_histograms`."""
     with _style():
@@ -96,11 +105,13 @@ def plot_scores(histograms: Mapping[str, hist.Hist[Any]], stem: str | Path) -> l
         ax.set_xlabel("Score")
         ax.set_ylabel("Normalised to unit area")
         ax.legend(loc="upper center")
-        _label(ax)
+        _label(ax, experiment)
         return _save(fig, stem)
 
 
-def plot_response(histogram: hist.Hist[Any], stem: str | Path) -> list[Path]:
+def plot_response(
+    histogram: hist.Hist[Any], stem: str | Path, *, experiment: Experiment = _UNKNOWN
+) -> list[Path]:
     """The regression response (predicted / true) distribution, unit area."""
     with _style():
         fig = Figure()
@@ -110,11 +121,13 @@ def plot_response(histogram: hist.Hist[Any], stem: str | Path) -> list[Path]:
         ax.axvline(1.0, color="gray", ls="--")
         ax.set_xlabel(histogram.axes[0].label)
         ax.set_ylabel("Normalised to unit area")
-        _label(ax)
+        _label(ax, experiment)
         return _save(fig, stem)
 
 
-def plot_resolution(resolution: Resolution, stem: str | Path, *, xlabel: str) -> list[Path]:
+def plot_resolution(
+    resolution: Resolution, stem: str | Path, *, xlabel: str, experiment: Experiment = _UNKNOWN
+) -> list[Path]:
     """Response median with its interquartile range (band) and the resolution (IQR/2 over
     the median) in bins of a variable, e.g. from
     :func:`heptagon.physics.metrics.resolution_in_bins`."""
@@ -131,7 +144,7 @@ def plot_resolution(resolution: Resolution, stem: str | Path, *, xlabel: str) ->
         ax.set_ylabel("Predicted / true")
         ax.set_xlabel("")
         ax.legend(loc="upper right")
-        _label(ax)
+        _label(ax, experiment)
         mplhep.histplot(resolution.resolution, edges, color="black", ax=rax)
         rax.set_ylabel("IQR / 2 median")
         rax.set_xlabel(xlabel)
@@ -139,7 +152,12 @@ def plot_resolution(resolution: Resolution, stem: str | Path, *, xlabel: str) ->
 
 
 def plot_stacked_yields(
-    histograms: Mapping[str, hist.Hist[Any]], stem: str | Path, *, lumi_fb: float, cut: float
+    histograms: Mapping[str, hist.Hist[Any]],
+    stem: str | Path,
+    *,
+    lumi_fb: float,
+    cut: float,
+    experiment: Experiment = _UNKNOWN,
 ) -> list[Path]:
     """Expected events per process stacked in the signal score (e.g. the histograms of
     :class:`heptagon.evaluate.yields.Yields`), log scale, with the best S/sqrt(B) cut."""
@@ -161,12 +179,16 @@ def plot_stacked_yields(
         ax.set_xlabel("Signal score")
         ax.set_ylabel(f"Expected events / bin ({lumi_fb:g} fb$^{{-1}}$)")
         ax.legend(loc="upper right")
-        _label(ax)
+        _label(ax, experiment)
         return _save(fig, stem)
 
 
 def plot_efficiency_map(
-    emap: EfficiencyMap, stem: str | Path, *, label: str = "Efficiency"
+    emap: EfficiencyMap,
+    stem: str | Path,
+    *,
+    label: str = "Efficiency",
+    experiment: Experiment = _UNKNOWN,
 ) -> list[Path]:
     """The 2D efficiency with its value and binomial error written in each bin."""
     eff, err = emap.efficiency, emap.error
@@ -193,11 +215,13 @@ def plot_efficiency_map(
         fig.colorbar(artists.pcolormesh, ax=ax, label=label)
         ax.set_xlabel(x_axis.label)
         ax.set_ylabel(y_axis.label)
-        _label(ax)
+        _label(ax, experiment)
         return _save(fig, stem)
 
 
-def plot_sculpting(sculpting: MassSculpting, stem: str | Path) -> list[Path]:
+def plot_sculpting(
+    sculpting: MassSculpting, stem: str | Path, *, experiment: Experiment = _UNKNOWN
+) -> list[Path]:
     """Background m_SD passing vs failing the working point (shapes, 1/JSD in the legend)
     and their ratio with statistical errors."""
     passing, failing = sculpting.passing, sculpting.failing
@@ -237,7 +261,7 @@ def plot_sculpting(sculpting: MassSculpting, stem: str | Path) -> list[Path]:
         ax.set_ylabel("Normalised to unit area")
         ax.set_xlabel("")
         ax.legend(loc="upper right", title=f"Cut at $\\varepsilon_S$ = {eff:.2f}")
-        _label(ax)
+        _label(ax, experiment)
         centers = passing.axes[0].centers
         rax.errorbar(centers, ratio, yerr=ratio * np.sqrt(rel2), fmt="o", color="black")
         rax.axhline(1.0, color="gray", ls="--")

@@ -4,9 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 from rich.table import Table
+
+from heptagon.artifacts.metrics import (
+    Measured,
+    MulticlassMetrics,
+    RegressionMetrics,
+    Rejection,
+    SampleMetrics,
+    Yields,
+)
 
 __all__ = [
     "SUMMARY_COLUMNS",
@@ -28,51 +36,43 @@ SUMMARY_COLUMNS = (
 )
 
 
-def format_value(entry: Mapping[str, Any] | None, digits: int = 4) -> str:
+def format_value(entry: Measured | None, digits: int = 4) -> str:
     """``value +- err`` with ``digits`` significant digits; a rejection with no background
     passing shows its lower limit (``> limit``)."""
     if entry is None:
         return "-"
-    value, err = entry.get("value"), entry.get("err")
-    if value is None:
-        limit = entry.get("lower_limit")
+    if entry.value is None:
+        limit = entry.lower_limit if isinstance(entry, Rejection) else None
         return f"> {limit:.{digits}g}" if limit is not None else "-"
-    text = f"{value:.{digits}g}"
-    return f"{text} +- {err:.2g}" if err is not None else text
+    text = f"{entry.value:.{digits}g}"
+    return f"{text} +- {entry.err:.2g}" if entry.err is not None else text
 
 
-def summary_rows(metrics_by_sample: Mapping[str, Mapping[str, Any]]) -> list[list[str]]:
-    """One row per sample of a binary classifier's headline numbers."""
+def summary_rows(metrics_by_sample: Mapping[str, SampleMetrics]) -> list[list[str]]:
+    """One row per sample of a classifier's headline numbers (a binary classifier's
+    working points; a multi-class one's or a regression's headline only)."""
     rows = []
     for name, m in metrics_by_sample.items():
-        if "rejection_at_eff" not in m:  # multi-class / regression: headline only
+        if isinstance(m, RegressionMetrics):
+            rows.append([name, "-", "-", "-", "-", "-", "-"])
+        elif isinstance(m, MulticlassMetrics):
+            rows.append([name, format_value(m.auc), format_value(m.accuracy), "-", "-", "-", "-"])
+        else:
             rows.append(
                 [
                     name,
-                    format_value(m.get("auc")),
-                    format_value(m.get("accuracy")),
-                    "-",
-                    "-",
-                    "-",
-                    "-",
+                    format_value(m.auc),
+                    format_value(m.accuracy),
+                    format_value(m.rejection_at_eff.get("0.3")),
+                    format_value(m.rejection_at_eff.get("0.5")),
+                    format_value(m.eff_at_mistag.get("0.01")),
+                    format_value(m.jsd_inverse_at_eff.get("0.5")),
                 ]
             )
-            continue
-        rows.append(
-            [
-                name,
-                format_value(m["auc"]),
-                format_value(m["accuracy"]),
-                format_value(m["rejection_at_eff"].get("0.3")),
-                format_value(m["rejection_at_eff"].get("0.5")),
-                format_value(m["eff_at_mistag"].get("0.01")),
-                format_value(m.get("jsd_inverse_at_eff", {}).get("0.5")),
-            ]
-        )
     return rows
 
 
-def rich_table(title: str, metrics_by_sample: Mapping[str, Mapping[str, Any]]) -> Table:
+def rich_table(title: str, metrics_by_sample: Mapping[str, SampleMetrics]) -> Table:
     """The summary as a rich table."""
     table = Table(*SUMMARY_COLUMNS, title=title)
     for row in summary_rows(metrics_by_sample):
@@ -87,15 +87,14 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join(lines)
 
 
-def _yields_section(name: str, yields: Mapping[str, Any]) -> list[str]:
+def _yields_section(name: str, yields: Yields) -> list[str]:
     """Expected events per process in the region and passing the best S/sqrt(B) cut."""
-    procs = yields["processes"]
-    rows = [[p, f"{v['region']:.4g}", f"{v['passing']:.4g}"] for p, v in procs.items()]
+    rows = [[p, f"{v.region:.4g}", f"{v.passing:.4g}"] for p, v in yields.processes.items()]
     return [
-        f"## {name}: expected events at {yields['lumi_fb']:g} fb^-1",
+        f"## {name}: expected events at {yields.lumi_fb:g} fb^-1",
         "",
-        f"Signal {yields['signal']}; best cut on its score {yields['best_cut']:.4g}: "
-        f"S/sqrt(B) = {yields['s_over_sqrt_b']:.3g}.",
+        f"Signal {yields.signal}; best cut on its score {yields.best_cut:.4g}: "
+        f"S/sqrt(B) = {yields.s_over_sqrt_b:.3g}.",
         "",
         markdown_table(["process", "region", "passing the cut"], rows),
     ]
@@ -103,7 +102,7 @@ def _yields_section(name: str, yields: Mapping[str, Any]) -> list[str]:
 
 def markdown_report(
     title: str,
-    metrics_by_sample: Mapping[str, Mapping[str, Any]],
+    metrics_by_sample: Mapping[str, SampleMetrics],
     plots: Sequence[Path],
     base: Path,
     notes: Sequence[str] = (),
@@ -121,13 +120,17 @@ def markdown_report(
         "",
     ]
     for name, m in metrics_by_sample.items():
-        for key, title in (("per_class", "one-vs-rest"), ("pairwise_vs_QCD", "each vs QCD")):
-            if key in m:
-                parts += [f"## {name}: {title}", ""]
-                parts.append(markdown_table(SUMMARY_COLUMNS, summary_rows(m[key])))
-                parts.append("")
-        if "yields" in m:
-            parts += [*_yields_section(name, m["yields"]), ""]
+        if isinstance(m, MulticlassMetrics):
+            for by_class, title in (
+                (m.per_class, "one-vs-rest"),
+                (m.pairwise_vs_QCD, "each vs QCD"),
+            ):
+                if by_class:
+                    parts += [f"## {name}: {title}", ""]
+                    parts.append(markdown_table(SUMMARY_COLUMNS, summary_rows(by_class)))
+                    parts.append("")
+        if not isinstance(m, RegressionMetrics) and m.yields is not None:
+            parts += [*_yields_section(name, m.yields), ""]
     pngs = [p for p in plots if p.suffix == ".png"]
     if pngs:
         parts += ["## Plots", ""]

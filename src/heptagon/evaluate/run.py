@@ -21,11 +21,21 @@ from typing import Any
 import torch
 from rich.table import Table
 
+from heptagon.artifacts.metrics import (
+    DdtMetrics,
+    Evaluation,
+    RegressionMetrics,
+    SampleMetrics,
+    Yields,
+    evaluation,
+    read_evaluation,
+)
+from heptagon.data.config import DataConfig
 from heptagon.data.io import expand_files, open_reader
 from heptagon.data.loader import JetDataset
 from heptagon.data.split import parse_groups
 from heptagon.errors import ConfigError, DataError
-from heptagon.evaluate.analysis import SampleResult, analyse, draw, signal_class
+from heptagon.evaluate.analysis import analyse, draw, signal_class
 from heptagon.evaluate.ddt import apply_ddt
 from heptagon.evaluate.inference import EVAL_OBSERVERS, Predictions, predict_batches
 from heptagon.evaluate.plots import plot_roc, plot_stacked_yields
@@ -37,7 +47,7 @@ from heptagon.evaluate.report import (
     summary_rows,
 )
 from heptagon.evaluate.yields import XSEC_WEIGHT, expected_yields
-from heptagon.io import atomic_path, read_json, write_json_atomic
+from heptagon.io import atomic_path
 from heptagon.logs import get_logger
 from heptagon.physics.ddt import DDT_FILE, DDTMap
 from heptagon.physics.metrics import Roc, roc_curve
@@ -46,24 +56,20 @@ from heptagon.train.rundir import LoadedRun, load_run
 
 __all__ = ["CompareResult", "EvalResult", "compare", "current_evaluation", "evaluate"]
 
-#: the metrics.json key of the sha256 of the checkpoint that was evaluated
-CHECKPOINT_KEY = "checkpoint_sha256"
-
 EVAL_DIR = "eval"
 _log = get_logger("evaluate")
 
 
 @dataclass(frozen=True)
 class EvalResult:
-    """What ``evaluate`` wrote and found."""
+    """What ``evaluate`` wrote: ``eval_dir`` and its ``metrics.json``."""
 
     eval_dir: Path
-    metrics: dict[str, Any]
-    samples: dict[str, dict[str, Any]]
+    metrics: Evaluation
 
     def table(self) -> Table:
         """The headline numbers per sample."""
-        return rich_table(f"evaluation: {self.eval_dir.parent}", self.samples)
+        return rich_table(f"evaluation: {self.eval_dir.parent}", self.metrics.samples)
 
 
 def _samples(
@@ -103,17 +109,45 @@ def _samples(
     return out
 
 
-def _observers(loaded: LoadedRun, files: list[Path], extra: Sequence[str] = ()) -> list[str]:
-    """The data config's observers plus ``extra`` and those of EVAL_OBSERVERS the files
-    provide."""
-    with open_reader(files[0], loaded.config.data.treename) as reader:
+#: what evaluation computes from each observer role
+_ROLE_USE = {
+    "jet_pt": "efficiency maps",
+    "jet_eta": "efficiency maps",
+    "jet_sdmass": "mass sculpting",
+}
+
+
+def _eval_config(loaded: LoadedRun, files: list[Path], extra: Sequence[str] = ()) -> DataConfig:
+    """The run's data config with the observers evaluation reads: the config's, ``extra``
+    and each role of EVAL_OBSERVERS whose source (``observer_roles``, else the role's
+    name) the files or ``new_variables`` provide, read under the role's name. A role
+    without a source is logged with what is then not computed."""
+    data = loaded.config.data
+    with open_reader(files[0], data.treename) as reader:
         present = set(reader.branches)
     for name in extra:
         if name not in present:
             raise DataError(f"no branch '{name}' (needed for the yields)", files[0], name)
-    wanted = list(loaded.config.data.observers)
+    wanted = list(data.observers)
     wanted += [o for o in extra if o not in wanted]
-    return wanted + [o for o in EVAL_OBSERVERS if o in present and o not in wanted]
+    aliases: dict[str, str] = {}
+    for role in EVAL_OBSERVERS:
+        source = data.observer_roles.get(role, role)
+        if role in wanted and source == role:
+            continue
+        if source in present or source in data.new_variables:
+            wanted += [] if role in wanted else [role]
+            if source != role:
+                aliases[role] = source
+        else:
+            _log.info(
+                "no '%s' in %s (name its branch with observer_roles.%s): %s not computed",
+                source, files[0].name, role, _ROLE_USE[role],
+            )  # fmt: skip
+    dumped = data.model_dump()
+    dumped["observers"] = wanted
+    dumped["new_variables"] = {**data.new_variables, **aliases}
+    return DataConfig.model_validate(dumped)
 
 
 def _write_roc(roc: Roc, path: Path) -> None:
@@ -131,6 +165,85 @@ def _write_roc(roc: Roc, path: Path) -> None:
             strict=True,
         ):
             writer.writerow([f"{v:.8g}" for v in row])
+
+
+@dataclass(frozen=True)
+class _Setup:
+    """What every sample of one ``evaluate`` call shares."""
+
+    loaded: LoadedRun
+    eval_dir: Path
+    plot_dir: Path
+    task: str
+    ddt: DDTMap | None
+    batch_size: int
+    n_boot: int
+    lumi_fb: float | None  # None: no yields
+    xsec_weight: str
+
+
+def _dataset(setup: _Setup, files: Any, split: Any) -> JetDataset:
+    """The sample's entries (the run's data config, observers for evaluation added)."""
+    cfg = setup.loaded.config
+    paths = expand_files(files)
+    extra = [] if setup.lumi_fb is None else [setup.xsec_weight]
+    config = _eval_config(setup.loaded, paths, extra)
+    return JetDataset(
+        paths,
+        config,
+        setup.loaded.preprocess,
+        split=split,
+        split_fractions=cfg.split.fractions,
+        batch_size=setup.batch_size,
+        buffer_size=max(setup.batch_size, 10_000),
+        shuffle=False,
+        seed=cfg.train.seed,
+    )
+
+
+def _yields(setup: _Setup, pred: Predictions, split: Any, plots: list[Path]) -> Yields:
+    """The sample's expected yields at ``setup.lumi_fb`` (the test split's scaled by its
+    fraction), with their stacked score plot added to ``plots``."""
+    assert setup.lumi_fb is not None
+    class_names = list(pred.class_names)
+    sig = signal_class(class_names) if len(class_names) == 2 else 0
+    fraction = setup.loaded.config.split.test if split == "test" else 1.0
+    yields = expected_yields(
+        pred, sig, setup.lumi_fb, weight=setup.xsec_weight, sample_fraction=fraction
+    )
+    plots += plot_stacked_yields(
+        yields.histograms, setup.plot_dir / f"{pred.name}_yields", lumi_fb=setup.lumi_fb,
+        cut=yields.best_cut,
+    )  # fmt: skip
+    return Yields.model_validate(yields.to_dict())
+
+
+def _evaluate_sample(
+    setup: _Setup, name: str, files: Any, split: Any, plots: list[Path]
+) -> SampleMetrics:
+    """Score one sample, write its predictions, ROC and plots (added to ``plots``) and
+    return its metrics."""
+    pred = predict_batches(
+        setup.loaded.model, _dataset(setup, files, split), name=name,
+        class_names=list(setup.loaded.class_names), regression=setup.task == "regression",
+    )  # fmt: skip
+    if len(pred) == 0:
+        raise DataError(f"no entries to evaluate in sample '{name}'", files[0])
+    result = analyse(
+        pred, task=setup.task, n_boot=setup.n_boot, seed=setup.loaded.config.train.seed
+    )
+    plots += draw(result, pred, setup.plot_dir)
+    metrics = result.metrics
+    if not isinstance(metrics, RegressionMetrics):
+        if setup.ddt is not None:
+            metrics.ddt = DdtMetrics.model_validate(apply_ddt(setup.ddt, pred))
+        if setup.lumi_fb is not None:
+            metrics.yields = _yields(setup, pred, split, plots)
+    pred.save(setup.eval_dir / f"predictions_{name}.parquet")
+    first = next(iter(result.rocs.values()), None)  # binary; multi-class: first vs rest
+    if first is not None:
+        _write_roc(first, setup.eval_dir / f"roc_{name}.csv")
+    return metrics
 
 
 def evaluate(
@@ -156,73 +269,28 @@ def evaluate(
     eval_dir = loaded.root / EVAL_DIR
     plot_dir = eval_dir / "plots"
     plot_dir.mkdir(parents=True, exist_ok=True)
-    model = loaded.model
-    if isinstance(model, torch.nn.Module):
-        model.to(select_device())
+    if isinstance(loaded.model, torch.nn.Module):
+        loaded.model.to(select_device())
     task = loaded.info.get("task", "classification")
-    class_names = list(loaded.class_names)
-    cfg = loaded.config
-    results: dict[str, SampleResult] = {}
     ddt_path = loaded.root / DDT_FILE
-    ddt = DDTMap.load(ddt_path) if ddt_path.exists() and task == "classification" else None
+    setup = _Setup(
+        loaded, eval_dir, plot_dir, task,
+        DDTMap.load(ddt_path) if ddt_path.exists() and task == "classification" else None,
+        batch_size, n_boot, lumi_fb if task == "classification" else None, xsec_weight,
+    )  # fmt: skip
     plots: list[Path] = []
-    with_yields = lumi_fb is not None and task == "classification"
-    extra = [xsec_weight] if with_yields else []
-    for name, (files, split) in _samples(loaded, data, data_test).items():
-        paths = expand_files(files)
-        config = cfg.data.model_copy(update={"observers": _observers(loaded, paths, extra)})
-        dataset = JetDataset(
-            paths,
-            config,
-            loaded.preprocess,
-            split=split,
-            split_fractions=cfg.split.fractions,
-            batch_size=batch_size,
-            buffer_size=max(batch_size, 10_000),
-            shuffle=False,
-            seed=cfg.train.seed,
-        )
-        pred = predict_batches(
-            model, dataset, name=name, class_names=class_names,
-            regression=task == "regression",
-        )  # fmt: skip
-        if len(pred) == 0:
-            raise DataError(f"no entries to evaluate in sample '{name}'", files[0])
-        result = analyse(pred, task=task, n_boot=n_boot, seed=cfg.train.seed)
-        if ddt is not None:
-            result.metrics["ddt"] = apply_ddt(ddt, pred)
-        plots += draw(result, pred, plot_dir)
-        if with_yields and lumi_fb is not None:
-            sig = signal_class(class_names) if len(class_names) == 2 else 0
-            fraction = cfg.split.test if split == "test" else 1.0
-            yields = expected_yields(
-                pred, sig, lumi_fb, weight=xsec_weight, sample_fraction=fraction
-            )
-            result.metrics["yields"] = yields.to_dict()
-            plots += plot_stacked_yields(
-                yields.histograms, plot_dir / f"{name}_yields", lumi_fb=lumi_fb,
-                cut=yields.best_cut,
-            )  # fmt: skip
-        pred.save(eval_dir / f"predictions_{name}.parquet")
-        first = next(iter(result.rocs.values()), None)  # binary; multi-class: first vs rest
-        if first is not None:
-            _write_roc(first, eval_dir / f"roc_{name}.csv")
-        results[name] = result
-    samples = {name: r.metrics for name, r in results.items()}
-    nominal = next(iter(samples))
-    metrics = {
-        **samples[nominal],
-        "sample": nominal,
-        "samples": samples,
-        CHECKPOINT_KEY: loaded.checkpoint_sha256(),
+    samples = {
+        name: _evaluate_sample(setup, name, files, split, plots)
+        for name, (files, split) in _samples(loaded, data, data_test).items()
     }
-    write_json_atomic(eval_dir / "metrics.json", metrics)
+    metrics = evaluation(samples, next(iter(samples)), loaded.checkpoint_sha256())
+    metrics.write(eval_dir / "metrics.json")
     report = markdown_report(
         f"Evaluation of {loaded.info['name']} ({loaded.root.name})",
         samples,
         plots,
         eval_dir,
-        notes=[f"Classes: {', '.join(class_names)}. Samples: {', '.join(samples)}."],
+        notes=[f"Classes: {', '.join(loaded.class_names)}. Samples: {', '.join(samples)}."],
     )
     with atomic_path(eval_dir / "report.md") as tmp:
         tmp.write_text(report)
@@ -230,15 +298,15 @@ def evaluate(
         "evaluated %s on %s: %s (%.1f s)",
         loaded.root, ", ".join(samples), eval_dir / "report.md", time.perf_counter() - start,
     )  # fmt: skip
-    return EvalResult(eval_dir, metrics, samples)
+    return EvalResult(eval_dir, metrics)
 
 
-def _stale(loaded: LoadedRun, metrics: dict[str, Any]) -> str | None:
+def _stale(loaded: LoadedRun, metrics: Evaluation) -> str | None:
     """Why ``metrics`` (``RUN/eval/metrics.json``) and the test predictions beside them are
     not an evaluation of the run's best checkpoint on its test split, or None when they are."""
-    if metrics.get("sample") != "test":
+    if metrics.sample != "test":
         return "eval/metrics.json is not of the test split"
-    if metrics.get(CHECKPOINT_KEY) != loaded.checkpoint_sha256():
+    if metrics.checkpoint_sha256 != loaded.checkpoint_sha256():
         return "eval/ was made from another checkpoint"
     if not (loaded.root / EVAL_DIR / "predictions_test.parquet").is_file():
         return "eval/predictions_test.parquet is missing"
@@ -247,16 +315,16 @@ def _stale(loaded: LoadedRun, metrics: dict[str, Any]) -> str | None:
 
 def current_evaluation(
     loaded: LoadedRun, *, say: Callable[[str], None] | None = None
-) -> dict[str, Any]:
+) -> Evaluation:
     """The metrics of the run's best checkpoint on its test split, as ``RUN/eval/metrics.json``
     holds them, evaluating first when they are missing, unreadable, of another sample or of
     another checkpoint (the reason passed to ``say``): what publish and compare quote."""
     file = loaded.root / EVAL_DIR / "metrics.json"
     if file.exists():
         try:
-            metrics = read_json(file, "evaluation")
-        except DataError:
-            why: str | None = "eval/metrics.json is unreadable"
+            metrics = read_evaluation(file)
+        except DataError as err:
+            why: str | None = f"eval/metrics.json is unreadable ({err})"
         else:
             why = _stale(loaded, metrics)
             if why is None:
@@ -264,7 +332,7 @@ def current_evaluation(
         if say is not None:
             say(f"{loaded.root}: {why}: re-evaluated on the test split")
     evaluate(loaded.root)
-    return read_json(file, "evaluation")
+    return read_evaluation(file)  # as the file orders the keys, like a later call
 
 
 @dataclass(frozen=True)
@@ -272,7 +340,7 @@ class CompareResult:
     """What ``compare`` wrote: the overlaid ROC and the table."""
 
     out: Path
-    metrics: dict[str, dict[str, Any]]
+    metrics: dict[str, Evaluation]
     plots: list[Path]
 
     def table(self) -> Table:
@@ -286,7 +354,7 @@ def compare(runs: Sequence[str | Path], out: str | Path) -> CompareResult:
     tabulate their numbers in ``out/compare.md``."""
     out = Path(out)
     rocs: dict[str, Roc] = {}
-    metrics: dict[str, dict[str, Any]] = {}
+    metrics: dict[str, Evaluation] = {}
     for run in runs:
         loaded = load_run(run)
         run_metrics = current_evaluation(loaded)

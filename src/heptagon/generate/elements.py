@@ -54,6 +54,7 @@ import awkward as ak
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from heptagon.artifacts.manifest import ElementManifest, ShardRecord
 from heptagon.generate.detector import (
     ECAL,
     FORWARD,
@@ -75,18 +76,15 @@ from heptagon.generate.pileup import (
     pythia_final_state,
     read_library,
 )
-from heptagon.generate.run import (
-    COMMON_SETTINGS,
-    ECM_GEV,
-    SCHEMA_VERSION,
+from heptagon.generate.run import COMMON_SETTINGS, ECM_GEV, versions
+from heptagon.generate.shards import (
     branch_names,
     prepare_out,
     run_shards,
     shard_seed,
-    versions,
     write_table,
 )
-from heptagon.io import sha256sum, write_json_atomic
+from heptagon.io import sha256sum
 from heptagon.physics.kinematics import wrap_phi
 from heptagon.physics.pdg import charges, masses
 
@@ -539,7 +537,7 @@ def _gun_events(spec: ElementShardSpec, rng: np.random.Generator) -> Particles:
 
 def run_element_shard(
     spec: ElementShardSpec, report: Callable[[int], None] | None = None
-) -> dict[str, Any]:
+) -> ShardRecord:
     """Generate one shard of elements and write it; return its manifest record."""
     rng = np.random.default_rng(spec.seed)
     if spec.sample == "gun":
@@ -561,13 +559,13 @@ def run_element_shard(
     table["event"] = np.arange(spec.n_events, dtype=np.int64)
     path = Path(spec.path)
     write_table(table, path, "parquet")
-    return {
-        "file": f"shards/{path.name}",
-        "class": spec.sample,
-        "entries": spec.n_events,
-        "sha256": sha256sum(path),
-        "seed": spec.seed,
-    }
+    return ShardRecord(
+        file=f"shards/{path.name}",
+        cls=spec.sample,
+        entries=spec.n_events,
+        sha256=sha256sum(path),
+        seed=spec.seed,
+    )
 
 
 @dataclass(frozen=True)
@@ -575,7 +573,7 @@ class ElementSummary:
     """What an element run made."""
 
     out: Path
-    manifest: dict[str, Any]
+    manifest: ElementManifest
     wall_s: float
     skipped_shards: int
 
@@ -626,15 +624,16 @@ def generate_elements(opts: ElementOptions, *, show_progress: bool = True) -> El
         unit="events",
         show_progress=show_progress,
     )
-    manifest = {
-        "schema_version": SCHEMA_VERSION,
-        "kind": "elements",
-        "versions": versions(),
-        "generator": {"beams_ecm_gev": ECM_GEV, "common_settings": list(COMMON_SETTINGS)},
-        **settings,
-        "classes": list(CLASSES),
-        "files": done.records,
-        "branches": branch_names(opts.out / done.records[0]["file"], "parquet"),
-    }
-    write_json_atomic(opts.out / "manifest.json", manifest)
+    manifest = ElementManifest.model_validate(
+        {
+            "kind": "elements",
+            "versions": versions(),
+            "generator": {"beams_ecm_gev": ECM_GEV, "common_settings": list(COMMON_SETTINGS)},
+            **settings,
+            "classes": list(CLASSES),
+            "files": [r.listing() for r in done.records],
+            "branches": branch_names(opts.out / done.records[0].file, "parquet"),
+        }
+    )
+    manifest.write(opts.out / "manifest.json")
     return ElementSummary(opts.out, manifest, done.wall_s, done.skipped)

@@ -47,25 +47,21 @@ import awkward as ak
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from heptagon.artifacts.manifest import EventClass, EventManifest, ShardRecord
 from heptagon.generate.detector import Candidates, DetectorConfig, apply_detector
 from heptagon.generate.jets import FLAVOURS, JetSelection, cluster, flavour_label
 from heptagon.generate.options import EventOptions
 from heptagon.generate.processes import EVENT_PROCESSES, EVENT_SAMPLES, LABELS, EventProcess
-from heptagon.generate.run import (
-    BATCH_EVENTS,
-    COMMON_SETTINGS,
-    ECM_GEV,
-    SCHEMA_VERSION,
+from heptagon.generate.run import BATCH_EVENTS, COMMON_SETTINGS, ECM_GEV, make_pythia, versions
+from heptagon.generate.shards import (
     branch_names,
-    make_pythia,
     prepare_out,
     run_shards,
     shard_seed,
-    versions,
     write_table,
 )
 from heptagon.generate.truth import EventRecord, flavour_ghosts
-from heptagon.io import sha256sum, write_json_atomic
+from heptagon.io import sha256sum
 from heptagon.physics.pdg import CAT_ELECTRON, CAT_MUON
 
 __all__ = [
@@ -317,7 +313,7 @@ def reconstruct(
 
 def run_event_shard(
     spec: EventShardSpec, report: Callable[[int], None] | None = None
-) -> dict[str, Any]:
+) -> ShardRecord:
     """Generate, reconstruct and write one shard; return its record for the manifest."""
     pythia = make_pythia(spec.settings)
     rng = np.random.default_rng(spec.seed)
@@ -341,17 +337,17 @@ def run_event_shard(
         table[f"label_{label}"] = np.full(n, label == spec.cls)
     path = Path(spec.path)
     write_table(table, path, spec.format)
-    return {
-        "file": f"shards/{path.name}",
-        "class": spec.cls,
-        "entries": n,
-        "sha256": sha256sum(path),
-        "seed": spec.seed,
-        "sigma_gen_pb": sigma,
-        "sigma_err_pb": info.sigmaErr() * _MB_TO_PB,
-        "n_tried": int(info.nTried()),
-        "n_accepted": int(info.nAccepted()),
-    }
+    return ShardRecord(
+        file=f"shards/{path.name}",
+        cls=spec.cls,
+        entries=n,
+        sha256=sha256sum(path),
+        seed=spec.seed,
+        sigma_gen_pb=sigma,
+        sigma_err_pb=info.sigmaErr() * _MB_TO_PB,
+        n_tried=int(info.nTried()),
+        n_accepted=int(info.nAccepted()),
+    )
 
 
 def _settings(process: EventProcess, mpi: bool, seed: int) -> tuple[str, ...]:
@@ -404,24 +400,24 @@ def _plan(opts: EventOptions) -> tuple[list[EventShardSpec], dict[str, Any]]:
     return specs, settings
 
 
-def _class_summary(records: list[dict[str, Any]], classes: tuple[str, ...]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
+def _class_summary(records: list[ShardRecord], classes: tuple[str, ...]) -> dict[str, EventClass]:
+    out: dict[str, EventClass] = {}
     for cls in classes:
-        rs = [r for r in records if r["class"] == cls]
-        sig = np.array([r["sigma_gen_pb"] for r in rs])
-        err = np.array([r["sigma_err_pb"] for r in rs])
+        rs = [r for r in records if r.cls == cls]
+        sig = np.array([r.sigma_gen_pb for r in rs], dtype=float)
+        err = np.array([r.sigma_err_pb for r in rs], dtype=float)
         process = EVENT_PROCESSES[cls]
-        out[cls] = {
-            "label": f"label_{cls}",
-            "description": process.description,
-            "pythia_settings": list(process.settings),
-            "events": int(sum(r["entries"] for r in rs)),
-            "n_tried": int(sum(r["n_tried"] for r in rs)),
-            "n_accepted": int(sum(r["n_accepted"] for r in rs)),
+        out[cls] = EventClass(
+            label=f"label_{cls}",
+            description=process.description,
+            pythia_settings=list(process.settings),
+            events=sum(r.entries for r in rs),
+            n_tried=sum(r.n_tried or 0 for r in rs),
+            n_accepted=sum(r.n_accepted or 0 for r in rs),
             # the mean of the shards' estimates, as the per-event weights use
-            "sigma_gen_pb": float(sig.mean()),
-            "sigma_err_pb": float(np.sqrt((err**2).sum()) / err.size),
-        }
+            sigma_gen_pb=float(sig.mean()),
+            sigma_err_pb=float(np.sqrt((err**2).sum()) / err.size),
+        )
     return out
 
 
@@ -430,7 +426,7 @@ class EventSummary:
     """What a generate-events run made."""
 
     out: Path
-    manifest: dict[str, Any]
+    manifest: EventManifest
     wall_s: float
     events_per_s: float
     skipped_shards: int
@@ -449,26 +445,24 @@ def generate_events(opts: EventOptions, *, show_progress: bool = True) -> EventS
         unit="events",
         show_progress=show_progress,
     )
-    manifest = {
-        "schema_version": SCHEMA_VERSION,
-        "kind": "events",
-        "sample": opts.sample,
-        "versions": versions(),
-        "generator": {
-            "beams_ecm_gev": ECM_GEV,
-            "common_settings": list(COMMON_SETTINGS),
-            "mpi": opts.mpi,
-            "batch_events": BATCH_EVENTS,
-        },
-        **settings,
-        "weights": "xsec_weight_pb: sum over a class = its cross section in pb",
-        "classes": _class_summary(done.records, opts.classes),
-        "files": [
-            {k: r[k] for k in ("file", "class", "entries", "sha256", "seed")} for r in done.records
-        ],
-        "branches": branch_names(opts.out / done.records[0]["file"], opts.format),
-    }
-    write_json_atomic(opts.out / "manifest.json", manifest)
+    manifest = EventManifest.model_validate(
+        {
+            "kind": "events",
+            "versions": versions(),
+            "generator": {
+                "beams_ecm_gev": ECM_GEV,
+                "common_settings": list(COMMON_SETTINGS),
+                "mpi": opts.mpi,
+                "batch_events": BATCH_EVENTS,
+            },
+            **settings,
+            "weights": "xsec_weight_pb: sum over a class = its cross section in pb",
+            "classes": _class_summary(done.records, opts.classes),
+            "files": [r.listing() for r in done.records],
+            "branches": branch_names(opts.out / done.records[0].file, opts.format),
+        }
+    )
+    manifest.write(opts.out / "manifest.json")
     return EventSummary(
         out=opts.out,
         manifest=manifest,

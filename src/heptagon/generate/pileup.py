@@ -40,7 +40,8 @@ from heptagon.generate.jets import (
 )
 from heptagon.generate.options import Mitigation
 from heptagon.generate.processes import EVENT_PROCESSES
-from heptagon.generate.run import BATCH_EVENTS, COMMON_SETTINGS, make_pythia, write_table
+from heptagon.generate.run import BATCH_EVENTS, COMMON_SETTINGS, make_pythia
+from heptagon.generate.shards import write_table
 from heptagon.generate.truth import EventRecord
 from heptagon.io import make_dir
 from heptagon.physics.puppi import (

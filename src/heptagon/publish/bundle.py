@@ -38,6 +38,7 @@ from heptagon.evaluate.run import EVAL_DIR, current_evaluation
 from heptagon.generate.run import load_manifest
 from heptagon.logs import get_logger
 from heptagon.physics.ddt import DDT_FILE, DDTMap
+from heptagon.physics.experiment import dataset_experiment
 from heptagon.publish.card import render_model_card
 from heptagon.publish.hepdata import build_submission, write_submission
 from heptagon.publish.onnx import (
@@ -201,7 +202,12 @@ def publish(run_dir: str | Path, *, say: Callable[[str], None] = print) -> Path:
         shutil.copyfile(root / "preprocess.json", staging / "preprocess.json")
         maps = {f"{k.capitalize()} map vs jet pT and eta": m for k, m in curves.maps.items()}
         submission = build_submission(
-            nominal, curves.roc, maps, sample=sample, model_path=staging / ONNX_NAME
+            nominal,
+            curves.roc,
+            maps,
+            sample=sample,
+            model_path=staging / ONNX_NAME,
+            experiment=dataset_experiment(loaded.config.files),
         )
         write_submission(submission, staging / "hepdata")
         fractions = loaded.config.split.fractions

@@ -6,8 +6,9 @@ binomial errors), one table per efficiency / mistag map, and the working points 
 ``metrics.json`` (rejection at fixed signal efficiency with its 95% CL lower limit, signal
 efficiency at fixed mistag rate, and 1/JSD where present) with the same numbers and bootstrap
 uncertainties, to hepdata_lib's 5 significant digits. Every dependent variable carries the
-qualifiers sqrt(s) = 14 TeV and the sample; the model file is attached as an additional
-resource.
+qualifier Sample and, from the :class:`~heptagon.physics.experiment.Experiment`, SQRT(S)
+(also each table's ``cmenergies`` keyword) when the sample's energy is known and
+LUMINOSITY when given; the model file is attached as an additional resource.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from heptagon.errors import ExportError
+from heptagon.physics.experiment import Experiment
 from heptagon.physics.metrics import EfficiencyMap, Roc
 
 with warnings.catch_warnings():
@@ -44,14 +46,11 @@ __all__ = [
 
 #: Signal efficiencies at which the ROC table quotes the background rejection.
 ROC_EFFICIENCIES: tuple[float, ...] = tuple(round(0.05 * i, 2) for i in range(1, 21))
-#: Centre-of-mass energy of the samples [GeV].
-SQRT_S_GEV = 14000
 #: HEPData's mark for a value that does not exist (rejection when no background passes).
 NO_VALUE = "-"
 
 
 def _qualify(var: Variable, sample: str) -> Variable:
-    var.add_qualifier("SQRT(S)", SQRT_S_GEV, "GeV")
     var.add_qualifier("Sample", sample)
     return var
 
@@ -82,7 +81,6 @@ def _table(name: str, description: str, variables: Sequence[Variable]) -> Table:
     table = Table(name)
     table.description = description
     table.location = "heptagon evaluation"
-    table.keywords["cmenergies"] = [SQRT_S_GEV]
     for var in variables:
         table.add_variable(var)
     return table
@@ -205,6 +203,21 @@ def _working_point_tables(metrics: Mapping[str, Any], sample: str) -> list[Table
     return tables
 
 
+def _stamp(table: Table, experiment: Experiment) -> None:
+    """The experiment's energy (the ``cmenergies`` keyword and a SQRT(S) qualifier of every
+    dependent variable) and luminosity on ``table``, each only where known."""
+    energy = experiment.sqrt_s_gev
+    if energy is not None:
+        table.keywords["cmenergies"] = [energy]
+    for var in table.variables:
+        if var.is_independent:
+            continue
+        if energy is not None:
+            var.add_qualifier("SQRT(S)", energy, "GeV")
+        if experiment.lumi_fb is not None:
+            var.add_qualifier("LUMINOSITY", experiment.lumi_fb, "fb$^{-1}$")
+
+
 def build_submission(
     metrics: Mapping[str, Any],
     roc: Roc,
@@ -214,11 +227,13 @@ def build_submission(
     model_path: str | Path | None = None,
     comment: str = "Performance of a jet tagger trained and evaluated with heptagon.",
     roc_efficiencies: Sequence[float] = ROC_EFFICIENCIES,
+    experiment: Experiment | None = None,
 ) -> Submission:
     """A ``hepdata_lib`` submission from a binary ``metrics`` dict (the ``metrics.json`` of
     :func:`heptagon.physics.metrics.binary_metrics`), its ROC, and efficiency / mistag maps
     keyed by table name (at most 64 characters). ``model_path`` (e.g. the ONNX model) is
-    attached as an additional resource."""
+    attached as an additional resource; ``experiment`` gives the energy and luminosity (None:
+    neither known)."""
     submission = Submission()
     submission.comment = comment
     submission.add_table(_roc_table(roc, sample, roc_efficiencies))
@@ -226,6 +241,8 @@ def build_submission(
         submission.add_table(_map_table(name, emap, sample))
     for table in _working_point_tables(metrics, sample):
         submission.add_table(table)
+    for table in submission.tables:
+        _stamp(table, experiment or Experiment())
     if model_path is not None:
         path = Path(model_path).resolve()  # hepdata_lib copies it later, from another cwd
         submission.add_additional_resource(f"The model, {path.name}", str(path), copy_file=True)

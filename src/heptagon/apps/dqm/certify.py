@@ -38,8 +38,9 @@ from heptagon.apps.dqm.methods import (
 )
 from heptagon.apps.dqm.observables import histogram_shapes, histogram_slices, summary_features
 from heptagon.apps.dqm.simulate import DQMData, load_data, read_arrays
+from heptagon.artifacts.dqm import DqmMethod, DqmModelFile, DqmRuns, FeatureImportance
 from heptagon.errors import ConfigError, DataError
-from heptagon.io import atomic_path, make_dir, read_json, write_json_atomic
+from heptagon.io import atomic_path, make_dir, write_json_atomic
 
 __all__ = [
     "AGGREGATES",
@@ -91,7 +92,8 @@ class TrainConfig(BaseModel):
 
 
 #: the layout of ``model.json`` and ``model.npz``; a model of another version is refused
-SCHEMA_VERSION = 1
+#: the version of model.json this heptagon writes and reads
+SCHEMA_VERSION = DqmModelFile.SCHEMA_VERSION
 _LEVELS = ("max_ls", "run")
 
 
@@ -132,25 +134,25 @@ class DQMModel:
             arrays["classifiers/x"], arrays["classifiers/y"] = self.classifier_data
         with atomic_path(out / "model.npz") as tmp, open(tmp, "wb") as f:
             np.savez(f, allow_pickle=False, **arrays)
-        write_json_atomic(out / "model.json", self.summary())
+        self.summary().write(out / "model.json")
 
-    def summary(self) -> dict[str, Any]:
+    def summary(self) -> DqmModelFile:
         """The content of ``model.json``."""
-        return {
-            "schema_version": SCHEMA_VERSION,
-            "histograms": list(ERROR_NAMES),
-            "config": self.config.model_dump(mode="json"),
-            "runs": self.n_runs,
-            "methods": {
-                m: {"ref_rate": h.ref_rate, "top_bins": h.top_bins} for m, h in self.methods.items()
+        return DqmModelFile(
+            histograms=list(ERROR_NAMES),
+            config=self.config.model_dump(mode="json"),
+            runs=DqmRuns.model_validate(self.n_runs),
+            methods={
+                m: DqmMethod(ref_rate=h.ref_rate, top_bins=h.top_bins)
+                for m, h in self.methods.items()
             },
-            "thresholds": {
+            thresholds={
                 m: {level: c.threshold for level, c in cal.items()}
                 for m, cal in self.calibration.items()
             },
-            "feature_ranking": [{"feature": n, "importance": v} for n, v in self.ranking],
-            "classifier_features": self.features,
-        }
+            feature_ranking=[FeatureImportance(feature=n, importance=v) for n, v in self.ranking],
+            classifier_features=self.features,
+        )
 
 
 class _ModelFiles:
@@ -164,31 +166,20 @@ class _ModelFiles:
                 old = " (model.pkl, an older heptagon's pickle, is never read)"
                 why = old if (path / "model.pkl").exists() else ""
                 raise DataError(f"no trained DQM model{why}: run `heptagon dqm train`", file=f)
-        self.meta: dict[str, Any] = read_json(self.json_file, "DQM model")
-        version = self.value("schema_version", int)
-        if version != SCHEMA_VERSION:
-            raise DataError(
-                f"schema_version {version} is not supported (this heptagon reads "
-                f"{SCHEMA_VERSION}): retrain with `heptagon dqm train`",
-                file=self.json_file,
-                key="schema_version",
-            )
+        self.meta = DqmModelFile.read(self.json_file)
         self.arrays = read_arrays(self.npz_file)
 
-    def value(self, key: str, kind: type | tuple[type, ...]) -> Any:
-        """``model.json``'s value at the dotted ``key``, of type ``kind``."""
-        value: Any = self.meta
-        for part in key.split("."):
-            if isinstance(value, list) and part.isdigit() and int(part) < len(value):
-                value = value[int(part)]
-            elif isinstance(value, dict) and part in value:
-                value = value[part]
-            else:
-                raise DataError("missing", file=self.json_file, key=key)
-        if isinstance(value, bool) and bool not in (kind if isinstance(kind, tuple) else (kind,)):
-            value = None  # a bool is an int to isinstance, never a number here
-        if not isinstance(value, kind):
-            raise DataError(f"has the wrong type ({type(value).__name__})", self.json_file, key)
+    def method(self, name: str) -> DqmMethod:
+        """``model.json``'s entry of method ``name``."""
+        if name not in self.meta.methods:
+            raise DataError("missing", file=self.json_file, key=f"methods.{name}")
+        return self.meta.methods[name]
+
+    def threshold(self, name: str, level: str) -> float:
+        """``model.json``'s alarm threshold of method ``name`` at ``level``."""
+        value = self.meta.thresholds.get(name, {}).get(level)
+        if value is None:
+            raise DataError("missing", file=self.json_file, key=f"thresholds.{name}.{level}")
         return value
 
     def array(self, key: str, shape: tuple[int | None, ...]) -> np.ndarray:
@@ -221,8 +212,8 @@ def _load_method(files: _ModelFiles, name: str, cfg: TrainConfig) -> HistogramMe
     m = HistogramMethod(
         name,
         ref={h: files.array(f"{name}/ref/{h}", s) for h, s in shapes.items()},
-        ref_rate=float(files.value(f"methods.{name}.ref_rate", (int, float))),
-        top_bins=files.value(f"methods.{name}.top_bins", (int, type(None))),
+        ref_rate=files.method(name).ref_rate,
+        top_bins=files.method(name).top_bins,
     )
     if name in ("chi2", "beta_binomial"):
         return m
@@ -253,7 +244,7 @@ def load_model(path: Path) -> DQMModel:
     they are read as JSON and plain arrays only, and every value is checked."""
     files = _ModelFiles(Path(path))
     try:
-        cfg = TrainConfig.model_validate(files.value("config", dict))
+        cfg = TrainConfig.model_validate(files.meta.config)
     except ValidationError as err:
         first = err.errors()[0]
         key = "config." + ".".join(map(str, first["loc"]))
@@ -265,26 +256,18 @@ def load_model(path: Path) -> DQMModel:
         calibration[name] = {
             level: Calibration(
                 files.array(f"{name}/typical/{level}", (len(ERROR_NAMES),)),
-                float(files.value(f"thresholds.{name}.{level}", (int, float))),
+                files.threshold(name, level),
             )
             for level in _LEVELS
         }
-    if files.value("histograms", list) != list(ERROR_NAMES):
+    if files.meta.histograms != list(ERROR_NAMES):
         raise DataError(
             "the model monitors other histograms than this heptagon", files.json_file, "histograms"
         )
-    ranking = []
-    for i in range(len(files.value("feature_ranking", list))):
-        key = f"feature_ranking.{i}"
-        ranking.append(
-            (
-                files.value(f"{key}.feature", str),
-                float(files.value(f"{key}.importance", (int, float))),
-            )
-        )
-    features = files.value("classifier_features", list)
+    ranking = [(f.feature, f.importance) for f in files.meta.feature_ranking]
+    features = files.meta.classifier_features
     known = set(_summary_names())
-    if not all(isinstance(f, str) and f in known for f in features):
+    if not all(f in known for f in features):
         raise DataError("names an unknown summary", files.json_file, "classifier_features")
     classifiers: dict[str, Pipeline] = {}
     data = None
@@ -297,7 +280,7 @@ def load_model(path: Path) -> DQMModel:
             )
         data = (x, y)
         classifiers = fit_classifiers(x, y, seed=cfg.seed)
-    n_runs = {k: int(files.value(f"runs.{k}", int)) for k in ("fit", "calibration", "bad")}
+    n_runs = files.meta.runs.model_dump()
     return DQMModel(cfg, methods, calibration, ranking, features, classifiers, n_runs, data)
 
 

@@ -32,8 +32,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from heptagon.apps.dqm.observables import HISTOGRAMS, book, histogram_shapes
+from heptagon.artifacts.manifest import load_manifest
 from heptagon.errors import ConfigError, DataError
-from heptagon.generate.run import GenerateOptions, generate, load_manifest
+from heptagon.generate.run import GenerateOptions, generate
 from heptagon.io import atomic_path, make_dir, read_json, write_json_atomic
 
 __all__ = [
@@ -239,8 +240,8 @@ def load_source(path: Path) -> JetSource:
     manifest = load_manifest(path)
     columns = ["event", "part_px", "part_py", "part_pz", "part_energy", *_TYPE_BRANCHES]
     keys, tables = [], []
-    for i, rec in enumerate(manifest["files"]):
-        file = Path(path) / rec["file"]
+    for i, rec in enumerate(manifest.files):
+        file = Path(path) / rec.file
         if file.suffix != ".parquet":
             raise DataError("the DQM source must be a Parquet dataset", file=file)
         try:

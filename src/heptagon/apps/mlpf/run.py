@@ -36,7 +36,6 @@ from typing import Any
 
 import awkward as ak
 import numpy as np
-import onnx
 import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -48,7 +47,6 @@ from heptagon.generate.elements import CLS_CH, CLS_ELECTRON, CLS_MUON, CLS_NONE,
 from heptagon.io import atomic_path, make_dir, write_json_atomic
 from heptagon.models import build_model
 from heptagon.models.mlpf import MLPF, OUTPUTS
-from heptagon.publish.onnx import check_export
 from heptagon.train.device import select_device
 from heptagon.train.rundir import load_checkpoint
 
@@ -521,6 +519,10 @@ def export_mlpf(model: MLPF, path: Path, n_features: int = len(FEATURES)) -> Pat
     (:func:`heptagon.publish.onnx.check_export`: ``onnx.checker``, ONNX Runtime loads it,
     its outputs within :data:`EXPORT_TOLERANCE` of PyTorch's on :func:`_export_cases`);
     a failed check raises :class:`~heptagon.errors.ExportError` and writes nothing."""
+    import onnx  # the export's libraries, only when exporting
+
+    from heptagon.publish.onnx import check_export
+
     model = model.eval()
     n = 2 * model.bin_size
     device = next(model.parameters()).device

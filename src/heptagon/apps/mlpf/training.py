@@ -345,7 +345,8 @@ def _train(opts: MLPFTrainOptions, resume: bool, device: torch.device, dist: Dis
     model.set_input_scaling(feats.mean(0).float(), feats.std(0).float())
     weights = _class_weights(el.target["class"].astype(np.int64), opts.class_weight_power)
     task = MLPFTask(batches, val_batches, weights, opts, dist)
-    total_steps = opts.epochs * math.ceil(len(batches) / dist.world)
+    # an epoch ends when the process with the fewest batches runs out
+    total_steps = opts.epochs * max(1, len(batches) // dist.world)
     run = RunDir(opts.out)
     if dist.is_main and not resume:
         make_dir(opts.out)

@@ -1,0 +1,51 @@
+"""``model.json`` of ``heptagon dqm train``: the readable half of a DQM model (the arrays
+are in ``model.npz``, read with ``allow_pickle=False``)."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from pydantic import Field
+
+from heptagon.artifacts.base import Artifact, Record
+
+__all__ = ["DqmMethod", "DqmModelFile", "DqmRuns", "FeatureImportance"]
+
+
+class DqmMethod(Record):
+    """What a histogram method keeps besides its arrays."""
+
+    ref_rate: float = Field(description="the reference's mean event rate per lumisection")
+    top_bins: int | None = Field(description="bins per histogram error (None: all)")
+
+
+class DqmRuns(Record):
+    """How many runs the model was fitted on, calibrated on, and saw labelled bad."""
+
+    fit: int = Field(ge=0)
+    calibration: int = Field(ge=0)
+    bad: int = Field(ge=0)
+
+
+class FeatureImportance(Record):
+    """One run summary and its importance in the classifiers' ranking."""
+
+    feature: str
+    importance: float
+
+
+class DqmModelFile(Artifact):
+    """``model.json`` of a DQM model."""
+
+    WHAT: ClassVar[str] = "DQM model"
+    SCHEMA_VERSION: ClassVar[int] = 1
+
+    histograms: list[str] = Field(description="the monitored histograms, in order")
+    config: dict[str, Any] = Field(description="the training settings (dqm TrainConfig)")
+    runs: DqmRuns
+    methods: dict[str, DqmMethod]
+    thresholds: dict[str, dict[str, float]] = Field(
+        description="per method, the alarm threshold of each level (lumisection, run)"
+    )
+    feature_ranking: list[FeatureImportance]
+    classifier_features: list[str]

@@ -1,0 +1,38 @@
+"""A run directory's ``model.json``: what rebuilds the trained model (the registry name
+and options, or the user's network file) and where its weights are."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field
+
+from heptagon.artifacts.base import Artifact, Record
+
+__all__ = ["ModelInfo", "NetworkRecord"]
+
+
+class NetworkRecord(Record):
+    """A model defined in the user's network file (provenance: never imported from the
+    run directory by itself)."""
+
+    file: str = Field(description="the run's copy of the file, relative to the run dir")
+    source: str = Field(description="the file the run was trained from")
+    sha256: str = Field(pattern="^[0-9a-f]{64}$")
+
+
+class ModelInfo(Artifact):
+    """``RUN/model.json``."""
+
+    WHAT: ClassVar[str] = "model description"
+
+    format: Literal["heptagon-model"] = "heptagon-model"
+    name: str = Field(description="the model's registry name (or the network file's stem)")
+    options: dict[str, Any] = Field(description="every option the model was built with")
+    input_dims: dict[str, int] = Field(description="features per input group")
+    input_names: list[str] = Field(description="the model's inputs, in order")
+    num_classes: int = Field(gt=0, description="outputs (1 for a regression)")
+    class_names: list[str]
+    task: Literal["classification", "regression"]
+    weights: str = Field(description="the best weights, relative to the run dir")
+    network: NetworkRecord | None = None
