@@ -71,7 +71,7 @@ def test_submission_is_valid_and_holds_metrics_json(inputs: dict[str, Any], tmp_
     assert FullSubmissionValidator().validate(directory=str(outdir))
     assert (tmp_path / "bundle" / "hepdata.tar.gz").stat().st_size > 0
     assert (outdir / "model.onnx").read_bytes() == inputs["model"].read_bytes()
-    metrics = inputs["metrics"]
+    metrics = inputs["metrics"].to_json()
 
     rej = _table(outdir, "Background rejection at fixed signal efficiency")
     assert [v["value"] for v in rej["independent_variables"][0]["values"]] == [0.05, 0.3, 0.5]

@@ -27,15 +27,15 @@ from collections.abc import Callable, Sequence
 from importlib.metadata import version
 from itertools import islice
 from pathlib import Path
-from typing import Any
 
 from heptagon import __version__
+from heptagon.artifacts.manifest import Manifest, load_manifest
+from heptagon.artifacts.metrics import BinaryEvaluation
 from heptagon.data.loader import JetDataset
 from heptagon.errors import DataError, ExportError
 from heptagon.evaluate.analysis import binary_curves
 from heptagon.evaluate.inference import Predictions
 from heptagon.evaluate.run import EVAL_DIR, current_evaluation
-from heptagon.generate.run import load_manifest
 from heptagon.logs import get_logger
 from heptagon.physics.ddt import DDT_FILE, DDTMap
 from heptagon.physics.experiment import dataset_experiment
@@ -136,7 +136,7 @@ def _export_problem(path: Path, loaded: LoadedRun, checks: Sequence[Tensors]) ->
     return None
 
 
-def _manifest(loaded: LoadedRun) -> dict[str, Any] | None:
+def _manifest(loaded: LoadedRun) -> Manifest | None:
     """The training dataset's manifest, if the files come from one heptagon dataset."""
     for f in loaded.config.files:
         p = Path(f)
@@ -190,11 +190,12 @@ def publish(run_dir: str | Path, *, say: Callable[[str], None] = print) -> Path:
     _log.info("publishing %s", root)
     checks = _check_batches(loaded)
     metrics = current_evaluation(loaded, say=say)
-    nominal = {k: v for k, v in metrics.items() if k != "samples"}
+    if not isinstance(metrics, BinaryEvaluation):
+        raise ExportError(f"{root}: eval/metrics.json is not of a binary classifier")
     pred = Predictions.load(root / EVAL_DIR / "predictions_test.parquet", class_names)
     curves = binary_curves(pred)  # the ROC and maps; the quoted numbers: metrics.json
     manifest = _manifest(loaded)
-    sample = manifest["sample"] if manifest else "user files"
+    sample = manifest.sample if manifest else "user files"
 
     staging = _make_staging(root)
     try:
@@ -202,7 +203,7 @@ def publish(run_dir: str | Path, *, say: Callable[[str], None] = print) -> Path:
         shutil.copyfile(root / "preprocess.json", staging / "preprocess.json")
         maps = {f"{k.capitalize()} map vs jet pT and eta": m for k, m in curves.maps.items()}
         submission = build_submission(
-            nominal,
+            metrics,
             curves.roc,
             maps,
             sample=sample,
@@ -214,7 +215,7 @@ def publish(run_dir: str | Path, *, say: Callable[[str], None] = print) -> Path:
         card = render_model_card(
             model_info=loaded.info,
             preprocess=loaded.preprocess.to_dict(loaded.info["input_names"]),
-            metrics=nominal,
+            metrics=metrics,
             manifest=manifest,
             onnx_name=ONNX_NAME,
             n_train=f"deterministic split train/val/test = {'/'.join(map(str, fractions))}",

@@ -20,10 +20,10 @@ import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
+from heptagon.artifacts.metrics import BinaryMetrics
 from heptagon.errors import ExportError
 from heptagon.physics.experiment import Experiment
 from heptagon.physics.metrics import EfficiencyMap, Roc
@@ -136,9 +136,9 @@ def _map_table(name: str, emap: EfficiencyMap, sample: str) -> Table:
     )
 
 
-def _working_point_tables(metrics: Mapping[str, Any], sample: str) -> list[Table]:
-    rej = metrics["rejection_at_eff"]
-    eff = metrics["eff_at_mistag"]
+def _working_point_tables(metrics: BinaryMetrics, sample: str) -> list[Table]:
+    rej = metrics.rejection_at_eff
+    eff = metrics.eff_at_mistag
     label = "stat. (bootstrap)"
     tables = [
         _table(
@@ -150,14 +150,14 @@ def _working_point_tables(metrics: Mapping[str, Any], sample: str) -> list[Table
                 _independent("Signal efficiency", [float(k) for k in rej]),
                 _dependent(
                     "Background rejection",
-                    [NO_VALUE if v["value"] is None else v["value"] for v in rej.values()],
-                    [v["err"] for v in rej.values()],
+                    [NO_VALUE if v.value is None else v.value for v in rej.values()],
+                    [v.err for v in rej.values()],
                     sample,
                     label,
                 ),
                 _dependent(
                     "Background rejection 95% CL lower limit",
-                    [v["lower_limit"] for v in rej.values()],
+                    [v.lower_limit for v in rej.values()],
                     None,
                     sample,
                     label,
@@ -172,16 +172,16 @@ def _working_point_tables(metrics: Mapping[str, Any], sample: str) -> list[Table
                 _independent("Background efficiency", [float(k) for k in eff]),
                 _dependent(
                     "Signal efficiency",
-                    [v["value"] for v in eff.values()],
-                    [v["err"] for v in eff.values()],
+                    [NO_VALUE if v.value is None else v.value for v in eff.values()],
+                    [v.err for v in eff.values()],
                     sample,
                     label,
                 ),
             ],
         ),
     ]
-    if "jsd_inverse_at_eff" in metrics:
-        jsd = metrics["jsd_inverse_at_eff"]
+    if metrics.jsd_inverse_at_eff:  # with m_SD
+        jsd = metrics.jsd_inverse_at_eff
         tables.append(
             _table(
                 "Mass sculpting",
@@ -192,8 +192,8 @@ def _working_point_tables(metrics: Mapping[str, Any], sample: str) -> list[Table
                     _independent("Signal efficiency", [float(k) for k in jsd]),
                     _dependent(
                         "1/JSD",
-                        [NO_VALUE if v["value"] is None else v["value"] for v in jsd.values()],
-                        [v["err"] for v in jsd.values()],
+                        [NO_VALUE if v.value is None else v.value for v in jsd.values()],
+                        [v.err for v in jsd.values()],
                         sample,
                         label,
                     ),
@@ -219,7 +219,7 @@ def _stamp(table: Table, experiment: Experiment) -> None:
 
 
 def build_submission(
-    metrics: Mapping[str, Any],
+    metrics: BinaryMetrics,
     roc: Roc,
     maps: Mapping[str, EfficiencyMap],
     *,
@@ -229,11 +229,11 @@ def build_submission(
     roc_efficiencies: Sequence[float] = ROC_EFFICIENCIES,
     experiment: Experiment | None = None,
 ) -> Submission:
-    """A ``hepdata_lib`` submission from a binary ``metrics`` dict (the ``metrics.json`` of
-    :func:`heptagon.physics.metrics.binary_metrics`), its ROC, and efficiency / mistag maps
-    keyed by table name (at most 64 characters). ``model_path`` (e.g. the ONNX model) is
-    attached as an additional resource; ``experiment`` gives the energy and luminosity (None:
-    neither known)."""
+    """A ``hepdata_lib`` submission from a binary classifier's ``metrics`` (as
+    ``metrics.json`` holds them: :func:`heptagon.physics.metrics.binary_metrics`), its ROC,
+    and efficiency / mistag maps keyed by table name (at most 64 characters).
+    ``model_path`` (e.g. the ONNX model) is attached as an additional resource;
+    ``experiment`` gives the energy and luminosity (None: neither known)."""
     submission = Submission()
     submission.comment = comment
     submission.add_table(_roc_table(roc, sample, roc_efficiencies))
