@@ -102,11 +102,7 @@ def weaver_data_config(config: DataConfig) -> WeaverDataConfig:
     if labels is None:
         raise ConfigError("a network file needs labels in the data config", "data.labels")
     simple = labels.type == "simple"
-    value: list[str] | dict[str, str] = (
-        list(labels.value) if simple and isinstance(labels.value, list) else labels.value
-    )
-    if simple and isinstance(value, dict):
-        value = list(value)  # weaver's simple labels are a list
+    value = list(labels.value) if simple else labels.value  # a label map: its class names
     return WeaverDataConfig(
         input_names=tuple(shapes),
         input_shapes=shapes,
