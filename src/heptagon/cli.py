@@ -33,6 +33,7 @@ from heptagon.generate.options import EventOptions, GenerateOptions
 from heptagon.logs import configure
 
 if TYPE_CHECKING:
+    from heptagon.artifacts.derived import DerivedDataset
     from heptagon.generate.run import Summary as GenerateSummary
 
 __all__ = ["app", "main"]
@@ -487,7 +488,10 @@ def predict(
     console.print(f"{len(outputs)} file(s) scored into {out}")
 
 
-data_app = typer.Typer(help="Inspect input files through a data config.", no_args_is_help=True)
+data_app = typer.Typer(
+    help="Inspect input files; derive datasets (PNN parameter, domains, mixtures).",
+    no_args_is_help=True,
+)
 app.add_typer(data_app, name="data")
 app.add_typer(dqm_app, name="dqm")
 app.add_typer(mlpf_app, name="mlpf")
@@ -514,6 +518,92 @@ def data_inspect(
     console.print(result.table())
     if plots is not None:
         console.print(f"histograms in {plots}")
+
+
+_DerivedOut = Annotated[
+    Path, typer.Option("--out", help="The new dataset dir (a derived one there is replaced).")
+]
+
+
+@data_app.command("pnn")
+def data_pnn(
+    signal: Annotated[Path, typer.Argument(help="A mass-scan sample dir (e.g. xbb-scan).")],
+    background: Annotated[Path, typer.Argument(help="A background sample dir (e.g. QCD).")],
+    out: _DerivedOut,
+    param: Annotated[str, typer.Option("--param", help="The parameter column.")] = "pnn_mass",
+    hold_out: Annotated[
+        list[float] | None,
+        typer.Option("--hold-out", help="Leave the signal of this mass [GeV] out (repeatable)."),
+    ] = None,
+    at: Annotated[
+        float | None,
+        typer.Option(
+            "--at", help="Test set at this mass [GeV]: its signal alone, every jet's parameter it."
+        ),
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed", min=0, help="Seed of the background draw.")] = 0,
+    signal_label: Annotated[
+        str, typer.Option("--signal-label", help="label_<this> marks the signal.")
+    ] = "Xbb",
+    background_label: Annotated[
+        str, typer.Option("--background-label", help="label_<this> marks the background.")
+    ] = "QCD",
+) -> None:
+    """Signal + background with labels and the PNN parameter: a signal jet's is its
+    resonance mass, a background jet's drawn from the signal's masses."""
+    from heptagon.data.derive import add_pnn_parameter
+
+    made = add_pnn_parameter(
+        signal, background, out, param=param, hold_out=hold_out or (), at=at, seed=seed,
+        signal_label=signal_label, background_label=background_label,
+    )  # fmt: skip
+    masses = ", ".join(f"{m:g}" for m in sorted(made.settings["masses"].values()))
+    console.print(f"{out}: {_jets(made)} jets, signal masses {masses} GeV, parameter {param}")
+
+
+@data_app.command("domains")
+def data_domains(
+    source: Annotated[Path, typer.Argument(help="The labelled source domain's sample dir.")],
+    target: Annotated[Path, typer.Argument(help="The target domain's sample dir.")],
+    out: _DerivedOut,
+    labelled_target: Annotated[
+        bool,
+        typer.Option("--labelled-target", help="Target train_weight 1 (a test set), not 0."),
+    ] = False,
+) -> None:
+    """Source and target jets with the domain column (0 / 1) and train_weight (target 0:
+    its labels never reach the loss)."""
+    from heptagon.data.derive import label_domains
+
+    made = label_domains(source, target, out, labelled_target=labelled_target)
+    console.print(f"{out}: {_jets(made)} jets (source domain 0, target domain 1)")
+
+
+@data_app.command("mix")
+def data_mix(
+    sample: Annotated[Path, typer.Argument(help="A labelled sample dir (e.g. w-vs-qcd).")],
+    out: _DerivedOut,
+    signal: Annotated[str, typer.Option("--signal", help="The signal class (label_<this>).")],
+    fractions: Annotated[
+        tuple[float, float],
+        typer.Option("--fractions", help="Signal fractions of M1 and M2, e.g. 0.8 0.2."),
+    ],
+    seed: Annotated[int, typer.Option("--seed", min=0, help="Seed of the jets' draw.")] = 0,
+) -> None:
+    """Two disjoint mixed samples M1 / M2 of equal size with the given signal fractions,
+    as label_M1 / label_M2 (fractions 1 0: the truth, for a test set)."""
+    from heptagon.data.derive import mix_samples
+
+    made = mix_samples(sample, out, signal=signal, fractions=fractions, seed=seed)
+    jets, sig = made.settings["jets"], made.settings["signal_jets"]
+    console.print(
+        f"{out}: M1 {jets['M1']} jets ({sig['M1']} signal), "
+        f"M2 {jets['M2']} jets ({sig['M2']} signal)"
+    )
+
+
+def _jets(made: DerivedDataset) -> int:
+    return sum(f.entries for f in made.files)
 
 
 configs_app = typer.Typer(
