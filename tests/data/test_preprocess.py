@@ -83,7 +83,7 @@ def test_preprocess_json_round_trip(jet_dataset: Path, tmp_path: Path) -> None:
     data = json.loads(path.read_text())
     assert (data["format"], data["schema_version"]) == ("heptagon-preprocess", 2)
     # weaver's / CMSSW's keys: the inputs at the top level, named in input_names
-    assert data["input_names"] == ["pf", "jet", "pf_mask"]
+    assert data["input_names"] == ["jet", "pf", "pf_mask"]
     assert data["output_names"] == ["QCD", "Tbqq"]
     pt_log = data["pf"]["var_infos"]["part_pt_log"]
     assert (pt_log["lower_bound"], pt_log["upper_bound"]) == (-5.0, 5.0)

@@ -121,7 +121,8 @@ def test_metadata_round_trip_and_parity_cases(
     assert loaded.preprocess.to_dict() == preprocess.to_dict()
     assert loaded.data_config.model_dump() == config.model_dump()
     beside = json.loads((tmp_path / "preprocess.json").read_text())
-    assert beside == preprocess.to_dict()
+    assert beside == preprocess.to_dict(loaded.input_names)  # the model's inputs, for CMSSW
+    assert beside["input_names"] == ["pf_features", "pf_mask"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.onnx", "preprocess.json"]
 
     proto = onnx.load(path)
@@ -133,7 +134,7 @@ def test_metadata_round_trip_and_parity_cases(
     assert shapes["pf_mask"] == ["batch", 1, "pf_particles"]
     assert [(o.name, o.shape) for o in session.get_outputs()] == [("probs", ["batch", 2])]
     meta = session.get_modelmeta().custom_metadata_map
-    assert json.loads(meta["preprocess"]) == preprocess.to_dict()
+    assert json.loads(meta["preprocess"]) == beside  # the same file inside
 
     # probabilities: rows sum to one
     feed = {k: v.numpy() for k, v in batches[0].items() if k in loaded.input_names}

@@ -139,7 +139,8 @@ class Preprocess:
 
     def to_file(self, input_names: Sequence[str] | None = None) -> PreprocessFile:
         """The ``preprocess.json`` artifact. ``input_names``: the ONNX model's inputs (default:
-        every group, then the masks), which CMSSW feeds by name."""
+        every group, then the masks, each sorted, as the file keeps no other order), which
+        CMSSW feeds by name."""
         from heptagon.data.loader import mask_name  # the loader imports this module
 
         inputs: dict[str, InputInfo] = {}
@@ -184,7 +185,7 @@ class Preprocess:
                 schema_version=PreprocessFile.SCHEMA_VERSION,
                 transform=_TRANSFORM,
                 output_names=list(self.label_names),
-                input_names=list(input_names or [*inputs, *masks]),
+                input_names=list(input_names or [*sorted(inputs), *sorted(masks)]),
                 inputs=inputs | masks,
                 label_type=self.label_type,
                 reweight=None if self.reweight is None else self.reweight.to_dict(),
