@@ -4,6 +4,7 @@ versioned pydantic model; unknown, newer or malformed files are one-line DataErr
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from pathlib import Path
 from typing import ClassVar, get_args
@@ -24,6 +25,7 @@ from heptagon.artifacts.metrics import (
     evaluation,
     read_evaluation,
 )
+from heptagon.artifacts.mlpf import MlpfOptionsFile
 from heptagon.artifacts.run import ModelInfo
 from heptagon.artifacts.schemas import ARTIFACTS, json_schema, write_schemas
 from heptagon.errors import DataError
@@ -172,6 +174,7 @@ def _artifacts() -> list[Artifact]:
             feature_ranking=[FeatureImportance(feature="mean_pt", importance=0.4)],
             classifier_features=["mean_pt"],
         ),
+        MlpfOptionsFile(options={"epochs": 2, "lr": 1e-3}, model={"width": 64}),
     ]
 
 
@@ -280,8 +283,21 @@ def test_docs_schemas_are_current() -> None:
 
 
 def test_schemas_are_written_by_the_module(tmp_path: Path) -> None:
-    written = write_schemas(tmp_path / "schemas")
-    assert {p.name for p in written} == {f"{name}.schema.json" for name in ARTIFACTS}
-    schema = json.loads((tmp_path / "schemas" / "shard-record.schema.json").read_text())
+    """The command docs/design.md shows, ``python -m heptagon.artifacts DIR``."""
+    out = tmp_path / "schemas"
+    res = subprocess.run(
+        [sys.executable, "-m", "heptagon.artifacts", str(out)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert res.returncode == 0, res.stderr
+    assert {Path(line).name for line in res.stdout.split()} == {
+        f"{name}.schema.json" for name in ARTIFACTS
+    }
+    schema = json.loads((out / "shard-record.schema.json").read_text())
     assert schema["properties"]["schema_version"]["const"] == ShardRecord.SCHEMA_VERSION
     assert "schema_version" in schema["required"]
+    assert write_schemas(tmp_path / "again") == sorted(
+        (tmp_path / "again").glob("*.json"), key=lambda p: list(ARTIFACTS).index(p.name[:-12])
+    )

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from heptagon.artifacts.manifest import JetManifest, load_manifest
 from heptagon.artifacts.metrics import BinaryMetrics
+from heptagon.artifacts.run import ModelInfo
 from heptagon.data.preprocess import GroupParams, Preprocess, VarParams
 from heptagon.publish.card import render_model_card
 
@@ -49,13 +50,16 @@ METRICS = BinaryMetrics.model_validate(
         "jsd_inverse_at_eff": {"0.5": {"value": 8.1, "err": 0.5}},
     }
 )
-MODEL = {
-    "name": "particlenet-lite",
-    "options": {"k": 7},
-    "class_names": ["Tbqq", "QCD"],
-    "input_names": ["pf_points", "pf_features", "pf_mask"],
-    "task": "classification",
-}
+MODEL = ModelInfo(
+    name="particlenet-lite",
+    options={"k": 7},
+    input_dims={"pf_points": 2, "pf_features": 2, "pf_mask": 1},
+    num_classes=2,
+    class_names=["Tbqq", "QCD"],
+    input_names=["pf_points", "pf_features", "pf_mask"],
+    task="classification",
+    weights="checkpoints/best.pt",
+)
 
 
 def test_model_card(top_qcd_sample: Path) -> None:

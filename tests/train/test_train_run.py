@@ -134,7 +134,7 @@ def test_bdt_trains_through_the_same_entry(top_qcd_sample: Path, tmp_path: Path)
     assert history[0]["val_auc"] > 0.85
     assert summary.history == history
     loaded = load_run(run)
-    assert loaded.info["weights"] == "checkpoints/best.json"
+    assert loaded.info.weights == "checkpoints/best.json"
     x = np.zeros((3, 6), dtype=np.float32)
     assert loaded.model.predict({"jet_features": x}).shape == (3, 2)
 
@@ -166,7 +166,7 @@ def test_regression(mlp_experiment: Path, top_qcd_sample: Path, tmp_path: Path) 
     assert last["val_accuracy"] is None
     assert last["val_auc"] is None
     assert last["val_loss"] < first["train_loss"]
-    assert load_run(tmp_path / "run").info["task"] == "regression"
+    assert load_run(tmp_path / "run").info.task == "regression"
 
 
 @pytest.mark.parametrize("failure", [KeyboardInterrupt, RuntimeError], ids=["ctrl-c", "error"])

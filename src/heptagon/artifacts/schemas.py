@@ -16,6 +16,7 @@ from heptagon.artifacts.metrics import (
     MulticlassEvaluation,
     RegressionEvaluation,
 )
+from heptagon.artifacts.mlpf import MlpfOptionsFile
 from heptagon.artifacts.preprocess import PreprocessFile
 from heptagon.artifacts.run import ModelInfo
 from heptagon.io import atomic_path, make_dir
@@ -39,6 +40,7 @@ ARTIFACTS: dict[str, tuple[str, Any]] = {
         ],
     ),
     "dqm-model": ("DQM_MODEL/model.json", DqmModelFile),
+    "mlpf-options": ("MLPF_RUN/options.json", MlpfOptionsFile),
 }
 
 

@@ -49,7 +49,7 @@ def make_ddt(
         raise ConfigError(f"must be in (0, 1), got {efficiency}", "--efficiency")
     loaded = load_run(run_dir)
     class_names = list(loaded.class_names)
-    if loaded.info.get("task", "classification") != "classification" or len(class_names) != 2:
+    if loaded.info.task != "classification" or len(class_names) != 2:
         raise ConfigError("the DDT needs a binary classifier", "run")
     signal = signal_class(class_names)
     cfg = loaded.config

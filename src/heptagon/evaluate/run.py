@@ -271,7 +271,7 @@ def evaluate(
     plot_dir.mkdir(parents=True, exist_ok=True)
     if isinstance(loaded.model, torch.nn.Module):
         loaded.model.to(select_device())
-    task = loaded.info.get("task", "classification")
+    task = loaded.info.task
     ddt_path = loaded.root / DDT_FILE
     setup = _Setup(
         loaded, eval_dir, plot_dir, task,
@@ -286,7 +286,7 @@ def evaluate(
     metrics = evaluation(samples, next(iter(samples)), loaded.checkpoint_sha256())
     metrics.write(eval_dir / "metrics.json")
     report = markdown_report(
-        f"Evaluation of {loaded.info['name']} ({loaded.root.name})",
+        f"Evaluation of {loaded.info.name} ({loaded.root.name})",
         samples,
         plots,
         eval_dir,
@@ -360,7 +360,7 @@ def compare(runs: Sequence[str | Path], out: str | Path) -> CompareResult:
         run_metrics = current_evaluation(loaded)
         class_names = list(loaded.class_names)
         pred = Predictions.load(loaded.root / EVAL_DIR / "predictions_test.parquet", class_names)
-        label = f"{loaded.root.name} ({loaded.info['name']})"
+        label = f"{loaded.root.name} ({loaded.info.name})"
         if len(class_names) == 2:
             sig = signal_class(class_names)
             rocs[label] = roc_curve(pred.probs[:, sig], pred.labels == sig, pred.weights)

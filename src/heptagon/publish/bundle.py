@@ -98,12 +98,12 @@ def _export(
     return export_onnx(
         loaded.model,
         loaded.input_names,
-        loaded.info["input_dims"],
+        loaded.info.input_dims,
         loaded.preprocess,
         loaded.class_names,
         loaded.root / ONNX_NAME,
         data_config=cfg.data,
-        model_name=loaded.info["name"],
+        model_name=loaded.info.name,
         check_inputs=checks,
         ddt=DDTMap.load(ddt_path) if (ddt_path := loaded.root / DDT_FILE).exists() else None,
         checkpoint_sha256=loaded.checkpoint_sha256(),
@@ -214,7 +214,7 @@ def publish(run_dir: str | Path, *, say: Callable[[str], None] = print) -> Path:
         fractions = loaded.config.split.fractions
         card = render_model_card(
             model_info=loaded.info,
-            preprocess=loaded.preprocess.to_dict(loaded.info["input_names"]),
+            preprocess=loaded.preprocess.to_dict(loaded.info.input_names),
             metrics=metrics,
             manifest=manifest,
             onnx_name=ONNX_NAME,

@@ -14,6 +14,7 @@ from typing import Any
 
 from heptagon.artifacts.manifest import ElementManifest, JetClass, JetManifest, Manifest
 from heptagon.artifacts.metrics import BinaryMetrics
+from heptagon.artifacts.run import ModelInfo
 from heptagon.evaluate.report import SUMMARY_COLUMNS, format_value, markdown_table, summary_rows
 
 __all__ = ["render_model_card"]
@@ -91,21 +92,20 @@ def _working_points(metrics: BinaryMetrics) -> list[str]:
 
 
 def _model_details(
-    model_info: Mapping[str, Any],
+    model_info: ModelInfo,
     preprocess: Mapping[str, Any],
     onnx_name: str,
     versions: Mapping[str, str],
 ) -> list[str]:
     """The model: architecture, outputs, inputs and the file."""
-    classes = list(model_info["class_names"])
-    names = list(model_info["input_names"])
+    classes = model_info.class_names
+    names = model_info.input_names
     shapes = ", ".join(f"`{n}` {_shape(n, preprocess)}" for n in names)
     masked = any(n.endswith("_mask") for n in names)
     return [
         "## Model details",
-        f"- Architecture: `{model_info['name']}` from heptagon's model zoo, options "
-        f"`{dict(model_info.get('options', {}))}`; "
-        f"task: {model_info.get('task', 'classification')}.",
+        f"- Architecture: `{model_info.name}` from heptagon's model zoo, options "
+        f"`{model_info.options}`; task: {model_info.task}.",
         f"- Outputs: `probs`, softmax probabilities of {classes} (in that order).",
         f"- Inputs (ONNX input names, float32): {shapes}"
         + ("; padded slots are zero and masked." if masked else "."),
@@ -149,7 +149,7 @@ def _how_to_run(onnx_name: str, names: Sequence[str]) -> list[str]:
 
 def render_model_card(
     *,
-    model_info: Mapping[str, Any],
+    model_info: ModelInfo,
     preprocess: Mapping[str, Any],
     metrics: BinaryMetrics,
     manifest: Manifest | None,
@@ -161,10 +161,10 @@ def render_model_card(
     """Render the model card. ``model_info`` is the run's ``model.json``; ``metrics`` its
     ``eval/metrics.json`` (nominal test sample); ``manifest`` the training dataset's
     ``manifest.json`` (or None for user files)."""
-    classes = list(model_info["class_names"])
+    classes = model_info.class_names
     signal = metrics.signal or classes[0]
     parts = [
-        f"# Model card: {model_info['name']} ({' vs '.join(classes)})",
+        f"# Model card: {model_info.name} ({' vs '.join(classes)})",
         "",
         *_model_details(model_info, preprocess, onnx_name, versions),
         "",
@@ -193,7 +193,7 @@ def render_model_card(
         "no pile-up unless the manifest says otherwise.",
         *(f"- {x}" for x in limitations),
         "",
-        *_how_to_run(onnx_name, list(model_info["input_names"])),
+        *_how_to_run(onnx_name, model_info.input_names),
     ]
     return "\n".join(parts)
 

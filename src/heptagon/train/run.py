@@ -20,13 +20,14 @@ from typing import Any, cast
 import torch
 from torch import nn
 
+from heptagon.artifacts.run import ModelInfo, NetworkRecord
 from heptagon.config import load_yaml
 from heptagon.data.config import DataConfig
 from heptagon.data.loader import JetDataset, mask_name
 from heptagon.data.preprocess import Preprocess, compute_preprocess
 from heptagon.data.split import DataSplits, Split, resolve_splits
 from heptagon.errors import ConfigError, DataError, Interrupted, ModelError
-from heptagon.io import atomic_path, read_json
+from heptagon.io import atomic_path
 from heptagon.models import Model, build_model, model_options
 from heptagon.train.allocator import retain_freed_memory
 from heptagon.train.device import select_device
@@ -172,8 +173,9 @@ def _train(
                 list(labels.names),
                 options.task,
                 weights,
+                _keep_network(run, network),
             )
-            run.write_model_info({**info, **_keep_network(run, network)})
+            run.write_model_info(info)
         dist.barrier()
         if not isinstance(model, nn.Module):
             return fit_model(model, config, train_data, val_data, run)
@@ -309,24 +311,25 @@ def _check_model(
         if config.init is not None:
             raise ConfigError("pre-trained weights need a torch model", "init.weights")
     if network is not None and resumed is not None:
-        recorded = read_json(resumed.model_json, "model description").get("network", {})
-        if recorded.get("sha256") != network.sha256:
+        recorded = ModelInfo.read(resumed.model_json).network
+        if recorded is None or recorded.sha256 != network.sha256:
+            started = "no network file" if recorded is None else (
+                f"{recorded.source}, sha256 {recorded.sha256[:12]}..."
+            )
             raise ConfigError(
-                f"{network.path} is not the network file the run started with "
-                f"({recorded.get('source')}, sha256 {str(recorded.get('sha256'))[:12]}...)",
+                f"{network.path} is not the network file the run started with ({started})",
                 "model.network",
             )
 
 
-def _keep_network(run: RunDir, network: UserNetwork | None) -> dict[str, Any]:
+def _keep_network(run: RunDir, network: UserNetwork | None) -> NetworkRecord | None:
     """Copy the network file into the run (provenance only: it is never imported from
     there by itself) and return ``model.json``'s ``network`` record."""
     if network is None:
-        return {}
+        return None
     with atomic_path(run.root / NETWORK_COPY) as tmp:
         shutil.copyfile(network.path, tmp)
-    record = {"file": NETWORK_COPY, "source": str(network.path), "sha256": network.sha256}
-    return {"network": record}
+    return NetworkRecord(file=NETWORK_COPY, source=str(network.path), sha256=network.sha256)
 
 
 def _build(

@@ -16,11 +16,13 @@ tensors and plain types, so they load with ``torch.load(weights_only=True)``.
 
 ``model.json``::
 
-    {"format": "heptagon-model", "version": 1, "name": "particlenet-lite",
+    {"schema_version": 1, "format": "heptagon-model", "name": "particlenet-lite",
      "options": {...every option...}, "input_dims": {"pf_points": 2, ...},
      "input_names": ["pf_points", "pf_features", "pf_mask"], "num_classes": 2,
      "class_names": ["QCD", "Tbqq"], "task": "classification",
-     "weights": "checkpoints/best.pt"}
+     "weights": "checkpoints/best.pt", "network": null}
+
+(:class:`heptagon.artifacts.run.ModelInfo`; ``network`` records a user's network file.)
 """
 
 from __future__ import annotations
@@ -29,22 +31,22 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import yaml
 from torch import nn
 
+from heptagon.artifacts.run import ModelInfo, NetworkRecord
 from heptagon.config import load_yaml
 from heptagon.data.preprocess import Preprocess
 from heptagon.errors import DataError, first_line
-from heptagon.io import atomic_path, read_json, sha256sum, write_json_atomic
+from heptagon.io import atomic_path, sha256sum
 from heptagon.models import Model, build_model
 from heptagon.train.experiment import RunConfig, validate_experiment
 from heptagon.train.network import rebuild_network
 
 __all__ = [
-    "MODEL_FORMAT",
     "LoadedRun",
     "RunDir",
     "RunSummary",
@@ -54,10 +56,6 @@ __all__ = [
     "save_checkpoint",
     "write_yaml_atomic",
 ]
-
-MODEL_FORMAT = "heptagon-model"
-MODEL_VERSION = 1
-
 
 @dataclass(frozen=True)
 class RunDir:
@@ -104,9 +102,9 @@ class RunDir:
         """Create the directory and ``checkpoints/``."""
         self.checkpoints.mkdir(parents=True, exist_ok=True)
 
-    def write_model_info(self, info: dict[str, Any]) -> None:
+    def write_model_info(self, info: ModelInfo) -> None:
         """Write ``model.json`` (see :func:`model_info`)."""
-        write_json_atomic(self.model_json, info)
+        info.write(self.model_json)
 
     def write_history(self, records: list[dict[str, Any]]) -> None:
         """Rewrite ``history.jsonl`` with ``records`` (atomically)."""
@@ -167,25 +165,25 @@ class LoadedRun:
 
     root: Path
     model: Model
-    info: dict[str, Any]
+    info: ModelInfo
     preprocess: Preprocess
     config: RunConfig
 
     @property
     def class_names(self) -> tuple[str, ...]:
         """Class (or regression target) names, in output order."""
-        return tuple(self.info["class_names"])
+        return tuple(self.info.class_names)
 
     @property
     def input_names(self) -> tuple[str, ...]:
         """The model's inputs, in ``forward`` (and ONNX) order."""
-        return tuple(self.info["input_names"])
+        return tuple(self.info.input_names)
 
     def checkpoint_sha256(self) -> str:
         """The sha256 of the checkpoint the weights come from (``model.json``'s ``weights``:
         the best checkpoint, or the BDT's model file): what an export or an evaluation
         records, so that a later step can tell whether it was made from these weights."""
-        path = self.root / self.info["weights"]
+        path = self.root / self.info.weights
         try:
             return sha256sum(path)
         except OSError as err:
@@ -199,22 +197,23 @@ def model_info(
     num_classes: int,
     input_dims: dict[str, int],
     class_names: list[str],
-    task: str,
+    task: Literal["classification", "regression"],
     weights: str,
-) -> dict[str, Any]:
-    """The ``model.json`` content (options made JSON-plain)."""
-    return {
-        "format": MODEL_FORMAT,
-        "version": MODEL_VERSION,
-        "name": name,
-        "options": json.loads(json.dumps(options)),
-        "input_dims": input_dims,
-        "input_names": list(input_names),
-        "num_classes": num_classes,
-        "class_names": class_names,
-        "task": task,
-        "weights": weights,
-    }
+    network: NetworkRecord | None = None,
+) -> ModelInfo:
+    """The ``model.json`` content (options made JSON-plain); ``network``: the record of the
+    user's network file the model comes from."""
+    return ModelInfo(
+        name=name,
+        options=json.loads(json.dumps(options)),
+        input_dims=input_dims,
+        input_names=list(input_names),
+        num_classes=num_classes,
+        class_names=class_names,
+        task=task,
+        weights=weights,
+        network=network,
+    )
 
 
 def load_run(run_dir: str | Path) -> LoadedRun:
@@ -223,17 +222,14 @@ def load_run(run_dir: str | Path) -> LoadedRun:
     run = RunDir(Path(run_dir))
     if not run.model_json.exists():
         raise DataError("not a run dir (no model.json)", run.model_json)
-    info = read_json(run.model_json, "model description")
-    if info.get("format") != MODEL_FORMAT or info.get("version") != MODEL_VERSION:
-        raise DataError(f"not a {MODEL_FORMAT} v{MODEL_VERSION} file", run.model_json, "format")
+    info = ModelInfo.read(run.model_json)
     config = validate_experiment(load_yaml(run.config), str(run.config), RunConfig)
     model: Model
-    if "network" in info:  # a user's network file: only one the user named again
-        model = rebuild_network(info["network"], config.data, info["options"], run.root)
+    if info.network is not None:  # a user's network file: only one the user named again
+        model = rebuild_network(info.network.to_json(), config.data, info.options, run.root)
     else:
-        dims, n_out = info["input_dims"], info["num_classes"]
-        model = build_model(info["name"], dims, n_out, **info["options"])
-    weights = run.root / info["weights"]
+        model = build_model(info.name, info.input_dims, info.num_classes, **info.options)
+    weights = run.root / info.weights
     if isinstance(model, nn.Module):
         state = load_checkpoint(weights)
         try:

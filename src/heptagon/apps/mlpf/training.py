@@ -36,7 +36,7 @@ import math
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 import torch
@@ -55,9 +55,10 @@ from heptagon.apps.mlpf.run import (
     load_table,
     predict,
 )
+from heptagon.artifacts.mlpf import MlpfOptionsFile
 from heptagon.errors import ConfigError, DataError, Interrupted
 from heptagon.generate.elements import CLS_NONE, Elements
-from heptagon.io import atomic_path, make_dir, read_json, write_json_atomic
+from heptagon.io import atomic_path, make_dir
 from heptagon.models.mlpf import MLPF
 from heptagon.train.allocator import retain_freed_memory
 from heptagon.train.device import DeviceChoice, select_device
@@ -269,9 +270,9 @@ def _choose_threshold(
     return best
 
 
-def _saved_options(opts: MLPFTrainOptions) -> dict[str, Any]:
+def _saved_options(opts: MLPFTrainOptions) -> MlpfOptionsFile:
     """``options.json``: every option and the network options."""
-    return {**json.loads(opts.model_dump_json()), "model": opts.network()}
+    return MlpfOptionsFile(options=json.loads(opts.model_dump_json()), model=opts.network())
 
 
 def _check_run_dir(opts: MLPFTrainOptions, resume: bool) -> None:
@@ -286,9 +287,10 @@ def _check_run_dir(opts: MLPFTrainOptions, resume: bool) -> None:
         return
     if not path.exists():
         raise ConfigError(f"nothing to resume: {path} does not exist", "--resume")
-    saved, wanted = read_json(path, "MLPF options"), _saved_options(opts)
-    for key, value in wanted.items():
-        if key not in _RESUME_FREE and saved.get(key) != value:
+    saved, wanted = MlpfOptionsFile.read(path), _saved_options(opts)
+    for key, value in [*wanted.options.items(), ("model", wanted.model)]:
+        recorded = saved.model if key == "model" else saved.options.get(key)
+        if key not in _RESUME_FREE and recorded != value:
             raise ConfigError(
                 "differs from the run's options.json: resume with the same options", key
             )
@@ -351,7 +353,7 @@ def _train(opts: MLPFTrainOptions, resume: bool, device: torch.device, dist: Dis
     if dist.is_main and not resume:
         make_dir(opts.out)
         run.make()
-        write_json_atomic(opts.out / "options.json", _saved_options(opts))
+        _saved_options(opts).write(opts.out / "options.json")
     dist.barrier()
     trainer = Trainer(
         model,
