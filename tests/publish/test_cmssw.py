@@ -24,12 +24,14 @@ import json
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import numpy as np
 import onnxruntime as ort
 import pyarrow.parquet as pq
 import pytest
 import torch
 
+from heptagon.artifacts.schemas import json_schema
 from heptagon.data import JetDataset, compute_preprocess, load_config
 from heptagon.data.io import open_reader
 from heptagon.data.jagged import Jagged
@@ -143,6 +145,7 @@ def test_cmssw_reimplementation_reproduces_predict(
     want = np.stack([table["score_QCD"].to_numpy(), table["score_Tbqq"].to_numpy()], axis=1)
 
     prep = json.loads((tmp_path / "preprocess.json").read_text())
+    jsonschema.validate(prep, json_schema("preprocess"))  # docs/schemas describes the file
     assert prep["input_names"] == ["pf_features", "pf_vectors", "pf_mask"]
     assert prep["output_names"] == ["QCD", "Tbqq"]
     assert prep["pf_features"]["pad_mode"] == pad_mode  # heptagon's key: CMSSW ignores it

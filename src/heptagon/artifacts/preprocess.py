@@ -21,14 +21,17 @@ null: CMSSW takes a present ``var_length`` as the length.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+from collections.abc import Callable
+from typing import Any, ClassVar, Literal, cast
 
-from pydantic import Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from heptagon.artifacts.base import Artifact, Record
 
 __all__ = ["NO_BOUND", "InputInfo", "PreprocessFile", "VarInfo"]
 
+#: the base artifact's JSON Schema hook (it pins ``schema_version``)
+_BASE_SCHEMA = Artifact.model_config.get("json_schema_extra")
 #: the bound weaver writes for a variable it does not clip (CMSSW clamps to it: no clip)
 NO_BOUND = 1e32
 
@@ -82,8 +85,20 @@ class InputInfo(Record):
         return length
 
 
+def _file_schema(schema: dict[str, Any], cls: type[BaseModel]) -> None:
+    """JSON Schema hook: the input entries are top-level keys of the file (any key that is
+    not a field is an :class:`InputInfo`), not an ``inputs`` object."""
+    base = cast(Callable[[dict[str, Any], type[BaseModel]], None], _BASE_SCHEMA)
+    base(schema, cls)
+    inputs = schema.get("properties", {}).pop("inputs", {})
+    schema["required"] = [key for key in schema.get("required", []) if key != "inputs"]
+    schema["additionalProperties"] = inputs.get("additionalProperties", False)
+
+
 class PreprocessFile(Artifact):
     """The ``preprocess.json`` artifact (see the module docstring)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_file_schema)
 
     SCHEMA_VERSION: ClassVar[int] = 2
     WHAT: ClassVar[str] = "preprocess.json"
