@@ -3,6 +3,7 @@ versioned pydantic model; unknown, newer or malformed files are one-line DataErr
 
 from __future__ import annotations
 
+import ast
 import json
 import subprocess
 import sys
@@ -301,3 +302,21 @@ def test_schemas_are_written_by_the_module(tmp_path: Path) -> None:
     assert write_schemas(tmp_path / "again") == sorted(
         (tmp_path / "again").glob("*.json"), key=lambda p: list(ARTIFACTS).index(p.name[:-12])
     )
+
+
+def test_artifacts_import_no_stage() -> None:
+    """Every stage reads and writes its files through heptagon.artifacts, so the package
+    imports only heptagon's errors and file helpers, never a stage."""
+    package = Path(__file__).resolve().parents[1] / "src" / "heptagon" / "artifacts"
+    imported = set()
+    for file in package.glob("*.py"):
+        for node in ast.walk(ast.parse(file.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                imported.add(node.module)
+            elif isinstance(node, ast.Import):
+                imported.update(alias.name for alias in node.names)
+    own = {m for m in imported if m.startswith("heptagon")}
+    assert own  # the scan sees the package's imports
+    assert all(
+        m.startswith("heptagon.artifacts") or m in ("heptagon.errors", "heptagon.io") for m in own
+    ), sorted(own)
