@@ -583,7 +583,12 @@ def data_domains(
 def data_mix(
     sample: Annotated[Path, typer.Argument(help="A labelled sample dir (e.g. w-vs-qcd).")],
     out: _DerivedOut,
-    signal: Annotated[str, typer.Option("--signal", help="The signal class (label_<this>).")],
+    signal: Annotated[
+        str,
+        typer.Option(
+            "--signal", help="Which jets are signal: a label branch (label_Wqq) or an expression."
+        ),
+    ],
     fractions: Annotated[
         tuple[float, float],
         typer.Option("--fractions", help="Signal fractions of M1 and M2, e.g. 0.8 0.2."),

@@ -153,7 +153,7 @@ def test_pnn_test_set_at_one_mass(xbb_sample: Path, qcd_sample: Path, tmp_path: 
 
 
 def test_mixtures_have_the_requested_fractions(top_qcd_sample: Path, tmp_path: Path) -> None:
-    made = mix_samples(top_qcd_sample, tmp_path / "mix", signal="Tbqq",
+    made = mix_samples(top_qcd_sample, tmp_path / "mix", signal="label_Tbqq",
                        fractions=(0.8, 0.3), seed=4)  # fmt: skip
     table = _table(tmp_path / "mix")
     m1 = table["label_M1"].to_numpy(zero_copy_only=False)
@@ -169,16 +169,28 @@ def test_mixtures_have_the_requested_fractions(top_qcd_sample: Path, tmp_path: P
         jets = pq.read_table(shard, columns=["event", "jet_pt"])
         keys = set(zip(jets["event"].to_pylist(), jets["jet_pt"].to_pylist(), strict=True))
         assert len(keys) == len(jets)
-    again = mix_samples(top_qcd_sample, tmp_path / "again", signal="Tbqq", fractions=(0.8, 0.3),
-                        seed=4)  # fmt: skip
+    again = mix_samples(
+        top_qcd_sample, tmp_path / "again", signal="label_Tbqq", fractions=(0.8, 0.3), seed=4
+    )
     assert [f.sha256 for f in again.files] == [f.sha256 for f in made.files]
 
 
 def test_truth_mixture_is_the_labels(top_qcd_sample: Path, tmp_path: Path) -> None:
-    mix_samples(top_qcd_sample, tmp_path / "truth", signal="Tbqq", fractions=(1, 0))
+    mix_samples(top_qcd_sample, tmp_path / "truth", signal="label_Tbqq", fractions=(1, 0))
     table = _table(tmp_path / "truth")
     assert len(table) == 600
     assert table["label_M1"].to_pylist() == table["label_Tbqq"].to_pylist()
+
+
+def test_signal_by_expression(top_qcd_sample: Path, tmp_path: Path) -> None:
+    made = mix_samples(top_qcd_sample, tmp_path / "mix", signal="jet_sdmass > 120",
+                       fractions=(0.9, 0.1))  # fmt: skip
+    table = _table(tmp_path / "mix")
+    heavy = table["jet_sdmass"].to_numpy() > 120
+    m1 = table["label_M1"].to_numpy(zero_copy_only=False)
+    assert heavy[m1].sum() == made.settings["signal_jets"]["M1"] == round(0.9 * m1.sum())
+    with pytest.raises(DataError, match="branch 'jet_nope'"):
+        mix_samples(top_qcd_sample, tmp_path / "x", signal="jet_nope > 1", fractions=(1, 0))
 
 
 def test_domains(top_qcd_sample: Path, tmp_path: Path) -> None:
@@ -215,14 +227,23 @@ def test_cli_names_the_file_and_branch(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    args = ["data", "mix", str(top_qcd_sample), "--signal", "Wqq", "--fractions", "0.8", "0.2"]
+    args = [
+        "data",
+        "mix",
+        str(top_qcd_sample),
+        "--signal",
+        "label_Wqq",
+        "--fractions",
+        "0.8",
+        "0.2",
+    ]
     assert _main([*args, "--out", str(tmp_path / "mix")], monkeypatch) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0
     assert "QCD_0000.parquet, branch 'label_Wqq'" in err
     assert not (tmp_path / "mix").exists()
     inside = str(top_qcd_sample / "mixed")
-    assert _main([*args[:4], "Tbqq", *args[5:], "--out", inside], monkeypatch) == 2
+    assert _main([*args[:4], "label_Tbqq", *args[5:], "--out", inside], monkeypatch) == 2
     assert "inputs are read only" in capsys.readouterr().err
 
 

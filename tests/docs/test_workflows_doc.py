@@ -26,7 +26,8 @@ ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "workflows.md"
 BLOCK = re.compile(r"^```bash\n(.*?)^```", re.MULTILINE | re.DOTALL)
 #: the documented --jets -> the tiny ones the test generates
-TINY = {"1500": "12", "30000": "40", "10000": "20", "4000": "20", "1000": "15", "3000": "15"}
+TINY = {"1500": "12", "30000": "40", "10000": "20", "4000": "20", "1000": "15", "3000": "15",
+        "3500": "15"}  # fmt: skip
 
 
 def sections() -> dict[str, list[str]]:
@@ -69,7 +70,7 @@ def test_the_sections_are_there() -> None:
     text = " ".join(" ".join(lines) for lines in found.values())
     for command in ("data pnn", "data domains", "data mix", "--at 100", "--labelled-target"):
         assert command in text
-    for config in ("pnn_xbb", "pnn_xbb_plain", "da_w_jet", "ws_cwola", "ws_llp"):
+    for config in ("pnn_xbb", "pnn_xbb_plain", "da_w_jet", "ws_cwola", "ws_llp", "ws_qg"):
         assert f"configs/{config}.yaml" in text
 
 
@@ -108,5 +109,9 @@ def test_weak_supervision_workflow(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     n = int(m1.sum())
     assert w[m1].sum() == round(0.7 * n)
     assert w[~m1].sum() == round(0.3 * n)
-    for run in ("cwola", "llp"):
+    for run in ("cwola", "llp", "qg-cwola"):
         assert (tmp_path / "runs" / run / "eval" / "metrics.json").exists()
+    truth = _table(tmp_path / "qg-truth" / "shards")
+    quark = np.abs(truth["jet_parton_id"].to_numpy()) != 21
+    assert np.array_equal(truth["label_M1"].to_numpy(zero_copy_only=False), quark)
+    assert quark.sum() == (~quark).sum()

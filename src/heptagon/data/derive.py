@@ -21,7 +21,8 @@ give the same bytes.
   (0 source, 1 target) and ``train_weight`` (1 source; 0 target, so its labels never reach
   the loss, unless ``labelled_target``: a test set with true labels).
 - :func:`mix_samples`: two disjoint mixed samples M1 / M2 of equal size with chosen signal
-  fractions from a labelled sample, as ``label_M1`` / ``label_M2`` (classification
+  fractions from a labelled sample (the signal: an expression over its branches, e.g. the
+  label branch ``label_Wqq``), as ``label_M1`` / ``label_M2`` (classification
   without labels, CWoLa, arXiv:1708.02949; learning from label proportions,
   arXiv:1702.00414). The truth labels stay in the files. Fractions 1 and 0 give M1 = the
   signal, M2 = the background: a test set whose M labels are the truth.
@@ -49,6 +50,7 @@ from numpy.typing import NDArray
 
 from heptagon.artifacts.derived import DERIVED_FILE, DerivedDataset, DerivedInput, DerivedShard
 from heptagon.artifacts.manifest import JetManifest, load_manifest
+from heptagon.data.expr import Expr
 from heptagon.errors import ConfigError, DataError
 from heptagon.io import make_dir, sha256sum
 from heptagon.logs import get_logger
@@ -385,6 +387,18 @@ def label_domains(
     return _derive(Path(out), {"source": source, "target": target}, body)
 
 
+def _signal_mask(shard: Path, signal: Expr) -> NDArray[np.bool_]:
+    """Which jets of ``shard`` the expression ``signal`` calls signal."""
+    table = _read(shard, sorted(signal.names), only=True)
+    values = signal.evaluate(lambda name: table[name].to_numpy(zero_copy_only=False))
+    mask = np.asarray(values)
+    if mask.shape != (len(table),):
+        raise ConfigError(
+            f"--signal {signal.text!r} is not one value per jet (shape {mask.shape})", "signal"
+        )
+    return mask.astype(bool)
+
+
 def mix_samples(
     sample: str | Path,
     out: str | Path,
@@ -393,17 +407,15 @@ def mix_samples(
     fractions: tuple[float, float],
     seed: int = 0,
 ) -> DerivedDataset:
-    """Two mixed samples from a labelled ``sample``: the jets of class ``signal`` (branch
-    ``label_<signal>``) are the signal, all others the background; M1 with signal
-    fraction ``fractions[0]``, M2 with ``fractions[1]`` (:func:`mixture_indices`), as
-    ``label_M1`` / ``label_M2``; jets in neither are left out."""
+    """Two mixed samples from a labelled ``sample``: the jets for which the expression
+    ``signal`` (:mod:`heptagon.data.expr`; a label branch such as ``label_Wqq``, or e.g.
+    ``abs(jet_parton_id) != 21``) is true are the signal, all others the background; M1
+    with signal fraction ``fractions[0]``, M2 with ``fractions[1]``
+    (:func:`mixture_indices`), as ``label_M1`` / ``label_M2``; jets in neither are left
+    out."""
     sample = Path(sample)
     shards = _shards(sample)
-    label = f"{_LABEL}{signal}"
-    is_signal = [
-        np.asarray(_read(s, [label], only=True)[label].to_numpy(zero_copy_only=False), bool)
-        for s in shards
-    ]
+    is_signal = [_signal_mask(s, Expr(signal, "signal")) for s in shards]
     every = np.concatenate(is_signal)
     m1, m2 = mixture_indices(every, fractions, np.random.default_rng(seed))
     in_m1 = np.zeros(len(every), bool)
@@ -422,7 +434,7 @@ def mix_samples(
             columns = {"label_M1": pa.array(m1_rows), "label_M2": pa.array(~m1_rows)}
             writer.write(shard.stem, _with(table, columns), "sample", shard)
         settings = {
-            "signal": label,
+            "signal": signal,
             "fractions": list(fractions),
             "jets": {"M1": len(m1), "M2": len(m2)},
             "signal_jets": {"M1": int(every[m1].sum()), "M2": int(every[m2].sum())},
