@@ -16,7 +16,14 @@ import pytest
 
 from heptagon.artifacts import Artifact, Record
 from heptagon.artifacts.dqm import DqmMethod, DqmModelFile, DqmRuns, FeatureImportance
-from heptagon.artifacts.manifest import JetClass, JetManifest, ShardFile, ShardRecord, load_manifest
+from heptagon.artifacts.manifest import (
+    JetClass,
+    JetManifest,
+    SampleSettings,
+    ShardFile,
+    ShardRecord,
+    load_manifest,
+)
 from heptagon.artifacts.metrics import (
     BinaryEvaluation,
     BinaryMetrics,
@@ -176,6 +183,7 @@ def _artifacts() -> list[Artifact]:
             classifier_features=["mean_pt"],
         ),
         MlpfOptionsFile(options={"epochs": 2, "lr": 1e-3}, model={"width": 64}),
+        SampleSettings(settings={"sample": "top-vs-qcd", "seed": 5, "detector": None}),
     ]
 
 

@@ -22,6 +22,7 @@ __all__ = [
     "JetClass",
     "JetManifest",
     "Manifest",
+    "SampleSettings",
     "ShardFile",
     "ShardRecord",
     "load_manifest",
@@ -60,6 +61,15 @@ class ShardRecord(Artifact, ShardFile):
     def listing(self) -> ShardFile:
         """The shard as the manifest lists it."""
         return ShardFile.model_validate(self.model_dump(include=set(ShardFile.model_fields)))
+
+
+class SampleSettings(Artifact):
+    """``DATASET/.generate.json``: the settings of the first run into a dataset dir; a
+    later run with other settings is refused, one with the same ones resumes."""
+
+    WHAT: ClassVar[str] = "sample settings"
+
+    settings: Settings
 
 
 class _Class(Record):

@@ -10,7 +10,13 @@ from typing import Annotated, Any
 from pydantic import Field, TypeAdapter
 
 from heptagon.artifacts.dqm import DqmModelFile
-from heptagon.artifacts.manifest import ElementManifest, EventManifest, JetManifest, ShardRecord
+from heptagon.artifacts.manifest import (
+    ElementManifest,
+    EventManifest,
+    JetManifest,
+    SampleSettings,
+    ShardRecord,
+)
 from heptagon.artifacts.metrics import (
     BinaryEvaluation,
     MulticlassEvaluation,
@@ -30,6 +36,7 @@ ARTIFACTS: dict[str, tuple[str, Any]] = {
         Annotated[JetManifest | EventManifest | ElementManifest, Field(discriminator="kind")],
     ),
     "shard-record": ("DATASET/shards/.<shard>.json", ShardRecord),
+    "sample-settings": ("DATASET/.generate.json", SampleSettings),
     "model": ("RUN/model.json", ModelInfo),
     "preprocess": ("RUN/preprocess.json", PreprocessFile),
     "metrics": (

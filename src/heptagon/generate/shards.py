@@ -36,9 +36,9 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from heptagon.artifacts.manifest import ShardRecord
+from heptagon.artifacts.manifest import SampleSettings, ShardRecord
 from heptagon.errors import ConfigError, Interrupted
-from heptagon.io import atomic_path, read_json, sha256sum, write_json_atomic
+from heptagon.io import atomic_path, sha256sum
 from heptagon.logs import get_logger
 
 __all__ = [
@@ -148,17 +148,18 @@ def prepare_out(out: Path, settings: dict[str, Any]) -> None:
     for stale in shards.glob(".*.tmp"):  # left by a killed run; finished shards are kept
         stale.unlink()
     marker = out / ".generate.json"
+    wanted = SampleSettings(settings=json.loads(json.dumps(settings)))
     if marker.exists():
-        old = read_json(marker, "sample settings")
-        if old != json.loads(json.dumps(settings)):
-            diff = sorted(k for k in settings if old.get(k) != json.loads(json.dumps(settings[k])))
+        old = SampleSettings.read(marker).settings
+        if old != wanted.settings:
+            diff = sorted(k for k in settings if old.get(k) != wanted.settings[k])
             raise ConfigError(
                 f"'{out}' holds a sample made with other settings ({', '.join(diff)}); "
                 "use another --out",
                 key="out",
             )
     else:
-        write_json_atomic(marker, settings)
+        wanted.write(marker)
 
 
 def _execute(
