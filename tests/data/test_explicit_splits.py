@@ -1,13 +1,12 @@
 """Explicit ``--data-train`` / ``--data-val`` / ``--data-test`` (weaver's ``name:glob``
-groups included) instead of the hash split, and evaluation on the ``--data-test`` files."""
+groups included) instead of the hash split, and evaluation on the ``--data-test`` files
+(the commands end to end: tests/docs/test_inputs_doc.py)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import pyarrow.parquet as pq
 import pytest
-import yaml
 from layoutfiles import quark_gluon
 from typer.testing import CliRunner
 
@@ -57,36 +56,6 @@ def test_a_mix_or_a_missing_set_names_the_option(
     with pytest.raises(ConfigError) as err:
         resolve_splits(data, train=train, val=val)
     assert err.value.key == key
-
-
-def test_train_and_evaluate_on_explicit_files(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr("heptagon.evaluate.run.draw", lambda *args, **kwargs: [])  # no plots
-    files = {name: quark_gluon(tmp_path / f"{name}.npz", n=n) for name, n in
-             (("train", 120), ("val", 40), ("quarks", 30), ("gluons", 20))}  # fmt: skip
-    run = tmp_path / "run"
-    args = ["train", str(ROOT / "configs" / "qg_bdt.yaml"), "--out", str(run),
-            "--data-train", f"qg:{files['train']}", "--data-val", str(files["val"]),
-            "--data-test", f"quarks:{files['quarks']}",
-            "--data-test", f"gluons:{files['gluons']}"]  # fmt: skip
-    result = CliRunner().invoke(app, args)
-    assert result.exit_code == 0, result.output
-    config = yaml.safe_load((run / "config.yaml").read_text())
-    assert config["files"] == [str(files["train"])]
-    assert config["files_val"] == [str(files["val"])]
-    assert config["split_rule"].startswith("explicit files")
-    result = CliRunner().invoke(app, ["evaluate", str(run)])
-    assert result.exit_code == 0, result.output
-    # every entry of the test files, whole (no hash split): the union, and each group
-    rows = {
-        name: pq.read_metadata(run / "eval" / f"predictions_{name}.parquet").num_rows
-        for name in ("test", "quarks", "gluons")
-    }
-    assert rows == {"test": 50, "quarks": 30, "gluons": 20}
-    result = CliRunner().invoke(app, ["evaluate", str(run), "--data-test", str(files["val"])])
-    assert result.exit_code == 0, result.output
-    assert pq.read_metadata(run / "eval" / "predictions_test.parquet").num_rows == 40
 
 
 def test_a_run_on_explicit_files_without_test_files_says_how_to_evaluate(tmp_path: Path) -> None:

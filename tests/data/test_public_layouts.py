@@ -28,7 +28,8 @@ def _run(*args: str) -> str:
 @pytest.mark.parametrize(
     ("layout", "config", "signal"),
     [
-        ("top.h5", "top_pfn", "Tbqq"),  # particles; event and jet_sdmass observers
+        # top.h5 with top_pfn (particles; event and jet_sdmass observers):
+        # tests/docs/test_inputs_doc.py
         ("QG_jets.npz", "qg_bdt", "q"),  # jet_sdmass and jet_tau1..2 as inputs
     ],
 )

@@ -1,6 +1,7 @@
 """Remote inputs by URL: ROOT, Parquet and the two public layouts served by a local HTTP
 server (tests/data/rangeserver.py) read as their local copies are, streamed in the same
-units; train and evaluate on URLs; what is missing (a file, a package) is one DataError."""
+units (training on a URL: tests/docs/test_inputs_doc.py); what is missing (a file, a
+package) is one DataError."""
 
 from __future__ import annotations
 
@@ -14,9 +15,7 @@ import pytest
 import torch
 from layoutfiles import quark_gluon, top_landscape
 from rangeserver import Served, serve
-from typer.testing import CliRunner
 
-from heptagon.cli import app
 from heptagon.data.config import load_config
 from heptagon.data.io import expand_files, open_reader
 from heptagon.data.loader import JetDataset
@@ -91,18 +90,6 @@ def test_the_loader_gives_the_same_batches_from_urls(
         for group in c.inputs:
             assert torch.equal(r.inputs[group], c.inputs[group])
         assert np.array_equal(r.observers["jet_pt"], c.observers["jet_pt"])
-
-
-def test_train_and_evaluate_on_urls(served: tuple[Served, Path], tmp_path: Path) -> None:
-    server, _ = served
-    run = tmp_path / "run"
-    url = f"{server.url}/QG_jets.npz"
-    args = ["train", str(ROOT / "configs" / "qg_bdt.yaml"), "--data", url, "--out", str(run)]
-    result = CliRunner().invoke(app, args)
-    assert result.exit_code == 0, result.output
-    assert url in (run / "config.yaml").read_text()
-    result = CliRunner().invoke(app, ["evaluate", str(run)])
-    assert result.exit_code == 0, result.output
 
 
 def test_a_missing_remote_file_names_the_url(served: tuple[Served, Path]) -> None:

@@ -55,6 +55,7 @@ __all__ = [
     "DataConfig",
     "InputGroup",
     "Labels",
+    "ObserverRole",
     "PreprocessSpec",
     "Variable",
     "WeaverParams",
@@ -63,6 +64,8 @@ __all__ = [
 ]
 
 Auto = Literal["auto"]
+#: the observers evaluation uses by role (:attr:`DataConfig.observer_roles`)
+ObserverRole = Literal["jet_pt", "jet_eta", "jet_sdmass"]
 
 #: weaver's defaults for a transformed variable given as a list
 _WEAVER_CLIP = (-5.0, 5.0)
@@ -233,6 +236,10 @@ class DataConfig(_Model):
     inputs: dict[str, InputGroup] = Field(min_length=1)
     labels: Labels | None = None
     observers: list[str] = Field(default_factory=list)
+    #: the branch (or new variable) that plays each role evaluation knows (efficiency maps
+    #: in jet_pt / jet_eta, mass sculpting and DDT in jet_sdmass): ``{jet_sdmass: fj_sdmass}``;
+    #: by default the role's own name
+    observer_roles: dict[ObserverRole, str] = Field(default_factory=dict)
     monitor_variables: list[str] = Field(default_factory=list)
     weights: Weights | None = None
     nan_policy: Literal["error", "zero", "drop"] = "error"

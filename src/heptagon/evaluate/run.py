@@ -131,8 +131,9 @@ def _eval_config(loaded: LoadedRun, files: list[Path], extra: Sequence[str] = ()
     wanted = list(data.observers)
     wanted += [o for o in extra if o not in wanted]
     aliases: dict[str, str] = {}
+    roles: dict[str, str] = {str(k): v for k, v in data.observer_roles.items()}
     for role in EVAL_OBSERVERS:
-        source = data.observer_roles.get(role, role)
+        source = roles.get(role, role)
         if role in wanted and source == role:
             continue
         if source in present or source in data.new_variables:

@@ -1,0 +1,73 @@
+"""docs/inputs.md: every command of its bash blocks runs, in order, through the CLI app on
+tiny files in the public layouts; its URL is served by a local HTTP server."""
+
+from __future__ import annotations
+
+import re
+import shlex
+import sys
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "data"))
+from layoutfiles import quark_gluon, top_landscape
+from rangeserver import serve
+
+from heptagon.cli import app
+
+ROOT = Path(__file__).resolve().parents[2]
+DOC = ROOT / "docs" / "inputs.md"
+BLOCK = re.compile(r"^```bash\n(.*?)^```", re.MULTILINE | re.DOTALL)
+
+
+def test_the_commands_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    # the evaluation's plots are tested elsewhere; here they would take most of the time
+    monkeypatch.setattr("heptagon.evaluate.run.draw", lambda *args, **kwargs: [])
+    (tmp_path / "configs").symlink_to(ROOT / "configs")
+    (tmp_path / "data" / "qg").mkdir(parents=True)
+    (tmp_path / "data" / "toplandscape").mkdir()
+    for i, n in enumerate((120, 40, 30, 20, 20)):
+        quark_gluon(tmp_path / "data" / "qg" / f"QG_jets_{i}.npz", n=n)
+    top_landscape(tmp_path / "data" / "toplandscape" / "train.h5", n=160)
+    lines = [
+        line
+        for block in BLOCK.findall(DOC.read_text())
+        for line in block.splitlines()
+        if line.strip()
+    ]
+    assert len(lines) == 7
+    with serve(tmp_path / "data") as server:
+        for line in lines:
+            line = line.replace("https://example.org", server.url)
+            argv = shlex.split(line)
+            assert argv[0] == "heptagon"
+            result = CliRunner().invoke(app, argv[1:])
+            assert result.exit_code == 0, f"{line}\n{result.output}\n{result.exception!r}"
+    runs = tmp_path / "runs"
+    # explicit sets, read whole: the test files (50 jets) as 'test' and each group; then
+    # the other file given to evaluate
+    rows = {
+        name: pq.read_metadata(runs / "qg_explicit" / "eval" / f"predictions_{name}.parquet")
+        for name in ("test", "quarks", "gluons", "other")
+    }
+    assert {k: v.num_rows for k, v in rows.items()} == {
+        "test": 50,
+        "quarks": 30,
+        "gluons": 20,
+        "other": 20,
+    }
+    config = yaml.safe_load((runs / "qg_explicit" / "config.yaml").read_text())
+    assert config["files_val"] == ["data/qg/QG_jets_1.npz"]
+    assert config["split_rule"].startswith("explicit files")
+    # the public layout: the roles evaluation uses are there, and the bundle is built
+    columns = pq.read_schema(runs / "top_pfn" / "eval" / "predictions_test.parquet").names
+    assert {"jet_pt", "jet_eta", "jet_sdmass"} <= set(columns)
+    assert (runs / "top_pfn" / "bundle" / "SHA256SUMS").is_file()
+    # the remote file was read from the server
+    assert f"{server.url}/qg/QG_jets_0.npz" in (runs / "qg_remote" / "config.yaml").read_text()
+    assert server.requests > 0
