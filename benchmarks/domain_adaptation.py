@@ -11,7 +11,8 @@ What runs, all in this process:
   detector-level ``w-vs-qcd`` sample (``OUT/sample-10000``, reused);
 - each split 70 / 30 by position; the training files hold the source's 70% with
   ``train_weight`` 1 and the target's 70% with ``train_weight`` 0 (their labels never reach
-  the loss), and a ``domain`` column (0 / 1) (``configs/data/w_jet_domain.yaml``);
+  the loss), and a ``domain`` column (0 / 1) (``configs/data/w_jet_domain.yaml``; the
+  columns of ``heptagon data domains``, ``heptagon.data.derive.domain_columns``);
 - per seed, ``heptagon.train.train`` of ``configs/da_w_jet.yaml``: the source-only network
   (``--set train.regularisers=[]``) and the domain-adversarial one (an adversary that
   tells the domain from the network's output, through gradient reversal; lambda 1 as in
@@ -30,7 +31,7 @@ import os
 import shutil
 import statistics
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pyarrow as pa
@@ -39,6 +40,7 @@ import torch
 from _common import write_results
 from scipy.stats import ks_2samp
 
+from heptagon.data.derive import domain_columns
 from heptagon.evaluate.run import evaluate
 from heptagon.generate.run import GenerateOptions, generate
 from heptagon.train import train
@@ -60,11 +62,10 @@ def read(sample: Path) -> tuple[pa.Table, pa.Table]:
     return table.slice(0, cut), table.slice(cut)
 
 
-def write(path: Path, table: pa.Table, weight: float, domain: int) -> None:
-    """``table`` with ``train_weight`` and ``domain`` columns, as Parquet."""
-    n = len(table)
-    table = table.append_column("train_weight", pa.array(np.full(n, weight, np.float32)))
-    table = table.append_column("domain", pa.array(np.full(n, domain, np.float32)))
+def write(path: Path, table: pa.Table, weight: float, domain: Literal[0, 1]) -> None:
+    """``table`` with the ``domain`` and ``train_weight`` columns, as Parquet."""
+    for name, column in domain_columns(len(table), domain, weight).items():
+        table = table.append_column(name, column)
     path.parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(table, path)
 

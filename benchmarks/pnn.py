@@ -12,7 +12,8 @@ What runs, all in this process:
   and a test part; the signal of the held-out mass split the same way; every jet gets
   one-hot ``label_QCD`` / ``label_Xbb`` and ``pnn_mass``: a signal jet its X mass, a QCD
   jet a mass drawn from the training signal's masses (the PNN recipe, Baldi et al.,
-  arXiv:1601.07913); at test time every jet gets the held-out mass;
+  arXiv:1601.07913; ``heptagon.data.derive.draw_parameter``, the rule of ``heptagon data
+  pnn``, docs/workflows.md); at test time every jet gets the held-out mass;
 - per seed three trainings with ``heptagon.train.train``: the PNN (``configs/pnn_xbb.yaml``)
   on every mass but the held-out one; the same network without the parameter
   (``pnn_xbb_plain.yaml``) on the same jets (the non-parameterised contrast); and the
@@ -40,6 +41,7 @@ import pyarrow.parquet as pq
 import torch
 from _common import write_results
 
+from heptagon.data.derive import draw_parameter
 from heptagon.evaluate.run import evaluate
 from heptagon.generate.processes import XBB_MASSES
 from heptagon.generate.run import GenerateOptions, generate
@@ -79,12 +81,12 @@ def make_files(xbb: Path, qcd_dir: Path, out: Path, held_out: int) -> dict[str, 
     cut = int(TRAIN_FRACTION * len(qcd))
     masses = [m for m in XBB_MASSES if m != held_out]
     signal = {m: read(xbb, f"label_Xbb{m}") for m in XBB_MASSES}
-    counts = np.array([len(signal[m]) for m in masses], dtype=np.float64)
     dirs = {name: out / name for name in ("scan", "held_out", "test")}
-    for m in masses:
-        write(dirs["scan"] / f"xbb{m}.parquet", signal[m], True, np.full(len(signal[m]), m))
+    trained = [np.full(len(signal[m]), m, np.float32) for m in masses]
+    for m, mass in zip(masses, trained, strict=True):
+        write(dirs["scan"] / f"xbb{m}.parquet", signal[m], True, mass)
     qcd_train = qcd.slice(0, cut)
-    drawn = rng.choice(masses, size=len(qcd_train), p=counts / counts.sum())
+    drawn = draw_parameter(np.concatenate(trained), len(qcd_train), rng)
     write(dirs["scan"] / "qcd.parquet", qcd_train, False, drawn)
     sig = signal[held_out]
     sig_cut = int(TRAIN_FRACTION * len(sig))
@@ -148,7 +150,7 @@ def main() -> None:
             print(f"seed {seed} {name}: {result[name]}", flush=True)
         per_seed.append(result)
 
-    table = {}
+    table: dict[str, dict[str, Any]] = {}
     for name in RUNS:
         values = [r[name]["rejection"] for r in per_seed if r[name]["rejection"] is not None]
         table[name] = {

@@ -14,7 +14,8 @@ fractions. What runs, all in this process:
 
 - the sample's jets split 70 / 30 by position into a pool and a test set (true labels);
 - per W fraction ``f1`` (``--fractions``) two disjoint mixed samples of equal size from the
-  pool, M1 with a W fraction ``f1`` and M2 with ``1 - f1``, written with one-hot
+  pool, M1 with a W fraction ``f1`` and M2 with ``1 - f1`` (the rule of ``heptagon data
+  mix``, ``heptagon.data.derive.mixture_indices``), written with one-hot
   ``label_M1`` / ``label_M2`` (``configs/data/w_jet_mixed.yaml``);
 - per fraction and seed, ``heptagon.train.train`` of CWoLa (``configs/ws_cwola.yaml``: M1
   vs M2 with cross entropy) and LLP (``configs/ws_llp.yaml``, ``fractions: [1 - f1,
@@ -57,6 +58,7 @@ import torch
 from _common import write_results
 
 from heptagon.artifacts.manifest import JetManifest, load_manifest
+from heptagon.data.derive import mixture_indices
 from heptagon.evaluate.run import evaluate
 from heptagon.generate.run import GenerateOptions, generate
 from heptagon.train import train
@@ -82,11 +84,7 @@ def write(path: Path, table: pa.Table, m1: np.ndarray) -> None:
 def mixtures(pool: pa.Table, f1: float, out: Path, rng: np.random.Generator) -> Path:
     """M1 (W fraction ``f1``) and M2 (``1 - f1``), disjoint and of equal size."""
     is_w = pool["label_Wqq"].to_numpy(zero_copy_only=False)
-    w, qcd = rng.permutation(np.flatnonzero(is_w)), rng.permutation(np.flatnonzero(~is_w))
-    n = min(len(w), len(qcd))  # M1 + M2 take n W and n QCD jets when f2 = 1 - f1
-    n_w1 = round(f1 * n)
-    m1 = np.concatenate([w[:n_w1], qcd[: n - n_w1]])
-    m2 = np.concatenate([w[n_w1:n], qcd[n - n_w1 : n]])
+    m1, m2 = mixture_indices(is_w, (f1, 1 - f1), rng)
     index = np.concatenate([m1, m2])
     label = np.concatenate([np.ones(len(m1), bool), np.zeros(len(m2), bool)])
     order = rng.permutation(len(index))
