@@ -276,6 +276,23 @@ def test_resume_from_inside_an_epoch(
     assert err.value.key == "lr"
 
 
+def test_killed_before_the_first_checkpoint_keeps_nothing(
+    ttbar_elements: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run = tmp_path / "run"
+    opts = MLPFTrainOptions(
+        data=ttbar_elements, out=run, epochs=1, width=8, n_layers=1, bin_size=16,
+        device="cpu", progress=False,
+    )  # fmt: skip
+    _kill_at_batch(monkeypatch, 2)
+    with pytest.raises(Interrupted, match="nothing was kept; run the same command again"):
+        train_mlpf(opts)
+    monkeypatch.undo()
+    assert not run.exists()
+    train_mlpf(opts)  # the same command, without --resume
+    assert (run / "model.pt").is_file()
+
+
 def test_early_stopping(ttbar_elements: Path, tmp_path: Path) -> None:
     run = tmp_path / "run"
     # a learning rate too small to move a float32 weight: every validation loss equals the

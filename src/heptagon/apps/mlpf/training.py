@@ -31,6 +31,7 @@ same weights as an uninterrupted one.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 from collections.abc import Iterator, Sequence
@@ -306,10 +307,20 @@ def _split(opts: MLPFTrainOptions) -> tuple[Elements, Elements | None]:
     return el, Elements.from_table(table[np.sort(perm[:n_val])]) if n_val else None
 
 
+def _discard(run: RunDir) -> None:
+    """Remove what a run that failed before its first checkpoint wrote (and its dir, if
+    then empty), so that the same command can start it again."""
+    for path in (run.root / "options.json", run.history, run.best):
+        path.unlink(missing_ok=True)
+    for folder in (run.checkpoints, run.root):
+        with contextlib.suppress(OSError):  # not empty: something else is in it
+            folder.rmdir()
+
+
 def _interrupted(run: RunDir) -> str:
     """What an interrupted run kept, and how to go on."""
     if not run.last.exists():
-        return "before the first checkpoint: run the same command with --resume to start again"
+        return "before the first checkpoint: nothing was kept; run the same command again"
     state = load_checkpoint(run.last)["state"]
     return (
         f"the last checkpoint (epoch {state['epoch']}, step {state['step']}) is in "
@@ -324,7 +335,7 @@ def train_mlpf(opts: MLPFTrainOptions, resume: bool = False) -> Path:
     device = select_device(opts.device, key="device")
     if device.type == "cpu":
         retain_freed_memory()
-    _check_run_dir(opts, resume)
+    _check_run_dir(opts, resume)  # on every process before they meet: rank 0 then writes
     dist = init_distributed(device.type == "cuda")
     try:
         if dist.active and device.type == "cuda":
@@ -369,8 +380,12 @@ def _train(opts: MLPFTrainOptions, resume: bool, device: torch.device, dist: Dis
         raise DataError(f"not a {CHECKPOINT_FORMAT} file", run.last, "format")
     try:
         trainer.fit(checkpoint)
-    except KeyboardInterrupt:
-        raise Interrupted(_interrupted(run)) from None
+    except BaseException as err:
+        if dist.is_main and not resume and not run.last.exists():
+            _discard(run)
+        if isinstance(err, KeyboardInterrupt):
+            raise Interrupted(_interrupted(run)) from None
+        raise
     path = opts.out / "model.pt"
     if dist.is_main:
         _save_model(model, run, opts, el_val, arr_val, path)
