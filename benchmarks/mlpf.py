@@ -11,7 +11,7 @@
    exponent ``b`` of ``t = a N^b`` is fitted in log-log for each.
 2. **Physics**: for each mean pile-up in ``--pileup``, ttbar element samples are generated
    (``heptagon mlpf generate``; 14 TeV, Pythia 8 with MPI, pile-up from a minimum-bias
-   library), MLPF is trained on ``--train-events`` (the :class:`TrainOptions` defaults:
+   library), MLPF is trained on ``--train-events`` (the :class:`MLPFTrainOptions` defaults:
    a tenth of them held out to choose the particle-probability threshold) and both MLPF
    and the rule-based PF are evaluated on ``--test-events`` other events: jet pT response
    median and IQR (anti-kT 0.4, matched to generator jets with pT > 25 GeV), MET
@@ -36,13 +36,8 @@ import onnxruntime as ort
 import torch
 from _common import write_results
 
-from heptagon.apps.mlpf.run import (
-    FEATURES,
-    TrainOptions,
-    evaluate_mlpf,
-    export_mlpf,
-    train_mlpf,
-)
+from heptagon.apps.mlpf.run import FEATURES, evaluate_mlpf, export_mlpf
+from heptagon.apps.mlpf.training import MLPFTrainOptions, train_mlpf
 from heptagon.generate.elements import ElementOptions, generate_elements
 from heptagon.models import build_model
 from heptagon.models.mlpf import MLPF
@@ -118,7 +113,8 @@ def physics(args: argparse.Namespace, pileup: float, workdir: Path) -> dict[str,
     gen_s = time.perf_counter() - start
     run = workdir / f"run-{tag}"
     start = time.perf_counter()
-    train_mlpf(TrainOptions(data=samples["train"], out=run, epochs=args.epochs, lr=args.lr))
+    opts = MLPFTrainOptions(data=samples["train"], out=run, epochs=args.epochs, lr=args.lr)
+    train_mlpf(opts, resume=(run / "options.json").exists())  # a --workdir run: continue it
     train_s = time.perf_counter() - start
     m = evaluate_mlpf(run, samples["test"])
     result = {
