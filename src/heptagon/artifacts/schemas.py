@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 from pydantic import Field, TypeAdapter
 
+from heptagon.artifacts.derived import DerivedDataset
 from heptagon.artifacts.dqm import DqmModelFile
 from heptagon.artifacts.manifest import (
     ElementManifest,
@@ -37,6 +38,7 @@ ARTIFACTS: dict[str, tuple[str, Any]] = {
     ),
     "shard-record": ("DATASET/shards/.<shard>.json", ShardRecord),
     "sample-settings": ("DATASET/.generate.json", SampleSettings),
+    "derived": ("DERIVED_DATASET/derived.json", DerivedDataset),
     "model": ("RUN/model.json", ModelInfo),
     "preprocess": ("RUN/preprocess.json", PreprocessFile),
     "metrics": (
