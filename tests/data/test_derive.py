@@ -8,9 +8,11 @@ mixture and domain tests read the shared top-vs-QCD sample (300 jets per class).
 from __future__ import annotations
 
 import hashlib
+import json
 import sys
 from pathlib import Path
 
+import jsonschema
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -18,6 +20,7 @@ import pytest
 
 import heptagon.generate as generate_pkg
 from heptagon.artifacts.derived import DERIVED_FILE, DerivedDataset
+from heptagon.artifacts.schemas import json_schema
 from heptagon.cli import main
 from heptagon.data.derive import (
     add_pnn_parameter,
@@ -110,6 +113,8 @@ def test_pnn_training_set(xbb_sample: Path, qcd_sample: Path, tmp_path: Path) ->
     made = add_pnn_parameter(xbb_sample, qcd_sample, tmp_path / "pnn", hold_out=[100], seed=5)
     assert (_digest(xbb_sample), _digest(qcd_sample)) == before  # inputs untouched
     assert DerivedDataset.read(tmp_path / "pnn" / DERIVED_FILE) == made
+    raw = json.loads((tmp_path / "pnn" / DERIVED_FILE).read_text())
+    jsonschema.validate(raw, json_schema("derived"))  # the file its docs/schemas describes
     assert made.seed == 5
     assert made.inputs["signal"].record == "manifest.json"
     signal = _table(tmp_path / "pnn", "signal_")
