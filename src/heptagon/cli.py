@@ -549,8 +549,10 @@ def data_pnn(
         str, typer.Option("--background-label", help="label_<this> marks the background.")
     ] = "QCD",
 ) -> None:
-    """Signal + background with labels and the PNN parameter: a signal jet's is its
-    resonance mass, a background jet's drawn from the signal's masses."""
+    """Label signal and background and add the PNN parameter column.
+
+    A signal jet's parameter is its resonance mass, a background jet's drawn from the
+    signal's masses (docs/workflows.md)."""
     from heptagon.data.derive import add_pnn_parameter
 
     made = add_pnn_parameter(
@@ -571,8 +573,10 @@ def data_domains(
         typer.Option("--labelled-target", help="Target train_weight 1 (a test set), not 0."),
     ] = False,
 ) -> None:
-    """Source and target jets with the domain column (0 / 1) and train_weight (target 0:
-    its labels never reach the loss)."""
+    """Mark source and target jets for domain adaptation.
+
+    The domain column is 0 / 1, train_weight 1 / 0: the target's labels never reach the
+    loss (docs/workflows.md)."""
     from heptagon.data.derive import label_domains
 
     made = label_domains(source, target, out, labelled_target=labelled_target)
@@ -595,8 +599,11 @@ def data_mix(
     ],
     seed: Annotated[int, typer.Option("--seed", min=0, help="Seed of the jets' draw.")] = 0,
 ) -> None:
-    """Two disjoint mixed samples M1 / M2 of equal size with the given signal fractions,
-    as label_M1 / label_M2 (fractions 1 0: the truth, for a test set)."""
+    """Make two mixed samples for weak supervision.
+
+    M1 and M2 are disjoint, of equal size, with the given signal fractions, marked
+    label_M1 / label_M2; fractions 1 0 give the truth, for a test set
+    (docs/workflows.md)."""
     from heptagon.data.derive import mix_samples
 
     made = mix_samples(sample, out, signal=signal, fractions=fractions, seed=seed)
