@@ -149,6 +149,8 @@ def test_pnn_test_set_at_one_mass(xbb_sample: Path, qcd_sample: Path, tmp_path: 
     table = _table(tmp_path / "m100")
     assert np.all(table["pnn_mass"].to_numpy() == 100.0)
     assert table["label_Xbb"].to_numpy(zero_copy_only=False).sum() == 12
+    with pytest.raises(ConfigError, match="both labelled 'QCD'"):
+        add_pnn_parameter(xbb_sample, qcd_sample, tmp_path / "x", signal_label="QCD")
     with pytest.raises(ConfigError, match="no signal class at m = 90 GeV"):
         add_pnn_parameter(xbb_sample, qcd_sample, tmp_path / "m90", at=90)
     assert not (tmp_path / "m90").exists()

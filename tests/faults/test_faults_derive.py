@@ -21,6 +21,8 @@ def test_unwritable_out(
     res = run_main(monkeypatch, capsys, *args, "--out", str(unwritable_dir))
     assert_user_error(res, str(unwritable_dir.parent))
     no_temp_files(unwritable_dir.parent.parent)
+    res = run_main(monkeypatch, capsys, *args, "--out", str(unwritable_dir.parent))
+    assert_user_error(res, str(unwritable_dir.parent), "is a file")
 
 
 def test_not_a_dataset_and_corrupt_shard(

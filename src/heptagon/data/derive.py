@@ -214,6 +214,8 @@ class _Writer:
         for role, path in inputs.items():
             if out.resolve() == path.resolve() or path.resolve() in out.resolve().parents:
                 raise ConfigError(f"--out {out} is inside the {role} input: inputs are read only")
+        if out.exists() and not out.is_dir():
+            raise ConfigError(f"{out} is a file: choose another --out", key="out")
         if out.exists() and not (out / DERIVED_FILE).is_file() and any(out.iterdir()):
             raise ConfigError(
                 f"{out} exists and is not a derived dataset: choose another --out", key="out"
@@ -229,7 +231,10 @@ class _Writer:
     def write(self, name: str, table: pa.Table, role: str, source: Path) -> None:
         """One output shard ``shards/<name>.parquet`` from ``source`` (of input ``role``)."""
         path = self.staging / "shards" / f"{name}.parquet"
-        pq.write_table(table, path)
+        try:
+            pq.write_table(table, path)
+        except OSError as err:
+            raise DataError(f"cannot write the dataset ({err})", file=self.out) from None
         self.branches = self.branches or list(table.column_names)
         base = Path(self.inputs[role].path)
         self.files.append(
@@ -301,6 +306,8 @@ def add_pnn_parameter(
     out of the signal (the network never sees them); ``at``: the test set at one mass
     (every jet's parameter that mass, the signal of that mass alone)."""
     signal, background = Path(signal), Path(background)
+    if signal_label == background_label:
+        raise ConfigError(f"signal and background are both labelled '{signal_label}'")
     masses = class_masses(signal)
     if not masses:
         raise DataError(
