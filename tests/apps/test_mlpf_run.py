@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 from collections.abc import Iterator
@@ -301,9 +302,23 @@ def test_early_stopping(ttbar_elements: Path, tmp_path: Path) -> None:
         data=ttbar_elements, out=run, epochs=5, width=8, n_layers=1, bin_size=16, lr=1e-12,
         patience=1, device="cpu", progress=False,
     )  # fmt: skip
-    train_mlpf(opts)
+    lines: list[str] = []
+    handler = logging.Handler(logging.INFO)
+    handler.emit = lambda record: lines.append(record.getMessage())  # type: ignore[method-assign]
+    logger = logging.getLogger("heptagon.train")
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        train_mlpf(opts)
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
     history = [json.loads(line) for line in (run / "history.jsonl").read_text().splitlines()]
     assert [h["epoch"] for h in history] == [1, 2]
+    # one log line per epoch
+    assert [line.split(" step")[0] for line in lines] == ["epoch 1/5", "epoch 2/5"]
+    assert all("val loss" in line and "events/s" in line for line in lines)
     assert history[1]["val_loss"] == history[0]["val_loss"]
     state = load_checkpoint(run / "checkpoints" / "last.pt")["state"]
     assert state["stopped_early"]
