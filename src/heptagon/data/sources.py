@@ -68,7 +68,10 @@ class RemoteFile(PosixPath):
         return self
 
     def __str__(self) -> str:
-        return self.url
+        # a path derived from it (parent, with_suffix, ...) is built without __new__: it
+        # has no URL and reads as the local-looking path /host/path
+        url: str | None = getattr(self, "url", None)
+        return super().__str__() if url is None else url
 
     def __repr__(self) -> str:
         return f"RemoteFile({self.url!r})"
@@ -81,6 +84,14 @@ class RemoteFile(PosixPath):
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, RemoteFile) and other.url == self.url
+
+    def resolve(self, strict: bool = False) -> RemoteFile:
+        """A URL is absolute: itself."""
+        return self
+
+    def absolute(self) -> RemoteFile:
+        """A URL is absolute: itself."""
+        return self
 
     def is_file(self) -> bool:
         """Nothing local: False."""
