@@ -40,7 +40,7 @@ def test_the_commands_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
         for line in block.splitlines()
         if line.strip()
     ]
-    assert len(lines) == 7
+    assert len(lines) == 8
     with serve(tmp_path / "data") as server:
         for line in lines:
             line = line.replace("https://example.org", server.url)
@@ -70,4 +70,5 @@ def test_the_commands_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
     assert (runs / "top_pfn" / "bundle" / "SHA256SUMS").is_file()
     # the remote file was read from the server
     assert f"{server.url}/qg/QG_jets_0.npz" in (runs / "qg_remote" / "config.yaml").read_text()
+    assert pq.read_metadata(tmp_path / "scores" / "train.parquet").num_rows == 160
     assert server.requests > 0
