@@ -48,7 +48,12 @@ def test_explicit_sets_are_read_whole_and_recorded(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("data", "train", "val", "key"),
-    [(["a.npz"], ["b.npz"], [], "--data"), (None, ["b.npz"], [], "--data-val")],
+    [
+        (["a.npz"], ["b.npz"], [], "--data"),
+        (None, ["b.npz"], [], "--data-val"),
+        (None, [], ["b.npz"], "--data-train"),
+        (None, [], [], "--data"),
+    ],
 )
 def test_a_mix_or_a_missing_set_names_the_option(
     data: list[str] | None, train: list[str], val: list[str], key: str

@@ -174,6 +174,12 @@ def resolve_splits(
             )
         files = expand_files(data)
         return DataSplits(files, files, {DEFAULT_GROUP: files}, explicit=False)
+    if not (train or val or test):
+        raise ConfigError(
+            "no input files: give --data (split by the hash rule), or --data-train and "
+            "--data-val",
+            "--data",
+        )
     for option, entries in (("--data-train", train), ("--data-val", val)):
         if not entries:
             raise ConfigError("needed without --data (explicit train / val files)", option)
