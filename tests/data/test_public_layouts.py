@@ -15,6 +15,9 @@ from typer.testing import CliRunner
 
 from heptagon.cli import app
 from heptagon.data.io import open_reader
+from heptagon.data.loader import JetDataset
+from heptagon.data.preprocess import Preprocess
+from heptagon.train.experiment import load_experiment
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -89,3 +92,23 @@ def test_substructure_is_computed_only_when_asked_for(
     with open_reader(path) as reader:
         (chunk,) = reader.read(reader.units(100)[0], ["jet_pt", "event"], 100)
     assert chunk.arrays["event"].tolist() == list(range(20))
+
+
+@pytest.mark.parametrize(
+    "config",
+    sorted(p.stem for p in (ROOT / "configs").glob("*.yaml") if p.stem.startswith(("qg_", "top_"))),
+)
+def test_every_shipped_public_layout_experiment_reads_its_layout(
+    tmp_path: Path, config: str
+) -> None:
+    """Every branch the experiment's data config reads (inputs, labels, observers,
+    ``event`` for the split) is one the layout gives: the first batch of each split."""
+    experiment = load_experiment(ROOT / "configs" / f"{config}.yaml")
+    data = (top_landscape if config.startswith("top_") else quark_gluon)(
+        tmp_path / ("top.h5" if config.startswith("top_") else "QG_jets.npz"), n=60
+    )
+    preprocess = Preprocess.from_config(experiment.data)
+    for split in ("train", "test"):
+        batch = next(iter(JetDataset(data, experiment.data, preprocess, split=split)))
+        assert set(batch.observers) == set(experiment.data.observers)
+        assert np.isfinite(batch.observers["jet_sdmass"]).all()
