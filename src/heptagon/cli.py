@@ -353,6 +353,16 @@ def evaluate(
         str,
         typer.Option("--xsec-weight", help="Observer with the per-event cross section in pb."),
     ] = "xsec_weight_pb",
+    rate_khz: Annotated[
+        float,
+        typer.Option(
+            "--rate-khz",
+            min=0,
+            max=40e3,
+            help="Anomaly detectors: the background rate [kHz] of 40 MHz at which the signal "
+            "efficiency is quoted.",
+        ),
+    ] = 1.0,
     networks: _Networks = None,
 ) -> None:
     """Metrics, plots and report of a run on its test split (or on each --data sample)."""
@@ -360,8 +370,9 @@ def evaluate(
 
     with _trusting(networks):
         result = run_evaluate(
-            run, data, data_test=data_test or (), lumi_fb=lumi, xsec_weight=xsec_weight
-        )
+            run, data, data_test=data_test or (), lumi_fb=lumi, xsec_weight=xsec_weight,
+            rate_hz=rate_khz * 1e3,
+        )  # fmt: skip
     console.print(result.table())
     console.print(f"report: {result.eval_dir / 'report.md'}")
 

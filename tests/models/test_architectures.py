@@ -49,7 +49,8 @@ def test_forward_shapes(name: str) -> None:
     batch = make_batch(5, 12, seed=1)
     with torch.no_grad():
         out = model(*inputs_for(model, batch))
-    width = DIMS["jet_features"] if name == "autoencoder" else 3
+    n = DIMS["jet_features"]  # a reconstruction (and the VAE's mu, logvar), or the logits
+    width = {"autoencoder": n, "vae": n + 2 * 3}.get(name, 3)
     assert out.shape == (5, width)
     assert out.dtype == torch.float32
     assert torch.isfinite(out).all()

@@ -26,6 +26,7 @@ ALL = {
     "particlenet",
     "particlenet-lite",
     "pfn",
+    "vae",
 }
 
 

@@ -1,7 +1,7 @@
 """``RUN/eval/metrics.json``: the numbers ``heptagon evaluate`` quotes for each sample.
 
-A sample's metrics are :class:`BinaryMetrics`, :class:`MulticlassMetrics` or
-:class:`RegressionMetrics` (told apart by ``kind``), as
+A sample's metrics are :class:`BinaryMetrics`, :class:`MulticlassMetrics`,
+:class:`RegressionMetrics` or :class:`AnomalyMetrics` (told apart by ``kind``), as
 :mod:`heptagon.physics.summaries` computes them. The file is an :data:`Evaluation`: the
 nominal sample's metrics at the top level (``kind`` says which), plus ``sample`` (its
 name), ``samples`` (every scored sample's metrics, the nominal one included) and
@@ -20,6 +20,9 @@ from pydantic import Field
 from heptagon.artifacts.base import Artifact, Record, read_by_kind
 
 __all__ = [
+    "AnomalyEvaluation",
+    "AnomalyMetrics",
+    "AnomalySignal",
     "BinaryEvaluation",
     "BinaryMetrics",
     "Confusion",
@@ -34,6 +37,7 @@ __all__ = [
     "RegressionMetrics",
     "Rejection",
     "ResolutionBins",
+    "SignalAtRate",
     "SampleMetrics",
     "Yields",
     "evaluation",
@@ -156,8 +160,51 @@ class RegressionMetrics(Record):
     resolution_vs: dict[str, ResolutionBins] = Field(default_factory=dict)
 
 
+class SignalAtRate(Record):
+    """The signal efficiency of the cut on the anomaly score at a fixed background rate
+    (:func:`heptagon.physics.rates.efficiency_at_rate`; rate = eps_B x reference rate)."""
+
+    requested_rate_hz: float = Field(gt=0)
+    rate_hz: float = Field(
+        description="the cut's rate: the requested one, or the lowest the sample reaches"
+    )
+    reached: bool = Field(description="false: the sample's background cannot resolve the rate")
+    threshold: float
+    background_eff: float
+    signal_eff: Measured = Field(description="err: binomial")
+
+
+class AnomalySignal(Record):
+    """One held-out class scored against the background by one anomaly score."""
+
+    n_signal: Count
+    auc: Measured
+    eff_at_rate: SignalAtRate
+
+
+class AnomalyMetrics(Record):
+    """An anomaly detector's numbers (``train.task: anomaly``): per anomaly score (``mse``;
+    ``kl`` for a VAE) and per held-out class present in the sample, the AUC against the
+    ``background`` classes and the signal efficiency at ``rate_hz`` out of
+    ``reference_rate_hz``. ``score`` is the model's own score; ``auc`` its AUC for all
+    held-out classes together (null without any in the sample)."""
+
+    kind: Literal["anomaly"] = "anomaly"
+    score: str = Field(description="the model's anomaly score (what export writes)")
+    background: list[str]
+    n_background: Count
+    reference_rate_hz: float = Field(gt=0, description="the bunch-crossing rate, 40 MHz")
+    auc: Measured
+    scores: dict[str, dict[str, AnomalySignal]] = Field(
+        description="score name -> held-out class -> its numbers"
+    )
+    #: held-out classes without entries in the sample
+    missing_classes: list[str] = Field(default_factory=list)
+
+
 SampleMetrics = Annotated[
-    BinaryMetrics | MulticlassMetrics | RegressionMetrics, Field(discriminator="kind")
+    BinaryMetrics | MulticlassMetrics | RegressionMetrics | AnomalyMetrics,
+    Field(discriminator="kind"),
 ]
 
 
@@ -181,18 +228,27 @@ class RegressionEvaluation(RegressionMetrics, _Evaluation):
     """``metrics.json`` of a regression."""
 
 
-Evaluation = BinaryEvaluation | MulticlassEvaluation | RegressionEvaluation
+class AnomalyEvaluation(AnomalyMetrics, _Evaluation):
+    """``metrics.json`` of an anomaly detector."""
+
+
+Evaluation = BinaryEvaluation | MulticlassEvaluation | RegressionEvaluation | AnomalyEvaluation
 _BY_KIND: dict[
-    str, type[BinaryEvaluation] | type[MulticlassEvaluation] | type[RegressionEvaluation]
+    str,
+    type[BinaryEvaluation]
+    | type[MulticlassEvaluation]
+    | type[RegressionEvaluation]
+    | type[AnomalyEvaluation],
 ] = {
     "binary": BinaryEvaluation,
     "multiclass": MulticlassEvaluation,
     "regression": RegressionEvaluation,
+    "anomaly": AnomalyEvaluation,
 }
 
 
 def evaluation(
-    samples: dict[str, BinaryMetrics | MulticlassMetrics | RegressionMetrics],
+    samples: dict[str, BinaryMetrics | MulticlassMetrics | RegressionMetrics | AnomalyMetrics],
     nominal: str,
     checkpoint_sha256: str,
 ) -> Evaluation:

@@ -33,6 +33,8 @@ class ModelInfo(Artifact):
     input_names: list[str] = Field(description="the model's inputs, in order")
     num_classes: int = Field(gt=0, description="outputs (1 for a regression)")
     class_names: list[str]
-    task: Literal["classification", "regression"]
+    task: Literal["classification", "regression", "anomaly"] = Field(
+        description="anomaly: an autoencoder trained on train.background (docs/anomaly.md)"
+    )
     weights: str = Field(description="the best weights, relative to the run dir")
     network: NetworkRecord | None = None

@@ -19,6 +19,7 @@ from heptagon.artifacts.manifest import (
     ShardRecord,
 )
 from heptagon.artifacts.metrics import (
+    AnomalyEvaluation,
     BinaryEvaluation,
     MulticlassEvaluation,
     RegressionEvaluation,
@@ -44,7 +45,7 @@ ARTIFACTS: dict[str, tuple[str, Any]] = {
     "metrics": (
         "RUN/eval/metrics.json",
         Annotated[
-            BinaryEvaluation | MulticlassEvaluation | RegressionEvaluation,
+            BinaryEvaluation | MulticlassEvaluation | RegressionEvaluation | AnomalyEvaluation,
             Field(discriminator="kind"),
         ],
     ),

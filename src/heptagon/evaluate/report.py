@@ -8,6 +8,7 @@ from pathlib import Path
 from rich.table import Table
 
 from heptagon.artifacts.metrics import (
+    AnomalyMetrics,
     Measured,
     MulticlassMetrics,
     RegressionMetrics,
@@ -55,6 +56,8 @@ def summary_rows(metrics_by_sample: Mapping[str, SampleMetrics]) -> list[list[st
     for name, m in metrics_by_sample.items():
         if isinstance(m, RegressionMetrics):
             rows.append([name, "-", "-", "-", "-", "-", "-"])
+        elif isinstance(m, AnomalyMetrics):  # the score's AUC, all held-out classes
+            rows.append([name, format_value(m.auc), "-", "-", "-", "-", "-"])
         elif isinstance(m, MulticlassMetrics):
             rows.append([name, format_value(m.auc), format_value(m.accuracy), "-", "-", "-", "-"])
         else:
@@ -100,6 +103,23 @@ def _yields_section(name: str, yields: Yields) -> list[str]:
     ]
 
 
+def _anomaly_section(name: str, m: AnomalyMetrics) -> list[str]:
+    """Per anomaly score and held-out class: AUC and the signal efficiency at the rate."""
+    rows = []
+    for score, by_class in m.scores.items():
+        for c, v in by_class.items():
+            at = v.eff_at_rate
+            rate = f"{at.rate_hz / 1e3:.4g} kHz" + ("" if at.reached else " (lowest reachable)")
+            rows.append([score, c, format_value(v.auc), rate, format_value(at.signal_eff)])
+    return [
+        f"## {name}: anomaly scores (background: {', '.join(m.background)})",
+        "",
+        f"Rates are eps_B x {m.reference_rate_hz / 1e6:g} MHz; the model's score is {m.score}.",
+        "",
+        markdown_table(["score", "signal", "AUC", "rate", "eps_S at the rate"], rows),
+    ]
+
+
 def markdown_report(
     title: str,
     metrics_by_sample: Mapping[str, SampleMetrics],
@@ -129,7 +149,9 @@ def markdown_report(
                     parts += [f"## {name}: {title}", ""]
                     parts.append(markdown_table(SUMMARY_COLUMNS, summary_rows(by_class)))
                     parts.append("")
-        if not isinstance(m, RegressionMetrics) and m.yields is not None:
+        if isinstance(m, AnomalyMetrics):
+            parts += [*_anomaly_section(name, m), ""]
+        elif not isinstance(m, RegressionMetrics) and m.yields is not None:
             parts += [*_yields_section(name, m.yields), ""]
     pngs = [p for p in plots if p.suffix == ".png"]
     if pngs:

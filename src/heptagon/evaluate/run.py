@@ -36,6 +36,7 @@ from heptagon.data.loader import JetDataset
 from heptagon.data.split import parse_groups
 from heptagon.errors import ConfigError, DataError
 from heptagon.evaluate.analysis import analyse, draw, signal_class
+from heptagon.evaluate.anomaly import DEFAULT_RATE_HZ, evaluate_anomaly_sample
 from heptagon.evaluate.ddt import apply_ddt
 from heptagon.evaluate.inference import EVAL_OBSERVERS, Predictions, predict_batches
 from heptagon.evaluate.plots import plot_roc, plot_stacked_yields
@@ -49,6 +50,7 @@ from heptagon.evaluate.report import (
 from heptagon.evaluate.yields import XSEC_WEIGHT, expected_yields
 from heptagon.io import atomic_path
 from heptagon.logs import get_logger
+from heptagon.models.autoencoder import ReconstructionModel
 from heptagon.physics.ddt import DDT_FILE, DDTMap
 from heptagon.physics.metrics import Roc, roc_curve
 from heptagon.train.device import select_device
@@ -181,6 +183,7 @@ class _Setup:
     n_boot: int
     lumi_fb: float | None  # None: no yields
     xsec_weight: str
+    rate_hz: float = DEFAULT_RATE_HZ  # an anomaly detector's fixed background rate
 
 
 def _dataset(setup: _Setup, files: Any, split: Any) -> JetDataset:
@@ -224,6 +227,19 @@ def _evaluate_sample(
 ) -> SampleMetrics:
     """Score one sample, write its predictions, ROC and plots (added to ``plots``) and
     return its metrics."""
+    if setup.task == "anomaly":
+        model, cfg = setup.loaded.model, setup.loaded.config
+        assert isinstance(model, ReconstructionModel)  # train checks it
+        anomaly, roc, drawn = evaluate_anomaly_sample(
+            model, _dataset(setup, files, split), name=name,
+            class_names=list(setup.loaded.class_names), background=cfg.train.background,
+            eval_dir=setup.eval_dir, plot_dir=setup.plot_dir, rate_hz=setup.rate_hz,
+            n_boot=setup.n_boot, seed=cfg.train.seed,
+        )  # fmt: skip
+        plots += drawn
+        if roc is not None:
+            _write_roc(roc, setup.eval_dir / f"roc_{name}.csv")
+        return anomaly
     pred = predict_batches(
         setup.loaded.model, _dataset(setup, files, split), name=name,
         class_names=list(setup.loaded.class_names), regression=setup.task == "regression",
@@ -256,6 +272,7 @@ def evaluate(
     n_boot: int = 100,
     lumi_fb: float | None = None,
     xsec_weight: str = XSEC_WEIGHT,
+    rate_hz: float = DEFAULT_RATE_HZ,
 ) -> EvalResult:
     """Evaluate a trained run on its test split, or on each sample in ``data`` (each
     group of ``data_test``: weaver's ``name:glob`` entries, unnamed ones form ``test``).
@@ -263,7 +280,9 @@ def evaluate(
     With ``lumi_fb`` [fb^-1] a classifier also gets the expected yields per process
     (:mod:`heptagon.evaluate.yields`, per-event cross-section weights [pb] from the
     observer ``xsec_weight``; the test split's yields are divided by its fraction): under
-    ``yields`` in the metrics, a table in the report and a stacked score plot."""
+    ``yields`` in the metrics, a table in the report and a stacked score plot. An
+    anomaly detector's signal efficiencies are quoted at the background rate ``rate_hz``
+    [Hz] out of 40 MHz (:mod:`heptagon.evaluate.anomaly`)."""
     loaded = load_run(run_dir)
     start = time.perf_counter()
     _log.info("evaluating %s", loaded.root)
@@ -278,6 +297,7 @@ def evaluate(
         loaded, eval_dir, plot_dir, task,
         DDTMap.load(ddt_path) if ddt_path.exists() and task == "classification" else None,
         batch_size, n_boot, lumi_fb if task == "classification" else None, xsec_weight,
+        rate_hz,
     )  # fmt: skip
     plots: list[Path] = []
     samples = {

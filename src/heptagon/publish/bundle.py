@@ -27,6 +27,7 @@ from collections.abc import Callable, Sequence
 from importlib.metadata import version
 from itertools import islice
 from pathlib import Path
+from typing import Any
 
 from heptagon import __version__
 from heptagon.artifacts.manifest import Manifest, load_manifest
@@ -37,6 +38,7 @@ from heptagon.evaluate.analysis import binary_curves
 from heptagon.evaluate.inference import Predictions
 from heptagon.evaluate.run import EVAL_DIR, current_evaluation
 from heptagon.logs import get_logger
+from heptagon.models.autoencoder import AnomalyScore, ReconstructionModel
 from heptagon.physics.ddt import DDT_FILE, DDTMap
 from heptagon.physics.experiment import dataset_experiment
 from heptagon.publish.card import render_model_card
@@ -44,6 +46,7 @@ from heptagon.publish.hepdata import build_submission, write_submission
 from heptagon.publish.onnx import (
     ONNX_NAME,
     OUTPUT_NAME,
+    Activation,
     ExportReport,
     Tensors,
     check_parity,
@@ -54,7 +57,7 @@ from heptagon.publish.onnx import (
 from heptagon.publish.sums import write_sums
 from heptagon.train.rundir import LoadedRun, load_run
 
-__all__ = ["BUNDLE_DIR", "export_run", "publish"]
+__all__ = ["BUNDLE_DIR", "export_run", "exported_model", "publish"]
 
 BUNDLE_DIR = "bundle"
 _log = get_logger("publish")
@@ -95,12 +98,13 @@ def _export(
 ) -> ExportReport:
     """:func:`export_run` of a loaded run on its check batches."""
     cfg = loaded.config
+    model, class_names, activation = exported_model(loaded)
     return export_onnx(
-        loaded.model,
+        model,
         loaded.input_names,
         loaded.info.input_dims,
         loaded.preprocess,
-        loaded.class_names,
+        class_names,
         loaded.root / ONNX_NAME,
         data_config=cfg.data,
         model_name=loaded.info.name,
@@ -108,7 +112,18 @@ def _export(
         ddt=DDTMap.load(ddt_path) if (ddt_path := loaded.root / DDT_FILE).exists() else None,
         checkpoint_sha256=loaded.checkpoint_sha256(),
         output_name=output_name,
+        activation=activation,
     )
+
+
+def exported_model(loaded: LoadedRun) -> tuple[Any, tuple[str, ...], Activation | None]:
+    """What a run's export computes: the model, its output names and activation (None:
+    from the preprocessing). An anomaly detector exports its score (one output,
+    ``anomaly_<score>``, no activation: :class:`~heptagon.models.autoencoder.AnomalyScore`)."""
+    if isinstance(loaded.model, ReconstructionModel):
+        score = AnomalyScore(loaded.model)
+        return score, (f"anomaly_{score.score}",), "none"
+    return loaded.model, loaded.class_names, None
 
 
 def _export_problem(path: Path, loaded: LoadedRun, checks: Sequence[Tensors]) -> str | None:
@@ -122,14 +137,16 @@ def _export_problem(path: Path, loaded: LoadedRun, checks: Sequence[Tensors]) ->
         return f"is not a valid heptagon export ({err})"
     if exported.checkpoint_sha256 != loaded.checkpoint_sha256():
         return "was exported from another checkpoint"
+    model, class_names, activation = exported_model(loaded)
     try:
         check_parity(
             proto,
-            loaded.model,
+            model,
             loaded.input_names,
             loaded.preprocess,
-            len(loaded.class_names),
+            len(class_names),
             checks,
+            activation=activation,
         )
     except ExportError as err:
         return f"fails the export checks ({err})"

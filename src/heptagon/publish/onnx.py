@@ -429,6 +429,11 @@ def _check(
     return diffs
 
 
+def _activation(preprocess: Preprocess) -> Activation:
+    """A classifier's softmax, or none for a regression."""
+    return "softmax" if preprocess.label_type == "simple" else "none"
+
+
 def export_onnx(
     model: Any,
     input_names: Sequence[str],
@@ -445,6 +450,7 @@ def export_onnx(
     ddt: DDTMap | None = None,
     checkpoint_sha256: str | None = None,
     output_name: str = OUTPUT_NAME,
+    activation: Activation | None = None,
 ) -> ExportReport:
     """Export ``model`` to ONNX at ``path`` (and ``preprocess.json`` beside it), checked.
 
@@ -459,13 +465,15 @@ def export_onnx(
     ``output_name``: the name of the one output (``probs``; weaver and CMSSW's ParT
     producers call it ``softmax``).
     The output is a softmax over ``class_names`` unless ``preprocess`` describes a
-    regression (``label_type == "custom"``). Nothing is written unless every check passes;
-    the model's train/eval mode is left as it was. ``preprocess.json`` is the file CMSSW
-    reads (:meth:`Preprocess.to_file` with the model's ``input_names``).
+    regression (``label_type == "custom"``) or ``activation`` says otherwise (``none``: an
+    anomaly detector's score, :class:`heptagon.models.autoencoder.AnomalyScore`). Nothing
+    is written unless every check passes; the model's train/eval mode is left as it was.
+    ``preprocess.json`` is the file CMSSW reads (:meth:`Preprocess.to_file` with the
+    model's ``input_names``).
     """
     path = Path(path)
     names = tuple(input_names)
-    activation: Activation = "softmax" if preprocess.label_type == "simple" else "none"
+    activation = activation or _activation(preprocess)
     preprocess.check(data_config)
     cases = _parity_cases(check_inputs, names, preprocess)
     sample = cases[next(c for c in cases if c.startswith("batch1"))]  # traced: one jet
@@ -539,13 +547,14 @@ def check_parity(
     n_outputs: int,
     check_inputs: Sequence[Tensors],
     tolerance: float = 1e-5,
+    activation: Activation | None = None,
 ) -> dict[str, float]:
     """The checks of :func:`export_onnx` on an existing export ``proto`` of ``model``:
     ``onnx.checker``, ONNX Runtime loads it, and its ``probs`` match ``model``'s on the
     parity cases built from ``check_inputs``. Returns the max |diff| per case; raises
     :class:`ExportError` naming the failed check. The model's mode is left as it was."""
     names = tuple(input_names)
-    activation: Activation = "softmax" if preprocess.label_type == "simple" else "none"
+    activation = activation or _activation(preprocess)
     cases = _parity_cases(check_inputs, names, preprocess)
     was_training = isinstance(model, nn.Module) and model.training
     try:

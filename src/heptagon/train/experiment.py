@@ -15,6 +15,8 @@
       lr: 1.0e-3
       schedule: cosine                   # or flat+decay
       loss: ce                           # or {name: focal, gamma: 2.0}
+      # task: anomaly                    # autoencoder / vae (docs/anomaly.md), trained on
+      # background: [ttbar, dy]          # these classes; loss {name: reconstruction, beta: 1}
       val_every: epoch                   # or a number of steps
       patience: 5                        # early stopping on the validation loss
 
@@ -124,7 +126,16 @@ class ModelFlags:
 class TrainOptions(_Model):
     """How the model is trained. Steps are optimizer steps (one batch per process)."""
 
-    task: Literal["classification", "regression"] = "classification"
+    task: Literal["classification", "regression", "anomaly"] = Field(
+        default="classification",
+        description="anomaly: an autoencoder (autoencoder, vae) learns to reconstruct the "
+        "'background' classes (loss: reconstruction, the default then)",
+    )
+    background: list[str] = Field(
+        default_factory=list,
+        description="anomaly: the classes of data.labels trained on; the others are "
+        "held-out signals (weight 0 in the loss, scored by evaluate)",
+    )
     epochs: int = Field(default=20, ge=1)
     max_steps: int | None = Field(default=None, ge=1, description="stop after this many steps")
     steps_per_epoch: int | None = Field(
@@ -167,10 +178,20 @@ class TrainOptions(_Model):
         "(the 'tensorboard' extra)",
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _anomaly_loss(cls, data: Any) -> Any:
+        """``task: anomaly`` without a ``loss``: the reconstruction loss."""
+        if isinstance(data, dict) and data.get("task") == "anomaly" and "loss" not in data:
+            return {**data, "loss": {"name": "reconstruction"}}
+        return data
+
     @model_validator(mode="after")
     def _consistent(self) -> TrainOptions:
         if self.task not in self.loss.tasks:
             raise ValueError(f"loss '{self.loss.name}' is not a {self.task} loss")
+        if (self.task == "anomaly") != bool(self.background):
+            raise ValueError("train.background (the classes trained on) goes with task anomaly")
         if self.regularisers and self.task != "classification":
             raise ValueError("train.regularisers need a classification")
         if isinstance(self.val_every, int) and self.val_every < 1:
@@ -198,6 +219,12 @@ class ExperimentConfig(_Model):
             kind = "regression targets" if labels.type == "custom" else "class labels"
             raise ValueError(f"train.task '{self.train.task}' does not fit the {kind} of data")
         n_classes = len(labels.names)
+        unknown = set(self.train.background) - set(labels.names)
+        if unknown:
+            raise ConfigError(
+                f"{sorted(unknown)} not in data.labels ({', '.join(labels.names)})",
+                "train.background",
+            )
         if self.train.loss.name == "llp" and n_classes != 2:
             raise ConfigError("llp needs two labels: the two mixed samples", "train.loss")
         for i, reg in enumerate(self.train.regularisers):

@@ -22,6 +22,8 @@ import torch.nn.functional as F
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 from torch import Tensor, nn
 
+from heptagon.models.autoencoder import anomaly_scores
+
 __all__ = [
     "AdversarySpec",
     "CrossEntropy",
@@ -36,6 +38,8 @@ __all__ = [
     "MSESpec",
     "MassAdversary",
     "MeanSquaredError",
+    "ReconstructionLoss",
+    "ReconstructionSpec",
     "Regulariser",
     "RegulariserSpec",
     "WeightedLoss",
@@ -96,6 +100,23 @@ class MeanSquaredError(WeightedLoss):
     def per_entry(self, output: Tensor, target: Tensor) -> Tensor:
         """Squared error of each entry."""
         return (output - target.to(output.dtype)).square().sum(dim=1)
+
+
+class ReconstructionLoss(WeightedLoss):
+    """An autoencoder's loss (``train.task: anomaly``): per entry the mean squared error of
+    the reconstruction over the inputs plus, for a VAE, ``beta`` times the KL divergence of
+    its posterior to the prior. ``output`` is the model's packed output
+    (:func:`heptagon.models.autoencoder.split_output`), ``target`` the input features."""
+
+    def __init__(self, beta: float = 1.0) -> None:
+        super().__init__()
+        self.beta = beta
+
+    def per_entry(self, output: Tensor, target: Tensor) -> Tensor:
+        """``mse + beta * kl`` of each entry."""
+        scores = anomaly_scores(output, target.to(output.dtype))
+        kl = scores.get("kl")
+        return scores["mse"] if kl is None else scores["mse"] + self.beta * kl
 
 
 class LabelProportions(WeightedLoss):
@@ -186,6 +207,19 @@ class LabelProportionsSpec(_Spec):
         return LabelProportions(self.fractions)
 
 
+class ReconstructionSpec(_Spec):
+    """``reconstruction``: an autoencoder's reconstruction MSE, plus ``beta`` times the KL
+    term for a VAE (``train.task: anomaly``)."""
+
+    name: Literal["reconstruction"]
+    beta: float = Field(default=1.0, ge=0.0, description="weight of a VAE's KL term")
+    tasks: ClassVar[frozenset[str]] = frozenset({"anomaly"})
+
+    def build(self) -> WeightedLoss:
+        """A :class:`ReconstructionLoss`."""
+        return ReconstructionLoss(self.beta)
+
+
 def _short_form(value: Any) -> Any:
     """``"focal"`` -> ``{"name": "focal"}``; a mapping without ``name`` is the default ``ce``."""
     if isinstance(value, str):
@@ -197,7 +231,7 @@ def _short_form(value: Any) -> Any:
 
 #: The ``train.loss`` block: one of the specs, chosen by ``name``.
 LossSpec = Annotated[
-    CrossEntropySpec | FocalSpec | MSESpec | LabelProportionsSpec,
+    CrossEntropySpec | FocalSpec | MSESpec | LabelProportionsSpec | ReconstructionSpec,
     Field(discriminator="name"),
     BeforeValidator(_short_form),
 ]

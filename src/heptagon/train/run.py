@@ -29,6 +29,7 @@ from heptagon.data.split import DataSplits, Split, resolve_splits
 from heptagon.errors import ConfigError, DataError, Interrupted, ModelError
 from heptagon.io import atomic_path
 from heptagon.models import Model, build_model, model_options
+from heptagon.models.autoencoder import ReconstructionModel
 from heptagon.train.allocator import retain_freed_memory
 from heptagon.train.device import select_device
 from heptagon.train.distributed import Distributed, init_distributed
@@ -52,7 +53,7 @@ from heptagon.train.rundir import (
     write_yaml_atomic,
 )
 from heptagon.train.seeding import seed_everything
-from heptagon.train.tasks import JetTask
+from heptagon.train.tasks import AnomalyTask, JetTask
 from heptagon.train.trainer import CHECKPOINT_FORMAT, Trainer
 
 __all__ = ["input_dims", "train"]
@@ -204,16 +205,27 @@ def _fit(
     """Train a torch model by gradient descent, from ``last.pt`` if resuming; ``loss``
     replaces ``train.loss`` (a network file's ``get_loss``)."""
     options = config.train
-    task = JetTask(
-        loss or options.loss.build(),
-        cast("tuple[str, ...]", model.input_names),
-        train_data=train_data,
-        val_data=val_data,
-        classification=options.task == "classification",
-        num_workers=options.num_workers,
-        pin_memory=device.type == "cuda",
-        regularisers=[spec.build() for spec in options.regularisers],
-    )
+    names = cast("tuple[str, ...]", model.input_names)
+    task: JetTask
+    if options.task == "anomaly":
+        labels = config.data.labels
+        assert labels is not None  # ExperimentConfig checks it
+        task = AnomalyTask(
+            loss or options.loss.build(), names, train_data=train_data, val_data=val_data,
+            background=[labels.names.index(c) for c in options.background],
+            num_workers=options.num_workers, pin_memory=device.type == "cuda",
+        )  # fmt: skip
+    else:
+        task = JetTask(
+            loss or options.loss.build(),
+            names,
+            train_data=train_data,
+            val_data=val_data,
+            classification=options.task == "classification",
+            num_workers=options.num_workers,
+            pin_memory=device.type == "cuda",
+            regularisers=[spec.build() for spec in options.regularisers],
+        )
     trainer = Trainer(
         model,
         task,
@@ -302,6 +314,14 @@ def _check_model(
     """What a model must satisfy before anything is written: a fit/predict model trains
     in one process and takes no pre-trained weights; a resumed run's network file is
     the one it started with."""
+    if isinstance(model, ReconstructionModel) != (config.train.task == "anomaly"):
+        raise ConfigError(
+            f"model '{config.model.name}' "
+            + ("reconstructs its input: train it with train.task: anomaly (docs/anomaly.md)"
+               if isinstance(model, ReconstructionModel)
+               else "is not an autoencoder (autoencoder, vae), which train.task: anomaly needs"),
+            "train.task",
+        )  # fmt: skip
     if not isinstance(model, nn.Module):
         if dist.active:
             raise ConfigError(

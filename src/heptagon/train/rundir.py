@@ -197,7 +197,7 @@ def model_info(
     num_classes: int,
     input_dims: dict[str, int],
     class_names: list[str],
-    task: Literal["classification", "regression"],
+    task: Literal["classification", "regression", "anomaly"],
     weights: str,
     network: NetworkRecord | None = None,
 ) -> ModelInfo:

@@ -4,6 +4,10 @@
   batches through a data config, with a weighted loss
   (:class:`~heptagon.train.losses.WeightedLoss`), the ``train.regularisers`` and
   validation loss, accuracy and AUC (:mod:`heptagon.train.validation`);
+- :class:`AnomalyTask`: an autoencoder of ``heptagon train`` (``train.task: anomaly``) on
+  the same batches: it reconstructs its input, the entries of the non-``background``
+  classes weigh 0 in the loss, and validation reports the background's loss and the AUC
+  of the per-entry loss for the held-out classes against the background;
 - :class:`TensorTask`: small networks on tensors already in memory (the trigger models,
   the DQM autoencoders and feature ranking): shuffled mini-batches of the rows, a loss of
   the output and the batch's targets, and an optional penalty on the model (EWC's);
@@ -20,13 +24,15 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
 from heptagon.data.loader import Batch, JetDataset, make_dataloader
+from heptagon.errors import DataError
+from heptagon.physics.metrics import auc
 from heptagon.train.distributed import Distributed
 from heptagon.train.experiment import TrainOptions
 from heptagon.train.losses import Regulariser, WeightedLoss
 from heptagon.train.trainer import Forward, Trainer, TrainTask
 from heptagon.train.validation import ValMetrics, collect_outputs, val_metrics
 
-__all__ = ["JetTask", "TensorBatch", "TensorTask", "fit_in_memory"]
+__all__ = ["AnomalyTask", "JetTask", "TensorBatch", "TensorTask", "fit_in_memory"]
 
 
 class JetTask(TrainTask[Batch]):
@@ -94,6 +100,63 @@ class JetTask(TrainTask[Batch]):
             dist,
         )
         return val_metrics(outputs, self.criterion, self.classification)
+
+
+class AnomalyTask(JetTask):
+    """An autoencoder on a data config's batches (one input group): ``loss(output, input,
+    weight)`` with the weights of the entries outside the ``background`` class indices set
+    to 0, so it learns the background only. Validation: the loss on the background, no
+    accuracy, and the AUC of the per-entry loss (the anomaly score) of the other classes
+    against the background (None when the split has none of them)."""
+
+    def __init__(
+        self,
+        loss: WeightedLoss,
+        input_names: Sequence[str],
+        *,
+        background: Sequence[int],
+        train_data: JetDataset,
+        val_data: JetDataset,
+        num_workers: int = 0,
+        pin_memory: bool = False,
+    ) -> None:
+        super().__init__(
+            loss, input_names, train_data=train_data, val_data=val_data, classification=False,
+            num_workers=num_workers, pin_memory=pin_memory,
+        )  # fmt: skip
+        self.background = torch.tensor(list(background), dtype=torch.int64)
+
+    def _background_weight(self, label: Tensor, weight: Tensor) -> Tensor:
+        keep = torch.isin(label, self.background.to(label.device))
+        return torch.where(keep, weight, torch.zeros_like(weight))
+
+    def loss(self, output: Tensor, batch: Batch) -> Tensor:
+        label = batch.label
+        assert label is not None  # training data has labels (experiment check)
+        target = batch.tensors()[self.input_names[0]]
+        return self.criterion(output, target, self._background_weight(label, batch.weight))
+
+    def validate(self, forward: Forward, device: torch.device, dist: Distributed) -> ValMetrics:
+        with torch.random.fork_rng(devices=[]):  # see Trainer: loaders draw a seed
+            batches = iter(self.val_loader)
+        name = self.input_names[0]
+        outputs = collect_outputs(  # the per-entry loss as the output
+            lambda tensors: self.criterion.per_entry(
+                forward([tensors[name]]).float(), tensors[name].float()
+            )[:, None],
+            batches,
+            device,
+            dist,
+        )
+        score, label = outputs.output[:, 0], outputs.label
+        is_bkg = np.isin(label, self.background.numpy())
+        w_bkg = np.where(is_bkg, outputs.weight, 0.0)
+        if w_bkg.sum() <= 0:
+            raise DataError("the validation split has no background entries (train.background)")
+        loss = float((score * w_bkg).sum() / w_bkg.sum())
+        has_signal = bool((outputs.weight[~is_bkg] > 0).any())
+        area = auc(score, ~is_bkg, outputs.weight) if has_signal else None
+        return ValMetrics(loss, None, area)
 
 
 #: a mini-batch of a :class:`TensorTask`: the model's inputs and the targets
