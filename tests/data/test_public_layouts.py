@@ -17,6 +17,8 @@ from heptagon.cli import app
 from heptagon.data.io import open_reader
 from heptagon.data.loader import JetDataset
 from heptagon.data.preprocess import Preprocess
+from heptagon.data.readers.layouts import n_subjettiness, soft_drop_mass
+from heptagon.generate.jets import substructure
 from heptagon.train.experiment import load_experiment
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -82,13 +84,14 @@ def test_soft_drop_mass_of_a_layout_jet_drops_the_soft_wide_angle_particle(
 def test_substructure_is_computed_only_when_asked_for(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import heptagon.generate.jets as jets
+    import heptagon.data.readers.layouts as layouts
 
     def refuse(*args: object, **kwargs: object) -> None:
         raise AssertionError("substructure computed though not asked for")
 
     path = quark_gluon(tmp_path / "QG_jets.npz", n=20)
-    monkeypatch.setattr(jets, "substructure", refuse)
+    monkeypatch.setattr(layouts, "soft_drop_mass", refuse)
+    monkeypatch.setattr(layouts, "n_subjettiness", refuse)
     with open_reader(path) as reader:
         (chunk,) = reader.read(reader.units(100)[0], ["jet_pt", "event"], 100)
     assert chunk.arrays["event"].tolist() == list(range(20))
@@ -112,3 +115,19 @@ def test_every_shipped_public_layout_experiment_reads_its_layout(
         batch = next(iter(JetDataset(data, experiment.data, preprocess, split=split)))
         assert set(batch.observers) == set(experiment.data.observers)
         assert np.isfinite(batch.observers["jet_sdmass"]).all()
+
+
+def test_layout_substructure_is_what_generate_writes() -> None:
+    """The readers' soft-drop walk and N-subjettiness give generate's numbers exactly."""
+    rng = np.random.default_rng(3)
+    counts = rng.integers(1, 60, 40)
+    total = int(counts.sum())
+    pt, eta, phi = rng.exponential(30, total), rng.normal(0, 0.3, total), rng.normal(0, 0.3, total)
+    momenta = (pt * np.cos(phi), pt * np.sin(phi), pt * np.sinh(eta), pt * np.cosh(eta))
+    for radius in (0.4, 0.8):
+        expected = substructure(counts, *momenta, radius)
+        np.testing.assert_array_equal(
+            soft_drop_mass(counts, *momenta, radius), expected["jet_sdmass"]
+        )
+        for name, tau in n_subjettiness(counts, *momenta, radius).items():
+            np.testing.assert_array_equal(tau, expected[name])
