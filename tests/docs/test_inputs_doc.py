@@ -18,6 +18,7 @@ from layoutfiles import quark_gluon, top_landscape
 from rangeserver import serve
 
 from heptagon.cli import app
+from heptagon.data.config import load_config
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "inputs.md"
@@ -72,3 +73,13 @@ def test_the_commands_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
     assert f"{server.url}/qg/QG_jets_0.npz" in (runs / "qg_remote" / "config.yaml").read_text()
     assert pq.read_metadata(tmp_path / "scores" / "train.parquet").num_rows == 160
     assert server.requests > 0
+
+
+def test_the_observer_roles_snippet_is_a_valid_data_config_key() -> None:
+    (snippet,) = re.findall(r"^```yaml\n(.*?)^```", DOC.read_text(), re.MULTILINE | re.DOTALL)
+    config = load_config({"inputs": {"jet": {"vars": ["fj_pt"]}}, **yaml.safe_load(snippet)})
+    assert config.observer_roles == {
+        "jet_pt": "fj_pt",
+        "jet_eta": "fj_eta",
+        "jet_sdmass": "fj_sdmass",
+    }
