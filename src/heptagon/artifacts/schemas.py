@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 from pydantic import Field, TypeAdapter
 
+from heptagon.artifacts.anomaly import TriggerAdFile
 from heptagon.artifacts.derived import DerivedDataset
 from heptagon.artifacts.dqm import DqmModelFile
 from heptagon.artifacts.manifest import (
@@ -51,6 +52,7 @@ ARTIFACTS: dict[str, tuple[str, Any]] = {
     ),
     "dqm-model": ("DQM_MODEL/model.json", DqmModelFile),
     "mlpf-options": ("MLPF_RUN/options.json", MlpfOptionsFile),
+    "trigger-ad": ("DIR/ad.json", TriggerAdFile),
 }
 
 

@@ -88,6 +88,8 @@ class ReconstructionModel(TorchModel):
     scores: ClassVar[tuple[ScoreName, ...]] = ("mse",)
     score: ScoreName
     n_vars: int
+    encoder: nn.Sequential
+    decoder: nn.Sequential
 
 
 @register("autoencoder")

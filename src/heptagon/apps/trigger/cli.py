@@ -67,3 +67,51 @@ def speed(
             name, f"{s.latency_us:.1f}", f"{s.latency_p90_us:.1f}", f"{s.throughput:,.0f}"
         )
     console.print(table)
+
+
+@app.command("ad")
+def ad(
+    run: Annotated[Path, typer.Argument(help="An anomaly run (train.task: anomaly).")],
+    out: Annotated[Path, typer.Option("--out", help="Directory for ad.json and the project.")],
+    bits: Annotated[int, typer.Option("--bits", min=2, max=32, help="ap_fixed width W.")] = 8,
+    integer_bits: Annotated[
+        int, typer.Option("--integer-bits", min=1, help="ap_fixed integer bits I (sign incl.).")
+    ] = 3,
+    qat_epochs: Annotated[
+        int, typer.Option("--qat-epochs", min=0, help="Quantisation-aware epochs (0: none).")
+    ] = 5,
+    qat_lr: Annotated[float, typer.Option("--qat-lr", min=0, help="QAT learning rate.")] = 1e-3,
+    rate_khz: Annotated[
+        float,
+        typer.Option("--rate-khz", min=0, max=40e3, help="Background rate [kHz] of 40 MHz."),
+    ] = 1.0,
+    data: Annotated[
+        list[str] | None, typer.Option("--data", help="Score these files (default: test split).")
+    ] = None,
+    no_emulation: Annotated[
+        bool, typer.Option("--no-emulation", help="Skip the hls4ml C++ emulation.")
+    ] = False,
+) -> None:
+    """Quantise an anomaly detector to ap_fixed<W,I>, fine-tune it quantisation-aware on
+    the background, emulate its firmware with hls4ml and compare float vs fixed point:
+    AUC and signal efficiency at a fixed L1 rate per held-out class."""
+    from heptagon.apps.trigger.ad import AD_FILE, anomaly_trigger
+
+    report = anomaly_trigger(
+        run, out, bits=bits, integer_bits=integer_bits, qat_epochs=qat_epochs, qat_lr=qat_lr,
+        rate_hz=rate_khz * 1e3, data=data or (), emulation=not no_emulation,
+    )  # fmt: skip
+    m = report.metrics
+    for variant, by_class in m.scores.items():
+        for c, s in by_class.items():
+            at = s.eff_at_rate
+            where = "" if at.reached else " (the lowest rate the sample reaches)"
+            console.print(
+                f"{variant} {c}: AUC {s.auc.value:.4f}, signal efficiency "
+                f"{at.signal_eff.value:.4g} at {at.rate_hz / 1e3:.4g} kHz{where}"
+            )
+    if report.emulation is not None:
+        e = report.emulation
+        exact = "bit-exact" if e.bit_exact else f"max |diff| {e.max_abs_diff:.3g}"
+        console.print(f"hls4ml {e.hls4ml_version} emulation vs torch fixed point: {exact}")
+    console.print(f"report: {out / AD_FILE}")
