@@ -65,8 +65,13 @@ def test_ddt_through_evaluate_export_and_predict(
         tmp_path / "pred", observers=["jet_pt"], progress=False,
     )  # fmt: skip
     table = pq.read_table(out)
-    assert set(table.column_names) == {"score_QCD", "score_Tbqq", "ddt_score", "jet_pt"}
+    # predict carries the truth labels of the input beside the scores and the DDT score
+    assert set(table.column_names) == {
+        "score_QCD", "score_Tbqq", "ddt_score", "jet_pt", "label_QCD", "label_Tbqq"
+    }  # fmt: skip
     source = pq.read_table(sorted(top_qcd_sample.glob("shards/*.parquet"))[0])
+    for label in ("label_QCD", "label_Tbqq"):
+        np.testing.assert_array_equal(table[label].to_numpy(), source[label].to_numpy())
     expected = ddt(
         table["score_Tbqq"].to_numpy(), source["jet_sdmass"].to_numpy(), source["jet_pt"].to_numpy()
     )
