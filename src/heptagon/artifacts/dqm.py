@@ -1,5 +1,6 @@
-"""``model.json`` of ``heptagon dqm train``: the readable half of a DQM model (the arrays
-are in ``model.npz``, read with ``allow_pickle=False``)."""
+"""The DQM app's JSON files: ``model.json`` of ``heptagon dqm train`` (the readable half of
+a DQM model; the arrays are in ``model.npz``, read with ``allow_pickle=False``) and
+``runs.json`` of ``heptagon dqm simulate`` (the run list beside ``histograms.npz``)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,14 @@ from pydantic import Field
 
 from heptagon.artifacts.base import Artifact, Record
 
-__all__ = ["DqmMethod", "DqmModelFile", "DqmRuns", "FeatureImportance"]
+__all__ = [
+    "DqmMethod",
+    "DqmModelFile",
+    "DqmRunList",
+    "DqmRunRecord",
+    "DqmRuns",
+    "FeatureImportance",
+]
 
 
 class DqmMethod(Record):
@@ -49,3 +57,28 @@ class DqmModelFile(Artifact):
     )
     feature_ranking: list[FeatureImportance]
     classifier_features: list[str]
+
+
+class DqmRunRecord(Record):
+    """One simulated run: the app's run plan (``RunPlan``) and its good/bad label."""
+
+    run: int = Field(ge=0)
+    n_ls: int = Field(gt=0, description="lumisections in the run")
+    peak_lumi: float = Field(gt=0, description="peak luminosity relative to nominal")
+    fault: dict[str, Any] | None = Field(
+        description="the injected fault's settings (the app's Fault, recorded verbatim); "
+        "null for a good run"
+    )
+    bad: bool
+
+
+class DqmRunList(Artifact):
+    """``runs.json`` of a DQM data dir: its runs and the bin edges of each histogram in
+    ``histograms.npz``."""
+
+    WHAT: ClassVar[str] = "DQM run list"
+
+    runs: list[DqmRunRecord]
+    edges: dict[str, list[list[float]]] = Field(
+        description="histogram name -> the bin edges of each of its axes"
+    )

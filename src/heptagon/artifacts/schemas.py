@@ -11,7 +11,7 @@ from pydantic import Field, TypeAdapter
 
 from heptagon.artifacts.anomaly import TriggerAdFile
 from heptagon.artifacts.derived import DerivedDataset
-from heptagon.artifacts.dqm import DqmModelFile
+from heptagon.artifacts.dqm import DqmModelFile, DqmRunList
 from heptagon.artifacts.manifest import (
     ElementManifest,
     EventManifest,
@@ -51,6 +51,7 @@ ARTIFACTS: dict[str, tuple[str, Any]] = {
         ],
     ),
     "dqm-model": ("DQM_MODEL/model.json", DqmModelFile),
+    "dqm-runs": ("DQM_DATA/runs.json", DqmRunList),
     "mlpf-options": ("MLPF_RUN/options.json", MlpfOptionsFile),
     "trigger-ad": ("DIR/ad.json", TriggerAdFile),
 }

@@ -32,10 +32,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from heptagon.apps.dqm.observables import HISTOGRAMS, book, histogram_shapes
+from heptagon.artifacts.dqm import DqmRunList
 from heptagon.artifacts.manifest import load_manifest
 from heptagon.errors import ConfigError, DataError
 from heptagon.generate.run import GenerateOptions, generate
-from heptagon.io import atomic_path, make_dir, read_json, write_json_atomic
+from heptagon.io import atomic_path, make_dir
 
 __all__ = [
     "FAULT_KINDS",
@@ -348,7 +349,7 @@ class DQMData:
             name: [np.asarray(ax.edges).tolist() for ax in spec.book().axes]
             for name, spec in HISTOGRAMS.items()
         }
-        write_json_atomic(out / "runs.json", {"runs": self.runs, "edges": edges})
+        DqmRunList.model_validate({"runs": self.runs, "edges": edges}).write(out / "runs.json")
 
 
 #: the per-LS columns of :class:`DQMData`
@@ -372,13 +373,10 @@ def read_arrays(path: Path) -> dict[str, np.ndarray]:
 
 
 def _runs(meta: Path) -> list[dict[str, Any]]:
-    """The run records of ``runs.json``, each a :class:`RunPlan` and ``bad``, checked."""
-    runs = read_json(meta, "run list").get("runs")
-    if not isinstance(runs, list):
-        raise DataError("missing or not a list", meta, "runs")
+    """The run records of ``runs.json`` (a :class:`~heptagon.artifacts.dqm.DqmRunList`),
+    each fault checked as a :class:`Fault`, sorted by run number."""
+    runs = [rec.to_json() for rec in DqmRunList.read(meta).runs]
     for i, rec in enumerate(runs):
-        if not isinstance(rec, dict) or not isinstance(rec.get("bad"), bool):
-            raise DataError("expected a run record with a boolean 'bad'", meta, f"runs.{i}")
         try:
             RunPlan.model_validate({k: v for k, v in rec.items() if k != "bad"})
         except ValidationError as err:
