@@ -210,7 +210,8 @@ def prune_magnitude(
 ) -> nn.Module:
     """Iterative magnitude pruning, in place: in ``steps`` equal steps of the kept fraction
     (geometric schedule), remove the smallest-magnitude weights of every dense / conv layer
-    (``torch.nn.utils.prune``, L1 per layer) and call ``finetune(model)`` after each.
+    (``torch.nn.utils.prune``, L1 per layer) and call ``finetune(model)`` after each. After
+    the last step every layer has exactly ``round(target * n)`` of its ``n`` weights pruned.
 
     The masks stay on the model (``weight = weight_orig * weight_mask``), so fine-tuning
     cannot revive a pruned weight; :func:`finalize_pruning` makes them permanent.
@@ -220,13 +221,13 @@ def prune_magnitude(
         raise ConfigError(f"must be in [0, 1), got {target}", key="sparsity")
     if steps < 1:
         raise ConfigError(f"must be >= 1, got {steps}", key="steps")
-    kept = 1.0
     for k in range(1, steps + 1):
-        new_kept = (1.0 - target) ** (k / steps)
         for _, module in prunable_layers(model):
-            # ``amount`` is a fraction of the weights still unpruned (PruningContainer)
-            prune.l1_unstructured(module, "weight", amount=1.0 - new_kept / kept)
-        kept = new_kept
+            n = module.weight.numel()
+            before = round(n * (1.0 - (1.0 - target) ** ((k - 1) / steps)))
+            after = round(n * (1.0 - (1.0 - target) ** (k / steps)))
+            # an integer ``amount`` counts weights among those still unpruned
+            prune.l1_unstructured(module, "weight", amount=after - before)
         finetune(model)
     return model
 

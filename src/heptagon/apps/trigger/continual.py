@@ -11,7 +11,7 @@ detector: elastic weight consolidation and experience replay.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -62,10 +62,28 @@ class EWC:
             self.fisher[name] = self.fisher[name] + f if name in self.fisher else f
             self.anchor[name] = params[name].detach().clone()
 
+    def state(self) -> dict[str, Tensor]:
+        """The Fisher sums and anchors as flat tensors (``fisher.<param>``, ``anchor.<param>``)."""
+        return {
+            **{f"fisher.{n}": f for n, f in self.fisher.items()},
+            **{f"anchor.{n}": a for n, a in self.anchor.items()},
+        }
+
+    def load_state(self, state: Mapping[str, Tensor]) -> None:
+        """Take the Fisher sums and anchors of :meth:`state` (other keys are ignored)."""
+        for key, value in state.items():
+            kind, _, name = key.partition(".")
+            if kind == "fisher":
+                self.fisher[name] = value
+            elif kind == "anchor":
+                self.anchor[name] = value
+
     def penalty(self, model: nn.Module) -> Tensor:
-        """``strength / 2 * sum F (theta - anchor)**2`` (zero before any consolidation)."""
+        """``strength / 2 * sum F (theta - anchor)**2`` (zero before any consolidation). A
+        pruned layer's ``weight_orig`` (``torch.nn.utils.prune``) counts as its ``weight``."""
         total = torch.zeros(())
-        for name, p in model.named_parameters():
+        for full_name, p in model.named_parameters():
+            name = full_name.removesuffix("_orig")
             if name in self.fisher:
                 total = total + (self.fisher[name] * (p - self.anchor[name]) ** 2).sum()
         return 0.5 * self.strength * total
@@ -85,7 +103,34 @@ class ReplayMemory:
         """Remember a random subset of this condition's examples; older conditions are
         thinned so that each keeps ``size // conditions`` examples."""
         self._parts.append(([x.clone() for x in inputs], labels.clone()))
-        share = self.size // len(self._parts)
+        self._thin()
+
+    @property
+    def shares(self) -> list[int]:
+        """The number of examples kept from each condition, in the order they were added."""
+        return [len(y) for _, y in self._parts]
+
+    def state(self) -> dict[str, Tensor]:
+        """The memory as flat tensors: ``x<i>.<k>`` (input ``k``) and ``y<i>`` per condition."""
+        out: dict[str, Tensor] = {}
+        for i, (xs, y) in enumerate(self._parts):
+            out |= {f"x{i}.{k}": x for k, x in enumerate(xs)}
+            out[f"y{i}"] = y
+        return out
+
+    def load_state(self, state: Mapping[str, Tensor]) -> None:
+        """Replace the memory with that of :meth:`state`, each condition thinned to
+        ``size // conditions`` examples."""
+        n = sum(1 for key in state if key.startswith("y"))
+        self._parts = []
+        for i in range(n):
+            n_inputs = sum(1 for key in state if key.startswith(f"x{i}."))
+            xs = [state[f"x{i}.{k}"] for k in range(n_inputs)]
+            self._parts.append((xs, state[f"y{i}"]))
+        self._thin()
+
+    def _thin(self) -> None:
+        share = self.size // max(len(self._parts), 1)
         thinned = []
         for xs, y in self._parts:
             keep = torch.randperm(len(y), generator=self._gen)[:share]
