@@ -39,10 +39,9 @@ import numpy as np
 import torch
 from _common import write_results
 from torch import Tensor, nn
-from trigger import split, train_best
 
 from heptagon.apps.trigger.continual import EWC, ReplayMemory
-from heptagon.apps.trigger.loop import fit, predict_proba, score
+from heptagon.apps.trigger.loop import fit, predict_proba, score, split, train_best
 from heptagon.models import build_model
 
 TOPUP_EPOCHS = 20

@@ -62,7 +62,8 @@ from heptagon.apps.trigger.compression import (
 )
 from heptagon.apps.trigger.hls import compiler_available, convert, emulate, resource_estimate
 from heptagon.apps.trigger.latency import onnx_bytes, speed_fp32_int8
-from heptagon.apps.trigger.loop import fit, predict_proba, score
+from heptagon.apps.trigger.loop import fit, predict_proba, score, split, train_best
+from heptagon.apps.trigger.workflow import layer_precisions
 from heptagon.generate.run import GenerateOptions, generate
 from heptagon.models import build_model
 from heptagon.physics.metrics import auc
@@ -74,33 +75,16 @@ INPUT_TYPE = FixedPoint(16, 6)
 N_CONSTITUENTS = 10
 
 
-def precision(bits: int, last: str = "net.6") -> tuple[LayerPrecision, dict[str, LayerPrecision]]:
-    """Every layer ``ap_fixed<b,2>`` weights / ``ap_fixed<b,3>`` results; the last layer's
-    (``last``) result ``ap_fixed<16,6>`` (see reference/toolchain.md)."""
-    w = FixedPoint(bits, 2)
-    p = LayerPrecision(weight=w, bias=w, result=FixedPoint(bits, 3))
-    return p, {last: LayerPrecision(weight=w, bias=w, result=FixedPoint(16, 6))}
-
-
-def split(n: int, seed: int = 0) -> dict[str, np.ndarray]:
-    order = np.random.default_rng(seed).permutation(n)
-    a, b = int(0.6 * n), int(0.8 * n)
-    return {"train": order[:a], "val": order[a:b], "test": order[b:]}
-
-
-def train_best(
-    model: nn.Module, inputs: dict[str, list[Tensor]], y: dict[str, Tensor], epochs: int, lr: float
-) -> nn.Module:
-    """Train epoch by epoch, keep the weights of the best validation accuracy."""
-    best, state = -1.0, None
-    for epoch in range(epochs):
-        fit(model, inputs["train"], y["train"], epochs=1, lr=lr, seed=epoch)
-        acc = score(predict_proba(model, inputs["val"]), y["val"].numpy()).accuracy
-        if acc > best:
-            best, state = acc, {k: v.clone() for k, v in model.state_dict().items()}
-    assert state is not None
-    model.load_state_dict(state)
-    return model
+def precision(
+    bits: int, model: nn.Module, last: str = "net.6"
+) -> tuple[LayerPrecision, dict[str, LayerPrecision]]:
+    """Every layer of ``model`` ``ap_fixed<b,2>`` weights / ``ap_fixed<b,3>`` results; the
+    last layer's (``last``) result ``ap_fixed<16,6>`` (see reference/toolchain.md): for the
+    MLP, the types of ``heptagon trigger train --precision "ap_fixed<b,2>"
+    --result-precision "ap_fixed<b,3>" --layer-precision "net.6:result=ap_fixed<16,6>"``."""
+    return layer_precisions(
+        model, f"ap_fixed<{bits},2>", f"ap_fixed<{bits},3>", {f"{last}:result": "ap_fixed<16,6>"}
+    )
 
 
 def evaluate(model: nn.Module, inputs: list[Tensor], y: Tensor) -> dict[str, float]:
@@ -274,7 +258,7 @@ def main() -> None:
     qat_epochs = max(args.epochs // 3, 1)
     models: dict[str, nn.Module] = {}
     for bits in BITS:
-        default, last = precision(bits)
+        default, last = precision(bits, base)
         q = quantize_model(base, default, per_layer=last, input_type=INPUT_TYPE)
         train_best(q, xs, ys, qat_epochs, 1e-3)
         models[f"qat_{bits}b"] = q
@@ -294,7 +278,7 @@ def main() -> None:
             "sparsity": sparsity(p),
         }
         print(f"pruned {target}: {rows[key]}")
-    default, last = precision(8)
+    default, last = precision(8, base)
     pq = quantize_model(models["pruned_75"], default, per_layer=last, input_type=INPUT_TYPE)
     train_best(pq, xs, ys, qat_epochs, 1e-3)
     finalize_pruning(pq)
@@ -404,7 +388,7 @@ def btagger(args: argparse.Namespace) -> tuple[dict[str, Any], tuple[nn.Module, 
     opts = {"n_constituents": N_CONSTITUENTS, "channels": (16, 16), "hidden": 32}
     model = build_model("cnn1d", {"pf_features": 6, "pf_mask": 1}, 4, **opts)
     train_best(model, bx, by, args.epochs, 3e-3)
-    default, last = precision(8, last="net.7")
+    default, last = precision(8, model, last="net.7")
     q = quantize_model(model, default, per_layer=last, input_type=INPUT_TYPE)
     train_best(q, bx, by, max(args.epochs // 3, 1), 1e-3)
     shape = (6, N_CONSTITUENTS)
