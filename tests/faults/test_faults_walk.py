@@ -51,6 +51,9 @@ WALK: dict[str, list[list[str]]] = {
     "mlpf export": [["mlpf", "export", MISSING]],
     "trigger features": [["trigger", "features", MISSING, "--out", "f.parquet"]],
     "trigger speed": [["trigger", "speed", MISSING]],
+    "trigger train": [["trigger", "train", MISSING, "--out", "run"]],
+    "trigger hls": [["trigger", "hls", MISSING, "--out", "hls"]],
+    "trigger topup": [["trigger", "topup", MISSING, "f.parquet", "--out", "run2"]],
     "configs list": [],  # reads the package only
     "configs show": [],  # an unknown name: tests/test_configs_cli.py
     "configs copy": [["configs", "copy", "top_pfn", BLOCKED]],
