@@ -22,6 +22,7 @@ from heptagon.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from heptagon.evaluate.analysis import analyse
+    from heptagon.evaluate.anomaly import anomaly_metrics
     from heptagon.evaluate.ddt import apply_ddt, make_ddt
     from heptagon.evaluate.inference import Predictions, predict_batches
     from heptagon.evaluate.report import markdown_report
@@ -40,6 +41,7 @@ __all__ = [
     "Predictions",
     "Yields",
     "analyse",
+    "anomaly_metrics",
     "apply_ddt",
     "compare",
     "current_evaluation",
@@ -54,6 +56,7 @@ __getattr__, __dir__ = lazy_exports(
     __name__,
     {
         "analysis": ("analyse",),
+        "anomaly": ("anomaly_metrics",),
         "ddt": ("apply_ddt", "make_ddt"),
         "inference": ("Predictions", "predict_batches"),
         "report": ("markdown_report",),

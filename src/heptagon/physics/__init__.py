@@ -29,6 +29,12 @@ if TYPE_CHECKING:
     from heptagon.physics.multiclass import confusion_matrix, macro_auc
     from heptagon.physics.pdg import charges, masses
     from heptagon.physics.puppi import MitigationConfig, puppi_weights
+    from heptagon.physics.rates import (
+        RateWorkingPoint,
+        efficiency_at_rate,
+        efficiency_of_rate,
+        rate_of_efficiency,
+    )
     from heptagon.physics.regression import Resolution, Response, resolution_in_bins, response
     from heptagon.physics.roc import (
         Roc,
@@ -47,6 +53,7 @@ __all__ = [
     "EfficiencyMap",
     "MassSculpting",
     "MitigationConfig",
+    "RateWorkingPoint",
     "Resolution",
     "Response",
     "Roc",
@@ -60,12 +67,15 @@ __all__ = [
     "delta_phi",
     "delta_r",
     "efficiency_at_mistag",
+    "efficiency_at_rate",
     "efficiency_map",
+    "efficiency_of_rate",
     "macro_auc",
     "mass_sculpting",
     "masses",
     "multiclass_metrics",
     "puppi_weights",
+    "rate_of_efficiency",
     "regression_metrics",
     "rejection_at_efficiency",
     "resolution_in_bins",
@@ -83,6 +93,12 @@ __getattr__, __dir__ = lazy_exports(
         "multiclass": ("confusion_matrix", "macro_auc"),
         "pdg": ("charges", "masses"),
         "puppi": ("MitigationConfig", "puppi_weights"),
+        "rates": (
+            "RateWorkingPoint",
+            "efficiency_at_rate",
+            "efficiency_of_rate",
+            "rate_of_efficiency",
+        ),
         "regression": ("Resolution", "Response", "resolution_in_bins", "response"),
         "roc": (
             "Roc",
