@@ -165,6 +165,44 @@ def test_replay_memory_keeps_equal_shares() -> None:
     assert torch.equal(xs[0][5:, 0], y[5:].float())
 
 
+def test_replay_memory_state_round_trip_rethins() -> None:
+    memory = ReplayMemory(size=60, seed=1)
+    for k in range(3):
+        inputs = [torch.full((100, 2), float(k)), torch.full((100, 1), -k)]
+        memory.add(inputs, torch.full((100,), k))
+    assert memory.shares == [20, 20, 20]
+    smaller = ReplayMemory(size=30)
+    smaller.load_state(memory.state())
+    assert smaller.shares == [10, 10, 10]
+    xs, y = smaller.mix([torch.zeros(0, 2), torch.zeros(0, 1)], torch.zeros(0, dtype=torch.long))
+    assert torch.equal(xs[0][:, 0], y.float())  # rows kept whole: inputs stay with labels
+    assert torch.equal(xs[1][:, 0], -y)
+    smaller.add([torch.full((50, 2), 3.0), torch.full((50, 1), -3)], torch.full((50,), 3))
+    assert smaller.shares == [7, 7, 7, 7]
+
+
+def test_ewc_state_round_trip_and_pruned_layers() -> None:
+    torch.manual_seed(3)
+    x, y = _toy(200)
+    model = build_model("mlp", {"jet_features": 16}, 5, hidden=(8,))
+    ewc = EWC(strength=10.0)
+    ewc.consolidate(model, [x], y)
+    again = EWC(strength=10.0)
+    again.load_state(ewc.state())
+    assert float(again.penalty(model).detach()) == 0.0
+    pruned = build_model("mlp", {"jet_features": 16}, 5, hidden=(8,))
+    pruned.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        for p in (*model.parameters(), *pruned.parameters()):
+            p.add_(0.05)
+    for module in pruned.modules():
+        if isinstance(module, nn.Linear):  # all kept: the same weights, named weight_orig
+            torch.nn.utils.prune.custom_from_mask(module, "weight", torch.ones_like(module.weight))
+    expected = float(ewc.penalty(model).detach())
+    assert expected > 0
+    assert float(again.penalty(pruned).detach()) == pytest.approx(expected, rel=1e-6)
+
+
 def _jet(pt: list[float], eta: list[float], phi: list[float]) -> dict[str, list[float]]:
     p, e, f = np.array(pt), np.array(eta), np.array(phi)
     return {
