@@ -28,6 +28,7 @@ from heptagon.artifacts.metrics import (
 from heptagon.artifacts.mlpf import MlpfOptionsFile
 from heptagon.artifacts.preprocess import PreprocessFile
 from heptagon.artifacts.run import ModelInfo
+from heptagon.artifacts.trigger import TriggerHlsFile, TriggerRunFile
 from heptagon.io import atomic_path, make_dir
 
 __all__ = ["ARTIFACTS", "json_schema", "write_schemas"]
@@ -54,6 +55,8 @@ ARTIFACTS: dict[str, tuple[str, Any]] = {
     "dqm-runs": ("DQM_DATA/runs.json", DqmRunList),
     "mlpf-options": ("MLPF_RUN/options.json", MlpfOptionsFile),
     "trigger-ad": ("DIR/ad.json", TriggerAdFile),
+    "trigger-run": ("TRIGGER_RUN/trigger.json", TriggerRunFile),
+    "trigger-hls": ("DIR/hls.json", TriggerHlsFile),
 }
 
 
