@@ -8,6 +8,7 @@ import pytest
 
 from heptagon.data.features import FEATURES
 from heptagon.models import build_model
+from heptagon.models.autoencoder import ReconstructionModel
 from heptagon.train import input_dims, load_experiment
 
 CONFIGS = Path(__file__).parents[2] / "configs"
@@ -37,7 +38,10 @@ def test_config_validates_and_builds(path: Path) -> None:
         len(config.data.labels.names),
         **config.model.options,
     )
-    assert model.num_classes == len(config.data.labels.names)  # 1 for a regression
+    if isinstance(model, ReconstructionModel):  # it reconstructs its input
+        assert model.n_vars == input_dims(config.data)["jet_features"]
+    else:
+        assert model.num_classes == len(config.data.labels.names)  # 1 for a regression
     for group in config.data.inputs.values():
         for var in group.vars:
             known = var.name in FEATURES or var.name in RAW_BRANCHES
