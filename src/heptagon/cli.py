@@ -438,15 +438,33 @@ def export(
 
 @app.command()
 def publish(
-    run: Annotated[Path, typer.Argument(help="Run directory.")], networks: _Networks = None
+    run: Annotated[Path, typer.Argument(help="Run directory.")],
+    networks: _Networks = None,
+    license: Annotated[
+        str, typer.Option("--license", help="The model's licence, an SPDX expression.")
+    ] = "CC-BY-4.0",
+    model_version: Annotated[
+        str, typer.Option("--model-version", help="The model's version.")
+    ] = "1.0.0",
+    identifier: Annotated[
+        str | None,
+        typer.Option("--identifier", "--doi", help="A persistent identifier (DOI); default none."),
+    ] = None,
+    authors: Annotated[
+        list[str] | None,
+        typer.Option("--author", help="'Family, Given' or a group's name (repeatable)."),
+    ] = None,
 ) -> None:
-    """Build RUN/bundle/: ONNX, preprocess.json, MODEL_CARD.md, HEPData record, SHA256SUMS
-    (RUN/model.onnx is re-exported first unless it is a checked export of the best
-    checkpoint)."""
+    """Build RUN/bundle/: ONNX, preprocess.json, metrics.json, MODEL_CARD.md, HEPData
+    record, FAIR metadata (metadata.json, CITATION.cff, codemeta.json, .zenodo.json),
+    SHA256SUMS (RUN/model.onnx is re-exported first unless it is a checked export of the
+    best checkpoint). Licence CC-BY-4.0 unless --license says otherwise."""
     from heptagon.publish.bundle import publish as run_publish
+    from heptagon.publish.fair import DEFAULT_AUTHOR, FairOptions
 
+    options = FairOptions(license, model_version, identifier, tuple(authors or [DEFAULT_AUTHOR]))
     with _trusting(networks):
-        bundle = run_publish(run, say=typer.echo)
+        bundle = run_publish(run, options=options, say=typer.echo)
     console.print(f"bundle: {bundle}")
 
 
@@ -507,6 +525,20 @@ app.add_typer(data_app, name="data")
 app.add_typer(dqm_app, name="dqm")
 app.add_typer(mlpf_app, name="mlpf")
 app.add_typer(trigger_app, name="trigger")
+bundle_app = typer.Typer(help="Published bundles (heptagon publish).", no_args_is_help=True)
+app.add_typer(bundle_app, name="bundle")
+
+
+@bundle_app.command("inspect")
+def bundle_inspect(
+    bundle: Annotated[Path, typer.Argument(help="A bundle directory (RUN/bundle).")],
+) -> None:
+    """What the model needs (inputs, pre-processing), its outputs, training data,
+    performance and licence; checks every file against SHA256SUMS first."""
+    from heptagon.publish.inspect import inspect_bundle
+
+    for line in inspect_bundle(bundle):
+        typer.echo(line)
 
 
 @data_app.command("inspect")

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 from pydantic import Field, TypeAdapter
 
 from heptagon.artifacts.anomaly import TriggerAdFile
+from heptagon.artifacts.bundle import BundleMetadata
 from heptagon.artifacts.derived import DerivedDataset
 from heptagon.artifacts.dqm import DqmModelFile, DqmRunList
 from heptagon.artifacts.manifest import (
@@ -44,6 +45,7 @@ ARTIFACTS: dict[str, tuple[str, Any]] = {
     "derived": ("DERIVED_DATASET/derived.json", DerivedDataset),
     "model": ("RUN/model.json", ModelInfo),
     "preprocess": ("RUN/preprocess.json", PreprocessFile),
+    "bundle-metadata": ("BUNDLE/metadata.json", BundleMetadata),
     "metrics": (
         "RUN/eval/metrics.json",
         Annotated[

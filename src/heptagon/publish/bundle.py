@@ -4,11 +4,15 @@ someone outside the collaboration can use with nothing but ONNX Runtime.
 ``RUN/model.onnx`` (checked against PyTorch on real test batches, see
 :func:`heptagon.publish.onnx.export_onnx`) and ``RUN/bundle/``::
 
-    model.onnx  preprocess.json  MODEL_CARD.md  hepdata/  hepdata.tar.gz  SHA256SUMS
+    model.onnx  preprocess.json  metrics.json  MODEL_CARD.md  hepdata/  hepdata.tar.gz
+    metadata.json  CITATION.cff  codemeta.json  .zenodo.json  SHA256SUMS
 
-The HEPData tables are rebuilt from ``RUN/eval/`` (the test-split predictions and
-``metrics.json``), so they hold the same numbers; re-running gives the same content
-(the tarball's timestamps aside).
+for binary and multi-class classifiers, regressions and anomaly detectors. The HEPData
+tables are rebuilt from ``RUN/eval/`` (the test-split predictions and ``metrics.json``,
+copied into the bundle), so they hold the same numbers; re-running gives the same
+content (the tarball's timestamps aside). The FAIR files (licence, version, identifier,
+software environment, training data: :mod:`heptagon.publish.fair`) are made from the
+user's :class:`~heptagon.publish.fair.FairOptions`.
 
 The export records the sha256 of the checkpoint it was made from. ``publish`` ships
 ``RUN/model.onnx`` only if it is a valid heptagon export of the run's current best
@@ -27,22 +31,30 @@ from collections.abc import Callable, Sequence
 from importlib.metadata import version
 from itertools import islice
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from heptagon import __version__
-from heptagon.artifacts.manifest import Manifest, load_manifest
-from heptagon.artifacts.metrics import BinaryEvaluation
+from heptagon.artifacts.bundle import BundleMetadata, TrainingData
+from heptagon.artifacts.manifest import JetManifest, Manifest, load_manifest
+from heptagon.artifacts.metrics import BinaryEvaluation, Evaluation, MulticlassEvaluation
 from heptagon.data.loader import JetDataset
 from heptagon.errors import DataError, ExportError
-from heptagon.evaluate.analysis import binary_curves
+from heptagon.evaluate.analysis import analyse, binary_curves
 from heptagon.evaluate.inference import Predictions
 from heptagon.evaluate.run import EVAL_DIR, current_evaluation
+from heptagon.io import sha256sum
 from heptagon.logs import get_logger
 from heptagon.models.autoencoder import AnomalyScore, ReconstructionModel
 from heptagon.physics.ddt import DDT_FILE, DDTMap
 from heptagon.physics.experiment import dataset_experiment
 from heptagon.publish.card import render_model_card
-from heptagon.publish.hepdata import build_submission, write_submission
+from heptagon.publish.fair import FairOptions, environment, keywords, write_fair
+from heptagon.publish.hepdata import (
+    build_submission,
+    submission_of,
+    task_tables,
+    write_submission,
+)
 from heptagon.publish.onnx import (
     ONNX_NAME,
     OUTPUT_NAME,
@@ -56,6 +68,9 @@ from heptagon.publish.onnx import (
 )
 from heptagon.publish.sums import write_sums
 from heptagon.train.rundir import LoadedRun, load_run
+
+if TYPE_CHECKING:
+    from hepdata_lib import Submission
 
 __all__ = ["BUNDLE_DIR", "export_run", "exported_model", "publish"]
 
@@ -153,14 +168,59 @@ def _export_problem(path: Path, loaded: LoadedRun, checks: Sequence[Tensors]) ->
     return None
 
 
-def _manifest(loaded: LoadedRun) -> Manifest | None:
-    """The training dataset's manifest, if the files come from one heptagon dataset."""
+def _manifest(loaded: LoadedRun) -> tuple[Path, Manifest] | None:
+    """The training dataset's ``manifest.json`` and its content, if the files come from one
+    heptagon dataset."""
     for f in loaded.config.files:
         p = Path(f)
         for parent in (p.parent.parent, p.parent):
             if (parent / "manifest.json").exists():
-                return load_manifest(parent)
+                return parent / "manifest.json", load_manifest(parent)
     return None
+
+
+def _training_data(loaded: LoadedRun, found: tuple[Path, Manifest] | None) -> TrainingData:
+    """The training data's description: the manifest's sha256, sample, seed and sizes."""
+    cfg = loaded.config
+    split = {"split_fractions": list(cfg.split.fractions), "split_seed": cfg.train.seed}
+    if found is None:
+        return TrainingData(
+            manifest_sha256=None, kind=None, sample="user files", seed=None, entries={}, **split
+        )
+    path, manifest = found
+    if isinstance(manifest, JetManifest):
+        entries = {c: v.jets for c, v in manifest.classes.items()}
+    elif isinstance(manifest.classes, dict):
+        entries = {c: v.events for c, v in manifest.classes.items()}
+    else:  # detector elements: the events of the whole sample
+        entries = {"events": manifest.events}
+    return TrainingData(
+        manifest_sha256=sha256sum(path),
+        kind=manifest.kind,
+        sample=manifest.sample,
+        seed=manifest.seed,
+        entries=entries,
+        **split,
+    )
+
+
+def _submission(loaded: LoadedRun, metrics: Evaluation, sample: str, model: Path) -> Submission:
+    """The HEPData submission of the run's evaluation (ROC curves and maps from the saved
+    test-split predictions; every quoted number from ``metrics.json``)."""
+    experiment = dataset_experiment(loaded.config.files)
+    predictions = loaded.root / EVAL_DIR / "predictions_test.parquet"
+    if isinstance(metrics, BinaryEvaluation):
+        curves = binary_curves(Predictions.load(predictions, list(loaded.class_names)))
+        maps = {f"{k.capitalize()} map vs jet pT and eta": m for k, m in curves.maps.items()}
+        return build_submission(
+            metrics, curves.roc, maps, sample=sample, model_path=model, experiment=experiment
+        )
+    rocs = {}
+    if isinstance(metrics, MulticlassEvaluation):  # the curves only; analyse's numbers unused
+        pred = Predictions.load(predictions, list(loaded.class_names))
+        rocs = analyse(pred, n_boot=2).rocs
+    tables = task_tables(metrics, sample=sample, rocs=rocs)
+    return submission_of(tables, model_path=model, experiment=experiment)
 
 
 def _ship_model(
@@ -192,40 +252,60 @@ def _make_staging(root: Path) -> Path:
     return staging
 
 
-def publish(run_dir: str | Path, *, say: Callable[[str], None] = print) -> Path:
+def _metadata(
+    loaded: LoadedRun, options: FairOptions, found: tuple[Path, Manifest] | None
+) -> BundleMetadata:
+    """The bundle's ``metadata.json`` from the run and the user's choices."""
+    info = loaded.info
+    data = _training_data(loaded, found)
+    return BundleMetadata(
+        title=f"{info.name} {info.task} model ({', '.join(info.class_names)}) on {data.sample}",
+        description=f"A {info.task} model ({info.name}) trained with heptagon on the sample "
+        f"{data.sample}, exported to ONNX with its pre-processing, model card and HEPData "
+        "record of its performance on the held-out test split.",
+        model_name=info.name,
+        task=info.task,
+        outputs=list(exported_model(loaded)[1]),
+        license=options.license,
+        model_version=options.model_version,
+        identifier=options.identifier,
+        authors=list(options.authors),
+        keywords=keywords(info.task, info.class_names),
+        checkpoint_sha256=loaded.checkpoint_sha256(),
+        training_data=data,
+        environment=environment(),
+    )
+
+
+def publish(
+    run_dir: str | Path,
+    *,
+    options: FairOptions | None = None,
+    say: Callable[[str], None] = print,
+) -> Path:
     """Build ``RUN/bundle/`` (exporting and evaluating first where that is not done yet;
     re-exporting a ``model.onnx`` that is not a sound export of the best checkpoint, and
     re-evaluating an evaluation that is not of the best checkpoint's test split, the reason
-    passed to ``say``); return its path. A binary classifier is required for the
-    HEPData tables."""
+    passed to ``say``); return its path. ``options``: the licence, version, identifier
+    and authors of the FAIR files (None: the defaults of :class:`FairOptions`)."""
+    options = (options or FairOptions()).checked()
     root = Path(run_dir)
     loaded = load_run(root)
-    class_names = list(loaded.class_names)
-    if len(class_names) != 2:
-        raise ExportError(f"{root}: publish supports binary classifiers ({class_names})")
     start = time.perf_counter()
     _log.info("publishing %s", root)
     checks = _check_batches(loaded)
     metrics = current_evaluation(loaded, say=say)
-    if not isinstance(metrics, BinaryEvaluation):
-        raise ExportError(f"{root}: eval/metrics.json is not of a binary classifier")
-    pred = Predictions.load(root / EVAL_DIR / "predictions_test.parquet", class_names)
-    curves = binary_curves(pred)  # the ROC and maps; the quoted numbers: metrics.json
-    manifest = _manifest(loaded)
-    sample = manifest.sample if manifest else "user files"
+    found = _manifest(loaded)
+    manifest = found[1] if found else None
+    metadata = _metadata(loaded, options, found)
 
     staging = _make_staging(root)
     try:
         _ship_model(loaded, staging, checks, say)
         shutil.copyfile(root / "preprocess.json", staging / "preprocess.json")
-        maps = {f"{k.capitalize()} map vs jet pT and eta": m for k, m in curves.maps.items()}
-        submission = build_submission(
-            metrics,
-            curves.roc,
-            maps,
-            sample=sample,
-            model_path=staging / ONNX_NAME,
-            experiment=dataset_experiment(loaded.config.files),
+        metrics.write(staging / "metrics.json")
+        submission = _submission(
+            loaded, metrics, metadata.training_data.sample, staging / ONNX_NAME
         )
         write_submission(submission, staging / "hepdata")
         fractions = loaded.config.split.fractions
@@ -237,8 +317,10 @@ def publish(run_dir: str | Path, *, say: Callable[[str], None] = print) -> Path:
             onnx_name=ONNX_NAME,
             n_train=f"deterministic split train/val/test = {'/'.join(map(str, fractions))}",
             versions={"heptagon": __version__, "torch": version("torch")},
+            metadata=metadata,
         )
         (staging / "MODEL_CARD.md").write_text(card)
+        write_fair(staging, metadata)
         write_sums(staging)
         bundle = root / BUNDLE_DIR
         if bundle.exists():

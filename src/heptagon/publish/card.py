@@ -2,7 +2,10 @@
 
 Model details, inputs with their pre-processing, the training data and its generator
 settings (from the dataset manifest), the performance table with working points, intended
-use, out-of-scope uses, limitations, and how to run it in a few lines of onnxruntime.
+use, out-of-scope uses, limitations, licence and citation, and how to run it in a few
+lines of onnxruntime. A binary classifier's working points; a multi-class tagger's per
+class (one vs rest, and each signal vs QCD); a regression's response and resolution; an
+anomaly detector's efficiency per held-out class at the fixed background rate.
 Everything is rendered from the run's artifacts (the typed models of
 :mod:`heptagon.artifacts`), so re-running gives the same text.
 """
@@ -12,12 +15,21 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from heptagon.artifacts.bundle import BundleMetadata
 from heptagon.artifacts.manifest import ElementManifest, JetClass, JetManifest, Manifest
-from heptagon.artifacts.metrics import BinaryMetrics
+from heptagon.artifacts.metrics import (
+    AnomalyMetrics,
+    BinaryMetrics,
+    MulticlassMetrics,
+    RegressionMetrics,
+)
 from heptagon.artifacts.run import ModelInfo
 from heptagon.evaluate.report import SUMMARY_COLUMNS, format_value, markdown_table, summary_rows
 
-__all__ = ["render_model_card"]
+__all__ = ["Metrics", "render_model_card"]
+
+#: the metrics a card renders: one sample's, of any task
+Metrics = BinaryMetrics | MulticlassMetrics | RegressionMetrics | AnomalyMetrics
 
 
 def _inputs_table(preprocess: Mapping[str, Any]) -> list[str]:
@@ -91,6 +103,86 @@ def _working_points(metrics: BinaryMetrics) -> list[str]:
     return lines
 
 
+def _per_class(title: str, by_class: Mapping[str, BinaryMetrics]) -> list[str]:
+    """One row per class of its AUC and working points."""
+    header = ["class", "AUC", "1/eps_B @ eps_S=0.3", "1/eps_B @ eps_S=0.5", "eps_S @ eps_B=1%"]
+    rows = [
+        [
+            cls,
+            format_value(m.auc),
+            format_value(m.rejection_at_eff.get("0.3")),
+            format_value(m.rejection_at_eff.get("0.5")),
+            format_value(m.eff_at_mistag.get("0.01")),
+        ]
+        for cls, m in by_class.items()
+    ]
+    return [title, "", markdown_table(header, rows), ""]
+
+
+def _regression(metrics: RegressionMetrics) -> list[str]:
+    lines = [
+        f"- Median response predicted/true: {format_value(metrics.response_median)}",
+        f"- Response IQR: {format_value(metrics.response_iqr)}",
+        f"- Resolution IQR/2 / median: {format_value(metrics.resolution)}",
+        "",
+    ]
+    for key, bins in metrics.resolution_vs.items():
+        rows = [
+            [f"[{lo:.4g}, {hi:.4g})", f"{med:.4g}", f"{res:.4g}"]
+            for lo, hi, med, res in zip(
+                bins.edges[:-1], bins.edges[1:], bins.median, bins.resolution, strict=True
+            )
+        ]
+        lines += [
+            f"Resolution in bins of {key}:",
+            "",
+            markdown_table([key, "median", "resolution"], rows),
+            "",
+        ]
+    return lines
+
+
+def _anomaly(metrics: AnomalyMetrics) -> list[str]:
+    rows = []
+    for score, by_class in metrics.scores.items():
+        for cls, v in by_class.items():
+            at = v.eff_at_rate
+            rate = f"{at.rate_hz / 1e3:.4g} kHz" + ("" if at.reached else " (lowest reachable)")
+            rows.append([score, cls, format_value(v.auc), rate, format_value(at.signal_eff)])
+    return [
+        f"Background: {', '.join(metrics.background)}; the model's score is `{metrics.score}`; "
+        f"rates are eps_B x {metrics.reference_rate_hz / 1e6:g} MHz.",
+        "",
+        markdown_table(["score", "held-out class", "AUC", "rate", "eps_S at the rate"], rows),
+        "",
+    ]
+
+
+def _performance_details(metrics: Metrics) -> list[str]:
+    """The working points (or, for a regression or an anomaly detector, their numbers)."""
+    if isinstance(metrics, BinaryMetrics):
+        return ["## Working points", *_working_points(metrics), ""]
+    if isinstance(metrics, MulticlassMetrics):
+        lines = _per_class("## Working points, each class vs the rest", metrics.per_class)
+        if metrics.pairwise_vs_QCD:
+            lines += _per_class(
+                "## Working points, each class vs QCD (p_s / (p_s + p_QCD))",
+                metrics.pairwise_vs_QCD,
+            )
+        return lines
+    if isinstance(metrics, RegressionMetrics):
+        return ["## Response and resolution", *_regression(metrics)]
+    return ["## Anomaly detection at a fixed rate", *_anomaly(metrics)]
+
+
+def _outputs(model_info: ModelInfo) -> str:
+    if model_info.task == "regression":
+        return f"`{model_info.class_names[0]}`, the regressed value"
+    if model_info.task == "anomaly":
+        return f"`{model_info.class_names[0]}`, the anomaly score (larger: more anomalous)"
+    return f"softmax probabilities of {model_info.class_names} (in that order)"
+
+
 def _model_details(
     model_info: ModelInfo,
     preprocess: Mapping[str, Any],
@@ -98,7 +190,6 @@ def _model_details(
     versions: Mapping[str, str],
 ) -> list[str]:
     """The model: architecture, outputs, inputs and the file."""
-    classes = model_info.class_names
     names = model_info.input_names
     shapes = ", ".join(f"`{n}` {_shape(n, preprocess)}" for n in names)
     masked = any(n.endswith("_mask") for n in names)
@@ -106,7 +197,7 @@ def _model_details(
         "## Model details",
         f"- Architecture: `{model_info.name}` from heptagon's model zoo, options "
         f"`{model_info.options}`; task: {model_info.task}.",
-        f"- Outputs: `probs`, softmax probabilities of {classes} (in that order).",
+        f"- Outputs: {_outputs(model_info)}.",
         f"- Inputs (ONNX input names, float32): {shapes}"
         + ("; padded slots are zero and masked." if masked else "."),
         f"- File: `{onnx_name}` (ONNX, opset >= 17, dynamic batch and particle axes); the "
@@ -116,12 +207,22 @@ def _model_details(
     ]
 
 
-def _use(signal: str, classes: Sequence[str]) -> list[str]:
+def _use(metrics: Metrics, classes: Sequence[str]) -> list[str]:
     """Intended and out-of-scope use."""
+    if isinstance(metrics, BinaryMetrics):
+        signal = metrics.signal or classes[0]
+        others = ", ".join(c for c in classes if c != signal)
+        purpose = f"Identifying {signal} against {others}"
+    elif isinstance(metrics, MulticlassMetrics):
+        purpose = f"Classifying entries into {', '.join(classes)}"
+    elif isinstance(metrics, RegressionMetrics):
+        purpose = f"Estimating {classes[0]}"
+    else:
+        purpose = f"Flagging entries unlike the background ({', '.join(metrics.background)})"
     return [
         "## Intended use",
-        f"- Identifying {signal} jets against {', '.join(c for c in classes if c != signal)} "
-        "in samples made with the same jet definition and a comparable detector response.",
+        f"- {purpose} in samples made with the same object definitions and a comparable "
+        "detector response.",
         "- Studies of tagging performance, reinterpretation, and teaching.",
         "",
         "## Out of scope",
@@ -147,22 +248,41 @@ def _how_to_run(onnx_name: str, names: Sequence[str]) -> list[str]:
     ]
 
 
+def _citation(meta: BundleMetadata) -> list[str]:
+    """Licence, version, identifier and how to cite."""
+    return [
+        "## Licence and citation",
+        f"- Licence: {meta.license} (SPDX); model version {meta.model_version}.",
+        f"- Persistent identifier: {meta.identifier or 'none yet (publish --identifier)'}.",
+        f"- Authors: {'; '.join(meta.authors)}.",
+        "- Cite with `CITATION.cff`; `codemeta.json` and `.zenodo.json` describe the bundle "
+        "for software catalogues and a Zenodo upload; `metadata.json` records the software "
+        "environment and the training data's manifest sha256.",
+        "",
+    ]
+
+
 def render_model_card(
     *,
     model_info: ModelInfo,
     preprocess: Mapping[str, Any],
-    metrics: BinaryMetrics,
+    metrics: Metrics,
     manifest: Manifest | None,
     onnx_name: str,
     n_train: str,
     versions: Mapping[str, str],
     limitations: Sequence[str] = (),
+    metadata: BundleMetadata | None = None,
 ) -> str:
     """Render the model card. ``model_info`` is the run's ``model.json``; ``metrics`` its
-    ``eval/metrics.json`` (nominal test sample); ``manifest`` the training dataset's
-    ``manifest.json`` (or None for user files)."""
+    ``eval/metrics.json`` (nominal test sample; binary, multi-class, regression or
+    anomaly); ``manifest`` the training dataset's ``manifest.json`` (or None for user
+    files); ``metadata`` the bundle's licence, version and identifier (None: no such
+    section)."""
     classes = model_info.class_names
-    signal = metrics.signal or classes[0]
+    about = (
+        f"Signal: `{metrics.signal or classes[0]}`. " if isinstance(metrics, BinaryMetrics) else ""
+    )
     parts = [
         f"# Model card: {model_info.name} ({' vs '.join(classes)})",
         "",
@@ -177,22 +297,21 @@ def render_model_card(
         *_training_data(manifest, n_train),
         "",
         "## Performance (held-out test split)",
-        f"Signal: `{signal}`. Uncertainties: bootstrap over the test set.",
+        f"{about}Uncertainties: bootstrap over the test set.",
         "",
         markdown_table(SUMMARY_COLUMNS, summary_rows({"test": metrics})),
         "",
-        "## Working points",
-        *_working_points(metrics),
+        *_performance_details(metrics),
+        "The tables behind these numbers (ROC curves, maps, working points, response) are in "
+        "the HEPData record in `hepdata/`.",
         "",
-        "The ROC curve, efficiency and mistag maps vs jet pT and eta, and the working points "
-        "are in the HEPData record in `hepdata/`.",
-        "",
-        *_use(signal, classes),
+        *_use(metrics, classes),
         "## Limitations",
         "- Trained on simulation with a parametric detector, not a full (Geant4) simulation; "
         "no pile-up unless the manifest says otherwise.",
         *(f"- {x}" for x in limitations),
         "",
+        *(_citation(metadata) if metadata else []),
         *_how_to_run(onnx_name, model_info.input_names),
     ]
     return "\n".join(parts)

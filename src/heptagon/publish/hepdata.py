@@ -9,6 +9,14 @@ uncertainties, to hepdata_lib's 5 significant digits. Every dependent variable c
 qualifier Sample and, from the :class:`~heptagon.physics.experiment.Experiment`, SQRT(S)
 (also each table's ``cmenergies`` keyword) when the sample's energy is known and
 LUMINOSITY when given; the model file is attached as an additional resource.
+
+The other tasks (:func:`task_tables`): a multi-class tagger gets the AUC per class, the
+confusion matrix, and per class one-vs-rest (and each signal vs QCD, with the pairwise
+discriminant ``p_s / (p_s + p_QCD)``) its ROC and working-point tables, named
+``<class> vs rest: ...`` / ``<class> vs QCD: ...``; a regression its response (median,
+IQR, resolution) and the same in bins of each variable of ``resolution_vs``; an anomaly
+detector, per anomaly score, each held-out class's AUC and signal efficiency at the
+fixed background rate.
 """
 
 from __future__ import annotations
@@ -23,7 +31,14 @@ from pathlib import Path
 
 import numpy as np
 
-from heptagon.artifacts.metrics import BinaryMetrics
+from heptagon.artifacts.metrics import (
+    AnomalyMetrics,
+    BinaryMetrics,
+    Measured,
+    MulticlassMetrics,
+    RegressionMetrics,
+    ResolutionBins,
+)
 from heptagon.errors import ExportError
 from heptagon.physics.experiment import Experiment
 from heptagon.physics.metrics import EfficiencyMap, Roc
@@ -40,6 +55,8 @@ with warnings.catch_warnings():
 __all__ = [
     "ROC_EFFICIENCIES",
     "build_submission",
+    "submission_of",
+    "task_tables",
     "validate_submission",
     "write_submission",
 ]
@@ -86,10 +103,15 @@ def _table(name: str, description: str, variables: Sequence[Variable]) -> Table:
     return table
 
 
-def _roc_table(roc: Roc, sample: str, efficiencies: Sequence[float]) -> Table:
+def _named(label: str, name: str) -> str:
+    """A table name for one class's curve (``label``: ``Hbb vs rest``; empty: binary)."""
+    return f"{label}: {name}" if label else name
+
+
+def _roc_table(roc: Roc, sample: str, efficiencies: Sequence[float], label: str = "") -> Table:
     wps = [roc.at_signal_eff(e) for e in efficiencies]
     return _table(
-        "ROC curve",
+        _named(label, "ROC curve"),
         "Background efficiency and rejection 1/eps_B at the tightest cut reaching each signal "
         "efficiency; binomial uncertainties with effective event counts. '-': no background "
         "passes the cut.",
@@ -136,13 +158,13 @@ def _map_table(name: str, emap: EfficiencyMap, sample: str) -> Table:
     )
 
 
-def _working_point_tables(metrics: BinaryMetrics, sample: str) -> list[Table]:
+def _working_point_tables(metrics: BinaryMetrics, sample: str, name: str = "") -> list[Table]:
     rej = metrics.rejection_at_eff
     eff = metrics.eff_at_mistag
     label = "stat. (bootstrap)"
     tables = [
         _table(
-            "Background rejection at fixed signal efficiency",
+            _named(name, "Background rejection at fixed signal efficiency"),
             "Background rejection 1/eps_B at the tightest cut reaching each signal efficiency, "
             "with its bootstrap uncertainty and the one-sided 95% CL lower limit "
             "(Clopper-Pearson, effective counts). '-': no background passes the cut.",
@@ -165,7 +187,7 @@ def _working_point_tables(metrics: BinaryMetrics, sample: str) -> list[Table]:
             ],
         ),
         _table(
-            "Signal efficiency at fixed mistag rate",
+            _named(name, "Signal efficiency at fixed mistag rate"),
             "Signal efficiency at the loosest cut whose background efficiency does not exceed "
             "each mistag rate, with its bootstrap uncertainty.",
             [
@@ -184,7 +206,7 @@ def _working_point_tables(metrics: BinaryMetrics, sample: str) -> list[Table]:
         jsd = metrics.jsd_inverse_at_eff
         tables.append(
             _table(
-                "Mass sculpting",
+                _named(name, "Mass sculpting"),
                 "1/JSD (Jensen-Shannon divergence, base 2) between the m_SD distributions of "
                 "background passing and failing the cut at each signal efficiency (40 bins, "
                 "0-300 GeV), with its bootstrap uncertainty. '-': undefined.",
@@ -201,6 +223,167 @@ def _working_point_tables(metrics: BinaryMetrics, sample: str) -> list[Table]:
             )
         )
     return tables
+
+
+def _measured(
+    name: str, values: Sequence[Measured], sample: str, label: str = "stat. (bootstrap)"
+) -> Variable:
+    """A dependent variable of quoted numbers and their uncertainties."""
+    return _dependent(
+        name,
+        [NO_VALUE if v.value is None else v.value for v in values],
+        [v.err for v in values],
+        sample,
+        label,
+    )
+
+
+def _labels(name: str, values: Sequence[str]) -> Variable:
+    """An independent variable of names (classes, samples)."""
+    var = Variable(name, is_independent=True, is_binned=False)
+    var.values = list(values)
+    return var
+
+
+def _multiclass_tables(
+    metrics: MulticlassMetrics, rocs: Mapping[str, Roc], sample: str, efficiencies: Sequence[float]
+) -> list[Table]:
+    classes = list(metrics.per_class)
+    aucs = [_measured("AUC (one vs rest)", [metrics.per_class[c].auc for c in classes], sample)]
+    description = "One-vs-rest AUC of each class's output, with its bootstrap uncertainty"
+    if metrics.pairwise_vs_QCD:
+        vs_qcd = metrics.pairwise_vs_QCD
+        none = Measured(value=None)
+        aucs.append(
+            _measured(
+                "AUC (vs QCD)", [vs_qcd[c].auc if c in vs_qcd else none for c in classes], sample
+            )
+        )
+        description += ", and each signal's AUC vs QCD (discriminant p_s / (p_s + p_QCD))"
+    tables = [
+        _table(
+            "AUC per class", description + ". '-': not defined.", [_labels("Class", classes), *aucs]
+        )
+    ]
+    conf = metrics.confusion
+    n = len(conf.classes)
+    tables.append(
+        _table(
+            "Confusion matrix",
+            "Fraction of each true class's (weighted) entries assigned to each class by the "
+            "largest output; rows normalised to 1.",
+            [
+                _labels("True class", [t for t in conf.classes for _ in range(n)]),
+                _labels("Predicted class", [p for _ in conf.classes for p in conf.classes]),
+                _dependent(
+                    "Fraction", [v for row in conf.matrix for v in row], None, sample, "stat."
+                ),
+            ],
+        )
+    )
+    for versus, by_class in (("rest", metrics.per_class), ("QCD", metrics.pairwise_vs_QCD)):
+        for cls, m in by_class.items():
+            label = f"{cls} vs {versus}"
+            if label in rocs:
+                tables.append(_roc_table(rocs[label], sample, efficiencies, label))
+            tables += _working_point_tables(m, sample, label)
+    return tables
+
+
+_VARIABLE_LABELS = {"true": "True value", "jet_pt": "Jet $p_T$ [GeV]"}
+
+
+def _resolution_table(key: str, bins: ResolutionBins, sample: str) -> Table:
+    keep = [i for i, r in enumerate(bins.resolution) if np.isfinite(r)]
+    x = Variable(_VARIABLE_LABELS.get(key, key), is_independent=True, is_binned=True)
+    x.values = [(bins.edges[i], bins.edges[i + 1]) for i in keep]
+    return _table(
+        f"Response in bins of {key}",
+        f"Median response predicted/true, its IQR and the resolution IQR/2 / median in "
+        f"bins of {_VARIABLE_LABELS.get(key, key)}; empty bins are left out.",
+        [
+            x,
+            *(
+                _dependent(name, [values[i] for i in keep], None, sample, "stat.")
+                for name, values in (
+                    ("Median response", bins.median),
+                    ("Response IQR", bins.iqr),
+                    ("Resolution", bins.resolution),
+                )
+            ),
+        ],
+    )
+
+
+def _regression_tables(metrics: RegressionMetrics, sample: str) -> list[Table]:
+    tables = [
+        _table(
+            "Response and resolution",
+            "The response predicted/true over the test sample: its median, interquartile "
+            "range and the resolution IQR/2 / median, with bootstrap uncertainties.",
+            [
+                _labels("Sample", [sample]),
+                _measured("Median response", [metrics.response_median], sample),
+                _measured("Response IQR", [metrics.response_iqr], sample),
+                _measured("Resolution", [metrics.resolution], sample),
+            ],
+        )
+    ]
+    tables += [_resolution_table(k, b, sample) for k, b in metrics.resolution_vs.items()]
+    return tables
+
+
+def _anomaly_tables(metrics: AnomalyMetrics, sample: str) -> list[Table]:
+    tables = []
+    for score, by_class in metrics.scores.items():
+        classes = list(by_class)
+        if not classes:
+            continue
+        rate = {c: by_class[c].eff_at_rate for c in classes}
+        tables.append(
+            _table(
+                f"Anomaly score {score}",
+                f"Each held-out class against the background ({', '.join(metrics.background)}"
+                f") by the anomaly score {score}: the AUC (bootstrap uncertainty) and the "
+                f"signal efficiency (binomial uncertainty) of the cut whose background rate "
+                f"is the one given (eps_B x {metrics.reference_rate_hz:g} Hz).",
+                [
+                    _labels("Held-out class", classes),
+                    _measured("AUC", [by_class[c].auc for c in classes], sample),
+                    _dependent(
+                        "Background rate [Hz]",
+                        [rate[c].rate_hz for c in classes],
+                        None,
+                        sample,
+                        "stat.",
+                    ),
+                    _measured(
+                        "Signal efficiency at the rate",
+                        [rate[c].signal_eff for c in classes],
+                        sample,
+                        "stat.",
+                    ),
+                ],
+            )
+        )
+    return tables
+
+
+def task_tables(
+    metrics: MulticlassMetrics | RegressionMetrics | AnomalyMetrics,
+    *,
+    sample: str,
+    rocs: Mapping[str, Roc] | None = None,
+    roc_efficiencies: Sequence[float] = ROC_EFFICIENCIES,
+) -> list[Table]:
+    """The tables of a multi-class tagger (``rocs``: its ROC curves keyed ``<class> vs
+    rest`` / ``<class> vs QCD``, as evaluation names them), a regression or an anomaly
+    detector, from its ``metrics.json`` numbers."""
+    if isinstance(metrics, MulticlassMetrics):
+        return _multiclass_tables(metrics, rocs or {}, sample, roc_efficiencies)
+    if isinstance(metrics, RegressionMetrics):
+        return _regression_tables(metrics, sample)
+    return _anomaly_tables(metrics, sample)
 
 
 def _stamp(table: Table, experiment: Experiment) -> None:
@@ -234,15 +417,28 @@ def build_submission(
     and efficiency / mistag maps keyed by table name (at most 64 characters).
     ``model_path`` (e.g. the ONNX model) is attached as an additional resource;
     ``experiment`` gives the energy and luminosity (None: neither known)."""
+    tables = [
+        _roc_table(roc, sample, roc_efficiencies),
+        *(_map_table(name, emap, sample) for name, emap in maps.items()),
+        *_working_point_tables(metrics, sample),
+    ]
+    return submission_of(tables, model_path=model_path, comment=comment, experiment=experiment)
+
+
+def submission_of(
+    tables: Sequence[Table],
+    *,
+    model_path: str | Path | None = None,
+    comment: str = "Performance of a model trained and evaluated with heptagon.",
+    experiment: Experiment | None = None,
+) -> Submission:
+    """A submission of ``tables``, each stamped with the ``experiment``'s energy and
+    luminosity, with ``model_path`` attached (see :func:`build_submission`)."""
     submission = Submission()
     submission.comment = comment
-    submission.add_table(_roc_table(roc, sample, roc_efficiencies))
-    for name, emap in maps.items():
-        submission.add_table(_map_table(name, emap, sample))
-    for table in _working_point_tables(metrics, sample):
-        submission.add_table(table)
-    for table in submission.tables:
+    for table in tables:
         _stamp(table, experiment or Experiment())
+        submission.add_table(table)
     if model_path is not None:
         path = Path(model_path).resolve()  # hepdata_lib copies it later, from another cwd
         submission.add_additional_resource(f"The model, {path.name}", str(path), copy_file=True)
