@@ -165,6 +165,10 @@ def test_evaluate_writes_the_anomaly_metrics_and_export_the_score(
     assert only_dy.missing_classes == ["tth"]
     assert only_dy.auc.value is None
 
+    _invoke("compare", str(run), "--out", str(tmp_path / "cmp"))  # re-evaluates the test split
+    auc = read_evaluation(run / "eval" / "metrics.json").auc.value
+    assert f"{auc:.4g}" in (tmp_path / "cmp" / "compare.md").read_text()
+
     _invoke("export", str(run))
     session = ort.InferenceSession(str(run / "model.onnx"), providers=["CPUExecutionProvider"])
     x = np.random.default_rng(1).normal(size=(7, 26)).astype(np.float32)

@@ -372,7 +372,8 @@ class CompareResult:
 def compare(runs: Sequence[str | Path], out: str | Path) -> CompareResult:
     """Overlay the test-split ROCs of several runs (evaluating those not evaluated at their
     best checkpoint: :func:`current_evaluation`) and
-    tabulate their numbers in ``out/compare.md``."""
+    tabulate their numbers in ``out/compare.md`` (binary classifiers' ROCs; an anomaly
+    detector's AUC in the table)."""
     out = Path(out)
     rocs: dict[str, Roc] = {}
     metrics: dict[str, Evaluation] = {}
@@ -380,9 +381,11 @@ def compare(runs: Sequence[str | Path], out: str | Path) -> CompareResult:
         loaded = load_run(run)
         run_metrics = current_evaluation(loaded)
         class_names = list(loaded.class_names)
-        pred = Predictions.load(loaded.root / EVAL_DIR / "predictions_test.parquet", class_names)
         label = f"{loaded.root.name} ({loaded.info.name})"
-        if len(class_names) == 2:
+        if len(class_names) == 2 and loaded.info.task == "classification":
+            pred = Predictions.load(
+                loaded.root / EVAL_DIR / "predictions_test.parquet", class_names
+            )
             sig = signal_class(class_names)
             rocs[label] = roc_curve(pred.probs[:, sig], pred.labels == sig, pred.weights)
         metrics[label] = run_metrics
