@@ -222,9 +222,9 @@ def test_detector_and_element_towers_share_the_grid() -> None:
     layer = np.full(n, detector.HCAL)
     e = rng.uniform(50.0, 100.0, n)  # far above the thresholds: every tower survives
     eta, phi = rng.uniform(-2.8, 2.8, n), rng.uniform(-np.pi, np.pi, n)
-    cands = detector._towers(
-        cfg, event, layer, e, eta, phi, np.zeros(n, bool), 4, np.random.default_rng(1)
-    )
+    size = np.full(n, cfg.hcal_cell)
+    deposits = detector.Deposits(event, layer, e, np.zeros(n), eta, phi, size)
+    cands = detector.towers(cfg, deposits, 4, np.random.default_rng(1))
     cols, tw_event, index = elements._towers(cfg, event, layer, e, eta, phi, rng)
     pt = np.hypot(cands.px, cands.py)
     got = np.stack([np.arcsinh(cands.pz / pt), np.arctan2(cands.py, cands.px)])

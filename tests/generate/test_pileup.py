@@ -17,11 +17,20 @@ from heptagon.data.config import load_config
 from heptagon.data.loader import JetDataset
 from heptagon.data.preprocess import Preprocess
 from heptagon.errors import ConfigError
-from heptagon.generate.detector import DetectorConfig, Particles
+from heptagon.generate.detector import (
+    Candidates,
+    DetectorConfig,
+    Particles,
+    apply_detector,
+    detector_response,
+    merge_candidates,
+    towers,
+)
 from heptagon.generate.jets import event_rho
 from heptagon.generate.pileup import (
     BEAMSPOT_SIGMA_Z_MM,
     concat_particles,
+    detector_library,
     overlay_pileup,
     process_settings,
     pythia_final_state,
@@ -137,8 +146,9 @@ def reco() -> dict[str, object]:
     hard, library = _events(20, 30, rng), _events(50, 12, rng)
     library = concat_particles([library, _events(50, 6, rng, pid=22)])
     det = DetectorConfig()
+    lib = detector_library(library, det, np.random.default_rng(8))
     return {
-        m: reconstruct(hard, library, 30.0, m, det, np.random.default_rng(9))  # type: ignore[arg-type]
+        m: reconstruct(hard, lib, 30.0, m, det, np.random.default_rng(9))
         for m in ("none", "chs", "puppi")
     }
 
@@ -284,9 +294,10 @@ def test_rho_grows_linearly_with_pileup(minbias: Particles) -> None:
     det = DetectorConfig()
     # twelve minimum-bias events play the hard events: rho(0) is their underlying event
     hard = _first(minbias, 12)
+    lib = detector_library(minbias, det, np.random.default_rng(3))
     rho = {}
     for mu in (0.0, 20.0, 40.0):
-        pu = reconstruct(hard, minbias, mu, "none", det, np.random.default_rng(4))
+        pu = reconstruct(hard, lib, mu, "none", det, np.random.default_rng(4))
         rho[mu] = event_rho(pu.unmitigated, np.arange(12)).mean()
     assert rho[0.0] < 0.2 * rho[20.0]
     slope = (rho[40.0] - rho[0.0]) / 40
@@ -296,9 +307,62 @@ def test_rho_grows_linearly_with_pileup(minbias: Particles) -> None:
 
 def test_rho_is_reproducible(minbias: Particles) -> None:
     det = DetectorConfig()
-    c = reconstruct(_first(minbias, 5), minbias, 20.0, "none", det, np.random.default_rng(4))
-    c = c.candidates
+    lib = detector_library(minbias, det, np.random.default_rng(3))
+    pu = reconstruct(_first(minbias, 5), lib, 20.0, "none", det, np.random.default_rng(4))
+    c = pu.candidates
     assert np.array_equal(event_rho(c, np.arange(5)), event_rho(c, np.arange(5)))
+
+
+# --- detector-level overlay -------------------------------------------------------------
+
+
+def test_cell_sums_make_the_same_towers(minbias: Particles) -> None:
+    """Summing deposits per cell first (what the library keeps) gives the same towers."""
+    det = DetectorConfig()
+    pu = np.random.default_rng(1).random(minbias.pid.size) < 0.5
+    _, deposits = detector_response(minbias, det, np.random.default_rng(2), pu)
+    n = len(minbias.counts)
+    raw = towers(det, deposits, n, np.random.default_rng(5))
+    summed = towers(det, deposits.cell_sums(), n, np.random.default_rng(5))
+    assert deposits.cell_sums().e.size < deposits.e.size
+    assert np.array_equal(raw.counts, summed.counts)
+    for k in ("px", "py", "pz", "e"):
+        assert np.allclose(getattr(raw, k), getattr(summed, k), rtol=1e-9, atol=1e-12)
+    assert np.array_equal(raw.vertex, summed.vertex)
+    assert raw.vertex.any()
+    assert not raw.vertex.all()
+
+
+def test_merge_candidates_keeps_events_together() -> None:
+    def cands(counts: list[int], start: float) -> Candidates:
+        n = sum(counts)
+        v = np.arange(n, dtype=float) + start
+        fields = dict.fromkeys(("px", "py", "pz", "e", "charge", "category", "d0", "d0err"), v)
+        fields |= dict.fromkeys(("dz", "dzerr", "vx", "vy", "vz"), v)
+        return Candidates(counts=np.array(counts), vertex=np.zeros(n, np.int8), **fields)
+
+    out = merge_candidates(cands([2, 0, 1], 0.0), cands([1, 2, 0], 10.0))
+    assert out.counts.tolist() == [3, 2, 1]
+    assert out.px.tolist() == [0.0, 1.0, 10.0, 11.0, 12.0, 2.0]
+
+
+def test_detector_level_overlay_moves_pileup_tracks_to_their_vertex(minbias: Particles) -> None:
+    det = DetectorConfig()
+    lib = detector_library(minbias, det, np.random.default_rng(3))
+    hard = _first(minbias, 20)
+    pu = reconstruct(hard, lib, 10.0, "none", det, np.random.default_rng(4))
+    c = pu.unmitigated
+    alone = apply_detector(hard, det, np.random.default_rng(0))
+    pu_tracks = (c.vertex == 1) & (c.charge != 0)
+    # pile-up tracks sit at their vertex: |dz| spread like the vertices', hard ones at 0
+    assert np.std(c.dz[pu_tracks]) > 20.0
+    hard_tracks = (c.vertex == 0) & (c.charge != 0)
+    assert np.median(np.abs(c.dz[hard_tracks])) < 1.0
+    # about 10 library events' tracks per event on top of the hard event's
+    per_event = np.bincount(np.repeat(np.arange(20), c.counts)[pu_tracks], minlength=20)
+    lib_tracks = lib.tracks.counts.mean()
+    assert per_event.mean() == pytest.approx(10 * lib_tracks, rel=0.35)
+    assert hard_tracks.sum() == pytest.approx((alone.charge != 0).sum(), rel=0.1)
 
 
 # --- options and the CLI --------------------------------------------------------------

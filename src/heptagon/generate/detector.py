@@ -38,6 +38,13 @@ the longitudinal resolution is 1.5-3 times the transverse one in the barrel), fa
 the ~5 cm spread of pile-up vertices and comparable to the spacing of the closest ones
 at mu = 200.
 
+The response of a particle does not depend on the rest of its event except through the
+calorimeter towers, where deposits overlap: :func:`detector_response` stops before them
+(tracks and :class:`Deposits`), :meth:`Deposits.cell_sums` sums deposits per cell (the
+same towers come out of the sums), and :func:`towers` smears and thresholds the summed
+cells. Pile-up uses this to simulate its minimum-bias library once and overlay it at
+tower level (:mod:`heptagon.generate.pileup`).
+
 ``apply_detector(..., config=None)`` returns hadron level instead: every visible
 final-state particle with its true momentum and impact parameters (errors 0).
 """
@@ -59,12 +66,16 @@ __all__ = [
     "HCAL",
     "Candidates",
     "Cells",
+    "Deposits",
     "DetectorConfig",
     "Particles",
     "apply_detector",
     "bin_cells",
     "calorimeter_resolution",
+    "detector_response",
+    "merge_candidates",
     "reconstruct_tracks",
+    "towers",
     "track_efficiency",
 ]
 
@@ -350,23 +361,74 @@ def calorimeter_resolution(
     return np.select([layer == ECAL, layer == HCAL], [ecal, hcal], fwd)
 
 
-def _towers(
-    cfg: DetectorConfig,
-    event: np.ndarray,
-    layer: np.ndarray,
-    e: np.ndarray,
-    eta: np.ndarray,
-    phi: np.ndarray,
-    from_pileup: np.ndarray,
-    n_events: int,
-    rng: np.random.Generator,
+@dataclass(frozen=True)
+class Deposits:
+    """Calorimeter deposits of a batch of events, not yet summed into towers: the event,
+    the layer (:data:`ECAL`, :data:`HCAL`, :data:`FORWARD`), the true energy ``e`` (GeV)
+    and the part of it from pile-up particles ``e_pileup``, the direction and the side
+    ``size`` of the deposit's cell (it decides the cell: :func:`bin_cells`)."""
+
+    event: np.ndarray
+    layer: np.ndarray
+    e: np.ndarray
+    e_pileup: np.ndarray
+    eta: np.ndarray
+    phi: np.ndarray
+    size: np.ndarray
+
+    def _cells(self) -> Cells:
+        return bin_cells(self.event, self.layer, 3, self.size, self.eta, self.phi)
+
+    def cell_sums(self) -> Deposits:
+        """One deposit per cell at its centre, energies summed: :func:`towers` of these
+        (alone or with other deposits) bins them into the same cells as the originals."""
+        cells = self._cells()
+        return Deposits(
+            event=self.event[cells.first],
+            layer=self.layer[cells.first],
+            e=cells.sum(self.e),
+            e_pileup=cells.sum(self.e_pileup),
+            eta=cells.eta,
+            phi=cells.phi,
+            size=self.size[cells.first],
+        )
+
+    def take(self, index: np.ndarray, event: np.ndarray, pileup: bool) -> Deposits:
+        """The deposits ``index`` given to ``event`` (one per index); with ``pileup``
+        all their energy counts as pile-up."""
+        e = self.e[index]
+        return Deposits(
+            event=event,
+            layer=self.layer[index],
+            e=e,
+            e_pileup=e if pileup else self.e_pileup[index],
+            eta=self.eta[index],
+            phi=self.phi[index],
+            size=self.size[index],
+        )
+
+    @staticmethod
+    def concat(parts: list[Deposits]) -> Deposits:
+        """The deposits of ``parts`` together (towers do not depend on their order)."""
+        return Deposits(
+            **{
+                f.name: np.concatenate([getattr(d, f.name) for d in parts])
+                for f in dataclasses.fields(Deposits)
+            }
+        )
+
+
+def towers(
+    cfg: DetectorConfig, deposits: Deposits, n_events: int, rng: np.random.Generator
 ) -> Candidates:
-    """Sum deposits per (event, layer, cell), smear, apply thresholds, make candidates;
-    ``from_pileup`` marks the deposits of pile-up particles."""
-    cells = bin_cells(event, layer, 3, _tower_grid(cfg, layer, np.abs(eta)), eta, phi)
-    deposited = cells.sum(e)
-    from_pu = cells.sum(np.where(from_pileup, e, 0.0))
-    c_layer, c_event, c_eta, c_phi = layer[cells.first], event[cells.first], cells.eta, cells.phi
+    """Sum deposits per (event, layer, cell), smear, apply thresholds, make candidates
+    (sorted by event); a tower's ``vertex`` is 1 when pile-up made more than half of its
+    true energy."""
+    cells = deposits._cells()
+    deposited = cells.sum(deposits.e)
+    from_pu = cells.sum(deposits.e_pileup)
+    c_layer, c_event = deposits.layer[cells.first], deposits.event[cells.first]
+    c_eta, c_phi = cells.eta, cells.phi
     noise = rng.standard_normal(cells.first.size)
     energy = deposited + calorimeter_resolution(cfg, c_layer, deposited, c_eta) * noise
     e_min = np.select(
@@ -402,40 +464,39 @@ def _towers(
     )
 
 
-def _merge(a: Candidates, b: Candidates) -> Candidates:
-    """Concatenate two candidate sets event by event (a's candidates first)."""
+def merge_candidates(a: Candidates, b: Candidates) -> Candidates:
+    """Concatenate two candidate sets event by event (a's candidates first in each)."""
     counts = a.counts + b.counts
-    n_a = np.repeat(np.arange(len(counts)), a.counts)
-    n_b = np.repeat(np.arange(len(counts)), b.counts)
-    order = np.argsort(np.concatenate([n_a, n_b]), kind="stable")
-    fields = {
-        f.name: np.concatenate([getattr(a, f.name), getattr(b, f.name)])[order]
-        for f in dataclasses.fields(Candidates)
-        if f.name != "counts"
-    }
+    start = np.cumsum(counts) - counts
+    a_start = np.cumsum(a.counts) - a.counts
+    b_start = np.cumsum(b.counts) - b.counts
+    a_event = np.repeat(np.arange(len(counts)), a.counts)
+    b_event = np.repeat(np.arange(len(counts)), b.counts)
+    pos_a = start[a_event] + np.arange(a_event.size) - a_start[a_event]
+    pos_b = (start + a.counts)[b_event] + np.arange(b_event.size) - b_start[b_event]
+    fields = {}
+    for f in dataclasses.fields(Candidates):
+        if f.name == "counts":
+            continue
+        va, vb = getattr(a, f.name), getattr(b, f.name)
+        out = np.empty(va.size + vb.size, dtype=np.result_type(va, vb))
+        out[pos_a], out[pos_b] = va, vb
+        fields[f.name] = out
     return Candidates(counts=counts, **fields)
 
 
-def apply_detector(
+def detector_response(
     particles: Particles,
-    config: DetectorConfig | None,
+    cfg: DetectorConfig,
     rng: np.random.Generator,
     pileup: np.ndarray | None = None,
-) -> Candidates:
-    """Reconstructed candidates of a batch of events, or hadron level if ``config`` is None.
-
-    ``particles`` are the stable final-state particles; neutrinos are dropped here.
-    ``pileup`` marks the pile-up particles (none when None): it sets the candidates'
-    ``vertex`` and nothing else. Results depend only on the inputs, the config and the
-    state of ``rng``.
-    """
+) -> tuple[Candidates, Deposits]:
+    """The tracks and the calorimeter deposits (not yet towers) of a batch of events
+    (:func:`apply_detector`)."""
     apid = np.abs(particles.pid)
     charge = charges(particles.pid)
     visible = ~np.isin(apid, _NEUTRINOS)
     pileup = np.zeros(apid.size, dtype=bool) if pileup is None else pileup
-    if config is None:
-        return _hadron_level(particles, charge, visible, pileup)
-    cfg = config
     pt = np.hypot(particles.px, particles.py)
     eta, phi = _eta_phi(particles.px, particles.py, particles.pz)
     abseta = np.abs(eta)
@@ -454,17 +515,37 @@ def apply_detector(
     dep_layer = np.concatenate([np.full(idx.size, ECAL), np.where(in_fwd[idx], FORWARD, HCAL)])
     dep_idx = np.concatenate([idx, idx])
     dep_e = particles.e[dep_idx] * np.concatenate([f_ecal[idx], 1.0 - f_ecal[idx]])
-    nonzero = dep_e > 0
-    event = particles.event
-    towers = _towers(
-        cfg,
-        event[dep_idx][nonzero],
-        dep_layer[nonzero],
-        dep_e[nonzero],
-        eta[dep_idx][nonzero],
-        phi[dep_idx][nonzero],
-        pileup[dep_idx][nonzero],
-        len(particles.counts),
-        rng,
+    nz = dep_e > 0
+    dep_idx, dep_layer, dep_e = dep_idx[nz], dep_layer[nz], dep_e[nz]
+    deposits = Deposits(
+        event=particles.event[dep_idx],
+        layer=dep_layer,
+        e=dep_e,
+        e_pileup=np.where(pileup[dep_idx], dep_e, 0.0),
+        eta=eta[dep_idx],
+        phi=phi[dep_idx],
+        size=_tower_grid(cfg, dep_layer, abseta[dep_idx]),
     )
-    return _merge(tracks, towers)
+    return tracks, deposits
+
+
+def apply_detector(
+    particles: Particles,
+    config: DetectorConfig | None,
+    rng: np.random.Generator,
+    pileup: np.ndarray | None = None,
+) -> Candidates:
+    """Reconstructed candidates of a batch of events, or hadron level if ``config`` is None.
+
+    ``particles`` are the stable final-state particles; neutrinos are dropped here.
+    ``pileup`` marks the pile-up particles (none when None): it sets the candidates'
+    ``vertex`` and nothing else. Results depend only on the inputs, the config and the
+    state of ``rng``.
+    """
+    if config is None:
+        charge = charges(particles.pid)
+        visible = ~np.isin(np.abs(particles.pid), _NEUTRINOS)
+        pu = np.zeros(charge.size, dtype=bool) if pileup is None else pileup
+        return _hadron_level(particles, charge, visible, pu)
+    tracks, deposits = detector_response(particles, config, rng, pileup)
+    return merge_candidates(tracks, towers(config, deposits, len(particles.counts), rng))

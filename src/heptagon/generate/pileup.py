@@ -13,6 +13,14 @@ overlaid events with CMS's mitigation (shared by ``heptagon generate`` and
   points, moved by that z: tracks carry their vertex's z into ``dz``, and the detector's
   longitudinal resolution decides what can be told apart. The transverse beam spot
   (~10 um) and the time spread are not simulated (no timing detector).
+- **Detector level** (:func:`detector_library`): a particle's detector response does not
+  depend on the hard event except where calorimeter deposits share a tower. The library
+  is simulated once per shard (its tracks, and its calorimeter deposits summed per cell,
+  :meth:`~heptagon.generate.detector.Deposits.cell_sums`), and the overlay is made at
+  that level: the drawn events' tracks (``dz`` and ``vz`` moved by their vertex's z) are
+  added to the hard event's, and their cell sums to its deposits before the towers are
+  formed, smeared and thresholded. Each library event thus keeps one detector
+  realisation within a shard, as it keeps one particle-level realisation in the sample.
 - **Reconstruction** (:func:`reconstruct`): the detector response of the overlaid event
   with truth (``vertex``), the vertex association (``fromPV``) and PUPPI weights of every
   candidate (:mod:`heptagon.physics.puppi`), and the candidates the jets are made of:
@@ -31,7 +39,15 @@ import awkward as ak
 import numpy as np
 
 from heptagon.errors import DataError
-from heptagon.generate.detector import Candidates, DetectorConfig, Particles, apply_detector
+from heptagon.generate.detector import (
+    Candidates,
+    Deposits,
+    DetectorConfig,
+    Particles,
+    detector_response,
+    merge_candidates,
+    towers,
+)
 from heptagon.generate.jets import (
     GHOST_AREA,
     GHOST_RAP_MAX,
@@ -54,10 +70,12 @@ from heptagon.physics.puppi import (
 __all__ = [
     "BEAMSPOT_SIGMA_Z_MM",
     "LIBRARY_FILE",
+    "DetectorLibrary",
     "Mitigation",
     "Overlay",
     "PileupCandidates",
     "concat_particles",
+    "detector_library",
     "minbias_library",
     "overlay_pileup",
     "pileup_settings",
@@ -91,35 +109,123 @@ class Overlay:
         return self.vertex > 0
 
 
+@dataclass(frozen=True)
+class _Draw:
+    """The pile-up of a batch of ``n`` events: ``n_pu`` interactions per event, the library
+    event ``picks`` and z offsets ``dz`` (mm) of each, in event order."""
+
+    n_pu: np.ndarray
+    picks: np.ndarray
+    dz: np.ndarray
+
+    @property
+    def event(self) -> np.ndarray:
+        """The hard event of each interaction."""
+        return np.repeat(np.arange(self.n_pu.size), self.n_pu)
+
+    def vertex_z(self) -> np.ndarray:
+        """The vertices' z per event (flat, ``n_pu + 1`` each): the hard scatter's 0, then
+        its pile-up vertices in draw order."""
+        out = np.zeros(self.n_pu.size + self.dz.size)
+        first = np.cumsum(self.n_pu + 1) - (self.n_pu + 1)
+        mask = np.ones(out.size, dtype=bool)
+        mask[first] = False
+        out[mask] = self.dz
+        return out
+
+
+def _draw(
+    n: int, n_library: int, mean: float, sigma_z_mm: float, rng: np.random.Generator
+) -> _Draw:
+    n_pu = rng.poisson(mean, n) if mean > 0 else np.zeros(n, dtype=np.int64)
+    picks = rng.integers(0, n_library, int(n_pu.sum()))
+    dz = rng.normal(0.0, np.sqrt(2.0) * sigma_z_mm, picks.size)
+    return _Draw(n_pu, picks, dz)
+
+
+def _gather(counts: np.ndarray, picks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of the items of library events ``picks`` (flat, ``counts`` per library
+    event), concatenated in pick order, and the number taken from each pick."""
+    start = np.cumsum(counts) - counts
+    sizes = counts[picks]
+    offsets = np.repeat(np.cumsum(sizes) - sizes, sizes)
+    return np.repeat(start[picks], sizes) + np.arange(int(sizes.sum())) - offsets, sizes
+
+
 def overlay_pileup(
     hard: Particles, library: Particles, mean: float, sigma_z_mm: float, rng: np.random.Generator
 ) -> Overlay:
     """Add ``Poisson(mean)`` random library events to each event of ``hard``, each moved
     along z by ``N(0, sqrt(2) sigma_z_mm)`` (module docstring)."""
     n = len(hard.counts)
-    n_pu = rng.poisson(mean, n) if mean > 0 else np.zeros(n, dtype=np.int64)
-    picks = rng.integers(0, len(library.counts), int(n_pu.sum()))
-    dz = rng.normal(0.0, np.sqrt(2.0) * sigma_z_mm, picks.size)
-    lib_start = np.cumsum(library.counts) - library.counts
-    sizes = library.counts[picks]
-    offsets = np.repeat(np.cumsum(sizes) - sizes, sizes)
-    take = np.repeat(lib_start[picks], sizes) + np.arange(int(sizes.sum())) - offsets
-    pu_event = np.repeat(np.repeat(np.arange(n), n_pu), sizes)
+    draw = _draw(n, len(library.counts), mean, sigma_z_mm, rng)
+    take, sizes = _gather(library.counts, draw.picks)
+    pu_event = np.repeat(draw.event, sizes)
     # the rank of each pile-up interaction within its event, from 1
-    rank = np.arange(picks.size) - np.repeat(np.cumsum(n_pu) - n_pu, n_pu) + 1
+    rank = np.arange(draw.picks.size) - np.repeat(np.cumsum(draw.n_pu) - draw.n_pu, draw.n_pu) + 1
     order = np.argsort(np.concatenate([hard.event, pu_event]), kind="stable")
-    shift = np.repeat(dz, sizes)
+    shift = np.repeat(draw.dz, sizes)
     fields: dict[str, np.ndarray] = {}
     for k in _FIELDS:
         extra = getattr(library, k)[take] + (shift if k == "vz" else 0)
         fields[k] = np.concatenate([getattr(hard, k), extra])[order]
     vertex = np.concatenate([np.zeros(hard.pid.size, np.int64), np.repeat(rank, sizes)])[order]
     counts = hard.counts + np.bincount(pu_event, minlength=n)
-    # vertex z per event: the hard scatter's 0, then its pile-up vertices in draw order
-    v_event = np.concatenate([np.arange(n), np.repeat(np.arange(n), n_pu)])
-    v_order = np.argsort(v_event, kind="stable")
-    vertex_z = np.concatenate([np.zeros(n), dz])[v_order]
-    return Overlay(Particles(counts=counts, **fields), vertex, vertex_z, n_pu + 1)
+    return Overlay(Particles(counts=counts, **fields), vertex, draw.vertex_z(), draw.n_pu + 1)
+
+
+@dataclass(frozen=True)
+class DetectorLibrary:
+    """A minimum-bias library at detector level (module docstring): its ``tracks`` and its
+    calorimeter deposits summed per cell, ``cells`` (``event`` is the library event)."""
+
+    tracks: Candidates
+    cells: Deposits
+
+    @property
+    def n_events(self) -> int:
+        """Library events."""
+        return len(self.tracks.counts)
+
+
+def detector_library(
+    library: Particles, detector: DetectorConfig, rng: np.random.Generator
+) -> DetectorLibrary:
+    """The detector response of every library event (all its particles pile-up)."""
+    tracks, deposits = detector_response(
+        library, detector, rng, np.ones(library.pid.size, dtype=bool)
+    )
+    return DetectorLibrary(tracks, deposits.cell_sums())
+
+
+def _overlay_candidates(
+    hard: Particles,
+    library: DetectorLibrary,
+    draw: _Draw,
+    det: DetectorConfig,
+    rng: np.random.Generator,
+) -> Candidates:
+    """The reconstructed candidates of the hard events with the drawn pile-up: each event's
+    hard tracks, then its pile-up tracks in draw order, then its towers."""
+    n = len(hard.counts)
+    hard_tracks, hard_deposits = detector_response(hard, det, rng)
+    lt = library.tracks
+    take, sizes = _gather(lt.counts, draw.picks)
+    shift = np.repeat(draw.dz, sizes)
+    fields = {
+        f.name: getattr(lt, f.name)[take]
+        for f in dataclasses.fields(Candidates)
+        if f.name != "counts"
+    }
+    fields["dz"] = fields["dz"] + shift
+    fields["vz"] = fields["vz"] + shift
+    pu_tracks = Candidates(counts=np.bincount(np.repeat(draw.event, sizes), minlength=n), **fields)
+    cells, cell_sizes = _gather(
+        np.bincount(library.cells.event, minlength=library.n_events), draw.picks
+    )
+    pu_deposits = library.cells.take(cells, np.repeat(draw.event, cell_sizes), pileup=True)
+    calo = towers(det, Deposits.concat([hard_deposits, pu_deposits]), n, rng)
+    return merge_candidates(merge_candidates(hard_tracks, pu_tracks), calo)
 
 
 def pythia_final_state(settings: tuple[str, ...], n_events: int) -> list[Particles]:
@@ -205,21 +311,23 @@ def _select(c: Candidates, keep: np.ndarray, scale: np.ndarray | None = None) ->
 
 def reconstruct(
     hard: Particles,
-    library: Particles,
+    library: DetectorLibrary,
     mu: float,
     mitigation: Mitigation,
     detector: DetectorConfig,
     rng: np.random.Generator,
 ) -> PileupCandidates:
-    """Overlay pile-up on ``hard``, reconstruct, associate, weight and mitigate (module
-    docstring). Results depend only on the inputs and the state of ``rng``."""
+    """Overlay pile-up on ``hard`` at detector level, reconstruct, associate, weight and
+    mitigate (module docstring). Results depend only on the inputs and the state of
+    ``rng``."""
     cfg = MitigationConfig()
-    ov = overlay_pileup(hard, library, mu, BEAMSPOT_SIGMA_Z_MM, rng)
-    c = apply_detector(ov.particles, detector, rng, ov.pileup)
+    draw = _draw(len(hard.counts), library.n_events, mu, BEAMSPOT_SIGMA_Z_MM, rng)
+    c = _overlay_candidates(hard, library, draw, detector, rng)
+    n_vertices = draw.n_pu + 1
     from_pv = vertex_association(
-        c.counts, c.charge, c.dz, c.dzerr, ov.n_vertices, ov.vertex_z, cfg.assoc_n_sigma
+        c.counts, c.charge, c.dz, c.dzerr, n_vertices, draw.vertex_z(), cfg.assoc_n_sigma
     )
-    weight = puppi_weights(c.counts, c.px, c.py, c.pz, c.charge, from_pv, c.dz, ov.n_vertices, cfg)
+    weight = puppi_weights(c.counts, c.px, c.py, c.pz, c.charge, from_pv, c.dz, n_vertices, cfg)
     if mitigation == "chs":
         keep, scale = chs_mask(c.charge, from_pv), None
     elif mitigation == "puppi":

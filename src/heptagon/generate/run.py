@@ -158,9 +158,10 @@ def run_shard(spec: ShardSpec, report: Callable[[int], None] | None = None) -> S
     det = None if spec.detector is None else DetectorConfig(**spec.detector)
     library = None
     if spec.library is not None:
-        from heptagon.generate.pileup import read_library  # it imports this module
+        from heptagon.generate.pileup import detector_library, read_library  # imports us
 
-        library = read_library(Path(spec.library))
+        assert det is not None  # GenerateOptions refuses pile-up without the detector
+        library = detector_library(read_library(Path(spec.library)), det, rng)
     parts: list[dict[str, Any]] = []
     n_jets = n_events = empty = 0
     while n_jets < spec.n_jets:
