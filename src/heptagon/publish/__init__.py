@@ -1,5 +1,5 @@
 """The export / publish stage: ONNX export checked against PyTorch, the publication
-bundle (model card, HEPData submission, checksums).
+bundle (model card, HEPData submission, FAIR metadata, checksums) and its inspection.
 
 Typical use::
 
@@ -22,7 +22,9 @@ from heptagon.lazy import lazy_exports
 if TYPE_CHECKING:
     from heptagon.publish.bundle import export_run, publish
     from heptagon.publish.card import render_model_card
+    from heptagon.publish.fair import FairOptions, write_fair
     from heptagon.publish.hepdata import build_submission, validate_submission, write_submission
+    from heptagon.publish.inspect import inspect_bundle
     from heptagon.publish.onnx import (
         ExportReport,
         OnnxModel,
@@ -35,10 +37,12 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ExportReport",
+    "FairOptions",
     "OnnxModel",
     "build_submission",
     "export_onnx",
     "export_run",
+    "inspect_bundle",
     "load_onnx",
     "make_session",
     "publish",
@@ -46,6 +50,7 @@ __all__ = [
     "render_model_card",
     "validate_submission",
     "verify_sums",
+    "write_fair",
     "write_submission",
     "write_sums",
 ]
@@ -55,7 +60,9 @@ __getattr__, __dir__ = lazy_exports(
     {
         "bundle": ("export_run", "publish"),
         "card": ("render_model_card",),
+        "fair": ("FairOptions", "write_fair"),
         "hepdata": ("build_submission", "validate_submission", "write_submission"),
+        "inspect": ("inspect_bundle",),
         "onnx": (
             "ExportReport",
             "OnnxModel",
