@@ -31,6 +31,7 @@ from heptagon.cpu import configure_threads, set_wait_policy
 from heptagon.errors import HeptagonError, Interrupted
 from heptagon.generate.options import EventOptions, GenerateOptions
 from heptagon.logs import configure
+from heptagon.publish.fair import DEFAULT_AUTHOR, DEFAULT_LICENSE, DEFAULT_VERSION
 
 if TYPE_CHECKING:
     from heptagon.artifacts.derived import DerivedDataset
@@ -442,10 +443,10 @@ def publish(
     networks: _Networks = None,
     license: Annotated[
         str, typer.Option("--license", help="The model's licence, an SPDX expression.")
-    ] = "CC-BY-4.0",
+    ] = DEFAULT_LICENSE,
     model_version: Annotated[
         str, typer.Option("--model-version", help="The model's version.")
-    ] = "1.0.0",
+    ] = DEFAULT_VERSION,
     identifier: Annotated[
         str | None,
         typer.Option("--identifier", "--doi", help="A persistent identifier (DOI); default none."),
@@ -460,7 +461,7 @@ def publish(
     SHA256SUMS (RUN/model.onnx is re-exported first unless it is a checked export of the
     best checkpoint). Licence CC-BY-4.0 unless --license says otherwise."""
     from heptagon.publish.bundle import publish as run_publish
-    from heptagon.publish.fair import DEFAULT_AUTHOR, FairOptions
+    from heptagon.publish.fair import FairOptions
 
     options = FairOptions(license, model_version, identifier, tuple(authors or [DEFAULT_AUTHOR]))
     with _trusting(networks):
