@@ -21,12 +21,20 @@ import pytest
 import yaml
 
 import heptagon
+from heptagon.artifacts.metrics import MulticlassMetrics
 from heptagon.artifacts.schemas import json_schema
 from heptagon.errors import ConfigError
+from heptagon.evaluate.analysis import analyse
+from heptagon.evaluate.inference import Predictions
 from heptagon.infer.predict import predict
 from heptagon.publish.bundle import publish
 from heptagon.publish.fair import FairOptions
-from heptagon.publish.hepdata import validate_submission
+from heptagon.publish.hepdata import (
+    submission_of,
+    task_tables,
+    validate_submission,
+    write_submission,
+)
 from heptagon.train.run import train
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -277,3 +285,30 @@ def test_anomaly_bundle_quotes_each_held_out_class(event_sample: Path, tmp_path:
     np.testing.assert_allclose(quoted, want, rtol=1e-4)
     meta = json.loads((bundle / "metadata.json").read_text())
     assert (meta["task"], meta["outputs"]) == ("anomaly", [f"anomaly_{score}"])
+
+
+def test_multiclass_tables_with_a_qcd_class_quote_each_signal_vs_qcd(tmp_path: Path) -> None:
+    """JetClass-like: each signal vs QCD gets its ROC and working points, the numbers of
+    the evaluation's pairwise metrics, in a record hepdata-validator accepts."""
+    rng = np.random.default_rng(3)
+    classes = ["Hbb", "Hcc", "QCD"]
+    labels = rng.integers(0, 3, 3000)
+    probs = rng.dirichlet(np.ones(3), 3000)
+    probs[np.arange(3000), labels] += 1.0
+    probs /= probs.sum(axis=1, keepdims=True)
+    pred = Predictions("test", classes, probs, labels, rng.uniform(0.5, 1.5, 3000))
+    result = analyse(pred, n_boot=5)
+    assert isinstance(result.metrics, MulticlassMetrics)
+    tables = task_tables(result.metrics, sample="jetclass-like", rocs=result.rocs)
+    write_submission(submission_of(tables), tmp_path / "hepdata")  # validates
+    names = {t.name for t in tables}
+    for cls in ("Hbb", "Hcc"):
+        assert f"{cls} vs QCD: ROC curve" in names
+        table = _table(tmp_path, f"{cls} vs QCD: Background rejection at fixed signal efficiency")
+        want = [v.value for v in result.metrics.pairwise_vs_QCD[cls].rejection_at_eff.values()]
+        assert [
+            None if q == "-" else pytest.approx(float(q), rel=1e-4) for q in _values(table)
+        ] == want
+    assert "QCD vs QCD: ROC curve" not in names
+    aucs = _table(tmp_path, "AUC per class")
+    assert _values(aucs, 1)[2] == "-"  # QCD has no AUC vs itself
