@@ -143,6 +143,7 @@ class VariationalAutoEncoder(ReconstructionModel):
     decoder reads ``z = mu + exp(logvar / 2) eps`` (``eps ~ N(0, 1)``, the
     reparameterisation), in eval mode ``z = mu``. ``score``: the anomaly score quoted and
     exported, ``kl`` (default) or ``mse``. The loss's ``beta`` weights the KL term.
+    ``num_classes`` is not used (it is recorded as the output's width).
     """
 
     scores: ClassVar[tuple[ScoreName, ...]] = ("mse", "kl")
@@ -162,7 +163,8 @@ class VariationalAutoEncoder(ReconstructionModel):
         check_option(latent >= 1, "latent", f"must be >= 1, got {latent}")
         check_option(score in self.scores, "score", f"must be one of {self.scores}, got {score!r}")
         n_vars = input_dims["jet_features"]
-        self.num_classes = self.n_vars = n_vars
+        self.n_vars = n_vars
+        self.num_classes = n_vars + 2 * latent  # the output's width, as the autoencoder's
         self.latent, self.score = latent, score
         self.encoder = nn.Sequential(
             *dense_stack(n_vars, hidden), nn.Linear(([n_vars, *hidden])[-1], 2 * latent)
