@@ -53,6 +53,7 @@ from heptagon.models.autoencoder import (
 )
 from heptagon.train.losses import ReconstructionLoss, ReconstructionSpec
 from heptagon.train.rundir import LoadedRun, load_run
+from heptagon.train.seeding import seed_everything
 from heptagon.train.tasks import TensorTask, fit_in_memory
 
 __all__ = ["AD_FILE", "IO_TYPE", "anomaly_trigger"]
@@ -160,6 +161,7 @@ def anomaly_trigger(
             [x_bkg], x_bkg, lambda o, t: loss.per_entry(o, t).mean(),
             batch_size=cfg.train.batch_size, seed=cfg.train.seed,
         )  # fmt: skip
+        seed_everything(cfg.train.seed)  # the VAE samples its latent: the same QAT each time
         losses = fit_in_memory(q, task, epochs=qat_epochs, lr=qat_lr)
         _log.info("QAT %s: %d epochs, loss %.4f -> %.4f", bits, qat_epochs, losses[0], losses[-1])
     q.eval()
