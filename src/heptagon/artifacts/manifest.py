@@ -134,6 +134,7 @@ class EventManifest(_Manifest):
     btag: Settings
     mpi: bool
     detector: Settings | None
+    pileup: Settings | None = None
     weights: str
     classes: dict[str, EventClass]
 

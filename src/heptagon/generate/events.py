@@ -22,6 +22,22 @@ selections). Reconstruction, on the candidates of the one detector module
   feature ``Jet_isB`` applies the working point (``Jet_btag > 0.5``).
 - **Missing transverse momentum** (``MET_pt``, ``MET_phi``): minus the vector pT sum of
   all reconstructed candidates; ``GenMET_*`` is the pT sum of the neutrinos.
+- **Pile-up** (``--pileup MU [--mitigation none|chs|puppi]``, ``docs/pileup.md``): the
+  overlay, vertex association and PUPPI weights of jet samples
+  (:func:`heptagon.generate.pileup.reconstruct`). Leptons must come from the leading
+  vertex (``fromPV >= 2``, CMS's lepton dz requirement). Their isolation is written two
+  ways: ``pfRelIso03_all`` (every other candidate) and ``puppiRelIso03``, the PUPPI
+  isolation: the sum of ``w pT`` of the other candidates with CMS's no-lepton PUPPI
+  weights (``puppiNoLep``: the lepton candidates above ``pt_min`` are left out of the
+  alpha sums, else a prompt lepton lifts the weights of the pile-up around it), so the
+  charged candidates from the leading vertex and the PUPPI-weighted neutrals. ``iso_max``
+  applies to ``pfRelIso03_all`` with ``--mitigation none`` and to ``puppiRelIso03`` with
+  ``chs`` and ``puppi`` (a second PUPPI pass per batch). The delta-beta correction (half
+  the charged pile-up pT in the cone as the neutral one) does not fit this detector,
+  whose neutral pile-up pT is about 1.5 times the charged one (untracked hadrons and
+  the calorimeter thresholds). Jets are clustered from the mitigated candidates. ``MET_*`` stays the
+  particle-flow MET of all candidates; ``PuppiMET_pt, PuppiMET_phi`` is minus the
+  vector sum of the PUPPI-weighted candidates, and ``PV_npvs`` the number of vertices.
 - **Truth**: ``GenHiggs_pt, GenHiggs_eta, GenHiggs_phi`` (the last Higgs copy; all zero
   in events without one), ``event`` (index in the shard), and one-hot ``label_<l>`` for
   every process of :data:`LABELS` (``label_tth, label_ttbar, label_dy, ...``), so that
@@ -41,16 +57,16 @@ import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import awkward as ak
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from heptagon.artifacts.manifest import EventClass, EventManifest, ShardRecord
-from heptagon.generate.detector import Candidates, DetectorConfig, apply_detector
+from heptagon.generate.detector import Candidates, DetectorConfig, Particles, apply_detector
 from heptagon.generate.jets import FLAVOURS, JetSelection, cluster, flavour_label
-from heptagon.generate.options import EventOptions
+from heptagon.generate.options import EventOptions, Mitigation
 from heptagon.generate.processes import EVENT_PROCESSES, EVENT_SAMPLES, LABELS, EventProcess
 from heptagon.generate.run import BATCH_EVENTS, COMMON_SETTINGS, ECM_GEV, make_pythia, versions
 from heptagon.generate.shards import (
@@ -63,6 +79,10 @@ from heptagon.generate.shards import (
 from heptagon.generate.truth import EventRecord, flavour_ghosts
 from heptagon.io import sha256sum
 from heptagon.physics.pdg import CAT_ELECTRON, CAT_MUON
+from heptagon.physics.puppi import FROM_PV_TIGHT, MitigationConfig, puppi_weights
+
+if TYPE_CHECKING:
+    from heptagon.generate.pileup import DetectorLibrary
 
 __all__ = [
     "EVENT_PROCESSES",
@@ -73,7 +93,9 @@ __all__ = [
     "EventProcess",
     "EventSummary",
     "LeptonConfig",
+    "PileupSetup",
     "generate_events",
+    "missing_pt",
     "reconstruct",
     "run_event_shard",
 ]
@@ -127,11 +149,24 @@ class EventShardSpec:
     detector: dict[str, Any] | None
     path: str
     format: str
+    pileup: float = 0.0
+    mitigation: Mitigation = "none"
+    library: str | None = None  # the minimum-bias library; None: no pile-up
 
     @property
     def entries(self) -> int:
         """Entries (events) the shard holds."""
         return self.n_events
+
+
+@dataclass(frozen=True)
+class PileupSetup:
+    """The pile-up of an event sample: the detector-level minimum-bias ``library``, the
+    mean number of interactions ``mu`` and the ``mitigation`` of jets and isolation."""
+
+    library: DetectorLibrary
+    mu: float
+    mitigation: Mitigation
 
 
 def _pt_eta_phi(
@@ -152,9 +187,12 @@ def _select(c: Candidates, keep: np.ndarray) -> Candidates:
     return Candidates(counts=np.bincount(event[keep], minlength=len(c.counts)), **fields)
 
 
-def _isolation(c: Candidates, lep: np.ndarray, cone: float) -> np.ndarray:
-    """Relative isolation of the candidates ``lep`` (indices): the scalar pT sum of the
-    other candidates of the event within ``dR < cone``, over the candidate's pT."""
+def _isolation(
+    c: Candidates, lep: np.ndarray, cone: float, weights: dict[str, np.ndarray]
+) -> dict[str, np.ndarray]:
+    """Relative isolations of the candidates ``lep`` (indices), one per entry of
+    ``weights``: the sum of weight x pT of the other candidates of the event within
+    ``dR < cone``, over the candidate's pT."""
     start = np.cumsum(c.counts) - c.counts
     event = np.repeat(np.arange(len(c.counts)), c.counts)
     n_other = c.counts[event[lep]]
@@ -165,8 +203,11 @@ def _isolation(c: Candidates, lep: np.ndarray, cone: float) -> np.ndarray:
     pt, eta, phi = _pt_eta_phi(c.px, c.py, c.pz)
     dphi = np.mod(phi[other] - phi[lep[owner]] + np.pi, 2 * np.pi) - np.pi
     near = (np.hypot(eta[other] - eta[lep[owner]], dphi) < cone) & (other != lep[owner])
-    cone_pt = np.bincount(owner, weights=np.where(near, pt[other], 0.0), minlength=lep.size)
-    return np.asarray(cone_pt / pt[lep])
+    cone_pt = np.where(near, pt[other], 0.0)
+    return {
+        k: np.bincount(owner, weights=cone_pt * w[other], minlength=lep.size) / pt[lep]
+        for k, w in weights.items()
+    }
 
 
 def _jagged(values: np.ndarray, counts: np.ndarray) -> ak.Array:
@@ -174,10 +215,22 @@ def _jagged(values: np.ndarray, counts: np.ndarray) -> ak.Array:
 
 
 def _leptons(
-    c: Candidates, cfg: LeptonConfig, rng: np.random.Generator
+    c: Candidates, cfg: LeptonConfig, rng: np.random.Generator, pu: _Pileup | None
 ) -> tuple[dict[str, ak.Array], np.ndarray]:
-    """``Muon_*`` / ``Electron_*`` branches and the indices of the selected candidates."""
+    """``Muon_*`` / ``Electron_*`` branches and the indices of the selected candidates
+    (module docstring: with pile-up ``pu``, from the leading vertex and isolated with
+    the mitigation's isolation)."""
     pt, eta, phi = _pt_eta_phi(c.px, c.py, c.pz)
+    weights = {"pfRelIso03_all": np.ones(pt.size)}
+    select_by, from_pv = "pfRelIso03_all", None
+    if pu is not None:
+        from_pv = pu.from_pv
+        leptons = np.isin(c.category, (CAT_MUON, CAT_ELECTRON)) & (pt > cfg.pt_min)
+        weights["puppiRelIso03"] = puppi_weights(
+            c.counts, c.px, c.py, c.pz, c.charge, from_pv, c.dz, pu.n_vertices,
+            MitigationConfig(), excluded=leptons,
+        )  # fmt: skip
+        select_by = "pfRelIso03_all" if pu.mitigation == "none" else "puppiRelIso03"
     event = np.repeat(np.arange(len(c.counts)), c.counts)
     out: dict[str, ak.Array] = {}
     chosen = []
@@ -187,11 +240,13 @@ def _leptons(
     ):
         cand = np.flatnonzero((c.category == cat) & (pt > cfg.pt_min) & (np.abs(eta) < eta_max))
         cand = cand[rng.random(cand.size) < eff]
-        iso = _isolation(c, cand, cfg.iso_cone)
-        sel = cand[iso < cfg.iso_max]
-        iso = iso[iso < cfg.iso_max]
+        if from_pv is not None:
+            cand = cand[from_pv[cand] >= FROM_PV_TIGHT]
+        iso = _isolation(c, cand, cfg.iso_cone, weights)
+        passed = iso[select_by] < cfg.iso_max
+        sel = cand[passed]
         order = np.lexsort((-pt[sel], event[sel]))
-        sel, iso = sel[order], iso[order]
+        sel = sel[order]
         counts = np.bincount(event[sel], minlength=len(c.counts))
         for field, values in (
             ("pt", pt[sel]),
@@ -199,7 +254,7 @@ def _leptons(
             ("phi", phi[sel]),
             ("mass", np.full(sel.size, mass)),
             ("charge", c.charge[sel]),
-            ("pfRelIso03_all", iso),
+            *((k, v[passed][order]) for k, v in iso.items()),
         ):
             dtype = np.int32 if field == "charge" else np.float32
             out[f"{name}_{field}"] = _jagged(values.astype(dtype), counts)
@@ -262,6 +317,13 @@ def _jets(
     return {f"Jet_{k}": _jagged(v[order].astype(t), counts) for k, (v, t) in columns.items()}
 
 
+def missing_pt(c: Candidates, weight: np.ndarray | None = None) -> tuple[Any, Any]:
+    """MET (GeV) and its phi per event: minus the vector pT sum of the candidates, each
+    times its ``weight`` if given (the PUPPI weights: PUPPI MET)."""
+    w = 1.0 if weight is None else weight
+    return _met(np.repeat(np.arange(len(c.counts)), c.counts), c.px * w, c.py * w, len(c.counts))
+
+
 def _met(event: np.ndarray, px: np.ndarray, py: np.ndarray, n: int) -> tuple[Any, Any]:
     mx = -np.bincount(event, weights=px, minlength=n)
     my = -np.bincount(event, weights=py, minlength=n)
@@ -284,6 +346,37 @@ def _higgs(record: EventRecord) -> dict[str, np.ndarray]:
     return {f"GenHiggs_{k}": v for k, v in out.items()}
 
 
+@dataclass(frozen=True)
+class _Pileup:
+    """Per reconstructed candidate: ``fromPV``, PUPPI weight and the jet weight of the
+    ``mitigation``; nPV per event."""
+
+    from_pv: np.ndarray
+    puppiw: np.ndarray
+    weight: np.ndarray
+    mitigation: Mitigation
+    n_vertices: np.ndarray
+
+
+def _candidates(
+    particles: Particles,
+    detector: DetectorConfig | None,
+    pileup: PileupSetup | None,
+    rng: np.random.Generator,
+) -> tuple[Candidates, _Pileup | None]:
+    """The reconstructed candidates of the events, and their pile-up columns if any."""
+    if pileup is None:
+        return apply_detector(particles, detector, rng), None
+    from heptagon.generate.pileup import reconstruct as pileup_reconstruct
+
+    assert detector is not None  # EventOptions refuses pile-up without the detector
+    pu = pileup_reconstruct(particles, pileup.library, pileup.mu, pileup.mitigation, detector, rng)
+    cols = pu.unmitigated_columns
+    return pu.unmitigated, _Pileup(
+        cols["fromPV"], cols["puppiw"], pu.weight, pileup.mitigation, pu.n_vertices
+    )
+
+
 def reconstruct(
     record: EventRecord,
     detector: DetectorConfig | None,
@@ -291,18 +384,23 @@ def reconstruct(
     leptons: LeptonConfig,
     btag: BTagConfig,
     rng: np.random.Generator,
+    pileup: PileupSetup | None = None,
 ) -> dict[str, Any]:
     """The NanoAOD-style branches of a batch of events (see the module docstring)."""
+    from heptagon.generate.pileup import weighted
+
     particles = record.final_state()
-    cands = apply_detector(particles, detector, rng)
+    cands, pu = _candidates(particles, detector, pileup, rng)
     n = len(record.counts)
-    lepton_branches, chosen = _leptons(cands, leptons, rng)
-    keep = np.ones(cands.px.size, dtype=bool)
-    keep[chosen] = False
-    table: dict[str, Any] = {**_jets(_select(cands, keep), record, jets, btag), **lepton_branches}
-    table["MET_pt"], table["MET_phi"] = _met(
-        np.repeat(np.arange(n), cands.counts), cands.px, cands.py, n
-    )
+    lepton_branches, chosen = _leptons(cands, leptons, rng, pu)
+    jet_weight = np.ones(cands.px.size) if pu is None else pu.weight.copy()
+    jet_weight[chosen] = 0.0
+    jet_inputs = weighted(cands, jet_weight)
+    table: dict[str, Any] = {**_jets(jet_inputs, record, jets, btag), **lepton_branches}
+    table["MET_pt"], table["MET_phi"] = missing_pt(cands)
+    if pu is not None:
+        table["PuppiMET_pt"], table["PuppiMET_phi"] = missing_pt(cands, pu.puppiw)
+        table["PV_npvs"] = pu.n_vertices.astype(np.int32)
     nu = np.isin(np.abs(particles.pid), _NEUTRINOS)
     # GenMET: the neutrinos' pT sum (minus the sum of the rest, at generator level)
     gx, gy = _met(particles.event[nu], -particles.px[nu], -particles.py[nu], n)
@@ -318,12 +416,19 @@ def run_event_shard(
     pythia = make_pythia(spec.settings)
     rng = np.random.default_rng(spec.seed)
     det = None if spec.detector is None else DetectorConfig(**spec.detector)
+    pileup = None
+    if spec.library is not None:
+        from heptagon.generate.pileup import detector_library, read_library
+
+        assert det is not None  # EventOptions refuses pile-up without the detector
+        library = detector_library(read_library(Path(spec.library)), det, rng)
+        pileup = PileupSetup(library, spec.pileup, spec.mitigation)
     parts: list[dict[str, Any]] = []
     made = 0
     while made < spec.n_events:
         batch = pythia.nextBatch(min(BATCH_EVENTS, spec.n_events - made))
         record = EventRecord.from_batch(batch.prt)
-        parts.append(reconstruct(record, det, spec.jets, spec.leptons, spec.btag, rng))
+        parts.append(reconstruct(record, det, spec.jets, spec.leptons, spec.btag, rng, pileup))
         made += len(record.counts)
         if report is not None:
             report(len(record.counts))
@@ -359,7 +464,20 @@ def _settings(process: EventProcess, mpi: bool, seed: int) -> tuple[str, ...]:
     )
 
 
+def _pileup_settings(opts: EventOptions) -> dict[str, Any] | None:
+    """The pile-up section of the settings (that of jet samples without rho)."""
+    if opts.pileup is None:
+        return None
+    from heptagon.generate.pileup import pileup_settings
+
+    settings = pileup_settings(
+        opts.pileup, opts.mitigation, opts.pileup_library, shard_seed(opts.seed, "minbias", 0)
+    )
+    return {k: v for k, v in settings.items() if k != "rho"}
+
+
 def _plan(opts: EventOptions) -> tuple[list[EventShardSpec], dict[str, Any]]:
+    pileup = _pileup_settings(opts)
     sel = JetSelection(radius=opts.radius, pt_min=opts.pt_min, pt_max=np.inf, eta_max=opts.eta_max)
     det = None if opts.detector == "none" else DetectorConfig()
     leptons, btag = LeptonConfig(), BTagConfig()
@@ -383,6 +501,9 @@ def _plan(opts: EventOptions) -> tuple[list[EventShardSpec], dict[str, Any]]:
                     detector=None if det is None else det.model_dump(),
                     path=str(opts.out / "shards" / f"{cls}_{i:04d}.{ext}"),
                     format=opts.format,
+                    pileup=opts.pileup or 0.0,
+                    mitigation=opts.mitigation,
+                    library=None if pileup is None else str(opts.out / pileup["library"]["file"]),
                 )
             )
     settings = {
@@ -397,6 +518,8 @@ def _plan(opts: EventOptions) -> tuple[list[EventShardSpec], dict[str, Any]]:
         "mpi": opts.mpi,
         "detector": None if det is None else det.model_dump(),
     }
+    if pileup is not None:
+        settings["pileup"] = pileup
     return specs, settings
 
 
@@ -436,6 +559,12 @@ def generate_events(opts: EventOptions, *, show_progress: bool = True) -> EventS
     """Generate (or finish generating) the event sample of ``opts`` in ``opts.out``."""
     specs, settings = _plan(opts)
     prepare_out(opts.out, settings)
+    if opts.pileup is not None:
+        from heptagon.generate.pileup import minbias_library, with_library_checksum
+
+        lib = settings["pileup"]["library"]
+        minbias_library(opts.out / lib["file"], lib["events"], lib["seed"])
+        settings["pileup"] = with_library_checksum(opts.out, settings["pileup"])
     done = run_shards(
         specs,
         run_event_shard,

@@ -2,11 +2,11 @@
 
 :class:`GenerateOptions` (``heptagon generate``, jet samples) and :class:`EventOptions`
 (``heptagon generate-events``, event samples) share :class:`SampleOptions`: the sample
-name, seed, output, file format, parallelism and detector. Each field's ``description``
-is its command-line help and its default the command's default (:mod:`heptagon.cli`
-builds both commands from these models), and the ``sample`` help lists the catalogues of
-:mod:`heptagon.generate.processes`: a new field or sample set shows up in ``--help``
-without touching the command line.
+name, seed, output, file format, parallelism, detector and pile-up (``docs/pileup.md``).
+Each field's ``description`` is its command-line help and its default the command's
+default (:mod:`heptagon.cli` builds both commands from these models), and the ``sample``
+help lists the catalogues of :mod:`heptagon.generate.processes`: a new field or sample
+set shows up in ``--help`` without touching the command line.
 
 This module is light (pydantic and the catalogues only): the command line imports it to
 build its help.
@@ -70,6 +70,35 @@ class SampleOptions(BaseModel):
     scheduler: str | None = Field(
         None, description="Dask scheduler address (instead of local processes)."
     )
+    pileup: float | None = Field(
+        None,
+        ge=0,
+        le=200,
+        description="Mean number of pile-up interactions (Poisson); adds the pile-up "
+        "branches (docs/pileup.md). 0: those branches without pile-up.",
+    )
+    pileup_library: int = Field(
+        1000, gt=0, description="Minimum-bias library events (with --pileup)."
+    )
+    mitigation: Mitigation = Field(
+        "none",
+        description="Pile-up mitigation of the jets (and, for events, of the lepton "
+        "isolation) (with --pileup).",
+    )
+
+    @model_validator(mode="after")
+    def _pileup(self) -> SampleOptions:
+        if self.mitigation != "none" and self.pileup is None:
+            raise ConfigError(
+                "--mitigation needs --pileup (--pileup 0 for a baseline without pile-up)",
+                key="mitigation",
+            )
+        if self.pileup is not None and self.detector == "none":
+            raise ConfigError(
+                "--pileup needs the detector (vertex association and PUPPI use its tracks)",
+                key="pileup",
+            )
+        return self
 
 
 class GenerateOptions(SampleOptions):
@@ -84,19 +113,6 @@ class GenerateOptions(SampleOptions):
     eta_max: float | None = Field(None, gt=0, description="Jet |eta| cut.")
     mpi: bool | None = Field(None, description="Multi-parton interactions.")
     shard_size: int = Field(5000, gt=0, description="Jets per shard.")
-    pileup: float | None = Field(
-        None,
-        ge=0,
-        le=200,
-        description="Mean number of pile-up interactions (Poisson); adds the pile-up "
-        "branches (docs/pileup.md). 0: those branches without pile-up.",
-    )
-    pileup_library: int = Field(
-        1000, gt=0, description="Minimum-bias library events (with --pileup)."
-    )
-    mitigation: Mitigation = Field(
-        "none", description="Pile-up mitigation of the jet inputs (with --pileup)."
-    )
 
     @field_validator("sample")
     @classmethod
@@ -112,16 +128,6 @@ class GenerateOptions(SampleOptions):
         if not 0 <= lo < hi:
             raise ConfigError(
                 f"empty jet-pT window [{lo}, {hi}) GeV: need 0 <= pt-min < pt-max", key="pt_min"
-            )
-        if self.mitigation != "none" and self.pileup is None:
-            raise ConfigError(
-                "--mitigation needs --pileup (--pileup 0 for a baseline without pile-up)",
-                key="mitigation",
-            )
-        if self.pileup is not None and self.detector == "none":
-            raise ConfigError(
-                "--pileup needs the detector (vertex association and PUPPI use its tracks)",
-                key="pileup",
             )
         return self
 

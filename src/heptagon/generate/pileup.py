@@ -59,7 +59,7 @@ from heptagon.generate.processes import EVENT_PROCESSES
 from heptagon.generate.run import BATCH_EVENTS, COMMON_SETTINGS, make_pythia
 from heptagon.generate.shards import write_table
 from heptagon.generate.truth import EventRecord
-from heptagon.io import make_dir
+from heptagon.io import make_dir, sha256sum
 from heptagon.physics.puppi import (
     MitigationConfig,
     chs_mask,
@@ -77,12 +77,15 @@ __all__ = [
     "concat_particles",
     "detector_library",
     "minbias_library",
+    "mitigation_weight",
     "overlay_pileup",
     "pileup_settings",
     "process_settings",
     "pythia_final_state",
     "read_library",
     "reconstruct",
+    "weighted",
+    "with_library_checksum",
 ]
 
 #: r.m.s. length of the luminous region along z (mm): CMS Run 2, about 3.5 cm
@@ -286,26 +289,44 @@ def read_library(path: Path) -> Particles:
 @dataclass(frozen=True)
 class PileupCandidates:
     """Reconstructed events with pile-up: the candidates the jets are made of (after
-    mitigation), per-candidate columns for the ``part_*`` branches (``vertex``,
-    ``fromPV``, ``puppiw``), and all the reconstructed ``unmitigated`` ones (the event
-    ``rho`` is theirs: :func:`heptagon.generate.jets.event_rho`)."""
+    mitigation) with their columns for the ``part_*`` branches (``vertex``, ``fromPV``,
+    ``puppiw``); all the reconstructed ``unmitigated`` ones (the event ``rho`` is theirs:
+    :func:`heptagon.generate.jets.event_rho`) with the same ``unmitigated_columns`` and
+    the ``weight`` the mitigation gives each (:func:`mitigation_weight`); the number of
+    vertices (nPV) of each event."""
 
     candidates: Candidates
     columns: dict[str, np.ndarray]
     unmitigated: Candidates
+    unmitigated_columns: dict[str, np.ndarray]
+    weight: np.ndarray
+    n_vertices: np.ndarray
 
 
-def _select(c: Candidates, keep: np.ndarray, scale: np.ndarray | None = None) -> Candidates:
-    """The candidates where ``keep`` is true, four-momenta times ``scale`` if given."""
+def mitigation_weight(
+    mitigation: Mitigation, charge: np.ndarray, from_pv: np.ndarray, puppiw: np.ndarray
+) -> np.ndarray:
+    """The weight of each candidate under ``mitigation``: 1 (``none``), 1 or 0 (``chs``:
+    :func:`~heptagon.physics.puppi.chs_mask`), its PUPPI weight (``puppi``). A mitigated
+    candidate set is the weight-0 candidates dropped and the others' four-vectors scaled."""
+    if mitigation == "chs":
+        return chs_mask(charge, from_pv).astype(np.float64)
+    if mitigation == "puppi":
+        return puppiw
+    return np.ones(charge.size)
+
+
+def weighted(c: Candidates, weight: np.ndarray) -> Candidates:
+    """The candidates of non-zero ``weight``, four-momenta times it."""
+    keep = weight > 0
     event = np.repeat(np.arange(len(c.counts)), c.counts)
     fields = {
         f.name: getattr(c, f.name)[keep]
         for f in dataclasses.fields(Candidates)
         if f.name != "counts"
     }
-    if scale is not None:
-        for k in ("px", "py", "pz", "e"):
-            fields[k] = fields[k] * scale[keep]
+    for k in ("px", "py", "pz", "e"):
+        fields[k] = fields[k] * weight[keep]
     return Candidates(counts=np.bincount(event[keep], minlength=len(c.counts)), **fields)
 
 
@@ -327,19 +348,24 @@ def reconstruct(
     from_pv = vertex_association(
         c.counts, c.charge, c.dz, c.dzerr, n_vertices, draw.vertex_z(), cfg.assoc_n_sigma
     )
-    weight = puppi_weights(c.counts, c.px, c.py, c.pz, c.charge, from_pv, c.dz, n_vertices, cfg)
-    if mitigation == "chs":
-        keep, scale = chs_mask(c.charge, from_pv), None
-    elif mitigation == "puppi":
-        keep, scale = weight > 0, weight
-    else:
-        keep, scale = np.ones(c.px.size, dtype=bool), None
-    columns = {"vertex": c.vertex, "fromPV": from_pv, "puppiw": weight}
+    puppiw = puppi_weights(c.counts, c.px, c.py, c.pz, c.charge, from_pv, c.dz, n_vertices, cfg)
+    weight = mitigation_weight(mitigation, c.charge, from_pv, puppiw)
+    columns = {"vertex": c.vertex, "fromPV": from_pv, "puppiw": puppiw}
     return PileupCandidates(
-        candidates=_select(c, keep, scale),
-        columns={k: v[keep] for k, v in columns.items()},
+        candidates=weighted(c, weight),
+        columns={k: v[weight > 0] for k, v in columns.items()},
         unmitigated=c,
+        unmitigated_columns=columns,
+        weight=weight,
+        n_vertices=n_vertices,
     )
+
+
+def with_library_checksum(out: Path, pileup: dict[str, Any]) -> dict[str, Any]:
+    """The pile-up settings of a sample (:func:`pileup_settings`) with its minimum-bias
+    library's sha256, for the manifest."""
+    lib = pileup["library"]
+    return pileup | {"library": lib | {"sha256": sha256sum(out / lib["file"])}}
 
 
 def pileup_settings(

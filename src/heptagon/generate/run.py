@@ -304,7 +304,7 @@ def generate(opts: GenerateOptions, *, show_progress: bool = True) -> Summary:
     specs, settings = _plan(opts)
     prepare_out(opts.out, settings)
     if opts.pileup is not None:
-        from heptagon.generate.pileup import minbias_library
+        from heptagon.generate.pileup import minbias_library, with_library_checksum
 
         lib = settings["pileup"]["library"]
         minbias_library(opts.out / lib["file"], lib["events"], lib["seed"])
@@ -335,7 +335,7 @@ def generate(opts: GenerateOptions, *, show_progress: bool = True) -> Summary:
         selection=settings["selection"],
         detector=settings["detector"],
         pileup=(
-            _with_library_checksum(opts.out, settings["pileup"])
+            with_library_checksum(opts.out, settings["pileup"])
             if opts.pileup is not None
             else None
         ),
@@ -351,10 +351,3 @@ def generate(opts: GenerateOptions, *, show_progress: bool = True) -> Summary:
         jets_per_s=done.made / wall if wall > 0 else 0.0,
         skipped_shards=done.skipped,
     )
-
-
-def _with_library_checksum(out: Path, pileup: dict[str, Any]) -> dict[str, Any]:
-    """The pile-up settings of a sample with its minimum-bias library's sha256."""
-    lib = pileup["library"]
-    return pileup | {"library": lib | {"sha256": sha256sum(out / lib["file"])}}
-

@@ -31,7 +31,9 @@ or ``fromPV`` 1 / 2 within ``|dz| < dz_cut_mm``) or 0 (pile-up). Weights below
 ``min_weight`` and neutrals with ``w pT < min_neutral_pt + min_neutral_pt_slope * nPV``
 are set to 0. A candidate with nothing in its cone has no alpha (``-inf``, weight 0) and
 does not enter the median; a region without reference candidates (no pile-up) keeps
-every candidate that has an alpha (weight 1).
+every candidate that has an alpha (weight 1). Candidates marked ``excluded`` are nobody's
+neighbour in the alpha sums (CMS's ``puppiNoLep``, the weights for lepton isolation, which
+leave the leptons out: a prompt lepton would otherwise lift the pile-up around it).
 """
 
 from __future__ import annotations
@@ -136,9 +138,11 @@ def puppi_alpha(
     phi: np.ndarray,
     pv_charged: np.ndarray,
     cfg: MitigationConfig,
+    excluded: np.ndarray | None = None,
 ) -> np.ndarray:
     """PUPPI's alpha of every candidate (module docstring); ``-inf`` for an empty cone.
-    ``pv_charged`` marks the charged candidates from the PV."""
+    ``pv_charged`` marks the charged candidates from the PV; ``excluded`` candidates are
+    left out of every sum."""
     if pt.size == 0:
         return np.zeros(0)
     event = np.repeat(np.arange(len(counts)), counts)
@@ -148,12 +152,15 @@ def puppi_alpha(
     y = np.minimum(np.mod(phi + np.pi, 2 * np.pi), np.nextafter(2 * np.pi, 0))
     box = (len(counts) * width + width, 2 * np.pi)
     central = np.abs(eta) < cfg.eta_central
-    everything = np.arange(pt.size)
+    source = np.ones(pt.size, dtype=bool) if excluded is None else ~excluded
     total = np.zeros(pt.size)
     # central candidates see the charged ones from the PV; forward ones see every candidate
     for targets, sources in (
-        (np.flatnonzero(central), np.flatnonzero(pv_charged)),
-        (np.flatnonzero(~central), everything[np.abs(eta) >= cfg.eta_central - cfg.r0]),
+        (np.flatnonzero(central), np.flatnonzero(pv_charged & source)),
+        (
+            np.flatnonzero(~central),
+            np.flatnonzero(source & (np.abs(eta) >= cfg.eta_central - cfg.r0)),
+        ),
     ):
         i, j, dr = _pairs(x, y, box, targets, sources, cfg.r0)
         use = (dr > cfg.r_min) & (dr < cfg.r0)
@@ -189,9 +196,11 @@ def puppi_weights(
     dz: np.ndarray,
     n_vertices: np.ndarray,
     cfg: MitigationConfig,
+    excluded: np.ndarray | None = None,
 ) -> np.ndarray:
     """PUPPI weight in [0, 1] of every candidate (module docstring); ``n_vertices`` per
-    event is the nPV of the neutral pT cut."""
+    event is the nPV of the neutral pT cut; ``excluded`` candidates are nobody's
+    neighbour (``puppiNoLep``)."""
     n_ev = len(counts)
     event = np.repeat(np.arange(n_ev), counts)
     pt = np.hypot(px, py)
@@ -201,7 +210,7 @@ def puppi_weights(
     pv_charged = charged & (
         (from_pv == FROM_PV_USED_IN_FIT) | ((from_pv > FROM_PV_NONE) & (np.abs(dz) < cfg.dz_cut_mm))
     )
-    alpha = puppi_alpha(counts, pt, eta, phi, pv_charged, cfg)
+    alpha = puppi_alpha(counts, pt, eta, phi, pv_charged, cfg, excluded)
     forward = (np.abs(eta) >= cfg.eta_central).astype(np.int64)
     group = 2 * event + forward
     reference = np.where(forward == 1, True, charged & ~pv_charged) & np.isfinite(alpha)
