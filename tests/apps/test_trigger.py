@@ -179,6 +179,16 @@ def test_replay_memory_state_round_trip_rethins() -> None:
     assert torch.equal(xs[1][:, 0], -y)
     smaller.add([torch.full((50, 2), 3.0), torch.full((50, 1), -3)], torch.full((50,), 3))
     assert smaller.shares == [7, 7, 7, 7]
+    # restored at the same size, a memory draws on as the original does
+    restored = ReplayMemory(size=60)
+    restored.load_state(memory.state())
+    new = [torch.arange(40.0).reshape(20, 2), torch.zeros(20, 1)], torch.arange(20)
+    memory.add(*new)
+    restored.add(*new)
+    assert restored.shares == memory.shares == [15, 15, 15, 15]
+    empty = [torch.zeros(0, 2), torch.zeros(0, 1)], torch.zeros(0, dtype=torch.long)
+    pairs = zip(memory.mix(*empty)[0], restored.mix(*empty)[0], strict=True)
+    assert all(torch.equal(a, b) for a, b in pairs)
 
 
 def test_ewc_state_round_trip_and_pruned_layers() -> None:

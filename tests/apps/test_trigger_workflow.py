@@ -217,7 +217,7 @@ def test_docs_and_readme_commands_run(
     assert len(readme) == 3
     shutil.rmtree(tmp_path / "runs")
     for line in readme:
-        if line in doc:  # the same command, run above (its hls compile is the slow part)
+        if " hls " in line and line in doc:  # the same conversion, run above (slow)
             continue
         cli(*shlex.split(line)[1:])
     assert (tmp_path / "runs" / "l1-later" / "trigger.json").exists()

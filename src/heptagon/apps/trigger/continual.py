@@ -111,23 +111,28 @@ class ReplayMemory:
         return [len(y) for _, y in self._parts]
 
     def state(self) -> dict[str, Tensor]:
-        """The memory as flat tensors: ``x<i>.<k>`` (input ``k``) and ``y<i>`` per condition."""
-        out: dict[str, Tensor] = {}
+        """The memory as flat tensors: ``x<i>.<k>`` (input ``k``) and ``y<i>`` per condition,
+        and ``rng``, the state of its random generator (a memory restored from it draws as
+        the original would have gone on drawing)."""
+        out: dict[str, Tensor] = {"rng": self._gen.get_state()}
         for i, (xs, y) in enumerate(self._parts):
             out |= {f"x{i}.{k}": x for k, x in enumerate(xs)}
             out[f"y{i}"] = y
         return out
 
     def load_state(self, state: Mapping[str, Tensor]) -> None:
-        """Replace the memory with that of :meth:`state`, each condition thinned to
-        ``size // conditions`` examples."""
+        """Replace the memory (and the generator's state) with that of :meth:`state`; with
+        more than ``size // conditions`` examples of a condition, each is thinned to that."""
+        if "rng" in state:
+            self._gen.set_state(state["rng"])
         n = sum(1 for key in state if key.startswith("y"))
         self._parts = []
         for i in range(n):
             n_inputs = sum(1 for key in state if key.startswith(f"x{i}."))
             xs = [state[f"x{i}.{k}"] for k in range(n_inputs)]
             self._parts.append((xs, state[f"y{i}"]))
-        self._thin()
+        if any(len(y) > self.size // max(n, 1) for _, y in self._parts):
+            self._thin()
 
     def _thin(self) -> None:
         share = self.size // max(len(self._parts), 1)
