@@ -13,7 +13,6 @@ from typer.testing import CliRunner
 from heptagon import configs
 from heptagon.cli import app
 from heptagon.config import validate
-from heptagon.data.config import load_config
 from heptagon.data.loader import JetDataset
 from heptagon.data.preprocess import Preprocess
 from heptagon.errors import ConfigError
@@ -47,6 +46,7 @@ from heptagon.physics.puppi import (
     puppi_weights,
     vertex_association,
 )
+from heptagon.train import load_experiment
 
 CFG = MitigationConfig()
 
@@ -423,12 +423,19 @@ def test_cli_generate_with_pileup_and_puppi(tmp_path: Path) -> None:
         assert np.allclose(
             arr["jet_pt_corr"], arr["jet_pt"] - arr["jet_rho"] * arr["jet_area"], rtol=1e-5
         )
-    # the shipped data config feeds the pile-up branches to a tagger
-    cfg = load_config(Path(configs.__file__).parent / "data" / "top_pileup.yaml")
+    # the shipped experiment feeds the pile-up branches to a tagger, as CMS taggers take them
+    cfg = load_experiment(Path(configs.__file__).parent / "pileup_top_particlenet_lite.yaml").data
     data = JetDataset(tmp_path / "a", cfg, Preprocess.from_config(cfg), split=None, batch_size=8)
     batch = next(iter(data))
-    assert batch.inputs["pf_features"].shape[1] == 9
-    assert bool(batch.inputs["pf_features"].isfinite().all())
+    features = batch.inputs["pf_features"]
+    assert features.shape[1] == 9
+    assert bool(features.isfinite().all())
+    real = batch.inputs["pf_vectors"][:, 3] > 0  # padding has no energy
+    puppiw, from_pv = features[:, 7][real], features[:, 8][real]
+    assert bool(((puppiw > 0) & (puppiw <= 1)).all())  # as written (no scaling)
+    assert float(puppiw.min()) < 0.99  # PUPPI weights below 1: the neutrals'
+    # fromPV standardised as (fromPV - 2) * 0.5: 0 -> -1, 2 -> 0, 3 -> 0.5
+    assert set(np.round(from_pv.numpy(), 4).tolist()) <= {-1.0, 0.0, 0.5}
     # the same seed makes the same files (overlay, ghosts and all)
     run(tmp_path / "b")
     again = json.loads((tmp_path / "b" / "manifest.json").read_text())

@@ -19,6 +19,8 @@ RAW_BRANCHES = {  # the JetClass schema of docs/design.md
     *(f"jet_{n}" for n in ("pt", "eta", "phi", "energy", "nparticles", "sdmass")),
     *(f"jet_tau{i}" for i in range(1, 5)),
     "pnn_mass",  # the parameter column benchmarks/pnn.py writes (configs/pnn_xbb.yaml)
+    "part_puppiw",  # generate --pileup (docs/pileup.md; configs/pileup_top_particlenet_lite)
+    "part_fromPV",
 }
 
 
