@@ -198,7 +198,8 @@ class AnomalyScore(nn.Module):
     def forward(self, jet_features: Tensor) -> Tensor:
         """The score of each entry, ``(B, 1)`` (as :func:`anomaly_scores`, with the output's
         layout fixed, so that a traced graph has no branch)."""
-        out, n = self.model(jet_features), self.model.n_vars
+        out: Tensor = self.model(jet_features)
+        n = self.model.n_vars
         if self.score == "mse":
             return (out[:, :n] - jet_features).square().mean(dim=1, keepdim=True)
         mu, logvar = out[:, n:].chunk(2, dim=1)
