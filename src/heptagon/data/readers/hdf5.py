@@ -9,6 +9,7 @@ A pandas ``table`` with ``E_i, PX_i, PY_i, PZ_i`` for ``i < 200``, zero-padded, 
 from __future__ import annotations
 
 import pickletools
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
@@ -40,78 +41,110 @@ _PLAIN_OPCODES = frozenset(
 _TUPLE_SIZES = {"TUPLE1": 1, "TUPLE2": 2, "TUPLE3": 3}
 
 
+class _PlainStack:
+    """The stack machine of :func:`pickled_names`: one small method per opcode family,
+    applied to the opcodes of :data:`_PLAIN_OPCODES` only."""
+
+    def __init__(self, refuse: Callable[[str], DataError]) -> None:
+        self.refuse = refuse
+        self.mark = object()
+        self.stack: list[Any] = []
+        self.memo: dict[Any, Any] = {}
+        self.ops: dict[str, Callable[[str, Any], None]] = {
+            "MARK": self.push_mark,
+            **dict.fromkeys(("POP", "POP_MARK"), self.discard),
+            **dict.fromkeys(("EMPTY_LIST", "EMPTY_TUPLE"), self.empty),
+            **dict.fromkeys(("LIST", "TUPLE"), self.collect),
+            **dict.fromkeys(_TUPLE_SIZES, self.small_tuple),
+            **dict.fromkeys(("APPEND", "APPENDS"), self.append),
+            **dict.fromkeys(("NONE", "NEWTRUE", "NEWFALSE"), self.singleton),
+            **dict.fromkeys(("PUT", "BINPUT", "LONG_BINPUT", "MEMOIZE"), self.put),
+            **dict.fromkeys(("GET", "BINGET", "LONG_BINGET"), self.get),
+        }
+
+    def push_mark(self, _name: str, _arg: Any) -> None:
+        self.stack.append(self.mark)
+
+    def discard(self, name: str, _arg: Any) -> None:
+        if name == "POP":
+            self.stack.pop()
+        else:
+            self.pop_mark()
+
+    def empty(self, name: str, _arg: Any) -> None:
+        self.stack.append([] if name == "EMPTY_LIST" else ())
+
+    def collect(self, name: str, _arg: Any) -> None:
+        items = self.pop_mark()
+        self.stack.append(items if name == "LIST" else tuple(items))
+
+    def pop_mark(self) -> list[Any]:
+        if self.mark not in self.stack:
+            raise self.refuse("malformed pickle (no MARK)")
+        i = len(self.stack) - 1 - self.stack[::-1].index(self.mark)
+        items = self.stack[i + 1 :]
+        del self.stack[i:]
+        return items
+
+    def small_tuple(self, name: str, _arg: Any) -> None:
+        n = _TUPLE_SIZES[name]
+        items = self.stack[len(self.stack) - n :]
+        del self.stack[len(self.stack) - n :]
+        self.stack.append(tuple(items))
+
+    def append(self, name: str, _arg: Any) -> None:
+        items = [self.stack.pop()] if name == "APPEND" else self.pop_mark()
+        target = self.stack[-1]
+        if not isinstance(target, list):
+            raise self.refuse("malformed pickle (APPEND to a non-list)")
+        target.extend(items)
+
+    def singleton(self, name: str, _arg: Any) -> None:
+        self.stack.append({"NONE": None, "NEWTRUE": True, "NEWFALSE": False}[name])
+
+    def put(self, name: str, arg: Any) -> None:
+        self.memo[len(self.memo) if name == "MEMOIZE" else arg] = self.stack[-1]
+
+    def get(self, _name: str, arg: Any) -> None:
+        self.stack.append(self.memo[arg])
+
+    def step(self, name: str, arg: Any) -> None:
+        """Apply one opcode; a str or int constant (decoded by genops) is pushed."""
+        op = self.ops.get(name)
+        if op is None:
+            self.stack.append(arg)
+        else:
+            op(name, arg)
+
+
 def pickled_names(raw: bytes, path: Path, attr: str) -> list[str]:
     """The list of str that the pickle ``raw`` (a PyTables attribute) holds, read WITHOUT
     unpickling: PyTables stores pandas' column names as pickles, and ``pickle.loads`` would
     run whatever a crafted file asks for. :func:`pickletools.genops` only disassembles the
-    stream; a tiny stack machine then builds the lists and tuples of plain constants that
-    the opcodes in :data:`_PLAIN_OPCODES` describe. Any other opcode, a malformed stream or
-    a result other than a list of str is a :class:`DataError` naming the file and attribute.
+    stream; a tiny stack machine (:class:`_PlainStack`) then builds the lists and tuples of
+    plain constants that the opcodes in :data:`_PLAIN_OPCODES` describe. Any other opcode, a
+    malformed stream or a result other than a list of str is a :class:`DataError` naming
+    the file and attribute.
     """
 
     def refuse(why: str) -> DataError:
         return DataError(f"attribute '{attr}': {why}", path)
 
-    mark = object()
-    stack: list[Any] = []
-    memo: dict[Any, Any] = {}
-
-    def pop_mark() -> list[Any]:
-        if mark not in stack:
-            raise refuse("malformed pickle (no MARK)")
-        i = len(stack) - 1 - stack[::-1].index(mark)
-        items = stack[i + 1 :]
-        del stack[i:]
-        return items
-
+    machine = _PlainStack(refuse)
     try:
         for opcode, arg, _ in pickletools.genops(raw):
             name = opcode.name
             if name not in _PLAIN_OPCODES:
                 raise refuse(f"pickle opcode {name} refused (only plain lists of names are read)")
-            if name in ("PROTO", "FRAME"):
-                continue
             if name == "STOP":
                 break
-            if name == "MARK":
-                stack.append(mark)
-            elif name == "POP":
-                stack.pop()
-            elif name == "POP_MARK":
-                pop_mark()
-            elif name == "EMPTY_LIST":
-                stack.append([])
-            elif name == "EMPTY_TUPLE":
-                stack.append(())
-            elif name == "LIST":
-                stack.append(pop_mark())
-            elif name == "TUPLE":
-                stack.append(tuple(pop_mark()))
-            elif name in _TUPLE_SIZES:
-                n = _TUPLE_SIZES[name]
-                items = stack[len(stack) - n :]
-                del stack[len(stack) - n :]
-                stack.append(tuple(items))
-            elif name in ("APPEND", "APPENDS"):
-                items = [stack.pop()] if name == "APPEND" else pop_mark()
-                target = stack[-1]
-                if not isinstance(target, list):
-                    raise refuse("malformed pickle (APPEND to a non-list)")
-                target.extend(items)
-            elif name in ("NONE", "NEWTRUE", "NEWFALSE"):
-                stack.append({"NONE": None, "NEWTRUE": True, "NEWFALSE": False}[name])
-            elif name in ("PUT", "BINPUT", "LONG_BINPUT"):
-                memo[arg] = stack[-1]
-            elif name == "MEMOIZE":
-                memo[len(memo)] = stack[-1]
-            elif name in ("GET", "BINGET", "LONG_BINGET"):
-                stack.append(memo[arg])
-            else:  # a str or int constant: genops has decoded it
-                stack.append(arg)
+            if name not in ("PROTO", "FRAME"):
+                machine.step(name, arg)
     except DataError:
         raise
     except (ValueError, IndexError, KeyError) as err:
         raise refuse(f"malformed pickle ({err})") from None
+    stack = machine.stack
     result = stack[-1] if len(stack) == 1 else None
     if not (isinstance(result, list) and all(isinstance(x, str) for x in result)):
         raise refuse("expected a pickled list of column names")
