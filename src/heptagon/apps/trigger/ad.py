@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -126,44 +126,15 @@ def anomaly_trigger(
     Raises :class:`ConfigError` for a run that is not an anomaly detector, a VAE whose
     score is not ``kl`` or a bad type, :class:`DataError` for unreadable data."""
     loaded = load_run(run_dir)
-    model = loaded.model
-    if not isinstance(model, ReconstructionModel) or loaded.info.task != "anomaly":
-        raise ConfigError(f"{loaded.root} is not an anomaly run (train.task: anomaly)", "run")
-    if isinstance(model, VariationalAutoEncoder) and model.score != "kl":
-        raise ConfigError(
-            "a VAE's L1 firmware is its encoder: train it with model.options.score: kl", "run"
-        )
-    weight_type = FixedPoint(bits, integer_bits)
+    model = _anomaly_model(loaded)
     cfg = loaded.config
     out = Path(out)
     make_dir(out)
-    train_rows = _rows(loaded, cfg.files, "train")
     test_rows = _rows(loaded, data, None) if data else _rows(loaded, cfg.files, "test")
     names = list(loaded.class_names)
-    background = [names.index(c) for c in cfg.train.background]
-
-    # the wide result type for the network's outputs: the reconstruction and, for a VAE,
-    # the encoder's (mu, logvar), the firmware's output
-    layers = [name for name, _ in prunable_layers(model)]
-    outputs = {layers[-1]}
-    if isinstance(model, VariationalAutoEncoder):
-        outputs.add(f"encoder.{len(model.encoder) - 1}")
-    uniform = LayerPrecision.uniform(bits, integer_bits)
-    wide = LayerPrecision(weight_type, weight_type, IO_TYPE)
-    q = quantize_model(model, uniform, input_type=IO_TYPE, per_layer=dict.fromkeys(outputs, wide))
-    assert isinstance(q, ReconstructionModel)
+    q = _quantised(model, bits, integer_bits)
     if qat_epochs > 0:
-        spec = cfg.train.loss
-        loss = ReconstructionLoss(spec.beta if isinstance(spec, ReconstructionSpec) else 1.0)
-        bkg = torch.from_numpy(np.isin(train_rows.labels, background))
-        x_bkg = train_rows.x[bkg]
-        task = TensorTask(
-            [x_bkg], x_bkg, lambda o, t: loss.per_entry(o, t).mean(),
-            batch_size=cfg.train.batch_size, seed=cfg.train.seed,
-        )  # fmt: skip
-        seed_everything(cfg.train.seed)  # the VAE samples its latent: the same QAT each time
-        losses = fit_in_memory(q, task, epochs=qat_epochs, lr=qat_lr)
-        _log.info("QAT %s: %d epochs, loss %.4f -> %.4f", bits, qat_epochs, losses[0], losses[-1])
+        _qat(q, loaded, _rows(loaded, cfg.files, "train"), qat_epochs, qat_lr)
     q.eval()
     model.eval()
     x = test_rows.x
@@ -175,14 +146,8 @@ def anomaly_trigger(
     scores = {"float": float_score, "fixed_point": _score(model, fixed_out, x_q)}
     emulated = None
     if emulation and compiler_available():
-        hls_model = convert(firmware, (x.shape[1],), out / "hls")
-        emu_out = emulate(hls_model, x.numpy())
+        emu_out, emulated = _emulate(firmware, x, fixed_out, out)
         scores["emulated"] = _score(model, emu_out, x_q)
-        diff = float(np.abs(emu_out - fixed_out).max()) if len(x) else 0.0
-        emulated = AdEmulation(
-            hls4ml_version=version("hls4ml"), entries=len(x), max_abs_diff=diff,
-            bit_exact=diff == 0.0,
-        )  # fmt: skip
     elif emulation:
         _log.info("no g++ on the PATH: the hls4ml emulation is skipped")
     sample = "test" if not data else ", ".join(str(d) for d in data)
@@ -194,9 +159,68 @@ def anomaly_trigger(
     report = TriggerAdFile(
         run=str(loaded.root), model=loaded.info.name, score=model.score,
         firmware="encoder" if isinstance(model, VariationalAutoEncoder) else "autoencoder",
-        precision=uniform.weight.hls(), last_result_precision=IO_TYPE.hls(),
+        precision=FixedPoint(bits, integer_bits).hls(), last_result_precision=IO_TYPE.hls(),
         input_precision=IO_TYPE.hls(), qat_epochs=qat_epochs, sample=sample, metrics=metrics,
         emulation=emulated,
     )  # fmt: skip
     report.write(out / AD_FILE)
     return report
+
+
+def _anomaly_model(loaded: LoadedRun) -> ReconstructionModel:
+    """The run's model, checked to be an anomaly detector whose score its firmware gives."""
+    model = loaded.model
+    if not isinstance(model, ReconstructionModel) or loaded.info.task != "anomaly":
+        raise ConfigError(f"{loaded.root} is not an anomaly run (train.task: anomaly)", "run")
+    if isinstance(model, VariationalAutoEncoder) and model.score != "kl":
+        raise ConfigError(
+            "a VAE's L1 firmware is its encoder: train it with model.options.score: kl", "run"
+        )
+    return model
+
+
+def _quantised(model: ReconstructionModel, bits: int, integer_bits: int) -> ReconstructionModel:
+    """``model`` in ``ap_fixed<bits, integer_bits>``, with the wide result type for the
+    network's outputs: the reconstruction and, for a VAE, the encoder's (mu, logvar), the
+    firmware's output."""
+    weight_type = FixedPoint(bits, integer_bits)
+    layers = [name for name, _ in prunable_layers(model)]
+    outputs = {layers[-1]}
+    if isinstance(model, VariationalAutoEncoder):
+        outputs.add(f"encoder.{len(model.encoder) - 1}")
+    uniform = LayerPrecision.uniform(bits, integer_bits)
+    wide = LayerPrecision(weight_type, weight_type, IO_TYPE)
+    q = quantize_model(model, uniform, input_type=IO_TYPE, per_layer=dict.fromkeys(outputs, wide))
+    assert isinstance(q, ReconstructionModel)
+    return q
+
+
+def _qat(q: ReconstructionModel, loaded: LoadedRun, rows: _Rows, epochs: int, lr: float) -> None:
+    """Quantisation-aware fine-tuning of ``q`` on the background entries of ``rows``."""
+    cfg = loaded.config
+    names = list(loaded.class_names)
+    background = [names.index(c) for c in cfg.train.background]
+    spec = cfg.train.loss
+    loss = ReconstructionLoss(spec.beta if isinstance(spec, ReconstructionSpec) else 1.0)
+    x_bkg = rows.x[torch.from_numpy(np.isin(rows.labels, background))]
+    task = TensorTask(
+        [x_bkg], x_bkg, lambda o, t: loss.per_entry(o, t).mean(),
+        batch_size=cfg.train.batch_size, seed=cfg.train.seed,
+    )  # fmt: skip
+    seed_everything(cfg.train.seed)  # the VAE samples its latent: the same QAT each time
+    losses = fit_in_memory(q, task, epochs=epochs, lr=lr)
+    _log.info("QAT: %d epochs, loss %.4f -> %.4f", epochs, losses[0], losses[-1])
+
+
+def _emulate(
+    firmware: nn.Module, x: Tensor, fixed_out: NDArray[np.floating[Any]], out: Path
+) -> tuple[NDArray[np.floating[Any]], AdEmulation]:
+    """hls4ml's bit-accurate emulation of ``firmware`` on ``x``, and how far it is from the
+    torch fixed-point outputs ``fixed_out``."""
+    hls_model = convert(firmware, (x.shape[1],), out / "hls")
+    emu_out = emulate(hls_model, x.numpy())
+    diff = float(np.abs(emu_out - fixed_out).max()) if len(x) else 0.0
+    info = AdEmulation(
+        hls4ml_version=version("hls4ml"), entries=len(x), max_abs_diff=diff, bit_exact=diff == 0.0
+    )
+    return emu_out, info
