@@ -112,31 +112,12 @@ def train_cmd(
     ] = False,
 ) -> None:
     """Train MLPF on an element sample (torchrun: data-parallel)."""
+    values = dict(locals())  # the options, named as MLPFTrainOptions' fields below
     from heptagon.apps.mlpf.training import MLPFTrainOptions, train_mlpf
 
-    opts = validate(
-        MLPFTrainOptions,
-        {
-            "data": data,
-            "out": out,
-            "epochs": epochs,
-            "batch_events": batch_events,
-            "lr": lr,
-            "width": width,
-            "n_layers": layers,
-            "bin_size": bin_size,
-            "class_weight_power": class_weight_power,
-            "energy_loss": energy_loss,
-            "regression_pt_power": regression_pt_power,
-            "lr_schedule": lr_schedule,
-            "val_fraction": val_fraction,
-            "threshold": threshold,
-            "track_momentum": track_momentum,
-            "patience": patience,
-            "device": device,
-            "seed": seed,
-        },
-    )
+    del values["resume"]
+    values["n_layers"] = values.pop("layers")
+    opts = validate(MLPFTrainOptions, values)
     console.print(f"model in {train_mlpf(opts, resume=resume)}")
 
 
