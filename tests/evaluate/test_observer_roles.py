@@ -75,3 +75,18 @@ def test_a_role_without_a_source_is_logged(tmp_path: Path, renamed_files: list[P
     assert "observer_roles.jet_sdmass" in said
     assert "mass sculpting not computed" in said
     assert "observer_roles.jet_pt" in said
+
+
+def test_weaver_monitor_variables_are_evaluation_observers(
+    tmp_path: Path, renamed_files: list[Path]
+) -> None:
+    """weaver's ``monitor_variables`` (instead of ``observers``) reach the predictions."""
+    experiment = _experiment(tmp_path / "exp.yaml", RENAMED)
+    config = yaml.safe_load(experiment.read_text())
+    config["data"]["monitor_variables"] = ["jet_nparticles"]
+    experiment.write_text(yaml.safe_dump(config))
+    _train_and_evaluate(experiment, renamed_files, tmp_path / "run")
+    table = pq.read_table(tmp_path / "run" / "eval" / "predictions_test.parquet")
+    assert "jet_nparticles" in table.column_names
+    n = np.concatenate([pq.read_table(f, columns=["jet_nparticles"])[0] for f in renamed_files])
+    assert np.isin(table["jet_nparticles"].to_numpy(), n).all()

@@ -27,6 +27,7 @@ from heptagon.evaluate.plots import (
     plot_sculpting,
 )
 from heptagon.logs import get_logger
+from heptagon.physics.experiment import Experiment
 from heptagon.physics.metrics import (
     EfficiencyMap,
     MassSculpting,
@@ -208,28 +209,39 @@ def analyse(
     return result
 
 
-def draw(result: SampleResult, pred: Predictions, plot_dir: Path) -> list[Path]:
-    """Write the sample's plots (PNG and PDF) into ``plot_dir``; return their paths."""
+def draw(
+    result: SampleResult, pred: Predictions, plot_dir: Path, experiment: Experiment
+) -> list[Path]:
+    """Write the sample's plots (PNG and PDF) into ``plot_dir``, labelled with
+    ``experiment``; return their paths."""
     prefix = plot_dir / result.name
     paths: list[Path] = []
     if result.rocs:
-        paths += plot_roc(result.rocs, f"{prefix}_roc")
+        paths += plot_roc(result.rocs, f"{prefix}_roc", experiment=experiment)
     if len(pred.class_names) >= 2 and pred.probs.shape[1] == len(pred.class_names):  # classes
         sig = signal_class(pred.class_names) if len(pred.class_names) == 2 else 0
         hists = score_histograms(pred.probs[:, sig], pred.labels, pred.class_names, pred.weights)
-        paths += plot_scores(hists, f"{prefix}_scores")
+        paths += plot_scores(hists, f"{prefix}_scores", experiment=experiment)
     for key, emap in result.maps.items():
-        paths += plot_efficiency_map(emap, f"{prefix}_{key}_map", label=key.capitalize())
+        paths += plot_efficiency_map(
+            emap, f"{prefix}_{key}_map", label=key.capitalize(), experiment=experiment
+        )
     if result.sculpting is not None:
-        paths += plot_sculpting(result.sculpting, f"{prefix}_sculpting")
+        paths += plot_sculpting(result.sculpting, f"{prefix}_sculpting", experiment=experiment)
     if result.resolutions:  # regression
         ratio = pred.probs[:, 0] / np.asarray(pred.labels, dtype=np.float64)
         lo, hi = np.quantile(ratio, [0.01, 0.99])
         axis = hist.axis.Regular(40, lo, np.nextafter(hi, np.inf), label="Predicted / true")
         response_hist = hist.Hist(axis, storage=hist.storage.Weight())
-        paths += plot_response(response_hist.fill(ratio, weight=pred.weights), f"{prefix}_response")
+        paths += plot_response(
+            response_hist.fill(ratio, weight=pred.weights),
+            f"{prefix}_response",
+            experiment=experiment,
+        )
         labels = {"true": "True value", "jet_pt": r"jet $p_T$ [GeV]"}
         for key, res in result.resolutions.items():
-            paths += plot_resolution(res, f"{prefix}_resolution_vs_{key}", xlabel=labels[key])
+            paths += plot_resolution(
+                res, f"{prefix}_resolution_vs_{key}", xlabel=labels[key], experiment=experiment
+            )
     result.plots = paths
     return paths

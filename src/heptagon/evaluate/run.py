@@ -52,6 +52,7 @@ from heptagon.io import atomic_path
 from heptagon.logs import get_logger
 from heptagon.models.autoencoder import ReconstructionModel
 from heptagon.physics.ddt import DDT_FILE, DDTMap
+from heptagon.physics.experiment import Experiment, dataset_experiment
 from heptagon.physics.metrics import Roc, roc_curve
 from heptagon.train.device import select_device
 from heptagon.train.rundir import LoadedRun, load_run
@@ -130,7 +131,7 @@ def _eval_config(loaded: LoadedRun, files: list[Path], extra: Sequence[str] = ()
     for name in extra:
         if name not in present:
             raise DataError(f"no branch '{name}' (needed for the yields)", files[0], name)
-    wanted = list(data.observers)
+    wanted = list(data.entry_observers)  # weaver's monitor_variables are observers here
     wanted += [o for o in extra if o not in wanted]
     aliases: dict[str, str] = {}
     roles: dict[str, str] = {str(k): v for k, v in data.observer_roles.items()}
@@ -148,7 +149,7 @@ def _eval_config(loaded: LoadedRun, files: list[Path], extra: Sequence[str] = ()
                 source, files[0].name, role, _ROLE_USE[role],
             )  # fmt: skip
     dumped = data.model_dump()
-    dumped["observers"] = wanted
+    dumped["observers"], dumped["monitor_variables"] = wanted, []
     dumped["new_variables"] = {**data.new_variables, **aliases}
     return DataConfig.model_validate(dumped)
 
@@ -205,7 +206,9 @@ def _dataset(setup: _Setup, files: Any, split: Any) -> JetDataset:
     )
 
 
-def _yields(setup: _Setup, pred: Predictions, split: Any, plots: list[Path]) -> Yields:
+def _yields(
+    setup: _Setup, pred: Predictions, split: Any, plots: list[Path], experiment: Experiment
+) -> Yields:
     """The sample's expected yields at ``setup.lumi_fb`` (the test split's scaled by its
     fraction), with their stacked score plot added to ``plots``."""
     assert setup.lumi_fb is not None
@@ -217,7 +220,7 @@ def _yields(setup: _Setup, pred: Predictions, split: Any, plots: list[Path]) -> 
     )
     plots += plot_stacked_yields(
         yields.histograms, setup.plot_dir / f"{pred.name}_yields", lumi_fb=setup.lumi_fb,
-        cut=yields.best_cut,
+        cut=yields.best_cut, experiment=experiment,
     )  # fmt: skip
     return Yields.model_validate(yields.to_dict())
 
@@ -249,13 +252,14 @@ def _evaluate_sample(
     result = analyse(
         pred, task=setup.task, n_boot=setup.n_boot, seed=setup.loaded.config.train.seed
     )
-    plots += draw(result, pred, setup.plot_dir)
+    experiment = dataset_experiment(expand_files(files), setup.lumi_fb)
+    plots += draw(result, pred, setup.plot_dir, experiment)
     metrics = result.metrics
     if not isinstance(metrics, RegressionMetrics):
         if setup.ddt is not None:
             metrics.ddt = DdtMetrics.model_validate(apply_ddt(setup.ddt, pred))
         if setup.lumi_fb is not None:
-            metrics.yields = _yields(setup, pred, split, plots)
+            metrics.yields = _yields(setup, pred, split, plots, experiment)
     pred.save(setup.eval_dir / f"predictions_{name}.parquet")
     first = next(iter(result.rocs.values()), None)  # binary; multi-class: first vs rest
     if first is not None:

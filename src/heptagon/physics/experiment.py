@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from heptagon.io import read_json
+from heptagon.artifacts.manifest import load_manifest
 
 __all__ = ["Experiment", "dataset_experiment"]
 
@@ -72,5 +72,4 @@ def dataset_experiment(files: Iterable[str | Path], lumi_fb: float | None = None
         manifests.add(dataset / "manifest.json")
     if len(manifests) != 1 or not (manifest := manifests.pop()).is_file():
         return Experiment(lumi_fb=lumi_fb)
-    generator = read_json(manifest, "dataset manifest").get("generator")
-    return Experiment.from_generator(generator if isinstance(generator, dict) else None, lumi_fb)
+    return Experiment.from_generator(load_manifest(manifest).generator, lumi_fb)
