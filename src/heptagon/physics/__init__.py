@@ -11,9 +11,11 @@ Kinematics and particle properties (:mod:`~heptagon.physics.kinematics`,
 :mod:`~heptagon.physics.pdg`), the classifier and regression metrics (every one honouring
 per-event weights; grouped in :mod:`heptagon.physics.metrics`, defined in ``roc``,
 ``sculpting``, ``efficiency``, ``multiclass``, ``regression``, ``stats`` and
-``summaries``), designing decorrelated taggers (:mod:`~heptagon.physics.ddt`) and pile-up
-mitigation (:mod:`~heptagon.physics.puppi`). Names are imported lazily
-(:mod:`heptagon.lazy`), so ``import heptagon.physics`` does not import numpy.
+``summaries``), designing decorrelated taggers (:mod:`~heptagon.physics.ddt`), pile-up
+mitigation (:mod:`~heptagon.physics.puppi`), trigger rates (:mod:`~heptagon.physics.rates`)
+and the experiment metadata of figures and records (:mod:`~heptagon.physics.experiment`).
+Names are imported lazily (:mod:`heptagon.lazy`), so ``import heptagon.physics`` does not
+import numpy.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from heptagon.lazy import lazy_exports
 if TYPE_CHECKING:
     from heptagon.physics.ddt import DDTMap, build_ddt_map
     from heptagon.physics.efficiency import EfficiencyMap, efficiency_map
+    from heptagon.physics.experiment import Experiment, dataset_experiment
     from heptagon.physics.kinematics import delta_phi, delta_r, wrap_phi
     from heptagon.physics.multiclass import confusion_matrix, macro_auc
     from heptagon.physics.pdg import charges, masses
@@ -51,6 +54,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DDTMap",
     "EfficiencyMap",
+    "Experiment",
     "MassSculpting",
     "MitigationConfig",
     "RateWorkingPoint",
@@ -64,6 +68,7 @@ __all__ = [
     "build_ddt_map",
     "charges",
     "confusion_matrix",
+    "dataset_experiment",
     "delta_phi",
     "delta_r",
     "efficiency_at_mistag",
@@ -89,6 +94,7 @@ __getattr__, __dir__ = lazy_exports(
     {
         "ddt": ("DDTMap", "build_ddt_map"),
         "efficiency": ("EfficiencyMap", "efficiency_map"),
+        "experiment": ("Experiment", "dataset_experiment"),
         "kinematics": ("delta_phi", "delta_r", "wrap_phi"),
         "multiclass": ("confusion_matrix", "macro_auc"),
         "pdg": ("charges", "masses"),
