@@ -31,7 +31,7 @@ from heptagon.cpu import configure_threads, set_wait_policy
 from heptagon.errors import HeptagonError, Interrupted
 from heptagon.generate.options import EventOptions, GenerateOptions
 from heptagon.logs import configure
-from heptagon.publish.fair import DEFAULT_AUTHOR, DEFAULT_LICENSE, DEFAULT_VERSION
+from heptagon.publish.fair_defaults import DEFAULT_AUTHOR, DEFAULT_LICENSE, DEFAULT_VERSION
 
 if TYPE_CHECKING:
     from heptagon.artifacts.derived import DerivedDataset

@@ -42,6 +42,7 @@ from heptagon.artifacts.bundle import (
 )
 from heptagon.errors import ConfigError
 from heptagon.io import atomic_path, sha256sum, write_json_atomic
+from heptagon.publish.fair_defaults import DEFAULT_AUTHOR, DEFAULT_LICENSE, DEFAULT_VERSION
 
 __all__ = [
     "CITATION_FILE",
@@ -62,11 +63,6 @@ METADATA_FILE = "metadata.json"
 CITATION_FILE = "CITATION.cff"
 CODEMETA_FILE = "codemeta.json"
 ZENODO_FILE = ".zenodo.json"
-#: the model's licence unless ``--license`` says otherwise
-DEFAULT_LICENSE = "CC-BY-4.0"
-DEFAULT_VERSION = "1.0.0"
-#: the author unless ``--author`` is given (an entity: replace it with real names)
-DEFAULT_AUTHOR = "heptagon user"
 #: the dependencies whose versions and RECORD digests the environment records
 KEY_PACKAGES = (
     "torch",
