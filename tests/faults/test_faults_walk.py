@@ -42,6 +42,11 @@ WALK: dict[str, list[list[str]]] = {
     "publish": [["publish", MISSING]],
     "predict": [["predict", MISSING, "x.parquet", "--out", "scores"]],
     "data inspect": [["data", "inspect", MISSING, "--config", "{data_config}"]],
+    "data pnn": [["data", "pnn", MISSING, ".", "--out", "pnn"]],
+    "data domains": [["data", "domains", MISSING, ".", "--out", "domains"]],
+    "data mix": [
+        ["data", "mix", MISSING, "--out", "mix", "--signal", "label_Tbqq", "--fractions", "1", "0"]
+    ],
     "dqm simulate": [["dqm", "simulate", "--source", MISSING, "--out", "dqm"]],
     "dqm train": [["dqm", "train", MISSING, "--out", "model"]],
     "dqm certify": [["dqm", "certify", "d", "--model", MISSING, "--out", "verdicts"]],
@@ -54,6 +59,8 @@ WALK: dict[str, list[list[str]]] = {
     "trigger train": [["trigger", "train", MISSING, "--out", "run"]],
     "trigger hls": [["trigger", "hls", MISSING, "--out", "hls"]],
     "trigger topup": [["trigger", "topup", MISSING, "f.parquet", "--out", "run2"]],
+    "trigger ad": [["trigger", "ad", MISSING, "--out", "ad"]],
+    "bundle inspect": [["bundle", "inspect", MISSING]],
     "configs list": [],  # reads the package only
     "configs show": [],  # an unknown name: tests/test_configs_cli.py
     "configs copy": [["configs", "copy", "top_pfn", BLOCKED]],
