@@ -47,7 +47,7 @@ def _splitmix64(x: np.ndarray) -> np.ndarray:
     x = x + np.array([0x9E3779B97F4A7C15], dtype=np.uint64)
     x = (x ^ (x >> np.uint64(30))) * np.array([0xBF58476D1CE4E5B9], dtype=np.uint64)
     x = (x ^ (x >> np.uint64(27))) * np.array([0x94D049BB133111EB], dtype=np.uint64)
-    return x ^ (x >> np.uint64(31))
+    return np.asarray(x ^ (x >> np.uint64(31)))
 
 
 @dataclass(frozen=True)
@@ -74,7 +74,7 @@ class Split:
         edges[-1] = np.inf
         i = SPLITS.index(name)
         u = self.uniform(stem, keys)
-        return (u >= edges[i]) & (u < edges[i + 1])
+        return np.asarray((u >= edges[i]) & (u < edges[i + 1]))
 
     def to_dict(self) -> dict[str, Any]:
         """The fractions and the rule, for the run dir."""

@@ -257,7 +257,7 @@ def _tree_name(source: Path, config: DataConfig) -> str:
         return _DEFAULT_TREE
     with uproot.open(source) as file:
         (name,) = {
-            key.rsplit(";", 1)[0] for key, cls in file.classnames().items() if cls == "TTree"
+            str(key).rsplit(";", 1)[0] for key, cls in file.classnames().items() if cls == "TTree"
         }
     return name
 

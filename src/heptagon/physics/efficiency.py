@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import hist
 import numpy as np
@@ -18,8 +19,8 @@ __all__ = ["EfficiencyMap", "efficiency_map", "score_histograms"]
 class EfficiencyMap:
     """A 2D efficiency (e.g. vs jet pT and eta): weighted totals and passing events."""
 
-    total: hist.Hist
-    passed: hist.Hist
+    total: hist.Hist[Any]
+    passed: hist.Hist[Any]
 
     @property
     def efficiency(self) -> FloatArray:
@@ -71,7 +72,7 @@ def score_histograms(
     weights: ArrayLike | None = None,
     *,
     bins: int = 50,
-) -> dict[str, hist.Hist]:
+) -> dict[str, hist.Hist[Any]]:
     """Weighted histograms in [0, 1] of ``scores`` for each true class (integer labels)."""
     s, t = np.asarray(scores, dtype=np.float64), np.asarray(labels)
     w = event_weights(weights, len(s))

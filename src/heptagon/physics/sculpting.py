@@ -8,6 +8,7 @@ bins from 0 to 300 GeV unless told otherwise; jets outside the range are not cou
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import hist
 import numpy as np
@@ -34,8 +35,8 @@ def jsd(p: ArrayLike, q: ArrayLike) -> float:
 class MassSculpting:
     """m_SD of background passing and failing a working point (weighted histograms)."""
 
-    passing: hist.Hist
-    failing: hist.Hist
+    passing: hist.Hist[Any]
+    failing: hist.Hist[Any]
     working_point: WorkingPoint
 
     @property

@@ -52,7 +52,7 @@ def lr_factor(step: int, total: int, options: TrainOptions) -> float:
         return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * p))
     if p <= options.decay_start:
         return 1.0
-    return floor ** ((p - options.decay_start) / (1.0 - options.decay_start))
+    return float(floor ** ((p - options.decay_start) / (1.0 - options.decay_start)))
 
 
 def build_scheduler(

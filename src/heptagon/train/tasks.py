@@ -83,7 +83,8 @@ class JetTask(TrainTask[Batch]):
             obs = torch.as_tensor(batch.observers[reg.observable], device=output.device)
             reg.update(output.detach(), obs, label, batch.weight)
             loss = loss + reg.penalty(output, obs, label, batch.weight)
-        return loss
+        total: Tensor = loss
+        return total
 
     def after_step(self, grad_scale: float) -> None:
         for reg in self.regularisers:
@@ -134,7 +135,8 @@ class AnomalyTask(JetTask):
         label = batch.label
         assert label is not None  # training data has labels (experiment check)
         target = batch.tensors()[self.input_names[0]]
-        return self.criterion(output, target, self._background_weight(label, batch.weight))
+        loss: Tensor = self.criterion(output, target, self._background_weight(label, batch.weight))
+        return loss
 
     def validate(self, forward: Forward, device: torch.device, dist: Distributed) -> ValMetrics:
         with torch.random.fork_rng(devices=[]):  # see Trainer: loaders draw a seed

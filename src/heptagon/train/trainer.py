@@ -367,7 +367,8 @@ class Trainer:
     def _forward(self, module: nn.Module, inputs: Sequence[Tensor]) -> Tensor:
         autocast = torch.autocast("cuda", dtype=torch.float16) if self.use_amp else nullcontext()
         with autocast:
-            return module(*inputs)
+            output: Tensor = module(*inputs)
+        return output
 
     def _step(self, batch: Any) -> float:
         """One optimizer step; returns the batch's loss."""

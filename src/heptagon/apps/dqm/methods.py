@@ -94,7 +94,7 @@ class Samples:
 
     @property
     def rate(self) -> np.ndarray:
-        return self.n_events / np.maximum(self.lumi, 1e-12)
+        return np.asarray(self.n_events / np.maximum(self.lumi, 1e-12))
 
     def vectors(self) -> np.ndarray:
         return histogram_vectors(self.counts, self.rate)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import hist
 import numpy as np
@@ -46,7 +47,7 @@ class HistSpec:
 
     name: str
     label: str
-    book: Callable[[], hist.Hist]
+    book: Callable[[], hist.Hist[Any]]
 
     @property
     def ndim(self) -> int:
@@ -55,12 +56,12 @@ class HistSpec:
 
 def _h1(
     bins: int, lo: float, hi: float, label: str, *, log: bool = False
-) -> Callable[[], hist.Hist]:
+) -> Callable[[], hist.Hist[Any]]:
     transform = hist.axis.transform.log if log else None
     return lambda: hist.Hist(hist.axis.Regular(bins, lo, hi, transform=transform, label=label))
 
 
-def _occupancy() -> hist.Hist:
+def _occupancy() -> hist.Hist[Any]:
     return hist.Hist(
         hist.axis.Regular(*MAP_ETA, label="eta"),
         hist.axis.Regular(*MAP_PHI, label="phi [rad]"),
@@ -97,7 +98,7 @@ HISTOGRAMS: dict[str, HistSpec] = {
 OCCUPANCY_MAPS = ("occ_neutral", "occ_charged")
 
 
-def book() -> dict[str, hist.Hist]:
+def book() -> dict[str, hist.Hist[Any]]:
     """One empty histogram of each kind."""
     return {name: spec.book() for name, spec in HISTOGRAMS.items()}
 
@@ -110,7 +111,7 @@ def _quantiles(counts: np.ndarray, centers: np.ndarray, qs: tuple[float, ...]) -
     """Quantiles ``(n, len(qs))`` of binned distributions ``(n, bins)`` (bin centres)."""
     cdf = np.cumsum(counts, axis=1) / np.maximum(counts.sum(axis=1, keepdims=True), 1e-12)
     idx = np.stack([(cdf < q).sum(axis=1) for q in qs], axis=1)
-    return centers[np.minimum(idx, len(centers) - 1)]
+    return np.asarray(centers[np.minimum(idx, len(centers) - 1)])
 
 
 def summary_features(

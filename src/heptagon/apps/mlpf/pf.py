@@ -100,7 +100,7 @@ def _cells(
 
 
 def _key(group: np.ndarray, ieta: np.ndarray, iphi: np.ndarray) -> np.ndarray:
-    return (group * 1_000_003 + (ieta + 500_000)) * 4096 + iphi
+    return np.asarray((group * 1_000_003 + (ieta + 500_000)) * 4096 + iphi)
 
 
 def _link(det: DetectorConfig, cfg: PFConfig, el: Elements) -> tuple[np.ndarray, np.ndarray]:
@@ -138,7 +138,7 @@ def _calibrated(cfg: PFConfig, energy: np.ndarray) -> np.ndarray:
     if not cfg.nh_calibration:
         return energy
     x, f = np.array(cfg.nh_calibration).T
-    return energy * np.interp(energy, x, f)
+    return np.asarray(energy * np.interp(energy, x, f))
 
 
 @dataclass(frozen=True)

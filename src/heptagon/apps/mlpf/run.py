@@ -188,7 +188,7 @@ def _tower_columns(tw: Any, links: Any, w_eta: np.ndarray, w_e: np.ndarray) -> t
 
 def _track_energy(pt: np.ndarray, eta: np.ndarray) -> np.ndarray:
     """A track's energy under the charged-pion mass hypothesis (GeV)."""
-    return np.sqrt((pt * np.cosh(eta)) ** 2 + _PION_MASS**2)
+    return np.asarray(np.sqrt((pt * np.cosh(eta)) ** 2 + _PION_MASS**2))
 
 
 def element_features(el: Elements) -> ElementArrays:
