@@ -124,7 +124,7 @@ def test_corrected_isolation_keeps_prompt_leptons_under_pileup(
     assert bare > 25  # up to two prompt leptons per Z -> ll event in the acceptance
     # the same overlay (same seed), selected by each mitigation's isolation
     tables = {
-        m: _reco(record, PileupSetup(pileup.library, 60.0, m))  # type: ignore[arg-type]
+        m: _reco(record, PileupSetup(pileup.library, 60.0, m))
         for m in ("none", "puppi")
     }
     n = {m: _n_leptons(t) for m, t in tables.items()}
