@@ -11,7 +11,7 @@ import pytest
 
 from heptagon.data.config import load_config
 from heptagon.data.io import expand_files, open_reader
-from heptagon.data.preprocess import Preprocess, compute_preprocess
+from heptagon.data.preprocess import Preprocess, auto_params, compute_preprocess
 from heptagon.data.split import Split
 from heptagon.data.transform import Transform
 from heptagon.data.weights import FlatReweight
@@ -45,9 +45,9 @@ def training_values(dataset: Path) -> dict[str, np.ndarray]:
         a = ak.concatenate([c.arrays for c in chunks])
         keep = Split().mask("train", path.stem, ak.to_numpy(a.event)) & ak.to_numpy(a.jet_pt > 600)
         a = a[keep]
-        first = slice(None), slice(None, 30)  # the particles the model sees: length 30
-        pt_log.append(ak.to_numpy(ak.flatten(np.log(np.hypot(a.part_px, a.part_py))[first])))
-        d0.append(ak.to_numpy(ak.flatten(np.tanh(a.part_d0val)[first])))
+        # every particle, not only the first ``length`` (30) the model sees, as weaver
+        pt_log.append(ak.to_numpy(ak.flatten(np.log(np.hypot(a.part_px, a.part_py)))))
+        d0.append(ak.to_numpy(ak.flatten(np.tanh(a.part_d0val))))
         mass.append(ak.to_numpy(a.jet_sdmass))
     return {k: np.concatenate(v) for k, v in (("pt", pt_log), ("d0", d0), ("m", mass))}
 
@@ -59,15 +59,57 @@ def test_auto_standardisation_matches_a_hand_computation(jet_dataset: Path) -> N
     pt, d0, charge = pre.inputs["pf"].vars
     (mass,) = pre.inputs["jet"].vars
     for params, x in ((pt, values["pt"]), (mass, values["m"])):
-        q16, q50, q84 = np.quantile(x.astype(np.float32), [0.16, 0.5, 0.84])
+        q16, q50, q84 = np.percentile(x.astype(np.float32), [16, 50, 84])
         assert params.center == pytest.approx(q50, rel=1e-6)
-        assert params.scale == pytest.approx(2 / (q84 - q16), rel=1e-5)
+        assert params.scale == pytest.approx(1 / max(q84 - q50, q50 - q16), rel=1e-5)
         assert params.auto
     assert d0.center == pytest.approx(np.median(d0_values := values["d0"].astype(np.float32)))
     assert d0.scale == 2.0
     assert len(d0_values) > 1000
     assert (charge.center, charge.scale, charge.clip, charge.auto) == (0.0, 1.0, None, False)
     assert pre.sample["entries"] == len(values["m"])
+
+
+def test_auto_scale_is_weavers_larger_half_width() -> None:
+    """weaver's definition: 1 / max(p84 - median, median - p16), not the mean half width."""
+    x = np.exp(np.random.default_rng(1).normal(0.0, 1.0, 100_001)).astype(np.float32)
+    center, scale = auto_params(x)  # log-normal: the upper half width is the larger
+    low, median, high = np.percentile(x, [16, 50, 84])
+    assert center == pytest.approx(1.0, rel=0.02)
+    assert scale == pytest.approx(1 / (high - median), rel=1e-6)
+    assert (high - median) > 2 * (median - low)  # skewed: the mean half width differs
+    assert scale < 0.8 * 2 / (high - low)
+    assert auto_params(np.full(10, 3.0, dtype=np.float32)) == (3.0, 1.0)  # no width: 1
+
+
+def test_auto_sample_is_the_first_fraction_of_each_file(jet_dataset: Path) -> None:
+    """weaver's load_range=(0, data_fraction): the first max(1, trunc(f * n)) entries of
+    every file, whatever the file; explicit training files (no hash split) take all."""
+    pf = CONFIG["inputs"]["pf"]  # type: ignore[index]
+    mask = {"name": "part_mask", "center": "auto", "scale": "auto", "clip": [-5, 5]}
+    config = load_config(
+        {
+            **CONFIG,
+            "selection": None,
+            "new_variables": {"part_mask": "ak.ones_like(part_px)"},
+            "inputs": {**CONFIG["inputs"], "pf": {**pf, "vars": [*pf["vars"], mask]}},
+            "preprocess": {"data_fraction": 0.25},
+        }
+    )
+    pre = compute_preprocess(jet_dataset, config, split=Split((1.0, 0.0, 0.0)))
+    mask_params = pre.inputs["pf"].vars[-1]  # weaver leaves an auto *_mask raw
+    assert (mask_params.center, mask_params.scale, mask_params.clip) == (0.0, 1.0, None)
+    masses = []
+    for path in expand_files(jet_dataset):
+        with open_reader(path) as reader:
+            n = reader.num_entries
+            unit = reader.units(n)[0]
+            chunk = next(iter(reader.read(unit, ["jet_sdmass"], n)))
+        masses.append(ak.to_numpy(chunk.arrays.jet_sdmass)[: max(1, int(0.25 * n))])
+    first = np.concatenate(masses).astype(np.float32)
+    (mass,) = pre.inputs["jet"].vars
+    assert pre.sample["entries"] == len(first)
+    assert (mass.center, mass.scale) == pytest.approx(auto_params(first), rel=1e-6)
 
 
 def test_preprocess_json_round_trip(jet_dataset: Path, tmp_path: Path) -> None:

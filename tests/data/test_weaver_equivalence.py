@@ -4,7 +4,8 @@ The comparison is benchmarks/weaver_equivalence.py's (``compare``): each weaver 
 of tests/data/weaver/ on the same ROOT and Parquet files in the JetClass layout, read by
 weaver's ``SimpleIterDataset`` and by heptagon, entries aligned by their ``event`` index.
 Where weaver computes something (auto standardisation, reweighting tables) it writes an
-``*.auto.yaml`` here, and heptagon loads that file unchanged.
+``*.auto.yaml`` here, and heptagon loads that file unchanged; heptagon's own ``auto``
+(``compute_preprocess``) is checked against that file's numbers too.
 """
 
 from __future__ import annotations
@@ -92,3 +93,23 @@ def test_a_weaver_auto_yaml_is_read_unchanged(jet_files: list[Path], tmp_path: P
     np.testing.assert_array_equal(
         pf[short, :, n : 2 * n][:, : pf.shape[2] - n], pf[short, :, : min(n, pf.shape[2] - n)]
     )
+
+
+def test_heptagons_own_auto_is_weavers(jet_files: list[Path], tmp_path: Path) -> None:
+    """heptagon's own ``auto`` (``compute_preprocess``, the files as explicit training
+    files) gives weaver's ``AutoStandardizer`` numbers for every auto variable, and so
+    weaver's tensors."""
+    config = ROOT / "tests" / "data" / "weaver" / "jetclass_full_auto.yaml"
+    result = bench.auto_standardisation(config, jet_files, tmp_path)
+    spec = load_config(config)
+    auto = {v.name for g in spec.inputs.values() for v in g.vars if v.is_auto}
+    assert len(auto) == 8  # part_pt_log ... part_pxrel
+    assert set(result["params"]) == auto
+    for name, params in result["params"].items():
+        (center, scale), (w_center, w_scale) = params["heptagon"], params["weaver"]
+        assert center == pytest.approx(w_center, rel=1e-6, abs=1e-12), name
+        assert scale == pytest.approx(w_scale, rel=1e-6), name
+        assert scale != 1.0, name  # computed, not the zero-width fallback
+    assert result["max_rel_diff"] <= 1e-6
+    assert set(result["max_abs_diff"]) == set(spec.inputs)
+    assert {k: v for k, v in result["max_abs_diff"].items() if not v <= 1e-6} == {}

@@ -212,11 +212,11 @@ class PreprocessSpec(_Model):
 
     ``method: auto`` makes a weaver list variable without a ``subtract_by`` (a bare name or
     a one-element list; an explicit null stays untransformed) automatic, as in weaver,
-    except variables whose name ends in ``_mask``. The sample: the training entries of
-    ``data_fraction`` (null: all) of the files' units (chosen at random), at most
-    ``max_entries`` of them. ``params``: weaver's resolved parameters by variable name (an
-    ``*.auto.yaml``); when given, they define every input variable's standardisation and
-    padding and nothing is computed, as in weaver.
+    except variables whose name ends in ``_mask``. The sample (weaver's): the first
+    ``data_fraction`` (null: all) of the entries of each training file, training split
+    and selection applied, at most ``max_entries`` of them. ``params``: weaver's resolved
+    parameters by variable name (an ``*.auto.yaml``); when given, they define every input
+    variable's standardisation and padding and nothing is computed, as in weaver.
     """
 
     method: Literal["manual", "auto"] = "manual"

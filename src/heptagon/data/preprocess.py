@@ -2,11 +2,13 @@
 
 Every input variable is transformed as ``x' = clip((x - center) * scale, lo, hi)``, the
 same at training, evaluation and (embedded in the ONNX file) inference. For ``auto``
-variables, :func:`compute_preprocess` takes, on a sample of training entries (the
-particles the model sees, i.e. the first ``length`` of each entry, pooled),
-``center = median`` and
-``scale = 1 / w`` with ``w = (q84 - q16) / 2`` the half width of the 16-84% interval,
-i.e. ``scale`` is the multiplier (weaver's ``multiply_by``); a zero width gives scale 1.
+variables, :func:`compute_preprocess` takes weaver-core's definition (``AutoStandardizer``):
+on the first ``data_fraction`` of the entries of each training file, after the training
+selection, every value of the variable pooled (all particles of an entry),
+``center = median`` and ``scale = 1 / w`` with ``w = max(p84 - median, median - p16)``
+the larger half width of the 16-84% interval, i.e. ``scale`` is the multiplier (weaver's
+``multiply_by``); a zero width gives scale 1. An ``auto`` variable named ``*_mask`` is
+left raw, as weaver leaves it.
 
 ``preprocess.json`` is weaver-core's export format, the file CMSSW's ONNX jet-tag producers
 read, with heptagon's own keys beside (:mod:`heptagon.artifacts.preprocess`,
@@ -40,7 +42,8 @@ or 0 with ``zero``, as ``replace_inf_value``).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,9 +53,8 @@ from pydantic import ValidationError
 
 from heptagon.artifacts.preprocess import NO_BOUND, InputInfo, PreprocessFile, VarInfo
 from heptagon.data.config import DataConfig, InputGroup
-from heptagon.data.io import expand_files, open_reader
+from heptagon.data.io import Chunk, expand_files, open_reader
 from heptagon.data.jagged import Jagged
-from heptagon.data.pipeline import iter_tables
 from heptagon.data.split import Split
 from heptagon.data.transform import Table, Transform
 from heptagon.data.weights import FlatReweight
@@ -62,13 +64,14 @@ __all__ = [
     "GroupParams",
     "Preprocess",
     "VarParams",
+    "auto_params",
     "compute_preprocess",
 ]
 
 _TRANSFORM = (
     "x' = clip((x - median) * norm_factor, lower_bound, upper_bound) (+-1e32: no clip); auto:"
-    " median and 1 / norm_factor = (q84 - q16) / 2 over a training sample; padded slots hold"
-    " pad; masks are 1 for real particles, 0 for padded slots"
+    " median and 1 / norm_factor = max(p84 - median, median - p16) over a training sample"
+    " (weaver's); padded slots hold pad; masks are 1 for real particles, 0 for padded slots"
 )
 
 
@@ -256,11 +259,17 @@ def _var_params(name: str, info: VarInfo) -> VarParams:
 def _group_params(
     group: str, spec: InputGroup, stats: dict[tuple[str, str], tuple[float, float]]
 ) -> GroupParams:
+    """``spec``'s variables resolved; ``stats``: (center, scale) of each ``auto`` variable
+    by (group, name). An ``auto`` variable named ``*_mask`` stays raw (weaver's null
+    center: neither shifted, scaled nor clipped)."""
     out = []
     for v in spec.vars:
-        median, width = stats.get((group, v.name), (0.0, 1.0))
-        center = median if v.center == "auto" else (v.center or 0.0)
-        scale = (1.0 / width if width > 0 else 1.0) if v.scale == "auto" else v.scale
+        if v.is_auto and v.name.endswith("_mask"):
+            out.append(VarParams(v.name, 0.0, 1.0, None, v.pad_value))
+            continue
+        auto_center, auto_scale = stats.get((group, v.name), (0.0, 1.0))
+        center = auto_center if v.center == "auto" else (v.center or 0.0)
+        scale = auto_scale if v.scale == "auto" else v.scale
         out.append(VarParams(v.name, float(center), float(scale), v.clip, v.pad_value, v.is_auto))
     mask = spec.mask and spec.length is not None  # a flat group has no padded slots to mask
     return GroupParams(spec.length, spec.pad_mode, mask, tuple(out))
@@ -285,34 +294,59 @@ def _from_config(
     )
 
 
+def _first_entries(n: int, fraction: float | None) -> int:
+    """How many entries of a file of ``n`` the sample takes: weaver's ``load_range=(0,
+    data_fraction)`` rule, ``max(1, trunc(fraction * n))`` (``None``: all ``n``)."""
+    return n if fraction is None else max(1, math.trunc(fraction * n))
+
+
+def _sample_chunks(
+    paths: Sequence[Path], transform: Transform, fraction: float | None, chunk_size: int
+) -> Iterator[Chunk]:
+    """Chunks of the first :func:`_first_entries` entries of each of ``paths``, in order."""
+    for path in paths:
+        with open_reader(path, transform.config.treename) as reader:
+            stop = _first_entries(reader.num_entries, fraction)
+            branches = transform.branches(reader.branches)
+            for unit in reader.units(chunk_size):
+                if unit.start >= stop:
+                    break
+                for chunk in reader.read(unit, branches, chunk_size):
+                    if chunk.start >= stop:
+                        break
+                    yield Chunk(chunk.path, chunk.start, chunk.arrays[: stop - chunk.start])
+
+
+def auto_params(values: np.ndarray) -> tuple[float, float]:
+    """weaver's ``AutoStandardizer`` on the pooled values of one variable: ``center`` the
+    median and ``scale = 1 / max(p84 - median, median - p16)`` (``np.percentile``, in the
+    values' dtype), 1 where that half width is 0."""
+    low, center, high = np.percentile(values, [16, 50, 84])
+    width = max(high - center, center - low)
+    return float(center), 1.0 if width == 0 else float(1.0 / width)  # numpy's dtype rules
+
+
 def compute_preprocess(
     files: Any,
     config: DataConfig,
     *,
     split: Split | None = None,
     chunk_size: int = 10_000,
-    files_at_once: int = 8,
-    seed: int = 0,
 ) -> Preprocess:
     """Compute ``auto`` standardisation and flat-reweighting tables on training entries.
 
-    Takes units of ``files`` (paths, globs or dataset dirs) in a seeded random order until
-    they hold ``config.preprocess.data_fraction`` of the entries, and reads them
-    ``files_at_once`` at a time, keeping training-split entries that pass the selection,
-    until ``config.preprocess.max_entries`` are collected. Raw values are used.
+    The sample is weaver-core's (``AutoStandardizer``): the first
+    ``config.preprocess.data_fraction`` of the entries of each of ``files`` (paths, globs
+    or dataset dirs; ``max(1, trunc(fraction * n))`` of a file of ``n``, null: all), after
+    the training ``selection``, and here also only the entries of ``split``'s training
+    split (every entry with ``Split((1, 0, 0))``, i.e. explicit training files). Each
+    ``auto`` variable pools every value of it (all particles of an entry, not only the
+    first ``length``) and takes :func:`auto_params`. ``config.preprocess.max_entries``
+    caps the sample (the first entries read, file by file) and changes nothing while it
+    is not reached. Raw values are used.
     """
     split = split or Split()
     paths = expand_files(files)
-    units = []
-    for path in paths:
-        with open_reader(path, config.treename) as reader:
-            units.extend(reader.units(chunk_size))
-    rng = np.random.default_rng(seed)
-    units = [units[i] for i in rng.permutation(len(units))]
-    sizes = np.cumsum([u.stop - u.start for u in units])
-    fraction = config.preprocess.data_fraction or 1.0  # null: all
-    units = units[: int(np.searchsorted(sizes, fraction * sizes[-1] - 0.5)) + 1]
-
     weights = config.weights
     flat = (
         weights is not None
@@ -321,10 +355,13 @@ def compute_preprocess(
     )
     extra = list(weights.reweight_vars) if flat and weights is not None else []
     raw = config.model_copy(update={"observers": [*config.observers, *extra]})
-    transform = Transform(raw, None, split=split, split_name="train")
-    tables, n = [], 0
-    for table in iter_tables(units, transform, chunk_size, files_at_once):
+    transform = Transform(raw, None, split=split, split_name="train", truncate=False)
+    tables, n, read = [], 0, set()
+    fraction = config.preprocess.data_fraction
+    for chunk in _sample_chunks(paths, transform, fraction, chunk_size):
+        table = transform(chunk)
         tables.append(table)
+        read.add(chunk.path.name)
         n += len(table)
         if n >= config.preprocess.max_entries:
             break
@@ -336,12 +373,11 @@ def compute_preprocess(
         group_values = sample.inputs[group]
         matrix = group_values.values if isinstance(group_values, Jagged) else group_values
         for i, v in enumerate(spec.vars):
-            if v.is_auto:
+            if v.is_auto and not v.name.endswith("_mask"):
                 values = matrix[:, i]
                 if len(values) == 0:
                     raise DataError("no values to standardise", None, v.name)
-                q16, median, q84 = np.quantile(values, [0.16, 0.5, 0.84])
-                stats[(group, v.name)] = (float(median), float(q84 - q16) / 2)
+                stats[(group, v.name)] = auto_params(values)
     reweight = None
     if flat and weights is not None and config.labels is not None:
         x, y = (sample.observers[name] for name in extra)
@@ -349,5 +385,5 @@ def compute_preprocess(
         reweight = FlatReweight.build(
             weights, list(config.labels.value), x, y, sample.label, base=sample.weight
         )
-    info = {"entries": len(sample), "drawn_from": sorted({u.path.name for u in units})}
+    info = {"entries": len(sample), "drawn_from": sorted(read)}
     return _from_config(config, stats, reweight, info)

@@ -197,8 +197,10 @@ class Transform:
     itself. ``split_name`` keeps only that split (``None``: every entry). The training and
     validation splits take ``selection``; the test split and ``None`` (evaluation,
     inference) take ``test_time_selection`` where set, as weaver's training and test
-    loaders do. Counts of entries read / in the split / selected are kept so that
-    :meth:`check_selected` can tell an empty selection.
+    loaders do. ``truncate=False`` keeps every particle of an entry, not only the first
+    ``length`` (the sample ``auto`` standardisation is computed on, as weaver's). Counts of
+    entries read / in the split / selected are kept so that :meth:`check_selected` can
+    tell an empty selection.
     """
 
     def __init__(
@@ -209,6 +211,7 @@ class Transform:
         split: Split | None = None,
         split_name: SplitName | None = None,
         with_labels: bool = True,
+        truncate: bool = True,
     ) -> None:
         if preprocess is not None:
             preprocess.check(config)
@@ -216,6 +219,7 @@ class Transform:
         self.split, self.split_name = split or Split(), split_name
         self.selection = config.selection_expr(training=split_name in ("train", "val"))
         self.with_labels = with_labels and config.labels is not None
+        self.truncate = truncate
         # entries read, in the split, passing the selection, and then kept by nan_policy
         self.n_read = self.n_split = self.n_passed = self.n_selected = 0
         self.nan_counts: dict[tuple[str, str], int] = {}  # (group, variable) -> NaN/inf seen
@@ -423,7 +427,9 @@ class Transform:
                 continue
             length = self.config.inputs[group].length
             assert length is not None  # jagged groups have one
-            jagged = Jagged.from_columns(columns, counts).truncate(length)
+            jagged = Jagged.from_columns(columns, counts)
+            if self.truncate:
+                jagged = jagged.truncate(length)
             inputs[group] = jagged
             multiplicity = np.maximum(multiplicity, jagged.counts)
         return Table(inputs, label, weight, observers, multiplicity)

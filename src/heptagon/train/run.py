@@ -376,7 +376,6 @@ def _preprocess(config: ExperimentConfig, splits: DataSplits) -> Preprocess:
         splits.train,
         config.data,
         split=Split(splits.fractions("train", config.split.fractions)),
-        seed=config.train.seed,
     )
 
 
