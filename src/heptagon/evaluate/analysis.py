@@ -210,10 +210,13 @@ def analyse(
 
 
 def draw(
-    result: SampleResult, pred: Predictions, plot_dir: Path, experiment: Experiment
+    result: SampleResult,
+    pred: Predictions,
+    plot_dir: Path,
+    experiment: Experiment = Experiment(),
 ) -> list[Path]:
     """Write the sample's plots (PNG and PDF) into ``plot_dir``, labelled with
-    ``experiment``; return their paths."""
+    ``experiment`` (default: no energy known); return their paths."""
     prefix = plot_dir / result.name
     paths: list[Path] = []
     if result.rocs:
