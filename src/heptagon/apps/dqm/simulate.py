@@ -550,12 +550,53 @@ def _fill_ls(
     neutral = (ptype == NEU_HAD) | (ptype == PHOTON)
     pt[neutral] *= response
     energy[neutral] *= response
+    pt, energy, keep, has_calo = _constituent_fault(fault, pt, eta, phi, energy, ptype, rng)
+    c = _Candidates(*(a[keep] for a in (pt, eta, phi, energy, ptype, jet, event, has_calo)))
+    if fault is not None and fault.kind == "noisy_towers":
+        c = _with_noisy_towers(c, fault, n_events, rng)
+    histograms = _histograms(
+        c.pt, c.eta, c.phi, c.energy, c.ptype, c.jet, c.event, c.has_calo, len(jet_idx),
+        n_events, cfg,
+    )  # fmt: skip
+    return histograms, n_events
+
+
+@dataclass(frozen=True)
+class _Candidates:
+    """One LS's candidates (flat arrays): kinematics, type, jet (-1: none) and event index,
+    and whether the calorimeter saw them."""
+
+    pt: np.ndarray
+    eta: np.ndarray
+    phi: np.ndarray
+    energy: np.ndarray
+    ptype: np.ndarray
+    jet: np.ndarray
+    event: np.ndarray
+    has_calo: np.ndarray
+
+
+def _constituent_fault(
+    fault: Fault | None,
+    pt: np.ndarray,
+    eta: np.ndarray,
+    phi: np.ndarray,
+    energy: np.ndarray,
+    ptype: np.ndarray,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Apply a constituent-level fault (dead / hot region, tracker inefficiency, JES
+    shift); ``ptype`` is changed in place. Returns pt, energy, which candidates are kept
+    and which the calorimeter saw."""
+    kind = fault.kind if fault else ""
+    size = fault.size if fault else 0.0
+    neutral = (ptype == NEU_HAD) | (ptype == PHOTON)
     has_calo = ptype != MUON
-    keep = np.ones(len(idx), dtype=bool)
+    keep = np.ones(len(pt), dtype=bool)
     if fault is not None and kind in ("dead_region", "hot_region"):
         region = _in(eta, fault.eta) & _in(phi, fault.phi) & has_calo
         if kind == "dead_region":
-            lost = region & (rng.random(len(idx)) < size)
+            lost = region & (rng.random(len(pt)) < size)
             keep &= ~(lost & neutral)
             has_calo &= ~lost
         else:
@@ -563,7 +604,7 @@ def _fill_ls(
             pt, energy = pt * gain, energy * gain
     elif fault is not None and kind == "tracker_ineff":
         lost = _in(eta, fault.eta) & ((ptype == CH_HAD) | (ptype == ELECTRON))
-        lost &= rng.random(len(idx)) < size
+        lost &= rng.random(len(pt)) < size
         hadron = lost & (ptype == CH_HAD)
         e = energy[hadron]
         smeared = e + rng.normal(size=len(e)) * np.sqrt((0.05 * e) ** 2 + 1.5**2 * e)
@@ -574,27 +615,29 @@ def _fill_ls(
         ptype[lost & ~hadron] = PHOTON
     elif kind == "jes_shift":
         pt, energy = pt * (1 + size), energy * (1 + size)
-    pt, eta, phi, energy, ptype, jet, event, has_calo = (
-        a[keep] for a in (pt, eta, phi, energy, ptype, jet, event, has_calo)
+    return pt, energy, keep, has_calo
+
+
+def _with_noisy_towers(
+    c: _Candidates, fault: Fault, n_events: int, rng: np.random.Generator
+) -> _Candidates:
+    """``c`` plus the fake deposits of the fault's noisy towers firing in each event."""
+    fires = rng.random((n_events, len(fault.towers))) < fault.size
+    ev, tower = np.nonzero(fires)
+    centres = np.asarray(fault.towers).reshape(-1, 2)[tower]
+    jitter = rng.uniform(-TOWER / 2, TOWER / 2, (len(ev), 2))
+    e_fake = HCAL_EMIN_GEV + rng.exponential(NOISE_MEAN_GEV, len(ev))
+    fake_eta = centres[:, 0] + jitter[:, 0]
+    return _Candidates(
+        pt=np.r_[c.pt, e_fake / np.cosh(fake_eta)],
+        eta=np.r_[c.eta, fake_eta],
+        phi=np.r_[c.phi, centres[:, 1] + jitter[:, 1]],
+        energy=np.r_[c.energy, e_fake],
+        ptype=np.r_[c.ptype, np.full(len(ev), NEU_HAD, dtype=np.int8)],
+        jet=np.r_[c.jet, np.full(len(ev), -1)],
+        event=np.r_[c.event, ev],
+        has_calo=np.r_[c.has_calo, np.ones(len(ev), dtype=bool)],
     )
-    if fault is not None and kind == "noisy_towers":
-        fires = rng.random((n_events, len(fault.towers))) < size
-        ev, tower = np.nonzero(fires)
-        centres = np.asarray(fault.towers).reshape(-1, 2)[tower]
-        jitter = rng.uniform(-TOWER / 2, TOWER / 2, (len(ev), 2))
-        e_fake = HCAL_EMIN_GEV + rng.exponential(NOISE_MEAN_GEV, len(ev))
-        fake_eta = centres[:, 0] + jitter[:, 0]
-        pt = np.r_[pt, e_fake / np.cosh(fake_eta)]
-        eta = np.r_[eta, fake_eta]
-        phi = np.r_[phi, centres[:, 1] + jitter[:, 1]]
-        energy = np.r_[energy, e_fake]
-        ptype = np.r_[ptype, np.full(len(ev), NEU_HAD, dtype=np.int8)]
-        jet = np.r_[jet, np.full(len(ev), -1)]
-        event = np.r_[event, ev]
-        has_calo = np.r_[has_calo, np.ones(len(ev), dtype=bool)]
-    return _histograms(
-        pt, eta, phi, energy, ptype, jet, event, has_calo, len(jet_idx), n_events, cfg
-    ), n_events
 
 
 def _histograms(
