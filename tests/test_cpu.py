@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +20,7 @@ from heptagon.cpu import (
     configure_threads,
     machine_is_shared,
     set_wait_policy,
+    thread_count,
 )
 from heptagon.errors import ConfigError, HeptagonError
 from heptagon.publish.onnx import make_session
@@ -88,14 +90,17 @@ def test_affinity_bounds_the_count_without_a_quota(
     [
         ("0.10 0.20 0.30 1/200 999\n", None, False),  # only this process runs
         ("0.10 0.20 0.30 2/200 999\n", None, True),  # another one runs right now
-        ("1.20 0.80 0.30 1/200 999\n", None, True),  # one CPU's worth over the last minute
+        ("1.90 1.80 1.30 1/200 999\n", None, False),  # work that has ended: not shared now
         ("0.10 0.20 0.30 1/200 999\n", "100000 100000", True),  # a quota counts spinning
     ],
 )
 def test_machine_is_shared(tmp_path: Path, loadavg: str, quota: str | None, shared: bool) -> None:
     root, proc = _cgroups(tmp_path, {"cpu.max": quota} if quota else {}, "0::/\n")
     (tmp_path / "loadavg").write_text(loadavg)
-    assert machine_is_shared(root, proc, tmp_path / "loadavg") is shared
+    tasks = tmp_path / "task"
+    (tasks / "1").mkdir(parents=True)
+    (tasks / "1" / "stat").write_text("1 (python) R 0 1\n")  # the asking thread
+    assert machine_is_shared(root, proc, tmp_path / "loadavg", tasks) is shared
 
 
 @pytest.mark.parametrize(
@@ -130,7 +135,9 @@ def test_configure_threads_sets_torch_pools() -> None:
         "print(n, m, available_cpus(), torch.get_num_threads(), torch.get_num_interop_threads())"
     )
     one, chosen, available, intra, interop = _torch_threads(code)
-    assert (one, chosen, intra) == (1, available, available)
+    assert one == 1
+    assert 1 <= chosen <= available  # thread_count: fewer while other work runs
+    assert intra == chosen
     assert interop == 1  # sized by the first call; torch cannot resize it later
 
 
@@ -176,7 +183,33 @@ def _identity_model() -> bytes:
 def test_onnx_sessions_take_the_available_cpus_unless_told(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr("heptagon.publish.onnx.available_cpus", lambda: 3)
+    monkeypatch.setattr("heptagon.publish.onnx.thread_count", lambda: 3)
     model = _identity_model()
     assert make_session(model).get_session_options().intra_op_num_threads == 3
     assert make_session(model, threads=2).get_session_options().intra_op_num_threads == 2
+
+
+@pytest.mark.parametrize(
+    ("runnable", "own", "expected"),
+    [("1/300", 1, 4), ("2/300", 1, 3), ("4/300", 1, 1), ("9/300", 1, 1), ("3/300", 3, 4),
+     ("5/300", 2, 1), ("garbage", 1, 4)],
+)  # fmt: skip
+def test_thread_count_leaves_the_cores_other_work_uses(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, runnable: str, own: int, expected: int
+) -> None:
+    """4 CPUs, no quota: one thread fewer per runnable task that is not one of this
+    process's own runnable threads, at least 1; an unreadable loadavg changes nothing."""
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: {0, 1, 2, 3})
+    loadavg = tmp_path / "loadavg"
+    loadavg.write_text(f"0.50 0.40 0.30 {runnable} 12345\n" if "/" in runnable else runnable)
+    tasks = tmp_path / "task"
+    for i, state in enumerate(["R"] * own + ["S", "D"]):
+        (tasks / str(100 + i)).mkdir(parents=True)
+        (tasks / str(100 + i) / "stat").write_text(f"{100 + i} (py thread) {state} 1 2 3\n")
+    no_cgroup = tmp_path / "nocgroup"
+    no_cgroup.mkdir()
+    assert thread_count(no_cgroup, tmp_path / "self", loadavg, tasks) == expected
+
+
+def test_own_runnable_threads_are_read_from_proc() -> None:
+    assert heptagon.cpu._own_runnable(heptagon.cpu.SELF_TASKS) >= 1  # the asking thread

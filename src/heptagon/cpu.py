@@ -4,9 +4,11 @@ On a shared login node or in a batch slot a process may be pinned to a few cores
 affinity) or held to a CPU quota by its cgroup (``cpu.max`` of cgroup v2,
 ``cpu.cfs_quota_us`` / ``cpu.cfs_period_us`` of v1). torch and ONNX Runtime size their
 thread pools from the node's cores and read neither; threads beyond the quota only wait
-for each other. :func:`available_cpus` reads both, :func:`configure_threads` sets torch's
-pools from it (or from ``--threads``), and :func:`heptagon.publish.onnx.make_session` sizes
-ONNX Runtime's the same way.
+for each other. :func:`available_cpus` reads both; :func:`thread_count` takes one fewer
+for each other task runnable right now (a thread sharing a core with a busy process stalls
+the parallel regions of the others); :func:`configure_threads` sets torch's pools from it
+(or from ``--threads``), and :func:`heptagon.publish.onnx.make_session` sizes ONNX
+Runtime's the same way.
 
 OpenMP's threads spin between parallel regions; when another process wants the same
 cores (or a quota counts the spinning) that halves torch's share of them. OpenMP reads its
@@ -31,6 +33,7 @@ __all__ = [
     "configure_threads",
     "machine_is_shared",
     "set_wait_policy",
+    "thread_count",
 ]
 
 #: where the cgroup file systems are mounted (v2: one hierarchy; v1: one per controller)
@@ -39,6 +42,8 @@ CGROUP_ROOT = Path("/sys/fs/cgroup")
 SELF_CGROUP = Path("/proc/self/cgroup")
 #: the load averages and, 4th, "RUNNABLE/TOTAL" kernel scheduling entities right now
 LOADAVG = Path("/proc/loadavg")
+#: this process's threads, one directory each with its ``stat``
+SELF_TASKS = Path("/proc/self/task")
 
 _interop_configured = False
 
@@ -107,8 +112,45 @@ def available_cpus(root: Path = CGROUP_ROOT, self_cgroup: Path = SELF_CGROUP) ->
     return max(1, cpus or 1)
 
 
+def _own_runnable(tasks: Path) -> int:
+    """This process's threads that are runnable now (state ``R`` in ``tasks/*/stat``), at
+    least 1: the thread asking."""
+    count = 0
+    for stat in tasks.glob("*/stat"):
+        with contextlib.suppress(OSError, IndexError):
+            count += stat.read_text().rsplit(")", 1)[1].split()[0] == "R"
+    return max(1, count)
+
+
+def _other_runnable(loadavg: Path, tasks: Path = SELF_TASKS) -> int:
+    """Kernel scheduling entities runnable right now besides this process's own threads
+    (0 when ``loadavg`` cannot be read)."""
+    try:
+        runnable = int(loadavg.read_text().split()[3].split("/")[0])
+    except (OSError, IndexError, ValueError):
+        return 0
+    return max(0, runnable - _own_runnable(tasks))
+
+
+def thread_count(
+    root: Path = CGROUP_ROOT,
+    self_cgroup: Path = SELF_CGROUP,
+    loadavg: Path = LOADAVG,
+    tasks: Path = SELF_TASKS,
+) -> int:
+    """The threads to run now: :func:`available_cpus`, less one for each task runnable
+    right now (``loadavg``) that is not one of this process's threads (``tasks``), at
+    least 1. Threads that share a core with a busy
+    process are descheduled in the middle of a parallel region and the others wait for
+    them: on 2 cores beside one busy process, 1 thread trains ParticleNet-Lite faster than
+    2 (``benchmarks/shared_machine.py``). ``root`` and ``self_cgroup`` as for
+    :func:`cgroup_cpus`."""
+    cpus = available_cpus(root, self_cgroup)
+    return max(1, cpus - _other_runnable(loadavg, tasks))
+
+
 def configure_threads(threads: int | None = None) -> int:
-    """Set torch's intra-op threads to ``threads`` (None: :func:`available_cpus`) and
+    """Set torch's intra-op threads to ``threads`` (None: :func:`thread_count`) and
     return the count. Its inter-op pool is sized the same on the first call in a process,
     when it has not started yet (torch cannot resize a running one; later calls leave it).
 
@@ -118,7 +160,7 @@ def configure_threads(threads: int | None = None) -> int:
         raise ConfigError(f"must be at least 1, got {threads}", key="threads")
     import torch
 
-    count = available_cpus() if threads is None else threads
+    count = thread_count() if threads is None else threads
     torch.set_num_threads(count)
     if not _interop_configured:
         _interop_configured = True
@@ -129,21 +171,20 @@ def configure_threads(threads: int | None = None) -> int:
 
 
 def machine_is_shared(
-    root: Path = CGROUP_ROOT, self_cgroup: Path = SELF_CGROUP, loadavg: Path = LOADAVG
+    root: Path = CGROUP_ROOT,
+    self_cgroup: Path = SELF_CGROUP,
+    loadavg: Path = LOADAVG,
+    tasks: Path = SELF_TASKS,
 ) -> bool:
     """Whether other work competes for this process's CPUs: a cgroup CPU quota is in force
-    (spinning threads use it up), or at least one CPU's worth of other work runs, right
-    now (runnable entities of ``loadavg`` besides this process) or over the last minute
-    (its load average, which also keeps counting a heavy run for a while after it ends).
+    (spinning threads use it up), or another task is runnable right now (``loadavg``'s
+    runnable entities that are not this process's threads, ``tasks``). The load averages
+    are not used: they keep counting work that has ended (a previous heptagon command) for
+    minutes, and passive waiting costs an idle machine ~30% of its training speed.
     ``root`` and ``self_cgroup`` as for :func:`cgroup_cpus`."""
     if cgroup_cpus(root, self_cgroup) is not None:
         return True
-    try:
-        fields = loadavg.read_text().split()
-        minute, runnable = float(fields[0]), int(fields[3].split("/")[0])
-    except (OSError, IndexError, ValueError):
-        return False
-    return minute >= 1 or runnable - 1 >= 1
+    return _other_runnable(loadavg, tasks) >= 1
 
 
 def set_wait_policy(environ: MutableMapping[str, str] = os.environ) -> None:

@@ -69,7 +69,7 @@ from google.protobuf.message import DecodeError
 from torch import nn
 
 from heptagon import __version__
-from heptagon.cpu import available_cpus
+from heptagon.cpu import thread_count
 from heptagon.data.config import DataConfig
 from heptagon.data.loader import mask_name
 from heptagon.data.preprocess import Preprocess
@@ -171,13 +171,14 @@ class OnnxModel:
 
 def make_session(model: str | bytes, threads: int | None = None) -> ort.InferenceSession:
     """A CPU ONNX Runtime session with every graph optimisation and ``threads`` intra-op
-    threads (None: :func:`heptagon.cpu.available_cpus`, the CPU affinity lowered to the
-    cgroup CPU quota; ONNX Runtime's own default reads neither)."""
+    threads (None: :func:`heptagon.cpu.thread_count`, the CPU affinity lowered to the
+    cgroup CPU quota and to the cores other work leaves free; ONNX Runtime's own default
+    reads none of them)."""
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.inter_op_num_threads = 1
-    options.intra_op_num_threads = threads or available_cpus()
+    options.intra_op_num_threads = threads or thread_count()
     options.log_severity_level = 3
     return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
 
