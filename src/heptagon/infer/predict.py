@@ -330,9 +330,8 @@ def predict(
     (a file, or a bundle directory).
 
     Writes ``out_dir/<stem>.parquet`` (``fmt="root"``: ``<stem>.root``) per input (see the
-    module docstring) and returns
-    their paths in input order. ``threads``: ONNX Runtime intra-op threads (None: the CPUs
-    available, :func:`heptagon.cpu.available_cpus`); ``verify``: check a bundle's
+    module docstring) and returns their paths in input order. ``threads``: ONNX Runtime
+    intra-op threads (None: :func:`heptagon.cpu.thread_count`); ``verify``: check a bundle's
     ``SHA256SUMS`` first. Everything is checked (:func:`plan_predictions`) before the first
     output is written.
     """
