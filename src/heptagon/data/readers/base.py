@@ -9,9 +9,11 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import IO
 
 import awkward as ak
 
+from heptagon.data.sources import RemoteFile, open_remote
 from heptagon.errors import DataError
 
 __all__ = ["Chunk", "RangeReader", "Reader", "Unit"]
@@ -41,8 +43,25 @@ class Reader(ABC):
     """An open input file. Use as a context manager; :func:`~heptagon.data.io.open_reader`
     picks the class."""
 
+    #: the byte stream of a remote file, opened by :meth:`_open_source`
+    _remote: IO[bytes] | None = None
+
     def __init__(self, path: Path) -> None:
         self.path = path
+
+    def _open_source(self, cache_type: str = "readahead") -> Path | IO[bytes]:
+        """What to hand the format's library: the local path, or for a
+        :class:`~heptagon.data.sources.RemoteFile` a byte stream through fsspec
+        (``cache_type`` as :func:`~heptagon.data.sources.open_remote`'s), closed by
+        :meth:`_close_remote`."""
+        if isinstance(self.path, RemoteFile):
+            self._remote = open_remote(self.path, cache_type=cache_type)
+            return self._remote
+        return self.path
+
+    def _close_remote(self) -> None:
+        if self._remote is not None:
+            self._remote.close()
 
     def __enter__(self) -> Reader:
         return self

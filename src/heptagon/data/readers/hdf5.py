@@ -11,14 +11,13 @@ from __future__ import annotations
 import pickletools
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import awkward as ak
 import numpy as np
 
 from heptagon.data.readers.base import RangeReader
 from heptagon.data.readers.layouts import EVENT, JET, PARTICLE, SUBSTRUCTURE, jet_branches
-from heptagon.data.sources import RemoteFile, open_remote
 from heptagon.errors import DataError
 
 __all__ = ["TopLandscapeReader", "pickled_names"]
@@ -174,13 +173,8 @@ class TopLandscapeReader(RangeReader):
             raise DataError(
                 "reading HDF5 needs h5py and hdf5plugin: pip install 'heptagon[hdf5]'", path
             ) from None
-        self._remote: IO[bytes] | None = None
         try:
-            if isinstance(path, RemoteFile):
-                self._remote = open_remote(path)
-                self._file = h5py.File(self._remote, "r")
-            else:
-                self._file = h5py.File(path, "r")
+            self._file = h5py.File(self._open_source(), "r")
         except OSError as err:
             self._close_remote()
             raise DataError(f"not a readable HDF5 file ({err})", path) from None
@@ -254,10 +248,6 @@ class TopLandscapeReader(RangeReader):
             out.append(j)
             at.append(pos)
         return [(field, out, at) for field, (out, at) in plan.items()]
-
-    def _close_remote(self) -> None:
-        if self._remote is not None:
-            self._remote.close()
 
     def close(self) -> None:
         self._file.close()

@@ -17,7 +17,6 @@ import numpy as np
 
 from heptagon.data.readers.base import RangeReader
 from heptagon.data.readers.layouts import EVENT, JET, PARTICLE, SUBSTRUCTURE, jet_branches
-from heptagon.data.sources import RemoteFile, open_remote
 from heptagon.errors import DataError
 from heptagon.physics.kinematics import wrap_phi
 from heptagon.physics.pdg import categories, charges, masses, type_flags
@@ -82,19 +81,15 @@ class QuarkGluonReader(RangeReader):
 
     def __init__(self, path: Path) -> None:
         super().__init__(path)
-        self._remote: IO[bytes] | None = None
         try:
-            if isinstance(path, RemoteFile):
-                self._remote = open_remote(path)
-            self._zip = zipfile.ZipFile(path if self._remote is None else self._remote)
+            self._zip = zipfile.ZipFile(self._open_source())
             members = {n.removesuffix(".npy") for n in self._zip.namelist()}
             if "X" not in members:
                 raise DataError("no array 'X' (jets x particles x (pT, y, phi, pid))", path, "X")
             self._x = _NpyInZip(self._zip, "X", path)
             self._y = _NpyInZip(self._zip, "y", path) if "y" in members else None
         except (OSError, ValueError, zipfile.BadZipFile) as err:
-            if self._remote is not None:
-                self._remote.close()
+            self._close_remote()
             raise DataError(f"not a readable .npz file ({err})", path) from None
         if len(self._x.shape) != 3 or self._x.shape[2] < 4:
             shape = self._x.shape
@@ -102,8 +97,7 @@ class QuarkGluonReader(RangeReader):
 
     def close(self) -> None:
         self._zip.close()
-        if self._remote is not None:
-            self._remote.close()
+        self._close_remote()
 
     @property
     def branches(self) -> list[str]:

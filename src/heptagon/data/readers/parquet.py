@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import IO
 
 import awkward as ak
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from heptagon.data.readers.base import Chunk, Reader, Unit
-from heptagon.data.sources import RemoteFile, open_remote
 from heptagon.errors import DataError
 
 __all__ = ["ParquetReader"]
@@ -47,20 +45,11 @@ class ParquetReader(Reader):
 
     def __init__(self, path: Path) -> None:
         super().__init__(path)
-        self._remote: IO[bytes] | None = None
         try:
-            if isinstance(path, RemoteFile):
-                self._remote = open_remote(path, cache_type="none")
-                self._file = pq.ParquetFile(self._remote)
-            else:
-                self._file = pq.ParquetFile(path)
+            self._file = pq.ParquetFile(self._open_source(cache_type="none"))
         except (OSError, pa.ArrowException) as err:
             self._close_remote()
             raise DataError(f"not a readable Parquet file ({err})", path) from None
-
-    def _close_remote(self) -> None:
-        if self._remote is not None:
-            self._remote.close()
 
     def close(self) -> None:
         self._file.close()
