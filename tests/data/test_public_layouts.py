@@ -17,8 +17,8 @@ from heptagon.cli import app
 from heptagon.data.io import open_reader
 from heptagon.data.loader import JetDataset
 from heptagon.data.preprocess import Preprocess
-from heptagon.data.readers.layouts import n_subjettiness, soft_drop_mass
-from heptagon.generate.jets import substructure
+from heptagon.data.readers.layouts import soft_drop_mass
+from heptagon.generate.jets import n_subjettiness, substructure
 from heptagon.train.experiment import load_experiment
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -91,7 +91,7 @@ def test_substructure_is_computed_only_when_asked_for(
 
     path = quark_gluon(tmp_path / "QG_jets.npz", n=20)
     monkeypatch.setattr(layouts, "soft_drop_mass", refuse)
-    monkeypatch.setattr(layouts, "n_subjettiness", refuse)
+    monkeypatch.setattr("heptagon.generate.jets.n_subjettiness", refuse)
     with open_reader(path) as reader:
         (chunk,) = reader.read(reader.units(100)[0], ["jet_pt", "event"], 100)
     assert chunk.arrays["event"].tolist() == list(range(20))

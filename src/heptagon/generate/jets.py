@@ -313,27 +313,51 @@ def flavour_label(jets: ClusteredJets, ghosts: Ghosts) -> np.ndarray:
     return np.select([has_b, has_c, gluon], [0, 1, 3], 2)
 
 
+def recluster_radius(radius: float) -> float:
+    """The C/A radius a jet's constituents are re-clustered with for its substructure:
+    max(1.0, 2 radius), so that none is lost."""
+    return max(1.0, 2 * radius)
+
+
+def _reclustered(
+    counts: np.ndarray, px: np.ndarray, py: np.ndarray, pz: np.ndarray, e: np.ndarray, radius: float
+) -> Any:
+    """The C/A cluster sequence of each jet's constituents (flat, ``counts`` per jet)."""
+    cons = ak.unflatten(ak.zip({"px": px, "py": py, "pz": pz, "E": e}), counts)
+    definition = fastjet.JetDefinition(fastjet.cambridge_algorithm, recluster_radius(radius))
+    return fastjet.ClusterSequence(cons, definition)
+
+
+def _taus(sequence: Any, n: int, radius: float) -> dict[str, np.ndarray]:
+    tau = np.asarray(sequence.njettiness(njets=[1, 2, 3, 4], beta=1.0, R0=radius)).reshape(n, 4)
+    return {f"jet_tau{i + 1}": tau[:, i].astype(np.float32) for i in range(4)}
+
+
+def n_subjettiness(
+    counts: np.ndarray, px: np.ndarray, py: np.ndarray, pz: np.ndarray, e: np.ndarray, radius: float
+) -> dict[str, np.ndarray]:
+    """N-subjettiness ``jet_tau1..4`` (beta = 1, R0 = ``radius``, normalised measure,
+    one-pass kT axes) of each jet (flat constituents, ``counts`` per jet)."""
+    if counts.size == 0:
+        return {f"jet_tau{i}": np.zeros(0, dtype=np.float32) for i in range(1, 5)}
+    return _taus(_reclustered(counts, px, py, pz, e, radius), counts.size, radius)
+
+
 def substructure(
     counts: np.ndarray, px: np.ndarray, py: np.ndarray, pz: np.ndarray, e: np.ndarray, radius: float
 ) -> dict[str, np.ndarray]:
-    """Soft-drop mass (beta = 0, z_cut = 0.1, R0 = radius) and N-subjettiness tau1..tau4
-    (beta = 1, normalised measure, one-pass kT axes) of each jet (flat constituents,
-    ``counts`` per jet). Constituents are re-clustered with C/A at R = max(1.0, 2 radius)
-    so none is lost."""
+    """Soft-drop mass (beta = 0, z_cut = 0.1, R0 = radius) and :func:`n_subjettiness` of
+    each jet (flat constituents, ``counts`` per jet), from one C/A re-clustering at
+    :func:`recluster_radius`."""
     n = counts.size
     if n == 0:
-        empty = np.zeros(0, dtype=np.float32)
-        return {"jet_sdmass": empty, **{f"jet_tau{i}": empty for i in range(1, 5)}}
-    cons = ak.unflatten(ak.zip({"px": px, "py": py, "pz": pz, "E": e}), counts)
-    seq = fastjet.ClusterSequence(
-        cons, fastjet.JetDefinition(fastjet.cambridge_algorithm, max(1.0, 2 * radius))
-    )
+        return {
+            "jet_sdmass": np.zeros(0, dtype=np.float32),
+            **n_subjettiness(counts, px, py, pz, e, radius),
+        }
+    seq = _reclustered(counts, px, py, pz, e, radius)
     sd = seq.exclusive_jets_softdrop_grooming(njets=1, beta=0.0, symmetry_cut=0.1, R0=radius)
-    tau = np.asarray(seq.njettiness(njets=[1, 2, 3, 4], beta=1.0, R0=radius)).reshape(n, 4)
-    out = {"jet_sdmass": np.asarray(sd.msoftdrop, dtype=np.float32)}
-    for i in range(4):
-        out[f"jet_tau{i + 1}"] = tau[:, i].astype(np.float32)
-    return out
+    return {"jet_sdmass": np.asarray(sd.msoftdrop, dtype=np.float32), **_taus(seq, n, radius)}
 
 
 def _secondary_vertices(

@@ -30,7 +30,6 @@ __all__ = [
     "PARTICLE",
     "SUBSTRUCTURE",
     "jet_branches",
-    "n_subjettiness",
     "soft_drop_mass",
 ]
 
@@ -89,14 +88,10 @@ def jet_branches(
     if "jet_sdmass" in wanted:
         out["jet_sdmass"] = soft_drop_mass(counts, *flat, radius)
     if any(name in wanted for name in SUBSTRUCTURE[1:]):
+        from heptagon.generate.jets import n_subjettiness  # FastJet: only when asked
+
         out |= n_subjettiness(counts, *flat, radius)
     return out
-
-
-def _recluster(radius: float) -> float:
-    """The C/A radius the constituents are re-clustered with, so that none is lost (as
-    :func:`heptagon.generate.jets.substructure`)."""
-    return max(1.0, 2 * radius)
 
 
 def soft_drop_mass(
@@ -111,10 +106,10 @@ def soft_drop_mass(
     tree with the PseudoJet interface: about 20x faster."""
     import fastjet
 
-    from heptagon.generate.jets import silence_fastjet_banner
+    from heptagon.generate.jets import recluster_radius, silence_fastjet_banner
 
     silence_fastjet_banner()
-    definition = fastjet.JetDefinition(fastjet.cambridge_algorithm, _recluster(radius))
+    definition = fastjet.JetDefinition(fastjet.cambridge_algorithm, recluster_radius(radius))
     out = np.zeros(len(counts), dtype=np.float32)
     starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
     for i, (start, n) in enumerate(zip(starts.tolist(), counts.tolist(), strict=True)):
@@ -136,24 +131,3 @@ def soft_drop_mass(
             first, second = fastjet.PseudoJet(), fastjet.PseudoJet()
         out[i] = jet.m()
     return out
-
-
-def n_subjettiness(
-    counts: np.ndarray, px: np.ndarray, py: np.ndarray, pz: np.ndarray, e: np.ndarray,
-    radius: float,
-) -> dict[str, np.ndarray]:  # fmt: skip
-    """N-subjettiness ``jet_tau1..4`` (beta = 1, R0 = ``radius``, normalised measure,
-    one-pass kT axes) of each jet, as ``heptagon generate`` writes them."""
-    import fastjet
-
-    from heptagon.generate.jets import silence_fastjet_banner
-
-    silence_fastjet_banner()
-    n = len(counts)
-    if n == 0:
-        return {f"jet_tau{i}": np.zeros(0, dtype=np.float32) for i in range(1, 5)}
-    cons = ak.unflatten(ak.zip({"px": px, "py": py, "pz": pz, "E": e}), counts)
-    definition = fastjet.JetDefinition(fastjet.cambridge_algorithm, _recluster(radius))
-    sequence = fastjet.ClusterSequence(cons, definition)
-    tau = np.asarray(sequence.njettiness(njets=[1, 2, 3, 4], beta=1.0, R0=radius)).reshape(n, 4)
-    return {f"jet_tau{i + 1}": tau[:, i].astype(np.float32) for i in range(4)}
