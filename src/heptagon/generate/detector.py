@@ -47,6 +47,18 @@ tower level (:mod:`heptagon.generate.pileup`).
 
 ``apply_detector(..., config=None)`` returns hadron level instead: every visible
 final-state particle with its true momentum and impact parameters (errors 0).
+
+**Calibration knobs** (the detector-level systematic variations of
+:mod:`heptagon.physics.systematics`, and a mis-calibrated detector for pseudo-data): the
+energy scale (``jes_*``, multiplying the measured momentum or energy) and the resolution
+(``jer_*``, multiplying the smearing width) of each particle-flow component -- tracks, ECAL
+towers, HCAL towers (forward calorimeter included) --, the tracking efficiency
+(``track_eff_scale``, multiplying the efficiency, capped at 1) and the true impact-parameter
+resolution (``ip_res_scale``, multiplying the d0 / dz smearing while the quoted errors
+``d0err`` / ``dzerr`` stay the nominal ones: the reconstruction does not know). All are 1
+by default, and at 1 the output is bit for bit that of the nominal detector (the same
+random numbers are drawn in the same order). Tower thresholds apply to the calibrated
+energy.
 """
 
 from __future__ import annotations
@@ -55,7 +67,7 @@ import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from heptagon.physics.kinematics import wrap_phi
 from heptagon.physics.pdg import CAT_NEUTRAL_HADRON, CAT_PHOTON, categories, charges
@@ -126,6 +138,17 @@ class DetectorConfig(BaseModel):
     forward_c: float = 0.130
     forward_s: float = 2.70
     k0s_lambda_ecal_fraction: float = 0.3
+    # calibration knobs (module docstring): 1 = nominal
+    jes_track: float = Field(1.0, gt=0, description="track momentum scale")
+    jes_ecal: float = Field(1.0, gt=0, description="ECAL tower energy scale")
+    jes_hcal: float = Field(1.0, gt=0, description="HCAL and forward tower energy scale")
+    jer_track: float = Field(1.0, ge=0, description="track pT resolution, times nominal")
+    jer_ecal: float = Field(1.0, ge=0, description="ECAL resolution, times nominal")
+    jer_hcal: float = Field(1.0, ge=0, description="HCAL / forward resolution, times nominal")
+    track_eff_scale: float = Field(1.0, ge=0, description="tracking efficiency, times nominal")
+    ip_res_scale: float = Field(
+        1.0, gt=0, description="true d0 / dz resolution, times the quoted errors"
+    )
 
 
 @dataclass(frozen=True)
@@ -219,7 +242,8 @@ def _hadron_level(
 def track_efficiency(
     cfg: DetectorConfig, apid: np.ndarray, pt: np.ndarray, abseta: np.ndarray
 ) -> np.ndarray:
-    """Tracking efficiency of particles with |PDG id| ``apid``, ``pt`` (GeV), ``abseta``."""
+    """Tracking efficiency of particles with |PDG id| ``apid``, ``pt`` (GeV), ``abseta``
+    (times ``track_eff_scale``, at most 1)."""
     barrel = abseta <= cfg.barrel_eta_max
     high = pt > cfg.hadron_eff_pt_threshold
     eff = np.where(
@@ -230,6 +254,8 @@ def track_efficiency(
     eff = np.where(apid == 11, cfg.electron_eff, eff)
     eff = np.where(apid == 13, cfg.muon_eff, eff)
     inside = (abseta <= cfg.tracker_eta_max) & (pt > cfg.track_pt_min)
+    if cfg.track_eff_scale != 1.0:
+        eff = np.minimum(eff * cfg.track_eff_scale, 1.0)
     return np.where(inside, eff, 0.0)
 
 
@@ -255,8 +281,8 @@ def reconstruct_tracks(
     ``pileup`` marks pile-up particles (none when None)."""
     abseta = np.abs(_eta_phi(p.px[sel], p.py[sel], p.pz[sel])[0])
     ptt = pt[sel]
-    scale = 1.0 + _track_resolution(cfg, ptt, abseta) * rng.standard_normal(ptt.size)
-    scale = np.maximum(scale, 0.05)
+    sigma = _track_resolution(cfg, ptt, abseta) * cfg.jer_track
+    scale = np.maximum(1.0 + sigma * rng.standard_normal(ptt.size), 0.05) * cfg.jes_track
     px, py, pz = p.px[sel] * scale, p.py[sel] * scale, p.pz[sel] * scale
     mass2 = np.maximum(p.e[sel] ** 2 - (p.px[sel] ** 2 + p.py[sel] ** 2 + p.pz[sel] ** 2), 0.0)
     e = np.sqrt(px**2 + py**2 + pz**2 + mass2)
@@ -265,7 +291,7 @@ def reconstruct_tracks(
     d0err = np.sqrt(cfg.d0_res_a**2 + (cfg.d0_res_b / ptr) ** 2)
     dzerr = cfg.dz_res_scale * d0err
     n = ptt.size
-    g = rng.standard_normal((2, n))
+    g = rng.standard_normal((2, n)) * cfg.ip_res_scale  # the true resolution (knob)
     # the reconstructed production point: the true one moved by the track's resolution
     phi = np.arctan2(py, px)
     vx = p.vx[sel] - g[0] * d0err * np.sin(phi)
@@ -430,7 +456,10 @@ def towers(
     c_layer, c_event = deposits.layer[cells.first], deposits.event[cells.first]
     c_eta, c_phi = cells.eta, cells.phi
     noise = rng.standard_normal(cells.first.size)
-    energy = deposited + calorimeter_resolution(cfg, c_layer, deposited, c_eta) * noise
+    jer = np.where(c_layer == ECAL, cfg.jer_ecal, cfg.jer_hcal)
+    jes = np.where(c_layer == ECAL, cfg.jes_ecal, cfg.jes_hcal)
+    sigma = calorimeter_resolution(cfg, c_layer, deposited, c_eta) * jer
+    energy = (deposited + sigma * noise) * jes
     e_min = np.select(
         [c_layer == ECAL, c_layer == HCAL], [cfg.ecal_e_min, cfg.hcal_e_min], cfg.forward_e_min
     )
