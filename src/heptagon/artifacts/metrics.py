@@ -29,6 +29,8 @@ __all__ = [
     "Count",
     "DdtMetrics",
     "Evaluation",
+    "FlavourMetrics",
+    "FlavourWorkingPoint",
     "Measured",
     "MulticlassEvaluation",
     "MulticlassMetrics",
@@ -127,6 +129,33 @@ class Confusion(Record):
     matrix: list[list[float]]
 
 
+class FlavourWorkingPoint(Record):
+    """A cut on BvsAll at a light (uds + g) mistag rate, with the efficiencies it gives."""
+
+    light_mistag: float = Field(description="the requested light mistag rate")
+    threshold: float = Field(description="BvsAll >= threshold (inf: no light jet can pass)")
+    b_eff: float
+    c_eff: float
+    light_eff: float = Field(description="the light mistag rate the cut gives")
+
+
+class FlavourMetrics(Record):
+    """Heavy-flavour tagging (classes b, c, uds, g): the CMS discriminants
+    (:func:`heptagon.physics.flavour.discriminants`) as binary taggers, and the BvsAll
+    working points (docs/flavour.md)."""
+
+    b_vs_light: BinaryMetrics = Field(
+        description="BvsAll, b vs uds + g: rejection at 70% b efficiency, b efficiency at "
+        "10%, 1%, 0.1% light mistag"
+    )
+    b_vs_c: BinaryMetrics = Field(description="BvsAll, b vs c: c rejection at 70% b efficiency")
+    c_vs_light: BinaryMetrics = Field(description="CvsL, c vs uds + g")
+    c_vs_b: BinaryMetrics = Field(description="CvsB, c vs b")
+    working_points: dict[str, FlavourWorkingPoint] = Field(
+        description="BvsAll loose / medium / tight: 10%, 1%, 0.1% light mistag"
+    )
+
+
 class MulticlassMetrics(_Classifier):
     """A multi-class classifier's numbers: the macro one-vs-rest AUC, argmax accuracy, each
     class one-vs-rest, and each class vs QCD (``p_s / (p_s + p_QCD)``) with a QCD class."""
@@ -136,6 +165,8 @@ class MulticlassMetrics(_Classifier):
     per_class: dict[str, BinaryMetrics]
     confusion: Confusion
     pairwise_vs_QCD: dict[str, BinaryMetrics] = Field(default_factory=dict)
+    #: classes b, c, uds, g: the CMS discriminants and working points
+    flavour: FlavourMetrics | None = None
     #: classes without entries in the sample: not in ``per_class`` nor the macro AUC
     missing_classes: list[str] = Field(default_factory=list)
 

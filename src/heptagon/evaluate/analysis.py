@@ -28,6 +28,7 @@ from heptagon.evaluate.plots import (
 )
 from heptagon.logs import get_logger
 from heptagon.physics.experiment import Experiment
+from heptagon.physics.flavour import flavour_metrics, flavour_rocs
 from heptagon.physics.metrics import (
     EfficiencyMap,
     MassSculpting,
@@ -194,6 +195,12 @@ def analyse(
         if name not in multi.missing_classes:
             rocs = roc_curve(pred.probs[:, i], pred.labels == i, pred.weights)
             result.rocs[f"{name} vs rest"] = rocs
+    # b / c / uds / g: the CMS discriminants and working points (physics.flavour)
+    multi.flavour = flavour_metrics(
+        pred.probs, pred.labels, pred.class_names, pred.weights, n_boot=n_boot, seed=seed
+    )
+    if multi.flavour is not None:
+        result.rocs.update(flavour_rocs(pred.probs, pred.labels, pred.class_names, pred.weights))
     if "QCD" in pred.class_names:  # ParticleNet-MD style: each signal vs QCD, p_s/(p_s+p_b)
         bkg = pred.class_names.index("QCD")
         for i, name in enumerate(pred.class_names):

@@ -29,6 +29,7 @@ import numpy as np
 
 from heptagon.generate.detector import Candidates
 from heptagon.generate.truth import Ghosts, TruthObjects
+from heptagon.physics.flavour import Track, cos_theta_flight, flight_distances, track_features
 from heptagon.physics.kinematics import delta_phi, delta_r
 from heptagon.physics.pdg import type_flags
 
@@ -37,6 +38,8 @@ __all__ = [
     "GHOST_RAP_MAX",
     "RHO_RADIUS",
     "RHO_RAP_MAX",
+    "SV_FIELDS",
+    "TRACK_FIELDS",
     "ClusteredJets",
     "JetSelection",
     "build_jets",
@@ -50,10 +53,41 @@ __all__ = [
 
 #: leading jets per event that are considered (after clustering, before the window)
 JETS_PER_EVENT = 2
-#: minimum displaced-track significance |d0|/sigma(d0) and pT (GeV) for vertexing
+#: secondary vertices (docs/flavour.md): displaced tracks (|d0|/sigma(d0) and pT in GeV
+#: above these) are fitted to vertices; a track whose chi2 to its vertex exceeds
+#: SV_TRACK_CHI2 is removed; a vertex is kept with 2D flight distance below SV_MAX_DXY (mm)
+#: and its significance above SV_MIN_DXYSIG, mass below SV_MAX_MASS (GeV), flight
+#: direction within SV_MAX_FLIGHT_DR of the jet axis, and, with two tracks, a mass outside
+#: SV_K0S_WINDOW (GeV) of the K0S mass (the CMS IVF selection, JINST 13 (2018) P05011)
 SV_MIN_SIG = 3.0
 SV_MIN_PT = 1.0
+SV_TRACK_CHI2 = 9.0
+SV_MAX_DXY = 25.0
+SV_MIN_DXYSIG = 3.0
+SV_MAX_MASS = 6.5
+SV_MAX_FLIGHT_DR = 0.4
+SV_K0S_WINDOW = 0.05
+SV_MAX_PER_JET = 2
 _PION_MASS = 0.13957
+_K0S_MASS = 0.497611
+#: the per-SV branches of a flavour sample (docs/flavour.md)
+SV_FIELDS = (
+    "sv_mass",
+    "sv_pt",
+    "sv_ntracks",
+    "sv_chi2ndof",
+    "sv_dxy",
+    "sv_dxysig",
+    "sv_d3d",
+    "sv_d3dsig",
+    "sv_costhetasvpv",
+    "sv_deta",
+    "sv_dphi",
+    "sv_deltaR",
+    "sv_enratio",
+)
+#: the per-track branches of a flavour sample, ``part_`` + a :func:`track_features` key
+TRACK_FIELDS = ("ip2d", "ip2d_sig", "ip3d", "ip3d_sig", "jet_dist")
 _GHOST_SCALE = 1e-18
 FLAVOURS = ("b", "c", "uds", "g")
 #: rho and jet areas (module docstring)
@@ -360,52 +394,158 @@ def substructure(
     return {"jet_sdmass": np.asarray(sd.msoftdrop, dtype=np.float32), **_taus(seq, n, radius)}
 
 
+def _track_frame(
+    c: Candidates, t: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per track ``t``: the transverse PCA ``a`` (n, 3) mm, the two unit directions
+    across the track (n, 3, 2): ``e1`` transverse (the d0 direction), ``e2 = n x e1``,
+    and their errors ``sigma1 = d0err``, ``sigma2 = dzerr sin(theta)``; and the 3D unit
+    direction ``n`` (n, 3)."""
+    pt = np.maximum(np.hypot(c.px[t], c.py[t]), 1e-12)
+    p = np.sqrt(pt**2 + c.pz[t] ** 2)
+    ux, uy = c.px[t] / pt, c.py[t] / pt
+    n = np.stack([c.px[t] / p, c.py[t] / p, c.pz[t] / p], axis=1)
+    a = np.stack([c.d0[t] * uy, -c.d0[t] * ux, c.dz[t]], axis=1)
+    e1 = np.stack([uy, -ux, np.zeros_like(ux)], axis=1)
+    e2 = np.cross(n, e1)
+    sin_theta = pt / p
+    return a, np.stack([e1, e2], axis=2), c.d0err[t], c.dzerr[t] * sin_theta, n
+
+
+def _fit_vertices(
+    c: Candidates, t: np.ndarray, jet: np.ndarray, n_jets: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Fit one vertex per jet to its tracks ``t`` (jet index ``jet``): the point ``v``
+    minimising ``chi2 = sum_i (v - a_i)^T W_i (v - a_i)`` over the straight track lines
+    (``W_i`` the inverse errors across track i, :func:`_track_frame`), removing the track
+    of largest chi2 while it exceeds ``SV_TRACK_CHI2`` (one per jet per pass, never
+    below two tracks). Returns the positions (n_jets, 3), covariances (n_jets, 3, 3) and
+    which tracks were kept (a jet with fewer than two kept tracks has no vertex)."""
+    a, frame, s1, s2, _ = _track_frame(c, t)
+    err = np.stack([s1, s2], axis=1)
+    safe = np.where(err > 0, err, np.inf)
+    # W_i = sum_k e_k e_k^T / sigma_k^2, and W_i a_i
+    w = np.einsum("nik,njk->nij", frame / safe[:, None, :], frame / safe[:, None, :])
+    wa = np.einsum("nij,nj->ni", w, a)
+    keep = np.ones(t.size, dtype=bool)
+    eye = np.eye(3)
+    while True:
+        ntrk = np.bincount(jet[keep], minlength=n_jets)
+        big_a = np.zeros((n_jets, 3, 3))
+        np.add.at(big_a, jet[keep], w[keep])
+        big_b = np.zeros((n_jets, 3))
+        np.add.at(big_b, jet[keep], wa[keep])
+        scale = np.trace(big_a, axis1=1, axis2=2)[:, None, None]
+        big_a = big_a + eye * np.where(scale > 0, 1e-9 * scale, 1.0)  # parallel tracks
+        cov = np.linalg.inv(big_a)
+        v = np.einsum("nij,nj->ni", cov, big_b)
+        d = v[jet] - a
+        chi2 = np.where(keep, np.einsum("ni,nij,nj->n", d, w, d), -1.0)
+        worst = np.full(n_jets, -1.0)
+        np.maximum.at(worst, jet, chi2)
+        drop = keep & (chi2 == worst[jet]) & (chi2 > SV_TRACK_CHI2) & (ntrk[jet] > 2)
+        # one track per jet: the first of equal worst ones
+        first = np.zeros(t.size, dtype=bool)
+        idx = np.flatnonzero(drop)
+        first[idx[np.unique(jet[idx], return_index=True)[1]]] = True
+        if not first.any():
+            bad = np.bincount(jet, weights=chi2 > SV_TRACK_CHI2, minlength=n_jets) > 0
+            return v, cov, keep & ~bad[jet]
+        keep &= ~first
+
+
+def _vertex_fields(
+    c: Candidates,
+    t: np.ndarray,
+    jet: np.ndarray,
+    n_jets: int,
+    jet_p: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+    """One fitted vertex per jet from tracks ``t`` (:func:`_fit_vertices`): its fields,
+    whether it passes the IVF-like selection (docs/flavour.md) and the tracks it used."""
+    v, cov, used = _fit_vertices(c, t, jet, n_jets)
+    j, tt = jet[used], t[used]
+    ntrk = np.bincount(j, minlength=n_jets)
+    p3 = np.stack(
+        [np.bincount(j, weights=x[tt], minlength=n_jets) for x in (c.px, c.py, c.pz)]
+    ).astype(np.float64)
+    energy = np.bincount(
+        j, weights=np.sqrt(c.px[tt] ** 2 + c.py[tt] ** 2 + c.pz[tt] ** 2 + _PION_MASS**2),
+        minlength=n_jets,
+    )  # fmt: skip
+    mass = np.sqrt(np.maximum(energy**2 - (p3**2).sum(axis=0), 0.0))
+    sv_pt = np.hypot(p3[0], p3[1])
+    sv_eta = np.arcsinh(p3[2] / np.where(sv_pt > 0, sv_pt, 1.0))
+    sv_phi = np.arctan2(p3[1], p3[0])
+    jet_px, jet_py, jet_pz, jet_e = jet_p
+    jet_pt = np.hypot(jet_px, jet_py)
+    jet_eta, jet_phi = np.arcsinh(jet_pz / np.maximum(jet_pt, 1e-12)), np.arctan2(jet_py, jet_px)
+    flight = flight_distances(v, cov)
+    v_rho = np.hypot(v[:, 0], v[:, 1])
+    v_eta = np.arcsinh(v[:, 2] / np.where(v_rho > 0, v_rho, 1.0))
+    flight_dr = delta_r(v_eta, np.arctan2(v[:, 1], v[:, 0]), jet_eta, jet_phi)
+    a, frame, s1, s2, _ = _track_frame(c, tt)
+    pulls = np.einsum("ni,nik->nk", v[j] - a, frame) / np.stack([s1, s2], axis=1)
+    chi2 = np.bincount(j, weights=(pulls**2).sum(axis=1), minlength=n_jets)
+    ndof = 2 * ntrk - 3
+    chi2_ndof = np.divide(chi2, ndof, out=np.zeros(n_jets), where=ndof > 0)
+    fields = {
+        "sv_mass": mass,
+        "sv_pt": sv_pt,
+        "sv_ntracks": ntrk,
+        "sv_chi2ndof": chi2_ndof,
+        "sv_dxy": flight["dxy"],
+        "sv_dxysig": flight["dxysig"],
+        "sv_d3d": flight["d3d"],
+        "sv_d3dsig": flight["d3dsig"],
+        "sv_costhetasvpv": cos_theta_flight(v, p3.T),
+        "sv_deta": sv_eta - jet_eta,
+        "sv_dphi": delta_phi(sv_phi, jet_phi),
+        "sv_deltaR": delta_r(sv_eta, sv_phi, jet_eta, jet_phi),
+        "sv_enratio": energy / np.maximum(jet_e, 1e-12),
+    }
+    k0s = (ntrk == 2) & (np.abs(mass - _K0S_MASS) < SV_K0S_WINDOW)
+    passes = (
+        (ntrk >= 2)
+        & (flight["dxy"] < SV_MAX_DXY)
+        & (flight["dxysig"] > SV_MIN_DXYSIG)
+        & (mass < SV_MAX_MASS)
+        & (flight_dr < SV_MAX_FLIGHT_DR)
+        & ~k0s
+    )
+    return fields, passes, used
+
+
 def _secondary_vertices(
-    c: Candidates, counts: np.ndarray, idx: np.ndarray, jet_eta: np.ndarray, jet_phi: np.ndarray
+    c: Candidates,
+    counts: np.ndarray,
+    idx: np.ndarray,
+    jet_p: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
 ) -> dict[str, ak.Array]:
-    """One secondary vertex per jet from its displaced tracks (``|d0|/sigma > SV_MIN_SIG``,
-    pT > ``SV_MIN_PT``), when there are at least two: its position is the pT-weighted mean
-    of the tracks' reconstructed production points, its flight distance ``sv_d3d`` the
-    distance from the primary vertex (the origin) with the error of that weighted mean
-    (``sv_d3dsig`` = d3d / error); mass and pT from the tracks (pion mass)."""
+    """Up to ``SV_MAX_PER_JET`` secondary vertices per jet (docs/flavour.md): the
+    displaced tracks (``|d0|/sigma > SV_MIN_SIG``, pT > ``SV_MIN_PT``) are fitted to one
+    vertex (:func:`_fit_vertices`), the tracks it left out to a second one; each vertex
+    is kept if it passes the IVF-like selection. SVs are sorted by ``sv_dxysig``,
+    descending."""
     n_jets = counts.size
     jet_of = np.repeat(np.arange(n_jets), counts)
     pt = np.hypot(c.px[idx], c.py[idx])
     sig = np.abs(c.d0[idx]) / np.where(c.d0err[idx] > 0, c.d0err[idx], np.inf)
     disp = (c.charge[idx] != 0) & (sig > SV_MIN_SIG) & (pt > SV_MIN_PT)
-    j, t = jet_of[disp], idx[disp]
-    ntrk = np.bincount(j, minlength=n_jets)
-    w = pt[disp]
-    sw = np.bincount(j, weights=w, minlength=n_jets)
-    safe = np.where(sw > 0, sw, 1.0)
-    pos = [np.bincount(j, weights=w * v[t], minlength=n_jets) / safe for v in (c.vx, c.vy, c.vz)]
-    var = np.bincount(j, weights=w**2 * (c.d0err[t] ** 2 + c.dzerr[t] ** 2), minlength=n_jets)
-    d3d = np.sqrt(pos[0] ** 2 + pos[1] ** 2 + pos[2] ** 2)
-    d3d_err = np.sqrt(var) / safe
-    p3 = [np.bincount(j, weights=v[t], minlength=n_jets) for v in (c.px, c.py, c.pz)]
-    energy = np.bincount(
-        j,
-        weights=np.sqrt(c.px[t] ** 2 + c.py[t] ** 2 + c.pz[t] ** 2 + _PION_MASS**2),
-        minlength=n_jets,
-    )
-    mass = np.sqrt(np.maximum(energy**2 - p3[0] ** 2 - p3[1] ** 2 - p3[2] ** 2, 0.0))
-    sv_pt = np.hypot(p3[0], p3[1])
-    sv_eta = np.arcsinh(p3[2] / np.where(sv_pt > 0, sv_pt, 1.0))
-    sv_phi = np.arctan2(p3[1], p3[0])
-    has = ntrk >= 2
-    fields = {
-        "sv_mass": mass,
-        "sv_pt": sv_pt,
-        "sv_ntracks": ntrk,
-        "sv_d3d": d3d,
-        "sv_d3dsig": d3d / np.where(d3d_err > 0, d3d_err, np.inf),
-        "sv_deta": sv_eta - jet_eta,
-        "sv_dphi": delta_phi(sv_phi, jet_phi),
-    }
-    svs = ak.unflatten(
-        ak.zip({k: v[has].astype(np.float32) for k, v in fields.items()}), has.astype(np.int64)
-    )
-    return {k: svs[k] for k in fields}
+    jet, t = jet_of[disp], idx[disp]
+    found: list[tuple[dict[str, np.ndarray], np.ndarray]] = []
+    for _ in range(SV_MAX_PER_JET):
+        if t.size == 0:
+            break
+        fields, passes, used = _vertex_fields(c, t, jet, n_jets, jet_p)
+        found.append((fields, passes))
+        jet, t = jet[~used], t[~used]
+    jets = np.concatenate([np.flatnonzero(ok) for _, ok in found] or [np.zeros(0, np.int64)])
+    values = {k: np.concatenate([f[k][ok] for f, ok in found] or [np.zeros(0)]) for k in SV_FIELDS}
+    order = np.lexsort((-values["sv_dxysig"], jets)) if jets.size else jets
+    per_jet = np.bincount(jets, minlength=n_jets).astype(np.int64)
+    svs = ak.unflatten(ak.zip({k: v[order].astype(np.float32) for k, v in values.items()}), per_jet)
+    return {k: svs[k] for k in SV_FIELDS}
 
 
 def build_jets(
@@ -498,6 +638,12 @@ def _jet_branches(
         "part_dzerr": c.dzerr[flat],
         **{f"part_{k}": v[flat] for k, v in columns.items()},
     }
+    if with_sv:  # the tracks' impact parameters signed by the jet axis
+        track = Track(
+            c.d0[flat], c.dz[flat], c.d0err[flat], c.dzerr[flat], c.px[flat], c.py[flat], c.pz[flat]
+        )
+        jet_p = (np.repeat(v, counts) for v in (jets.px, jets.py, jets.pz))
+        part.update({f"part_{k}": v for k, v in track_features(track, *jet_p).items()})
     jagged = ak.unflatten(ak.zip({k: v.astype(np.float32) for k, v in part.items()}), counts)
     out: dict[str, np.ndarray | ak.Array] = {k: jagged[k] for k in part}
     out.update(
@@ -511,6 +657,6 @@ def _jet_branches(
     )
     out.update(substructure(counts, c.px[flat], c.py[flat], c.pz[flat], c.e[flat], sel.radius))
     if with_sv:
-        out.update(_secondary_vertices(c, counts, flat, jet_eta, jet_phi))
+        out.update(_secondary_vertices(c, counts, flat, (jets.px, jets.py, jets.pz, jets.e)))
     out["event"] = jets.event.astype(np.int64)
     return out
