@@ -40,9 +40,9 @@ import torch
 from _common import write_results
 from torch import Tensor, nn
 
-from heptagon.apps.trigger.continual import EWC, ReplayMemory
 from heptagon.apps.trigger.loop import fit, predict_proba, score, split, train_best
 from heptagon.models import build_model
+from heptagon.train.continual import EWC, ReplayMemory
 
 TOPUP_EPOCHS = 20
 TOPUP_LR = 3e-4

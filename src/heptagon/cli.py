@@ -308,12 +308,31 @@ def train(
         list[str] | None,
         typer.Option("--freeze", help="Do not train parameters matching this fnmatch pattern."),
     ] = None,
+    continue_from: Annotated[
+        Path | None,
+        typer.Option(
+            "--continue-from",
+            help="Top up this run on --data: its weights and preprocessing are the start.",
+        ),
+    ] = None,
+    ewc: Annotated[
+        float | None,
+        typer.Option("--ewc", min=0, help="Top-up: EWC strength (Fisher on the run's data)."),
+    ] = None,
+    replay: Annotated[
+        int | None,
+        typer.Option("--replay", min=1, help="Top-up: mix in this many of the run's jets."),
+    ] = None,
 ) -> None:
     """Train the experiment's model into a run directory."""
+    from heptagon.errors import ConfigError
+    from heptagon.train.continual import Continual
     from heptagon.train.experiment import ModelFlags
     from heptagon.train.run import train as run_train
 
     configure_threads(threads)
+    if continue_from is None and (ewc is not None or replay is not None):
+        raise ConfigError("top up a run: name it with --continue-from", "--ewc/--replay")
     flags = ModelFlags(network_config, load_weights, strict, tuple(freeze or ()))
     summary = run_train(
         experiment,
@@ -325,6 +344,7 @@ def train(
         data_train=data_train or (),
         data_val=data_val or (),
         data_test=data_test or (),
+        continual=None if continue_from is None else Continual(continue_from, ewc, replay),
     )
     stop = ", stopped early" if summary.stopped_early else ""
     console.print(
@@ -365,17 +385,33 @@ def evaluate(
         ),
     ] = 1.0,
     networks: _Networks = None,
+    systematics: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--systematics",
+            help="A varied sample (generate --variation) of the one --data sample: adds the "
+            "efficiency / mistag table with uncertainties (docs/systematics.md).",
+        ),
+    ] = None,
 ) -> None:
     """Metrics, plots and report of a run on its test split (or on each --data sample)."""
     from heptagon.evaluate.run import evaluate as run_evaluate
 
+    if systematics:
+        from heptagon.evaluate.systematics import evaluate_systematics, nominal_sample
+
+        nominal = nominal_sample(data)
     with _trusting(networks):
         result = run_evaluate(
             run, data, data_test=data_test or (), lumi_fb=lumi, xsec_weight=xsec_weight,
             rate_hz=rate_khz * 1e3,
         )  # fmt: skip
+        made = evaluate_systematics(run, nominal, systematics) if systematics else None
     console.print(result.table())
     console.print(f"report: {result.eval_dir / 'report.md'}")
+    if made is not None:
+        console.print(made.rich_table())
+        console.print(f"systematics: {made.report}")
 
 
 @app.command()

@@ -21,13 +21,13 @@ from heptagon.apps.trigger.compression import (
     quantize_model,
     sparsity,
 )
-from heptagon.apps.trigger.continual import EWC, ReplayMemory
 from heptagon.apps.trigger.features import HLF_NAMES, high_level_features
 from heptagon.apps.trigger.latency import measure_speed, onnx_bytes
 from heptagon.apps.trigger.loop import fit, predict_proba, score
 from heptagon.errors import ConfigError
 from heptagon.models import build_model
 from heptagon.publish.onnx import OUTPUT_NAME, make_session
+from heptagon.train.continual import EWC, ReplayMemory
 
 
 def _toy(n: int = 600, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:

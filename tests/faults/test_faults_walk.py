@@ -34,6 +34,7 @@ WALK: dict[str, list[list[str]]] = {
     "train": [
         ["train", MISSING, "--data", ".", "--out", "run"],
         ["train", "{experiment}", "--data", MISSING, "--out", "run"],
+        ["train", "{experiment}", "--data", ".", "--out", "run", "--continue-from", MISSING],
     ],
     "evaluate": [["evaluate", MISSING]],
     "ddt": [["ddt", MISSING]],

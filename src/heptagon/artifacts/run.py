@@ -9,7 +9,7 @@ from pydantic import Field
 
 from heptagon.artifacts.base import Artifact, Record
 
-__all__ = ["ModelInfo", "NetworkRecord"]
+__all__ = ["ModelInfo", "NetworkRecord", "ParentRecord"]
 
 
 class NetworkRecord(Record):
@@ -19,6 +19,22 @@ class NetworkRecord(Record):
     file: str = Field(description="the run's copy of the file, relative to the run dir")
     source: str = Field(description="the file the run was trained from")
     sha256: str = Field(pattern="^[0-9a-f]{64}$")
+
+
+class ParentRecord(Record):
+    """The run a top-up continued from (``heptagon train --continue-from RUN``): its
+    weights and standardisation were the start (docs/fine-tuning.md)."""
+
+    run: str = Field(description="the parent run directory (absolute path)")
+    weights_sha256: str = Field(
+        pattern="^[0-9a-f]{64}$", description="sha256 of the parent's best weights"
+    )
+    ewc: float | None = Field(
+        default=None, ge=0, description="EWC strength (Fisher on the parent's training split)"
+    )
+    replay: int | None = Field(
+        default=None, ge=1, description="entries of the parent's training split replayed"
+    )
 
 
 class ModelInfo(Artifact):
@@ -38,3 +54,6 @@ class ModelInfo(Artifact):
     )
     weights: str = Field(description="the best weights, relative to the run dir")
     network: NetworkRecord | None = None
+    parent: ParentRecord | None = Field(
+        default=None, description="a top-up: the run it continued from (--continue-from)"
+    )

@@ -12,7 +12,9 @@ from __future__ import annotations
 import contextlib
 import math
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from functools import partial
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any, cast
@@ -27,10 +29,21 @@ from heptagon.data.loader import JetDataset, mask_name
 from heptagon.data.preprocess import Preprocess, compute_preprocess
 from heptagon.data.split import DataSplits, Split, resolve_splits
 from heptagon.errors import ConfigError, DataError, Interrupted, ModelError
-from heptagon.io import atomic_path
+from heptagon.io import atomic_path, sha256sum
+from heptagon.logs import get_logger
 from heptagon.models import Model, build_model, model_options
 from heptagon.models.autoencoder import ReconstructionModel
 from heptagon.train.allocator import retain_freed_memory
+from heptagon.train.continual import (
+    EWC,
+    Continual,
+    ParentRun,
+    ReplayBatches,
+    check_observers,
+    fisher_batches,
+    parent_run,
+    replay_table,
+)
 from heptagon.train.device import select_device
 from heptagon.train.distributed import Distributed, init_distributed
 from heptagon.train.experiment import (
@@ -41,7 +54,7 @@ from heptagon.train.experiment import (
     TrainOptions,
     load_experiment,
 )
-from heptagon.train.finetune import initialise
+from heptagon.train.finetune import initialise, load_weights, pretrained_state
 from heptagon.train.fitpredict import fit_model
 from heptagon.train.losses import WeightedLoss
 from heptagon.train.network import NETWORK_COPY, UserNetwork, build_network
@@ -57,6 +70,8 @@ from heptagon.train.tasks import AnomalyTask, JetTask
 from heptagon.train.trainer import CHECKPOINT_FORMAT, Trainer
 
 __all__ = ["input_dims", "train"]
+
+_log = get_logger("train")
 
 
 def input_dims(config: DataConfig) -> dict[str, int]:
@@ -79,6 +94,7 @@ def train(
     data_train: Sequence[str | Path] = (),
     data_val: Sequence[str | Path] = (),
     data_test: Sequence[str | Path] = (),
+    continual: Continual | None = None,
 ) -> RunSummary:
     """Train the experiment on ``data`` (files, globs, dataset dirs or URLs; split by the
     hash rule) into run dir ``out``; or, with ``data`` None, on the explicit sets
@@ -88,10 +104,22 @@ def train(
     ``overrides``: ``key=value`` strings (``train.lr=1e-3``). ``resume``: continue from
     ``out/checkpoints/last.pt`` (the experiment, data and overrides must resolve to the
     run's ``config.yaml``). ``flags``: the command's ``--network-config``,
-    ``--load-model-weights``, ``--strict/--no-strict`` and ``--freeze``. Raises
+    ``--load-model-weights``, ``--strict/--no-strict`` and ``--freeze``. ``continual``: a
+    top-up of another run (``--continue-from``, ``--ewc``, ``--replay``;
+    :mod:`heptagon.train.continual`): its weights (loaded strictly, as ``init``) and its
+    standardisation are the start. Raises
     :class:`~heptagon.errors.ConfigError` naming the key for a bad experiment,
     :class:`~heptagon.errors.DataError` for bad data.
     """
+    if continual is not None:
+        continual.run_dir()  # a missing run fails first
+        flags = flags or ModelFlags()
+        if flags.weights is not None:
+            raise ConfigError(
+                "--continue-from starts from the run's weights: drop --load-model-weights",
+                "--continue-from",
+            )
+        flags = replace(flags, weights=continual.run, strict=True)
     config = load_experiment(experiment, overrides, flags)
     splits = resolve_splits(data, train=data_train, val=data_val, test=data_test)
     options = config.train
@@ -103,7 +131,7 @@ def train(
         if dist.active and device.type == "cuda":
             device = torch.device("cuda", dist.local_rank)
             torch.cuda.set_device(device)
-        summary = _train(config, splits, Path(out), resume, device, dist)
+        summary = _train(config, splits, Path(out), resume, device, dist, continual)
         dist.barrier()  # no rank leaves the group while another still has work in flight
         return summary
     finally:
@@ -117,12 +145,15 @@ def _train(
     resume: bool,
     device: torch.device,
     dist: Distributed,
+    continual: Continual | None = None,
 ) -> RunSummary:
     options = config.train
     run = RunDir(out)
     model_spec, resolved = _resolve(config, splits)
+    parent = _parent(continual, config, model_spec, dist)
     if resume:
         _check_resume(run, resolved)
+        _check_resumed_parent(run, parent, continual)
         preprocess = Preprocess.load(run.preprocess)
     else:
         if run.config.exists():
@@ -130,7 +161,11 @@ def _train(
                 f"{out} already holds a run: pass --resume to continue it, or another --out",
                 "--out",
             )
-        preprocess = dist.broadcast(_preprocess(config, splits) if dist.is_main else None)
+        preprocess = (
+            parent.preprocess
+            if parent is not None
+            else dist.broadcast(_preprocess(config, splits) if dist.is_main else None)
+        )
 
     seed_everything(options.seed)
     labels = config.data.labels
@@ -142,6 +177,11 @@ def _train(
     _check_model(model, config, dist, network, run if resume else None)
     if config.init is not None and isinstance(model, nn.Module):
         initialise(model, config.init, resumed=resume)
+    top_up = (
+        _top_up(parent, continual, model, preprocess, config, resume)
+        if parent is not None and continual is not None and isinstance(model, nn.Module)
+        else None
+    )
     # every input file is opened and its branches (labels included) checked here, before
     # the run dir is written: a bad input leaves nothing behind
     train_data, val_data = (
@@ -176,12 +216,16 @@ def _train(
                 weights,
                 _keep_network(run, network),
             )
+            if parent is not None and continual is not None:
+                info = info.model_copy(update={"parent": parent.record(continual)})
             run.write_model_info(info)
         dist.barrier()
         if not isinstance(model, nn.Module):
             return fit_model(model, config, train_data, val_data, run)
         loss = network.loss if network is not None and network.loss is not None else None
-        return _fit(model, config, train_data, val_data, run, resume, device, dist, loss)
+        return _fit(
+            model, config, train_data, val_data, run, resume, device, dist, loss, top_up
+        )
     except BaseException as err:
         started = run.last.exists() or (run.root / weights).exists()
         if dist.is_main and not resume and not started:
@@ -201,11 +245,22 @@ def _fit(
     device: torch.device,
     dist: Distributed,
     loss: WeightedLoss | None = None,
+    top_up: _TopUp | None = None,
 ) -> RunSummary:
     """Train a torch model by gradient descent, from ``last.pt`` if resuming; ``loss``
-    replaces ``train.loss`` (a network file's ``get_loss``)."""
+    replaces ``train.loss`` (a network file's ``get_loss``); ``top_up``: EWC's penalty
+    and the replayed batches of a top-up."""
     options = config.train
     names = cast("tuple[str, ...]", model.input_names)
+    top_up = top_up or _TopUp(None, None)
+    fraction = train_data.split_info["fractions"]["train"]
+    total_steps = _total_steps(options, train_data, fraction, dist.world)
+    per_epoch = 0
+    if top_up.replay is not None:  # the schedule counts the replayed batches too
+        one = options.model_copy(update={"epochs": 1, "max_steps": None})
+        per_epoch = _total_steps(one, train_data, fraction, dist.world)
+        total = options.epochs * (per_epoch + len(top_up.replay))
+        total_steps = min(total, options.max_steps or total)
     task: JetTask
     if options.task == "anomaly":
         labels = config.data.labels
@@ -225,6 +280,9 @@ def _fit(
             num_workers=options.num_workers,
             pin_memory=device.type == "cuda",
             regularisers=[spec.build() for spec in options.regularisers],
+            penalty=top_up.penalty,
+            replay=top_up.replay,
+            batches_per_epoch=per_epoch,
         )
     trainer = Trainer(
         model,
@@ -233,9 +291,7 @@ def _fit(
         run=run,
         device=device,
         dist=dist,
-        total_steps=_total_steps(
-            options, train_data, train_data.split_info["fractions"]["train"], dist.world
-        ),
+        total_steps=total_steps,
     )
     checkpoint = _load_last(run) if resume and run.last.exists() else None
     state = trainer.fit(checkpoint)
@@ -248,6 +304,74 @@ def _fit(
         state.stopped_early,
         state.history,
     )
+
+
+@dataclass(frozen=True)
+class _TopUp:
+    """What a top-up adds to the training: EWC's penalty, the replayed batches."""
+
+    penalty: Callable[[], torch.Tensor] | None
+    replay: ReplayBatches | None
+
+
+def _parent(
+    continual: Continual | None, config: ExperimentConfig, spec: ModelSpec, dist: Distributed
+) -> ParentRun | None:
+    """The run ``--continue-from`` names, checked against the experiment (one process)."""
+    if continual is None:
+        return None
+    if dist.active:
+        raise ConfigError(
+            "a top-up trains in one process: run it without torchrun", "--continue-from"
+        )
+    sha = None if spec.network is None else sha256sum(Path(spec.network))
+    return parent_run(continual, config, spec, sha)
+
+
+def _check_resumed_parent(
+    run: RunDir, parent: ParentRun | None, continual: Continual | None
+) -> None:
+    """A resumed top-up continues with the same --continue-from, --ewc and --replay."""
+    recorded = ModelInfo.read(run.model_json).parent if run.model_json.exists() else None
+    wanted = None if parent is None or continual is None else parent.record(continual)
+    if recorded != wanted:
+        raise ConfigError(
+            "resume with the run's own --continue-from, --ewc and --replay "
+            f"({'none' if recorded is None else recorded.to_json()})",
+            "--continue-from",
+        )
+
+
+def _top_up(
+    parent: ParentRun,
+    continual: Continual,
+    model: nn.Module,
+    preprocess: Preprocess,
+    config: ExperimentConfig,
+    resumed: bool,
+) -> _TopUp:
+    """EWC's penalty (the Fisher on the parent's training split, at the parent's weights)
+    and the replayed entries of the parent's training split."""
+    options = config.train
+    names = cast("tuple[str, ...]", model.input_names)
+    penalty = None
+    if continual.ewc is not None:
+        if resumed:  # the run's checkpoint is loaded later: the anchor is the parent's
+            load_weights(model, pretrained_state(parent.root)[1], strict=True)
+        ewc = EWC(continual.ewc)
+        n = ewc.consolidate_batches(model, fisher_batches(parent, preprocess, names))
+        _log.info(f"EWC: Fisher of {parent.root} on {n} batches of its training split")
+        penalty = partial(ewc.penalty, model)
+    replay = None
+    if continual.replay is not None:
+        table = replay_table(parent, preprocess, continual.replay, options.seed)
+        check_observers(table, [spec.observable for spec in options.regularisers])
+        replay = ReplayBatches(
+            table, preprocess, batch_size=options.batch_size,
+            fixed_length=not options.bucketing, seed=options.seed,
+        )  # fmt: skip
+        _log.info(f"replay: {len(table)} entries of {parent.root}'s training split")
+    return _TopUp(penalty, replay)
 
 
 def _load_last(run: RunDir) -> dict[str, Any]:

@@ -3,7 +3,8 @@
 - :class:`JetTask`: the taggers of ``heptagon train``, on :class:`~heptagon.data.JetDataset`
   batches through a data config, with a weighted loss
   (:class:`~heptagon.train.losses.WeightedLoss`), the ``train.regularisers`` and
-  validation loss, accuracy and AUC (:mod:`heptagon.train.validation`);
+  validation loss, accuracy and AUC (:mod:`heptagon.train.validation`); a top-up adds
+  EWC's penalty and replayed batches (:mod:`heptagon.train.continual`);
 - :class:`AnomalyTask`: an autoencoder of ``heptagon train`` (``train.task: anomaly``) on
   the same batches: it reconstructs its input, the entries of the non-``background``
   classes weigh 0 in the loss, and validation reports the background's loss and the AUC
@@ -26,6 +27,7 @@ from torch.utils.data import DataLoader
 from heptagon.data.loader import Batch, JetDataset, make_dataloader
 from heptagon.errors import DataError
 from heptagon.physics.metrics import auc
+from heptagon.train.continual import ReplayBatches
 from heptagon.train.distributed import Distributed
 from heptagon.train.experiment import TrainOptions
 from heptagon.train.losses import Regulariser, WeightedLoss
@@ -37,7 +39,10 @@ __all__ = ["AnomalyTask", "JetTask", "TensorBatch", "TensorTask", "fit_in_memory
 
 class JetTask(TrainTask[Batch]):
     """A tagger on a data config's batches: ``loss(output, label, weight)`` plus the
-    regularisers' penalties; ``input_names`` orders the batch's tensors for the model."""
+    regularisers' penalties and ``penalty()`` (a top-up's EWC term); ``input_names``
+    orders the batch's tensors for the model. ``replay``: earlier entries whose batches
+    go between the ``batches_per_epoch`` (an estimate) new ones of every epoch
+    (:mod:`heptagon.train.continual`)."""
 
     def __init__(
         self,
@@ -50,11 +55,15 @@ class JetTask(TrainTask[Batch]):
         num_workers: int = 0,
         pin_memory: bool = False,
         regularisers: Sequence[Regulariser] = (),
+        penalty: Callable[[], Tensor] | None = None,
+        replay: ReplayBatches | None = None,
+        batches_per_epoch: int = 0,
     ) -> None:
         super().__init__()
         self.criterion, self.input_names = loss, tuple(input_names)
         self.train_data, self.classification = train_data, classification
         self.extra = self.regularisers = nn.ModuleList(regularisers)
+        self.penalty, self.replay, self.batches_per_epoch = penalty, replay, batches_per_epoch
         self.train_loader = make_dataloader(train_data, num_workers, pin_memory=pin_memory)
         self.val_loader: DataLoader[Batch] = make_dataloader(
             val_data, num_workers, pin_memory=pin_memory
@@ -62,7 +71,9 @@ class JetTask(TrainTask[Batch]):
 
     def train_batches(self, epoch: int) -> Iterator[Batch]:
         self.train_data.set_epoch(epoch)
-        return iter(self.train_loader)
+        if self.replay is None:
+            return iter(self.train_loader)
+        return self.replay.mix(iter(self.train_loader), epoch, self.batches_per_epoch)
 
     def size(self, batch: Batch) -> int:
         return len(batch)
@@ -83,7 +94,7 @@ class JetTask(TrainTask[Batch]):
             obs = torch.as_tensor(batch.observers[reg.observable], device=output.device)
             reg.update(output.detach(), obs, label, batch.weight)
             loss = loss + reg.penalty(output, obs, label, batch.weight)
-        total: Tensor = loss
+        total: Tensor = loss if self.penalty is None else loss + self.penalty()
         return total
 
     def after_step(self, grad_scale: float) -> None:

@@ -5,8 +5,8 @@
 - :mod:`.hls`: hls4ml conversion and its bit-accurate C++ emulation, resource estimates;
 - :mod:`.latency`: measured ONNX Runtime latency and throughput, fp32 vs int8;
 - :mod:`.features`: the 16 high-level jet features of the hls4ml jet-tagging benchmark;
-- :mod:`.continual`: EWC and replay for top-ups on a changing detector;
 - :mod:`.loop`: the compact in-memory training loop they share (best validation epoch);
 - :mod:`.workflow`: ``trigger train | hls | topup``: run directories of the MLP (QAT,
-  pruning, hls4ml emulation, EWC / replay top-ups).
+  pruning, hls4ml emulation, EWC / replay top-ups with
+  :mod:`heptagon.train.continual`'s EWC and replay memory).
 """

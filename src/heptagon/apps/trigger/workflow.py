@@ -43,7 +43,6 @@ from heptagon.apps.trigger.compression import (
     quantize_model,
     sparsity,
 )
-from heptagon.apps.trigger.continual import EWC, ReplayMemory
 from heptagon.apps.trigger.loop import fit, predict_proba, score, split, train_best
 from heptagon.artifacts.trigger import (
     HlsComparison,
@@ -59,6 +58,7 @@ from heptagon.errors import ConfigError, DataError
 from heptagon.io import make_dir
 from heptagon.logs import get_logger
 from heptagon.models import build_model
+from heptagon.train.continual import EWC, ReplayMemory
 from heptagon.train.rundir import load_checkpoint, save_checkpoint
 
 __all__ = [
