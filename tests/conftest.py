@@ -87,3 +87,34 @@ def event_sample(request: pytest.FixtureRequest) -> Path:
         show_progress=False,
     )
     return out
+
+
+#: the paired FastSim / FullSim sample (docs/refinement.md): light-quark AK4 jets
+PAIRED_JETS = 80
+PAIRED_SHARD = 40
+
+
+@pytest.fixture(scope="session")
+def paired_samples(request: pytest.FixtureRequest) -> dict[str, Path]:
+    """The same generator events through ``--detector full`` and ``--detector fast``:
+    ``uds`` AK4 jets (30-1000 GeV, |eta| < 2.5), 80 jets, 2 shards, seed 7; by chain."""
+    root = Path(request.config.cache.mkdir("heptagon-samples"))
+    out = {}
+    for chain in ("full", "fast"):
+        out[chain] = root / f"uds-{chain}-{_source_hash()}"
+        generate(
+            GenerateOptions(
+                sample="uds",
+                jets=PAIRED_JETS,
+                seed=SAMPLE_SEED,
+                out=out[chain],
+                shard_size=PAIRED_SHARD,
+                radius=0.4,
+                pt_min=30.0,
+                pt_max=1000.0,
+                eta_max=2.5,
+                detector=chain,  # type: ignore[arg-type]
+            ),
+            show_progress=False,
+        )
+    return out

@@ -178,7 +178,7 @@ def test_generate_options_reach_the_model(tmp_path: Path, monkeypatch: pytest.Mo
     assert (opts.mpi, opts.radius, opts.format) == (False, 0.5, "root")
     assert (opts.pileup, opts.mitigation, opts.shard_size) == (20.0, "puppi", 5000)
     assert opts.pt_min is None
-    assert opts.detector == "default"
+    assert opts.detector == "full"
     bad = CliRunner().invoke(app, [*args, "--mitigation", "softkiller"])
     assert bad.exit_code == 2
     assert "softkiller" in bad.output

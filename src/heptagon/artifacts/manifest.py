@@ -118,6 +118,11 @@ class JetManifest(_Manifest):
     format: Literal["parquet", "root"]
     selection: Settings
     detector: Settings | None
+    detector_chain: Literal["full", "fast"] = Field(
+        "full",
+        description="the detector chain whose settings `detector` holds (full: "
+        "heptagon.generate.detector; fast: heptagon.generate.fastsim)",
+    )
     pileup: Settings | None = None
     classes: dict[str, JetClass]
 

@@ -64,8 +64,8 @@ class SampleOptions(BaseModel):
     out: Path = Field(description="Dataset directory.")
     format: Literal["parquet", "root"] = Field("parquet", description="Shard file format.")
     jobs: int = Field(1, ge=1, description="Processes (one shard each).")
-    detector: Literal["default", "none"] = Field(
-        "default", description="default: the CMS-like detector; none: hadron level."
+    detector: Literal["full", "none"] = Field(
+        "full", description="full: the CMS-like parametric detector; none: hadron level."
     )
     scheduler: str | None = Field(
         None, description="Dask scheduler address (instead of local processes)."
@@ -113,6 +113,11 @@ class GenerateOptions(SampleOptions):
     eta_max: float | None = Field(None, gt=0, description="Jet |eta| cut.")
     mpi: bool | None = Field(None, description="Multi-parton interactions.")
     shard_size: int = Field(5000, gt=0, description="Jets per shard.")
+    detector: Literal["full", "fast", "none"] = Field(  # type: ignore[assignment]
+        "full",
+        description="full: the CMS-like parametric detector; fast: the cheaper FastSim "
+        "chain (docs/refinement.md); none: hadron level.",
+    )
 
     @field_validator("sample")
     @classmethod
@@ -122,6 +127,8 @@ class GenerateOptions(SampleOptions):
 
     @model_validator(mode="after")
     def _window(self) -> GenerateOptions:
+        if self.pileup is not None and self.detector == "fast":
+            raise ConfigError("--pileup needs --detector full", key="pileup")
         s = self.sample_set
         lo = s.pt_min if self.pt_min is None else self.pt_min
         hi = s.pt_max if self.pt_max is None else self.pt_max

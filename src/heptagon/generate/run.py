@@ -22,6 +22,7 @@ import numpy as np
 from heptagon.artifacts.manifest import JetClass, JetManifest, ShardRecord
 from heptagon.errors import ConfigError
 from heptagon.generate.detector import DetectorConfig, apply_detector
+from heptagon.generate.fastsim import FastDetectorConfig, fast_response, generator_jets
 from heptagon.generate.jets import FLAVOURS, JETS_PER_EVENT, JetSelection, build_jets
 from heptagon.generate.options import GenerateOptions
 from heptagon.generate.processes import Process, SampleSet, get_process
@@ -94,6 +95,7 @@ class ShardSpec:
     pileup: float = 0.0
     mitigation: Literal["none", "chs", "puppi"] = "none"
     library: str | None = None  # the minimum-bias library; None: no pile-up
+    chain: Literal["full", "fast"] = "full"  # the detector chain of ``detector``
 
     @property
     def entries(self) -> int:
@@ -116,21 +118,28 @@ def make_pythia(settings: tuple[str, ...]) -> Any:
 
 
 def _batch_jets(
-    spec: ShardSpec, pythia: Any, library: Any, det: DetectorConfig | None, rng: Any
+    spec: ShardSpec,
+    pythia: Any,
+    library: Any,
+    det: DetectorConfig | FastDetectorConfig | None,
+    rng: Any,
 ) -> tuple[dict[str, Any], int]:
     """The selected jets of one batch of Pythia events (with pile-up when ``library``
-    is given) and the number of events generated."""
+    is given) and the number of events generated; flavour samples get the generator-level
+    jet of each jet (:func:`~heptagon.generate.fastsim.generator_jets`)."""
     process = get_process(spec.cls)
     flavour = FLAVOURS.index(spec.label) if process.truth.kind == "flavour" else None
     batch = pythia.nextBatch(BATCH_EVENTS)
     record = EventRecord.from_batch(batch.prt)
     columns, rho_from = None, None
-    if library is None:
+    if isinstance(det, FastDetectorConfig):
+        candidates = fast_response(record.final_state(), det, rng)
+    elif library is None:
         candidates = apply_detector(record.final_state(), det, rng)
     else:
         from heptagon.generate.pileup import reconstruct  # it imports this module
 
-        assert det is not None  # GenerateOptions refuses pile-up without the detector
+        assert isinstance(det, DetectorConfig)  # GenerateOptions: pile-up needs full
         pu = reconstruct(record.final_state(), library, spec.pileup, spec.mitigation, det, rng)
         candidates, columns, rho_from = pu.candidates, pu.columns, pu.unmitigated
     jets = build_jets(
@@ -148,6 +157,9 @@ def _batch_jets(
         columns=columns,
         rho_from=rho_from,
     )
+    if flavour is not None:
+        axes = (jets["event"], jets["jet_eta"], jets["jet_phi"])
+        jets.update(generator_jets(record.final_state(), spec.selection, *axes))
     return jets, len(batch)
 
 
@@ -155,12 +167,14 @@ def run_shard(spec: ShardSpec, report: Callable[[int], None] | None = None) -> S
     """Generate and write one shard; return its record for the manifest."""
     pythia = make_pythia(spec.settings)
     rng = np.random.default_rng(spec.seed)
-    det = None if spec.detector is None else DetectorConfig(**spec.detector)
+    det: DetectorConfig | FastDetectorConfig | None = None
+    if spec.detector is not None:
+        det = (FastDetectorConfig if spec.chain == "fast" else DetectorConfig)(**spec.detector)
     library = None
     if spec.library is not None:
         from heptagon.generate.pileup import detector_library, read_library  # imports us
 
-        assert det is not None  # GenerateOptions refuses pile-up without the detector
+        assert isinstance(det, DetectorConfig)  # GenerateOptions: pile-up needs full
         library = detector_library(read_library(Path(spec.library)), det, rng)
     parts: list[dict[str, Any]] = []
     n_jets = n_events = empty = 0
@@ -211,7 +225,15 @@ def _plan(opts: GenerateOptions) -> tuple[list[ShardSpec], dict[str, Any]]:
         )
     sample = opts.sample_set
     sel = opts.selection()
-    det = None if opts.detector == "none" else DetectorConfig()
+    det = {"none": None, "full": DetectorConfig, "fast": FastDetectorConfig}[opts.detector]
+    chain: Literal["full", "fast"] = "fast" if opts.detector == "fast" else "full"
+    reach = FastDetectorConfig().calo_eta_max
+    if chain == "fast" and sel.eta_max + sel.radius > reach:
+        raise ConfigError(
+            f"--detector fast covers |eta| < {reach:g} (no forward calorimeter): the jets "
+            f"need eta-max + radius <= {reach:g}, not {sel.eta_max + sel.radius:g}",
+            key="eta_max",
+        )
     labels = tuple(sample.label_of(c) for c in sample.classes)
     ext = "parquet" if opts.format == "parquet" else "root"
     specs = []
@@ -230,7 +252,8 @@ def _plan(opts: GenerateOptions) -> tuple[list[ShardSpec], dict[str, Any]]:
                     seed=seed,
                     settings=tuple(pythia_settings(process, sel.pt_min, opts.use_mpi(), seed)),
                     selection=sel,
-                    detector=None if det is None else det.model_dump(),
+                    detector=None if det is None else det().model_dump(),
+                    chain=chain,
                     path=str(opts.out / "shards" / f"{cls}_{i:04d}.{ext}"),
                     format=opts.format,
                     pileup=opts.pileup or 0.0,
@@ -246,8 +269,10 @@ def _plan(opts: GenerateOptions) -> tuple[list[ShardSpec], dict[str, Any]]:
         "shard_size": opts.shard_size,
         "selection": asdict(sel) | {"jets_per_event": JETS_PER_EVENT},
         "mpi": opts.use_mpi(),
-        "detector": None if det is None else det.model_dump(),
+        "detector": None if det is None else det().model_dump(),
     }
+    if chain == "fast":  # a full sample's settings are those from before the fast chain
+        settings["detector_chain"] = chain
     if pileup is not None:
         settings["pileup"] = pileup
     return specs, settings
@@ -334,6 +359,7 @@ def generate(opts: GenerateOptions, *, show_progress: bool = True) -> Summary:
         **{k: settings[k] for k in ("seed", "jets_per_class", "format", "shard_size")},
         selection=settings["selection"],
         detector=settings["detector"],
+        detector_chain=settings.get("detector_chain", "full"),
         pileup=(
             with_library_checksum(opts.out, settings["pileup"])
             if opts.pileup is not None
