@@ -106,6 +106,15 @@ class _Manifest(Artifact):
     shard_size: int = Field(gt=0)
     files: list[ShardFile]
     branches: list[str] = Field(description="the column names of a shard")
+    variation: Settings | None = Field(
+        None,
+        description="the named systematic variation the sample was made with "
+        "(heptagon.physics.systematics.Variation); absent: nominal",
+    )
+    weight_variations: list[str] = Field(
+        default_factory=list,
+        description="the weight columns of the weight variations (weight_isr_up, ...)",
+    )
 
 
 class JetManifest(_Manifest):

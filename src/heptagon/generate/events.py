@@ -68,7 +68,15 @@ from heptagon.generate.detector import Candidates, DetectorConfig, Particles, ap
 from heptagon.generate.jets import FLAVOURS, JetSelection, cluster, flavour_label
 from heptagon.generate.options import EventOptions, Mitigation
 from heptagon.generate.processes import EVENT_PROCESSES, EVENT_SAMPLES, LABELS, EventProcess
-from heptagon.generate.run import BATCH_EVENTS, COMMON_SETTINGS, ECM_GEV, make_pythia, versions
+from heptagon.generate.run import (
+    BATCH_EVENTS,
+    COMMON_SETTINGS,
+    ECM_GEV,
+    make_pythia,
+    shower_weights,
+    variation_settings,
+    versions,
+)
 from heptagon.generate.shards import (
     branch_names,
     prepare_out,
@@ -152,6 +160,7 @@ class EventShardSpec:
     pileup: float = 0.0
     mitigation: Mitigation = "none"
     library: str | None = None  # the minimum-bias library; None: no pile-up
+    weights: tuple[str, ...] = ()  # the weight variations whose columns are written
 
     @property
     def entries(self) -> int:
@@ -429,6 +438,7 @@ def run_event_shard(
         batch = pythia.nextBatch(min(BATCH_EVENTS, spec.n_events - made))
         record = EventRecord.from_batch(batch.prt)
         parts.append(reconstruct(record, det, spec.jets, spec.leptons, spec.btag, rng, pileup))
+        parts[-1].update(shower_weights(pythia, batch, spec.weights, np.arange(len(record.counts))))
         made += len(record.counts)
         if report is not None:
             report(len(record.counts))
@@ -455,9 +465,12 @@ def run_event_shard(
     )
 
 
-def _settings(process: EventProcess, mpi: bool, seed: int) -> tuple[str, ...]:
+def _settings(
+    process: EventProcess, mpi: bool, seed: int, extra: tuple[str, ...] = ()
+) -> tuple[str, ...]:
     return (
         *COMMON_SETTINGS,
+        *extra,
         f"PartonLevel:MPI = {'on' if mpi else 'off'}",
         *process.settings,
         f"Random:seed = {seed}",
@@ -466,12 +479,12 @@ def _settings(process: EventProcess, mpi: bool, seed: int) -> tuple[str, ...]:
 
 def _pileup_settings(opts: EventOptions) -> dict[str, Any] | None:
     """The pile-up section of the settings (that of jet samples without rho)."""
-    if opts.pileup is None:
+    if opts.pileup_mu is None:
         return None
     from heptagon.generate.pileup import pileup_settings
 
     settings = pileup_settings(
-        opts.pileup, opts.mitigation, opts.pileup_library, shard_seed(opts.seed, "minbias", 0)
+        opts.pileup_mu, opts.mitigation, opts.pileup_library, shard_seed(opts.seed, "minbias", 0)
     )
     return {k: v for k, v in settings.items() if k != "rho"}
 
@@ -479,7 +492,7 @@ def _pileup_settings(opts: EventOptions) -> dict[str, Any] | None:
 def _plan(opts: EventOptions) -> tuple[list[EventShardSpec], dict[str, Any]]:
     pileup = _pileup_settings(opts)
     sel = JetSelection(radius=opts.radius, pt_min=opts.pt_min, pt_max=np.inf, eta_max=opts.eta_max)
-    det = None if opts.detector == "none" else DetectorConfig()
+    det = None if opts.detector == "none" else DetectorConfig(**opts.detector_knobs)
     leptons, btag = LeptonConfig(), BTagConfig()
     ext = "parquet" if opts.format == "parquet" else "root"
     n_shards = -(-opts.events // opts.shard_size)
@@ -494,16 +507,19 @@ def _plan(opts: EventOptions) -> tuple[list[EventShardSpec], dict[str, Any]]:
                     n_shards=n_shards,
                     n_events=min(opts.shard_size, opts.events - i * opts.shard_size),
                     seed=seed,
-                    settings=_settings(EVENT_PROCESSES[cls], opts.mpi, seed),
+                    settings=_settings(
+                        EVENT_PROCESSES[cls], opts.mpi, seed, opts.generator_settings()
+                    ),
                     jets=sel,
                     leptons=leptons,
                     btag=btag,
                     detector=None if det is None else det.model_dump(),
                     path=str(opts.out / "shards" / f"{cls}_{i:04d}.{ext}"),
                     format=opts.format,
-                    pileup=opts.pileup or 0.0,
+                    pileup=opts.pileup_mu or 0.0,
                     mitigation=opts.mitigation,
                     library=None if pileup is None else str(opts.out / pileup["library"]["file"]),
+                    weights=opts.weight_names,
                 )
             )
     settings = {
@@ -520,6 +536,7 @@ def _plan(opts: EventOptions) -> tuple[list[EventShardSpec], dict[str, Any]]:
     }
     if pileup is not None:
         settings["pileup"] = pileup
+    settings |= variation_settings(opts)
     return specs, settings
 
 

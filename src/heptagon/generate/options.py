@@ -28,6 +28,12 @@ from heptagon.generate.processes import (
     get_event_sample,
     get_sample_set,
 )
+from heptagon.physics.systematics import (
+    Variation,
+    get_variation,
+    shower_weight_settings,
+    weight_variations,
+)
 
 if TYPE_CHECKING:
     from heptagon.generate.jets import JetSelection
@@ -85,6 +91,64 @@ class SampleOptions(BaseModel):
         description="Pile-up mitigation of the jets (and, for events, of the lepton "
         "isolation) (with --pileup).",
     )
+    variation: str | None = Field(
+        None,
+        description="A named shape or generator systematic variation (docs/systematics.md): "
+        "made from the same generator events (same seed) as the nominal sample.",
+    )
+    weight_variations: bool = Field(
+        False,
+        description="Add the parton-shower weight columns weight_isr_up, ... (Pythia's "
+        "UncertaintyBands; docs/systematics.md).",
+    )
+
+    @model_validator(mode="after")
+    def _variation(self) -> SampleOptions:
+        v = self.variation_spec()
+        if v is None:
+            return self
+        if v.kind == "weight":
+            raise ConfigError(
+                f"'{v.name}' is a weight variation: use --weight-variations for its column",
+                key="variation",
+            )
+        if v.detector and self.detector != "full":
+            raise ConfigError(
+                f"--variation {v.name} changes the full detector: needs --detector full",
+                key="variation",
+            )
+        if v.pileup_scale != 1.0 and self.pileup is None:
+            raise ConfigError(f"--variation {v.name} needs --pileup", key="variation")
+        return self
+
+    def variation_spec(self) -> Variation | None:
+        """The sample's systematic variation (None: nominal)."""
+        return None if self.variation is None else get_variation(self.variation)
+
+    @property
+    def pileup_mu(self) -> float | None:
+        """The mean pile-up of the sample: ``pileup`` times the variation's scale."""
+        v = self.variation_spec()
+        if self.pileup is None:
+            return None
+        return self.pileup if v is None else self.pileup * v.pileup_scale
+
+    @property
+    def detector_knobs(self) -> dict[str, float]:
+        """The detector calibration knobs the variation sets (none: nominal)."""
+        v = self.variation_spec()
+        return {} if v is None else dict(v.detector)
+
+    @property
+    def weight_names(self) -> tuple[str, ...]:
+        """The weight variations whose columns the sample gets."""
+        return tuple(v.name for v in weight_variations()) if self.weight_variations else ()
+
+    def generator_settings(self) -> tuple[str, ...]:
+        """The Pythia settings the variation and the weight variations add."""
+        v = self.variation_spec()
+        extra = () if v is None else v.pythia
+        return (*extra, *(shower_weight_settings() if self.weight_variations else ()))
 
     @model_validator(mode="after")
     def _pileup(self) -> SampleOptions:

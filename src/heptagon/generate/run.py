@@ -24,7 +24,7 @@ from heptagon.errors import ConfigError
 from heptagon.generate.detector import DetectorConfig, apply_detector
 from heptagon.generate.fastsim import FastDetectorConfig, fast_response, generator_jets
 from heptagon.generate.jets import FLAVOURS, JETS_PER_EVENT, JetSelection, build_jets
-from heptagon.generate.options import GenerateOptions
+from heptagon.generate.options import EventOptions, GenerateOptions
 from heptagon.generate.processes import Process, SampleSet, get_process
 from heptagon.generate.shards import (
     branch_names,
@@ -35,6 +35,7 @@ from heptagon.generate.shards import (
 )
 from heptagon.generate.truth import EventRecord, flavour_ghosts, truth_objects
 from heptagon.io import sha256sum
+from heptagon.physics.systematics import WEIGHT_PREFIX, weight_variations
 
 __all__ = [
     "GenerateOptions",
@@ -65,11 +66,15 @@ COMMON_SETTINGS = (
 )
 
 
-def pythia_settings(process: Process, pt_min: float, mpi: bool, seed: int) -> list[str]:
+def pythia_settings(
+    process: Process, pt_min: float, mpi: bool, seed: int, extra: tuple[str, ...] = ()
+) -> list[str]:
     """The full Pythia configuration of one shard. ``PhaseSpace:pTHatMin`` is 0.8 times the
-    lower edge of the jet-pT window: a cut at the edge would sculpt the jet spectrum."""
+    lower edge of the jet-pT window: a cut at the edge would sculpt the jet spectrum.
+    ``extra``: the settings of a variation (:meth:`GenerateOptions.generator_settings`)."""
     return [
         *COMMON_SETTINGS,
+        *extra,
         f"PartonLevel:MPI = {'on' if mpi else 'off'}",
         f"PhaseSpace:pTHatMin = {0.8 * pt_min:g}",
         *process.settings,
@@ -96,6 +101,7 @@ class ShardSpec:
     mitigation: Literal["none", "chs", "puppi"] = "none"
     library: str | None = None  # the minimum-bias library; None: no pile-up
     chain: Literal["full", "fast"] = "full"  # the detector chain of ``detector``
+    weights: tuple[str, ...] = ()  # the weight variations whose columns are written
 
     @property
     def entries(self) -> int:
@@ -160,7 +166,22 @@ def _batch_jets(
     if flavour is not None:
         axes = (jets["event"], jets["jet_eta"], jets["jet_phi"])
         jets.update(generator_jets(record.final_state(), spec.selection, *axes))
+    jets.update(shower_weights(pythia, batch, spec.weights, jets["event"]))
     return jets, len(batch)
+
+
+def shower_weights(
+    pythia: Any, batch: Any, names: tuple[str, ...], event: Any
+) -> dict[str, np.ndarray]:
+    """The column of each weight variation in ``names`` (``weight_<name>``, Pythia's
+    ``UncertaintyBands`` weight over the nominal one) for the entries of the events
+    ``event`` (indices into ``batch``)."""
+    if not names:
+        return {}
+    labels = [str(label).lower() for label in pythia.infoPython().weightNameVector()]
+    w = np.asarray(ak.to_numpy(batch.info.weights), dtype=np.float64)
+    idx = np.asarray(event)
+    return {f"{WEIGHT_PREFIX}{name}": (w[:, labels.index(name)] / w[:, 0])[idx] for name in names}
 
 
 def run_shard(spec: ShardSpec, report: Callable[[int], None] | None = None) -> ShardRecord:
@@ -217,11 +238,14 @@ def run_shard(spec: ShardSpec, report: Callable[[int], None] | None = None) -> S
 
 def _plan(opts: GenerateOptions) -> tuple[list[ShardSpec], dict[str, Any]]:
     pileup = None
-    if opts.pileup is not None:
+    if opts.pileup_mu is not None:
         from heptagon.generate.pileup import pileup_settings  # it imports this module
 
         pileup = pileup_settings(
-            opts.pileup, opts.mitigation, opts.pileup_library, shard_seed(opts.seed, "minbias", 0)
+            opts.pileup_mu,
+            opts.mitigation,
+            opts.pileup_library,
+            shard_seed(opts.seed, "minbias", 0),
         )
     sample = opts.sample_set
     sel = opts.selection()
@@ -250,13 +274,18 @@ def _plan(opts: GenerateOptions) -> tuple[list[ShardSpec], dict[str, Any]]:
                     index=i,
                     n_jets=min(opts.shard_size, opts.jets - i * opts.shard_size),
                     seed=seed,
-                    settings=tuple(pythia_settings(process, sel.pt_min, opts.use_mpi(), seed)),
+                    settings=tuple(
+                        pythia_settings(
+                            process, sel.pt_min, opts.use_mpi(), seed, opts.generator_settings()
+                        )
+                    ),
                     selection=sel,
-                    detector=None if det is None else det().model_dump(),
+                    detector=None if det is None else det(**opts.detector_knobs).model_dump(),
                     chain=chain,
+                    weights=opts.weight_names,
                     path=str(opts.out / "shards" / f"{cls}_{i:04d}.{ext}"),
                     format=opts.format,
-                    pileup=opts.pileup or 0.0,
+                    pileup=opts.pileup_mu or 0.0,
                     mitigation=opts.mitigation,
                     library=None if pileup is None else str(opts.out / pileup["library"]["file"]),
                 )
@@ -269,13 +298,27 @@ def _plan(opts: GenerateOptions) -> tuple[list[ShardSpec], dict[str, Any]]:
         "shard_size": opts.shard_size,
         "selection": asdict(sel) | {"jets_per_event": JETS_PER_EVENT},
         "mpi": opts.use_mpi(),
-        "detector": None if det is None else det().model_dump(),
+        "detector": None if det is None else det(**opts.detector_knobs).model_dump(),
     }
     if chain == "fast":  # a full sample's settings are those from before the fast chain
         settings["detector_chain"] = chain
     if pileup is not None:
         settings["pileup"] = pileup
+    settings |= variation_settings(opts)
     return specs, settings
+
+
+def variation_settings(opts: GenerateOptions | EventOptions) -> dict[str, Any]:
+    """The settings (and manifest) entries of the sample's variation and weight columns:
+    none for a nominal sample without weight columns (its settings stay those from before
+    variations existed, so such a dataset resumes)."""
+    out: dict[str, Any] = {}
+    variation = opts.variation_spec()
+    if variation is not None:
+        out["variation"] = variation.record()
+    if opts.weight_variations:
+        out["weight_variations"] = [v.column for v in weight_variations()]
+    return out
 
 
 @dataclass(frozen=True)
@@ -360,6 +403,8 @@ def generate(opts: GenerateOptions, *, show_progress: bool = True) -> Summary:
         selection=settings["selection"],
         detector=settings["detector"],
         detector_chain=settings.get("detector_chain", "full"),
+        variation=settings.get("variation"),
+        weight_variations=settings.get("weight_variations", []),
         pileup=(
             with_library_checksum(opts.out, settings["pileup"])
             if opts.pileup is not None
