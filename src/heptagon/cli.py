@@ -384,6 +384,15 @@ def evaluate(
             "efficiency is quoted.",
         ),
     ] = 1.0,
+    pnn_mass: Annotated[
+        float | None,
+        typer.Option(
+            "--pnn-mass",
+            min=0,
+            help="A PNN at this mass [GeV]: --data SIGNAL --data BACKGROUND become its test "
+            "set (as data pnn --at).",
+        ),
+    ] = None,
     networks: _Networks = None,
     systematics: Annotated[
         list[Path] | None,
@@ -404,7 +413,7 @@ def evaluate(
     with _trusting(networks):
         result = run_evaluate(
             run, data, data_test=data_test or (), lumi_fb=lumi, xsec_weight=xsec_weight,
-            rate_hz=rate_khz * 1e3,
+            rate_hz=rate_khz * 1e3, pnn_mass=pnn_mass,
         )  # fmt: skip
         made = evaluate_systematics(run, nominal, systematics) if systematics else None
     console.print(result.table())

@@ -21,6 +21,7 @@ import pytest
 from typer.testing import CliRunner
 
 from heptagon.cli import app
+from heptagon.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "workflows.md"
@@ -68,7 +69,7 @@ def test_the_sections_are_there() -> None:
     found = sections()
     assert len(found) == 3
     text = " ".join(" ".join(lines) for lines in found.values())
-    for command in ("data pnn", "data domains", "data mix", "--at 100", "--labelled-target"):
+    for command in ("data pnn", "data domains", "data mix", "--pnn-mass 100", "--labelled-target"):
         assert command in text
     for config in ("pnn_xbb", "pnn_xbb_plain", "da_w_jet", "ws_cwola", "ws_llp", "ws_qg"):
         assert f"configs/{config}.yaml" in text
@@ -82,11 +83,25 @@ def test_pnn_workflow(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     mass = train["pnn_mass"].to_numpy()
     assert set(mass[signal]) == {60.0, 80.0, 120.0, 140.0}
     assert set(mass[~signal]) <= {60.0, 80.0, 120.0, 140.0}
-    test = _table(tmp_path / "pnn-m100" / "shards")
+    derived = tmp_path / "runs" / "pnn" / "eval" / "pnn-m100"
+    test = _table(derived / "shards")  # evaluate --pnn-mass derived it
     assert np.all(test["pnn_mass"].to_numpy() == 100.0)
+    signal = test["label_Xbb"].to_numpy(zero_copy_only=False)
+    assert signal.any()
+    assert (~signal).any()
+    assert '"at": 100' in (derived / "derived.json").read_text()
     for run in ("pnn", "plain"):
         metrics = (tmp_path / "runs" / run / "eval" / "metrics.json").read_text()
         assert '"pnn-m100"' in metrics
+    # --pnn-mass refuses a network without the parameter and a missing background sample
+    for argv, message in (
+        (["runs/plain", "--pnn-mass", "100", "--data", "xbb", "--data", "qcd-test"], "pnn_mass"),
+        (["runs/pnn", "--pnn-mass", "100", "--data", "xbb"], "BACKGROUND"),
+        (["runs/pnn", "--pnn-mass", "90", "--data", "xbb", "--data", "qcd-test"], "m = 90"),
+    ):
+        result = CliRunner().invoke(app, ["evaluate", *argv])
+        assert isinstance(result.exception, ConfigError), result.output
+        assert message in str(result.exception)
 
 
 def test_domain_adaptation_workflow(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

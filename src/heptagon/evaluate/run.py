@@ -112,6 +112,49 @@ def _samples(
     return out
 
 
+def _pnn_sample(
+    loaded: LoadedRun,
+    data: Sequence[str | Path] | None,
+    data_test: Sequence[str | Path],
+    mass: float,
+    param: str,
+) -> Path:
+    """Derive the PNN test set at ``mass`` from ``data`` = (signal scan, background) into
+    the run's eval dir (:func:`~heptagon.data.derive.add_pnn_parameter` with ``at``);
+    the run must read ``param`` and have two classes ``label_<signal>`` /
+    ``label_<background>``."""
+    from heptagon.data.derive import add_pnn_parameter
+
+    if data_test or not data or len(data) != 2:
+        raise ConfigError(
+            "needs --data SIGNAL --data BACKGROUND (a mass scan and a background sample, as "
+            "'heptagon data pnn' takes them)",
+            "--pnn-mass",
+        )
+    config = loaded.config.data
+    if not any(v.name == param for group in config.inputs.values() for v in group.vars):
+        raise ConfigError(f"the run's model does not read '{param}': not a PNN", "--pnn-mass")
+    names = list(loaded.class_names)
+    labels = config.labels
+    if (
+        labels is None
+        or len(names) != 2
+        or labels.expressions != [f"label_{n}" for n in names]
+    ):
+        raise ConfigError(
+            "a PNN evaluation needs a two-class run on label_<signal> / label_<background>",
+            "--pnn-mass",
+        )
+    signal = signal_class(names)
+    out = loaded.root / EVAL_DIR / f"pnn-m{mass:g}"
+    add_pnn_parameter(
+        data[0], data[1], out, param=param, at=mass,
+        signal_label=names[signal], background_label=names[1 - signal],
+    )  # fmt: skip
+    _log.info("PNN test set at m = %g GeV: %s", mass, out)
+    return out
+
+
 #: what evaluation computes from each observer role
 _ROLE_USE = {
     "jet_pt": "efficiency maps",
@@ -277,6 +320,8 @@ def evaluate(
     lumi_fb: float | None = None,
     xsec_weight: str = XSEC_WEIGHT,
     rate_hz: float = DEFAULT_RATE_HZ,
+    pnn_mass: float | None = None,
+    pnn_param: str = "pnn_mass",
 ) -> EvalResult:
     """Evaluate a trained run on its test split, or on each sample in ``data`` (each
     group of ``data_test``: weaver's ``name:glob`` entries, unnamed ones form ``test``).
@@ -286,8 +331,16 @@ def evaluate(
     observer ``xsec_weight``; the test split's yields are divided by its fraction): under
     ``yields`` in the metrics, a table in the report and a stacked score plot. An
     anomaly detector's signal efficiencies are quoted at the background rate ``rate_hz``
-    [Hz] out of 40 MHz (:mod:`heptagon.evaluate.anomaly`)."""
+    [Hz] out of 40 MHz (:mod:`heptagon.evaluate.anomaly`).
+
+    ``pnn_mass`` [GeV]: a parameterised network at that mass hypothesis, on ``data`` =
+    ``[SIGNAL, BACKGROUND]`` (a resonance-mass scan and a background sample): the test set
+    of ``heptagon data pnn SIGNAL BACKGROUND --at M`` (the signal of that mass alone and
+    the whole background, every jet's ``pnn_param`` M) is derived into
+    ``RUN/eval/pnn-m<M>/`` and evaluated, as sample ``pnn-m<M>``."""
     loaded = load_run(run_dir)
+    if pnn_mass is not None:
+        data = [_pnn_sample(loaded, data, data_test, pnn_mass, pnn_param)]
     start = time.perf_counter()
     _log.info("evaluating %s", loaded.root)
     eval_dir = loaded.root / EVAL_DIR
