@@ -45,6 +45,7 @@ from heptagon.data.config import DataConfig, load_config
 from heptagon.errors import ConfigError
 from heptagon.train.device import DeviceChoice
 from heptagon.train.losses import CrossEntropySpec, LossSpec, RegulariserSpec
+from heptagon.train.optim import EMASpec
 
 __all__ = [
     "ExperimentConfig",
@@ -155,6 +156,11 @@ class TrainOptions(_Model):
     )
     min_lr_ratio: float = Field(default=0.01, ge=0, le=1, description="final lr / lr")
     grad_clip: float | None = Field(default=None, gt=0, description="max gradient norm")
+    ema: EMASpec | None = Field(
+        default=None,
+        description="weight averaging: the moving average of the weights is validated, "
+        "kept as best.pt, evaluated and exported ({decay: 0.99})",
+    )
     loss: LossSpec = Field(default_factory=CrossEntropySpec)
     regularisers: list[RegulariserSpec] = Field(
         default_factory=list,

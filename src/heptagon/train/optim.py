@@ -11,20 +11,79 @@ optimizer step (:func:`lr_factor`), so resuming at a step gives the same learnin
   ``min``;
 
 where ``min`` is ``min_lr_ratio``, reached at the last step.
+
+Weight averaging (``train.ema``, a recipe for small training sets): an exponential moving
+average of the weights, updated after every optimizer step (:class:`WeightAverage`). The
+averaged model is the one validated, kept as ``best.pt`` and so evaluated and exported.
 """
 
 from __future__ import annotations
 
+import copy
 import math
+from collections.abc import Mapping
 from functools import partial
+from typing import TYPE_CHECKING, Any
 
 import torch
+from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 from torch.optim.lr_scheduler import LambdaLR
 
-from heptagon.train.experiment import TrainOptions
+if TYPE_CHECKING:
+    from heptagon.train.experiment import TrainOptions
 
-__all__ = ["build_optimizer", "build_scheduler", "lr_factor"]
+__all__ = ["EMASpec", "WeightAverage", "build_optimizer", "build_scheduler", "lr_factor"]
+
+
+class EMASpec(BaseModel):
+    """``train.ema``: an exponential moving average of the weights::
+
+        ema: {decay: 0.99, start_step: 100}
+
+    After optimizer step ``t`` (1, 2, ...) the average is ``a_t = decay * a_(t-1) + (1 -
+    decay) * w_t`` for ``t > start_step``, and ``a_t = w_t`` up to ``start_step`` (``a_0``
+    is the initial weights). Its span is ~``1 / (1 - decay)`` steps: keep it below the
+    run's steps (0.99 for a few hundred steps, 0.999 for thousands). BatchNorm running
+    statistics are averaged alike; integer buffers (step counts) are copied."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    decay: float = Field(gt=0, lt=1, description="weight of the previous average per step")
+    start_step: int = Field(
+        default=0, ge=0, description="optimizer steps before averaging (the average is w)"
+    )
+
+
+class WeightAverage:
+    """The exponential moving average of :class:`EMASpec` of a model's weights.
+
+    ``module`` is a copy of the model (eval mode, no gradients) holding the average;
+    :meth:`update` after each optimizer step. :meth:`state_dict` / :meth:`load_state_dict`
+    for ``last.pt`` (exact resume)."""
+
+    def __init__(self, model: nn.Module, spec: EMASpec) -> None:
+        self.module = copy.deepcopy(model).eval().requires_grad_(False)
+        self.spec = spec
+
+    @torch.no_grad()
+    def update(self, model: nn.Module, step: int) -> None:
+        """Fold ``model``'s weights after optimizer step ``step`` (1-based) into the average."""
+        averaged, current = self.module.state_dict(), model.state_dict()
+        for name, value in averaged.items():
+            new = current[name]
+            if step <= self.spec.start_step or not value.is_floating_point():
+                value.copy_(new)
+            else:
+                value.lerp_(new, 1.0 - self.spec.decay)
+
+    def state_dict(self) -> dict[str, Any]:
+        """The averaged weights."""
+        return self.module.state_dict()
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore :meth:`state_dict`."""
+        self.module.load_state_dict(state)
 
 
 def build_optimizer(model: nn.Module, options: TrainOptions) -> torch.optim.Optimizer:

@@ -27,6 +27,10 @@ used (their order after the first epoch depends on the epochs already run).
 A task may train modules of its own inside the step (:attr:`TrainTask.extra`: the
 taggers' ``train.regularisers``, a mass adversary); their state goes into ``last.pt``.
 Under DDP each process trains its own. The validation loss is the task's loss alone.
+
+With ``train.ema`` (:class:`heptagon.train.optim.WeightAverage`) the moving average of the
+weights is updated after every optimizer step; it is the model that is validated and
+saved as ``best.pt`` (so ``evaluate`` and ``export`` use it); ``last.pt`` holds both.
 """
 
 from __future__ import annotations
@@ -56,7 +60,7 @@ from heptagon.errors import ConfigError, DataError, ModelError, first_line
 from heptagon.logs import get_logger
 from heptagon.train.distributed import Distributed
 from heptagon.train.experiment import TrainOptions
-from heptagon.train.optim import build_optimizer, build_scheduler
+from heptagon.train.optim import WeightAverage, build_optimizer, build_scheduler
 from heptagon.train.rundir import RunDir, save_checkpoint
 from heptagon.train.seeding import get_rng_state, set_rng_state
 from heptagon.train.validation import ValMetrics
@@ -221,6 +225,7 @@ class Trainer:
         self.device, self.dist, self.total_steps = device, dist, total_steps
         self.optimizer = build_optimizer(self.model, options)
         self.scheduler = build_scheduler(self.optimizer, options, total_steps)
+        self.average = None if options.ema is None else WeightAverage(self.model, options.ema)
         self.use_amp = options.amp and device.type == "cuda"
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
         self.state = TrainState()
@@ -242,6 +247,7 @@ class Trainer:
             "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict(),
             "regularisers": self.task.extra.state_dict(),
+            "ema": None if self.average is None else self.average.state_dict(),
             "rng": get_rng_state(),
             "state": asdict(self.state),
         }
@@ -252,6 +258,11 @@ class Trainer:
         self.scheduler.load_state_dict(checkpoint["scheduler"])
         self.scaler.load_state_dict(checkpoint["scaler"])
         self.task.extra.load_state_dict(checkpoint["regularisers"])
+        if self.average is not None:
+            ema = checkpoint.get("ema")
+            if ema is None:
+                raise KeyError("no weight average (train.ema) in the checkpoint")
+            self.average.load_state_dict(ema)
         self.state = TrainState(**checkpoint["state"])
         set_rng_state(checkpoint["rng"])
         if not self.dist.is_main:  # rank 0 holds the summed interval counters
@@ -278,7 +289,7 @@ class Trainer:
                 self.run.best,
                 {
                     "format": CHECKPOINT_FORMAT,
-                    "model": self.model.state_dict(),
+                    "model": self._evaluated().state_dict(),
                     "step": self.state.step,
                     "val_loss": val_loss,
                 },
@@ -391,7 +402,14 @@ class Trainer:
         self.task.after_step(float(self.scaler.get_scale()) if self.use_amp else 1.0)
         self.scaler.update()
         self.scheduler.step()
+        if self.average is not None:
+            self.average.update(self.model, self.state.step + 1)
         return value
+
+    def _evaluated(self) -> nn.Module:
+        """The model that is validated and kept as ``best.pt``: the weight average with
+        ``train.ema``, else the trained model."""
+        return self.model if self.average is None else self.average.module
 
     # ---------------------------------------------------------------- validation
 
@@ -400,10 +418,10 @@ class Trainer:
         loss_sum, n_batches, seen = self.dist.sum(
             [s.loss_sum, float(s.n_batches), float(s.interval_jets)]
         )
-        self.model.eval()
+        evaluated = self._evaluated().eval()
         with torch.no_grad():
             metrics = self.task.validate(
-                lambda inputs: self._forward(self.model, inputs), self.device, self.dist
+                lambda inputs: self._forward(evaluated, inputs), self.device, self.dist
             )
         s.jets_seen += int(seen)
         record = {
