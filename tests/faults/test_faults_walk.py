@@ -36,7 +36,10 @@ WALK: dict[str, list[list[str]]] = {
         ["train", "{experiment}", "--data", MISSING, "--out", "run"],
         ["train", "{experiment}", "--data", ".", "--out", "run", "--continue-from", MISSING],
     ],
-    "evaluate": [["evaluate", MISSING]],
+    "evaluate": [
+        ["evaluate", MISSING],
+        ["evaluate", "run", "--data", ".", "--systematics", MISSING],
+    ],
     "ddt": [["ddt", MISSING]],
     "compare": [["compare", MISSING, "--out", "cmp"]],
     "export": [["export", MISSING]],
@@ -62,6 +65,17 @@ WALK: dict[str, list[list[str]]] = {
     "trigger topup": [["trigger", "topup", MISSING, "f.parquet", "--out", "run2"]],
     "trigger ad": [["trigger", "ad", MISSING, "--out", "ad"]],
     "bundle inspect": [["bundle", "inspect", MISSING]],
+    "refine train": [
+        ["refine", "train", "--full", MISSING, "--fast", MISSING, "--columns", "x", "--out", "m"]
+    ],
+    "refine apply": [["refine", "apply", MISSING, "x.parquet", "--out", "refined"]],
+    "sf generate": [["sf", "generate", "--probes", "5", "--seed", "1", "--out", BLOCKED]],
+    "sf reveal": [["sf", "reveal", MISSING]],
+    "sf measure": [
+        ["sf", "measure", MISSING, "--sim", "s", "--data", "d", "--out", "sf", "--threshold", "0.5"]
+    ],
+    "sf closure": [["sf", "closure", MISSING]],
+    "sf toys": [["sf", "toys", MISSING]],
     "configs list": [],  # reads the package only
     "configs show": [],  # an unknown name: tests/test_configs_cli.py
     "configs copy": [["configs", "copy", "top_pfn", BLOCKED]],

@@ -29,6 +29,7 @@ from heptagon.artifacts.metrics import (
 from heptagon.artifacts.mlpf import MlpfOptionsFile
 from heptagon.artifacts.preprocess import PreprocessFile
 from heptagon.artifacts.run import ModelInfo
+from heptagon.artifacts.systematics import SystematicsTable
 from heptagon.artifacts.trigger import TriggerHlsFile, TriggerRunFile
 from heptagon.io import atomic_path, make_dir
 
@@ -53,6 +54,7 @@ ARTIFACTS: dict[str, tuple[str, Any]] = {
             Field(discriminator="kind"),
         ],
     ),
+    "systematics": ("RUN/eval/systematics.json", SystematicsTable),
     "dqm-model": ("DQM_MODEL/model.json", DqmModelFile),
     "dqm-runs": ("DQM_DATA/runs.json", DqmRunList),
     "mlpf-options": ("MLPF_RUN/options.json", MlpfOptionsFile),
