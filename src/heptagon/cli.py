@@ -407,15 +407,15 @@ def evaluate(
     from heptagon.evaluate.run import evaluate as run_evaluate
 
     if systematics:
-        from heptagon.evaluate.systematics import evaluate_systematics, nominal_sample
+        from heptagon.evaluate.systematics import evaluate_systematics, systematics_inputs
 
-        nominal = nominal_sample(data)
+        inputs = systematics_inputs(data, systematics)  # checked before the long part
     with _trusting(networks):
         result = run_evaluate(
             run, data, data_test=data_test or (), lumi_fb=lumi, xsec_weight=xsec_weight,
             rate_hz=rate_khz * 1e3, pnn_mass=pnn_mass,
         )  # fmt: skip
-        made = evaluate_systematics(run, nominal, systematics) if systematics else None
+        made = evaluate_systematics(run, inputs) if systematics else None
     console.print(result.table())
     console.print(f"report: {result.eval_dir / 'report.md'}")
     if made is not None:
