@@ -487,7 +487,7 @@ def publish(
     run: Annotated[Path, typer.Argument(help="Run directory.")],
     networks: _Networks = None,
     license: Annotated[
-        str, typer.Option("--license", help="The model's licence, an SPDX expression.")
+        str, typer.Option("--license", help="The model's licence, one SPDX licence id.")
     ] = DEFAULT_LICENSE,
     model_version: Annotated[
         str, typer.Option("--model-version", help="The model's version.")

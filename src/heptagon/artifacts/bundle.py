@@ -89,7 +89,7 @@ class BundleMetadata(Artifact):
     model_name: str = Field(description="the architecture (model.json's name)")
     task: Literal["classification", "regression", "anomaly"]
     outputs: list[str] = Field(description="the ONNX output's columns, in order")
-    license: str = Field(description="the model's licence, an SPDX expression")
+    license: str = Field(description="the model's licence, one SPDX licence id")
     model_version: str
     identifier: str | None = Field(
         description="a persistent identifier (a DOI, e.g. Zenodo's reserved one); null: none yet"

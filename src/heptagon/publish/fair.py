@@ -2,7 +2,7 @@
 BundleMetadata`), ``CITATION.cff``, ``codemeta.json`` and ``.zenodo.json``, all rendered
 from one :class:`BundleMetadata` so they say the same thing.
 
-The licence is the user's choice (``publish --license``, an SPDX expression), by default
+The licence is the user's choice (``publish --license``, one SPDX licence id), by default
 :data:`DEFAULT_LICENSE` (CC-BY-4.0: reuse with attribution, the usual licence of a
 published model's weights); the model version defaults to :data:`DEFAULT_VERSION` and
 the persistent identifier (a DOI, e.g. the one Zenodo reserves for a new deposit) is an
@@ -80,6 +80,9 @@ KEY_PACKAGES = (
     "fastjet",
     "hepdata_lib",
 )
+#: one SPDX licence id (no expression: Zenodo's deposit takes one id, CFF listed ids)
+_LICENSE_ID = re.compile(r"[A-Za-z0-9.+-]+")
+_URL = re.compile(r"https?://\S+$")
 _DOI = re.compile(r"(?:doi:|https?://(?:dx\.)?doi\.org/)?(10\.\d{4,9}/\S+)", re.IGNORECASE)
 #: heptagon's repository: the software the bundle is compiled by (Zenodo / CFF)
 SOFTWARE = "heptagon"
@@ -87,8 +90,9 @@ SOFTWARE = "heptagon"
 
 @dataclass(frozen=True)
 class FairOptions:
-    """The user's choices: licence (SPDX expression), model version, persistent identifier
-    (None: an empty slot) and authors (``'Family, Given'``, or an entity's name)."""
+    """The user's choices: licence (one id of the SPDX list), model version, persistent
+    identifier (None: an empty slot) and authors (``'Family, Given'``, or an entity's
+    name)."""
 
     license: str = DEFAULT_LICENSE
     model_version: str = DEFAULT_VERSION
@@ -102,12 +106,18 @@ class FairOptions:
             spdx = canonicalize_license_expression(self.license)
         except InvalidLicenseExpression:
             raise ConfigError(
-                f"{self.license!r} is not an SPDX licence expression (e.g. CC-BY-4.0, MIT)",
+                f"{self.license!r} is not an SPDX licence (e.g. CC-BY-4.0, MIT)",
                 "--license",
             ) from None
+        if not _LICENSE_ID.fullmatch(spdx) or spdx.startswith("LicenseRef-"):
+            raise ConfigError(
+                f"{spdx!r}: give one licence of the SPDX list (e.g. CC-BY-4.0, MIT); "
+                "CITATION.cff and Zenodo record a listed licence id, not an expression",
+                "--license",
+            )
         if not self.model_version.strip():
             raise ConfigError("must not be empty", "--model-version")
-        authors = tuple(a.strip() for a in self.authors if a.strip())
+        authors = tuple(dict.fromkeys(a.strip() for a in self.authors if a.strip()))
         if not authors:
             raise ConfigError("at least one author", "--author")
         return FairOptions(spdx, self.model_version.strip(), self.identifier or None, authors)
@@ -161,10 +171,9 @@ def _citation(meta: BundleMetadata) -> CitationFile:
             else CffEntity(name=a)
         )
     doi = _doi(meta.identifier)
+    kind = "doi" if doi else "url" if _URL.match(meta.identifier or "") else "other"
     identifiers = (
-        [CffIdentifier(type="doi" if doi else "other", value=doi or meta.identifier)]
-        if meta.identifier
-        else None
+        [CffIdentifier(type=kind, value=doi or meta.identifier)] if meta.identifier else None
     )
     return CitationFile(
         message="If you use this model, please cite it using these metadata.",
@@ -238,5 +247,6 @@ def write_fair(bundle: Path, meta: BundleMetadata) -> list[Path]:
 
 
 def keywords(task: str, classes: Sequence[str]) -> list[str]:
-    """The bundle's keywords: the field, the task and the classes."""
-    return ["particle physics", "machine learning", "ONNX", task, *classes]
+    """The bundle's keywords: the field, the task and the classes, each once (CFF's
+    keywords are unique)."""
+    return list(dict.fromkeys(["particle physics", "machine learning", "ONNX", task, *classes]))
