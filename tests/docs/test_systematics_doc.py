@@ -70,9 +70,7 @@ def test_the_varied_sample_records_its_variation(made: tuple[Path, SystematicsTa
     assert varied.variation["name"] == "jes_hcal_up"
     assert varied.detector is not None
     assert varied.detector["jes_hcal"] == pytest.approx(1.03)
-    assert nominal.weight_variations == [
-        "weight_isr_up", "weight_isr_down", "weight_fsr_up", "weight_fsr_down",
-    ]  # fmt: skip
+    assert nominal.weight_variations == ["isr_up", "isr_down", "fsr_up", "fsr_down"]
     assert varied.weight_variations == []
     assert [f.seed for f in varied.files] == [f.seed for f in nominal.files]
 

@@ -113,7 +113,8 @@ class _Manifest(Artifact):
     )
     weight_variations: list[str] = Field(
         default_factory=list,
-        description="the weight columns of the weight variations (weight_isr_up, ...)",
+        description="the weight variations whose columns weight_<name> the shards hold "
+        "(isr_up, ...)",
     )
 
 

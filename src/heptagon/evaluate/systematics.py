@@ -54,7 +54,7 @@ from heptagon.logs import get_logger
 from heptagon.physics.experiment import dataset_experiment
 from heptagon.physics.roc import roc_curve
 from heptagon.physics.stats import binomial_err, finite_or_none, n_eff
-from heptagon.physics.systematics import WEIGHT_PREFIX, Variation, get_variation
+from heptagon.physics.systematics import Variation, get_variation
 from heptagon.train.device import select_device
 from heptagon.train.rundir import LoadedRun, load_run
 
@@ -348,10 +348,13 @@ def systematics_inputs(
         v = _check_varied(nominal, manifest, path)
         inputs.append(VariationInput(name=v.name, kind=v.kind, group=v.group,
                                      direction=v.direction, origin=str(path)))  # fmt: skip
-    for column in nominal.weight_variations:
-        v = get_variation(column.removeprefix(WEIGHT_PREFIX))
+    columns = []
+    for name in nominal.weight_variations:
+        v = get_variation(name)
+        assert v.column is not None  # generate writes weight variations only
+        columns.append(v.column)
         inputs.append(VariationInput(name=v.name, kind=v.kind, group=v.group,
-                                     direction=v.direction, origin=column))  # fmt: skip
+                                     direction=v.direction, origin=v.column))  # fmt: skip
     if len({i.name for i in inputs}) != len(inputs):
         raise ConfigError("a variation is given twice", "--systematics")
     if not inputs:
@@ -360,7 +363,7 @@ def systematics_inputs(
             "--weight-variations",
             "--systematics",
         )
-    return SystematicsInputs(data[0], list(nominal.weight_variations), inputs)
+    return SystematicsInputs(data[0], columns, inputs)
 
 
 def evaluate_systematics(run_dir: str | Path, inputs: SystematicsInputs) -> SystematicsResult:

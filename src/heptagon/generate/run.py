@@ -35,7 +35,7 @@ from heptagon.generate.shards import (
 )
 from heptagon.generate.truth import EventRecord, flavour_ghosts, truth_objects
 from heptagon.io import sha256sum
-from heptagon.physics.systematics import WEIGHT_PREFIX, weight_variations
+from heptagon.physics.systematics import WEIGHT_PREFIX
 
 __all__ = [
     "GenerateOptions",
@@ -317,7 +317,7 @@ def variation_settings(opts: GenerateOptions | EventOptions) -> dict[str, Any]:
     if variation is not None:
         out["variation"] = variation.record()
     if opts.weight_variations:
-        out["weight_variations"] = [v.column for v in weight_variations()]
+        out["weight_variations"] = list(opts.weight_names)
     return out
 
 
