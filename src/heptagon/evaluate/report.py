@@ -9,6 +9,7 @@ from rich.table import Table
 
 from heptagon.artifacts.metrics import (
     AnomalyMetrics,
+    FlavourMetrics,
     Measured,
     MulticlassMetrics,
     RegressionMetrics,
@@ -120,6 +121,41 @@ def _anomaly_section(name: str, m: AnomalyMetrics) -> list[str]:
     ]
 
 
+def _flavour_section(name: str, f: FlavourMetrics) -> list[str]:
+    """The CMS discriminants as binary taggers and the BvsAll working points."""
+    taggers = [
+        ("BvsAll", "b vs uds+g", f.b_vs_light),
+        ("BvsAll", "b vs c", f.b_vs_c),
+        ("CvsL", "c vs uds+g", f.c_vs_light),
+        ("CvsB", "c vs b", f.c_vs_b),
+    ]
+    rows = [
+        [
+            disc,
+            pair,
+            format_value(m.auc),
+            format_value(m.rejection_at_eff.get("0.7")),
+            ", ".join(f"{k}: {format_value(v, 3)}" for k, v in m.eff_at_mistag.items()) or "-",
+        ]
+        for disc, pair, m in taggers
+    ]
+    wps = [
+        [k, f"{wp.light_mistag:g}", f"{wp.threshold:.4g}", f"{wp.b_eff:.4g}",
+         f"{wp.c_eff:.4g}", f"{wp.light_eff:.4g}"]
+        for k, wp in f.working_points.items()
+    ]  # fmt: skip
+    return [
+        f"## {name}: heavy-flavour tagging (docs/flavour.md)",
+        "",
+        markdown_table(
+            ["discriminant", "signal vs background", "AUC", "1/eps_B @ eps_S=0.7", "eps_S @ eps_B"],
+            rows,
+        ),
+        "",
+        markdown_table(["BvsAll WP", "light mistag", "cut", "b eff", "c eff", "light eff"], wps),
+    ]
+
+
 def markdown_report(
     title: str,
     metrics_by_sample: Mapping[str, SampleMetrics],
@@ -149,6 +185,8 @@ def markdown_report(
                     parts += [f"## {name}: {title}", ""]
                     parts.append(markdown_table(SUMMARY_COLUMNS, summary_rows(by_class)))
                     parts.append("")
+        if isinstance(m, MulticlassMetrics) and m.flavour is not None:
+            parts += [*_flavour_section(name, m.flavour), ""]
         if isinstance(m, AnomalyMetrics):
             parts += [*_anomaly_section(name, m), ""]
         elif not isinstance(m, RegressionMetrics) and m.yields is not None:

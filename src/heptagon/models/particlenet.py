@@ -11,6 +11,15 @@ fc 128. ``use_fusion`` adds weaver-core's fusion block (a linear layer on the co
 block outputs); the published parameter counts (366k for top tagging, 370k for JetClass
 inputs, 26k for the lite model) are those without it, hence the default ``False``.
 
+Secondary vertices (ParticleNet-AK4, weaver-core's ``ParticleNetTagger``): given
+``sv_points``, ``sv_features`` and ``sv_mask`` as well, particles and SVs are two point
+clouds in one graph (when all three are there; otherwise they are ignored, as any group a
+model does not use): each group's features are embedded to ``embed_dim`` channels
+(BatchNorm, linear, BatchNorm, ReLU; on the packed real rows), the two clouds are
+concatenated (points in the same (deta, dphi) space) and the EdgeConv blocks run on the
+joint cloud, whose nodes find neighbours among particles and SVs alike. Without the SV
+groups nothing changes (same parameters, same results).
+
 Implementation (same parameters, less work than weaver-core):
 
 - every per-particle layer runs on the packed real particles (see :mod:`.layers`);
@@ -37,6 +46,7 @@ from torch import Tensor, nn
 
 from heptagon.models.base import TorchModel, check_option, resolve_inputs
 from heptagon.models.layers import masked_mean, pack, real_index, trim_padding, unpack
+from heptagon.models.masks import check_mask
 from heptagon.models.registry import register
 
 __all__ = ["EdgeConvBlock", "ParticleNet", "knn"]
@@ -119,14 +129,18 @@ class EdgeConvBlock(nn.Module):
 )
 @register("particlenet")
 class ParticleNet(TorchModel):
-    """ParticleNet; ``forward(pf_points, pf_features, pf_mask) -> (B, num_classes)``.
+    """ParticleNet; ``forward(pf_points, pf_features, pf_mask[, sv_points, sv_features,
+    sv_mask]) -> (B, num_classes)``.
 
     Options: ``conv_params`` ((k, channels) per EdgeConv block), ``fc_params``
     ((width, dropout) per hidden dense layer), ``use_fusion``, ``use_fts_bn`` (input
-    BatchNorm over the real particles). Invariant under particle permutations and padding.
+    BatchNorm over the real particles), ``embed_dim`` (the common width of particles and
+    SVs, with the SV groups; module docstring). Invariant under particle permutations and
+    padding.
     """
 
     required_inputs = ("pf_points", "pf_features", "pf_mask")
+    optional_inputs = ("sv_points", "sv_features", "sv_mask")
 
     def __init__(
         self,
@@ -141,9 +155,17 @@ class ParticleNet(TorchModel):
         fc_params: Sequence[tuple[int, float]] = ((256, 0.1),),
         use_fusion: bool = False,
         use_fts_bn: bool = True,
+        embed_dim: int = 32,
     ) -> None:
         super().__init__()
-        self.input_names = resolve_inputs("particlenet", input_dims, self.required_inputs)
+        # the SV cloud when all its groups are there (otherwise they are ignored)
+        with_sv = all(g in input_dims for g in self.optional_inputs)
+        self.input_names = resolve_inputs(
+            "particlenet",
+            input_dims,
+            self.required_inputs + (self.optional_inputs if with_sv else ()),
+        )
+        check_option(embed_dim >= 1, "embed_dim", f"must be >= 1, got {embed_dim}")
         self.num_classes = num_classes
         check_option(len(conv_params) > 0, "conv_params", "needs at least one EdgeConv block")
         for k, channels in conv_params:
@@ -159,7 +181,13 @@ class ParticleNet(TorchModel):
                 f"each layer is (width >= 1, 0 <= dropout < 1), got ({width}, {drop})",
             )
         in_dim = input_dims["pf_features"]
-        self.bn_fts = nn.BatchNorm1d(in_dim) if use_fts_bn else None
+        self.bn_fts = nn.BatchNorm1d(in_dim) if use_fts_bn and not with_sv else None
+        self.pf_embed: nn.Sequential | None = None
+        self.sv_embed: nn.Sequential | None = None
+        if with_sv:
+            self.pf_embed = _embedding(in_dim, embed_dim, use_fts_bn)
+            self.sv_embed = _embedding(input_dims["sv_features"], embed_dim, use_fts_bn)
+            in_dim = embed_dim
         self.edge_convs = nn.ModuleList()
         for k, channels in conv_params:
             self.edge_convs.append(EdgeConvBlock(k, in_dim, channels))
@@ -178,29 +206,66 @@ class ParticleNet(TorchModel):
         layers.append(nn.Linear(in_dim, num_classes))
         self.fc = nn.Sequential(*layers)
 
-    def forward(self, pf_points: Tensor, pf_features: Tensor, pf_mask: Tensor) -> Tensor:
+    def forward(
+        self,
+        pf_points: Tensor,
+        pf_features: Tensor,
+        pf_mask: Tensor,
+        sv_points: Tensor | None = None,
+        sv_features: Tensor | None = None,
+        sv_mask: Tensor | None = None,
+    ) -> Tensor:
         """Logits ``(B, num_classes)`` from ``(B, D, P)`` points, ``(B, C, P)`` features and
-        the ``(B, 1, P)`` mask."""
+        the ``(B, 1, P)`` mask (and the same for the SVs)."""
+        check_mask("particlenet", "pf_mask", pf_mask, pf_points=pf_points, pf_features=pf_features)
         pf_mask, pf_points, pf_features = trim_padding(pf_mask, pf_points, pf_features)
-        real = pf_mask[:, 0] > 0
-        index = real_index(pf_mask)
-        n_slots = pf_mask.shape[2]
-        # packed row of every real particle, by flat slot index (valid for real slots only)
+        if self.pf_embed is None or self.sv_embed is None:
+            index = real_index(pf_mask)
+            x = pack(pf_features, index)
+            if self.bn_fts is not None:
+                x = self.bn_fts(x)
+            return self._graph(x, pf_points, pf_mask, index)
+        if sv_points is None or sv_features is None or sv_mask is None:
+            raise TypeError("this ParticleNet was built with secondary vertices: pass sv_*")
+        check_mask("particlenet", "sv_mask", sv_mask, sv_points=sv_points, sv_features=sv_features)
+        sv_mask, sv_points, sv_features = trim_padding(sv_mask, sv_points, sv_features)
+        dense = []
+        for embed, features, mask in (
+            (self.pf_embed, pf_features, pf_mask),
+            (self.sv_embed, sv_features, sv_mask),
+        ):
+            rows = real_index(mask)
+            dense.append(unpack(embed(pack(features, rows)), rows, mask))
+        mask = torch.cat([pf_mask, sv_mask], dim=2)
+        index = real_index(mask)
+        x = pack(torch.cat(dense, dim=1).transpose(1, 2), index)
+        return self._graph(x, torch.cat([pf_points, sv_points], dim=2), mask, index)
+
+    def _graph(self, x: Tensor, points: Tensor, mask: Tensor, index: Tensor) -> Tensor:
+        """The EdgeConv blocks, pooling and head on packed rows ``x`` of the real nodes
+        ``index`` of ``mask``, the first kNN in ``points``."""
+        real = mask[:, 0] > 0
+        n_slots = mask.shape[2]
+        # packed row of every real node, by flat slot index (valid for real slots only)
         row = torch.cumsum(real.reshape(-1).long(), dim=0) - 1
         jet_start = index - index % n_slots
-        x = pack(pf_features, index)
-        if self.bn_fts is not None:
-            x = self.bn_fts(x)
-        coords = pf_points.transpose(1, 2)
+        coords = points.transpose(1, 2)
         outputs = []
         for i, module in enumerate(self.edge_convs):
             block = cast(EdgeConvBlock, module)
             if i > 0:
-                coords = unpack(x.detach(), index, pf_mask)
+                coords = unpack(x.detach(), index, mask)
             slots = knn(coords, real, block.k).reshape(-1, block.k).index_select(0, index)
             neighbours = row.index_select(0, (slots + jet_start.unsqueeze(1)).reshape(-1))
             x = block(x, neighbours.view(-1, block.k))
             outputs.append(x)
         if self.fusion is not None:
             x = self.fusion(torch.cat(outputs, dim=1))
-        return cast(Tensor, self.fc(masked_mean(x, index, pf_mask)))
+        return cast(Tensor, self.fc(masked_mean(x, index, mask)))
+
+
+def _embedding(in_dim: int, width: int, input_bn: bool) -> nn.Sequential:
+    """Per-node embedding of one point cloud: [BatchNorm], linear, BatchNorm, ReLU."""
+    layers: list[nn.Module] = [nn.BatchNorm1d(in_dim)] if input_bn else []
+    layers += [nn.Linear(in_dim, width, bias=False), nn.BatchNorm1d(width), nn.ReLU()]
+    return nn.Sequential(*layers)
