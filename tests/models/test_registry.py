@@ -19,6 +19,8 @@ ALL = {
     "bdt",
     "cnn1d",
     "deepjet",
+    "lorentznet",
+    "lorentznet-lite",
     "mlp",
     "mlpf",
     "part",
