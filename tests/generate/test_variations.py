@@ -97,12 +97,24 @@ def test_the_alternative_tune_is_a_separate_sample(
     assert not np.array_equal(tuned["GenMET_pt"], nominal["GenMET_pt"])
 
 
-def test_pileup_variation_scales_the_mean() -> None:
-    opts = GenerateOptions(sample="top-vs-qcd", jets=5, seed=1, out=Path("x"), pileup=50,
-                           variation="pileup_up")  # fmt: skip
-    assert opts.pileup_mu == pytest.approx(52.3)
-    assert GenerateOptions(sample="top-vs-qcd", jets=5, seed=1, out=Path("x"),
-                           pileup=50).pileup_mu == 50  # fmt: skip
+def test_pileup_variation_scales_the_mean(tmp_path: Path) -> None:
+    made = {}
+    for variation in (None, "pileup_up"):
+        out = tmp_path / str(variation)
+        generate_events(
+            EventOptions(sample="dy", events=40, seed=3, out=out, mpi=False, pileup=40,
+                         pileup_library=20, variation=variation),
+            show_progress=False,
+        )  # fmt: skip
+        manifest = load_manifest(out)
+        assert manifest.pileup is not None
+        shard = next(out.glob("shards/*.parquet"))
+        made[variation] = (manifest.pileup["mu"], ak.from_parquet(shard))
+    (mu, nominal), (mu_up, varied) = made[None], made["pileup_up"]
+    assert mu == 40
+    assert mu_up == pytest.approx(40 * 1.046)
+    np.testing.assert_array_equal(varied["GenMET_pt"], nominal["GenMET_pt"])
+    assert np.mean(varied["PV_npvs"]) > np.mean(nominal["PV_npvs"])
 
 
 @pytest.mark.parametrize(
