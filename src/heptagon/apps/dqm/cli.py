@@ -77,6 +77,22 @@ def simulate_cmd(
     source_jets: Annotated[
         int, typer.Option("--source-jets", min=1, help="Jets of the generated QCD source.")
     ] = 4000,
+    pileup: Annotated[
+        float | None,
+        typer.Option(
+            "--pileup",
+            min=0,
+            max=200,
+            help="Mean pile-up of the generated source (heptagon generate's overlay).",
+        ),
+    ] = None,
+    mitigation: Annotated[
+        str,
+        typer.Option("--mitigation", help="Pile-up mitigation of the source: none, chs, puppi."),
+    ] = "none",
+    pileup_library: Annotated[
+        int, typer.Option("--pileup-library", min=1, help="Minimum-bias library events.")
+    ] = 1000,
 ) -> None:
     """Simulate runs and lumisections from a generated QCD jet sample, with faults."""
     from heptagon.apps.dqm.simulate import (
@@ -86,6 +102,7 @@ def simulate_cmd(
         make_source,
         simulate,
     )
+    from heptagon.artifacts.manifest import load_manifest
     from heptagon.io import make_dir, write_json_atomic
 
     kinds = _names(faults, "faults")
@@ -101,16 +118,27 @@ def simulate_cmd(
     if size is not None:
         fields["sizes"] = dict.fromkeys(kinds, _size_range(size))
     cfg = validate(SimulateConfig, fields)
+    opts = validate(
+        SourceOptions,
+        {"jets": source_jets, "pileup": pileup, "mitigation": mitigation}
+        | {"pileup_library": pileup_library},
+    )
+    if source is not None and pileup is not None:
+        raise ConfigError("--pileup makes the source: not with --source", key="pileup")
     given = None if source is None else load_source(source)
     make_dir(out)  # an output that cannot be written fails now, not after the simulation
     if source is None:
-        opts = validate(SourceOptions, {"jets": source_jets})
         source = make_source(out / "source", opts, show_progress=_progress())
     jets = given if given is not None else load_source(source)
     data = simulate(cfg, jets, show_progress=_progress())
     data.save(out)
     write_json_atomic(
-        out / "config.json", {"simulate": cfg.model_dump(mode="json"), "source": str(source)}
+        out / "config.json",
+        {
+            "simulate": cfg.model_dump(mode="json"),
+            "source": str(source),
+            "pileup": load_manifest(source).pileup,
+        },
     )
     n_bad = int(data.run_bad.sum())
     console.print(

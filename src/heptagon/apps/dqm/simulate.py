@@ -14,6 +14,14 @@ Faults act on the constituents (the reconstructed particles) before the jets are
 and the histograms filled; each has a size (see :class:`Fault`) and starts at an LS of the
 run. Jets are rebuilt from what is left of their constituents (four-momentum sum) and kept
 above ``jet_pt_min``. Labels (fault, size, good/bad) are kept per run and per LS.
+
+Pile-up (``SourceOptions.pileup``, ``heptagon dqm simulate --pileup MU``): the source is
+generated with ``heptagon generate``'s overlay (its minimum-bias library, beam spot,
+vertex association and mitigation: :mod:`heptagon.generate.pileup`, docs/pileup.md), so
+every LS sees the jets of collisions at that mean pile-up: pile-up constituents in the
+hard jets, pile-up jets above ``jet_pt_min``, more tracks and calorimeter deposits. The
+mean pile-up is that of the source, the same in every LS (it does not follow the
+luminosity decay along a run).
 """
 
 from __future__ import annotations
@@ -35,6 +43,7 @@ from heptagon.apps.dqm.observables import HISTOGRAMS, book, histogram_shapes
 from heptagon.artifacts.dqm import DqmRunList
 from heptagon.artifacts.manifest import load_manifest
 from heptagon.errors import ConfigError, DataError
+from heptagon.generate.options import Mitigation
 from heptagon.generate.run import GenerateOptions, generate
 from heptagon.io import atomic_path, make_dir
 
@@ -169,6 +178,15 @@ class SourceOptions(BaseModel):
     eta_max: float = TRACKER_ETA
     shard_size: int = Field(1000, gt=0)
     jobs: int = Field(1, ge=1)
+    pileup: float | None = Field(None, ge=0, le=200, description="mean pile-up (None: none)")
+    mitigation: Mitigation = "none"
+    pileup_library: int = Field(1000, gt=0, description="minimum-bias library events")
+
+    @model_validator(mode="after")
+    def _mitigation(self) -> SourceOptions:
+        if self.mitigation != "none" and self.pileup is None:
+            raise ConfigError("--mitigation needs --pileup", key="mitigation")
+        return self
 
 
 class SimulateConfig(BaseModel):
@@ -216,8 +234,16 @@ class JetSource:
 
 
 def make_source(out: Path, opts: SourceOptions, *, show_progress: bool = True) -> Path:
-    """Generate (or reuse: finished shards are kept) the QCD source sample in ``out``."""
+    """Generate (or reuse: finished shards are kept) the QCD source sample in ``out``,
+    with ``opts.pileup`` overlaid the way ``heptagon generate --pileup`` does."""
     make_dir(out)
+    pileup: dict[str, Any] = {}
+    if opts.pileup is not None:
+        pileup = {
+            "pileup": opts.pileup,
+            "mitigation": opts.mitigation,
+            "pileup_library": opts.pileup_library,
+        }
     generate(
         GenerateOptions(
             sample="QCD",
@@ -230,6 +256,7 @@ def make_source(out: Path, opts: SourceOptions, *, show_progress: bool = True) -
             eta_max=opts.eta_max,
             shard_size=opts.shard_size,
             jobs=opts.jobs,
+            **pileup,
         ),
         show_progress=show_progress,
     )
