@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import awkward as ak
+import fastjet
 import numpy as np
 import pytest
 from typer.testing import CliRunner
@@ -25,7 +26,7 @@ from heptagon.generate.detector import (
     merge_candidates,
     towers,
 )
-from heptagon.generate.jets import event_rho
+from heptagon.generate.jets import RHO_GRID_SPACING, RHO_RAP_MAX, event_rho
 from heptagon.generate.pileup import (
     BEAMSPOT_SIGMA_Z_MM,
     concat_particles,
@@ -305,12 +306,27 @@ def test_rho_grows_linearly_with_pileup(minbias: Particles) -> None:
     assert 0.2 < slope < 2.0  # GeV per unit area per interaction
 
 
-def test_rho_is_reproducible(minbias: Particles) -> None:
+def test_rho_is_fastjets_grid_median(minbias: Particles) -> None:
+    """event_rho, vectorised, equals FastJet's GridMedianBackgroundEstimator event by
+    event (CMS's fixedGridRhoFastjetAll settings), for the events asked for."""
     det = DetectorConfig()
     lib = detector_library(minbias, det, np.random.default_rng(3))
-    pu = reconstruct(_first(minbias, 5), lib, 20.0, "none", det, np.random.default_rng(4))
-    c = pu.candidates
-    assert np.array_equal(event_rho(c, np.arange(5)), event_rho(c, np.arange(5)))
+    pu = reconstruct(_first(minbias, 6), lib, 20.0, "none", det, np.random.default_rng(4))
+    c = pu.unmitigated
+    events = np.array([4, 1, 5])
+    rho = event_rho(c, events)
+    start = np.cumsum(c.counts) - c.counts
+    for ev, value in zip(events.tolist(), rho.tolist(), strict=True):
+        sl = slice(int(start[ev]), int(start[ev] + c.counts[ev]))
+        particles = [
+            fastjet.PseudoJet(*p)
+            for p in zip(c.px[sl].tolist(), c.py[sl].tolist(), c.pz[sl].tolist(), c.e[sl].tolist())
+        ]
+        grid = fastjet.GridMedianBackgroundEstimator(RHO_RAP_MAX, RHO_GRID_SPACING)
+        grid.set_particles(particles)
+        assert value == pytest.approx(grid.rho(), rel=1e-9)
+        assert value > 5.0  # 20 interactions: a few GeV per unit area
+    assert np.array_equal(event_rho(c, np.zeros(0, np.int64)), np.zeros(0))
 
 
 # --- detector-level overlay -------------------------------------------------------------

@@ -51,7 +51,7 @@ from heptagon.generate.detector import (
 from heptagon.generate.jets import (
     GHOST_AREA,
     GHOST_RAP_MAX,
-    RHO_RADIUS,
+    RHO_GRID_SPACING,
     RHO_RAP_MAX,
 )
 from heptagon.generate.options import Mitigation
@@ -384,10 +384,11 @@ def pileup_settings(
         },
         "mitigation_config": MitigationConfig().model_dump(),
         "rho": {
-            "algorithm": "kt",
-            "radius": RHO_RADIUS,
+            "algorithm": "grid_median",
+            "grid_spacing": RHO_GRID_SPACING,
             "rap_max": RHO_RAP_MAX,
-            "hardest_excluded": 2,
+        },
+        "jet_area": {
             "ghost_area": GHOST_AREA,
             "ghost_rap_max": GHOST_RAP_MAX,
             "area": "active_area_explicit_ghosts",

@@ -112,23 +112,30 @@ def chs_mask(charge: np.ndarray, from_pv: np.ndarray) -> np.ndarray:
     return np.asarray((charge == 0) | (from_pv > FROM_PV_NONE))
 
 
-def _pairs(
+def _cone_sums(
     x: np.ndarray,
     y: np.ndarray,
     box: tuple[float, float],
     targets: np.ndarray,
     sources: np.ndarray,
-    r: float,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Pairs (target i, source j, distance) within ``r`` in the plane (x, y) with both
-    coordinates periodic in ``box``: k-d trees of the two sets (scipy)."""
+    pt: np.ndarray,
+    cfg: MitigationConfig,
+) -> np.ndarray:
+    """``sum_j (pT_j / dR_ij)^2`` over the ``sources`` j with ``r_min < dR_ij < r0`` of
+    each of ``targets`` i, in the plane (x, y) with both coordinates periodic in ``box``.
+    The pairs come from k-d trees of the two sets (scipy) and are summed in one pass over
+    them (the forward region has ~10^5 pairs per event at mu = 200)."""
     if targets.size == 0 or sources.size == 0:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
+        return np.zeros(targets.size)
     pts = np.column_stack([x, y])
     a = cKDTree(pts[targets], boxsize=box)
     b = cKDTree(pts[sources], boxsize=box)
-    m = a.sparse_distance_matrix(b, r, output_type="ndarray")
-    return targets[m["i"]], sources[m["j"]], m["v"]
+    m = a.sparse_distance_matrix(b, cfg.r0, output_type="ndarray")
+    dr = m["v"]
+    ratio = np.divide(
+        pt[sources][m["j"]], dr, out=np.zeros(dr.size), where=(dr > cfg.r_min) & (dr < cfg.r0)
+    )
+    return np.bincount(m["i"], weights=ratio * ratio, minlength=targets.size)
 
 
 def puppi_alpha(
@@ -162,9 +169,7 @@ def puppi_alpha(
             np.flatnonzero(source & (np.abs(eta) >= cfg.eta_central - cfg.r0)),
         ),
     ):
-        i, j, dr = _pairs(x, y, box, targets, sources, cfg.r0)
-        use = (dr > cfg.r_min) & (dr < cfg.r0)
-        total += np.bincount(i[use], weights=(pt[j[use]] / dr[use]) ** 2, minlength=pt.size)
+        total[targets] = _cone_sums(x, y, box, targets, sources, pt, cfg)
     with np.errstate(divide="ignore"):
         return np.where(total > 0, np.log(np.where(total > 0, total, 1.0)), -np.inf)
 
