@@ -132,12 +132,14 @@ def evaluate_cmd(
     m = evaluate_mlpf(run, data)
     table = Table(title=f"{m['events']} events, {m['mean_elements']:.0f} elements/event")
     table.add_column("")
-    for algo in ("mlpf", "pf", "truth"):
+    # with pile-up, also each with PUPPI on its particles
+    algos = [a for a in ("mlpf", "mlpf_puppi", "pf", "pf_puppi", "truth") if a in m]
+    for algo in algos:
         table.add_column(algo)
 
     def row(name: str, get: str) -> None:
         vals = []
-        for algo in ("mlpf", "pf", "truth"):
+        for algo in algos:
             v = m[algo]
             for k in get.split("/"):
                 v = v.get(k) if isinstance(v, dict) else None

@@ -12,6 +12,14 @@
 
 Response summaries come from :func:`heptagon.physics.metrics.response` and the confusion
 matrix from :func:`heptagon.physics.metrics.confusion_matrix`.
+
+With pile-up, :func:`with_puppi` applies PUPPI (:mod:`heptagon.physics.puppi`, the same
+weights as ``heptagon generate --mitigation puppi``) to the reconstructed particles before
+the jets and MET are made. An element sample records no vertices, so the vertex
+association is CMS PUPPI's own rule for tracks not used in a vertex fit: a charged
+particle made from a track is from the leading vertex (the hard scatter, z = 0) when its
+track's ``|dz| < dz_cut_mm``, from pile-up otherwise; a charged particle without a track
+is weighted like a neutral one.
 """
 
 from __future__ import annotations
@@ -27,6 +35,12 @@ from heptagon.generate.elements import CLASSES, Elements
 from heptagon.generate.jets import silence_fastjet_banner
 from heptagon.physics.kinematics import delta_r
 from heptagon.physics.metrics import confusion_matrix, response
+from heptagon.physics.puppi import (
+    FROM_PV_NONE,
+    FROM_PV_USED_IN_FIT,
+    MitigationConfig,
+    puppi_weights,
+)
 
 __all__ = [
     "element_classes",
@@ -35,6 +49,7 @@ __all__ = [
     "particle_metrics",
     "pf_metrics",
     "reco_jets",
+    "with_puppi",
 ]
 
 _N = len(CLASSES)
@@ -151,3 +166,40 @@ def pf_metrics(parts: PFParticles, el: Elements) -> dict[str, Any]:
         "jets": jet_response(parts, el),
         "met": met_metrics(parts, el),
     }
+
+
+def with_puppi(
+    parts: PFParticles, el: Elements, mu: float, cfg: MitigationConfig | None = None
+) -> PFParticles:
+    """The particles PUPPI keeps, four-momenta times their weights (module docstring);
+    ``1 + mu`` vertices per event in the neutral pT cut."""
+    cfg = cfg or MitigationConfig()
+    event = parts.event
+    n_tracks = el.n_tracks[event]
+    from_track = (parts.charge != 0) & (parts.element < n_tracks)
+    track_start = np.cumsum(el.n_tracks) - el.n_tracks
+    dz = np.zeros(parts.pt.size)
+    dz[from_track] = el.track["dz"][track_start[event[from_track]] + parts.element[from_track]]
+    from_pv = np.where(np.abs(dz) < cfg.dz_cut_mm, FROM_PV_USED_IN_FIT, FROM_PV_NONE)
+    weight = puppi_weights(
+        parts.counts,
+        parts.pt * np.cos(parts.phi),
+        parts.pt * np.sin(parts.phi),
+        parts.pt * np.sinh(parts.eta),
+        np.where(from_track, parts.charge, 0.0),
+        np.where(from_track, from_pv, FROM_PV_USED_IN_FIT),
+        dz,
+        np.full(len(parts.counts), 1 + round(mu)),
+        cfg,
+    )
+    keep = weight > 0
+    return PFParticles(
+        counts=np.bincount(event[keep], minlength=len(parts.counts)),
+        cls=parts.cls[keep],
+        pt=parts.pt[keep] * weight[keep],
+        eta=parts.eta[keep],
+        phi=parts.phi[keep],
+        energy=parts.energy[keep] * weight[keep],
+        charge=parts.charge[keep],
+        element=parts.element[keep],
+    )

@@ -39,7 +39,7 @@ import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from heptagon.apps.mlpf.metrics import pf_metrics
+from heptagon.apps.mlpf.metrics import pf_metrics, with_puppi
 from heptagon.apps.mlpf.pf import PFParticles, link_elements, rule_based_pf
 from heptagon.artifacts.manifest import ElementManifest, load_manifest
 from heptagon.errors import ConfigError, DataError
@@ -467,21 +467,28 @@ def _truth(el: Elements) -> PFParticles:
 
 def evaluate_mlpf(run: Path, data: Path) -> dict[str, Any]:
     """Metrics of MLPF, the rule-based PF and the targets on ``data``, written to
-    ``run/eval/metrics.json`` (with the MLPF inference time per event)."""
+    ``run/eval/metrics.json`` (with the MLPF inference time per event). A sample with
+    pile-up also gets MLPF's and the rule-based PF's with PUPPI on their particles
+    (``mlpf_puppi``, ``pf_puppi``: :func:`~heptagon.apps.mlpf.metrics.with_puppi`)."""
     model = load_mlpf(run)
     decoding = load_decoding(run)
     el = load_elements(data)
+    manifest = load_manifest(data)
+    mu = manifest.pileup if isinstance(manifest, ElementManifest) else 0.0
     arr = element_features(el)
     start = time.perf_counter()
     out = predict(model, arr)
     wall = time.perf_counter() - start
+    particles = {"mlpf": decode(out, arr, decoding), "pf": rule_based_pf(el)}
+    if mu > 0:
+        particles |= {f"{k}_puppi": with_puppi(v, el, mu) for k, v in particles.items()}
     result = {
         "events": int(arr.counts.size),
         "mean_elements": float(arr.counts.mean()),
+        "pileup": mu,
         "mlpf_ms_per_event": 1e3 * wall / max(arr.counts.size, 1),
         "mlpf_decoding": asdict(decoding),
-        "mlpf": pf_metrics(decode(out, arr, decoding), el),
-        "pf": pf_metrics(rule_based_pf(el), el),
+        **{k: pf_metrics(v, el) for k, v in particles.items()},
         "truth": pf_metrics(_truth(el), el),
     }
     write_json_atomic(make_dir(run / "eval") / "metrics.json", result)
