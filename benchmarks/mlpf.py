@@ -2,13 +2,16 @@
 
     python benchmarks/mlpf.py [--train-events 400] [--test-events 200] [--epochs 15]
                               [--lr 2e-3] [--pileup 0 10]
-                              [--sizes 256 512 1024 2048 4096] [--workdir DIR] [--name mlpf]
+                              [--sizes 256 512 1024 2048 4096] [--dense-max 4096]
+                              [--workdir DIR] [--name mlpf] [--record-as KEY]
 
 1. **Scaling**: MLPF (LSH bins of 64, width 64, 3 layers, random weights) and the same
    network with a dense Gaussian-kernel graph over all elements (``graph="dense"``, an
-   ``N^2`` adjacency) are exported to ONNX (dynamic element axis) and timed in ONNX
-   Runtime (one thread, batch 1, best of ``--repeats``) at each number of elements; the
-   exponent ``b`` of ``t = a N^b`` is fitted in log-log for each.
+   ``N^2`` adjacency; only up to ``--dense-max`` elements) are exported to ONNX (dynamic
+   element axis) and timed in ONNX Runtime (one thread, batch 1, best of ``--repeats``)
+   at each number of elements; the exponent ``b`` of ``t = a N^b`` is fitted in log-log
+   for each. At mu = 200 a ttbar event has ~10^4 elements: ``--sizes`` up to 16384 with
+   the default ``--dense-max 4096`` (a dense 16384^2 graph does not fit in memory).
 2. **Physics**: for each mean pile-up in ``--pileup``, ttbar element samples are generated
    (``heptagon mlpf generate``; 14 TeV, Pythia 8 with MPI, pile-up from a minimum-bias
    library), MLPF is trained on ``--train-events`` (the :class:`MLPFTrainOptions` defaults:
@@ -16,7 +19,12 @@
    and the rule-based PF are evaluated on ``--test-events`` other events: jet pT response
    median and IQR (anti-kT 0.4, matched to generator jets with pT > 25 GeV), MET
    resolution, per-class efficiency and fake rate. The targets themselves are evaluated as
-   the ceiling.
+   the ceiling. With pile-up, MLPF and the rule-based PF are also evaluated with PUPPI on
+   their particles (``mlpf_puppi``, ``pf_puppi``:
+   :func:`heptagon.apps.mlpf.metrics.with_puppi`).
+
+``--record-as KEY`` writes the figures under ``KEY`` of ``results/<name>.json`` and keeps
+the file's other figures (e.g. ``--pileup 60 200 --record-as pileup``).
 
 The machine is shared with other jobs (recorded in the JSON with the load average); torch
 and ONNX Runtime run on one thread.
@@ -42,6 +50,9 @@ from heptagon.generate.elements import ElementOptions, generate_elements
 from heptagon.models import build_model
 from heptagon.models.mlpf import MLPF
 
+#: what evaluate_mlpf scores (the PUPPI ones with pile-up only)
+ALGOS = ("mlpf", "mlpf_puppi", "pf", "pf_puppi", "truth")
+
 
 def _time_onnx(path: Path, n: int, repeats: int) -> float:
     opts = ort.SessionOptions()
@@ -62,23 +73,29 @@ def _time_onnx(path: Path, n: int, repeats: int) -> float:
     return float(best)
 
 
-def scaling(sizes: list[int], repeats: int, workdir: Path) -> dict[str, Any]:
+def scaling(sizes: list[int], repeats: int, workdir: Path, dense_max: int) -> dict[str, Any]:
     """ONNX Runtime time per event vs elements, LSH vs dense, with fitted exponents."""
     out: dict[str, Any] = {"sizes": sizes}
     for graph in ("lsh", "dense"):
         model = build_model("mlpf", {"el_features": len(FEATURES), "el_mask": 1}, 6, graph=graph)
         assert isinstance(model, MLPF)
         path = export_mlpf(model, workdir / f"mlpf-{graph}.onnx")
-        times = [_time_onnx(path, n, repeats) for n in sizes]
-        slope, _ = np.polyfit(np.log(sizes), np.log(times), 1)
-        out[graph] = {"ms_per_event": [1e3 * t for t in times], "exponent": float(slope)}
+        ns = [n for n in sizes if graph == "lsh" or n <= dense_max]
+        times = [_time_onnx(path, n, repeats) for n in ns]
+        slope, _ = np.polyfit(np.log(ns), np.log(times), 1)
+        out[graph] = {
+            "sizes": ns,
+            "ms_per_event": [1e3 * t for t in times],
+            "exponent": float(slope),
+        }
         print(
             f"{graph:5s} ms/event: "
-            + ", ".join(f"{n}: {1e3 * t:.2f}" for n, t in zip(sizes, times, strict=True))
+            + ", ".join(f"{n}: {1e3 * t:.2f}" for n, t in zip(ns, times, strict=True))
         )
         print(f"{graph:5s} fitted exponent: {slope:.2f}")
+    largest = len(out["dense"]["sizes"]) - 1
     out["dense_over_lsh_at_largest"] = (
-        out["dense"]["ms_per_event"][-1] / out["lsh"]["ms_per_event"][-1]
+        out["dense"]["ms_per_event"][-1] / out["lsh"]["ms_per_event"][largest]
     )
     return out
 
@@ -124,10 +141,10 @@ def physics(args: argparse.Namespace, pileup: float, workdir: Path) -> dict[str,
         "train_s": train_s,
         "mlpf_torch_ms_per_event": m["mlpf_ms_per_event"],
         "mlpf_decoding": m["mlpf_decoding"],
-        **{algo: _summary(m[algo]) for algo in ("mlpf", "pf", "truth")},
+        **{algo: _summary(m[algo]) for algo in ALGOS if algo in m},
     }
     print(f"pile-up {pileup:g}: {m['mean_elements']:.0f} elements/event")
-    for algo in ("mlpf", "pf", "truth"):
+    for algo in (a for a in ALGOS if a in m):
         s = result[algo]
         eff = ", ".join(f"{c}={v:.2f}" for c, v in s["efficiency"].items() if v is not None)
         print(
@@ -147,6 +164,8 @@ def main() -> None:
     parser.add_argument("--pileup", type=float, nargs="+", default=[0.0, 10.0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[256, 512, 1024, 2048, 4096])
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--dense-max", type=int, default=4096, help="largest dense graph")
+    parser.add_argument("--record-as", help="results key (the file's other figures kept)")
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--name", default="mlpf")
     args = parser.parse_args()
@@ -157,11 +176,11 @@ def main() -> None:
         figures: dict[str, Any] = {
             "machine_shared": True,
             "load_average_start": os.getloadavg(),
-            "scaling": scaling(args.sizes, args.repeats, workdir),
+            "scaling": scaling(args.sizes, args.repeats, workdir, args.dense_max),
             "physics": [physics(args, pu, workdir) for pu in args.pileup],
             "load_average_end": os.getloadavg(),
         }
-    print(f"results in {write_results(args.name, figures)}")
+    print(f"results in {write_results(args.name, figures, part=args.record_as)}")
 
 
 if __name__ == "__main__":

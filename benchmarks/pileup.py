@@ -9,20 +9,29 @@ overlay, and the memory of a shard at mu = 200 (docs/pileup.md).
   detector, vertex association, PUPPI).
 - ``memory``: peak RSS of one process generating ``2 x shard`` jets at mu = 200 for
   several shard sizes (bounded by the shard, not the sample).
+- ``taggers``: the top tagger (BDT ``top_bdt``, ParticleNet-Lite ``top_particlenet_lite``
+  and, with the pile-up inputs, ``pileup_top_particlenet_lite``) trained at mu = 0 and at
+  mu = 200 and evaluated on the samples at every ``--tagger-mu`` (AUC, 1/eps_B at 50%
+  signal efficiency) per mitigation, all through the command line a user runs:
+  ``heptagon generate top-vs-qcd --pileup MU --mitigation M``, ``heptagon train CONFIG
+  --data SAMPLE``, ``heptagon evaluate RUN --data SAMPLE...`` (a run's own sample is
+  scored on its test split, the others whole).
 
-The top-tagger part of issue 18 (trained at mu = 0, evaluated at 60 / 200) is not here.
-
-    python benchmarks/pileup.py [--jets 40] [--mu 0 60 140 200] [--part response|cost|memory]
+    python benchmarks/pileup.py [--jets 40] [--mu 0 60 140 200]
+        [--part response|cost|memory|taggers] [--tagger-jets 2000] [--epochs 20]
+        [--record-as KEY]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +39,7 @@ import awkward as ak
 import numpy as np
 from _common import write_results
 
+from heptagon import configs
 from heptagon.generate import pileup
 from heptagon.generate.run import GenerateOptions, generate
 
@@ -76,8 +86,11 @@ def response(tmp: Path, jets: int, mus: list[float]) -> dict[str, Any]:
 
 
 def cost(tmp: Path, jets: int, mus: list[float]) -> dict[str, Any]:
-    spent = {"s": 0.0}
-    reconstruct = pileup.reconstruct
+    """jets/s (wall) and CPU s per jet of the shards at each mu (the minimum-bias library,
+    made once per sample, left out), with reconstruct's share of the wall time. On a
+    shared machine the CPU time is the steadier figure."""
+    spent = {"s": 0.0, "library_cpu_s": 0.0}
+    reconstruct, library = pileup.reconstruct, pileup.minbias_library
 
     def timed(*args: Any, **kwargs: Any) -> pileup.PileupCandidates:
         t0 = time.perf_counter()
@@ -86,24 +99,38 @@ def cost(tmp: Path, jets: int, mus: list[float]) -> dict[str, Any]:
         finally:
             spent["s"] += time.perf_counter() - t0
 
-    pileup.reconstruct = timed  # type: ignore[assignment]  # run.py imports it per batch
+    def timed_library(*args: Any, **kwargs: Any) -> None:
+        t0 = time.process_time()
+        try:
+            library(*args, **kwargs)
+        finally:
+            spent["library_cpu_s"] += time.process_time() - t0
+
+    # run.py imports both from the module at each use
+    pileup.reconstruct = timed  # type: ignore[assignment]
+    pileup.minbias_library = timed_library  # type: ignore[assignment]
     out: dict[str, Any] = {}
     try:
         for mu in [None, *mus]:
-            spent["s"] = 0.0
+            spent["s"] = spent["library_cpu_s"] = 0.0
+            cpu = time.process_time()
             s = _sample(tmp / f"cost-{mu}", "top-vs-qcd", jets, mu, "puppi")
+            cpu = time.process_time() - cpu - spent["library_cpu_s"]
+            made = sum(c.jets for c in s.manifest.classes.values())
             key = "no_pileup" if mu is None else f"mu{mu:g}"
             out[key] = {
                 "jets_per_s": s.jets_per_s,
                 "shard_s": s.wall_s,
                 "reconstruct_share": spent["s"] / s.wall_s,
+                "cpu_s_per_jet": cpu / made,
             }
             print(key, out[key], flush=True)
     finally:
-        pileup.reconstruct = reconstruct  # type: ignore[assignment]
-    base = out["no_pileup"]["jets_per_s"]
+        pileup.reconstruct, pileup.minbias_library = reconstruct, library  # type: ignore[assignment]
+    base = out["no_pileup"]
     for v in out.values():
-        v["cost_vs_no_pileup"] = base / v["jets_per_s"]
+        v["cost_vs_no_pileup"] = base["jets_per_s"] / v["jets_per_s"]
+        v["cpu_cost_vs_no_pileup"] = v["cpu_s_per_jet"] / base["cpu_s_per_jet"]
     return out
 
 
@@ -132,23 +159,100 @@ def memory(tmp: Path, shards: list[int]) -> dict[str, Any]:
     return out
 
 
+TAGGERS = ("top_bdt", "top_particlenet_lite", "pileup_top_particlenet_lite")
+
+
+def _heptagon(*argv: str) -> None:
+    """Run ``heptagon ARGV`` as a user would (a fresh process)."""
+    subprocess.run([sys.executable, "-m", "heptagon", *argv], check=True, capture_output=True)
+
+
+def _scores(run: Path) -> dict[str, dict[str, float | None]]:
+    """AUC and 1/eps_B at 50% of every sample in ``run``'s evaluation."""
+    metrics = json.loads((run / "eval" / "metrics.json").read_text())
+    out = {}
+    for name, m in metrics["samples"].items():
+        out[name] = {
+            "auc": m["auc"]["value"],
+            "rejection_at_50": m["rejection_at_eff"]["0.5"]["value"],
+            "n_test": m["n_signal"]["raw"] + m["n_background"]["raw"],
+        }
+    return out
+
+
+def taggers(
+    tmp: Path, jets: int, mus: list[float], epochs: int, record: Callable[[dict[str, Any]], Any]
+) -> dict[str, Any]:
+    """Train at mu = 0 and 200, evaluate at every mu, per mitigation (module docstring);
+    ``record`` gets the figures so far after each run."""
+    out: dict[str, Any] = {"jets_per_class": jets, "epochs": epochs, "mu": mus}
+    for mitigation in ("puppi", "none", "chs"):
+        samples = {}
+        for mu in mus:
+            samples[mu] = tmp / f"tag-{mitigation}-mu{mu:g}"
+            t0 = time.perf_counter()
+            _heptagon(
+                "generate", "top-vs-qcd", "--jets", str(jets), "--seed", "11",
+                "--out", str(samples[mu]), "--pileup", f"{mu:g}", "--mitigation", mitigation,
+            )  # fmt: skip
+            print(mitigation, mu, f"generated in {time.perf_counter() - t0:.0f} s", flush=True)
+        for config in TAGGERS:
+            for train_mu in (0.0, 200.0):
+                if train_mu not in samples:
+                    continue
+                run = tmp / f"run-{config}-{mitigation}-mu{train_mu:g}"
+                sets = [] if config == "top_bdt" else ["--set", f"train.epochs={epochs}"]
+                experiment = Path(configs.__file__).parent / f"{config}.yaml"
+                _heptagon("train", str(experiment), "--out", str(run),
+                          "--data", str(samples[train_mu]), *sets)  # fmt: skip
+                _heptagon("evaluate", str(run))  # its own sample: the test split
+                scores = _scores(run)
+                others = [str(samples[mu]) for mu in mus if mu != train_mu]
+                _heptagon("evaluate", str(run), "--data", *others)
+                scores |= _scores(run)
+                key = f"{config}/{mitigation}/trained_mu{train_mu:g}"
+                out[key] = {
+                    f"mu{mu:g}": scores["test" if mu == train_mu else samples[mu].name]
+                    for mu in mus
+                }
+                print(key, out[key], flush=True)
+                record(out)
+                shutil.rmtree(run)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--jets", type=int, default=40, help="jets per class and point")
     parser.add_argument("--mu", type=float, nargs="+", default=[0.0, 60.0, 140.0, 200.0])
     parser.add_argument("--shards", type=int, nargs="+", default=[10, 40])
-    parser.add_argument("--part", choices=("response", "cost", "memory"))
+    parser.add_argument("--part", choices=("response", "cost", "memory", "taggers"))
+    parser.add_argument("--tagger-jets", type=int, default=2000, help="jets per class")
+    parser.add_argument("--tagger-mu", type=float, nargs="+", default=[0.0, 60.0, 200.0])
+    parser.add_argument("--epochs", type=int, default=20, help="ParticleNet-Lite epochs")
+    parser.add_argument(
+        "--record-as",
+        help="results key of the part (default: its name), e.g. cost_before for a run with "
+        "PYTHONPATH=<an older checkout>/src",
+    )
     args = parser.parse_args()
     parts = {
         "response": lambda tmp: response(tmp, args.jets, args.mu),
         "cost": lambda tmp: cost(tmp, args.jets, args.mu),
         "memory": lambda tmp: memory(tmp, args.shards),
+        "taggers": lambda tmp: taggers(
+            tmp,
+            args.tagger_jets,
+            args.tagger_mu,
+            args.epochs,
+            lambda so_far: write_results("pileup", so_far, part=args.record_as or "taggers"),
+        ),
     }
     with tempfile.TemporaryDirectory() as d:
         for name, run in parts.items():
             if args.part in (None, name):
                 figures = {"jets_per_point": args.jets, **run(Path(d))}
-                path = write_results("pileup", figures, part=name)
+                path = write_results("pileup", figures, part=args.record_as or name)
     print(json.dumps(json.loads(path.read_text())["figures"], indent=1)[:2000])
 
 
