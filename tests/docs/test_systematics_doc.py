@@ -18,6 +18,8 @@ from typer.testing import CliRunner
 from heptagon.artifacts.manifest import JetManifest, load_manifest
 from heptagon.artifacts.systematics import SystematicsTable
 from heptagon.cli import app
+from heptagon.errors import ConfigError, DataError
+from heptagon.evaluate.systematics import systematics_inputs
 from heptagon.physics.systematics import VARIATIONS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -71,7 +73,7 @@ def test_the_varied_sample_records_its_variation(made: tuple[Path, SystematicsTa
     assert varied.detector is not None
     assert varied.detector["jes_hcal"] == pytest.approx(1.03)
     assert nominal.weight_variations == ["isr_up", "isr_down", "fsr_up", "fsr_down"]
-    assert varied.weight_variations == []
+    assert varied.weight_variations == nominal.weight_variations  # the same events
     assert [f.seed for f in varied.files] == [f.seed for f in nominal.files]
 
 
@@ -112,3 +114,36 @@ def test_the_table_has_every_working_point_bin_and_source(
     for name in ("systematics.md", "plots/systematics_wp0.5.png", "metrics.json"):
         assert (eval_dir / name).stat().st_size > 0, name
     assert "| jes_hcal | isr | fsr |" in (eval_dir / "systematics.md").read_text()
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"weight_variations": []}, "its weight_variations is not the nominal's"),
+        ({"seed": 102}, "its seed is not the nominal's"),
+        ({"shard_size": 7}, "its shard_size is not the nominal's"),
+        ({"variation": None}, "not a varied sample"),
+    ],
+)
+def test_a_varied_sample_of_another_command_is_refused(
+    made: tuple[Path, SystematicsTable], tmp_path: Path, change: dict[str, object], message: str
+) -> None:
+    root, _ = made
+    varied = load_manifest(root / "eval-jes-hcal-up")
+    varied.model_copy(update=change).write(tmp_path / "manifest.json")
+    with pytest.raises(DataError, match=message):
+        systematics_inputs([str(root / "eval-nominal")], [tmp_path])
+
+
+def test_the_inputs_are_checked_before_anything_runs(made: tuple[Path, SystematicsTable]) -> None:
+    root, _ = made
+    nominal, varied = str(root / "eval-nominal"), root / "eval-jes-hcal-up"
+    inputs = systematics_inputs([nominal], [varied])
+    assert inputs.columns == ["weight_isr_up", "weight_isr_down", "weight_fsr_up",
+                              "weight_fsr_down"]  # fmt: skip
+    with pytest.raises(ConfigError, match="the one --data DIR"):
+        systematics_inputs([nominal, nominal], [varied])
+    with pytest.raises(ConfigError, match="given twice"):
+        systematics_inputs([nominal], [varied, varied])
+    with pytest.raises(DataError, match=r"no manifest\.json"):
+        systematics_inputs([nominal], [root / "nowhere"])

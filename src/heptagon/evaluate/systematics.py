@@ -8,9 +8,11 @@ each systematic and the total uncertainty (``docs/systematics.md``).
   jets (interior edges rounded to 1 GeV; the outer bins take under- and overflow, so a
   scale variation moves jets between bins but never out of the table).
 - Each **varied** sample (``--systematics DIR``, repeatable) is a dataset dir made with
-  ``--variation NAME`` (:mod:`heptagon.physics.systematics`) from the same seed, sample
-  and size as the nominal: its rates with the nominal cuts, in its own reconstructed pT,
-  minus the nominal rates are the variation's shifts. A generator variation (another
+  ``--variation NAME`` (:mod:`heptagon.physics.systematics`) by the nominal's command
+  (checked in the manifests: sample, seed, size, shards, selection, generator settings
+  and ``--weight-variations``, which changes Pythia's random sequence): its rates with
+  the nominal cuts, in its own reconstructed pT, minus the nominal rates are the
+  variation's shifts. A generator variation (another
   tune) is a statistically independent sample: its shift includes its statistical noise.
 - The nominal's **weight columns** (``--weight-variations``: ``weight_isr_up``, ...) give
   the shower-scale variations as the nominal rates with the jets reweighted.
@@ -73,6 +75,11 @@ WORKING_POINTS = (0.3, 0.5, 0.7)
 N_PT_BINS = 3
 TABLE_FILE = "systematics.json"
 _COLUMNS = ("WP", "rate", "pT [GeV]", "value", "stat", "syst", "total")
+#: what a varied sample shares with its nominal (the same generator events)
+_SAME_EVENTS = (
+    "sample", "seed", "jets_per_class", "shard_size", "selection", "generator",
+    "weight_variations",
+)  # fmt: skip
 _log = get_logger("evaluate")
 
 
@@ -112,11 +119,12 @@ def _check_varied(nominal: JetManifest, varied: JetManifest, path: str | Path) -
             key="variation",
         )
     variation = get_variation(str(varied.variation["name"]))
-    for key in ("sample", "seed", "jets_per_class"):
+    for key in _SAME_EVENTS:
         if getattr(varied, key) != getattr(nominal, key):
             raise DataError(
-                f"its {key} {getattr(varied, key)!r} is not the nominal's "
-                f"{getattr(nominal, key)!r}: a variation must repeat the nominal's command",
+                f"its {key} is not the nominal's: a variation repeats the nominal's command "
+                "(and its --weight-variations: they change Pythia's random sequence), "
+                "adding --variation",
                 file=path,
                 key=key,
             )
