@@ -423,15 +423,25 @@ def _track_frame(
     return a, np.stack([e1, e2], axis=2), c.d0err[t], c.dzerr[t] * sin_theta, n
 
 
+def _solve(big_a: np.ndarray, big_b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``v = A^-1 b`` and ``A^-1`` for stacks of 3x3 ``A`` (a tiny ridge keeps parallel
+    tracks solvable: their vertex then has a huge error along them)."""
+    scale = np.trace(big_a, axis1=1, axis2=2)[:, None, None]
+    cov = np.linalg.inv(big_a + np.eye(3) * np.where(scale > 0, 1e-9 * scale, 1.0))
+    return np.einsum("nij,nj->ni", cov, big_b), cov
+
+
 def _fit_vertices(
     c: Candidates, t: np.ndarray, jet: np.ndarray, n_jets: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Fit one vertex per jet to its tracks ``t`` (jet index ``jet``): the point ``v``
     minimising ``chi2 = sum_i (v - a_i)^T W_i (v - a_i)`` over the straight track lines
-    (``W_i`` the inverse errors across track i, :func:`_track_frame`), removing the track
-    of largest chi2 while it exceeds ``SV_TRACK_CHI2`` (one per jet per pass, never
-    below two tracks). Returns the positions (n_jets, 3), covariances (n_jets, 3, 3) and
-    which tracks were kept (a jet with fewer than two kept tracks has no vertex)."""
+    (``W_i`` the inverse errors across track i, :func:`_track_frame`). While a jet has
+    more than two tracks, the one least compatible with the vertex of the others (largest
+    chi2 to the fit without it) is removed if that chi2 exceeds ``SV_TRACK_CHI2``.
+    Returns the positions (n_jets, 3), covariances (n_jets, 3, 3), the tracks left in the
+    fit and whether each jet's vertex is good (two or more tracks, each within
+    ``SV_TRACK_CHI2`` of it)."""
     a, frame, s1, s2, _ = _track_frame(c, t)
     err = np.stack([s1, s2], axis=1)
     safe = np.where(err > 0, err, np.inf)
@@ -439,29 +449,29 @@ def _fit_vertices(
     w = np.einsum("nik,njk->nij", frame / safe[:, None, :], frame / safe[:, None, :])
     wa = np.einsum("nij,nj->ni", w, a)
     keep = np.ones(t.size, dtype=bool)
-    eye = np.eye(3)
     while True:
         ntrk = np.bincount(jet[keep], minlength=n_jets)
         big_a = np.zeros((n_jets, 3, 3))
         np.add.at(big_a, jet[keep], w[keep])
         big_b = np.zeros((n_jets, 3))
         np.add.at(big_b, jet[keep], wa[keep])
-        scale = np.trace(big_a, axis1=1, axis2=2)[:, None, None]
-        big_a = big_a + eye * np.where(scale > 0, 1e-9 * scale, 1.0)  # parallel tracks
-        cov = np.linalg.inv(big_a)
-        v = np.einsum("nij,nj->ni", cov, big_b)
+        v, cov = _solve(big_a, big_b)
         d = v[jet] - a
-        chi2 = np.where(keep, np.einsum("ni,nij,nj->n", d, w, d), -1.0)
+        chi2 = np.einsum("ni,nij,nj->n", d, w, d)
+        # each track against the vertex of the other tracks of its jet
+        v_other = _solve(big_a[jet] - w, big_b[jet] - wa)[0]
+        d = v_other - a
+        chi2_other = np.where(keep, np.einsum("ni,nij,nj->n", d, w, d), -1.0)
         worst = np.full(n_jets, -1.0)
-        np.maximum.at(worst, jet, chi2)
-        drop = keep & (chi2 == worst[jet]) & (chi2 > SV_TRACK_CHI2) & (ntrk[jet] > 2)
+        np.maximum.at(worst, jet, chi2_other)
+        drop = keep & (chi2_other == worst[jet]) & (chi2_other > SV_TRACK_CHI2) & (ntrk[jet] > 2)
         # one track per jet: the first of equal worst ones
         first = np.zeros(t.size, dtype=bool)
         idx = np.flatnonzero(drop)
         first[idx[np.unique(jet[idx], return_index=True)[1]]] = True
         if not first.any():
-            bad = np.bincount(jet, weights=chi2 > SV_TRACK_CHI2, minlength=n_jets) > 0
-            return v, cov, keep & ~bad[jet]
+            bad = np.bincount(jet, weights=keep & (chi2 > SV_TRACK_CHI2), minlength=n_jets)
+            return v, cov, keep, (ntrk >= 2) & (bad == 0)
         keep &= ~first
 
 
@@ -474,7 +484,7 @@ def _vertex_fields(
 ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
     """One fitted vertex per jet from tracks ``t`` (:func:`_fit_vertices`): its fields,
     whether it passes the IVF-like selection (docs/flavour.md) and the tracks it used."""
-    v, cov, used = _fit_vertices(c, t, jet, n_jets)
+    v, cov, used, good = _fit_vertices(c, t, jet, n_jets)
     j, tt = jet[used], t[used]
     ntrk = np.bincount(j, minlength=n_jets)
     p3 = np.stack(
@@ -517,7 +527,7 @@ def _vertex_fields(
     }
     k0s = (ntrk == 2) & (np.abs(mass - _K0S_MASS) < SV_K0S_WINDOW)
     passes = (
-        (ntrk >= 2)
+        good
         & (flight["dxy"] < SV_MAX_DXY)
         & (flight["dxysig"] > SV_MIN_DXYSIG)
         & (mass < SV_MAX_MASS)
