@@ -25,6 +25,7 @@ from typer._click.exceptions import NoArgsIsHelpError, UsageError
 
 from heptagon.apps.dqm.cli import dqm_app
 from heptagon.apps.mlpf.cli import mlpf_app
+from heptagon.apps.refine.cli import app as refine_app
 from heptagon.apps.trigger.cli import app as trigger_app
 from heptagon.config import validate
 from heptagon.cpu import configure_threads, set_wait_policy
@@ -570,6 +571,7 @@ data_app = typer.Typer(
 app.add_typer(data_app, name="data")
 app.add_typer(dqm_app, name="dqm")
 app.add_typer(mlpf_app, name="mlpf")
+app.add_typer(refine_app, name="refine")
 app.add_typer(trigger_app, name="trigger")
 bundle_app = typer.Typer(help="Published bundles (heptagon publish).", no_args_is_help=True)
 app.add_typer(bundle_app, name="bundle")

@@ -1,0 +1,1 @@
+"""FastSim -> FullSim refinement: ``heptagon refine train|apply`` (docs/refinement.md)."""
