@@ -346,7 +346,7 @@ def systematics_inputs(
     variation twice, at least one. Cheap: what ``evaluate`` checks before it runs."""
     if not data or len(data) != 1:
         raise ConfigError(
-            "--systematics: give the nominal sample of the variations as the one --data DIR",
+            "give the nominal sample of the variations as the one --data DIR",
             "--systematics",
         )
     manifests = [(path, _manifest(path)) for path in varied]
@@ -379,9 +379,7 @@ def evaluate_systematics(run_dir: str | Path, inputs: SystematicsInputs) -> Syst
     sample of ``inputs`` with its variations (module docstring)."""
     loaded = load_run(run_dir)
     if loaded.info.task != "classification" or len(loaded.class_names) != 2:
-        raise ConfigError(
-            "--systematics needs a binary classifier (signal vs background)", "--systematics"
-        )
+        raise ConfigError("needs a binary classifier (signal vs background)", "--systematics")
     if isinstance(loaded.model, torch.nn.Module):
         loaded.model.to(select_device())
     nominal = inputs.nominal

@@ -93,8 +93,8 @@ class SampleOptions(BaseModel):
     )
     variation: str | None = Field(
         None,
-        description="A named shape or generator systematic variation (docs/systematics.md): "
-        "made from the same generator events (same seed) as the nominal sample.",
+        description="A named systematic variation (docs/systematics.md): shape ones remake "
+        "the same command's generator events with the detector varied.",
     )
     weight_variations: bool = Field(
         False,
