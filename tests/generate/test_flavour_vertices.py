@@ -96,8 +96,10 @@ def test_a_k0s_is_vetoed_and_prompt_tracks_make_no_vertex() -> None:
     k0s = k0s_tracks((10.0, 0.0, 0.0))
     prompt = [((0.0, 0.0, 0.0), (5.0, 1.0, 0.5)), ((0.0, 0.0, 0.0), (6.0, -1.0, 0.2))]
     sv = find([*k0s, *prompt], [2, 2], [(30.0, 0.0, 0.0), (30.0, 0.0, 5.0)])
-    assert len(sv["sv_mass"][0]) == 0 and len(sv["sv_mass"][1]) == 0
+    assert len(sv["sv_mass"][0]) == 0
+    assert len(sv["sv_mass"][1]) == 0
     # the same two tracks with another mass are a vertex
     heavier = [(p, (m[0], 1.5 * m[1], m[2])) for p, m in k0s]
     sv = find(heavier, [2], [(30.0, 0.0, 0.0)])
-    assert len(sv["sv_mass"][0]) == 1 and sv["sv_mass"][0][0] > K0S + 0.05
+    assert len(sv["sv_mass"][0]) == 1
+    assert sv["sv_mass"][0][0] > K0S + 0.05

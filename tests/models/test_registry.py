@@ -25,6 +25,8 @@ ALL = {
     "mlpf",
     "part",
     "part-lite",
+    "part-ak4",
+    "part-ak4-lite",
     "particlenet",
     "particlenet-lite",
     "pfn",

@@ -62,7 +62,8 @@ def test_pca_is_the_transverse_point_of_closest_approach() -> None:
 def test_ip3d_is_the_distance_of_the_track_line_from_the_vertex() -> None:
     # production (1, 0, 0.5) mm, direction (0, 1, 1)/sqrt(2): |r x n| = 1.5 / sqrt(2)
     t = track_from((1.0, 0.0, 0.5), (0.0, 1.0, 1.0), d0err=0.1, dzerr=0.2)
-    assert t.d0[0] == pytest.approx(1.0) and t.dz[0] == pytest.approx(0.5)
+    assert t.d0[0] == pytest.approx(1.0)
+    assert t.dz[0] == pytest.approx(0.5)
     jet = (np.array([1.0]), np.array([0.0]), np.array([0.0]))
     assert ip3d(t, *jet)[0] == pytest.approx(1.5 / np.sqrt(2))
     # error: sqrt((d0 s_d0)^2 + (sin^2 dz s_dz)^2) / IP3D
@@ -89,14 +90,16 @@ def test_track_jet_distance_between_two_lines() -> None:
 def test_a_neutral_candidate_has_zero_significances() -> None:
     t = Track(*(np.zeros(1) for _ in range(4)), np.ones(1), np.ones(1), np.zeros(1))
     features = track_features(t, *JET)
-    assert features["ip2d_sig"][0] == 0.0 and features["ip3d_sig"][0] == 0.0
+    assert features["ip2d_sig"][0] == 0.0
+    assert features["ip3d_sig"][0] == 0.0
 
 
 def test_flight_distances_and_their_significance() -> None:
     pos = np.array([[3.0, 4.0, 12.0]])
     cov = np.diag([1.0, 1.0, 4.0])[None]
     f = flight_distances(pos, cov)
-    assert f["dxy"][0] == pytest.approx(5.0) and f["dxysig"][0] == pytest.approx(5.0)
+    assert f["dxy"][0] == pytest.approx(5.0)
+    assert f["dxysig"][0] == pytest.approx(5.0)
     var = (9 + 16 + 4 * 144) / 169
     assert f["d3d"][0] == pytest.approx(13.0)
     assert f["d3dsig"][0] == pytest.approx(13.0 / np.sqrt(var))
@@ -134,8 +137,10 @@ def test_flavour_metrics_working_points() -> None:
     assert m is not None
     loose, medium = m.working_points["loose"], m.working_points["medium"]
     # 10 of 400 light jets outscore every b jet: the 10% WP keeps all b, the 1% WP none
-    assert loose.b_eff == 1.0 and loose.light_eff == pytest.approx(10 / 400)
-    assert medium.b_eff == 0.0 and medium.light_eff <= 0.01
+    assert loose.b_eff == 1.0
+    assert loose.light_eff == pytest.approx(10 / 400)
+    assert medium.b_eff == 0.0
+    assert medium.light_eff <= 0.01
     assert loose.c_eff == 0.0  # c jets have BvsAll 0.1 / 1.0
     assert m.b_vs_light.eff_at_mistag["0.1"].value == 1.0
     assert m.b_vs_c.auc.value == 1.0
