@@ -11,6 +11,7 @@ import re
 import shlex
 from pathlib import Path
 
+import awkward as ak
 import numpy as np
 import pytest
 from typer.testing import CliRunner
@@ -75,6 +76,20 @@ def test_the_varied_sample_records_its_variation(made: tuple[Path, SystematicsTa
     assert nominal.weight_variations == ["isr_up", "isr_down", "fsr_up", "fsr_down"]
     assert varied.weight_variations == nominal.weight_variations  # the same events
     assert [f.seed for f in varied.files] == [f.seed for f in nominal.files]
+
+
+def test_jets_carry_their_events_shower_weights(made: tuple[Path, SystematicsTable]) -> None:
+    root, _ = made
+    for shard in (root / "eval-nominal" / "shards").glob("*.parquet"):
+        jets = ak.from_parquet(shard)
+        event = np.asarray(jets["event"])
+        for column in ("weight_isr_up", "weight_fsr_down"):
+            w = np.asarray(jets[column])
+            assert np.all(np.isfinite(w))
+            assert np.all(w > 0)
+            # one value per event: every jet of an event has its event's weight
+            first = {e: w[np.argmax(event == e)] for e in np.unique(event)}
+            np.testing.assert_array_equal(w, [first[e] for e in event])
 
 
 def test_the_table_has_every_working_point_bin_and_source(
