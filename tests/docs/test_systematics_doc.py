@@ -22,6 +22,7 @@ from heptagon.cli import app
 from heptagon.errors import ConfigError, DataError
 from heptagon.evaluate.systematics import systematics_inputs
 from heptagon.physics.systematics import VARIATIONS
+from heptagon.train.rundir import load_run
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGE = ROOT / "docs" / "systematics.md"
@@ -97,6 +98,7 @@ def test_the_table_has_every_working_point_bin_and_source(
 ) -> None:
     root, table = made
     assert table.signal == "Tbqq"
+    assert table.checkpoint_sha256 == load_run(root / "runs/top-bdt").checkpoint_sha256()
     assert table.background == "QCD"
     assert [v.name for v in table.variations] == [
         "jes_hcal_up", "isr_up", "isr_down", "fsr_up", "fsr_down",

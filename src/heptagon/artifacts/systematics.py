@@ -59,6 +59,7 @@ class SystematicsTable(Artifact):
     signal: str
     background: str
     nominal: str = Field(description="the nominal dataset dir")
+    checkpoint_sha256: str = Field(description="the checkpoint the scores come from")
     score: str = Field(description="the score cut on: the signal class's probability")
     pt_edges: list[float] = Field(description="GeV, the pT bins' edges (from the nominal)")
     variations: list[VariationInput]

@@ -421,6 +421,7 @@ def evaluate_systematics(run_dir: str | Path, inputs: SystematicsInputs) -> Syst
         signal=names[sig],
         background=names[1 - sig],
         nominal=str(nominal),
+        checkpoint_sha256=loaded.checkpoint_sha256(),
         score=f"prob_{names[sig]}",
         pt_edges=[float(e) for e in edges],
         variations=inputs.variations,
