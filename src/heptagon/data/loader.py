@@ -32,6 +32,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
+from heptagon.data.augment import AugmentingTransform, AugmentSpec
 from heptagon.data.config import DataConfig
 from heptagon.data.io import Unit, expand_files, open_reader
 from heptagon.data.jagged import Jagged, pad_index
@@ -173,6 +174,8 @@ class JetDataset(IterableDataset[Batch]):
     with_labels: read the labels (False for inference on unlabelled files).
     seed: base of every random choice; with ``set_epoch`` (or the count of iterations)
         it makes each epoch's order reproducible.
+    augment: physics augmentation of the jets (:mod:`heptagon.data.augment`), a new draw
+        per epoch from ``seed``; the training split only, and not with ``in_memory``.
     """
 
     def __init__(
@@ -193,18 +196,25 @@ class JetDataset(IterableDataset[Batch]):
         in_memory: bool = False,
         with_labels: bool = True,
         seed: int = 0,
+        augment: AugmentSpec | None = None,
     ) -> None:
         super().__init__()
         if batch_size < 1 or buffer_size < batch_size or chunk_size < 1 or files_at_once < 1:
             raise ValueError("need 1 <= batch_size <= buffer_size, chunk_size, files_at_once >= 1")
+        spec = augment if augment is not None and augment.active else None
+        if spec is not None and (split != "train" or in_memory):
+            raise ValueError("augmentation is for the streamed training split only")
         self.files = expand_files(files)
         self.config, self.preprocess = config, preprocess
-        self.transform = Transform(
-            config,
-            preprocess,
-            split=Split(split_fractions),
-            split_name=split,
-            with_labels=with_labels,
+        options: dict[str, Any] = {
+            "split": Split(split_fractions),
+            "split_name": split,
+            "with_labels": with_labels,
+        }
+        self.transform = (
+            Transform(config, preprocess, **options)
+            if spec is None
+            else AugmentingTransform(config, preprocess, augment=spec, seed=seed, **options)
         )
         self.batch_size, self.shuffle, self.bucketing = batch_size, shuffle, bucketing
         self.drop_last, self.buffer_size, self.chunk_size = drop_last, buffer_size, chunk_size
@@ -237,6 +247,8 @@ class JetDataset(IterableDataset[Batch]):
 
     def __iter__(self) -> Iterator[Batch]:
         rng = np.random.default_rng((self.seed, self.epoch))
+        if isinstance(self.transform, AugmentingTransform):
+            self.transform.epoch = self.epoch
         self.epoch += 1
         if self.in_memory and self._memory is not None:
             yield from self._batches(self._memory, rng, final=True)

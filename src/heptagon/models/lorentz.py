@@ -100,9 +100,11 @@ class LorentzBlock(nn.Module):
             + self.edge_j(h).unsqueeze(1)
             + self.edge_invariants(invariants).view(*dots.shape, -1)
         )
-        m = F.relu(self.edge_out(F.relu(pre)))
-        weighted = m * (torch.sigmoid(self.gate(m)) * pairs)
-        h = h + self.node(torch.cat([h, weighted.sum(2)], dim=2))
+        m = F.relu(self.edge_out(F.relu(pre, inplace=True)), inplace=True)
+        weights = torch.sigmoid(self.gate(m)) * pairs  # (B, P, P, 1)
+        # sum_j w_ij m_ij as one batched product, without a weighted copy of the messages
+        aggregated = torch.matmul(weights.transpose(2, 3), m).squeeze(2)
+        h = h + self.node(torch.cat([h, aggregated], dim=2))
         if self.momentum is not None:
             coefficient = self.momentum(m).clamp(-_UPDATE_BOUND, _UPDATE_BOUND) * pairs
             x = x + self.c_weight * torch.bmm(coefficient.squeeze(3), x)

@@ -41,6 +41,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from heptagon.config import load_yaml, validate
+from heptagon.data.augment import AugmentSpec
 from heptagon.data.config import DataConfig, load_config
 from heptagon.errors import ConfigError
 from heptagon.train.device import DeviceChoice
@@ -160,6 +161,11 @@ class TrainOptions(_Model):
         default=None,
         description="weight averaging: the moving average of the weights is validated, "
         "kept as best.pt, evaluated and exported ({decay: 0.99})",
+    )
+    augment: AugmentSpec | None = Field(
+        default=None,
+        description="physics augmentation of the training jets, a new draw each epoch "
+        "(heptagon.data.augment; docs/small-data.md)",
     )
     loss: LossSpec = Field(default_factory=CrossEntropySpec)
     regularisers: list[RegulariserSpec] = Field(

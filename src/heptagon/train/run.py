@@ -196,6 +196,7 @@ def _train(
             batch_size=options.batch_size,
             buffer_size=options.buffer_size,
             seed=options.seed,
+            augment=options.augment if name == "train" else None,
         )
         for name in ("train", "val")
     )
