@@ -3,6 +3,7 @@ and docs/fine-tuning.md run top to bottom on tiny samples."""
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 import shutil
@@ -159,6 +160,8 @@ def _tiny_configs(dest: Path) -> None:
     text = re.sub(r"epochs: \d+", "epochs: 1", path.read_text())
     text = text.replace("warmup_steps: 200", "warmup_steps: 0")
     path.write_text(text.replace("  name: part-lite\n", "  name: part-lite\n" + TINY_PART))
+    mlp = dest / "top_mlp.yaml"
+    mlp.write_text(re.sub(r"epochs: \d+", "epochs: 2", mlp.read_text()))
     data = dest / "data" / "top_kinematic.yaml"
     data.write_text(data.read_text().replace("length: 100", "length: 30"))
 
@@ -183,6 +186,12 @@ def test_the_fine_tuning_guide_runs(
         for argv in _commands(code):
             assert argv[0] == "heptagon", argv
             args = argv[1:]
+            out = args[args.index("--out") + 1] if "--out" in args else None
+            if args[:2] == ["generate", "top-vs-qcd"] and out != "top":
+                # the top-up's conditions: copies of the cached sample (a pile-up sample
+                # of a useful size takes minutes; tests/generate covers --pileup)
+                shutil.copytree(top_qcd_sample, out)
+                continue
             if args[:2] == ["generate", "top-vs-qcd"]:  # the cached sample is 'top'
                 args = [*args[:2], "--jets", "3", "--seed", "2", "--no-mpi", "--out", "gen"]
             elif args[:2] == ["generate", "jetclass-like"]:
@@ -191,7 +200,14 @@ def test_the_fine_tuning_guide_runs(
             result = CliRunner().invoke(app, args)
             assert result.exit_code == 0, f"{argv}\n{result.output}\n{result.exception!r}"
             ran.append(args[0])
-    assert ran.count("train") == 5
+    assert ran.count("train") == 9
+    for run, ewc, replay in (("finetune", None, None), ("ewc", 10000, None), ("replay", None, 300)):
+        parent = json.loads(Path(f"runs/{run}/model.json").read_text())["parent"]
+        assert (parent["run"], parent["ewc"], parent["replay"]) == (
+            str(Path("runs/old").resolve()), ewc, replay,
+        )  # fmt: skip
+        samples = json.loads(Path(f"runs/{run}/eval/metrics.json").read_text())["samples"]
+        assert set(samples) == {"old-test", "new-test"}
     assert Path("runs/compare/compare.md").exists()
     assert (Path("runs/pfn/bundle") / "model.onnx").exists()
     head_only = torch.load("runs/head-only/checkpoints/best.pt", weights_only=True)["model"]
