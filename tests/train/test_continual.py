@@ -152,6 +152,45 @@ def test_the_cli_tops_up_from_the_parents_weights_and_records_it(
     for key, value in before.items():
         if value.is_floating_point() and "running" not in key:
             assert torch.allclose(after[key], value, atol=1e-5), key
+    # a resumed top-up continues with its own flags only
+    again = runner.invoke(app, [*args, "--resume", "--continue-from", str(parent), "--ewc", "100",
+                                "--replay", "40", "--set", "train.lr=1e-9",
+                                "--set", "train.weight_decay=0"])  # fmt: skip
+    assert again.exit_code == 0, again.output
+    other = runner.invoke(app, [*args, "--resume", "--continue-from", str(parent), "--ewc", "7",
+                                "--replay", "40", "--set", "train.lr=1e-9",
+                                "--set", "train.weight_decay=0"])  # fmt: skip
+    assert isinstance(other.exception, ConfigError), other.output
+    assert other.exception.key == "--continue-from"
+
+
+def test_a_pfn_tops_up_with_replay(top_qcd_sample: Path, tmp_path: Path) -> None:
+    """Another registry model (a PFN, no BatchNorm) through the Python API."""
+    experiment = write_experiment(
+        tmp_path / "pfn.yaml",
+        {
+            "data": {"inputs": {"pf_features": PARTICLE_DATA["inputs"]["pf_features"]},
+                     "labels": PARTICLE_DATA["labels"]},
+            "model": {"name": "pfn", "options": {"phi_sizes": [16], "f_sizes": [16]}},
+            "train": {"epochs": 1, "batch_size": 64, "lr": 5e-3, "progress": False},
+        },
+    )  # fmt: skip
+    train(experiment, top_qcd_sample, tmp_path / "parent")
+    plain = train(
+        experiment,
+        top_qcd_sample,
+        tmp_path / "ewc",
+        continual=Continual(tmp_path / "parent", ewc=10.0),
+    )
+    mixed = train(
+        experiment, top_qcd_sample, tmp_path / "topup",
+        continual=Continual(tmp_path / "parent", ewc=10.0, replay=150),
+    )  # fmt: skip
+    info = ModelInfo.read(tmp_path / "topup" / "model.json")
+    assert info.parent is not None
+    assert (info.name, info.parent.ewc, info.parent.replay) == ("pfn", 10.0, 150)
+    # one epoch: the same new batches, plus the 150 replayed jets in batches of 64
+    assert mixed.steps - plain.steps == 3
 
 
 @pytest.mark.parametrize(
