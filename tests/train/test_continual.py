@@ -202,6 +202,7 @@ def test_a_pfn_tops_up_with_replay(top_qcd_sample: Path, tmp_path: Path) -> None
          "model options"),
         (["--continue-from", "{parent}", "--set", "data.inputs.pf_points.length=30"], "inputs"),
         (["--continue-from", "{parent}", "--load-model-weights", "{parent}"], "drop"),
+        (["--continue-from", "{parent}", "--no-strict"], "--no-strict"),
     ],
 )  # fmt: skip
 def test_bad_top_ups_are_one_line_and_exit_2(

@@ -114,9 +114,10 @@ def train(
     if continual is not None:
         continual.run_dir()  # a missing run fails first
         flags = flags or ModelFlags()
-        if flags.weights is not None:
+        if flags.weights is not None or flags.strict is False:
             raise ConfigError(
-                "--continue-from starts from the run's weights: drop --load-model-weights",
+                "--continue-from starts from the run's own weights, loaded strictly: drop "
+                "--load-model-weights and --no-strict",
                 "--continue-from",
             )
         flags = replace(flags, weights=continual.run, strict=True)
