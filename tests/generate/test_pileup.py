@@ -318,10 +318,8 @@ def test_rho_is_fastjets_grid_median(minbias: Particles) -> None:
     start = np.cumsum(c.counts) - c.counts
     for ev, value in zip(events.tolist(), rho.tolist(), strict=True):
         sl = slice(int(start[ev]), int(start[ev] + c.counts[ev]))
-        particles = [
-            fastjet.PseudoJet(*p)
-            for p in zip(c.px[sl].tolist(), c.py[sl].tolist(), c.pz[sl].tolist(), c.e[sl].tolist())
-        ]
+        columns = (c.px[sl].tolist(), c.py[sl].tolist(), c.pz[sl].tolist(), c.e[sl].tolist())
+        particles = [fastjet.PseudoJet(*p) for p in zip(*columns, strict=True)]
         grid = fastjet.GridMedianBackgroundEstimator(RHO_RAP_MAX, RHO_GRID_SPACING)
         grid.set_particles(particles)
         assert value == pytest.approx(grid.rho(), rel=1e-9)

@@ -227,8 +227,8 @@ def event_rho(c: Candidates, events: np.ndarray) -> np.ndarray:
     inside = (iy >= 0) & (iy < ny)
     n_tiles = ny * nphi
     tile = owner[inside] * n_tiles + iy[inside] * nphi + iphi[inside]
-    density = np.bincount(tile, weights=np.hypot(px, py)[inside], minlength=events.size * n_tiles)
-    density = np.sort(density.reshape(events.size, n_tiles), axis=1) / (dy * dphi)
+    pt_sum = np.bincount(tile, weights=np.hypot(px, py)[inside], minlength=events.size * n_tiles)
+    density = np.sort(pt_sum.reshape(events.size, n_tiles), axis=1) / (dy * dphi)
     return np.asarray(0.5 * (density[:, (n_tiles - 1) // 2] + density[:, n_tiles // 2]))
 
 
