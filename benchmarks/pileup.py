@@ -19,7 +19,7 @@ overlay, and the memory of a shard at mu = 200 (docs/pileup.md).
 
     python benchmarks/pileup.py [--jets 40] [--mu 0 60 140 200]
         [--part response|cost|memory|taggers] [--tagger-jets 2000] [--epochs 20]
-        [--record-as KEY]
+        [--record-as KEY] [--workdir DIR]
 """
 
 from __future__ import annotations
@@ -163,8 +163,10 @@ TAGGERS = ("top_bdt", "top_particlenet_lite", "pileup_top_particlenet_lite")
 
 
 def _heptagon(*argv: str) -> None:
-    """Run ``heptagon ARGV`` as a user would (a fresh process)."""
-    subprocess.run([sys.executable, "-m", "heptagon", *argv], check=True, capture_output=True)
+    """Run ``heptagon ARGV`` as a user would (a fresh process); its error line if it fails."""
+    res = subprocess.run([sys.executable, "-m", "heptagon", *argv], capture_output=True, text=True)
+    if res.returncode:
+        raise SystemExit(f"heptagon {' '.join(argv)}: {res.stderr.strip()}")
 
 
 def _scores(run: Path) -> dict[str, dict[str, float | None]]:
@@ -201,6 +203,7 @@ def taggers(
                 if train_mu not in samples:
                     continue
                 run = tmp / f"run-{config}-{mitigation}-mu{train_mu:g}"
+                shutil.rmtree(run, ignore_errors=True)  # left by an interrupted run
                 sets = [] if config == "top_bdt" else ["--set", f"train.epochs={epochs}"]
                 experiment = Path(configs.__file__).parent / f"{config}.yaml"
                 _heptagon("train", str(experiment), "--out", str(run),
@@ -208,7 +211,7 @@ def taggers(
                 _heptagon("evaluate", str(run))  # its own sample: the test split
                 scores = _scores(run)
                 others = [str(samples[mu]) for mu in mus if mu != train_mu]
-                _heptagon("evaluate", str(run), "--data", *others)
+                _heptagon("evaluate", str(run), *(x for o in others for x in ("--data", o)))
                 scores |= _scores(run)
                 key = f"{config}/{mitigation}/trained_mu{train_mu:g}"
                 out[key] = {
@@ -230,6 +233,7 @@ def main() -> None:
     parser.add_argument("--tagger-jets", type=int, default=2000, help="jets per class")
     parser.add_argument("--tagger-mu", type=float, nargs="+", default=[0.0, 60.0, 200.0])
     parser.add_argument("--epochs", type=int, default=20, help="ParticleNet-Lite epochs")
+    parser.add_argument("--workdir", type=Path, help="keep the samples here (a rerun reuses them)")
     parser.add_argument(
         "--record-as",
         help="results key of the part (default: its name), e.g. cost_before for a run with "
@@ -249,9 +253,10 @@ def main() -> None:
         ),
     }
     with tempfile.TemporaryDirectory() as d:
+        work = args.workdir or Path(d)
         for name, run in parts.items():
             if args.part in (None, name):
-                figures = {"jets_per_point": args.jets, **run(Path(d))}
+                figures = {"jets_per_point": args.jets, **run(work)}
                 path = write_results("pileup", figures, part=args.record_as or name)
     print(json.dumps(json.loads(path.read_text())["figures"], indent=1)[:2000])
 
