@@ -281,7 +281,7 @@ def test_bad_augment_keys_are_named(override: str, key: str | None) -> None:
     assert err.value.key == key
 
 
-@pytest.mark.parametrize("name", ["top_lorentznet_aug", "top_particlenet_lite_aug"])
+@pytest.mark.parametrize("name", ["top_pfn_aug"])
 def test_shipped_augmented_configs_train_through_the_cli(
     top_qcd_sample: Path, tmp_path: Path, name: str
 ) -> None:

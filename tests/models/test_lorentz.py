@@ -3,21 +3,15 @@ transformations (boosts, rotations, reflections) of all four-momenta."""
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
 from models_helpers import inputs_for, make_batch
-from typer.testing import CliRunner
 
-from heptagon.cli import app
 from heptagon.models import build_model
 from heptagon.models.lorentz import LorentzBlock, LorentzNet, minkowski
 
 VECTOR_DIMS = {"pf_vectors": 4, "pf_mask": 1}
-SHIPPED = Path(__file__).parents[2] / "src" / "heptagon" / "configs"
 
 
 def lorentz_matrix(seed: int, max_rapidity: float = 1.0, parity: bool = False) -> np.ndarray:
@@ -153,31 +147,3 @@ def test_learns_from_four_momenta_alone() -> None:
         right = model(*inputs_for(model, batch)).argmax(1) == labels
     several = batch["pf_mask"].sum(dim=(1, 2)) >= 2
     assert right[several].float().mean() > 0.95
-
-
-def test_trains_from_the_shipped_config_through_the_cli(
-    top_qcd_sample: Path, tmp_path: Path
-) -> None:
-    out = tmp_path / "run"
-    result = CliRunner().invoke(
-        app,
-        [
-            "train",
-            str(SHIPPED / "top_lorentznet.yaml"),
-            "--data",
-            str(top_qcd_sample),
-            "--out",
-            str(out),
-            "--threads",
-            "1",
-            "--set",
-            "train.epochs=1",
-            "--set",
-            "train.progress=false",
-        ],
-    )
-    assert result.exit_code == 0, result.output
-    info = json.loads((out / "model.json").read_text())
-    assert info["name"] == "lorentznet-lite"
-    assert info["input_names"] == ["pf_vectors", "pf_mask"]
-    assert (out / "checkpoints" / "best.pt").is_file()
