@@ -3,6 +3,7 @@
     python benchmarks/train_speed.py [--data /tmp/speed-sample] [--reps 5] [--steps 4]
                                      [--threads 2] [--models particlenet,part]
                                      [--e2e-split test] [--allocator retained|glibc]
+                                     [--no-eval-attention] [--no-train]
                                      [--name train_speed]
 
 What is timed: one training step = forward, cross-entropy, backward, AdamW step, batch 64,
@@ -24,6 +25,11 @@ What is timed: one training step = forward, cross-entropy, backward, AdamW step,
 - the float32 matmul limit of this CPU (best of square ``mm``), measured in the same run,
   and each model's FLOPs per training jet (``FlopCounterMode``: matmuls, convolutions,
   attention) -> the achieved FLOP rate as a fraction of the limit.
+- ParT's attention in evaluation (``--eval-attention``, on for ParT): heptagon's model in
+  eval mode (no gradients, batch 64, the same synthetic jets) with its fused
+  ``scaled_dot_product_attention`` against the written-out attention that training runs
+  (and evaluation ran before): the same model, its attention blocks flagged as training
+  (their dropouts stay off), alternating in the same process; the scores agree.
 
 The cores may be shared: heptagon and weaver-core repetitions alternate, so that load
 affects both alike; ratios are taken from the same run. Reported: best and median jets/s
@@ -41,7 +47,7 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -284,6 +290,54 @@ def equal_padding(
     return result
 
 
+def eval_attention(n_real: int, reps: int, steps: int, limit: float) -> dict[str, Any]:
+    """heptagon's ParT in evaluation on jets with ``n_real`` real particles of 128 slots:
+    jets/s with the fused attention and with the written-out one (module docstring)."""
+    from heptagon.models.part import AttentionBlock
+
+    torch.manual_seed(0)
+    inputs = synthetic_jets(BATCH, n_real, seed=n_real)
+    model = build_model("part", INPUT_DIMS, 2)
+    assert isinstance(model, nn.Module)
+    model.eval()
+    names = model.input_names  # type: ignore[attr-defined]
+    blocks = [m for m in model.modules() if isinstance(m, AttentionBlock)]
+
+    def forward(written_out: bool) -> Tensor:
+        for block in blocks:
+            block.training = written_out  # the block's own path; its dropouts stay in eval
+        with torch.no_grad():
+            return cast(Tensor, model(*(inputs[n] for n in names)))
+
+    scores = {key: forward(key == "written_out") for key in ("fused", "written_out")}
+    max_diff = float((scores["fused"] - scores["written_out"]).abs().max())
+    counter = FlopCounterMode(display=False)
+    with counter:
+        forward(False)
+    flops = counter.get_total_flops() / BATCH
+
+    def run(written_out: bool) -> Callable[[], int]:
+        def go() -> int:
+            for _ in range(steps):
+                forward(written_out)
+            return steps * BATCH
+
+        return go
+
+    rates = alternate({"fused": run(False), "written_out": run(True)}, reps)
+    result: dict[str, Any] = {"real": n_real, "slots": SLOTS, "max_abs_score_diff": max_diff}
+    for key, values in rates.items():
+        result[key] = {
+            "jets_per_s": summary(values),
+            "limit_fraction": flops * statistics.median(values) / 1e9 / limit,
+        }
+    result["speed_up"] = {
+        stat: summary(rates["fused"])[stat] / summary(rates["written_out"])[stat]
+        for stat in ("best", "median")
+    }
+    return result
+
+
 def end_to_end(
     name: str, data: Path, split: str, reps: int, max_batches: int, fused: bool
 ) -> dict[str, Any]:
@@ -360,6 +414,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--e2e-batches", type=int, default=0, help="0: whole split")
     parser.add_argument("--fused-adamw", action="store_true", help="for both models")
     parser.add_argument("--no-e2e", action="store_true")
+    parser.add_argument(
+        "--eval-attention",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="ParT: evaluation with the fused vs the written-out attention",
+    )
+    parser.add_argument("--no-train", action="store_true", help="skip the training parts")
     add_allocator_option(parser)
     parser.add_argument("--name", default="train_speed")
     args = parser.parse_args(argv)
@@ -377,10 +438,25 @@ def main(argv: list[str] | None = None) -> None:
     for name in args.models.split(","):
         entry: dict[str, Any] = {"equal_padding": {}}
         for n_real in (int(r) for r in args.real.split(",")):
+            if args.no_train:
+                break
             r = equal_padding(name, n_real, args.reps, args.steps, limit, args.fused_adamw)
             entry["equal_padding"][str(n_real)] = r
             _print_row(name, f"equal, {n_real}/{SLOTS} real", r)
-        if not args.no_e2e:
+        if name == "part" and args.eval_attention:
+            entry["eval_attention"] = {}
+            for n_real in (int(r) for r in args.real.split(",")):
+                r = eval_attention(n_real, args.reps, args.steps, limit)
+                entry["eval_attention"][str(n_real)] = r
+                f, w = r["fused"], r["written_out"]
+                print(
+                    f"part eval, {n_real}/{SLOTS} real: fused {f['jets_per_s']['median']:.1f} "
+                    f"jets/s ({f['limit_fraction']:.0%} of limit), written-out "
+                    f"{w['jets_per_s']['median']:.1f} ({w['limit_fraction']:.0%}); x"
+                    f"{r['speed_up']['median']:.2f}; max score diff {r['max_abs_score_diff']:.1e}",
+                    flush=True,
+                )
+        if not args.no_e2e and not args.no_train:
             data = generated_sample(args.data)
             r = end_to_end(
                 name, data, args.e2e_split, args.e2e_reps, args.e2e_batches, args.fused_adamw

@@ -1,0 +1,104 @@
+"""Building blocks of benchmarks/top_tagging.py (the benchmark itself is too long for the
+suite): the learning curve's nested shards, the small-data recipe's schedule in a cut run,
+the verdict against the BDT and the choice of the curve's networks."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _load_benchmark() -> ModuleType:
+    if "top_tagging" in sys.modules:  # it registers a model: import it once
+        return sys.modules["top_tagging"]
+    sys.path.insert(0, str(ROOT / "benchmarks"))  # for its ``_common``
+    spec = importlib.util.spec_from_file_location(
+        "top_tagging", ROOT / "benchmarks" / "top_tagging.py"
+    )
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+bench = _load_benchmark()
+
+
+def stat(mean: float, spread: float | None, n: int = 3) -> dict[str, Any]:
+    return {"mean": mean, "spread": spread, "n": n, "missing": 0, "bootstrap_err": None}
+
+
+def model_summary(auc: float, auc_spread: float, rej: float, rej_spread: float) -> dict[str, Any]:
+    return {
+        "auc": stat(auc, auc_spread),
+        "0.3": stat(rej, rej_spread),
+        "0.5": stat(rej, rej_spread),
+    }
+
+
+def test_learning_curve_takes_the_first_shards_of_each_class(tmp_path: Path) -> None:
+    plan = bench.Plan(2000, 1, 1, ("bdt",), tmp_path, (500, 1000, 2000), shard=500)
+    plan.sample.mkdir(parents=True)
+    files = [
+        {"class": c, "file": f"shards/{c}_{i:04d}.parquet", "entries": 500}
+        for i in (3, 0, 2, 1)  # the manifest's order does not matter
+        for c in ("Tbqq", "QCD")
+    ]
+    (plan.sample / "manifest.json").write_text(json.dumps({"files": files}))
+    names = sorted(p.name for p in bench.first_shards(plan, 1000))
+    assert names == [
+        "QCD_0000.parquet",
+        "QCD_0001.parquet",
+        "Tbqq_0000.parquet",
+        "Tbqq_0001.parquet",
+    ]
+    smaller = {p.name for p in bench.first_shards(plan, 500)}
+    assert smaller < set(names)  # nested
+
+
+def test_a_cut_recipe_starts_its_average_within_the_run(tmp_path: Path) -> None:
+    long = bench.Plan(20000, 1, 30, ("bdt",), tmp_path)
+    # the recipe's own schedule fits: its keys are left alone
+    assert not any("ema" in o for o in long.overrides("particlenet-lite+small", 0))
+    short = bench.Plan(2500, 1, 5, ("bdt",), tmp_path)
+    overrides = short.overrides("particlenet-lite+small", 0)
+    steps = 5 * -(-int(0.7 * 2 * 2500) // 128)  # 5 epochs of batch 128
+    assert f"train.ema.start_step={steps // 5}" in overrides
+    assert f"train.warmup_steps={steps // 5}" in overrides
+    assert "train.epochs=5" in overrides
+    assert not any("ema" in o for o in short.overrides("particlenet-lite", 0))
+
+
+def test_versus_bdt_needs_the_margin_beyond_three_standard_errors() -> None:
+    summary = {
+        "bdt": model_summary(0.9800, 0.0003, 300.0, 5.0),
+        "clear": model_summary(0.9850, 0.0003, 400.0, 5.0),  # +0.005, se ~0.00024
+        "noisy": model_summary(0.9850, 0.0040, 400.0, 5.0),  # +0.005, se ~0.0023
+        "small": model_summary(0.9820, 0.0001, 400.0, 5.0),  # +0.002 < 0.003
+        "no_rejection_gain": model_summary(0.9850, 0.0003, 290.0, 5.0),
+    }
+    verdicts = bench.versus_bdt(summary)
+    assert set(verdicts) == {"clear", "noisy", "small", "no_rejection_gain"}
+    assert [m for m, v in verdicts.items() if v["goal_met"]] == ["clear"]
+    assert verdicts["clear"]["auc"]["delta"] == pytest.approx(0.005)
+    assert bench.versus_bdt({"pfn": summary["clear"]}) == {}  # no BDT, nothing to compare
+
+
+def test_the_curve_takes_the_two_networks_of_highest_auc() -> None:
+    summary = {
+        "bdt": model_summary(0.99, 0.001, 300.0, 5.0),
+        "pfn": model_summary(0.96, 0.001, 100.0, 5.0),
+        "part-lite": model_summary(0.98, 0.001, 300.0, 5.0),
+        "particlenet-lite": model_summary(0.97, 0.001, 200.0, 5.0),
+    }
+    assert bench.best_networks(summary) == ["part-lite", "particlenet-lite"]
