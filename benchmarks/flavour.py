@@ -1,0 +1,235 @@
+"""Heavy-flavour tagging (issue 21): BDT, DeepJet, ParticleNet-AK4 and ParT-AK4 on one
+``ak4-flavour`` sample, with and without secondary-vertex inputs; the vertex finder's
+efficiency and fake rate; ONNX Runtime inference cost per jet at 1 thread.
+
+    python benchmarks/flavour.py [--jets 1500] [--seeds 1] [--epochs 3]
+                                 [--models bdt deepjet particlenet part] [--sample DIR]
+                                 [--out /tmp/flavour] [--timing-jets 300]
+
+What runs, all in this process:
+
+- one ``ak4-flavour`` sample (``--jets`` per class, seed 21) generated into
+  ``OUT/sample-<jets>``, or the dataset dir ``--sample``;
+- the vertex finder on it: the fraction of jets with at least one SV per class, and for
+  b jets in bins of jet pT (the SV-finding efficiency) and for uds / g jets (the fake
+  rate);
+- per model, SV variant (``configs/ak4_<model>.yaml`` and ``ak4_<model>_nosv.yaml``) and
+  seed (0 .. ``--seeds`` - 1): ``heptagon.train.train`` with ``--epochs`` full epochs
+  (early stopping off; the BDT its own early stopping), ``heptagon.evaluate.evaluate`` on
+  the run's test split, and its ``flavour`` metrics (docs/flavour.md): AUC and light
+  rejection at 70% b efficiency of BvsAll (b vs uds + g), c rejection at 70% b
+  efficiency (b vs c), b efficiency at 1% and 0.1% light mistag, the c efficiency of CvsL
+  at 10% / 1% light mistag and of CvsB at 10% / 1% b mistag;
+- seed 0 of each is exported (``heptagon export``) and timed in ONNX Runtime with one
+  thread at batch size 1 (the first ``--timing-jets`` test jets, each padded to its own
+  length, as CMSSW evaluates jet by jet): the median time of ``session.run`` per jet.
+
+Printed and written to ``benchmarks/results/flavour.json``: per model and variant the
+mean and spread (standard deviation over seeds) of each figure, the SV gain (with minus
+without), the inference cost, the vertex-finder table, the sample size and the epochs.
+The published ordering to compare with: BDT < DeepJet < ParticleNet-AK4 < ParT-AK4.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+import awkward as ak
+import numpy as np
+from _common import write_results
+
+from heptagon.data.io import open_reader
+from heptagon.data.loader import pad_table
+from heptagon.data.pipeline import iter_tables
+from heptagon.data.transform import Table, Transform
+from heptagon.evaluate.run import evaluate
+from heptagon.generate.run import GenerateOptions, generate
+from heptagon.infer.predict import Scorer
+from heptagon.publish.bundle import export_run
+from heptagon.train import train
+
+ROOT = Path(__file__).resolve().parents[1]
+MODELS = ("bdt", "deepjet", "particlenet", "part")
+CLASSES = ("b", "c", "uds", "g_ak4")
+#: jet pT bin edges (GeV) of the SV-finding efficiency
+PT_BINS = (30.0, 50.0, 80.0, 120.0, 200.0, 1000.0)
+
+
+def experiment(model: str, sv: bool) -> Path:
+    return ROOT / "configs" / f"ak4_{model}{'' if sv else '_nosv'}.yaml"
+
+
+def vertex_finder(sample: Path) -> dict[str, Any]:
+    """Fraction of jets with >= 1 SV per class, and b jets' in pT bins."""
+    out: dict[str, Any] = {"fraction_with_sv": {}, "b_efficiency_vs_pt": []}
+    for cls in CLASSES:
+        jets = ak.concatenate(
+            [
+                ak.from_parquet(f, columns=["jet_pt", "sv_mass"])
+                for f in sorted((sample / "shards").glob(f"{cls}_*.parquet"))
+            ]
+        )
+        has = ak.to_numpy(ak.num(jets.sv_mass) > 0)
+        out["fraction_with_sv"][cls] = {"value": float(has.mean()), "jets": int(has.size)}
+        if cls == "b":
+            pt = ak.to_numpy(jets.jet_pt)
+            for lo, hi in itertools.pairwise(PT_BINS):
+                sel = (pt >= lo) & (pt < hi)
+                n = int(sel.sum())
+                eff = float(has[sel].mean()) if n else None
+                err = float(np.sqrt(eff * (1 - eff) / n)) if n and eff is not None else None
+                out["b_efficiency_vs_pt"].append(
+                    {"pt_min": lo, "pt_max": hi, "jets": n, "efficiency": eff, "err": err}
+                )
+    return out
+
+
+def flavour_figures(run: Path) -> dict[str, float | None]:
+    m = json.loads((run / "eval" / "metrics.json").read_text())["flavour"]
+    return {
+        "auc_b_vs_light": m["b_vs_light"]["auc"]["value"],
+        "light_rejection_at_b70": m["b_vs_light"]["rejection_at_eff"]["0.7"]["value"],
+        "light_rejection_at_b70_lower_limit": m["b_vs_light"]["rejection_at_eff"]["0.7"][
+            "lower_limit"
+        ],
+        "c_rejection_at_b70": m["b_vs_c"]["rejection_at_eff"]["0.7"]["value"],
+        "b_eff_at_light_1pc": m["b_vs_light"]["eff_at_mistag"]["0.01"]["value"],
+        "b_eff_at_light_0.1pc": m["b_vs_light"]["eff_at_mistag"]["0.001"]["value"],
+        "auc_c_vs_light": m["c_vs_light"]["auc"]["value"],
+        "cvsl_c_eff_at_light_10pc": m["c_vs_light"]["eff_at_mistag"]["0.1"]["value"],
+        "cvsl_c_eff_at_light_1pc": m["c_vs_light"]["eff_at_mistag"]["0.01"]["value"],
+        "auc_c_vs_b": m["c_vs_b"]["auc"]["value"],
+        "cvsb_c_eff_at_b_10pc": m["c_vs_b"]["eff_at_mistag"]["0.1"]["value"],
+        "cvsb_c_eff_at_b_1pc": m["c_vs_b"]["eff_at_mistag"]["0.01"]["value"],
+    }
+
+
+def test_table(model_path: Path, sample: Path, jets: int) -> tuple[Scorer, Table]:
+    """A scorer on the export (1 thread) and the first ``jets`` jets of each class."""
+    scorer = Scorer(model_path, threads=1, batch_size=1)
+    transform = Transform(scorer.config, scorer.model.preprocess, with_labels=False)
+    tables = []
+    for cls in CLASSES:
+        path = sorted((sample / "shards").glob(f"{cls}_*.parquet"))[-1]
+        with open_reader(path) as reader:
+            units = list(reader.units(jets))[:1]
+        tables += list(iter_tables(units, transform, jets, files_at_once=1))
+    return scorer, Table.concatenate(tables)
+
+
+def inference_cost(run: Path, sample: Path, jets: int) -> dict[str, float]:
+    """Median ONNX Runtime time per jet (batch 1, 1 thread) of the run's export."""
+    export_run(run)
+    scorer, table = test_table(run / "model.onnx", sample, max(1, jets // len(CLASSES)))
+    names = scorer.model.input_names
+    feeds = []
+    for i in range(len(table)):
+        tensors = pad_table(table, scorer.model.preprocess, index=np.array([i])).tensors()
+        feeds.append({n: tensors[n].numpy() for n in names})
+    session = scorer.session
+    for feed in feeds[:20]:  # warm-up
+        session.run(None, feed)
+    times = []
+    for feed in feeds:
+        start = time.perf_counter()
+        session.run(None, feed)
+        times.append(time.perf_counter() - start)
+    return {
+        "ms_per_jet_median": 1e3 * float(np.median(times)),
+        "ms_per_jet_p90": 1e3 * float(np.percentile(times, 90)),
+        "jets_timed": len(times),
+    }
+
+
+def summarise(values: list[float | None]) -> dict[str, float | None]:
+    good = [v for v in values if v is not None]
+    return {
+        "mean": statistics.fmean(good) if good else None,
+        "spread": statistics.stdev(good) if len(good) > 1 else None,
+        "n": len(good),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--jets", type=int, default=1500, help="jets per class")
+    parser.add_argument("--seeds", type=int, default=1)
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
+    parser.add_argument("--sample", type=Path, help="an existing ak4-flavour dataset dir")
+    parser.add_argument("--out", type=Path, default=Path("/tmp/flavour"))
+    parser.add_argument("--timing-jets", type=int, default=300)
+    args = parser.parse_args()
+
+    sample = args.sample or args.out / f"sample-{args.jets}"
+    if args.sample is None and not (sample / "manifest.json").exists():
+        generate(GenerateOptions(sample="ak4-flavour", jets=args.jets, seed=21, out=sample))
+    manifest = json.loads((sample / "manifest.json").read_text())
+    figures: dict[str, Any] = {
+        "sample": {
+            "path": str(sample),
+            "jets_per_class": {c: manifest["classes"][c].get("jets") for c in CLASSES}
+            if isinstance(manifest.get("classes"), dict)
+            else None,
+            "epochs": args.epochs,
+            "seeds": args.seeds,
+        },
+        "vertex_finder": vertex_finder(sample),
+        "taggers": {},
+    }
+    print(json.dumps(figures["vertex_finder"], indent=1), flush=True)
+    for model in args.models:
+        for sv in (True, False):
+            key = f"{model}{'' if sv else '_nosv'}"
+            per_seed = []
+            for seed in range(args.seeds):
+                run = args.out / "runs" / f"{key}-seed{seed}"
+                overrides = [f"train.seed={seed}"]
+                if model == "bdt":
+                    overrides.append(f"model.options.seed={seed}")
+                else:
+                    overrides += [f"train.epochs={args.epochs}", "train.patience=null"]
+                start = time.perf_counter()
+                if not (run / "eval" / "metrics.json").exists():
+                    train(experiment(model, sv), sample, run, overrides)
+                    evaluate(run)
+                per_seed.append({**flavour_figures(run), "wall_s": time.perf_counter() - start})
+                print(key, seed, per_seed[-1], flush=True)
+            entry: dict[str, Any] = {
+                "config": experiment(model, sv).relative_to(ROOT).as_posix(),
+                "per_seed": per_seed,
+                "summary": {k: summarise([s[k] for s in per_seed]) for k in per_seed[0]},
+            }
+            entry["onnx_1thread_batch1"] = inference_cost(
+                args.out / "runs" / f"{key}-seed0", sample, args.timing_jets
+            )
+            figures["taggers"][key] = entry
+    gains = {}
+    for model in args.models:
+        with_sv = figures["taggers"][model]["summary"]
+        without = figures["taggers"][f"{model}_nosv"]["summary"]
+        gains[model] = {
+            k: None
+            if with_sv[k]["mean"] is None or without[k]["mean"] is None
+            else with_sv[k]["mean"] - without[k]["mean"]
+            for k in (
+                "auc_b_vs_light",
+                "light_rejection_at_b70",
+                "c_rejection_at_b70",
+                "auc_c_vs_light",
+            )
+        }
+    figures["sv_gain_with_minus_without"] = gains
+    path = write_results("flavour", figures)
+    print(json.dumps(gains, indent=1))
+    print(f"written: {path}")
+
+
+if __name__ == "__main__":
+    main()
