@@ -141,3 +141,15 @@ def test_a_mask_that_does_not_fit_its_group_is_a_config_error(
     with pytest.raises(ConfigError, match=f"'{mask}'.*'{other}'|'{mask}'") as err:
         call(model.eval(), short)
     assert err.value.key == f"inputs.{mask}"
+
+
+def test_particlenet_trains_on_a_batch_with_one_sv() -> None:
+    model = build_model("particlenet-lite", SV_DIMS, 4)
+    assert isinstance(model, torch.nn.Module)
+    batch = with_sv(4, seed=7)
+    batch["sv_mask"] = torch.zeros_like(batch["sv_mask"])
+    batch["sv_mask"][1, 0, 0] = 1.0  # one real SV in the batch
+    before = [b.clone() for n, b in model.named_buffers() if "sv_embed" in n]
+    call(model.train(), batch).sum().backward()
+    after = [b for n, b in model.named_buffers() if "sv_embed" in n]
+    assert all(torch.equal(x, y) for x, y in zip(before, after, strict=True))

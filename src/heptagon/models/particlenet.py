@@ -264,8 +264,21 @@ class ParticleNet(TorchModel):
         return cast(Tensor, self.fc(masked_mean(x, index, mask)))
 
 
+class _SparseBatchNorm(nn.BatchNorm1d):
+    """``BatchNorm1d`` on packed rows that may be fewer than two in a training batch (a
+    batch with one real SV): those are normalised with the running statistics, which
+    they leave unchanged."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.training and x.shape[0] < 2:
+            return F.batch_norm(
+                x, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0, self.eps
+            )
+        return super().forward(x)
+
+
 def _embedding(in_dim: int, width: int, input_bn: bool) -> nn.Sequential:
     """Per-node embedding of one point cloud: [BatchNorm], linear, BatchNorm, ReLU."""
-    layers: list[nn.Module] = [nn.BatchNorm1d(in_dim)] if input_bn else []
-    layers += [nn.Linear(in_dim, width, bias=False), nn.BatchNorm1d(width), nn.ReLU()]
+    layers: list[nn.Module] = [_SparseBatchNorm(in_dim)] if input_bn else []
+    layers += [nn.Linear(in_dim, width, bias=False), _SparseBatchNorm(width), nn.ReLU()]
     return nn.Sequential(*layers)
