@@ -39,6 +39,7 @@ WALK: dict[str, list[list[str]]] = {
     "evaluate": [
         ["evaluate", MISSING],
         ["evaluate", "run", "--data", ".", "--systematics", MISSING],
+        ["evaluate", MISSING, "--pnn-mass", "100", "--data", "xbb", "--data", "qcd"],
     ],
     "ddt": [["ddt", MISSING]],
     "compare": [["compare", MISSING, "--out", "cmp"]],
