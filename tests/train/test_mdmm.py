@@ -74,8 +74,8 @@ def test_distances() -> None:
     g = torch.Generator().manual_seed(0)
     a = torch.randn(400, 2, generator=g)
     b = torch.randn(400, 2, generator=g)
-    assert float(mmd(a, a)) == pytest.approx(0.0, abs=1e-6)
-    same, shifted = float(mmd(a, b)), float(mmd(a, b + 1.0))
-    assert shifted > 10 * same > 0
+    same = [mmd(a, torch.randn(400, 2, generator=g)).item() for _ in range(20)]
+    assert abs(sum(same) / 20) < 3 * torch.tensor(same).std().item() / 20**0.5  # mean 0
+    assert mmd(a, b + 1.0).item() > 20 * max(same)
     w = wasserstein_1d(a, a + torch.tensor([0.5, -2.0]))
     assert w.tolist() == pytest.approx([0.5, 2.0], abs=1e-5)

@@ -113,14 +113,21 @@ def _pairwise_sq(a: Tensor, b: Tensor) -> Tensor:
 
 
 def mmd(x: Tensor, y: Tensor, bandwidths: Sequence[float] = (0.1, 0.3, 1.0, 3.0)) -> Tensor:
-    """The (biased, V-statistic) squared maximum mean discrepancy between the samples ``x``
-    (n, d) and ``y`` (m, d) with a sum of Gaussian kernels ``exp(-|a-b|^2 / (2 s^2))``, one
-    per bandwidth ``s``: 0 for equal samples, > 0 when the distributions differ."""
+    """The unbiased (U-statistic) estimate of the squared maximum mean discrepancy between
+    the samples ``x`` (n, d) and ``y`` (m, d), n, m >= 2, with a sum of Gaussian kernels
+    ``exp(-|a-b|^2 / (2 s^2))``, one per bandwidth ``s``. Its mean is 0 for samples of the
+    same distribution (so single estimates scatter around 0, below it too) and > 0 when the
+    distributions differ; unlike the biased estimate it has no ``1/n`` floor, so a bound
+    on it means the same at any batch size."""
+    n, m = x.shape[0], y.shape[0]
     kxx, kyy, kxy = _pairwise_sq(x, x), _pairwise_sq(y, y), _pairwise_sq(x, y)
     out = x.new_zeros(())
     for s in bandwidths:
         g = -0.5 / (s * s)
-        out = out + (kxx * g).exp().mean() + (kyy * g).exp().mean() - 2 * (kxy * g).exp().mean()
+        # the diagonal of k(x, x) and k(y, y) is exp(0) = 1: left out
+        out = out + ((kxx * g).exp().sum() - n) / (n * (n - 1))
+        out = out + ((kyy * g).exp().sum() - m) / (m * (m - 1))
+        out = out - 2 * (kxy * g).exp().mean()
     return out
 
 

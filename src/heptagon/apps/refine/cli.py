@@ -46,6 +46,9 @@ def train(
         float | None,
         typer.Option("--mmd-weight", min=0, help="A fixed-weight sum instead of MDMM."),
     ] = None,
+    multiplier_lr: Annotated[
+        float, typer.Option("--multiplier-lr", min=0, help="MDMM multiplier learning rate.")
+    ] = 1.0,
     seed: Annotated[int, typer.Option("--seed", min=0, help="Random seed.")] = 0,
     threads: Annotated[
         int | None, typer.Option("--threads", min=1, help="Torch threads (default: free cores).")
@@ -58,8 +61,8 @@ def train(
 
     opts = RefineOptions(
         columns=_names(columns), bounded=_names(bounded), epochs=epochs, batch=batch, lr=lr,
-        width=width, blocks=blocks, mmd_max=mmd_max, mmd_weight=mmd_weight, seed=seed,
-        threads=threads,
+        width=width, blocks=blocks, mmd_max=mmd_max, mmd_weight=mmd_weight,
+        multiplier_lr=multiplier_lr, seed=seed, threads=threads,
     )  # fmt: skip
     refiner = train_refiner(full, fast, opts)
     refiner.save(out)

@@ -5,10 +5,13 @@ value (mean squared error in the standardised latent space of
 :class:`~heptagon.models.refine.RefineNet`) under the constraint that the maximum mean
 discrepancy (:func:`~heptagon.train.mdmm.mmd`) between refined and FullSim values of a
 batch stays below ``mmd_max``, solved with MDMM (:mod:`heptagon.train.mdmm`): the
-multiplier is learned instead of hand-tuned. Left unset, ``mmd_max`` is the MMD of two
-independent FullSim batches (the statistical floor at that batch size), measured before
-training. ``mmd_weight`` replaces the constraint by a fixed-weight sum (the scan MDMM
-saves; ``benchmarks/refinement.py`` compares them).
+multiplier is learned instead of hand-tuned (Adam, at its own ``multiplier_lr``: the
+multiplier has to travel to the size of the weight the constraint needs, often 1-10,
+within a few hundred steps). Left unset, ``mmd_max`` is the spread of the
+MMD between two independent FullSim batches (FullSim's own noise at that batch size; the
+estimate is unbiased, its mean 0), measured before training. ``mmd_weight`` replaces the
+constraint by a fixed-weight sum (the scan MDMM saves; ``benchmarks/refinement.py``
+compares them).
 
 The refinement has its own small loop rather than :class:`heptagon.train.trainer.Trainer`:
 its batches are pairs of jets from two samples, and its loss needs the multiplier
@@ -60,6 +63,7 @@ class RefineOptions:
     mmd_max: float | None = None
     mmd_weight: float | None = None
     damping: float = 10.0
+    multiplier_lr: float = 1.0
     seed: int = 0
     threads: int | None = None
 
@@ -71,6 +75,8 @@ class RefineOptions:
         unknown = sorted(set(self.bounded) - set(self.columns))
         if unknown:
             raise ConfigError(f"not a refined column: {', '.join(unknown)}", key="bounded")
+        if self.multiplier_lr <= 0:
+            raise ConfigError("must be positive", key="multiplier_lr")
         for key in ("epochs", "batch", "width", "blocks"):
             if getattr(self, key) < 1:
                 raise ConfigError("must be at least 1", key=key)
@@ -144,15 +150,16 @@ def _standardise(net: RefineNet, target: torch.Tensor, cond: torch.Tensor) -> No
         net.set_standardisation(z.mean(0), z.std(0), cond.mean(0), cond.std(0))
 
 
-def _mmd_floor(target: torch.Tensor, batch: int, gen: torch.Generator) -> float:
-    """The mean MMD between two disjoint random FullSim batches (20 draws)."""
+def _mmd_noise(target: torch.Tensor, batch: int, gen: torch.Generator) -> float:
+    """The spread (standard deviation) of the MMD between two disjoint random FullSim
+    batches of ``batch`` jets (20 draws; its mean is 0): FullSim's own noise."""
     n = target.shape[0]
-    size = min(batch, n // 2)
+    size = max(2, min(batch, n // 2))
     draws = []
     for _ in range(20):
         perm = torch.randperm(n, generator=gen)
-        draws.append(float(mmd(target[perm[:size]], target[perm[size : 2 * size]])))
-    return float(np.mean(draws))
+        draws.append(mmd(target[perm[:size]], target[perm[size : 2 * size]]).item())
+    return float(np.std(draws))
 
 
 def train_refiner(full: str, fast: str, opts: RefineOptions) -> Refiner:
@@ -182,10 +189,10 @@ def train_refiner(full: str, fast: str, opts: RefineOptions) -> Refiner:
     params: list[dict[str, Any]] = [{"params": list(net.parameters())}]
     if opts.mmd_weight is None:
         mmd_max = (
-            opts.mmd_max if opts.mmd_max is not None else _mmd_floor(y_latent, opts.batch, gen)
+            opts.mmd_max if opts.mmd_max is not None else _mmd_noise(y_latent, opts.batch, gen)
         )
         mdmm = MDMM([MaxConstraint(mmd_max, damping=opts.damping)])
-        params += mdmm.parameter_groups(opts.lr)
+        params += mdmm.parameter_groups(opts.multiplier_lr)
     optimiser = torch.optim.Adam(params, lr=opts.lr)
     refiner = Refiner(net, opts.columns, opts.bounded, mmd_max=mmd_max, pairs=n)
     for epoch in range(opts.epochs):
