@@ -301,14 +301,13 @@ def parent_run(
     run = spec.run_dir()
     info = ModelInfo.read(run.model_json)
     parent = validate_experiment(load_yaml(run.config), str(run.config), RunConfig)
-    ours = network_sha256 or None
     theirs = None if info.network is None else info.network.sha256
     differences = [
         (what, a, b)
         for what, a, b in (
             ("model", info.name, model.name),
             ("model options", info.options, _plain(model.options)),
-            ("network file sha256", theirs, ours),
+            ("network file sha256", theirs, network_sha256),
             ("task", info.task, config.train.task),
             ("inputs", _plain(parent.data.inputs), _plain(config.data.inputs)),
             ("labels", _plain(parent.data.labels), _plain(config.data.labels)),
@@ -318,8 +317,8 @@ def parent_run(
     if differences:
         what, a, b = differences[0]
         raise ConfigError(
-            f"the experiment's {what} ({_short(b)}) are not those of {spec.run} ({_short(a)}): "
-            "a top-up continues the same model on the same inputs",
+            f"the experiment's {what} ({_short(b)}) differ from those of {spec.run} "
+            f"({_short(a)}): a top-up continues the same model on the same inputs",
             "--continue-from",
         )
     if not info.weights.endswith(".pt"):
