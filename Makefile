@@ -18,8 +18,11 @@ demo: venv
 	$(BIN)/pip install -q -e .
 	$(BIN)/heptagon demo
 
+# The FAIR tests read the published CFF / CodeMeta schemas shipped inside cffconvert and
+# codemetapy; their own pins would downgrade jsonschema, so they come without dependencies.
 test: venv
 	$(BIN)/pip install -q -e ".[dev]"
+	$(BIN)/pip install -q --no-deps cffconvert==2.0.0 codemetapy==3.0.4
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/pytest -m "not slow"
