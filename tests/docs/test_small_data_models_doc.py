@@ -59,13 +59,14 @@ def workdir(top_qcd_sample: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatc
 
 def test_the_lorentznet_commands_run(workdir: Path) -> None:
     lines = _bash_lines("A Lorentz-equivariant tagger")
-    assert [shlex.split(line)[1] for line in lines] == ["train", "evaluate"]
+    assert [shlex.split(line)[1] for line in lines] == ["train", "evaluate", "export"]
     for line in lines:
         _run(line)
     info = json.loads(Path("runs/lorentznet/model.json").read_text())
     assert info["name"] == "lorentznet-lite"
     assert info["input_names"] == ["pf_vectors", "pf_mask"]  # four-momenta only
     assert Path("runs/lorentznet/eval/metrics.json").exists()
+    assert Path("runs/lorentznet/model.onnx").exists()  # checked against PyTorch
 
 
 def test_the_augmentation_commands_run(workdir: Path) -> None:
