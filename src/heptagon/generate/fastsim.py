@@ -119,12 +119,12 @@ def fast_response(
         (charge != 0)
         & (pz**2 <= np.sinh(cfg.tracker_eta_max) ** 2 * pt2)
         & (pt2 > cfg.track_pt_min**2)
-        & (rng.random(n) < cfg.track_eff)
+        & (rng.random(n, dtype=np.float32) < cfg.track_eff)
     )
     is_em = (apid == 22) | (apid == 11)
     s, c = np.where(is_em, cfg.em_s, cfg.had_s), np.where(is_em, cfg.em_c, cfg.had_c)
     rel = np.where(tracked, cfg.track_res, np.sqrt(c**2 + s**2 / e))
-    scale = np.maximum(1.0 + rel * rng.standard_normal(n), 0.0)
+    scale = np.maximum(1.0 + rel * rng.standard_normal(n, dtype=np.float32), 0.0)
     e_min = np.where(is_em, cfg.em_e_min, cfg.had_e_min)
     keep = np.flatnonzero(tracked | ((apid != 13) & (e * scale > e_min)))
     tracked, scale, charge, is_em = tracked[keep], scale[keep], charge[keep], is_em[keep]
@@ -141,7 +141,7 @@ def fast_response(
     tpx, tpy, tpz = px[t], py[t], pz[t]
     tpt2 = tpx**2 + tpy**2
     tpt = np.sqrt(tpt2)
-    g = rng.standard_normal((2, t.size))
+    g = rng.standard_normal((2, t.size), dtype=np.float32)
     track = np.zeros((7, keep.size))
     d0, d0err, dz, dzerr, rvx, rvy, rvz = track
     d0[t] = (vx * tpy - vy * tpx) / tpt + cfg.d0_res * g[0]
