@@ -7,7 +7,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 from rich.console import Console
 
-from heptagon.apps.demo import run_demo
+from heptagon.apps.demo import run_demo, versus_bdt
+from heptagon.artifacts.metrics import Evaluation, Measured
 
 
 def test_demo_end_to_end_and_resume(tmp_path: Path) -> None:
@@ -18,6 +19,10 @@ def test_demo_end_to_end_and_resume(tmp_path: Path) -> None:
         assert metrics.signal == "Tbqq"
         assert metrics.auc.value is not None
         assert 0.5 < metrics.auc.value <= 1.0
+    # the summary says whether the network beats the BDT, from the two runs' numbers
+    assert result.table().caption == versus_bdt(result.metrics)
+    assert "particlenet_lite" in versus_bdt(result.metrics)
+    check_verdicts(result.metrics)
     assert (result.bundle / "MODEL_CARD.md").exists()
     assert (result.bundle / "hepdata" / "submission.yaml").exists()
     assert (tmp_path / "compare" / "compare.md").exists()
@@ -32,3 +37,22 @@ def test_demo_end_to_end_and_resume(tmp_path: Path) -> None:
     after = (again.runs["particlenet_lite"] / "checkpoints" / "best.pt").stat().st_mtime_ns
     assert before == after
     assert again.metrics["bdt"].auc == result.metrics["bdt"].auc
+
+
+def check_verdicts(metrics: dict[str, Evaluation]) -> None:
+    """The verdict follows the AUC difference and its error, not a fixed text."""
+
+    def with_aucs(net: float, bdt: float) -> dict[str, Evaluation]:
+        return {
+            "particlenet_lite": metrics["particlenet_lite"].model_copy(
+                update={"auc": Measured(value=net, err=0.003)}
+            ),
+            "bdt": metrics["bdt"].model_copy(update={"auc": Measured(value=bdt, err=0.004)}),
+        }
+
+    # error of the difference: 0.005
+    assert versus_bdt(with_aucs(0.985, 0.970)).startswith(
+        "particlenet_lite beats the BDT: AUC +0.0150 +- 0.0050"
+    )
+    assert "the BDT is better" in versus_bdt(with_aucs(0.955, 0.970))
+    assert "within 2 errors" in versus_bdt(with_aucs(0.975, 0.970))
