@@ -59,23 +59,30 @@ class WeightAverage:
     """The exponential moving average of :class:`EMASpec` of a model's weights.
 
     ``module`` is a copy of the model (eval mode, no gradients) holding the average;
-    :meth:`update` after each optimizer step. :meth:`state_dict` / :meth:`load_state_dict`
-    for ``last.pt`` (exact resume)."""
+    :meth:`update` after each optimizer step reads the model's tensors in place (kept from
+    the start: loading a state dict or an optimizer step changes them in place), in one
+    ``foreach`` call. :meth:`state_dict` / :meth:`load_state_dict` for ``last.pt`` (exact
+    resume)."""
 
     def __init__(self, model: nn.Module, spec: EMASpec) -> None:
         self.module = copy.deepcopy(model).eval().requires_grad_(False)
         self.spec = spec
+        averaged, current = self.module.state_dict(), model.state_dict()
+        floating = [name for name, value in averaged.items() if value.is_floating_point()]
+        self._averaged = [averaged[name] for name in floating]
+        self._current = [current[name] for name in floating]
+        self._copied = [(averaged[n], current[n]) for n in averaged if n not in set(floating)]
 
     @torch.no_grad()
-    def update(self, model: nn.Module, step: int) -> None:
-        """Fold ``model``'s weights after optimizer step ``step`` (1-based) into the average."""
-        averaged, current = self.module.state_dict(), model.state_dict()
-        for name, value in averaged.items():
-            new = current[name]
-            if step <= self.spec.start_step or not value.is_floating_point():
-                value.copy_(new)
-            else:
-                value.lerp_(new, 1.0 - self.spec.decay)
+    def update(self, step: int) -> None:
+        """Fold the model's weights after optimizer step ``step`` (1-based) into the
+        average."""
+        if step <= self.spec.start_step:
+            torch._foreach_copy_(self._averaged, self._current)
+        else:
+            torch._foreach_lerp_(self._averaged, self._current, 1.0 - self.spec.decay)
+        for value, new in self._copied:
+            value.copy_(new)
 
     def state_dict(self) -> dict[str, Any]:
         """The averaged weights."""

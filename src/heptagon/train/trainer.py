@@ -403,7 +403,7 @@ class Trainer:
         self.scaler.update()
         self.scheduler.step()
         if self.average is not None:
-            self.average.update(self.model, self.state.step + 1)
+            self.average.update(self.state.step + 1)
         return value
 
     def _evaluated(self) -> nn.Module:
