@@ -2,9 +2,9 @@
 ``ak4-flavour`` sample, with and without secondary-vertex inputs; the vertex finder's
 efficiency and fake rate; ONNX Runtime inference cost per jet at 1 thread.
 
-    python benchmarks/flavour.py [--jets 1500] [--seeds 1] [--epochs 3]
+    python benchmarks/flavour.py [--jets 1500] [--seeds 1] [--epochs 3] [--warmup-steps N]
                                  [--models bdt deepjet particlenet part] [--sample DIR]
-                                 [--out /tmp/flavour] [--timing-jets 300]
+                                 [--out /tmp/flavour] [--timing-jets 300] [--n-boot 100]
 
 What runs, all in this process:
 
@@ -15,8 +15,10 @@ What runs, all in this process:
   rate);
 - per model, SV variant (``configs/ak4_<model>.yaml`` and ``ak4_<model>_nosv.yaml``) and
   seed (0 .. ``--seeds`` - 1): ``heptagon.train.train`` with ``--epochs`` full epochs
-  (early stopping off; the BDT its own early stopping), ``heptagon.evaluate.evaluate`` on
-  the run's test split, and its ``flavour`` metrics (docs/flavour.md): AUC and light
+  (early stopping off; the BDT its own early stopping; ``--warmup-steps`` replaces the
+  configs' learning-rate warm-up, for short runs), ``heptagon.evaluate.evaluate`` on
+  the run's test split (``--n-boot`` bootstrap resamples), and its ``flavour`` metrics
+  (docs/flavour.md): AUC and light
   rejection at 70% b efficiency of BvsAll (b vs uds + g), c rejection at 70% b
   efficiency (b vs c), b efficiency at 1% and 0.1% light mistag, the c efficiency of CvsL
   at 10% / 1% light mistag and of CvsB at 10% / 1% b mistag;
@@ -24,7 +26,8 @@ What runs, all in this process:
   thread at batch size 1 (the first ``--timing-jets`` test jets, each padded to its own
   length, as CMSSW evaluates jet by jet): the median time of ``session.run`` per jet.
 
-Printed and written to ``benchmarks/results/flavour.json``: per model and variant the
+Printed and written to ``benchmarks/results/flavour.json`` (rewritten after each tagger,
+so an interrupted run keeps what it finished): per model and variant the
 mean and spread (standard deviation over seeds) of each figure, the SV gain (with minus
 without), the inference cost, the vertex-finder table, the sample size and the epochs.
 The published ordering to compare with: BDT < DeepJet < ParticleNet-AK4 < ParT-AK4.
@@ -165,6 +168,8 @@ def main() -> None:
     parser.add_argument("--sample", type=Path, help="an existing ak4-flavour dataset dir")
     parser.add_argument("--out", type=Path, default=Path("/tmp/flavour"))
     parser.add_argument("--timing-jets", type=int, default=300)
+    parser.add_argument("--warmup-steps", type=int, help="learning-rate warm-up steps")
+    parser.add_argument("--n-boot", type=int, default=100, help="evaluation bootstrap")
     args = parser.parse_args()
 
     sample = args.sample or args.out / f"sample-{args.jets}"
@@ -178,6 +183,7 @@ def main() -> None:
             if isinstance(manifest.get("classes"), dict)
             else None,
             "epochs": args.epochs,
+            "warmup_steps": args.warmup_steps,
             "seeds": args.seeds,
         },
         "vertex_finder": vertex_finder(sample),
@@ -195,10 +201,12 @@ def main() -> None:
                     overrides.append(f"model.options.seed={seed}")
                 else:
                     overrides += [f"train.epochs={args.epochs}", "train.patience=null"]
+                    if args.warmup_steps is not None:
+                        overrides.append(f"train.warmup_steps={args.warmup_steps}")
                 start = time.perf_counter()
                 if not (run / "eval" / "metrics.json").exists():
                     train(experiment(model, sv), sample, run, overrides)
-                    evaluate(run)
+                    evaluate(run, n_boot=args.n_boot)
                 per_seed.append({**flavour_figures(run), "wall_s": time.perf_counter() - start})
                 print(key, seed, per_seed[-1], flush=True)
             entry: dict[str, Any] = {
@@ -210,11 +218,20 @@ def main() -> None:
                 args.out / "runs" / f"{key}-seed0", sample, args.timing_jets
             )
             figures["taggers"][key] = entry
+            figures["sv_gain_with_minus_without"] = sv_gains(figures["taggers"])
+            path = write_results("flavour", figures)
+    print(json.dumps(figures["sv_gain_with_minus_without"], indent=1))
+    print(f"written: {path}")
+
+
+def sv_gains(taggers: dict[str, Any]) -> dict[str, dict[str, float | None]]:
+    """With minus without SV inputs, per model run in both variants (means over seeds)."""
     gains = {}
-    for model in args.models:
-        with_sv = figures["taggers"][model]["summary"]
-        without = figures["taggers"][f"{model}_nosv"]["summary"]
-        gains[model] = {
+    for key in taggers:
+        if key.endswith("_nosv") or f"{key}_nosv" not in taggers:
+            continue
+        with_sv, without = taggers[key]["summary"], taggers[f"{key}_nosv"]["summary"]
+        gains[key] = {
             k: None
             if with_sv[k]["mean"] is None or without[k]["mean"] is None
             else with_sv[k]["mean"] - without[k]["mean"]
@@ -225,10 +242,7 @@ def main() -> None:
                 "auc_c_vs_light",
             )
         }
-    figures["sv_gain_with_minus_without"] = gains
-    path = write_results("flavour", figures)
-    print(json.dumps(gains, indent=1))
-    print(f"written: {path}")
+    return gains
 
 
 if __name__ == "__main__":
