@@ -118,3 +118,40 @@ def paired_samples(request: pytest.FixtureRequest) -> dict[str, Path]:
             show_progress=False,
         )
     return out
+
+
+#: the tag-and-probe samples (docs/scale-factors.md): probe jets of the simulation (and
+#: of each of its HCAL-scale variations) and of the pseudo-data, per shard of 20
+TAG_PROBE_SIM = 60
+TAG_PROBE_DATA = 40
+
+
+@pytest.fixture(scope="session")
+def tag_probe_samples(request: pytest.FixtureRequest) -> dict[str, Path]:
+    """Semileptonic-ttbar tag-and-probe dataset dirs (``heptagon sf generate``): ``sim``
+    (60 probes, seed 7, with the ISR / FSR weight columns), ``jes_hcal_up`` and
+    ``jes_hcal_down`` (the same options but the variation: the same generator events)
+    and ``pseudo`` (40 probes, seed 8, pseudo-data seed 11); by name."""
+    from heptagon.generate.tagprobe import TagProbeOptions, generate_tag_probe
+
+    root = Path(request.config.cache.mkdir("heptagon-samples"))
+    plans: dict[str, dict[str, object]] = {
+        "sim": {"probes": TAG_PROBE_SIM, "weight_variations": True},
+        "jes_hcal_up": {
+            "probes": TAG_PROBE_SIM,
+            "variation": "jes_hcal_up",
+            "weight_variations": True,
+        },
+        "jes_hcal_down": {
+            "probes": TAG_PROBE_SIM,
+            "variation": "jes_hcal_down",
+            "weight_variations": True,
+        },
+        "pseudo": {"probes": TAG_PROBE_DATA, "seed": SAMPLE_SEED + 1, "pseudo_data": 11},
+    }
+    out = {}
+    for name, plan in plans.items():
+        out[name] = root / f"tag-probe-{name}-{_source_hash()}"
+        options = {"seed": SAMPLE_SEED, "out": out[name], "shard_size": 20, **plan}
+        generate_tag_probe(TagProbeOptions.model_validate(options), show_progress=False)
+    return out

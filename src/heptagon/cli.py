@@ -26,6 +26,7 @@ from typer._click.exceptions import NoArgsIsHelpError, UsageError
 from heptagon.apps.dqm.cli import dqm_app
 from heptagon.apps.mlpf.cli import mlpf_app
 from heptagon.apps.refine.cli import app as refine_app
+from heptagon.apps.sf.cli import sf_app
 from heptagon.apps.trigger.cli import app as trigger_app
 from heptagon.config import validate
 from heptagon.cpu import configure_threads, set_wait_policy
@@ -501,6 +502,10 @@ def publish(
         list[str] | None,
         typer.Option("--author", help="'Family, Given' or a group's name (repeatable)."),
     ] = None,
+    scale_factors: Annotated[
+        Path | None,
+        typer.Option("--scale-factors", help="The model's SF table (sf measure) to publish."),
+    ] = None,
 ) -> None:
     """Build RUN/bundle/: ONNX, preprocess.json, metrics.json, MODEL_CARD.md, HEPData
     record, FAIR metadata (metadata.json, CITATION.cff, codemeta.json, .zenodo.json),
@@ -511,7 +516,7 @@ def publish(
 
     options = FairOptions(license, model_version, identifier, tuple(authors or [DEFAULT_AUTHOR]))
     with _trusting(networks):
-        bundle = run_publish(run, options=options, say=typer.echo)
+        bundle = run_publish(run, options=options, say=typer.echo, scale_factors=scale_factors)
     console.print(f"bundle: {bundle}")
 
 
@@ -541,10 +546,20 @@ def predict(
         str,
         typer.Option("--format", help="parquet, or root: a TTree, a friend of the input tree."),
     ] = "parquet",
+    scale_factors: Annotated[
+        Path | None,
+        typer.Option(
+            "--scale-factors", help="SF table (sf measure): add per-jet weights nominal/up/down."
+        ),
+    ] = None,
 ) -> None:
     """Score files with an exported model (the bundle alone is enough; its SHA256SUMS is
     checked first)."""
     names = [o for o in observers.split(",") if o]
+    if scheduler and scale_factors is not None:
+        from heptagon.errors import ConfigError
+
+        raise ConfigError("--scale-factors is not supported with --scheduler", key="scheduler")
     if no_verify:
         typer.echo(f"heptagon: warning: --no-verify: {model} is used unverified", err=True)
     if scheduler:
@@ -559,7 +574,7 @@ def predict(
 
         outputs = run_predict(
             model, files, out, threads=threads, observers=names, progress=_interactive(),
-            verify=not no_verify, fmt=fmt,
+            verify=not no_verify, fmt=fmt, scale_factors=scale_factors,
         )  # fmt: skip
     console.print(f"{len(outputs)} file(s) scored into {out}")
 
@@ -572,6 +587,7 @@ app.add_typer(data_app, name="data")
 app.add_typer(dqm_app, name="dqm")
 app.add_typer(mlpf_app, name="mlpf")
 app.add_typer(refine_app, name="refine")
+app.add_typer(sf_app, name="sf")
 app.add_typer(trigger_app, name="trigger")
 bundle_app = typer.Typer(help="Published bundles (heptagon publish).", no_args_is_help=True)
 app.add_typer(bundle_app, name="bundle")

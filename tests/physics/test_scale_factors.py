@@ -108,3 +108,38 @@ def test_toy_pulls_cover() -> None:
 def test_simulation_without_truth_is_refused() -> None:
     with pytest.raises(ValueError, match="truth"):
         templates_in_bin(probes(100, 1, truth=False), {}, PT_BIN, EDGES)
+
+
+def test_one_sided_variation_is_mirrored() -> None:
+    sim = probes(5000, 1)
+    t = templates_in_bin(sim, {"trk": (probes(5000, 1, scale=1.05), None)}, PT_BIN, EDGES)
+    (up_s, _), (down_s, _) = t.variations["trk"]
+    assert np.allclose(down_s.passed, np.maximum(2 * t.signal.passed - up_s.passed, 0))
+    assert not np.allclose(up_s.passed, t.signal.passed)
+
+
+def test_jet_weights_keep_the_bin_yield_and_move_with_the_uncertainty() -> None:
+    from heptagon.physics.scale_factors import jet_weights
+
+    rng = np.random.default_rng(4)
+    pt = rng.uniform(250, 1200, 20000)
+    passed = rng.random(pt.size) < 0.6
+    w = jet_weights(pt, passed, [300, 500, 1000], [0.9, 1.1], [0.05, 0.1], [0.6, 0.6])
+    low = (pt >= 300) & (pt < 500)
+    assert np.allclose(w["sf_weight"][low & passed], 0.9)
+    assert np.allclose(w["sf_weight_up"][low & passed], 0.95)
+    assert np.allclose(w["sf_weight_down"][low & passed], 0.85)
+    assert np.allclose(w["sf_weight"][low & ~passed], (1 - 0.9 * 0.6) / 0.4)
+    outside = (pt < 300) | (pt >= 1000)
+    assert np.all(w["sf_weight"][outside] == 1)
+    # the weighted yield of a bin is kept; its weighted efficiency is SF x eff
+    assert w["sf_weight"][low].sum() == pytest.approx(low.sum(), rel=0.02)
+    eff_w = w["sf_weight"][low & passed].sum() / w["sf_weight"][low].sum()
+    assert eff_w == pytest.approx(0.9 * passed[low].mean(), rel=0.03)
+
+
+def test_a_bin_without_simulated_passing_jets_is_refused() -> None:
+    sim = probes(2000, 1)
+    never = ProbeJets(sim.pt, sim.x, np.zeros(sim.pt.size, dtype=bool), sim.weight, sim.signal)
+    with pytest.raises(ValueError, match="pass category"):
+        fit_bin(templates_in_bin(never, {}, PT_BIN, EDGES), probes(100, 2, truth=False), EDGES)

@@ -29,6 +29,7 @@ from heptagon.artifacts.metrics import (
 from heptagon.artifacts.mlpf import MlpfOptionsFile
 from heptagon.artifacts.preprocess import PreprocessFile
 from heptagon.artifacts.run import ModelInfo
+from heptagon.artifacts.scale_factors import ScaleFactorTable, TagProbeManifest
 from heptagon.artifacts.systematics import SystematicsTable
 from heptagon.artifacts.trigger import TriggerHlsFile, TriggerRunFile
 from heptagon.io import atomic_path, make_dir
@@ -61,6 +62,8 @@ ARTIFACTS: dict[str, tuple[str, Any]] = {
     "trigger-ad": ("DIR/ad.json", TriggerAdFile),
     "trigger-run": ("TRIGGER_RUN/trigger.json", TriggerRunFile),
     "trigger-hls": ("DIR/hls.json", TriggerHlsFile),
+    "scale-factors": ("SF_DIR/scale_factors.json", ScaleFactorTable),
+    "tag-probe-manifest": ("TAG_PROBE_DATASET/manifest.json", TagProbeManifest),
 }
 
 

@@ -103,9 +103,12 @@ __all__ = [
     "LeptonConfig",
     "PileupSetup",
     "generate_events",
+    "jet_branches",
     "missing_pt",
     "reconstruct",
     "run_event_shard",
+    "select_candidates",
+    "select_leptons",
 ]
 
 _MB_TO_PB = 1e9
@@ -185,7 +188,7 @@ def _pt_eta_phi(
     return pt, np.arcsinh(pz / np.maximum(pt, 1e-12)), np.arctan2(py, px)
 
 
-def _select(c: Candidates, keep: np.ndarray) -> Candidates:
+def select_candidates(c: Candidates, keep: np.ndarray) -> Candidates:
     """The candidates where ``keep`` is true, counts updated."""
     event = np.repeat(np.arange(len(c.counts)), c.counts)
     fields = {
@@ -223,7 +226,7 @@ def _jagged(values: np.ndarray, counts: np.ndarray) -> ak.Array:
     return ak.unflatten(values, counts)
 
 
-def _leptons(
+def select_leptons(
     c: Candidates, cfg: LeptonConfig, rng: np.random.Generator, pu: _Pileup | None
 ) -> tuple[dict[str, ak.Array], np.ndarray]:
     """``Muon_*`` / ``Electron_*`` branches and the indices of the selected candidates
@@ -298,7 +301,7 @@ def _btag(
     return np.asarray(1.0 - np.exp(-np.maximum(second, 0.0) / cfg.scale))
 
 
-def _jets(
+def jet_branches(
     c: Candidates, record: EventRecord, sel: JetSelection, btag: BTagConfig
 ) -> dict[str, ak.Array]:
     """``Jet_*`` branches: anti-kT jets in the window, sorted by pT, with flavour and b tag."""
@@ -401,11 +404,11 @@ def reconstruct(
     particles = record.final_state()
     cands, pu = _candidates(particles, detector, pileup, rng)
     n = len(record.counts)
-    lepton_branches, chosen = _leptons(cands, leptons, rng, pu)
+    lepton_branches, chosen = select_leptons(cands, leptons, rng, pu)
     jet_weight = np.ones(cands.px.size) if pu is None else pu.weight.copy()
     jet_weight[chosen] = 0.0
     jet_inputs = weighted(cands, jet_weight)
-    table: dict[str, Any] = {**_jets(jet_inputs, record, jets, btag), **lepton_branches}
+    table: dict[str, Any] = {**jet_branches(jet_inputs, record, jets, btag), **lepton_branches}
     table["MET_pt"], table["MET_phi"] = missing_pt(cands)
     if pu is not None:
         table["PuppiMET_pt"], table["PuppiMET_phi"] = missing_pt(cands, pu.puppiw)

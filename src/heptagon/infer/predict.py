@@ -15,7 +15,11 @@ float32 ``score_<Class>`` column per model output and the requested observer bra
 (any name the data config can resolve: a branch, a ``new_variables`` entry or a standard
 feature). A model carrying a DDT map (:mod:`heptagon.physics.ddt`) adds a ``ddt_score``
 column, its signal score minus the map's threshold at the jet's (rho, pT): positive
-passes (the file needs ``jet_sdmass`` and ``jet_pt``). Entries are read in file order in
+passes (the file needs ``jet_sdmass`` and ``jet_pt``). With a scale-factor table
+(``scale_factors``: ``heptagon sf measure``'s ``scale_factors.json``, docs/scale-factors.md)
+the output gets the per-jet weights ``sf_weight``, ``sf_weight_up``, ``sf_weight_down``
+(:func:`heptagon.physics.scale_factors.jet_weights`, from the jet's pT and whether its score
+passes the table's cut; the pT branch is written too). Entries are read in file order in
 chunks; within a chunk they are bucketed by particle multiplicity (each batch padded only
 to its longest jet) and the scores put back in file order.
 
@@ -47,6 +51,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from heptagon.artifacts.scale_factors import ScaleFactorTable
 from heptagon.data.config import DataConfig
 from heptagon.data.io import expand_files, open_reader
 from heptagon.data.loader import mask_name, pad_table
@@ -56,6 +61,7 @@ from heptagon.errors import ConfigError, DataError
 from heptagon.io import atomic_path, make_dir
 from heptagon.logs import get_logger
 from heptagon.physics.ddt import DDT_OBSERVERS
+from heptagon.physics.scale_factors import jet_weights
 from heptagon.publish.onnx import OnnxModel, load_onnx
 
 __all__ = [
@@ -184,10 +190,21 @@ class Scorer:
         threads: int | None = None,
         batch_size: int = DEFAULT_BATCH_SIZE,
         verify: bool = True,
+        scale_factors: ScaleFactorTable | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.model = load_onnx(model_path, verify=verify)
+        self.scale_factors = scale_factors
+        if scale_factors is not None:
+            if scale_factors.score not in score_columns(self.model):
+                raise DataError(
+                    f"the scale factors cut on {scale_factors.score!r}, not a score of this "
+                    f"model ({', '.join(score_columns(self.model))})",
+                    self.model.path,
+                )
+            if scale_factors.pt_variable not in observers:
+                observers = (*observers, scale_factors.pt_variable)
         self.observers = tuple(observers)
         self.config = reading_config(self.model, observers)
         self.batch_size = batch_size
@@ -245,6 +262,18 @@ class Scorer:
             ddt_score = ddt(signal, read["jet_sdmass"], read["jet_pt"]).astype(np.float32)
             columns[DDT_COLUMN] = ddt_score
         columns.update((name, read[name]) for name in (*truth, *self.observers))
+        sf = self.scale_factors
+        if sf is not None:
+            columns.update(
+                jet_weights(
+                    read[sf.pt_variable],
+                    columns[sf.score] > sf.threshold,
+                    sf.pt_edges,
+                    [b.sf for b in sf.bins],
+                    [b.sf_err for b in sf.bins],
+                    [b.eff_sim for b in sf.bins],
+                )
+            )
         return write_output(columns, output, _tree_name(source, config))
 
 
@@ -325,6 +354,7 @@ def predict(
     progress: bool = True,
     verify: bool = True,
     fmt: str = "parquet",
+    scale_factors: str | Path | None = None,
 ) -> list[Path]:
     """Score ``files`` (paths, globs, dataset dirs) with the ONNX export at ``model_path``
     (a file, or a bundle directory).
@@ -332,13 +362,20 @@ def predict(
     Writes ``out_dir/<stem>.parquet`` (``fmt="root"``: ``<stem>.root``) per input (see the
     module docstring) and returns their paths in input order. ``threads``: ONNX Runtime
     intra-op threads (None: :func:`heptagon.cpu.thread_count`); ``verify``: check a bundle's
-    ``SHA256SUMS`` first. Everything is checked (:func:`plan_predictions`) before the first
-    output is written.
+    ``SHA256SUMS`` first; ``scale_factors``: a scale-factor table whose per-jet weights are
+    added (module docstring). Everything is checked (:func:`plan_predictions`) before the
+    first output is written.
     """
+    table = None if scale_factors is None else ScaleFactorTable.read(scale_factors)
     scorer = Scorer(
-        model_path, observers=observers, threads=threads, batch_size=batch_size, verify=verify
+        model_path,
+        observers=observers,
+        threads=threads,
+        batch_size=batch_size,
+        verify=verify,
+        scale_factors=table,
     )
-    jobs = plan_predictions(scorer.model, expand_files(files), Path(out_dir), observers, fmt)
+    jobs = plan_predictions(scorer.model, expand_files(files), Path(out_dir), scorer.observers, fmt)
     make_dir(Path(out_dir))
     start = time.perf_counter()
     outputs: list[Path] = []

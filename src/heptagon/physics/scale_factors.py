@@ -17,6 +17,9 @@ pyhf workspace with two channels (``pass``, ``fail``) and
   variation's own simulation), Gaussian-constrained;
 - the simulation's statistical uncertainty per bin (``staterror``, Barlow-Beeston lite).
 
+Each sample's expected yield is clipped at 0 (``clip_sample_data``): the piecewise-linear
+interpolation of several variations can otherwise make it negative during the fit.
+
 The signal efficiency in data is ``eff_data = S_pass / (S_pass + S_fail)`` of the fitted
 signal yields (their interpolated templates times the normalisations), its uncertainty
 propagated from the fit's covariance (minuit's Hessian) by the numerical gradient of
@@ -51,6 +54,7 @@ __all__ = [
     "Templates",
     "fit_bin",
     "fit_templates",
+    "jet_weights",
     "pass_fail",
     "templates_in_bin",
     "toy_pulls",
@@ -171,24 +175,36 @@ def _split(jets: ProbeJets, edges: np.ndarray) -> tuple[PassFail, PassFail]:
     return pass_fail(jets.select(jets.signal), edges), pass_fail(jets.select(~jets.signal), edges)
 
 
+def _mirror(nominal: PassFail, up: PassFail) -> PassFail:
+    """The down histogram of a one-sided variation: the up shift mirrored about nominal."""
+    return PassFail(
+        np.maximum(2 * nominal.passed - up.passed, 0.0),
+        np.maximum(2 * nominal.failed - up.failed, 0.0),
+        nominal.passed_w2,
+        nominal.failed_w2,
+    )
+
+
 def templates_in_bin(
     sim: ProbeJets,
-    variations: Mapping[str, tuple[ProbeJets, ProbeJets]],
+    variations: Mapping[str, tuple[ProbeJets, ProbeJets | None]],
     pt_bin: tuple[float, float],
     edges: np.ndarray,
 ) -> Templates:
     """The templates of one pT bin from the nominal simulation and each variation's
     (up, down) simulation (each selected in the bin by its own probe pT, so a jet-energy
-    scale moves jets between bins)."""
+    scale moves jets between bins); a one-sided variation (down None) is mirrored."""
     signal, background = _split(sim.in_pt_bin(*pt_bin), edges)
-    return Templates(
-        signal,
-        background,
-        {
-            name: (_split(up.in_pt_bin(*pt_bin), edges), _split(down.in_pt_bin(*pt_bin), edges))
-            for name, (up, down) in variations.items()
-        },
-    )
+    pairs = {}
+    for name, (up, down) in variations.items():
+        hi = _split(up.in_pt_bin(*pt_bin), edges)
+        lo = (
+            (_mirror(signal, hi[0]), _mirror(background, hi[1]))
+            if down is None
+            else _split(down.in_pt_bin(*pt_bin), edges)
+        )
+        pairs[name] = (hi, lo)
+    return Templates(signal, background, pairs)
 
 
 def _sample(name: str, channel: str, t: Templates, norm: str, keep: np.ndarray) -> dict[str, Any]:
@@ -222,23 +238,28 @@ def _kept_bins(t: Templates, channel: str) -> np.ndarray:
 
 def workspace(t: Templates, data: PassFail) -> dict[str, Any]:
     """The pyhf workspace (JSON spec) of the fit of ``data`` with the templates ``t``;
-    bins without simulated yield in a channel are left out of it."""
-    channels, observations = [], []
+    bins without simulated yield in a channel are left out of it (:class:`ValueError`
+    when a channel has none), and so is a sample without yield in a channel (its
+    normalisation there would be a flat direction)."""
+    channels, observations, norms = [], [], []
     for channel in CHANNELS:
         keep = _kept_bins(t, channel)
-        samples = [
-            _sample(_SIGNAL, channel, t, f"mu_signal_{channel}", keep),
-            _sample(_BACKGROUND, channel, t, f"mu_background_{channel}", keep),
-        ]
+        if not keep.any():
+            raise ValueError(f"no simulated probe jet in the {channel} category")
+        samples = []
+        for name, nominal in ((_SIGNAL, t.signal), (_BACKGROUND, t.background)):
+            if nominal.channel(channel)[0][keep].sum() > 0:  # else: no parameter to fit
+                norms.append(f"mu_{name}_{channel}")
+                samples.append(_sample(name, channel, t, norms[-1], keep))
         channels.append({"name": channel, "samples": samples})
         observations.append({"name": channel, "data": data.channel(channel)[0][keep].tolist()})
-    parameters = [{"name": mu, "bounds": [list(_MU_BOUNDS)], "inits": [1.0]} for mu in NORM_FACTORS]
+    parameters = [{"name": mu, "bounds": [list(_MU_BOUNDS)], "inits": [1.0]} for mu in norms]
     return {
         "version": "1.0.0",
         "channels": channels,
         "observations": observations,
         "measurements": [
-            {"name": "scale_factor", "config": {"poi": NORM_FACTORS[0], "parameters": parameters}}
+            {"name": "scale_factor", "config": {"poi": norms[0], "parameters": parameters}}
         ],
     }
 
@@ -265,7 +286,7 @@ class BinFit:
 def _minuit() -> Any:
     import pyhf
 
-    pyhf.set_backend("numpy", pyhf.optimize.minuit_optimizer(verbose=0, tolerance=0.01))
+    pyhf.set_backend("numpy", pyhf.optimize.minuit_optimizer(verbose=0, maxiter=20000))
     return pyhf
 
 
@@ -341,11 +362,11 @@ def fit_templates(t: Templates, data: PassFail | np.ndarray, *, breakdown: bool 
     pyhf = _minuit()
     if isinstance(data, PassFail):
         ws = pyhf.Workspace(workspace(t, data))
-        model = ws.model()
+        model = ws.model(clip_sample_data=0.0)
         observed = np.asarray(ws.data(model))
     else:
         empty = PassFail(*(np.zeros_like(t.signal.passed) for _ in range(4)))
-        model = pyhf.Workspace(workspace(t, empty)).model()
+        model = pyhf.Workspace(workspace(t, empty)).model(clip_sample_data=0.0)
         observed = np.asarray(data)
     base = _fixed_base(model)
     bestfit, cov = _fit(pyhf, model, observed, base if base.any() else None, None)
@@ -358,7 +379,8 @@ def fit_templates(t: Templates, data: PassFail | np.ndarray, *, breakdown: bool 
     if breakdown:
         norms = np.zeros(model.config.npars, dtype=bool)
         for mu in NORM_FACTORS:
-            norms[model.config.par_map[mu]["slice"]] = True
+            if mu in model.config.par_map:
+                norms[model.config.par_map[mu]["slice"]] = True
         _, cov_stat = _fit(pyhf, model, observed, base | ~norms, bestfit)
         parts["data_stat"] = float(np.sqrt(max(grad @ cov_stat @ grad, 0.0))) / eff_sim
         for name, mask in _groups(model, sorted(t.variations)).items():
@@ -417,3 +439,32 @@ def toy_pulls(result: BinFit, n_toys: int, seed: int) -> np.ndarray:
         if fit.sf_err > 0:
             pulls.append((fit.sf - result.sf) / fit.sf_err)
     return np.asarray(pulls)
+
+
+def jet_weights(
+    pt: np.ndarray,
+    passed: np.ndarray,
+    pt_edges: Sequence[float],
+    sf: Sequence[float],
+    sf_err: Sequence[float],
+    eff_sim: Sequence[float],
+) -> dict[str, np.ndarray]:
+    """Per-jet weights that apply the scale factors to simulated signal jets: a jet
+    passing the working point in pT bin i gets ``SF_i``, a failing one
+    ``(1 - SF_i eff_i) / (1 - eff_i)`` (so the bin's yield is kept; 0 where ``SF_i eff_i``
+    exceeds 1), with ``SF_i +- err``
+    for the ``_up`` / ``_down`` columns; jets outside the bins get 1. Returns
+    ``sf_weight``, ``sf_weight_up``, ``sf_weight_down``."""
+    edges = np.asarray(pt_edges, dtype=float)
+    index = np.searchsorted(edges, pt, side="right") - 1
+    inside = (index >= 0) & (index < edges.size - 1)
+    i = np.where(inside, index, 0)
+    eff = np.asarray(eff_sim, dtype=float)[i]
+    out = {}
+    for name, sign in (("sf_weight", 0.0), ("sf_weight_up", 1.0), ("sf_weight_down", -1.0)):
+        s = np.asarray(sf, dtype=float)[i] + sign * np.asarray(sf_err, dtype=float)[i]
+        fail = np.where(eff < 1, (1 - s * eff) / np.where(eff < 1, 1 - eff, 1.0), 1.0)
+        fail = np.maximum(fail, 0.0)  # SF x eff above 1: no failing jet is left
+        w = np.where(passed, s, fail)
+        out[name] = np.where(inside, w, 1.0).astype(np.float32)
+    return out

@@ -6,6 +6,7 @@ someone outside the collaboration can use with nothing but ONNX Runtime.
 
     model.onnx  preprocess.json  metrics.json  MODEL_CARD.md  hepdata/  hepdata.tar.gz
     metadata.json  CITATION.cff  codemeta.json  .zenodo.json  SHA256SUMS
+    scale_factors.json  (with publish --scale-factors: docs/scale-factors.md)
 
 for binary and multi-class classifiers, regressions and anomaly detectors. The HEPData
 tables are rebuilt from ``RUN/eval/`` (the test-split predictions and ``metrics.json``,
@@ -37,6 +38,7 @@ from heptagon import __version__
 from heptagon.artifacts.bundle import BundleMetadata, TrainingData
 from heptagon.artifacts.manifest import JetManifest, Manifest, load_manifest
 from heptagon.artifacts.metrics import BinaryEvaluation, Evaluation, MulticlassEvaluation
+from heptagon.artifacts.scale_factors import ScaleFactorTable
 from heptagon.data.loader import JetDataset
 from heptagon.errors import DataError, ExportError
 from heptagon.evaluate.analysis import analyse, binary_curves
@@ -50,7 +52,9 @@ from heptagon.physics.experiment import dataset_experiment
 from heptagon.publish.card import render_model_card
 from heptagon.publish.fair import FairOptions, environment, keywords, write_fair
 from heptagon.publish.hepdata import (
+    add_tables,
     build_submission,
+    scale_factor_tables,
     submission_of,
     task_tables,
     write_submission,
@@ -72,9 +76,11 @@ from heptagon.train.rundir import LoadedRun, load_run
 if TYPE_CHECKING:
     from hepdata_lib import Submission
 
-__all__ = ["BUNDLE_DIR", "export_run", "exported_model", "publish"]
+__all__ = ["BUNDLE_DIR", "SCALE_FACTORS_FILE", "export_run", "exported_model", "publish"]
 
 BUNDLE_DIR = "bundle"
+#: a bundle's scale-factor table (publish --scale-factors)
+SCALE_FACTORS_FILE = "scale_factors.json"
 _log = get_logger("publish")
 #: real test batches the export is checked on
 CHECK_BATCHES = 2
@@ -277,17 +283,35 @@ def _metadata(
     )
 
 
+def _scale_factors(path: str | Path | None, staging: Path) -> ScaleFactorTable | None:
+    """The scale-factor table at ``path``, checked against the shipped model and copied
+    into the bundle (None: none given)."""
+    if path is None:
+        return None
+    table = ScaleFactorTable.read(path)
+    if table.tagger_sha256 != sha256sum(staging / ONNX_NAME):
+        raise DataError(
+            "was measured with another model file than this run's model.onnx", path, "tagger"
+        )
+    table.write(staging / SCALE_FACTORS_FILE)
+    return table
+
+
 def publish(
     run_dir: str | Path,
     *,
     options: FairOptions | None = None,
     say: Callable[[str], None] = print,
+    scale_factors: str | Path | None = None,
 ) -> Path:
     """Build ``RUN/bundle/`` (exporting and evaluating first where that is not done yet;
     re-exporting a ``model.onnx`` that is not a sound export of the best checkpoint, and
     re-evaluating an evaluation that is not of the best checkpoint's test split, the reason
     passed to ``say``); return its path. ``options``: the licence, version, identifier
-    and authors of the FAIR files (None: the defaults of :class:`FairOptions`)."""
+    and authors of the FAIR files (None: the defaults of :class:`FairOptions`).
+    ``scale_factors``: a scale-factor table of this model (``heptagon sf measure``),
+    copied into the bundle as ``scale_factors.json`` with its HEPData tables and model-card
+    section; :class:`DataError` if it was measured with another model file."""
     options = (options or FairOptions()).checked()
     root = Path(run_dir)
     loaded = load_run(root)
@@ -307,6 +331,9 @@ def publish(
         submission = _submission(
             loaded, metrics, metadata.training_data.sample, staging / ONNX_NAME
         )
+        sf = _scale_factors(scale_factors, staging)
+        if sf is not None:
+            add_tables(submission, scale_factor_tables(sf), sf.sqrt_s_gev / 1000)
         write_submission(submission, staging / "hepdata")
         fractions = loaded.config.split.fractions
         card = render_model_card(
@@ -318,6 +345,7 @@ def publish(
             n_train=f"deterministic split train/val/test = {'/'.join(map(str, fractions))}",
             versions={"heptagon": __version__, "torch": version("torch")},
             metadata=metadata,
+            scale_factors=sf,
         )
         (staging / "MODEL_CARD.md").write_text(card)
         write_fair(staging, metadata)

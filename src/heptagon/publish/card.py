@@ -24,6 +24,7 @@ from heptagon.artifacts.metrics import (
     RegressionMetrics,
 )
 from heptagon.artifacts.run import ModelInfo
+from heptagon.artifacts.scale_factors import ScaleFactorTable
 from heptagon.evaluate.report import SUMMARY_COLUMNS, format_value, markdown_table, summary_rows
 
 __all__ = ["Metrics", "render_model_card"]
@@ -262,6 +263,35 @@ def _citation(meta: BundleMetadata) -> list[str]:
     ]
 
 
+def _scale_factors(table: ScaleFactorTable) -> list[str]:
+    """The data/simulation scale factors per probe-pT bin, with their largest parts."""
+    wp = f" (the {table.working_point:g} working point)" if table.working_point else ""
+    lines = [
+        "## Data/simulation scale factors",
+        f"Measured with tag-and-probe in semileptonic ttbar for the cut `{table.score} > "
+        f"{table.threshold:.4g}`{wp} (`heptagon sf measure`; data: `{table.data}`): "
+        f"{table.fit}. The tables with the full breakdown are in the HEPData record.",
+        "",
+        "| probe pT [GeV] | eff (sim) | eff (data) | SF | largest uncertainties |",
+        "|---|---|---|---|---|",
+    ]
+    for b in table.bins:
+        parts = sorted(b.breakdown.items(), key=lambda kv: -kv[1])[:3]
+        lines.append(
+            f"| {b.pt_low:g}-{b.pt_high:g} | {b.eff_sim:.3f} +- {b.eff_sim_stat:.3f} | "
+            f"{b.eff_data:.3f} +- {b.eff_data_err:.3f} | {b.sf:.3f} +- {b.sf_err:.3f} | "
+            f"{', '.join(f'{k} {v:.3f}' for k, v in parts)} |"
+        )
+    lines += [
+        "",
+        "Apply them to simulated signal jets with `heptagon predict MODEL FILES --out DIR "
+        "--scale-factors scale_factors.json` (weights `sf_weight`, `sf_weight_up`, "
+        "`sf_weight_down`).",
+        "",
+    ]
+    return lines
+
+
 def render_model_card(
     *,
     model_info: ModelInfo,
@@ -273,12 +303,14 @@ def render_model_card(
     versions: Mapping[str, str],
     limitations: Sequence[str] = (),
     metadata: BundleMetadata | None = None,
+    scale_factors: ScaleFactorTable | None = None,
 ) -> str:
     """Render the model card. ``model_info`` is the run's ``model.json``; ``metrics`` its
     ``eval/metrics.json`` (nominal test sample; binary, multi-class, regression or
     anomaly); ``manifest`` the training dataset's ``manifest.json`` (or None for user
     files); ``metadata`` the bundle's licence, version and identifier (None: no such
-    section)."""
+    section); ``scale_factors`` the data/simulation scale factors measured for it (None:
+    no such section)."""
     classes = model_info.class_names
     about = (
         f"Signal: `{metrics.signal or classes[0]}`. " if isinstance(metrics, BinaryMetrics) else ""
@@ -305,6 +337,7 @@ def render_model_card(
         "The tables behind these numbers (ROC curves, maps, working points, response) are in "
         "the HEPData record in `hepdata/`.",
         "",
+        *(_scale_factors(scale_factors) if scale_factors else []),
         *_use(metrics, classes),
         "## Limitations",
         "- Trained on simulation with a parametric detector, not a full (Geant4) simulation; "

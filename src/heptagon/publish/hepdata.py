@@ -39,6 +39,7 @@ from heptagon.artifacts.metrics import (
     RegressionMetrics,
     ResolutionBins,
 )
+from heptagon.artifacts.scale_factors import ScaleFactorTable
 from heptagon.errors import ExportError
 from heptagon.physics.experiment import Experiment
 from heptagon.physics.metrics import EfficiencyMap, Roc
@@ -54,7 +55,9 @@ with warnings.catch_warnings():
 
 __all__ = [
     "ROC_EFFICIENCIES",
+    "add_tables",
     "build_submission",
+    "scale_factor_tables",
     "submission_of",
     "task_tables",
     "validate_submission",
@@ -443,6 +446,95 @@ def submission_of(
         path = Path(model_path).resolve()  # hepdata_lib copies it later, from another cwd
         submission.add_additional_resource(f"The model, {path.name}", str(path), copy_file=True)
     return submission
+
+
+def _pt_bins(table: ScaleFactorTable) -> Variable:
+    pt = Variable("Probe jet $p_T$ [GeV]", is_independent=True, is_binned=True)
+    pt.values = [(b.pt_low, b.pt_high) for b in table.bins]
+    return pt
+
+
+def _with_uncertainties(
+    name: str, values: Sequence[float], parts: Mapping[str, Sequence[float]], sample: str
+) -> Variable:
+    """A dependent variable with one symmetric uncertainty per named part."""
+    var = Variable(name, is_independent=False, is_binned=False, zero_uncertainties_warning=False)
+    var.values = list(values)
+    for label, errors in parts.items():
+        unc = Uncertainty(label, is_symmetric=True)
+        unc.values = list(errors)
+        var.add_uncertainty(unc)
+    return _qualify(var, sample)
+
+
+def scale_factor_tables(table: ScaleFactorTable) -> list[Table]:
+    """The tagger's tag-and-probe efficiency in simulation and its data/simulation scale
+    factors per probe-pT bin (``heptagon sf measure``'s table), with the breakdown of the
+    uncertainties."""
+    cut = f"{table.score} > {table.threshold:.4g}"
+    wp = f" (the {table.working_point:g} working point)" if table.working_point else ""
+    sample = "ttbar-semilep tag-and-probe"
+    groups = table.variations
+    eff_parts = {"stat.": [b.eff_sim_stat for b in table.bins]}
+    eff_parts |= {f"syst. {g}": [b.eff_sim_syst.get(g, 0.0) for b in table.bins] for g in groups}
+    names = sorted({k for b in table.bins for k in b.breakdown})
+    sf_parts = {
+        ("stat. (data)" if k == "data_stat" else
+         "stat. (simulation)" if k == "sim_stat" else f"syst. {k}"): [
+            b.breakdown.get(k, 0.0) for b in table.bins
+        ]
+        for k in names
+    }  # fmt: skip
+    tables = [
+        _table(
+            "Tagger efficiency in simulation (tag-and-probe)",
+            f"Efficiency of the cut {cut}{wp} for merged top quarks (the hadronic top and its "
+            "visible decay products within the probe jet) in simulated semileptonic ttbar, "
+            "per probe pT bin; stat.: binomial; syst.: the largest shift of each systematic "
+            "group's up / down sample.",
+            [
+                _pt_bins(table),
+                _with_uncertainties(
+                    "Efficiency", [b.eff_sim for b in table.bins], eff_parts, sample
+                ),
+            ],
+        ),
+        _table(
+            "Data-to-simulation scale factors",
+            f"Scale factor eff_data / eff_sim of the cut {cut}{wp} per probe pT bin, from a "
+            f"pass/fail template fit: {table.fit}. Uncertainties: the fit's, broken down into "
+            "the data statistics (nuisance parameters fixed), the simulation statistics and "
+            "each systematic group (impacts: sqrt(total^2 - without^2)); the total is quoted "
+            "separately (the parts add to it in quadrature up to the fit's correlations).",
+            [
+                _pt_bins(table),
+                _with_uncertainties("Scale factor", [b.sf for b in table.bins], sf_parts, sample),
+                _dependent(
+                    "Scale factor total uncertainty",
+                    [b.sf_err for b in table.bins],
+                    None,
+                    sample,
+                    "",
+                ),
+                _dependent(
+                    "Efficiency in data",
+                    [b.eff_data for b in table.bins],
+                    [b.eff_data_err for b in table.bins],
+                    sample,
+                    "fit",
+                ),
+            ],
+        ),
+    ]
+    return tables
+
+
+def add_tables(submission: Submission, tables: Sequence[Table], sqrt_s_tev: float) -> None:
+    """Add ``tables`` of a sample at ``sqrt_s_tev`` (e.g. the scale factors' control
+    sample) to ``submission``, stamped with that energy."""
+    for table in tables:
+        _stamp(table, Experiment(sqrt_s_tev=sqrt_s_tev))
+        submission.add_table(table)
 
 
 def validate_submission(directory: str | Path) -> None:

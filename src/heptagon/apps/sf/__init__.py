@@ -1,0 +1,1 @@
+"""``heptagon sf``: data/simulation scale factors of a tagger (docs/scale-factors.md)."""
