@@ -110,7 +110,7 @@ def main() -> None:
     figures = {
         "tagger": "the demo's ParticleNet-Lite (heptagon demo), score_Tbqq",
         "demo_jets_per_class": args.jets,
-        "demo_test_auc": demo.metrics["particlenet_lite"].metrics.auc.value,  # type: ignore[union-attr]
+        "demo_test_auc": demo.metrics["particlenet_lite"].auc.value,  # type: ignore[union-attr]
         "working_point": {"signal_efficiency": 0.5, "threshold": table.threshold},
         "sizes": {
             "simulation_probes": args.sim_probes,

@@ -131,6 +131,9 @@ class ToyStudy(Record):
     pull_width: list[float]
     pull_mean_all: float
     pull_width_all: float
+    pull_median: list[float]
+    pull_width_robust: list[float] = Field(description="1.4826 x the median absolute deviation")
+    outliers: list[int] = Field(description="toys with |pull| > 5, per bin")
     fits: int = Field(ge=0, description="toy fits that converged, all bins")
 
 

@@ -39,6 +39,7 @@ over toys tests the quoted uncertainty's coverage.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -285,6 +286,9 @@ class BinFit:
 
 def _minuit() -> Any:
     import pyhf
+
+    # the clipping of sample yields (module docstring) is announced as a warning per model
+    logging.getLogger("pyhf.pdf").setLevel(logging.ERROR)
 
     pyhf.set_backend("numpy", pyhf.optimize.minuit_optimizer(verbose=0, maxiter=20000))
     return pyhf

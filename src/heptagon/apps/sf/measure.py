@@ -414,6 +414,11 @@ def toys(out: Path, *, n_toys: int = 50, seed: int = 0) -> ScaleFactorTable:
                 pull_width=[float(p.std(ddof=1)) for p in pulls],
                 pull_mean_all=float(every.mean()),
                 pull_width_all=float(every.std(ddof=1)),
+                pull_median=[float(np.median(p)) for p in pulls],
+                pull_width_robust=[
+                    float(1.4826 * np.median(np.abs(p - np.median(p)))) for p in pulls
+                ],
+                outliers=[int((np.abs(p) > 5).sum()) for p in pulls],
                 fits=int(every.size),
             )
         }
