@@ -123,7 +123,7 @@ class LorentzBlock(nn.Module):
             + self.edge_j(h).unsqueeze(1)
             + self.edge_invariants(invariants).view(*dots.shape, -1)
         )
-        m = F.relu(self.edge_out(F.relu(pre, inplace=True)), inplace=True)
+        m = F.relu(self.edge_out(F.relu(pre)))
         weights = torch.sigmoid(self.gate(m)) * pairs  # (B, P, P, 1)
         # sum_j w_ij m_ij as one batched product, without a weighted copy of the messages
         aggregated = torch.matmul(weights.transpose(2, 3), m).squeeze(2)
