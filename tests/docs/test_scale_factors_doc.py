@@ -23,6 +23,7 @@ from typer.testing import CliRunner
 
 from heptagon.artifacts.scale_factors import ScaleFactorTable, TagProbeManifest
 from heptagon.cli import app
+from heptagon.errors import DataError
 from heptagon.publish.bundle import publish
 from heptagon.publish.hepdata import validate_submission
 from heptagon.train.run import train
@@ -132,3 +133,21 @@ def test_the_doc_runs(
         elif ok:
             assert w == pytest.approx(b.sf, rel=1e-5)
             assert up == pytest.approx(b.sf + b.sf_err, rel=1e-5)
+
+    _refusals(table)
+
+
+def _refusals(table: ScaleFactorTable) -> None:
+    """A table of another model is refused by publish; one cutting on a score the model
+    does not have by predict (nothing written)."""
+    other = table.model_copy(update={"tagger_sha256": "0" * 64})
+    other.write(Path("other.json"))
+    result = CliRunner().invoke(app, ["publish", str(RUN), "--scale-factors", "other.json"])
+    assert isinstance(result.exception, DataError)
+    assert "another model" in str(result.exception)
+    table.model_copy(update={"score": "score_Hbb"}).write(Path("hbb.json"))
+    argv = ["predict", str(RUN / "bundle"), "tnp/sim", "--out", "w2", "--scale-factors", "hbb.json"]
+    result = CliRunner().invoke(app, argv)
+    assert isinstance(result.exception, DataError)
+    assert "score_Hbb" in str(result.exception)
+    assert not Path("w2").exists()
