@@ -22,8 +22,10 @@ interpolation of several variations can otherwise make it negative during the fi
 
 The signal efficiency in data is ``eff_data = S_pass / (S_pass + S_fail)`` of the fitted
 signal yields (their interpolated templates times the normalisations), its uncertainty
-propagated from the fit's covariance (minuit's Hessian) by the numerical gradient of
-``eff_data`` in every parameter; the scale factor is ``SF = eff_data / eff_sim`` with
+propagated from the fit's covariance (minuit's Hessian; HESSE where MIGRAD's estimate is
+not accurate, and a fit whose covariance stays inaccurate counts as failed) by the
+numerical gradient of ``eff_data`` in every parameter; the scale factor is
+``SF = eff_data / eff_sim`` with
 ``eff_sim`` the nominal simulation's weighted efficiency (the reference the SF applies
 to, taken as exact: its own statistical uncertainty enters through ``staterror``).
 
@@ -287,8 +289,10 @@ class BinFit:
 def _minuit() -> Any:
     import pyhf
 
-    # the clipping of sample yields (module docstring) is announced as a warning per model
+    # the clipping of sample yields (module docstring) is announced as a warning per model,
+    # and a failed minimisation logged whole before the exception the callers handle
     logging.getLogger("pyhf.pdf").setLevel(logging.ERROR)
+    logging.getLogger("pyhf.optimize.mixins").setLevel(logging.CRITICAL)
 
     pyhf.set_backend("numpy", pyhf.optimize.minuit_optimizer(verbose=0, maxiter=20000))
     return pyhf
@@ -323,21 +327,26 @@ def _gradient(f: Callable[[np.ndarray], float], pars: np.ndarray) -> np.ndarray:
 def _fit(
     pyhf: Any, model: Any, data: np.ndarray, fixed: np.ndarray | None, init: np.ndarray | None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Best-fit parameters and their covariance (fixed parameters: zero rows)."""
+    """Best-fit parameters and their covariance (fixed parameters: zero rows). Where
+    minuit's covariance is not accurate (MIGRAD's estimate only, or forced positive
+    definite), HESSE computes it; if it still is not, :class:`FloatingPointError`."""
     fixed_params = None if fixed is None else fixed.tolist()
-    result, corr = pyhf.infer.mle.fit(
+    result = pyhf.infer.mle.fit(
         data,
         model,
         init_pars=None if init is None else init.tolist(),
         fixed_params=fixed_params,
-        return_uncertainties=True,
-        return_correlations=True,
-    )
-    result = np.asarray(result)
-    bestfit, sigma = result[:, 0], result[:, 1]
+        return_result_obj=True,
+    )[1]
+    minuit = result.minuit
+    if not minuit.fmin.has_accurate_covar or minuit.fmin.has_made_posdef_covar:
+        minuit.hesse()
+        if not minuit.fmin.has_accurate_covar or minuit.fmin.has_made_posdef_covar:
+            raise FloatingPointError("the fit's covariance is not accurate")
+    cov = np.asarray(minuit.covariance, dtype=float)
     if fixed is not None:
-        sigma = np.where(fixed, 0.0, sigma)
-    return bestfit, np.asarray(corr) * np.outer(sigma, sigma)
+        cov = np.where(fixed[:, None] | fixed[None, :], 0.0, cov)
+    return np.asarray(result.x, dtype=float), cov
 
 
 def _groups(model: Any, variations: Sequence[str]) -> dict[str, np.ndarray]:
@@ -438,7 +447,7 @@ def toy_pulls(result: BinFit, n_toys: int, seed: int) -> np.ndarray:
     for toy in toys:
         try:
             fit = fit_templates(result.templates, toy, breakdown=False)
-        except (pyhf.exceptions.FailedMinimization, FloatingPointError):
+        except (pyhf.exceptions.FailedMinimization, FloatingPointError):  # a failed fit
             continue
         if fit.sf_err > 0:
             pulls.append((fit.sf - result.sf) / fit.sf_err)

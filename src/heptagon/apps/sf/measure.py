@@ -232,7 +232,7 @@ def _fit_bins(
         t = templates_in_bin(setup.sim, setup.variations, (lo, hi), setup.mass_edges)
         try:
             fit = fit_bin(t, setup.data.in_pt_bin(lo, hi), setup.mass_edges, breakdown=breakdown)
-        except (ValueError, pyhf.exceptions.FailedMinimization) as err:
+        except (ValueError, FloatingPointError, pyhf.exceptions.FailedMinimization) as err:
             raise DataError(f"cannot fit the pT bin {lo:g}-{hi:g} GeV ({err})", data) from None
         _log.info("pT %g-%g GeV: SF %.3f +- %.3f", lo, hi, fit.sf, fit.sf_err)
         out.append((t, fit))
