@@ -19,7 +19,7 @@ overlay, and the memory of a shard at mu = 200 (docs/pileup.md).
 
     python benchmarks/pileup.py [--jets 40] [--mu 0 60 140 200]
         [--part response|cost|memory|taggers] [--tagger-jets 2000] [--epochs 20]
-        [--record-as KEY] [--workdir DIR]
+        [--mitigations puppi none chs] [--record-as KEY] [--workdir DIR]
 """
 
 from __future__ import annotations
@@ -183,12 +183,22 @@ def _scores(run: Path) -> dict[str, dict[str, float | None]]:
 
 
 def taggers(
-    tmp: Path, jets: int, mus: list[float], epochs: int, record: Callable[[dict[str, Any]], Any]
+    tmp: Path,
+    jets: int,
+    mus: list[float],
+    epochs: int,
+    mitigations: list[str],
+    record: Callable[[dict[str, Any]], Any],
 ) -> dict[str, Any]:
     """Train at mu = 0 and 200, evaluate at every mu, per mitigation (module docstring);
     ``record`` gets the figures so far after each run."""
-    out: dict[str, Any] = {"jets_per_class": jets, "epochs": epochs, "mu": mus}
-    for mitigation in ("puppi", "none", "chs"):
+    out: dict[str, Any] = {
+        "jets_per_class": jets,
+        "epochs": epochs,
+        "mu": mus,
+        "mitigations": mitigations,
+    }
+    for mitigation in mitigations:
         samples = {}
         for mu in mus:
             samples[mu] = tmp / f"tag-{mitigation}-mu{mu:g}"
@@ -233,6 +243,7 @@ def main() -> None:
     parser.add_argument("--tagger-jets", type=int, default=2000, help="jets per class")
     parser.add_argument("--tagger-mu", type=float, nargs="+", default=[0.0, 60.0, 200.0])
     parser.add_argument("--epochs", type=int, default=20, help="ParticleNet-Lite epochs")
+    parser.add_argument("--mitigations", nargs="+", default=["puppi", "none", "chs"])
     parser.add_argument("--workdir", type=Path, help="keep the samples here (a rerun reuses them)")
     parser.add_argument(
         "--record-as",
@@ -249,6 +260,7 @@ def main() -> None:
             args.tagger_jets,
             args.tagger_mu,
             args.epochs,
+            args.mitigations,
             lambda so_far: write_results("pileup", so_far, part=args.record_as or "taggers"),
         ),
     }
