@@ -143,3 +143,13 @@ def test_a_bin_without_simulated_passing_jets_is_refused() -> None:
     never = ProbeJets(sim.pt, sim.x, np.zeros(sim.pt.size, dtype=bool), sim.weight, sim.signal)
     with pytest.raises(ValueError, match="pass category"):
         fit_bin(templates_in_bin(never, {}, PT_BIN, EDGES), probes(100, 2, truth=False), EDGES)
+
+
+def test_a_normalisation_at_its_bound_is_flagged() -> None:
+    sim = probes(20000, 1)
+    t = _templates(sim, variations=False)
+    assert not fit_bin(t, probes(4000, 2, truth=False), EDGES, breakdown=False).at_bound
+    # every data top passes: the signal's fail normalisation runs to 0
+    fit = fit_bin(t, probes(4000, 2, eff=1.0, truth=False), EDGES, breakdown=False)
+    assert fit.parameters["mu_signal_fail"] < 1e-2
+    assert fit.at_bound

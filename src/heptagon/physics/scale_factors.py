@@ -74,6 +74,8 @@ _MC_STAT = "mc_stat"
 _MU_BOUNDS = (0.0, 10.0)
 #: relative step of the numerical gradient of the efficiency
 _STEP = 1e-4
+#: a normalisation this close to a bound: the Gaussian uncertainty does not hold there
+_AT_BOUND = 1e-3
 
 
 @dataclass(frozen=True)
@@ -271,8 +273,9 @@ def workspace(t: Templates, data: PassFail) -> dict[str, Any]:
 class BinFit:
     """The fit of one pT bin: the data efficiency and the SF with their uncertainties,
     the breakdown (``data_stat``, ``sim_stat``, one entry per variation: absolute
-    uncertainties of the SF), the best-fit parameters (by name) and, for toys, the model
-    and the best-fit vector."""
+    uncertainties of the SF), the best-fit parameters (by name), whether a normalisation
+    ended at a bound of its range (its Gaussian uncertainty is then meaningless) and, for
+    toys, the model and the best-fit vector."""
 
     eff_sim: float
     eff_data: float
@@ -281,6 +284,7 @@ class BinFit:
     sf_err: float
     breakdown: dict[str, float]
     parameters: dict[str, float]
+    at_bound: bool
     templates: Templates
     model: Any
     bestfit: np.ndarray
@@ -412,6 +416,11 @@ def fit_templates(t: Templates, data: PassFail | np.ndarray, *, breakdown: bool 
         sf_err=err / eff_sim,
         breakdown=parts,
         parameters=names,
+        at_bound=any(
+            min(abs(names[mu] - _MU_BOUNDS[0]), abs(names[mu] - _MU_BOUNDS[1])) < _AT_BOUND
+            for mu in NORM_FACTORS
+            if mu in names
+        ),
         templates=t,
         model=model,
         bestfit=bestfit,
@@ -433,8 +442,9 @@ def fit_bin(
 
 def toy_pulls(result: BinFit, n_toys: int, seed: int) -> np.ndarray:
     """Pulls ``(SF_toy - SF) / sigma_toy`` of ``n_toys`` toys drawn from the fitted model;
-    toys whose fit fails are dropped. pyhf's numpy backend samples from numpy's global
-    generator: it is seeded with ``seed`` for the draw and given its state back after."""
+    toys whose fit fails or ends with a normalisation at a bound are dropped. pyhf's numpy
+    backend samples from numpy's global generator: it is seeded with ``seed`` for the draw
+    and given its state back after."""
     pyhf = _minuit()
     pdf = result.model.make_pdf(pyhf.tensorlib.astensor(result.bestfit))
     state = np.random.get_state()  # noqa: NPY002
@@ -449,7 +459,7 @@ def toy_pulls(result: BinFit, n_toys: int, seed: int) -> np.ndarray:
             fit = fit_templates(result.templates, toy, breakdown=False)
         except (pyhf.exceptions.FailedMinimization, FloatingPointError):  # a failed fit
             continue
-        if fit.sf_err > 0:
+        if fit.sf_err > 0 and not fit.at_bound:
             pulls.append((fit.sf - result.sf) / fit.sf_err)
     return np.asarray(pulls)
 
