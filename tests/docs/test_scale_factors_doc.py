@@ -5,7 +5,7 @@ Every bash line is a ``heptagon`` command, run in this process through the CLI a
 measurement reads the shared cached tag-and-probe samples (tests/conftest.py
 ``tag_probe_samples``) as ``tnp/...``. ``demo/runs/particlenet_lite`` is a tiny PFN trained
 for one epoch on the shared top-vs-QCD sample and published (the demo's run would take
-minutes); toys: 3; one probe-pT bin and four mass bins.
+minutes); toys: 10; one probe-pT bin and four mass bins.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ def _tiny(line: str) -> str:
     # one pT bin, four mass bins: 60 simulated probe jets cannot fill more in both categories
     coarse = "--pt-edges 300,3000 --mass-edges 40,100,140,200,250"
     line = line.replace("--working-point 0.5", f"--working-point 0.5 {coarse}")
-    return line.replace("--toys 50", "--toys 3")
+    return line.replace("--toys 50", "--toys 10")
 
 
 def _invoke(line: str) -> str:
@@ -103,7 +103,7 @@ def test_the_doc_runs(
     assert table.closure is not None
     assert len(table.closure.pulls) == 1
     assert table.toys is not None
-    assert table.toys.toys == 3
+    assert table.toys.toys == 10
     for b in table.bins:
         assert b.sf == pytest.approx(b.eff_data / b.eff_sim)
         assert {"data_stat", "sim_stat", "jes_hcal"} <= set(b.breakdown)
