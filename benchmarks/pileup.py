@@ -4,9 +4,10 @@ overlay, and the memory of a shard at mu = 200 (docs/pileup.md).
 - ``response``: W (``Wqq``) and top (``Tbqq``) jets at each mu and mitigation: the soft-drop
   mass peak (mean within 25 GeV of the fullest 10 GeV bin), median and resolution (half the
   16-84% spread, over the peak), the jet-pT median, and the mean rho.
-- ``cost``: jets/s of ``top-vs-qcd`` without ``--pileup`` and at each mu (PUPPI), with the
-  share of the shard time spent in :func:`heptagon.generate.pileup.reconstruct` (overlay,
-  detector, vertex association, PUPPI).
+- ``cost``: jets/s and CPU s per jet (the steadier figure on a shared machine) of
+  ``top-vs-qcd`` without ``--pileup`` and at each mu (PUPPI), with the share of the shard
+  time spent in :func:`heptagon.generate.pileup.reconstruct` (overlay, detector, vertex
+  association, PUPPI).
 - ``memory``: peak RSS of one process generating ``2 x shard`` jets at mu = 200 for
   several shard sizes (bounded by the shard, not the sample).
 - ``taggers``: the top tagger (BDT ``top_bdt``, ParticleNet-Lite ``top_particlenet_lite``
