@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from heptagon.data.features import FEATURES
+from heptagon.generate.jets import SV_FIELDS, TRACK_FIELDS
 from heptagon.models import build_model
 from heptagon.models.autoencoder import ReconstructionModel
 from heptagon.train import input_dims, load_experiment
@@ -21,6 +22,8 @@ RAW_BRANCHES = {  # the JetClass schema of docs/design.md
     "pnn_mass",  # the parameter column benchmarks/pnn.py writes (configs/pnn_xbb.yaml)
     "part_puppiw",  # generate --pileup (docs/pileup.md; configs/pileup_top_particlenet_lite)
     "part_fromPV",
+    *SV_FIELDS,  # the ak4-flavour sample (docs/flavour.md; configs/ak4_*)
+    *(f"part_{n}" for n in TRACK_FIELDS),
 }
 
 
