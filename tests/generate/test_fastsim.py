@@ -12,10 +12,24 @@ import pytest
 from heptagon.artifacts.manifest import JetManifest, load_manifest
 from heptagon.errors import ConfigError
 from heptagon.generate.detector import DetectorConfig, Particles, apply_detector
-from heptagon.generate.fastsim import GEN_BRANCHES, FastDetectorConfig, _charges, fast_response
+from heptagon.generate.fastsim import (
+    _TABLE_IDS,
+    GEN_BRANCHES,
+    FastDetectorConfig,
+    _pdg_look_up,
+    fast_response,
+)
 from heptagon.generate.run import GenerateOptions, generate
 from heptagon.physics.kinematics import delta_r
-from heptagon.physics.pdg import CAT_NEUTRAL_HADRON, CAT_PHOTON, charges
+from heptagon.physics.pdg import (
+    CAT_CHARGED_HADRON,
+    CAT_ELECTRON,
+    CAT_MUON,
+    CAT_NEUTRAL_HADRON,
+    CAT_PHOTON,
+    categories,
+    charges,
+)
 
 N = 20000
 FAST = FastDetectorConfig()
@@ -108,9 +122,36 @@ def test_fast_energy_resolution_is_its_parametrisation() -> None:
 
 
 def test_charge_table_equals_the_pdg_charges() -> None:
-    pid = np.array([211, -211, 22, 2212, -2212, 130, 310, 3122, -3112, 11, -13, 3334, -3312, 321])
-    pid = np.concatenate([pid, [1000010020, -1000020040]])  # above the table: PDG look-up
-    assert np.array_equal(_charges(pid), charges(pid))
+    every = np.arange(-_TABLE_IDS, _TABLE_IDS)  # every id in the table
+    mixed = np.array([211, -2212, 1000010020, -1000020040, 5122, 22])  # some beyond it
+    for pid in (every, mixed):
+        assert np.array_equal(_pdg_look_up(pid)[1] / 3.0, charges(pid))
+
+
+def test_fast_candidate_types_and_charges() -> None:
+    """Every particle type once, central, 20 GeV, all charged ones tracked: tracks keep
+    their charge and type; an untracked muon (outside the tracker) and neutrinos give
+    nothing; photons, neutral hadrons and a forward (untracked) pion are neutral."""
+    pid = [11, -11, 13, -13, 211, -321, 2212, 22, 130, 2112, 12, -14, 13, -211]
+    eta = [0.1] * 12 + [2.8, 2.8]  # the last two outside the tracker, inside the calo
+    p = make(pid, 20.0, eta, np.linspace(-3, 3, len(pid)), mass=0.0)
+    c = fast_response(p, FastDetectorConfig(track_eff=1.0), np.random.default_rng(7))
+    tracks = np.flatnonzero(c.charge != 0)
+    assert c.e.size == len(pid) - 3  # two neutrinos, one untracked muon
+    assert c.charge[tracks].tolist() == [-1, 1, -1, 1, 1, -1, 1]
+    tracked_pid = np.array(pid[:7])
+    assert np.array_equal(c.category[tracks], categories(tracked_pid, charges(tracked_pid)))
+    assert c.category[tracks].tolist()[:4] == [CAT_ELECTRON, CAT_ELECTRON, CAT_MUON, CAT_MUON]
+    assert c.category[tracks][4] == CAT_CHARGED_HADRON
+    neutral = np.setdiff1d(np.arange(c.e.size), tracks)
+    assert c.category[neutral].tolist() == [CAT_PHOTON] + [CAT_NEUTRAL_HADRON] * 3
+    assert np.all(c.d0err[neutral] == 0)
+    assert np.all(c.d0err[tracks] == FAST.d0_res)
+    # tracks keep their mass (0 here): E = |p| within rounding; p scaled by < 5 sigma
+    p_abs = np.sqrt(c.px**2 + c.py**2 + c.pz**2)
+    assert np.allclose(c.e, p_abs)
+    assert np.all(np.abs(p_abs[tracks] / (20.0 * np.cosh(0.1)) - 1) < 5 * FAST.track_res)
+    assert c.counts.tolist() == [c.e.size]
 
 
 def test_fast_refuses_pileup_and_the_forward_region(tmp_path: Path) -> None:
