@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import torch
 
 import heptagon.generate as generate_pkg
 from heptagon.generate.run import GenerateOptions, generate
@@ -21,6 +22,16 @@ from heptagon.logs import ROOT_LOGGER
 SAMPLE_JETS = 300
 SAMPLE_SHARD = 150
 SAMPLE_SEED = 7
+
+
+@pytest.fixture
+def one_torch_thread() -> Iterator[None]:
+    """One torch thread for the test (``pytestmark = pytest.mark.usefixtures(...)``): the
+    cores are shared, and two threads contend badly under load."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(autouse=True)

@@ -39,14 +39,7 @@ from heptagon.train.distributed import Distributed
 from heptagon.train.rundir import load_checkpoint
 from heptagon.train.trainer import Trainer
 
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    """One torch thread: the cores are shared, and two threads contend badly under load."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
