@@ -100,33 +100,25 @@ _SHOWER_FACTOR = 2.0
 
 def _detector_variations() -> list[Variation]:
     out = []
-    for comp, (size, source) in _JES.items():
-        for direction, sign in (("up", 1), ("down", -1)):
-            out.append(
-                Variation(
-                    name=f"jes_{comp}_{direction}",
-                    kind="shape",
-                    group=f"jes_{comp}",
-                    direction=direction,
-                    description=f"{comp.upper()} energy scale {direction}",
-                    size=f"x {1 + sign * size:g}",
-                    source=source,
-                    detector={f"jes_{comp}": 1 + sign * size},
+    for comp, (jes_size, jes_source) in _JES.items():
+        knobs = (
+            ("jes", "energy scale", "x", jes_size, jes_source),
+            ("jer", "resolution", "width x", _JER_SIZE, _JER_SOURCE),
+        )
+        for knob, what, unit, size, source in knobs:
+            for direction, sign in (("up", 1), ("down", -1)):
+                out.append(
+                    Variation(
+                        name=f"{knob}_{comp}_{direction}",
+                        kind="shape",
+                        group=f"{knob}_{comp}",
+                        direction=direction,
+                        description=f"{comp.upper()} {what} {direction}",
+                        size=f"{unit} {1 + sign * size:g}",
+                        source=source,
+                        detector={f"{knob}_{comp}": 1 + sign * size},
+                    )
                 )
-            )
-        for direction, sign in (("up", 1), ("down", -1)):
-            out.append(
-                Variation(
-                    name=f"jer_{comp}_{direction}",
-                    kind="shape",
-                    group=f"jer_{comp}",
-                    direction=direction,
-                    description=f"{comp.upper()} resolution {direction}",
-                    size=f"width x {1 + sign * _JER_SIZE:g}",
-                    source=_JER_SOURCE,
-                    detector={f"jer_{comp}": 1 + sign * _JER_SIZE},
-                )
-            )
     out.append(
         Variation(
             name="trk_eff_down",
