@@ -30,6 +30,8 @@ whose YAML is not shipped yet is refused by name):
 - ``<model>+small``: the small-data recipe (``configs/top_<model>_small.yaml``: a moving
   average of the weights, label smoothing, batch 128; docs/small-data.md);
 - ``<model>+aug``: physics augmentation in the data stage (``configs/top_<model>_aug.yaml``);
+- ``particlenet-lite+hl``: the hybrid, ParticleNet-Lite that also gets the BDT's jet-level
+  features before its head, with the small-data recipe (``configs/top_particlenet_lite_hl.yaml``);
 - ``lorentznet``: the Lorentz-equivariant tagger (``configs/top_lorentznet.yaml``).
 
 The BDT has no ``+aug``: its high-level features are computed at generation.
@@ -110,12 +112,14 @@ STEMS = {
     "lorentznet": "top_lorentznet",
 }
 #: contender -> the experiment YAML it trains with (weaver-core's model: heptagon's lite
-#: one's); ``+small``: the small-data recipe, ``+aug``: augmentation in the data stage
+#: one's); ``+small``: the small-data recipe, ``+aug``: augmentation in the data stage,
+#: ``+hl``: the BDT's jet-level features joining the network's head (with the recipe)
 EXPERIMENTS = {
     "bdt": CONFIGS / "top_bdt.yaml",
     **{model: CONFIGS / f"{stem}.yaml" for model, stem in STEMS.items()},
     **{f"{m}+small": CONFIGS / f"{STEMS[m]}_small.yaml" for m in ("particlenet-lite", "part-lite")},
     **{f"{model}+aug": CONFIGS / f"{stem}_aug.yaml" for model, stem in STEMS.items()},
+    "particlenet-lite+hl": CONFIGS / "top_particlenet_lite_hl.yaml",
     WEAVER: CONFIGS / "top_particlenet_lite.yaml",
 }
 #: weaver-core's ``ParticleNet`` options for ParticleNet-Lite (Qu & Gouskos 2020), no fusion
@@ -245,17 +249,17 @@ class Plan:
     def overrides(self, model: str, seed: int, jets: int | None = None) -> list[str]:
         """The ``--set`` overrides of a run (``jets`` per class: a learning-curve run).
 
-        A ``+small`` recipe's warm-up and the start of its weight average are moved to a
-        fifth of the run's steps when the run is shorter than the recipe's schedule
-        (``--epochs`` cuts it), so that the average still spans most of the run."""
+        A recipe's warm-up and the start of its weight average (``+small``, ``+hl``) are
+        moved to a fifth of the run's steps when the run is shorter than the recipe's
+        schedule (``--epochs`` cuts it), so that the average still spans most of the run."""
         if model == "bdt":
             return [f"train.seed={seed}", f"model.options.seed={seed}"]
         common = [f"train.seed={seed}", f"train.epochs={self.epochs}", "train.patience=null"]
-        if model.endswith("+small"):
-            options = load_experiment(EXPERIMENTS[model]).train
+        options = load_experiment(EXPERIMENTS[model]).train
+        if options.ema is not None:
             steps = self.epochs * math.ceil(0.7 * 2 * (jets or self.jets) / options.batch_size)
             start = min(options.warmup_steps, steps // 5)
-            if options.ema is not None and options.ema.start_step > start:
+            if options.ema.start_step > start:
                 common += [f"train.warmup_steps={start}", f"train.ema.start_step={start}"]
         return [*common, f"model.name={WEAVER}"] if model == WEAVER else common
 
@@ -366,7 +370,10 @@ def parameters(model: str) -> int | None:
         return None
     config = load_experiment(EXPERIMENTS[model])
     dims = input_dims(config.data)
-    module = build_model(model if model == WEAVER else config.model.name, dims, 2)
+    if model == WEAVER:
+        module = build_model(WEAVER, dims, 2)
+    else:
+        module = build_model(config.model.name, dims, 2, **config.model.options)
     assert isinstance(module, nn.Module)
     return sum(p.numel() for p in module.parameters() if p.requires_grad)
 

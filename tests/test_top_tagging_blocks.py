@@ -109,3 +109,14 @@ def test_the_curve_takes_the_two_networks_of_highest_auc() -> None:
         "particlenet-lite": model_summary(0.97, 0.001, 200.0, 5.0),
     }
     assert bench.best_networks(summary) == ["part-lite", "particlenet-lite"]
+
+
+def test_the_hybrid_is_a_contender_with_its_recipe_and_its_jet_inputs(tmp_path: Path) -> None:
+    assert bench.EXPERIMENTS["particlenet-lite+hl"].exists()
+    # its weight average is cut with the run as the +small recipe's is
+    short = bench.Plan(2500, 1, 5, ("bdt",), tmp_path)
+    steps = 5 * -(-int(0.7 * 2 * 2500) // 128)
+    assert f"train.ema.start_step={steps // 5}" in short.overrides("particlenet-lite+hl", 0)
+    # built with its options: the head takes the 6 jet features too (6 x 128 weights more)
+    extra = bench.parameters("particlenet-lite+hl") - bench.parameters("particlenet-lite+small")
+    assert extra == 6 * 128

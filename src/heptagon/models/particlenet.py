@@ -20,6 +20,11 @@ concatenated (points in the same (deta, dphi) space) and the EdgeConv blocks run
 joint cloud, whose nodes find neighbours among particles and SVs alike. Without the SV
 groups nothing changes (same parameters, same results).
 
+Jet-level inputs (``use_jet_features``): the flat group ``jet_features`` (e.g. soft-drop
+mass and N-subjettiness ratios, as the BDT's; then required) is concatenated with the
+pooled particle features before the dense head, as CMS taggers add global jet inputs to
+their constituent networks. Without the option nothing changes.
+
 Implementation (same parameters, less work than weaver-core):
 
 - every per-particle layer runs on the packed real particles (see :mod:`.layers`);
@@ -130,13 +135,15 @@ class EdgeConvBlock(nn.Module):
 @register("particlenet")
 class ParticleNet(TorchModel):
     """ParticleNet; ``forward(pf_points, pf_features, pf_mask[, sv_points, sv_features,
-    sv_mask]) -> (B, num_classes)``.
+    sv_mask][, jet_features]) -> (B, num_classes)``: the groups of ``input_names``, in
+    that order.
 
     Options: ``conv_params`` ((k, channels) per EdgeConv block), ``fc_params``
     ((width, dropout) per hidden dense layer), ``use_fusion``, ``use_fts_bn`` (input
     BatchNorm over the real particles), ``embed_dim`` (the common width of particles and
-    SVs, with the SV groups; module docstring). Invariant under particle permutations and
-    padding.
+    SVs, with the SV groups; module docstring), ``use_jet_features`` (the flat group
+    ``jet_features`` joins the pooled features before the head). Invariant under particle
+    permutations and padding.
     """
 
     required_inputs = ("pf_points", "pf_features", "pf_mask")
@@ -156,6 +163,7 @@ class ParticleNet(TorchModel):
         use_fusion: bool = False,
         use_fts_bn: bool = True,
         embed_dim: int = 32,
+        use_jet_features: bool = False,
     ) -> None:
         super().__init__()
         # the SV cloud when all its groups are there (otherwise they are ignored)
@@ -165,6 +173,8 @@ class ParticleNet(TorchModel):
             input_dims,
             self.required_inputs + (self.optional_inputs if with_sv else ()),
         )
+        if use_jet_features:
+            self.input_names += resolve_inputs("particlenet", input_dims, ("jet_features",))
         check_option(embed_dim >= 1, "embed_dim", f"must be >= 1, got {embed_dim}")
         self.num_classes = num_classes
         check_option(len(conv_params) > 0, "conv_params", "needs at least one EdgeConv block")
@@ -199,6 +209,7 @@ class ParticleNet(TorchModel):
             self.fusion = nn.Sequential(
                 nn.Linear(fused, in_dim, bias=False), nn.BatchNorm1d(in_dim), nn.ReLU()
             )
+        in_dim += input_dims["jet_features"] if use_jet_features else 0
         layers: list[nn.Module] = []
         for width, drop in fc_params:
             layers += [nn.Linear(in_dim, width), nn.ReLU(), nn.Dropout(drop)]
@@ -207,16 +218,16 @@ class ParticleNet(TorchModel):
         self.fc = nn.Sequential(*layers)
 
     def forward(
-        self,
-        pf_points: Tensor,
-        pf_features: Tensor,
-        pf_mask: Tensor,
-        sv_points: Tensor | None = None,
-        sv_features: Tensor | None = None,
-        sv_mask: Tensor | None = None,
+        self, pf_points: Tensor, pf_features: Tensor, pf_mask: Tensor, *groups: Tensor
     ) -> Tensor:
         """Logits ``(B, num_classes)`` from ``(B, D, P)`` points, ``(B, C, P)`` features and
-        the ``(B, 1, P)`` mask (and the same for the SVs)."""
+        the ``(B, 1, P)`` mask, then the other groups of ``input_names`` in that order (the
+        same three for the SVs; the ``(B, n)`` jet features)."""
+        if len(groups) != len(self.input_names) - 3:
+            raise TypeError(f"ParticleNet takes {', '.join(self.input_names)}")
+        extra = dict(zip(self.input_names[3:], groups, strict=True))
+        sv_points, sv_features, sv_mask = (extra.get(g) for g in self.optional_inputs)
+        jet_features = extra.get("jet_features")
         check_mask("particlenet", "pf_mask", pf_mask, pf_points=pf_points, pf_features=pf_features)
         pf_mask, pf_points, pf_features = trim_padding(pf_mask, pf_points, pf_features)
         if self.pf_embed is None or self.sv_embed is None:
@@ -224,7 +235,7 @@ class ParticleNet(TorchModel):
             x = pack(pf_features, index)
             if self.bn_fts is not None:
                 x = self.bn_fts(x)
-            return self._graph(x, pf_points, pf_mask, index)
+            return self._graph(x, pf_points, pf_mask, index, jet_features)
         if sv_points is None or sv_features is None or sv_mask is None:
             raise TypeError("this ParticleNet was built with secondary vertices: pass sv_*")
         check_mask("particlenet", "sv_mask", sv_mask, sv_points=sv_points, sv_features=sv_features)
@@ -239,11 +250,15 @@ class ParticleNet(TorchModel):
         mask = torch.cat([pf_mask, sv_mask], dim=2)
         index = real_index(mask)
         x = pack(torch.cat(dense, dim=1).transpose(1, 2), index)
-        return self._graph(x, torch.cat([pf_points, sv_points], dim=2), mask, index)
+        points = torch.cat([pf_points, sv_points], dim=2)
+        return self._graph(x, points, mask, index, jet_features)
 
-    def _graph(self, x: Tensor, points: Tensor, mask: Tensor, index: Tensor) -> Tensor:
+    def _graph(
+        self, x: Tensor, points: Tensor, mask: Tensor, index: Tensor, jet: Tensor | None
+    ) -> Tensor:
         """The EdgeConv blocks, pooling and head on packed rows ``x`` of the real nodes
-        ``index`` of ``mask``, the first kNN in ``points``."""
+        ``index`` of ``mask``, the first kNN in ``points``; ``jet`` (the jet features, or
+        None) joins the pooled features before the head."""
         real = mask[:, 0] > 0
         n_slots = mask.shape[2]
         # packed row of every real node, by flat slot index (valid for real slots only)
@@ -261,7 +276,10 @@ class ParticleNet(TorchModel):
             outputs.append(x)
         if self.fusion is not None:
             x = self.fusion(torch.cat(outputs, dim=1))
-        return cast(Tensor, self.fc(masked_mean(x, index, mask)))
+        pooled = masked_mean(x, index, mask)
+        if jet is not None:
+            pooled = torch.cat([pooled, jet], dim=1)
+        return cast(Tensor, self.fc(pooled))
 
 
 class _SparseBatchNorm(nn.BatchNorm1d):
