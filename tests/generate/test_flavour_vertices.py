@@ -59,7 +59,7 @@ B_TRACKS = [
 
 def test_the_fit_finds_the_vertex() -> None:
     sv = find(B_TRACKS, [3], [(40.0, 10.0, 20.0)])
-    assert set(sv) == set(SV_FIELDS)
+    assert set(sv) == {*SV_FIELDS, "jet_nv0"}
     assert len(sv["sv_mass"][0]) == 1
     assert sv["sv_dxy"][0][0] == pytest.approx(np.hypot(4.0, 1.0), rel=1e-5)
     assert sv["sv_d3d"][0][0] == pytest.approx(np.sqrt(21.0), rel=1e-5)
@@ -98,8 +98,11 @@ def test_a_k0s_is_vetoed_and_prompt_tracks_make_no_vertex() -> None:
     sv = find([*k0s, *prompt], [2, 2], [(30.0, 0.0, 0.0), (30.0, 0.0, 5.0)])
     assert len(sv["sv_mass"][0]) == 0
     assert len(sv["sv_mass"][1]) == 0
+    # the K0S passed everything else: counted by jet_nv0 (the veto's work), prompt not
+    np.testing.assert_array_equal(sv["jet_nv0"], [1.0, 0.0])
     # the same two tracks with another mass are a vertex
     heavier = [(p, (m[0], 1.5 * m[1], m[2])) for p, m in k0s]
     sv = find(heavier, [2], [(30.0, 0.0, 0.0)])
     assert len(sv["sv_mass"][0]) == 1
+    np.testing.assert_array_equal(sv["jet_nv0"], [0.0])
     assert sv["sv_mass"][0][0] > K0S + 0.05

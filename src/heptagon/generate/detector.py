@@ -31,6 +31,13 @@ The response, in order:
    (0 hard scatter, 1 pile-up), a tower 1 when pile-up particles deposited more than half
    of its true energy.
 
+**Displaced tracks and IP tails** (off by default; the ``ak4-flavour`` sample turns them
+on, docs/flavour.md): with a finite ``displaced_track_rmax``, the tracking efficiency is
+multiplied by ``max(0, 1 - r / displaced_track_rmax)``, ``r`` the transverse production
+radius (the daughters of K0S and Lambda decays in flight); with ``ip_tail_fraction`` > 0,
+that fraction of tracks is smeared in d0 and dz with ``ip_tail_scale`` times the quoted
+errors (non-Gaussian tails: the quoted errors stay the core ones).
+
 The longitudinal impact-parameter resolution is what lets tracks be told apart by vertex:
 ``sigma(dz) = dz_res_scale * sigma(d0)``, with ``dz_res_scale = 2`` about 20 um for a hard
 and 200 um for a 1 GeV central track (CMS tracker performance, JINST 9 (2014) P10009:
@@ -117,6 +124,15 @@ class DetectorConfig(BaseModel):
     d0_res_a: float = 0.010
     d0_res_b: float = 0.100  # mm GeV
     dz_res_scale: float = 2.0
+    # tracks from displaced origins and IP tails (module docstring; off by default: only
+    # the ak4-flavour sample turns them on, heptagon.generate.run.FLAVOUR_DETECTOR)
+    displaced_track_rmax: float = Field(
+        float("inf"), gt=0, description="production radius (mm) where tracking ends"
+    )
+    ip_tail_fraction: float = Field(
+        0.0, ge=0, le=1, description="fraction of tracks with a wider d0 / dz smearing"
+    )
+    ip_tail_scale: float = Field(1.0, ge=1, description="their width, times the quoted errors")
     # calorimeters
     calo_eta_max: float = 3.0
     forward_eta_max: float = 5.0
@@ -240,10 +256,15 @@ def _hadron_level(
 
 
 def track_efficiency(
-    cfg: DetectorConfig, apid: np.ndarray, pt: np.ndarray, abseta: np.ndarray
+    cfg: DetectorConfig,
+    apid: np.ndarray,
+    pt: np.ndarray,
+    abseta: np.ndarray,
+    rxy: np.ndarray | None = None,
 ) -> np.ndarray:
     """Tracking efficiency of particles with |PDG id| ``apid``, ``pt`` (GeV), ``abseta``
-    (times ``track_eff_scale``, at most 1)."""
+    (times ``track_eff_scale``, at most 1); given the production radius ``rxy`` (mm) and a
+    finite ``displaced_track_rmax``, times ``max(0, 1 - rxy / displaced_track_rmax)``."""
     barrel = abseta <= cfg.barrel_eta_max
     high = pt > cfg.hadron_eff_pt_threshold
     eff = np.where(
@@ -256,6 +277,8 @@ def track_efficiency(
     inside = (abseta <= cfg.tracker_eta_max) & (pt > cfg.track_pt_min)
     if cfg.track_eff_scale != 1.0:
         eff = np.minimum(eff * cfg.track_eff_scale, 1.0)
+    if rxy is not None and np.isfinite(cfg.displaced_track_rmax):
+        eff = eff * np.clip(1.0 - rxy / cfg.displaced_track_rmax, 0.0, 1.0)
     return np.where(inside, eff, 0.0)
 
 
@@ -292,6 +315,8 @@ def reconstruct_tracks(
     dzerr = cfg.dz_res_scale * d0err
     n = ptt.size
     g = rng.standard_normal((2, n)) * cfg.ip_res_scale  # the true resolution (knob)
+    if cfg.ip_tail_fraction > 0:  # a fraction of tracks in a wider Gaussian (d0 and dz)
+        g *= np.where(rng.random(n) < cfg.ip_tail_fraction, cfg.ip_tail_scale, 1.0)
     # the reconstructed production point: the true one moved by the track's resolution
     phi = np.arctan2(py, px)
     vx = p.vx[sel] - g[0] * d0err * np.sin(phi)
@@ -529,7 +554,7 @@ def detector_response(
     pt = np.hypot(particles.px, particles.py)
     eta, phi = _eta_phi(particles.px, particles.py, particles.pz)
     abseta = np.abs(eta)
-    eff = track_efficiency(cfg, apid, pt, abseta)
+    eff = track_efficiency(cfg, apid, pt, abseta, np.hypot(particles.vx, particles.vy))
     tracked = visible & (charge != 0) & (rng.random(pt.size) < eff)
     tracks = reconstruct_tracks(cfg, particles, tracked, charge, pt, rng, pileup)
 

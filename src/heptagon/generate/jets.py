@@ -481,9 +481,10 @@ def _vertex_fields(
     jet: np.ndarray,
     n_jets: int,
     jet_p: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
-) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, np.ndarray]:
     """One fitted vertex per jet from tracks ``t`` (:func:`_fit_vertices`): its fields,
-    whether it passes the IVF-like selection (docs/flavour.md) and the tracks it used."""
+    whether it passes the IVF-like selection (docs/flavour.md), whether it passes all of
+    it but the V0 veto (a K0S candidate) and the tracks it used."""
     v, cov, used, good = _fit_vertices(c, t, jet, n_jets)
     j, tt = jet[used], t[used]
     ntrk = np.bincount(j, minlength=n_jets)
@@ -526,15 +527,14 @@ def _vertex_fields(
         "sv_enratio": energy / np.maximum(jet_e, 1e-12),
     }
     k0s = (ntrk == 2) & (np.abs(mass - _K0S_MASS) < SV_K0S_WINDOW)
-    passes = (
+    selected = (
         good
         & (flight["dxy"] < SV_MAX_DXY)
         & (flight["dxysig"] > SV_MIN_DXYSIG)
         & (mass < SV_MAX_MASS)
         & (flight_dr < SV_MAX_FLIGHT_DR)
-        & ~k0s
     )
-    return fields, passes, used
+    return fields, selected & ~k0s, selected & k0s, used
 
 
 def _secondary_vertices(
@@ -542,12 +542,13 @@ def _secondary_vertices(
     counts: np.ndarray,
     idx: np.ndarray,
     jet_p: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
-) -> dict[str, ak.Array]:
+) -> dict[str, ak.Array | np.ndarray]:
     """Up to ``SV_MAX_PER_JET`` secondary vertices per jet (docs/flavour.md): the
     displaced tracks (``|d0|/sigma > SV_MIN_SIG``, pT > ``SV_MIN_PT``) are fitted to one
     vertex (:func:`_fit_vertices`), the tracks it left out to a second one; each vertex
     is kept if it passes the IVF-like selection. SVs are sorted by ``sv_dxysig``,
-    descending."""
+    descending. ``jet_nv0``: the vertices that passed all of the selection but the V0
+    veto (two tracks at the K0S mass), so that the veto's effect can be measured."""
     n_jets = counts.size
     jet_of = np.repeat(np.arange(n_jets), counts)
     pt = np.hypot(c.px[idx], c.py[idx])
@@ -555,18 +556,20 @@ def _secondary_vertices(
     disp = (c.charge[idx] != 0) & (sig > SV_MIN_SIG) & (pt > SV_MIN_PT)
     jet, t = jet_of[disp], idx[disp]
     found: list[tuple[dict[str, np.ndarray], np.ndarray]] = []
+    n_v0 = np.zeros(n_jets)
     for _ in range(SV_MAX_PER_JET):
         if t.size == 0:
             break
-        fields, passes, used = _vertex_fields(c, t, jet, n_jets, jet_p)
+        fields, passes, v0, used = _vertex_fields(c, t, jet, n_jets, jet_p)
         found.append((fields, passes))
+        n_v0 += v0
         jet, t = jet[~used], t[~used]
     jets = np.concatenate([np.flatnonzero(ok) for _, ok in found] or [np.zeros(0, np.int64)])
     values = {k: np.concatenate([f[k][ok] for f, ok in found] or [np.zeros(0)]) for k in SV_FIELDS}
     order = np.lexsort((-values["sv_dxysig"], jets)) if jets.size else jets
     per_jet = np.bincount(jets, minlength=n_jets).astype(np.int64)
     svs = ak.unflatten(ak.zip({k: v[order].astype(np.float32) for k, v in values.items()}), per_jet)
-    return {k: svs[k] for k in SV_FIELDS}
+    return {**{k: svs[k] for k in SV_FIELDS}, "jet_nv0": n_v0.astype(np.float32)}
 
 
 def build_jets(

@@ -117,8 +117,6 @@ class ParticleTransformerAK4(TorchModel):
         if sv_features is None or sv_vectors is None or sv_mask is None:
             raise TypeError("this ParT-AK4 was built with secondary vertices: pass sv_*")
         check_mask("part-ak4", "sv_mask", sv_mask, sv_features=sv_features, sv_vectors=sv_vectors)
-        # a slot without energy is no vertex (ParT's pair features need a direction)
-        sv_mask = sv_mask * (sv_vectors[:, 3:4] > 0).to(sv_mask.dtype)
         particles = F.pad(pf_features, (0, 0, 0, self.n_sv + 1))
         vertices = torch.cat([F.pad(sv_features, (0, 0, self.n_pf, 0)), sv_mask], dim=1)
         return cast(

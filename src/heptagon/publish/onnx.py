@@ -383,13 +383,13 @@ def _parity_cases(
                 for name, a in full.items()
             }
     masks = [name for name in jagged if name == mask_name(name)]
-    if masks:  # the first jets cut down to their first particle, amid padding
+    if masks:  # the first jets cut down to the first slot of each group, amid padding
+        # each group keeps its own mask of that slot (real for the particles of a loader
+        # batch; a jet without secondary vertices has none in its SV group)
         single = {
             name: _pad_to(a[:, :, :1], length + _EXTRA_SLOTS, pads[name]) if name in pads else a
             for name, a in full.items()
         }
-        for name in masks:  # the first slot of a loader batch is always a real particle
-            single[name][:, :, 0] = 1.0
         cases[f"batch{_CHECK_BATCH}_single_particle"] = single
         cases["batch1_single_particle"] = {name: a[:1] for name, a in single.items()}
     return cases
