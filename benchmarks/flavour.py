@@ -5,28 +5,34 @@ efficiency and fake rate; ONNX Runtime inference cost per jet at 1 thread.
     python benchmarks/flavour.py [--jets 1500] [--seeds 1] [--epochs 3] [--warmup-steps N]
                                  [--models bdt deepjet particlenet part] [--sample DIR]
                                  [--out /tmp/flavour] [--timing-jets 300] [--n-boot 100]
+                                 [--no-nosv] [--split 0.7 0.15 0.15]
+                                 [--pileup 60 --mitigation chs]
 
 What runs, all in this process:
 
-- one ``ak4-flavour`` sample (``--jets`` per class, seed 21) generated into
-  ``OUT/sample-<jets>``, or the dataset dir ``--sample``;
-- the vertex finder on it: the fraction of jets with at least one SV per class, and for
-  b jets in bins of jet pT (the SV-finding efficiency) and for uds / g jets (the fake
-  rate);
-- per model, SV variant (``configs/ak4_<model>.yaml`` and ``ak4_<model>_nosv.yaml``) and
-  seed (0 .. ``--seeds`` - 1): ``heptagon.train.train`` with ``--epochs`` full epochs
-  (early stopping off; the BDT its own early stopping; ``--warmup-steps`` replaces the
-  configs' learning-rate warm-up, for short runs), ``heptagon.evaluate.evaluate`` on
-  the run's test split (``--n-boot`` bootstrap resamples), and its ``flavour`` metrics
-  (docs/flavour.md): AUC and light
-  rejection at 70% b efficiency of BvsAll (b vs uds + g), c rejection at 70% b
+- one ``ak4-flavour`` sample (``--jets`` per class, seed 21; with ``--pileup MU``
+  ``--mitigation M`` pile-up overlaid and mitigated, seed 22) generated into
+  ``OUT/sample-<jets>[-pu<MU>-<M>]``, or the dataset dir ``--sample``;
+- the vertex finder on it: the fraction of jets with at least one SV per class, with and
+  without the V0 veto (``jet_nv0``: vertices removed by it alone), overall and in bins
+  of jet pT for b, c and light (uds + g) jets, with binomial errors (the SV-finding
+  efficiency and the fake rate);
+- per model, SV variant (``configs/ak4_<model>.yaml`` and ``ak4_<model>_nosv.yaml``;
+  ``--no-nosv``: with SVs only) and seed (0 .. ``--seeds`` - 1): ``heptagon.train.train``
+  with ``--epochs`` full epochs (early stopping off; the BDT its own early stopping;
+  ``--warmup-steps`` replaces the configs' learning-rate warm-up, for short runs;
+  ``--split``: train / val / test fractions instead of the configs' 0.7 / 0.15 / 0.15,
+  for a larger test split), ``heptagon.evaluate.evaluate`` on the run's test split
+  (``--n-boot`` bootstrap resamples), and its ``flavour`` metrics (docs/flavour.md): AUC
+  and light rejection at 70% b efficiency of BvsAll (b vs uds + g), c rejection at 70% b
   efficiency (b vs c), b efficiency at 1% and 0.1% light mistag, the c efficiency of CvsL
   at 10% / 1% light mistag and of CvsB at 10% / 1% b mistag;
 - seed 0 of each is exported (``heptagon export``) and timed in ONNX Runtime with one
   thread at batch size 1 (the first ``--timing-jets`` test jets, each padded to its own
   length, as CMSSW evaluates jet by jet): the median time of ``session.run`` per jet.
 
-Printed and written to ``benchmarks/results/flavour.json`` (rewritten after each tagger,
+Printed and written to ``benchmarks/results/flavour.json`` (``flavour_pu<MU>.json`` with
+pile-up; rewritten after each tagger,
 so an interrupted run keeps what it finished): per model and variant the
 mean and spread (standard deviation over seeds) of each figure, the SV gain (with minus
 without), the inference cost, the vertex-finder table, the sample size and the epochs.
@@ -68,28 +74,53 @@ def experiment(model: str, sv: bool) -> Path:
     return ROOT / "configs" / f"ak4_{model}{'' if sv else '_nosv'}.yaml"
 
 
+def binomial(passed: np.ndarray) -> dict[str, float | int | None]:
+    """The fraction of ``passed`` (booleans), its binomial error and, where none passed,
+    the 95% CL upper limit ``1 - 0.05^(1/n)``."""
+    n, k = int(passed.size), int(passed.sum())
+    if n == 0:
+        return {"value": None, "err": None, "upper_95": None, "jets": 0, "passed": 0}
+    f = k / n
+    return {
+        "value": f,
+        "err": float(np.sqrt(f * (1 - f) / n)),
+        "upper_95": float(1 - 0.05 ** (1 / n)) if k == 0 else None,
+        "jets": n,
+        "passed": k,
+    }
+
+
 def vertex_finder(sample: Path) -> dict[str, Any]:
-    """Fraction of jets with >= 1 SV per class, and b jets' in pT bins."""
-    out: dict[str, Any] = {"fraction_with_sv": {}, "b_efficiency_vs_pt": []}
+    """Fraction of jets with >= 1 SV per class and for light (uds + g) jets, with the V0
+    veto (the sample's SVs) and without it (an SV or a vertex the veto alone removed,
+    ``jet_nv0``), overall and in jet-pT bins."""
+    out: dict[str, Any] = {"with_v0_veto": {}, "without_v0_veto": {}, "vs_pt": {}}
+    has: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
     for cls in CLASSES:
         jets = ak.concatenate(
             [
-                ak.from_parquet(f, columns=["jet_pt", "sv_mass"])
+                ak.from_parquet(f, columns=["jet_pt", "sv_mass", "jet_nv0"])
                 for f in sorted((sample / "shards").glob(f"{cls}_*.parquet"))
             ]
         )
-        has = ak.to_numpy(ak.num(jets.sv_mass) > 0)
-        out["fraction_with_sv"][cls] = {"value": float(has.mean()), "jets": int(has.size)}
-        if cls == "b":
-            pt = ak.to_numpy(jets.jet_pt)
-            for lo, hi in itertools.pairwise(PT_BINS):
-                sel = (pt >= lo) & (pt < hi)
-                n = int(sel.sum())
-                eff = float(has[sel].mean()) if n else None
-                err = float(np.sqrt(eff * (1 - eff) / n)) if n and eff is not None else None
-                out["b_efficiency_vs_pt"].append(
-                    {"pt_min": lo, "pt_max": hi, "jets": n, "efficiency": eff, "err": err}
-                )
+        sv = ak.to_numpy(ak.num(jets.sv_mass) > 0)
+        has[cls] = (ak.to_numpy(jets.jet_pt), sv, sv | (ak.to_numpy(jets.jet_nv0) > 0))
+    has["light"] = tuple(  # type: ignore[assignment]
+        np.concatenate([has["uds"][i], has["g_ak4"][i]]) for i in range(3)
+    )
+    for cls, (pt, veto, no_veto) in has.items():
+        out["with_v0_veto"][cls] = binomial(veto)
+        out["without_v0_veto"][cls] = binomial(no_veto)
+        if cls in ("b", "c", "light"):
+            out["vs_pt"][cls] = [
+                {
+                    "pt_min": lo,
+                    "pt_max": hi,
+                    "with_v0_veto": binomial(veto[(pt >= lo) & (pt < hi)]),
+                    "without_v0_veto": binomial(no_veto[(pt >= lo) & (pt < hi)]),
+                }
+                for lo, hi in itertools.pairwise(PT_BINS)
+            ]
     return out
 
 
@@ -171,33 +202,55 @@ def main() -> None:
     parser.add_argument("--timing-jets", type=int, default=300)
     parser.add_argument("--warmup-steps", type=int, help="learning-rate warm-up steps")
     parser.add_argument("--n-boot", type=int, default=100, help="evaluation bootstrap")
+    parser.add_argument("--no-nosv", action="store_true", help="skip the no-SV variants")
+    parser.add_argument(
+        "--split", type=float, nargs=3, metavar=("TRAIN", "VAL", "TEST"), help="fractions"
+    )
+    parser.add_argument("--pileup", type=float, help="mean pile-up of a generated sample")
+    parser.add_argument("--mitigation", choices=("none", "chs", "puppi"), default="chs")
     args = parser.parse_args()
 
-    sample = args.sample or args.out / f"sample-{args.jets}"
+    tag = "" if args.pileup is None else f"-pu{args.pileup:g}-{args.mitigation}"
+    sample = args.sample or args.out / f"sample-{args.jets}{tag}"
     if args.sample is None and not (sample / "manifest.json").exists():
-        generate(GenerateOptions(sample="ak4-flavour", jets=args.jets, seed=21, out=sample))
+        pu: dict[str, Any] = {}
+        if args.pileup is not None:
+            pu = {"pileup": args.pileup, "mitigation": args.mitigation}
+        seed = 21 if args.pileup is None else 22
+        generate(GenerateOptions(sample="ak4-flavour", jets=args.jets, seed=seed, out=sample, **pu))
     manifest = json.loads((sample / "manifest.json").read_text())
+    pileup = manifest.get("pileup")
     figures: dict[str, Any] = {
         "sample": {
             "path": str(sample),
             "jets_per_class": {c: manifest["classes"][c].get("jets") for c in CLASSES}
             if isinstance(manifest.get("classes"), dict)
             else None,
+            "pileup": None
+            if pileup is None
+            else {k: pileup.get(k) for k in ("mu", "mitigation") if k in pileup},
             "epochs": args.epochs,
             "warmup_steps": args.warmup_steps,
+            "split": args.split,
             "seeds": args.seeds,
         },
         "vertex_finder": vertex_finder(sample),
         "taggers": {},
     }
     print(json.dumps(figures["vertex_finder"], indent=1), flush=True)
+    name = "flavour" if pileup is None else f"flavour_pu{float(pileup['mu']):g}"
     for model in args.models:
-        for sv in (True, False):
+        for sv in (True,) if args.no_nosv else (True, False):
             key = f"{model}{'' if sv else '_nosv'}"
             per_seed = []
             for seed in range(args.seeds):
                 run = args.out / "runs" / f"{key}-seed{seed}"
                 overrides = [f"train.seed={seed}"]
+                if args.split is not None:
+                    overrides += [
+                        f"split.{part}={frac}"
+                        for part, frac in zip(("train", "val", "test"), args.split, strict=True)
+                    ]
                 if model == "bdt":
                     overrides.append(f"model.options.seed={seed}")
                 else:
@@ -221,7 +274,7 @@ def main() -> None:
             )
             figures["taggers"][key] = entry
             figures["sv_gain_with_minus_without"] = sv_gains(figures["taggers"])
-            path = write_results("flavour", figures)
+            path = write_results(name, figures)
     print(json.dumps(figures["sv_gain_with_minus_without"], indent=1))
     print(f"written: {path}")
 
