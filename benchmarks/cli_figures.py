@@ -38,6 +38,8 @@ from typing import Any
 import pyarrow.parquet as pq
 from _common import RESULTS, write_results
 
+from heptagon.io import sha256sum
+
 ROOT = Path(__file__).resolve().parent.parent
 HEPTAGON = Path(sys.executable).with_name("heptagon")
 
@@ -104,10 +106,10 @@ def benchmark(
     part: str | None = None,
 ) -> dict[str, Any]:
     """The benchmark's figures (``figures``, with ``source``, ``command``, ``commit``):
-    from ``benchmarks/results/<name>.json`` when ``recorded(payload)`` (the sizes and seeds
-    the file records, from its figures and command) equals ``sizes``; else, with ``rerun``
-    (the script's argv), from a rerun at those sizes. ``part``: the benchmark writes its
-    figures under that key."""
+    with ``rerun`` (the script's argv), from a rerun at the part's sizes on this commit;
+    else from ``benchmarks/results/<name>.json`` if ``recorded(payload)`` (the sizes and
+    seeds the file records, from its figures and command) equals ``sizes``. ``part``: the
+    benchmark writes its figures under that key."""
 
     def unpack(payload: dict[str, Any]) -> dict[str, Any]:
         if part is None:
@@ -116,15 +118,14 @@ def benchmark(
         return {"command": inner["command"], "commit": inner["commit"], "figures": inner}
 
     path = RESULTS / f"{name}.json"
-    if path.exists():
-        payload = unpack(json.loads(path.read_text()))
+    if rerun is None:
+        payload = unpack(json.loads(path.read_text())) if path.exists() else {}
         try:
             same = recorded(payload) == sizes
         except KeyError:
             same = False
         if same:
             return {**payload, "source": f"benchmarks/results/{name}.json"}
-    if rerun is None:
         raise SystemExit(
             f"benchmarks/results/{name}.json was not made at {sizes}: pass --rerun-benchmark"
         )
@@ -136,6 +137,18 @@ def benchmark(
     (RESULTS / f"{tmp}.json").unlink()
     command = shlex.join(["python", f"{name}.py", *rerun])
     return {**payload, "command": command, "source": "rerun by cli_figures.py at these sizes"}
+
+
+def same_jets(cli_sample: Path, bench_sample: Path) -> bool | None:
+    """Whether the sample the CLI generated and the one a benchmark rerun generated (same
+    options and seeds) hold the same shard files byte for byte; None without a rerun."""
+    if not bench_sample.exists():
+        return None
+
+    def digests(root: Path) -> dict[str, str]:
+        return {str(f.relative_to(root)): sha256sum(f) for f in root.rglob("*.parquet")}
+
+    return digests(cli_sample) == digests(bench_sample)
 
 
 def option(command: str, flag: str, default: int) -> int:
@@ -156,6 +169,20 @@ def part_anomaly(args: argparse.Namespace, out: Path) -> dict[str, Any]:
     """docs/anomaly.md's workflow for both shipped detectors (autoencoder, VAE) at the
     benchmark's events, epochs, QAT epochs and rates, vs benchmarks/anomaly.py."""
     rates = [f"{r:g}" for r in args.rates_khz]
+    cli = Route(out / "anomaly")
+    cli(
+        "generate-events",
+        "tth-analysis",
+        "--events",
+        str(args.events),
+        "--seed",
+        "1",
+        "--jobs",
+        "2",
+        "--out",
+        "ad-sample",
+        done="ad-sample/manifest.json",
+    )
     bench = benchmark(
         "anomaly",
         lambda p: {k: p["figures"][k] for k in ("events_per_process", "epochs", "qat_epochs")},
@@ -170,23 +197,10 @@ def part_anomaly(args: argparse.Namespace, out: Path) -> dict[str, Any]:
             "--rates-khz",
             *rates,
             "--out",
-            str(out / "bench"),
+            str(out / "bench-anomaly"),
         ]
         if args.rerun_benchmark
         else None,
-    )
-    cli = Route(out / "anomaly")
-    cli(
-        "generate-events",
-        "tth-analysis",
-        "--events",
-        str(args.events),
-        "--seed",
-        "1",
-        "--jobs",
-        "2",
-        "--out",
-        "ad-sample",
     )
     rows = []
     for name, config in {"autoencoder": "ad_l1_ae", "vae": "ad_l1_vae"}.items():
@@ -260,6 +274,9 @@ def part_anomaly(args: argparse.Namespace, out: Path) -> dict[str, Any]:
         "seeds": "sample seed 1; the configs' training seed (one seed): spread = the "
         "figure's statistical error on the test split",
         "benchmark": provenance(bench),
+        "same_jets": same_jets(
+            cli.work / "ad-sample", out / "bench-anomaly" / f"sample-{args.events}"
+        ),
         "commands": cli.commands,
         "cli_wall_s": round(cli.wall_s, 1),
         "rows": rows,
@@ -319,6 +336,8 @@ def trigger_sample(cli: Route, jets: int) -> str:
 def part_trigger(args: argparse.Namespace, out: Path) -> dict[str, Any]:
     """docs/trigger.md's ``trigger train`` (float, 8-bit QAT, pruned 75 %, both) and
     ``trigger hls`` at benchmarks/trigger.py's jets and epochs, one seed as the benchmark."""
+    cli = Route(out / "trigger")
+    features = trigger_sample(cli, args.jets)
     bench = benchmark(
         "trigger",
         lambda p: {
@@ -334,13 +353,11 @@ def part_trigger(args: argparse.Namespace, out: Path) -> dict[str, Any]:
             "--btag-jets",
             "0",
             "--out",
-            str(out / "bench"),
+            str(out / "bench-trigger"),
         ]
         if args.rerun_benchmark
         else None,
     )
-    cli = Route(out / "trigger")
-    features = trigger_sample(cli, args.jets)
     prune = ["--prune-to", "0.75", "--prune-steps", "3"]
     variants = {
         "float32": [],
@@ -379,6 +396,9 @@ def part_trigger(args: argparse.Namespace, out: Path) -> dict[str, Any]:
         "seeds": "sample seed 1, training seed 0 (one seed, as the benchmark): the same "
         "jets, split and initialisation; spread = the test accuracy's statistical error",
         "benchmark": provenance(bench),
+        "same_jets": same_jets(
+            cli.work / f"hlf-{args.jets}", out / "bench-trigger" / f"hlf-{args.jets}"
+        ),
         "commands": cli.commands,
         "cli_wall_s": round(cli.wall_s, 1),
         "rows": rows,
@@ -401,6 +421,8 @@ def part_continual(args: argparse.Namespace, out: Path) -> dict[str, Any]:
     over the three degraded detectors of benchmarks/continual.py, per seed."""
     import _trigger_data as samples
 
+    cli = Route(out / "trigger")  # the nominal sample of the trigger part, reused
+    nominal = trigger_sample(cli, args.jets)
     bench = benchmark(
         "continual",
         lambda p: {
@@ -420,13 +442,11 @@ def part_continual(args: argparse.Namespace, out: Path) -> dict[str, Any]:
             "--epochs",
             str(args.epochs),
             "--out",
-            str(out / "bench"),
+            str(out / "bench-continual"),
         ]
         if args.rerun_benchmark
         else None,
     )
-    cli = Route(out / "trigger")  # the nominal sample of the trigger part, reused
-    nominal = trigger_sample(cli, args.jets)
     conditions = list(samples.CONDITIONS)[1:]
     files = {}
     for cond in conditions:
@@ -506,6 +526,9 @@ def part_continual(args: argparse.Namespace, out: Path) -> dict[str, Any]:
         "not_cli": "the degraded-detector samples are made by benchmarks/_trigger_data.py "
         "(heptagon generate has no option for detector parameters)",
         "benchmark": provenance(bench),
+        "same_jets": same_jets(
+            cli.work / f"hlf-{args.jets}", out / "bench-continual" / f"hlf-{args.jets}"
+        ),
         "commands": cli.commands,
         "cli_wall_s": round(cli.wall_s, 1),
         "rows": rows,
@@ -513,14 +536,6 @@ def part_continual(args: argparse.Namespace, out: Path) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- weak supervision
-
-
-def share(sample: Path, bench: Path) -> None:
-    """Let a benchmark rerun read the sample the CLI generated (``bench``: the path the
-    benchmark generates into; generation resumes, so the same options reuse it)."""
-    bench.parent.mkdir(parents=True, exist_ok=True)
-    if not bench.exists():
-        bench.symlink_to(sample, target_is_directory=True)
 
 
 def part_ws(args: argparse.Namespace, out: Path) -> dict[str, Any]:
@@ -543,8 +558,6 @@ def part_ws(args: argparse.Namespace, out: Path) -> dict[str, Any]:
         done="w-jets/manifest.json",
     )
     fractions = [f"{f:g}" for f in args.fractions]
-    if args.rerun_benchmark:
-        share(cli.work / "w-jets", out / "bench-ws" / f"sample-{n}")
     bench = benchmark(
         "weak_supervision",
         lambda p: {
@@ -667,6 +680,7 @@ def part_ws(args: argparse.Namespace, out: Path) -> dict[str, Any]:
         "mixtures from all of it) and scores an independent test sample of 0.3 x the jets; "
         "the benchmark trains on the first 70 % and scores the other 30 %",
         "benchmark": provenance(bench),
+        "same_jets": same_jets(cli.work / "w-jets", out / "bench-ws" / f"sample-{n}"),
         "commands": cli.commands,
         "cli_wall_s": round(cli.wall_s, 1),
         "rows": rows,
@@ -860,6 +874,7 @@ def part_da(args: argparse.Namespace, out: Path) -> dict[str, Any]:
         "scores independent test samples of 0.3 x their jets; the benchmark trains on 70 % "
         "of each and scores the other 30 %",
         "benchmark": provenance(bench),
+        "same_jets": same_jets(cli.work / "w-jets", out / "bench-da" / f"sample-{DA_TARGET_JETS}"),
         "commands": cli.commands,
         "cli_wall_s": round(cli.wall_s, 1),
         "rows": rows,
@@ -1014,6 +1029,7 @@ def part_pnn(args: argparse.Namespace, out: Path) -> dict[str, Any]:
         "100 GeV jets and of the QCD jets. The benchmark's 'dedicated' network (trained at "
         "100 GeV alone) has no documented CLI route: it would need a second xbb-scan sample",
         "benchmark": provenance(bench),
+        "same_jets": same_jets(cli.work / "xbb", out / "bench-pnn" / f"xbb-{jets}"),
         "commands": cli.commands,
         "cli_wall_s": round(cli.wall_s, 1),
         "rows": rows,
@@ -1047,7 +1063,8 @@ def main() -> None:
     parser.add_argument(
         "--rerun-benchmark",
         action="store_true",
-        help="rerun the benchmark when its results file is not at the part's sizes",
+        help="rerun the benchmark at the part's sizes on this commit (reusing the samples "
+        "the CLI generated) instead of reading benchmarks/results/<benchmark>.json",
     )
     parser.add_argument("--epochs", type=int, help="default: the part's benchmark's")
     parser.add_argument("--seeds", type=int, help="default: the part's benchmark's")
