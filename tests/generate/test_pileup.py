@@ -22,6 +22,7 @@ from heptagon.generate.detector import (
     DetectorConfig,
     Particles,
     apply_detector,
+    bin_cells,
     detector_response,
     merge_candidates,
     towers,
@@ -345,6 +346,18 @@ def test_cell_sums_make_the_same_towers(minbias: Particles) -> None:
     assert np.array_equal(raw.vertex, summed.vertex)
     assert raw.vertex.any()
     assert not raw.vertex.all()
+
+
+def test_cells_of_different_sizes_are_never_merged() -> None:
+    """An ECAL barrel cell (0.0174) at eta 0.70 and an endcap cell (0.05) at eta 2.02 have
+    the same eta and phi indices (40, 5): they stay two cells at their own centres."""
+    det = DetectorConfig()
+    sizes = np.array([det.ecal_barrel_cell, det.ecal_endcap_cell])
+    phi = -np.pi + (5 + 0.5) * 2 * np.pi / np.round(2 * np.pi / sizes)
+    cells = bin_cells(np.zeros(2, np.int64), np.zeros(2, np.int64), 3, sizes,
+                      np.array([0.70, 2.02]), phi)  # fmt: skip
+    assert cells.first.size == 2
+    assert np.allclose(np.sort(cells.eta), [40.5 * sizes[0], 40.5 * sizes[1]])
 
 
 def test_merge_candidates_keeps_events_together() -> None:

@@ -368,6 +368,15 @@ class Cells:
         return np.bincount(self.inverse, weights=weights, minlength=self.first.size)
 
 
+def _distinct(values: np.ndarray) -> np.ndarray:
+    """The distinct values of an array that holds a few (sorted; one pass per value)."""
+    out = []
+    while values.size:
+        out.append(values[0])
+        values = values[values != values[0]]
+    return np.sort(np.asarray(out, dtype=float))
+
+
 def bin_cells(
     event: np.ndarray,
     part: np.ndarray,
@@ -378,12 +387,15 @@ def bin_cells(
 ) -> Cells:
     """Bin deposits into square (eta, phi) cells of side ``size`` (per deposit), one grid
     per event and calorimeter part (``0 <= part < n_parts``): eta cells ``[k, k + 1) *
-    size``, ``round(2 pi / size)`` phi cells from ``-pi``. The cells are ordered by event
-    first, so what is made of them stays sorted by event."""
+    size``, ``round(2 pi / size)`` phi cells from ``-pi``; deposits of different sizes
+    never share a cell (an ECAL barrel and an endcap cell can have the same indices). The
+    cells are ordered by event first, so what is made of them stays sorted by event."""
     nphi = np.round(2 * np.pi / size).astype(np.int64)
     ieta = np.floor(eta / size).astype(np.int64)
     iphi = np.floor((phi + np.pi) / (2 * np.pi) * nphi).astype(np.int64) % nphi
+    sizes = _distinct(size)
     key = ((event * n_parts + part) * 1_000_003 + (ieta + 500_000)) * 4096 + iphi
+    key = key * sizes.size + np.searchsorted(sizes, size)
     cells, inverse = np.unique(key, return_inverse=True)
     first = np.zeros(cells.size, dtype=np.int64)
     first[inverse[::-1]] = np.arange(inverse.size)[::-1]
@@ -444,28 +456,31 @@ class Deposits:
             size=self.size[cells.first],
         )
 
-    def take(self, index: np.ndarray, event: np.ndarray, pileup: bool) -> Deposits:
-        """The deposits ``index`` given to ``event`` (one per index); with ``pileup``
-        all their energy counts as pile-up."""
-        e = self.e[index]
-        return Deposits(
-            event=event,
-            layer=self.layer[index],
-            e=e,
-            e_pileup=e if pileup else self.e_pileup[index],
-            eta=self.eta[index],
-            phi=self.phi[index],
-            size=self.size[index],
-        )
+    def with_pileup(self, other: Deposits, index: np.ndarray, event: np.ndarray) -> Deposits:
+        """These deposits and the deposits ``index`` of ``other`` given to ``event`` (one
+        per index), all of their energy pile-up (towers do not depend on the order)."""
+        n = self.e.size
 
-    @staticmethod
-    def concat(parts: list[Deposits]) -> Deposits:
-        """The deposits of ``parts`` together (towers do not depend on their order)."""
+        def joined(mine: np.ndarray, theirs: np.ndarray | None) -> np.ndarray:
+            out = np.empty(n + index.size, dtype=mine.dtype)
+            out[:n] = mine
+            if theirs is None:
+                out[n:] = event
+            else:
+                np.take(theirs, index, out=out[n:])
+            return out
+
+        e = joined(self.e, other.e)
+        e_pileup = e.copy()
+        e_pileup[:n] = self.e_pileup
         return Deposits(
-            **{
-                f.name: np.concatenate([getattr(d, f.name) for d in parts])
-                for f in dataclasses.fields(Deposits)
-            }
+            event=joined(self.event, None),
+            layer=joined(self.layer, other.layer),
+            e=e,
+            e_pileup=e_pileup,
+            eta=joined(self.eta, other.eta),
+            phi=joined(self.phi, other.phi),
+            size=joined(self.size, other.size),
         )
 
 

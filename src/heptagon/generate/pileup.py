@@ -44,6 +44,7 @@ from heptagon.generate.detector import (
     Deposits,
     DetectorConfig,
     Particles,
+    apply_detector,
     detector_response,
     merge_candidates,
     towers,
@@ -53,6 +54,8 @@ from heptagon.generate.jets import (
     GHOST_RAP_MAX,
     RHO_GRID_SPACING,
     RHO_RAP_MAX,
+    JetSelection,
+    cluster,
 )
 from heptagon.generate.options import Mitigation
 from heptagon.generate.processes import EVENT_PROCESSES
@@ -60,6 +63,7 @@ from heptagon.generate.run import BATCH_EVENTS, COMMON_SETTINGS, make_pythia
 from heptagon.generate.shards import write_table
 from heptagon.generate.truth import EventRecord
 from heptagon.io import make_dir, sha256sum
+from heptagon.physics.kinematics import delta_r
 from heptagon.physics.puppi import (
     MitigationConfig,
     chs_mask,
@@ -69,17 +73,21 @@ from heptagon.physics.puppi import (
 
 __all__ = [
     "BEAMSPOT_SIGMA_Z_MM",
+    "FORWARD_REFERENCE_MAX",
     "LIBRARY_FILE",
     "DetectorLibrary",
+    "JetFocus",
     "Mitigation",
     "Overlay",
     "PileupCandidates",
     "concat_particles",
     "detector_library",
+    "jet_focus",
     "minbias_library",
     "mitigation_weight",
     "overlay_pileup",
     "pileup_settings",
+    "preselection_floor",
     "process_settings",
     "pythia_final_state",
     "read_library",
@@ -92,6 +100,18 @@ __all__ = [
 BEAMSPOT_SIGMA_Z_MM = 35.0
 #: where a jet sample keeps its minimum-bias library, in its dataset dir
 LIBRARY_FILE = "pileup/minbias.parquet"
+#: jet samples (:func:`jet_focus`, docs/pileup.md "Cost"): the detector's upward spread of
+#: a jet's pT over its hard-scatter particle-level pT, as a fraction of ``pt_min``
+PT_MARGIN_DETECTOR = 0.2
+#: pile-up pT per unit area per interaction (GeV; rho / mu measured, docs/pileup.md)
+RHO_PER_INTERACTION = 1.2
+#: headroom on the expected pile-up pT in a jet, for its fluctuations
+PU_OFFSET_HEADROOM = 1.5
+#: a selected jet's |eta| above the hard-scatter jet's, and its axis away from it (dR)
+ETA_MARGIN = 0.2
+REACH_MARGIN = 0.2
+#: forward candidates per event that give the forward PUPPI median and RMS
+FORWARD_REFERENCE_MAX = 300
 _FIELDS = ("px", "py", "pz", "e", "pid", "vx", "vy", "vz")
 
 
@@ -144,6 +164,21 @@ def _draw(
     picks = rng.integers(0, n_library, int(n_pu.sum()))
     dz = rng.normal(0.0, np.sqrt(2.0) * sigma_z_mm, picks.size)
     return _Draw(n_pu, picks, dz)
+
+
+def _draw_per_event(
+    seeds: np.ndarray, active: np.ndarray, n_library: int, mean: float, sigma_z_mm: float
+) -> _Draw:
+    """The pile-up of a batch drawn event by event, each from its own generator
+    (``default_rng(seeds[i])``): an event's pile-up does not depend on the other events
+    of its batch; ``active`` events only (the others get none)."""
+    n_pu, picks, dz = [], [], []
+    for seed, on in zip(seeds.tolist(), active.tolist(), strict=True):
+        draw = _draw(1 if on else 0, n_library, mean, sigma_z_mm, np.random.default_rng(seed))
+        n_pu.append(draw.n_pu if on else np.zeros(1, dtype=np.int64))
+        picks.append(draw.picks)
+        dz.append(draw.dz)
+    return _Draw(np.concatenate(n_pu), np.concatenate(picks), np.concatenate(dz))
 
 
 def _gather(counts: np.ndarray, picks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -226,8 +261,8 @@ def _overlay_candidates(
     cells, cell_sizes = _gather(
         np.bincount(library.cells.event, minlength=library.n_events), draw.picks
     )
-    pu_deposits = library.cells.take(cells, np.repeat(draw.event, cell_sizes), pileup=True)
-    calo = towers(det, Deposits.concat([hard_deposits, pu_deposits]), n, rng)
+    deposits = hard_deposits.with_pileup(library.cells, cells, np.repeat(draw.event, cell_sizes))
+    calo = towers(det, deposits, n, rng)
     return merge_candidates(merge_candidates(hard_tracks, pu_tracks), calo)
 
 
@@ -241,6 +276,14 @@ def pythia_final_state(settings: tuple[str, ...], n_events: int) -> list[Particl
         out.append(record.final_state())
         made += len(record.counts)
     return out
+
+
+def _events(p: Particles, keep: np.ndarray) -> Particles:
+    """``p`` with the particles of the events not in ``keep`` removed (events kept)."""
+    mask = np.repeat(keep, p.counts)
+    return Particles(
+        counts=np.where(keep, p.counts, 0), **{k: getattr(p, k)[mask] for k in _FIELDS}
+    )
 
 
 def concat_particles(parts: list[Particles]) -> Particles:
@@ -284,6 +327,79 @@ def read_library(path: Path) -> Particles:
     if counts.size == 0:
         raise DataError("empty minimum-bias library", file=path)
     return Particles(counts=counts, **cols)
+
+
+@dataclass(frozen=True)
+class JetFocus:
+    """What a jet sample needs reconstructed with pile-up (:func:`jet_focus`): the
+    ``event``, ``eta`` and ``phi`` of every hard-scatter jet that can give a selected
+    jet, the ``reach`` (in dR) of such a jet around it, and one generator seed per event
+    of the batch for its pile-up (``seeds[i]`` for ``numpy.random.default_rng``)."""
+
+    event: np.ndarray
+    eta: np.ndarray
+    phi: np.ndarray
+    reach: float
+    seeds: np.ndarray
+
+    def active(self, n_events: int) -> np.ndarray:
+        """Mask of the events with a jet that can be selected."""
+        return np.bincount(self.event, minlength=n_events) > 0
+
+    def in_reach(self, c: Candidates) -> np.ndarray:
+        """Mask of the candidates within ``reach`` of one of their event's jets."""
+        n_ev = len(c.counts)
+        n_axes = np.bincount(self.event, minlength=n_ev)
+        event = np.repeat(np.arange(n_ev), c.counts)
+        eta = np.arcsinh(c.pz / np.maximum(np.hypot(c.px, c.py), 1e-12))
+        # first the |eta| band of the event's jets, then dR to each of them
+        lo, hi = np.full(n_ev, np.inf), np.full(n_ev, -np.inf)
+        np.minimum.at(lo, self.event, self.eta - self.reach)
+        np.maximum.at(hi, self.event, self.eta + self.reach)
+        band = np.flatnonzero((eta > lo[event]) & (eta < hi[event]))
+        cand = np.repeat(band, n_axes[event[band]])
+        order = np.argsort(self.event, kind="stable")
+        axis = order[_gather(n_axes, event[band])[0]]
+        phi = np.arctan2(c.py[cand], c.px[cand])
+        dr = delta_r(eta[cand], phi, self.eta[axis], self.phi[axis])
+        return np.bincount(cand[dr < self.reach], minlength=event.size) > 0
+
+
+def preselection_floor(sel: JetSelection, mu: float, mitigation: Mitigation) -> float:
+    """The lowest hard-scatter jet pT (GeV) that can give a jet of ``sel`` after the
+    detector and the pile-up (docs/pileup.md, "Cost"): ``pt_min`` less the detector's
+    upward spread (:data:`PT_MARGIN_DETECTOR` of it) and, without PUPPI, the pile-up pT in
+    the jet, ``PU_OFFSET_HEADROOM * mu * RHO_PER_INTERACTION * pi R^2``."""
+    offset = 0.0
+    if mitigation != "puppi":
+        offset = PU_OFFSET_HEADROOM * mu * RHO_PER_INTERACTION * np.pi * sel.radius**2
+    return max(0.0, sel.pt_min * (1.0 - PT_MARGIN_DETECTOR) - offset)
+
+
+def jet_focus(
+    hard: Particles,
+    sel: JetSelection,
+    mu: float,
+    mitigation: Mitigation,
+    seeds: np.ndarray,
+    rng: np.random.Generator,
+) -> JetFocus:
+    """The hard-scatter jets of ``hard`` that can give a jet of ``sel`` with pile-up:
+    anti-kT jets of its visible particles (no detector) above :func:`preselection_floor`
+    within ``|eta| < eta_max + ETA_MARGIN``, each reaching ``R + REACH_MARGIN``
+    (docs/pileup.md, "Cost"); ``rng`` is not drawn from (particle level)."""
+    floor = preselection_floor(sel, mu, mitigation)
+    jets = cluster(
+        apply_detector(hard, None, rng),
+        JetSelection(sel.radius, max(floor, 1.0), np.inf, np.inf, sel.use_rapidity),
+        None,
+        leading=None,
+    )
+    eta = jets.rapidity if sel.use_rapidity else jets.eta
+    keep = np.abs(eta) < sel.eta_max + ETA_MARGIN
+    return JetFocus(
+        jets.event[keep], jets.eta[keep], jets.phi[keep], sel.radius + REACH_MARGIN, seeds
+    )
 
 
 @dataclass(frozen=True)
@@ -337,18 +453,43 @@ def reconstruct(
     mitigation: Mitigation,
     detector: DetectorConfig,
     rng: np.random.Generator,
+    focus: JetFocus | None = None,
 ) -> PileupCandidates:
     """Overlay pile-up on ``hard`` at detector level, reconstruct, associate, weight and
     mitigate (module docstring). Results depend only on the inputs and the state of
-    ``rng``."""
+    ``rng``.
+
+    ``focus`` (jet samples, :func:`jet_focus`): only the events with a jet that can be
+    selected are reconstructed (the others come out empty), each with pile-up from its
+    own seed; PUPPI weights the neutral candidates within reach of those jets only, with
+    the forward median from at most :data:`FORWARD_REFERENCE_MAX` candidates per event
+    (docs/pileup.md, "Cost")."""
     cfg = MitigationConfig()
-    draw = _draw(len(hard.counts), library.n_events, mu, BEAMSPOT_SIGMA_Z_MM, rng)
+    n = len(hard.counts)
+    if focus is None:
+        draw = _draw(n, library.n_events, mu, BEAMSPOT_SIGMA_Z_MM, rng)
+    else:
+        active = focus.active(n)
+        hard = _events(hard, active)
+        draw = _draw_per_event(focus.seeds, active, library.n_events, mu, BEAMSPOT_SIGMA_Z_MM)
     c = _overlay_candidates(hard, library, draw, detector, rng)
     n_vertices = draw.n_pu + 1
     from_pv = vertex_association(
         c.counts, c.charge, c.dz, c.dzerr, n_vertices, draw.vertex_z(), cfg.assoc_n_sigma
     )
-    puppiw = puppi_weights(c.counts, c.px, c.py, c.pz, c.charge, from_pv, c.dz, n_vertices, cfg)
+    puppiw = puppi_weights(
+        c.counts,
+        c.px,
+        c.py,
+        c.pz,
+        c.charge,
+        from_pv,
+        c.dz,
+        n_vertices,
+        cfg,
+        targets=None if focus is None else focus.in_reach(c),
+        forward_reference_max=None if focus is None else FORWARD_REFERENCE_MAX,
+    )
     weight = mitigation_weight(mitigation, c.charge, from_pv, puppiw)
     columns = {"vertex": c.vertex, "fromPV": from_pv, "puppiw": puppiw}
     return PileupCandidates(

@@ -49,6 +49,7 @@ __all__ = [
     "FROM_PV_USED_IN_FIT",
     "MitigationConfig",
     "chs_mask",
+    "forward_subsample",
     "puppi_alpha",
     "puppi_weights",
     "vertex_association",
@@ -125,8 +126,11 @@ def _cone_sums(
     each of ``targets`` i, in the plane (x, y) with both coordinates periodic in ``box``.
     The pairs come from k-d trees of the two sets (scipy) and are summed in one pass over
     them (the forward region has ~10^5 pairs per event at mu = 200)."""
+    out = np.zeros(targets.size)
+    near_t, near_s = _neighbouring(x[targets], y[targets], x[sources], y[sources], cfg.r0)
+    targets, sources = targets[near_t], sources[near_s]
     if targets.size == 0 or sources.size == 0:
-        return np.zeros(targets.size)
+        return out
     pts = np.column_stack([x, y])
     a = cKDTree(pts[targets], boxsize=box)
     b = cKDTree(pts[sources], boxsize=box)
@@ -135,7 +139,38 @@ def _cone_sums(
     ratio = np.divide(
         pt[sources][m["j"]], dr, out=np.zeros(dr.size), where=(dr > cfg.r_min) & (dr < cfg.r0)
     )
-    return np.bincount(m["i"], weights=ratio * ratio, minlength=targets.size)
+    out[near_t] = np.bincount(m["i"], weights=ratio * ratio, minlength=targets.size)
+    return out
+
+
+def _neighbouring(
+    xt: np.ndarray, yt: np.ndarray, xs: np.ndarray, ys: np.ndarray, r: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Masks of the targets (xt, yt) and sources (xs, ys) that have a point of the other
+    set in their own or a neighbouring cell of a grid of cells at least ``r`` wide (x >= 0;
+    y in [0, 2 pi), periodic): every pair closer than ``r`` is in both masks, so the pair
+    search can skip the others (a central target far from every charged candidate of the
+    PV has an empty cone)."""
+    if xt.size == 0 or xs.size == 0:
+        return np.zeros(xt.size, dtype=bool), np.zeros(xs.size, dtype=bool)
+    ny = max(int(2 * np.pi / r), 1)
+    nx = int(max(xt.max(), xs.max()) / r) + 1
+
+    def cells(xv: np.ndarray, yv: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return (xv / r).astype(np.int64), np.minimum(
+            (yv / (2 * np.pi / ny)).astype(np.int64), ny - 1
+        )
+
+    def dilated(cx: np.ndarray, cy: np.ndarray) -> np.ndarray:
+        grid = np.zeros((nx + 2, ny), dtype=bool)
+        grid[cx + 1, cy] = True
+        grid[1:] |= grid[:-1].copy()
+        grid[:-1] |= grid[1:].copy()
+        return grid | np.roll(grid, 1, axis=1) | np.roll(grid, -1, axis=1)
+
+    tx, ty = cells(xt, yt)
+    sx, sy = cells(xs, ys)
+    return dilated(sx, sy)[tx + 1, ty], dilated(tx, ty)[sx + 1, sy]
 
 
 def puppi_alpha(
@@ -146,10 +181,12 @@ def puppi_alpha(
     pv_charged: np.ndarray,
     cfg: MitigationConfig,
     excluded: np.ndarray | None = None,
+    wanted: np.ndarray | None = None,
 ) -> np.ndarray:
     """PUPPI's alpha of every candidate (module docstring); ``-inf`` for an empty cone.
     ``pv_charged`` marks the charged candidates from the PV; ``excluded`` candidates are
-    left out of every sum."""
+    left out of every sum; only the ``wanted`` candidates' alphas are computed (all when
+    None; the others get ``-inf``), their neighbours are all candidates as ever."""
     if pt.size == 0:
         return np.zeros(0)
     event = np.repeat(np.arange(len(counts)), counts)
@@ -160,12 +197,13 @@ def puppi_alpha(
     box = (len(counts) * width + width, 2 * np.pi)
     central = np.abs(eta) < cfg.eta_central
     source = np.ones(pt.size, dtype=bool) if excluded is None else ~excluded
+    wanted = np.ones(pt.size, dtype=bool) if wanted is None else wanted
     total = np.zeros(pt.size)
     # central candidates see the charged ones from the PV; forward ones see every candidate
     for targets, sources in (
-        (np.flatnonzero(central), np.flatnonzero(pv_charged & source)),
+        (np.flatnonzero(central & wanted), np.flatnonzero(pv_charged & source)),
         (
-            np.flatnonzero(~central),
+            np.flatnonzero(~central & wanted),
             np.flatnonzero(source & (np.abs(eta) >= cfg.eta_central - cfg.r0)),
         ),
     ):
@@ -202,10 +240,20 @@ def puppi_weights(
     n_vertices: np.ndarray,
     cfg: MitigationConfig,
     excluded: np.ndarray | None = None,
+    targets: np.ndarray | None = None,
+    forward_reference_max: int | None = None,
 ) -> np.ndarray:
     """PUPPI weight in [0, 1] of every candidate (module docstring); ``n_vertices`` per
     event is the nPV of the neutral pT cut; ``excluded`` candidates are nobody's
-    neighbour (``puppiNoLep``)."""
+    neighbour (``puppiNoLep``).
+
+    ``targets`` (jet samples: the candidates within reach of the jets that can be
+    selected): only their neutral weights are computed, the other neutral candidates get
+    0 (charged ones keep their vertex weight); each target's alpha, and so its weight, is
+    the one it has without the restriction when the per-region medians are. The central
+    median and RMS still come from every charged pile-up candidate;
+    ``forward_reference_max``: the forward ones from at most that many forward candidates
+    per event (every k-th in candidate order, :func:`forward_subsample`), all when None."""
     n_ev = len(counts)
     event = np.repeat(np.arange(n_ev), counts)
     pt = np.hypot(px, py)
@@ -215,10 +263,17 @@ def puppi_weights(
     pv_charged = charged & (
         (from_pv == FROM_PV_USED_IN_FIT) | ((from_pv > FROM_PV_NONE) & (np.abs(dz) < cfg.dz_cut_mm))
     )
-    alpha = puppi_alpha(counts, pt, eta, phi, pv_charged, cfg, excluded)
     forward = (np.abs(eta) >= cfg.eta_central).astype(np.int64)
+    fwd_reference = (
+        forward == 1
+        if forward_reference_max is None
+        else forward_subsample(counts, forward == 1, forward_reference_max)
+    )
+    reference = np.where(forward == 1, fwd_reference, charged & ~pv_charged)
+    wanted = None if targets is None else (targets & ~charged) | reference
+    alpha = puppi_alpha(counts, pt, eta, phi, pv_charged, cfg, excluded, wanted)
     group = 2 * event + forward
-    reference = np.where(forward == 1, True, charged & ~pv_charged) & np.isfinite(alpha)
+    reference &= np.isfinite(alpha)
     median, rms = _median_rms(group[reference], alpha[reference], 2 * n_ev)
     med, sig = median[group], rms[group]
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -230,4 +285,21 @@ def puppi_weights(
     a = np.asarray(cfg.min_neutral_pt)[forward]
     b = np.asarray(cfg.min_neutral_pt_slope)[forward]
     weight = np.where(weight * pt < a + b * n_vertices[event], 0.0, weight)
+    if targets is not None:
+        weight = np.where(targets, weight, 0.0)
     return np.where(charged, pv_charged.astype(np.float64), weight)
+
+
+def forward_subsample(counts: np.ndarray, forward: np.ndarray, n_max: int) -> np.ndarray:
+    """Mask of at most ``n_max`` of the ``forward`` candidates of each event (``counts``
+    per event): every k-th in candidate order, ``k = ceil(n_forward / n_max)``. Towers
+    are ordered by calorimeter cell, so the subsample spreads over the forward region
+    (no random numbers: the same candidates give the same subsample)."""
+    event = np.repeat(np.arange(len(counts)), counts)
+    n_fwd = np.bincount(event[forward], minlength=len(counts))
+    idx = np.flatnonzero(forward)
+    rank = np.arange(idx.size) - np.repeat(np.cumsum(n_fwd) - n_fwd, n_fwd)
+    k = np.maximum(-(-n_fwd // max(n_max, 1)), 1)
+    out = np.zeros(forward.size, dtype=bool)
+    out[idx[rank % k[event[idx]] == 0]] = True
+    return out
