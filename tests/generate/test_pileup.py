@@ -436,6 +436,7 @@ def test_cli_generate_with_pileup_and_puppi(tmp_path: Path) -> None:
     assert manifest["pileup"]["mu"] == 20
     assert manifest["pileup"]["mitigation"] == "puppi"
     assert manifest["pileup"]["library"]["events"] == 100
+    assert manifest["pileup"]["jet_focus"]["forward_reference_max"] == 300
     for f in manifest["files"]:
         arr = ak.from_parquet(tmp_path / "a" / f["file"])
         for branch in ("part_vertex", "part_fromPV", "part_puppiw"):

@@ -82,6 +82,7 @@ __all__ = [
     "PileupCandidates",
     "concat_particles",
     "detector_library",
+    "focus_settings",
     "jet_focus",
     "minbias_library",
     "mitigation_weight",
@@ -374,6 +375,19 @@ def preselection_floor(sel: JetSelection, mu: float, mitigation: Mitigation) -> 
     if mitigation != "puppi":
         offset = PU_OFFSET_HEADROOM * mu * RHO_PER_INTERACTION * np.pi * sel.radius**2
     return max(0.0, sel.pt_min * (1.0 - PT_MARGIN_DETECTOR) - offset)
+
+
+def focus_settings() -> dict[str, float | int]:
+    """The preselection and PUPPI-reach constants of jet samples (:func:`jet_focus`), for
+    their settings and manifest."""
+    return {
+        "pt_margin_detector": PT_MARGIN_DETECTOR,
+        "rho_per_interaction": RHO_PER_INTERACTION,
+        "pu_offset_headroom": PU_OFFSET_HEADROOM,
+        "eta_margin": ETA_MARGIN,
+        "reach_margin": REACH_MARGIN,
+        "forward_reference_max": FORWARD_REFERENCE_MAX,
+    }
 
 
 def jet_focus(

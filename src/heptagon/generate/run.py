@@ -280,14 +280,14 @@ def run_shard(spec: ShardSpec, report: Callable[[int], None] | None = None) -> S
 def _plan(opts: GenerateOptions) -> tuple[list[ShardSpec], dict[str, Any]]:
     pileup = None
     if opts.pileup_mu is not None:
-        from heptagon.generate.pileup import pileup_settings  # it imports this module
+        from heptagon.generate.pileup import focus_settings, pileup_settings  # imports us
 
         pileup = pileup_settings(
             opts.pileup_mu,
             opts.mitigation,
             opts.pileup_library,
             shard_seed(opts.seed, "minbias", 0),
-        )
+        ) | {"jet_focus": focus_settings()}
     sample = opts.sample_set
     sel = opts.selection()
     det = {"none": None, "full": DetectorConfig, "fast": FastDetectorConfig}[opts.detector]
