@@ -166,3 +166,27 @@ def test_in_reach_is_the_candidates_within_reach_of_a_jet() -> None:
     assert got[event == 0].sum() > got[event == 2].sum() > 0
     assert not got[event == 1].any()
     assert np.array_equal(focus.active(n_ev), [True, False, True, True, True])
+
+
+def test_chs_samples_keep_every_puppi_weight(events: dict) -> None:
+    """A CHS (or ungroomed) jet can hold any candidate: its ``part_puppiw`` is the full
+    weight even away from the hard-scatter jets."""
+    hard: Particles = events["hard"]
+    focus = jet_focus(hard, SEL, MU, "chs", _seeds(len(hard.counts)), rng(0))
+    axis = (focus.event[:1], focus.eta[:1], focus.phi[:1])
+    args = (hard, events["lib"], MU, "chs", events["det"])
+    narrow = reconstruct(*args, rng(3), JetFocus(*axis, 0.1, focus.seeds))
+    full = reconstruct(*args, rng(3), JetFocus(*axis, np.inf, focus.seeds))
+    c = full.unmitigated
+    narrow, full = narrow.unmitigated_columns["puppiw"], full.unmitigated_columns["puppiw"]
+    assert np.array_equal(narrow, full)
+    # with PUPPI jets these would be 0: neutrals weighted away from the one jet's 0.1
+    pt = np.hypot(c.px, c.py)
+    far = (
+        np.hypot(
+            np.arcsinh(c.pz / pt) - axis[1][0],
+            np.angle(np.exp(1j * (np.arctan2(c.py, c.px) - axis[2][0]))),
+        )
+        > 0.1
+    )
+    assert ((c.charge == 0) & far & (full > 0)).sum() > 10

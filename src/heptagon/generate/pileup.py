@@ -475,8 +475,10 @@ def reconstruct(
 
     ``focus`` (jet samples, :func:`jet_focus`): only the events with a jet that can be
     selected are reconstructed (the others come out empty), each with pile-up from its
-    own seed; PUPPI weights the neutral candidates within reach of those jets only, with
-    the forward median from at most :data:`FORWARD_REFERENCE_MAX` candidates per event
+    own seed; with ``puppi`` (whose jets are made of the weighted candidates) PUPPI
+    weights the neutral candidates within reach of those jets only, with the forward
+    median from at most :data:`FORWARD_REFERENCE_MAX` candidates per event; ``none`` and
+    ``chs`` jets can hold any candidate, so every ``part_puppiw`` is the full one there
     (docs/pileup.md, "Cost")."""
     cfg = MitigationConfig()
     n = len(hard.counts)
@@ -488,6 +490,7 @@ def reconstruct(
         draw = _draw_per_event(focus.seeds, active, library.n_events, mu, BEAMSPOT_SIGMA_Z_MM)
     c = _overlay_candidates(hard, library, draw, detector, rng)
     n_vertices = draw.n_pu + 1
+    targets = focus.in_reach(c) if focus is not None and mitigation == "puppi" else None
     from_pv = vertex_association(
         c.counts, c.charge, c.dz, c.dzerr, n_vertices, draw.vertex_z(), cfg.assoc_n_sigma
     )
@@ -501,8 +504,8 @@ def reconstruct(
         c.dz,
         n_vertices,
         cfg,
-        targets=None if focus is None else focus.in_reach(c),
-        forward_reference_max=None if focus is None else FORWARD_REFERENCE_MAX,
+        targets=targets,
+        forward_reference_max=None if targets is None else FORWARD_REFERENCE_MAX,
     )
     weight = mitigation_weight(mitigation, c.charge, from_pv, puppiw)
     columns = {"vertex": c.vertex, "fromPV": from_pv, "puppiw": puppiw}
