@@ -3,6 +3,7 @@
 efficiency and fake rate; ONNX Runtime inference cost per jet at 1 thread.
 
     python benchmarks/flavour.py [--jets 1500] [--seeds 1] [--epochs 3] [--warmup-steps N]
+                                 [--batch-size N]
                                  [--models bdt deepjet particlenet part] [--sample DIR]
                                  [--out /tmp/flavour] [--timing-jets 300] [--n-boot 100]
                                  [--no-nosv] [--split 0.7 0.15 0.15]
@@ -20,7 +21,8 @@ What runs, all in this process:
 - per model, SV variant (``configs/ak4_<model>.yaml`` and ``ak4_<model>_nosv.yaml``;
   ``--no-nosv``: with SVs only) and seed (0 .. ``--seeds`` - 1): ``heptagon.train.train``
   with ``--epochs`` full epochs (early stopping off; the BDT its own early stopping;
-  ``--warmup-steps`` replaces the configs' learning-rate warm-up, for short runs;
+  ``--warmup-steps`` and ``--batch-size`` replace the configs' learning-rate warm-up and
+  batch size, for short runs on small samples;
   ``--split``: train / val / test fractions instead of the configs' 0.7 / 0.15 / 0.15,
   for a larger test split), ``heptagon.evaluate.evaluate`` on the run's test split
   (``--n-boot`` bootstrap resamples), and its ``flavour`` metrics (docs/flavour.md): AUC
@@ -201,6 +203,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("/tmp/flavour"))
     parser.add_argument("--timing-jets", type=int, default=300)
     parser.add_argument("--warmup-steps", type=int, help="learning-rate warm-up steps")
+    parser.add_argument("--batch-size", type=int, help="training batch size (networks)")
     parser.add_argument("--n-boot", type=int, default=100, help="evaluation bootstrap")
     parser.add_argument("--no-nosv", action="store_true", help="skip the no-SV variants")
     parser.add_argument(
@@ -231,6 +234,7 @@ def main() -> None:
             else {k: pileup.get(k) for k in ("mu", "mitigation") if k in pileup},
             "epochs": args.epochs,
             "warmup_steps": args.warmup_steps,
+            "batch_size": args.batch_size,
             "split": args.split,
             "seeds": args.seeds,
         },
@@ -257,6 +261,8 @@ def main() -> None:
                     overrides += [f"train.epochs={args.epochs}", "train.patience=null"]
                     if args.warmup_steps is not None:
                         overrides.append(f"train.warmup_steps={args.warmup_steps}")
+                    if args.batch_size is not None:
+                        overrides.append(f"train.batch_size={args.batch_size}")
                 start, wall = time.perf_counter(), None  # None: a finished run reused
                 if not (run / "eval" / "metrics.json").exists():
                     train(experiment(model, sv), sample, run, overrides)
