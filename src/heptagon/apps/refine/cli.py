@@ -39,13 +39,20 @@ def train(
     mmd_max: Annotated[
         float | None,
         typer.Option(
-            "--mmd-max", min=0, help="MDMM constraint MMD <= this (default: FullSim's own floor)."
+            "--mmd-max", min=0, help="MDMM constraint: distribution term <= this (default 0)."
         ),
     ] = None,
     mmd_weight: Annotated[
         float | None,
         typer.Option("--mmd-weight", min=0, help="A fixed-weight sum instead of MDMM."),
     ] = None,
+    marginal: Annotated[
+        bool,
+        typer.Option(
+            "--marginal",
+            help="MMD of the batch's values instead of per flavour with generator pT, eta.",
+        ),
+    ] = False,
     multiplier_lr: Annotated[
         float, typer.Option("--multiplier-lr", min=0, help="MDMM multiplier learning rate.")
     ] = 1.0,
@@ -55,14 +62,14 @@ def train(
     ] = None,
 ) -> None:
     """Train a refinement of FastSim COLUMNS towards their paired FullSim values
-    (per-jet regression, MMD constraint by MDMM), conditioned on the generator-level jet
-    pT, eta and hadron flavour."""
+    (per-jet regression under an MMD constraint per flavour and generator pT, eta, by
+    MDMM), conditioned on the generator-level jet pT, eta and hadron flavour."""
     from heptagon.apps.refine.train import RefineOptions, train_refiner
 
     opts = RefineOptions(
         columns=_names(columns), bounded=_names(bounded), epochs=epochs, batch=batch, lr=lr,
         width=width, blocks=blocks, mmd_max=mmd_max, mmd_weight=mmd_weight,
-        multiplier_lr=multiplier_lr, seed=seed, threads=threads,
+        conditional=not marginal, multiplier_lr=multiplier_lr, seed=seed, threads=threads,
     )  # fmt: skip
     refiner = train_refiner(full, fast, opts)
     refiner.save(out)

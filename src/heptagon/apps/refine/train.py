@@ -2,16 +2,24 @@
 
 The loss is the per-jet regression of the refined FastSim value to its paired FullSim
 value (mean squared error in the standardised latent space of
-:class:`~heptagon.models.refine.RefineNet`) under the constraint that the maximum mean
-discrepancy (:func:`~heptagon.train.mdmm.mmd`) between refined and FullSim values of a
-batch stays below ``mmd_max``, solved with MDMM (:mod:`heptagon.train.mdmm`): the
-multiplier is learned instead of hand-tuned (Adam, at its own ``multiplier_lr``: the
-multiplier has to travel to the size of the weight the constraint needs, often 1-10,
-within a few hundred steps). Left unset, ``mmd_max`` is the spread of the
-MMD between two independent FullSim batches (FullSim's own noise at that batch size; the
-estimate is unbiased, its mean 0), measured before training. ``mmd_weight`` replaces the
-constraint by a fixed-weight sum (the scan MDMM saves; ``benchmarks/refinement.py``
-compares them).
+:class:`~heptagon.models.refine.RefineNet`) under the constraint that a distribution
+term between refined and FullSim values of a batch stays below ``mmd_max``, solved with
+MDMM (:mod:`heptagon.train.mdmm`): the multiplier is learned instead of hand-tuned (Adam,
+at its own ``multiplier_lr``: the multiplier has to travel to the size of the weight the
+constraint needs, often 1-100, within a few hundred steps).
+
+The distribution term (:func:`distance`) is, by default, *conditional*: the MMD of the
+joint (values, generator pT and eta) within each hadron flavour
+(:func:`~heptagon.train.mdmm.conditional_mmd`), because the agreement that matters is
+per flavour and pT bin, which the MMD of the batch's marginals does not see (one flavour
+too high and another too low can cancel). Both use the paired estimate (refined jet
+``i`` and FullSim jet ``i`` are the same generator jet: their cross term is left out,
+else bringing pairs closer would lower the "distribution" term like a second
+regression). ``mmd_max`` defaults to 0, the mean of the unbiased estimate for equal
+distributions: a bound at one batch's noise lets the regression, whose optimum is the
+conditional mean ``E[FullSim | FastSim]``, narrow the distributions (measured:
+``benchmarks/refinement.py``). ``mmd_weight`` replaces the constraint by a fixed-weight
+sum (the scan MDMM saves; ``benchmarks/refinement.py`` compares them).
 
 The refinement has its own small loop rather than :class:`heptagon.train.trainer.Trainer`:
 its batches are pairs of jets from two samples, and its loss needs the multiplier
@@ -38,7 +46,7 @@ from heptagon.errors import ConfigError, DataError
 from heptagon.io import atomic_path, make_dir
 from heptagon.logs import get_logger
 from heptagon.models.refine import RefineNet
-from heptagon.train.mdmm import MDMM, MaxConstraint, mmd
+from heptagon.train.mdmm import MDMM, MaxConstraint, conditional_mmd, mmd
 from heptagon.train.rundir import load_checkpoint
 
 __all__ = ["REFINED_SUFFIX", "RefineOptions", "Refiner", "apply_refiner", "train_refiner"]
@@ -62,6 +70,7 @@ class RefineOptions:
     blocks: int = 2
     mmd_max: float | None = None
     mmd_weight: float | None = None
+    conditional: bool = True
     damping: float = 10.0
     multiplier_lr: float = 1.0
     seed: int = 0
@@ -83,6 +92,13 @@ class RefineOptions:
         if self.mmd_max is not None and self.mmd_weight is not None:
             raise ConfigError("--mmd-max (MDMM) or --mmd-weight (fixed sum), not both", "mmd_max")
 
+    @property
+    def bound(self) -> float:
+        """The MDMM constraint's bound on the distribution term: ``mmd_max``, by default
+        0, the mean of the unbiased MMD for equal distributions (the average over the
+        batches as close to FullSim as FullSim's own)."""
+        return 0.0 if self.mmd_max is None else self.mmd_max
+
 
 @dataclass
 class Refiner:
@@ -94,6 +110,7 @@ class Refiner:
     history: list[dict[str, float]] = field(default_factory=list)
     mmd_max: float | None = None
     pairs: int = 0
+    conditional: bool = True
 
     def refine(self, values: np.ndarray, conditions: np.ndarray) -> np.ndarray:
         """Refined ``values`` (n, features), row-aligned with the inputs."""
@@ -118,6 +135,7 @@ class Refiner:
             "history": self.history,
             "mmd_max": self.mmd_max,
             "pairs": self.pairs,
+            "conditional": self.conditional,
         }
         with atomic_path(path) as tmp:
             torch.save(state, tmp)
@@ -140,7 +158,10 @@ class Refiner:
             net.load_state_dict(state["state"])
         except RuntimeError:
             raise DataError("the weights do not fit the network", path, "state") from None
-        return Refiner(net, columns, bounded, state["history"], state["mmd_max"], state["pairs"])
+        return Refiner(
+            net, columns, bounded, state["history"], state["mmd_max"], state["pairs"],
+            state.get("conditional", False),  # models from before the conditional term
+        )  # fmt: skip
 
 
 def _standardise(net: RefineNet, target: torch.Tensor, cond: torch.Tensor) -> None:
@@ -150,16 +171,28 @@ def _standardise(net: RefineNet, target: torch.Tensor, cond: torch.Tensor) -> No
         net.set_standardisation(z.mean(0), z.std(0), cond.mean(0), cond.std(0))
 
 
-def _mmd_noise(target: torch.Tensor, batch: int, gen: torch.Generator) -> float:
-    """The spread (standard deviation) of the MMD between two disjoint random FullSim
-    batches of ``batch`` jets (20 draws; its mean is 0): FullSim's own noise."""
-    n = target.shape[0]
-    size = max(2, min(batch, n // 2))
-    draws = []
-    for _ in range(20):
-        perm = torch.randperm(n, generator=gen)
-        draws.append(mmd(target[perm[:size]], target[perm[size : 2 * size]]).item())
-    return float(np.std(draws))
+def _kinematics(net: RefineNet, cond: torch.Tensor) -> torch.Tensor:
+    """The standardised log generator pT and eta of the conditions."""
+    return (cond[:, :2] - net.c_shift[:2]) / net.c_scale[:2]
+
+
+def _groups(cond: torch.Tensor) -> torch.Tensor:
+    """The hadron flavour index of each row of the conditions (-1: no label)."""
+    onehot = cond[:, 2:]
+    return torch.where(onehot.sum(1) > 0, onehot.argmax(1), -1)
+
+
+def distance(
+    net: RefineNet, z: torch.Tensor, y: torch.Tensor, cond: torch.Tensor, conditional: bool
+) -> torch.Tensor:
+    """The distribution term between the standardised latent values ``z`` (refined) and
+    ``y`` (FullSim) of the same jets, whose conditions are ``cond``: the paired MMD of the
+    joint (values, standardised log generator pT and eta) within each flavour
+    (:func:`~heptagon.train.mdmm.conditional_mmd`), or, not ``conditional``, the paired
+    MMD of the values over all jets."""
+    if not conditional:
+        return mmd(z, y, paired=True)
+    return conditional_mmd(z, y, _kinematics(net, cond), _groups(cond))
 
 
 def train_refiner(full: str, fast: str, opts: RefineOptions) -> Refiner:
@@ -184,17 +217,16 @@ def train_refiner(full: str, fast: str, opts: RefineOptions) -> Refiner:
     cond = torch.as_tensor(b.conditions())
     _standardise(net, y, cond)
     y_latent = net.standardised(net.to_latent(y)).detach()
-    mmd_max = None
     mdmm = None
     params: list[dict[str, Any]] = [{"params": list(net.parameters())}]
     if opts.mmd_weight is None:
-        mmd_max = (
-            opts.mmd_max if opts.mmd_max is not None else _mmd_noise(y_latent, opts.batch, gen)
-        )
-        mdmm = MDMM([MaxConstraint(mmd_max, damping=opts.damping)])
+        mdmm = MDMM([MaxConstraint(opts.bound, damping=opts.damping)])
         params += mdmm.parameter_groups(opts.multiplier_lr)
     optimiser = torch.optim.Adam(params, lr=opts.lr)
-    refiner = Refiner(net, opts.columns, opts.bounded, mmd_max=mmd_max, pairs=n)
+    refiner = Refiner(
+        net, opts.columns, opts.bounded, mmd_max=None if mdmm is None else opts.bound,
+        pairs=n, conditional=opts.conditional,
+    )  # fmt: skip
     for epoch in range(opts.epochs):
         net.train()
         perm = torch.randperm(n, generator=gen)
@@ -206,15 +238,15 @@ def train_refiner(full: str, fast: str, opts: RefineOptions) -> Refiner:
                 continue
             z = net.standardised(net.forward_latent(x[idx], cond[idx]))
             regression = (z - y_latent[idx]).pow(2).mean()
-            distance = mmd(z, y_latent[idx])
+            dist = distance(net, z, y_latent[idx], cond[idx], opts.conditional)
             if mdmm is None:
-                loss = regression + (opts.mmd_weight or 0.0) * distance
+                loss = regression + (opts.mmd_weight or 0.0) * dist
             else:
-                loss = mdmm.lagrangian(regression, [distance])
+                loss = mdmm.lagrangian(regression, [dist])
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
-            sums += [t.item() for t in (loss.detach(), regression.detach(), distance.detach())]
+            sums += [t.item() for t in (loss.detach(), regression.detach(), dist.detach())]
             batches += 1
         loss_, mse_, mmd_ = (float(v) for v in sums / max(batches, 1))
         lam = mdmm.multipliers()[0] if mdmm is not None else float(opts.mmd_weight or 0.0)
@@ -223,7 +255,7 @@ def train_refiner(full: str, fast: str, opts: RefineOptions) -> Refiner:
         )
         _log.info(
             "epoch %d: loss %.4g, mse %.4g, mmd %.4g (max %s), multiplier %.4g",
-            epoch, loss_, mse_, mmd_, "-" if mmd_max is None else f"{mmd_max:.3g}", lam,
+            epoch, loss_, mse_, mmd_, "-" if mdmm is None else f"{opts.bound:.3g}", lam,
         )  # fmt: skip
     return refiner
 
