@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pyarrow.parquet as pq
+import yaml
 from rich.console import Console
 
-from heptagon.apps.demo import run_demo, versus_bdt
+from heptagon.apps.demo import NETWORK_NOTE, run_demo, versus_bdt
 from heptagon.artifacts.metrics import Evaluation, Measured
 
 
@@ -20,8 +21,12 @@ def test_demo_end_to_end_and_resume(tmp_path: Path) -> None:
         assert metrics.auc.value is not None
         assert 0.5 < metrics.auc.value <= 1.0
     # the summary says whether the network beats the BDT, from the two runs' numbers
-    assert result.table().caption == versus_bdt(result.metrics)
+    assert result.table().caption == f"{versus_bdt(result.metrics)}\n{NETWORK_NOTE}"
     assert "particlenet_lite" in versus_bdt(result.metrics)
+    # the network is the hybrid: its run reads the BDT's jet features too
+    config = yaml.safe_load((result.runs["particlenet_lite"] / "config.yaml").read_text())
+    assert config["model"]["options"]["use_jet_features"] is True
+    assert "jet_sdmass" in str(config["data"]["inputs"]["jet_features"])
     check_verdicts(result.metrics)
     assert (result.bundle / "MODEL_CARD.md").exists()
     assert (result.bundle / "hepdata" / "submission.yaml").exists()
