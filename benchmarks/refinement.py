@@ -32,6 +32,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import subprocess
 import sys
 import tempfile
@@ -431,6 +432,13 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=8, help="Pythia batches for cost")
     parser.add_argument("--part", choices=("cost", "agreement", "all"), default="all")
     parser.add_argument("--workdir", type=Path, default=None, help="keep samples here")
+    parser.add_argument(
+        "--no-generate",
+        action="store_true",
+        help="analyse the samples already in --workdir as they are (made by an earlier "
+        "heptagon: their manifests record how), without checking them against this one's "
+        "sample definitions",
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
     if args.part in ("cost", "all"):
@@ -442,7 +450,12 @@ def main() -> None:
         sizes = {"jets_per_class": args.jets, "train_jets_per_class": args.train_jets,
                  "tagger_jets_per_class": args.tagger_jets, "shard_size": args.shard_size,
                  "seeds": args.seeds, "epochs": args.epochs}  # fmt: skip
-        made = samples(work, args.jets, args.train_jets, args.tagger_jets, args.shard_size)
+        if args.no_generate:
+            keys = ("jets_per_class", "seed", "shard_size", "detector_chain", "detector")
+            made = {p.name: {k: json.loads((p / "manifest.json").read_text()).get(k) for k in keys}
+                    for p in sorted(work.glob("ak4-*"))}  # fmt: skip
+        else:
+            made = samples(work, args.jets, args.train_jets, args.tagger_jets, args.shard_size)
         figures = {"sizes": sizes, "generate": made}
         figures["tagger_s"] = tagger(work)
         figures["refinement"] = refine_runs(work, args.seeds, args.epochs)
