@@ -130,6 +130,9 @@ def benchmark(
             f"benchmarks/results/{name}.json was not made at {sizes}: pass --rerun-benchmark"
         )
     tmp = RESULTS / f"_cli_figures_{name}.json"
+    running = tmp.with_suffix(".running")  # a rerun an interrupted call started goes on
+    while running.exists() and not tmp.exists():
+        time.sleep(10)
     payload = unpack(json.loads(tmp.read_text())) if tmp.exists() else {}
     try:
         done = recorded(payload) == sizes  # a rerun an interrupted call left
@@ -139,9 +142,11 @@ def benchmark(
         cmd = [sys.executable, str(ROOT / "benchmarks" / f"{name}.py"), *rerun]
         cmd += ["--name", tmp.stem]
         print("$ " + shlex.join(cmd), flush=True)
+        running.touch()
         subprocess.run(cmd, cwd=ROOT / "benchmarks", check=True)
         payload = unpack(json.loads(tmp.read_text()))
     tmp.unlink()
+    running.unlink(missing_ok=True)
     command = shlex.join(["python", f"{name}.py", *rerun])
     return {**payload, "command": command, "source": "rerun by cli_figures.py at these sizes"}
 
@@ -431,42 +436,18 @@ def part_continual(args: argparse.Namespace, out: Path) -> dict[str, Any]:
 
     cli = Route(out / "trigger")  # the nominal sample of the trigger part, reused
     nominal = trigger_sample(cli, args.jets)
-    bench = benchmark(
-        "continual",
-        lambda p: {
-            "jets": p["figures"]["jets_per_class"]["nominal"],
-            "topup": p["figures"]["jets_per_class"]["per_condition"],
-            "seeds": p["figures"]["settings"]["seeds"],
-            "epochs": p["figures"]["settings"]["epochs"],
-        },
-        {"jets": args.jets, "topup": args.topup, "seeds": args.seeds, "epochs": args.epochs},
-        [
-            "--jets",
-            str(args.jets),
-            "--topup",
-            str(args.topup),
-            "--seeds",
-            str(args.seeds),
-            "--epochs",
-            str(args.epochs),
-            "--out",
-            str(out / "bench-continual"),
-        ]
-        if args.rerun_benchmark
-        else None,
-    )
     conditions = list(samples.CONDITIONS)[1:]
     files = {}
     for cond in conditions:
         # no CLI option sets detector parameters: the degraded samples are the benchmark's
-        samples.modified(
-            cli.work / f"topup-{args.topup}" / cond, args.topup, 2, 2, samples.CONDITIONS[cond]
-        )
+        # own (made by its helper where a rerun of it reads them)
+        degraded = out / "bench-continual" / f"continual-{args.topup}" / cond
+        samples.modified(degraded, args.topup, 2, 2, samples.CONDITIONS[cond])
         files[cond] = f"{cond}.parquet"
         cli(
             "trigger",
             "features",
-            *(f"topup-{args.topup}/{cond}/{c}/*.parquet" for c in TRIGGER_CLASSES),
+            *(str(degraded / c / "*.parquet") for c in TRIGGER_CLASSES),
             "--out",
             files[cond],
             done=files[cond],
@@ -506,6 +487,30 @@ def part_continual(args: argparse.Namespace, out: Path) -> dict[str, Any]:
                     name = "nominal" if stem == Path(nominal).stem else stem
                     step.setdefault(name, []).append(s["accuracy"])
                 previous = run
+    bench = benchmark(
+        "continual",
+        lambda p: {
+            "jets": p["figures"]["jets_per_class"]["nominal"],
+            "topup": p["figures"]["jets_per_class"]["per_condition"],
+            "seeds": p["figures"]["settings"]["seeds"],
+            "epochs": p["figures"]["settings"]["epochs"],
+        },
+        {"jets": args.jets, "topup": args.topup, "seeds": args.seeds, "epochs": args.epochs},
+        [
+            "--jets",
+            str(args.jets),
+            "--topup",
+            str(args.topup),
+            "--seeds",
+            str(args.seeds),
+            "--epochs",
+            str(args.epochs),
+            "--out",
+            str(out / "bench-continual"),
+        ]
+        if args.rerun_benchmark
+        else None,
+    )
     steps = bench["figures"]["steps"]
     rows = []
     for strategy, by_step in acc.items():
