@@ -34,7 +34,9 @@ What runs, all in this process:
   length, as CMSSW evaluates jet by jet): the median time of ``session.run`` per jet.
 
 Printed and written to ``benchmarks/results/flavour.json`` (``flavour_pu<MU>.json`` with
-pile-up; rewritten after each tagger,
+pile-up; the taggers a run with the same sample and settings wrote are kept, so that
+``--models`` subsets can run one after the other or side by side; rewritten after each
+tagger,
 so an interrupted run keeps what it finished): per model and variant the
 mean and spread (standard deviation over seeds) of each figure, the SV gain (with minus
 without), the inference cost, the vertex-finder table, the sample size and the epochs.
@@ -47,13 +49,14 @@ import argparse
 import itertools
 import json
 import statistics
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import awkward as ak
 import numpy as np
-from _common import write_results
+from _common import RESULTS, write_results
 
 from heptagon.data.io import open_reader
 from heptagon.data.loader import pad_table
@@ -243,6 +246,7 @@ def main() -> None:
     }
     print(json.dumps(figures["vertex_finder"], indent=1), flush=True)
     name = "flavour" if pileup is None else f"flavour_pu{float(pileup['mu']):g}"
+    mine: dict[str, Any] = {}
     for model in args.models:
         for sv in (True,) if args.no_nosv else (True, False):
             key = f"{model}{'' if sv else '_nosv'}"
@@ -271,6 +275,7 @@ def main() -> None:
                 per_seed.append({**flavour_figures(run), "wall_s": wall})
                 print(key, seed, per_seed[-1], flush=True)
             entry: dict[str, Any] = {
+                "command": " ".join(["python", *sys.argv]),
                 "config": experiment(model, sv).relative_to(ROOT).as_posix(),
                 "per_seed": per_seed,
                 "summary": {k: summarise([s[k] for s in per_seed]) for k in per_seed[0]},
@@ -278,11 +283,21 @@ def main() -> None:
             entry["onnx_1thread_batch1"] = inference_cost(
                 args.out / "runs" / f"{key}-seed0", sample, args.timing_jets
             )
-            figures["taggers"][key] = entry
+            mine[key] = entry
+            figures["taggers"] = merged_taggers(name, figures["sample"], mine)
             figures["sv_gain_with_minus_without"] = sv_gains(figures["taggers"])
             path = write_results(name, figures)
     print(json.dumps(figures["sv_gain_with_minus_without"], indent=1))
     print(f"written: {path}")
+
+
+def merged_taggers(name: str, sample: dict[str, Any], mine: dict[str, Any]) -> dict[str, Any]:
+    """This run's taggers plus those that a run with the same sample and settings (other
+    ``--models``, perhaps at the same time) wrote to ``results/<name>.json`` before."""
+    path = RESULTS / f"{name}.json"
+    old = json.loads(path.read_text())["figures"] if path.exists() else {}
+    kept = old.get("taggers", {}) if old.get("sample") == sample else {}
+    return {**kept, **mine}
 
 
 def sv_gains(taggers: dict[str, Any]) -> dict[str, dict[str, float | None]]:
