@@ -29,6 +29,8 @@ ALL = {
     "part-ak4-lite",
     "particlenet",
     "particlenet-lite",
+    "pelican",
+    "pelican-lite",
     "pfn",
     "vae",
 }
