@@ -273,7 +273,8 @@ def agreement(full: Jets, fast: np.ndarray, refined: np.ndarray) -> dict[str, An
     rng = np.random.default_rng(0)
     counts = dict.fromkeys(("off", "off_fixed", "significant", "significant_fixed", "all"), 0)
     counts["refined_within_all"] = 0
-    left: dict[str, list[str]] = {"issue": [], "statistical": []}
+    counts["refined_significant_all"] = 0
+    left: dict[str, list[str]] = {"issue": [], "statistical": [], "refined_significant": []}
     for f, flav in enumerate(FLAVOURS):
         for lo, hi in pairwise(PT_BINS):
             sel = (full.flavour == f) & (full.gen_pt >= lo) & (full.gen_pt < hi)
@@ -301,11 +302,14 @@ def agreement(full: Jets, fast: np.ndarray, refined: np.ndarray) -> dict[str, An
                 counts["off_fixed"] += e["fast_off"] and e["refined_within"]
                 counts["significant"] += e["fast_significant"]
                 counts["significant_fixed"] += e["fast_significant"] and e["refined_consistent"]
+                counts["refined_significant_all"] += not e["refined_consistent"]
                 where = f"{flav} {lo:g}-{hi:g} GeV {wp}"
                 if e["fast_off"] and not e["refined_within"]:
                     left["issue"].append(where)
                 if e["fast_significant"] and not e["refined_consistent"]:
                     left["statistical"].append(where)
+                if not e["refined_consistent"]:
+                    left["refined_significant"].append(where)
                 effs[wp] = e
             row["efficiency"] = effs
             bins.append(row)
@@ -333,6 +337,7 @@ def agreement(full: Jets, fast: np.ndarray, refined: np.ndarray) -> dict[str, An
         "refined_within_error_all_points": counts["refined_within_all"],
         "fast_significantly_off": counts["significant"],
         "of_which_refined_consistent": counts["significant_fixed"],
+        "refined_significantly_off": counts["refined_significant_all"],
         "not_brought_back": left,
         "bins": bins,
     }
@@ -360,7 +365,7 @@ def _summary(ag: dict[str, Any]) -> dict[str, Any]:
     keys = (
         "efficiency_points", "efficiency_bins_fast_off", "of_which_refined_within_error",
         "refined_within_error_all_points", "fast_significantly_off",
-        "of_which_refined_consistent", "mean_over_bins",
+        "of_which_refined_consistent", "refined_significantly_off", "mean_over_bins",
     )  # fmt: skip
     return {k: ag[k] for k in keys}
 
