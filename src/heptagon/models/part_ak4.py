@@ -15,8 +15,9 @@ the model is a plain ParT on the particles.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import cast
+import inspect
+from collections.abc import Mapping
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -52,22 +53,7 @@ class ParticleTransformerAK4(TorchModel):
     required_inputs = ("pf_features", "pf_vectors", "pf_mask")
     optional_inputs = ("sv_features", "sv_vectors", "sv_mask")
 
-    def __init__(
-        self,
-        input_dims: Mapping[str, int],
-        num_classes: int,
-        *,
-        embed_dims: Sequence[int] = (128, 512, 128),
-        pair_embed_dims: Sequence[int] = (64, 64, 64),
-        num_heads: int = 8,
-        num_layers: int = 8,
-        num_cls_layers: int = 2,
-        ffn_ratio: int = 4,
-        dropout: float = 0.1,
-        attn_dropout: float = 0.1,
-        activation_dropout: float = 0.1,
-        fc_params: Sequence[tuple[int, float]] = (),
-    ) -> None:
+    def __init__(self, input_dims: Mapping[str, int], num_classes: int, **options: Any) -> None:
         super().__init__()
         with_sv = all(g in input_dims for g in self.optional_inputs)
         self.input_names = resolve_inputs(
@@ -86,19 +72,12 @@ class ParticleTransformerAK4(TorchModel):
         self.n_sv = input_dims["sv_features"] if with_sv else 0
         width = self.n_pf + (self.n_sv + 1 if with_sv else 0)
         self.part = ParticleTransformer(
-            {"pf_features": width, "pf_vectors": 4, "pf_mask": 1},
-            num_classes,
-            embed_dims=embed_dims,
-            pair_embed_dims=pair_embed_dims,
-            num_heads=num_heads,
-            num_layers=num_layers,
-            num_cls_layers=num_cls_layers,
-            ffn_ratio=ffn_ratio,
-            dropout=dropout,
-            attn_dropout=attn_dropout,
-            activation_dropout=activation_dropout,
-            fc_params=fc_params,
+            {"pf_features": width, "pf_vectors": 4, "pf_mask": 1}, num_classes, **options
         )
+
+    # The registry (option names and defaults, ``heptagon models``) reads a builder's
+    # keyword-only parameters: ParT-AK4's are ParT's, passed on unchanged.
+    __init__.__signature__ = inspect.signature(ParticleTransformer.__init__)  # type: ignore[attr-defined]
 
     def forward(
         self,
