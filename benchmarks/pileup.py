@@ -20,7 +20,8 @@ overlay, and the memory of a shard at mu = 200 (docs/pileup.md).
 
     python benchmarks/pileup.py [--jets 40] [--mu 0 60 140 200]
         [--part response|cost|memory|taggers] [--tagger-jets 2000] [--epochs 20]
-        [--mitigations puppi none chs] [--record-as KEY] [--workdir DIR]
+        [--mitigations puppi none chs] [--train-set KEY=VALUE ...] [--record-as KEY]
+        [--workdir DIR]
 """
 
 from __future__ import annotations
@@ -190,12 +191,15 @@ def taggers(
     epochs: int,
     mitigations: list[str],
     record: Callable[[dict[str, Any]], Any],
+    train_set: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """Train at mu = 0 and 200, evaluate at every mu, per mitigation (module docstring);
-    ``record`` gets the figures so far after each run."""
+    ``record`` gets the figures so far after each run; ``train_set``: more ``--set
+    KEY=VALUE`` overrides for the networks (e.g. a smaller batch on a small sample)."""
     out: dict[str, Any] = {
         "jets_per_class": jets,
         "epochs": epochs,
+        "network_overrides": train_set,
         "mu": mus,
         "mitigations": mitigations,
     }
@@ -216,6 +220,8 @@ def taggers(
                 run = tmp / f"run-{config}-{mitigation}-mu{train_mu:g}"
                 shutil.rmtree(run, ignore_errors=True)  # left by an interrupted run
                 sets = [] if config == "top_bdt" else ["--set", f"train.epochs={epochs}"]
+                if config != "top_bdt":
+                    sets += [x for kv in train_set for x in ("--set", kv)]
                 experiment = Path(configs.__file__).parent / f"{config}.yaml"
                 _heptagon("train", str(experiment), "--out", str(run),
                           "--data", str(samples[train_mu]), *sets)  # fmt: skip
@@ -245,6 +251,10 @@ def main() -> None:
     parser.add_argument("--tagger-mu", type=float, nargs="+", default=[0.0, 60.0, 200.0])
     parser.add_argument("--epochs", type=int, default=20, help="ParticleNet-Lite epochs")
     parser.add_argument("--mitigations", nargs="+", default=["puppi", "none", "chs"])
+    parser.add_argument(
+        "--train-set", nargs="+", default=[], metavar="KEY=VALUE",
+        help="more --set overrides for the networks' training, e.g. train.batch_size=64",
+    )  # fmt: skip
     parser.add_argument("--workdir", type=Path, help="keep the samples here (a rerun reuses them)")
     parser.add_argument(
         "--record-as",
@@ -263,6 +273,7 @@ def main() -> None:
             args.epochs,
             args.mitigations,
             lambda so_far: write_results("pileup", so_far, part=args.record_as or "taggers"),
+            tuple(args.train_set),
         ),
     }
     with tempfile.TemporaryDirectory() as d:
