@@ -6,7 +6,10 @@ gradients equal the module path's within float32 tolerance, at no less accuracy.
 from __future__ import annotations
 
 import copy
+import importlib.util
+import sys
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 import torch
@@ -19,6 +22,7 @@ from heptagon.models import build_model
 from heptagon.models.part import PairEmbedding, ParticleTransformer, _linear_batch_norm
 
 Layer = Callable[[Tensor, nn.Linear, nn.BatchNorm1d], Tensor]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def modules(x: Tensor, linear: nn.Linear, norm: nn.BatchNorm1d) -> Tensor:
@@ -172,3 +176,26 @@ def test_training_runs_batch_norm_only_on_narrow_tensors() -> None:
     assert batch_norm_calls() == 3
     model.eval()
     assert batch_norm_calls() == 5
+
+
+def test_benchmark_times_both_paths_on_the_same_model() -> None:
+    """benchmarks/train_speed.py's ``fused_pair`` part (tiny jets): both paths run, their
+    losses agree, and the rates and limit fractions are consistent."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))  # for its ``_common``
+    spec = importlib.util.spec_from_file_location(
+        "train_speed", ROOT / "benchmarks" / "train_speed.py"
+    )
+    assert spec is not None
+    assert spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    result = bench.fused_pair(4, reps=2, steps=1, limit=100.0)
+    assert result["max_abs_loss_diff"] < 1e-5
+    for key in ("fused", "modules"):
+        rates = result[key]["all_jets_per_s"]
+        assert len(rates) == 2
+        assert min(rates) > 0
+        fraction = result["gflop_per_jet"] * result[key]["jets_per_s"]["median"] / 100.0
+        assert result[key]["limit_fraction"] == pytest.approx(fraction)
+    ratio = result["fused"]["jets_per_s"]["best"] / result["modules"]["jets_per_s"]["best"]
+    assert result["speed_up"]["best"] == pytest.approx(ratio)
