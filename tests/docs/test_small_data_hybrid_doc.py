@@ -1,0 +1,57 @@
+"""docs/small-data.md, section "A hybrid": its commands run (through the CLI app, in this
+process) on the shared cached top-vs-QCD sample (tests/conftest.py) as ``top-sample``, with
+the shipped config cut to 1 epoch; the run reads the BDT's jet features beside the
+constituents, and the exported ONNX model takes them as an input of its own."""
+
+from __future__ import annotations
+
+import re
+import shlex
+import shutil
+from pathlib import Path
+
+import onnx
+import pytest
+from typer.testing import CliRunner
+
+from heptagon.cli import app
+
+ROOT = Path(__file__).resolve().parents[2]
+PAGE = ROOT / "docs" / "small-data.md"
+
+pytestmark = [
+    pytest.mark.filterwarnings(
+        "ignore:You are using the legacy TorchScript-based ONNX export:DeprecationWarning"
+    ),
+    pytest.mark.filterwarnings("ignore:The feature will be removed:DeprecationWarning"),
+]
+
+
+def _bash_lines() -> list[str]:
+    text = PAGE.read_text()
+    start = text.index("## A hybrid")
+    end = text.find("\n## ", start + 1)
+    section = text[start : end if end > 0 else None]
+    blocks = re.findall(r"^```bash\n(.*?)^```", section, re.MULTILINE | re.DOTALL)
+    return [line for block in blocks for line in block.splitlines() if line.strip()]
+
+
+def test_the_hybrid_commands_run(
+    top_qcd_sample: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shutil.copytree(ROOT / "configs", tmp_path / "configs")
+    hybrid = tmp_path / "configs" / "top_particlenet_lite_hl.yaml"
+    hybrid.write_text(re.sub(r"epochs: \d+", "epochs: 1", hybrid.read_text()))
+    (tmp_path / "top-sample").symlink_to(top_qcd_sample)
+    monkeypatch.chdir(tmp_path)
+    lines = _bash_lines()
+    assert [shlex.split(line)[1] for line in lines] == ["train", "evaluate", "export"]
+    for line in lines:
+        result = CliRunner().invoke(app, shlex.split(line)[1:])
+        assert result.exit_code == 0, f"{line}\n{result.output}\n{result.exception!r}"
+    assert Path("runs/pn-hl/eval/metrics.json").exists()
+    model = onnx.load(str(Path("runs/pn-hl/model.onnx")))
+    inputs = {i.name: i for i in model.graph.input}
+    assert list(inputs) == ["pf_points", "pf_features", "pf_mask", "jet_features"]
+    jet_dims = inputs["jet_features"].type.tensor_type.shape.dim
+    assert jet_dims[1].dim_value == 6  # m_SD, tau21, tau32, tau43, multiplicity, pT
