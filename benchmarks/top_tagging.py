@@ -1,6 +1,7 @@
-"""Top tagging: BDT, PFN, ParticleNet-Lite, ParT-lite, LorentzNet and weaver-core's
-ParticleNet-Lite; with and without augmentation and the small-data recipes; a learning
-curve and a robustness check on a sample made with other generator settings.
+"""Top tagging: BDT, PFN, ParticleNet-Lite (also with the BDT's jet features), ParT-lite,
+LorentzNet, PELICAN and weaver-core's ParticleNet-Lite; with and without augmentation and
+the small-data recipes; a learning curve and a robustness check on a sample made with
+other generator settings.
 
     python benchmarks/top_tagging.py [--jets 20000] [--seeds 3] [--epochs 8]
                                      [--models bdt pfn ...] [--out /tmp/top-tagging]
@@ -32,7 +33,8 @@ whose YAML is not shipped yet is refused by name):
 - ``<model>+aug``: physics augmentation in the data stage (``configs/top_<model>_aug.yaml``);
 - ``particlenet-lite+hl``: the hybrid, ParticleNet-Lite that also gets the BDT's jet-level
   features before its head, with the small-data recipe (``configs/top_particlenet_lite_hl.yaml``);
-- ``lorentznet``: the Lorentz-equivariant tagger (``configs/top_lorentznet.yaml``).
+- ``lorentznet``, ``pelican``: the Lorentz-equivariant taggers (``configs/top_lorentznet.yaml``,
+  ``configs/top_pelican.yaml``; ``+aug`` only where its ``_aug.yaml`` is shipped).
 
 The BDT has no ``+aug``: its high-level features are computed at generation.
 
@@ -110,6 +112,7 @@ STEMS = {
     "particlenet-lite": "top_particlenet_lite",
     "part-lite": "top_part_lite",
     "lorentznet": "top_lorentznet",
+    "pelican": "top_pelican",
 }
 #: contender -> the experiment YAML it trains with (weaver-core's model: heptagon's lite
 #: one's); ``+small``: the small-data recipe, ``+aug``: augmentation in the data stage,
