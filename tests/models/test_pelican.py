@@ -5,14 +5,17 @@ from the shipped config through the CLI (docs/small-data.md, section "PELICAN").
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 import shlex
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from models_helpers import inputs_for, make_batch, n_params, pad, permute
 from test_lorentz import lorentz_matrix, transform
 from typer.testing import CliRunner
@@ -232,3 +235,27 @@ def test_the_documented_commands_train_evaluate_and_export(
     metrics = json.loads(Path("runs/pelican/eval/metrics.json").read_text())
     assert 0.0 <= metrics["auc"]["value"] <= 1.0
     assert Path("runs/pelican/model.onnx").exists()
+
+
+def test_speed_benchmark_reads_each_models_batches(top_qcd_sample: Path) -> None:
+    """benchmarks/lorentz_speed.py's building blocks: every model it times has a shipped
+    experiment whose data config gives that model's inputs, read as ``heptagon train``
+    reads them (the benchmark itself is too long for the test suite)."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))  # for its ``_common``
+    spec = importlib.util.spec_from_file_location(
+        "lorentz_speed", ROOT / "benchmarks" / "lorentz_speed.py"
+    )
+    assert spec is not None
+    assert spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    for name, experiment in bench.EXPERIMENTS.items():
+        shipped = yaml.safe_load((bench.CONFIGS / experiment).read_text())
+        assert shipped["data"] == bench.DATA[experiment]
+        lite = name if name.endswith("-lite") else f"{name}-lite"  # full size: --set
+        assert shipped["model"]["name"] == lite
+    (tensors, labels), *rest = bench.batches(top_qcd_sample, "data/top_lorentz.yaml", 2, 8)
+    assert len(rest) == 1
+    assert tensors["pf_vectors"].shape[:2] == (8, 4)
+    assert tensors["pf_mask"].shape == (8, 1, tensors["pf_vectors"].shape[2])
+    assert labels.shape == (8,)
