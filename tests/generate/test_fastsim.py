@@ -19,7 +19,7 @@ from heptagon.generate.fastsim import (
     _pdg_look_up,
     fast_response,
 )
-from heptagon.generate.run import GenerateOptions, generate
+from heptagon.generate.run import FLAVOUR_DETECTOR, GenerateOptions, generate
 from heptagon.physics.kinematics import delta_r
 from heptagon.physics.pdg import (
     CAT_CHARGED_HADRON,
@@ -61,7 +61,8 @@ def test_paired_samples_share_generator_events_and_jets(paired_samples: dict[str
     assert isinstance(manifests["full"], JetManifest)
     assert (manifests["full"].detector_chain, manifests["fast"].detector_chain) == ("full", "fast")
     assert FastDetectorConfig(**manifests["fast"].detector or {}) == FAST
-    assert DetectorConfig(**manifests["full"].detector or {}) == DetectorConfig()
+    # the full chain of ak4-flavour: displaced-track efficiency and IP tails on
+    assert DetectorConfig(**manifests["full"].detector or {}) == DetectorConfig(**FLAVOUR_DETECTOR)
 
     # the same generator jet (same shard, event, pT) in both chains: identical axes
     def by_gen_jet(cols: dict[str, np.ndarray]) -> dict[tuple[int, int, float], float]:

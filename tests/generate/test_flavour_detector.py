@@ -5,6 +5,7 @@ decays they had."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -68,7 +69,10 @@ def test_only_the_flavour_sample_gets_the_displaced_tracking(tmp_path: Path) -> 
     assert top["detector"] == DetectorConfig().model_dump(exclude=set(FLAVOUR_DETECTOR))
     assert DetectorConfig(**top["detector"]) == DetectorConfig()
     assert DetectorConfig().ip_tail_fraction == 0.0
-    assert not np.isfinite(DetectorConfig().displaced_track_rmax)
+    assert DetectorConfig().displaced_track_rmax is None
+    # the recorded settings survive JSON (a sample resumes), off or on
+    for cfg in (DetectorConfig(), DetectorConfig(**FLAVOUR_DETECTOR)):
+        assert DetectorConfig(**json.loads(json.dumps(cfg.settings()))) == cfg
 
 
 def test_tracking_efficiency_falls_with_production_radius() -> None:

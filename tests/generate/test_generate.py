@@ -86,10 +86,11 @@ def test_schema_and_manifest(top_qcd_sample: Path) -> None:
         pt = np.hypot(jets.part_px, jets.part_py)
         assert ak.all(pt[:, :-1] >= pt[:, 1:])
         dr = ak.to_numpy(ak.flatten(np.hypot(jets.part_deta, jets.part_dphi)))
-        # anti-kT: within R of the axis, except where two hard protojets merged and the
-        # axis moved between them (then up to, never beyond, 2R)
+        # anti-kT: within R of the axis, except a few soft particles: a soft protojet (up
+        # to R wide) merges with a hard one within R of its axis, and the axis moves again
+        # when hard protojets merge (seen: 2.4 R, a 0.2 GeV track)
         assert np.mean(dr > 0.8) < 0.01
-        assert dr.max() < 2 * 0.8
+        assert dr.max() < 3 * 0.8
         np.testing.assert_allclose(
             ak.to_numpy(np.hypot(ak.sum(jets.part_px, axis=1), ak.sum(jets.part_py, axis=1))),
             ak.to_numpy(jets.jet_pt),

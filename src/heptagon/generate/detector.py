@@ -32,7 +32,7 @@ The response, in order:
    of its true energy.
 
 **Displaced tracks and IP tails** (off by default; the ``ak4-flavour`` sample turns them
-on, docs/flavour.md): with a finite ``displaced_track_rmax``, the tracking efficiency is
+on, docs/flavour.md): with a ``displaced_track_rmax`` (mm), the tracking efficiency is
 multiplied by ``max(0, 1 - r / displaced_track_rmax)``, ``r`` the transverse production
 radius (the daughters of K0S and Lambda decays in flight); with ``ip_tail_fraction`` > 0,
 that fraction of tracks is smeared in d0 and dz with ``ip_tail_scale`` times the quoted
@@ -72,6 +72,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -126,8 +127,8 @@ class DetectorConfig(BaseModel):
     dz_res_scale: float = 2.0
     # tracks from displaced origins and IP tails (module docstring; off by default: only
     # the ak4-flavour sample turns them on, heptagon.generate.run.FLAVOUR_DETECTOR)
-    displaced_track_rmax: float = Field(
-        float("inf"), gt=0, description="production radius (mm) where tracking ends"
+    displaced_track_rmax: float | None = Field(
+        None, gt=0, description="production radius (mm) where tracking ends (None: nowhere)"
     )
     ip_tail_fraction: float = Field(
         0.0, ge=0, le=1, description="fraction of tracks with a wider d0 / dz smearing"
@@ -165,6 +166,19 @@ class DetectorConfig(BaseModel):
     ip_res_scale: float = Field(
         1.0, gt=0, description="true d0 / dz resolution, times the quoted errors"
     )
+
+    def settings(self) -> dict[str, Any]:
+        """The settings a sample records (manifest, ``.generate.json``): every field, but
+        the displaced-track and IP-tail fields only when they are on, so that a sample
+        made without them records what it did before they existed (and resumes)."""
+        off = {f for f in LATER_TRACKING_FIELDS if getattr(self, f) == _DEFAULTS[f]}
+        return self.model_dump(exclude=off)
+
+
+#: fields added after samples were recorded, left out of :meth:`DetectorConfig.settings`
+#: while off
+LATER_TRACKING_FIELDS = ("displaced_track_rmax", "ip_tail_fraction", "ip_tail_scale")
+_DEFAULTS = {f: DetectorConfig.model_fields[f].default for f in LATER_TRACKING_FIELDS}
 
 
 @dataclass(frozen=True)
@@ -264,7 +278,7 @@ def track_efficiency(
 ) -> np.ndarray:
     """Tracking efficiency of particles with |PDG id| ``apid``, ``pt`` (GeV), ``abseta``
     (times ``track_eff_scale``, at most 1); given the production radius ``rxy`` (mm) and a
-    finite ``displaced_track_rmax``, times ``max(0, 1 - rxy / displaced_track_rmax)``."""
+    ``displaced_track_rmax``, times ``max(0, 1 - rxy / displaced_track_rmax)``."""
     barrel = abseta <= cfg.barrel_eta_max
     high = pt > cfg.hadron_eff_pt_threshold
     eff = np.where(
@@ -277,7 +291,7 @@ def track_efficiency(
     inside = (abseta <= cfg.tracker_eta_max) & (pt > cfg.track_pt_min)
     if cfg.track_eff_scale != 1.0:
         eff = np.minimum(eff * cfg.track_eff_scale, 1.0)
-    if rxy is not None and np.isfinite(cfg.displaced_track_rmax):
+    if rxy is not None and cfg.displaced_track_rmax is not None:
         eff = eff * np.clip(1.0 - rxy / cfg.displaced_track_rmax, 0.0, 1.0)
     return np.where(inside, eff, 0.0)
 

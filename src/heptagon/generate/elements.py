@@ -592,7 +592,7 @@ def generate_elements(opts: ElementOptions, *, show_progress: bool = True) -> El
         "gun_energy": list(opts.gun_energy),
         "gun_eta_max": opts.gun_eta_max,
         "shard_size": opts.shard_size,
-        "detector": det.model_dump(),
+        "detector": det.settings(),
         "geometry": geo.model_dump(),
     }
     prepare_out(opts.out, settings)

@@ -516,7 +516,7 @@ def _plan(opts: EventOptions) -> tuple[list[EventShardSpec], dict[str, Any]]:
                     jets=sel,
                     leptons=leptons,
                     btag=btag,
-                    detector=None if det is None else det.model_dump(),
+                    detector=None if det is None else det.settings(),
                     path=str(opts.out / "shards" / f"{cls}_{i:04d}.{ext}"),
                     format=opts.format,
                     pileup=opts.pileup_mu or 0.0,
@@ -535,7 +535,7 @@ def _plan(opts: EventOptions) -> tuple[list[EventShardSpec], dict[str, Any]]:
         "leptons": leptons.model_dump(),
         "btag": btag.model_dump(),
         "mpi": opts.mpi,
-        "detector": None if det is None else det.model_dump(),
+        "detector": None if det is None else det.settings(),
     }
     if pileup is not None:
         settings["pileup"] = pileup

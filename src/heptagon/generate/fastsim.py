@@ -32,6 +32,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
@@ -87,6 +88,11 @@ class FastDetectorConfig(BaseModel):
     had_s: float = 1.2
     em_e_min: float = 0.5
     had_e_min: float = 1.0
+
+    def settings(self) -> dict[str, Any]:
+        """The settings a sample records (every field; as
+        :meth:`heptagon.generate.detector.DetectorConfig.settings`)."""
+        return self.model_dump()
 
 
 # particle types of the look-up tables (:func:`_pdg_tables`); a candidate's *kind* is its

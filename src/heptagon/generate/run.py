@@ -301,9 +301,6 @@ def _plan(opts: GenerateOptions) -> tuple[list[ShardSpec], dict[str, Any]]:
         )
     flavour = any(get_process(c).truth.kind == "flavour" for c in sample.classes)
     knobs = {**(FLAVOUR_DETECTOR if flavour and chain == "full" else {}), **opts.detector_knobs}
-    # a sample without them records no FLAVOUR_DETECTOR fields: its settings stay those
-    # from before the fields existed (so such a dataset resumes)
-    unset = set(FLAVOUR_DETECTOR) - set(knobs) if chain == "full" else set()
     labels = tuple(sample.label_of(c) for c in sample.classes)
     ext = "parquet" if opts.format == "parquet" else "root"
     specs = []
@@ -326,7 +323,7 @@ def _plan(opts: GenerateOptions) -> tuple[list[ShardSpec], dict[str, Any]]:
                         )
                     ),
                     selection=sel,
-                    detector=None if det is None else det(**knobs).model_dump(exclude=unset),
+                    detector=None if det is None else det(**knobs).settings(),
                     chain=chain,
                     weights=opts.weight_names,
                     path=str(opts.out / "shards" / f"{cls}_{i:04d}.{ext}"),
@@ -344,7 +341,7 @@ def _plan(opts: GenerateOptions) -> tuple[list[ShardSpec], dict[str, Any]]:
         "shard_size": opts.shard_size,
         "selection": asdict(sel) | {"jets_per_event": JETS_PER_EVENT},
         "mpi": opts.use_mpi(),
-        "detector": None if det is None else det(**knobs).model_dump(exclude=unset),
+        "detector": None if det is None else det(**knobs).settings(),
     }
     if chain == "fast":  # a full sample's settings are those from before the fast chain
         settings["detector_chain"] = chain

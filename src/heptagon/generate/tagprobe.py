@@ -330,7 +330,7 @@ def _plan(opts: TagProbeOptions) -> tuple[list[_Spec], dict[str, Any], dict[str,
                     *_process_settings(opts.probe_pt_min),
                     f"Random:seed = {seed}",
                 ),
-                detector=det.model_dump(),
+                detector=det.settings(),
                 probe=probe,
                 path=str(opts.out / "shards" / f"{SAMPLE}_{i:04d}.{ext}"),
                 format=opts.format,
@@ -366,7 +366,7 @@ def _plan(opts: TagProbeOptions) -> tuple[list[_Spec], dict[str, Any], dict[str,
         "hidden_sha256": None if hidden is None else _digest(hidden),
     }
     if hidden is None:
-        settings["detector"] = det.model_dump()
+        settings["detector"] = det.settings()
         if opts.variation is not None:
             settings["variation"] = opts.variation
         settings["weight_variations"] = list(opts.weight_names)
