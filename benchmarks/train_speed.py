@@ -3,7 +3,7 @@
     python benchmarks/train_speed.py [--data /tmp/speed-sample] [--reps 5] [--steps 4]
                                      [--threads 2] [--models particlenet,part]
                                      [--e2e-split test] [--allocator retained|glibc]
-                                     [--no-eval-attention] [--no-fused-pair] [--no-train]
+                                     [--no-eval-attention] [--no-train]
                                      [--name train_speed]
 
 What is timed: one training step = forward, cross-entropy, backward, AdamW step, batch 64,
@@ -30,13 +30,6 @@ What is timed: one training step = forward, cross-entropy, backward, AdamW step,
   ``scaled_dot_product_attention`` against the written-out attention that training runs
   (and evaluation ran before): the same model, its attention blocks flagged as training
   (their dropouts stay off), alternating in the same process; the scores agree.
-- ParT's fused pair-embedding layers in training (``--fused-pair``, on for ParT): the
-  training step of heptagon's model as it runs (each widening pair layer fused with its
-  BatchNorm, :func:`heptagon.models.part._linear_batch_norm`) against the same model with
-  its pair embedding run as modules (the path before), alternating in the same process,
-  the same weights and dropout seed; the losses agree. The fraction of the limit is
-  counted with the module path's FLOPs for both (the fused layers' extra ``x.T @ x``
-  products are no work of the architecture).
 
 The cores may be shared: heptagon and weaver-core repetitions alternate, so that load
 affects both alike; ratios are taken from the same run. Reported: best and median jets/s
@@ -345,67 +338,6 @@ def eval_attention(n_real: int, reps: int, steps: int, limit: float) -> dict[str
     return result
 
 
-def fused_pair(n_real: int, reps: int, steps: int, limit: float) -> dict[str, Any]:
-    """heptagon's ParT training step on jets with ``n_real`` real particles of 128 slots:
-    jets/s with the fused pair-embedding layers and with the modules (module docstring)."""
-    from heptagon.models.part import PairEmbedding
-
-    torch.manual_seed(0)
-    inputs = synthetic_jets(BATCH, n_real, seed=n_real)
-    labels = torch.arange(BATCH) % 2
-    model, step = heptagon_step("part", fused=False)
-    pair = model.pair_embed
-    assert isinstance(pair, PairEmbedding)
-    fused_embed = pair._train_embed
-
-    def modules(fts: Tensor) -> Tensor:
-        return cast(Tensor, pair.embed(fts))
-
-    def use(fused: bool) -> None:
-        pair._train_embed = fused_embed if fused else modules  # type: ignore[method-assign]
-
-    def loss(fused: bool) -> float:
-        use(fused)
-        torch.manual_seed(1)
-        names = cast("list[str]", model.input_names)
-        with torch.no_grad():
-            return float(F.cross_entropy(model(*(inputs[n] for n in names)), labels))
-
-    losses = {key: loss(key == "fused") for key in ("fused", "modules")}
-    use(False)
-    for _ in range(2):
-        step(inputs, labels)
-    flops = flops_per_jet(step, inputs, labels)
-
-    def run(fused: bool) -> Callable[[], int]:
-        def go() -> int:
-            use(fused)
-            for _ in range(steps):
-                step(inputs, labels)
-            return steps * BATCH
-
-        return go
-
-    rates = alternate({"fused": run(True), "modules": run(False)}, reps)
-    result: dict[str, Any] = {
-        "real": n_real,
-        "slots": SLOTS,
-        "gflop_per_jet": flops / 1e9,
-        "max_abs_loss_diff": abs(losses["fused"] - losses["modules"]),
-    }
-    for key, values in rates.items():
-        result[key] = {
-            "jets_per_s": summary(values),
-            "all_jets_per_s": values,
-            "limit_fraction": flops * statistics.median(values) / 1e9 / limit,
-        }
-    result["speed_up"] = {
-        stat: summary(rates["fused"])[stat] / summary(rates["modules"])[stat]
-        for stat in ("best", "median")
-    }
-    return result
-
-
 def end_to_end(
     name: str, data: Path, split: str, reps: int, max_batches: int, fused: bool
 ) -> dict[str, Any]:
@@ -488,12 +420,6 @@ def main(argv: list[str] | None = None) -> None:
         default=True,
         help="ParT: evaluation with the fused vs the written-out attention",
     )
-    parser.add_argument(
-        "--fused-pair",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="ParT training: fused pair-embedding layers vs the modules",
-    )
     parser.add_argument("--no-train", action="store_true", help="skip the training parts")
     add_allocator_option(parser)
     parser.add_argument("--name", default="train_speed")
@@ -528,21 +454,6 @@ def main(argv: list[str] | None = None) -> None:
                     f"jets/s ({f['limit_fraction']:.0%} of limit), written-out "
                     f"{w['jets_per_s']['median']:.1f} ({w['limit_fraction']:.0%}); x"
                     f"{r['speed_up']['median']:.2f}; max score diff {r['max_abs_score_diff']:.1e}",
-                    flush=True,
-                )
-        if name == "part" and args.fused_pair and not args.no_train:
-            entry["fused_pair"] = {}
-            for n_real in (int(r) for r in args.real.split(",")):
-                r = fused_pair(n_real, args.reps, args.steps, limit)
-                entry["fused_pair"][str(n_real)] = r
-                f, m = r["fused"], r["modules"]
-                print(
-                    f"part train, {n_real}/{SLOTS} real: fused pair layers "
-                    f"{f['jets_per_s']['median']:.1f} jets/s ({f['limit_fraction']:.0%} of "
-                    f"limit), modules {m['jets_per_s']['median']:.1f} "
-                    f"({m['limit_fraction']:.0%}); x{r['speed_up']['median']:.2f} "
-                    f"(best x{r['speed_up']['best']:.2f}); loss diff "
-                    f"{r['max_abs_loss_diff']:.1e}",
                     flush=True,
                 )
         if not args.no_e2e and not args.no_train:

@@ -21,7 +21,7 @@ particles and real pairs only. Pair features are computed once per unordered pai
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, cast
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -64,95 +64,12 @@ def pair_features(a: Tensor, b: Tensor, eps: float = 1e-8) -> Tensor:
     )
 
 
-class _LinearBatchNormFunction(torch.autograd.Function):
-    """``batch_norm(x @ weight.T + b)`` in training (batch statistics) for 2-D ``x`` of very
-    many rows, with no pass over the output other than the one ``addmm`` that writes it.
-
-    The mean and (biased) variance of ``y = x @ weight.T + b`` follow from those of ``x``:
-    ``mean(y) = weight @ mean(x) + b``, ``var(y) = diag(weight @ cov(x) @ weight.T)``, with
-    ``cov(x)`` from one ``x.T @ x`` product. BatchNorm then folds into the layer:
-    ``z = x @ (s * weight).T + (beta - s * weight @ mean(x))``, ``s = gamma / sqrt(var + eps)``
-    (``b`` cancels). The backward is BatchNorm's through the batch statistics, written as
-    products of ``x`` and ``grad`` with small ``in x in`` / ``out x in`` matrices:
-    ``dx = grad @ (s * weight) - (x - mean(x)) @ M - (s * mean(grad)) @ weight`` with
-    ``M = weight.T @ diag(s * k / sigma) @ weight``, ``k = mean(grad * y_hat)``. The gradient
-    of ``b`` is exactly 0 (returned as zeros, so that optimisers still see a gradient).
-    Accuracy against float64 is that of ``nn.BatchNorm1d`` or better
-    (tests/models/test_part_training.py).
-
-    Returns ``z`` and, not differentiable, ``mean(y)`` and ``var(y)`` for the running
-    statistics.
-    """
-
-    @staticmethod
-    def forward(
-        ctx: Any, x: Tensor, weight: Tensor, b: Tensor, gamma: Tensor, beta: Tensor, eps: float
-    ) -> tuple[Tensor, Tensor, Tensor]:
-        rows = x.shape[0]
-        mean = x.mean(0)
-        cov = torch.mm(x.t(), x).div_(rows).sub_(torch.outer(mean, mean))
-        weighted_mean = weight @ mean
-        mean_y = weighted_mean + b
-        var = ((weight @ cov) * weight).sum(1).clamp_(min=0.0)
-        rstd = (var + eps).rsqrt()
-        scale = gamma * rstd
-        folded = weight * scale.unsqueeze(1)
-        z = torch.addmm(beta - scale * weighted_mean, x, folded.t())
-        ctx.save_for_backward(x, weight, mean, cov, rstd, scale, folded)
-        ctx.mark_non_differentiable(mean_y, var)
-        return z, mean_y, var
-
-    @staticmethod
-    def backward(ctx: Any, grad: Tensor, *_: Tensor) -> tuple[Tensor | None, ...]:
-        x, weight, mean, cov, rstd, scale, folded = ctx.saved_tensors
-        rows = x.shape[0]
-        grad_sum = grad.sum(0)  # d beta
-        # grad.T @ (x - mean(x)); x.T @ grad is the fast order for tall x (NarrowLinear)
-        centred = torch.mm(x.t(), grad).t() - torch.outer(grad_sum, mean)
-        grad_gamma = (centred * weight).sum(1) * rstd  # sum(grad * y_hat)
-        grad_x = None
-        if ctx.needs_input_grad[0]:
-            m = weight.t() @ ((scale * grad_gamma * rstd / rows).unsqueeze(1) * weight)
-            row = mean @ m - (scale * grad_sum / rows) @ weight
-            grad_x = torch.addmm(row, grad, folded).addmm_(x, m, alpha=-1.0)
-        grad_weight = scale.unsqueeze(1) * (
-            centred - (grad_gamma * rstd).unsqueeze(1) * (weight @ cov)
-        )
-        return grad_x, grad_weight, torch.zeros_like(grad_sum), grad_gamma, grad_sum, None
-
-
-def _linear_batch_norm(x: Tensor, linear: nn.Linear, norm: nn.BatchNorm1d) -> Tensor:
-    """``norm(linear(x))`` for a module pair in training, through
-    :class:`_LinearBatchNormFunction`; ``norm``'s running statistics are updated as
-    ``nn.BatchNorm1d`` does (momentum, unbiased variance, batch counter)."""
-    z, mean, var = _LinearBatchNormFunction.apply(
-        x, linear.weight, linear.bias, norm.weight, norm.bias, norm.eps
-    )
-    assert norm.running_mean is not None
-    assert norm.running_var is not None
-    assert norm.num_batches_tracked is not None
-    with torch.no_grad():
-        norm.num_batches_tracked.add_(1)
-        momentum = norm.momentum
-        factor = 1.0 / float(norm.num_batches_tracked) if momentum is None else momentum
-        rows = x.shape[0]
-        norm.running_mean.lerp_(mean, factor)
-        norm.running_var.lerp_(var * (rows / (rows - 1)), factor)
-    return cast(Tensor, z)
-
-
 class PairEmbedding(nn.Module):
     """Pairwise attention biases ``(B, heads, P, P)`` from ``(B, 4, P)`` four-vectors.
 
     Only pairs of real particles with i <= j go through the network (as packed rows, so
     BatchNorm sees real pairs only); (j, i) mirrors (i, j); pairs with a padded particle get
     0 here and are masked as keys by the caller.
-
-    In training, each pointwise layer whose width does not shrink and its BatchNorm run as
-    one :func:`_linear_batch_norm` (no BatchNorm passes over the ``(pairs, width)``
-    tensors, among the costliest passes of ParT's training step on the CPU); the narrow last layer,
-    evaluation and export run the modules as they are (the same parameters, state dict and
-    function).
     """
 
     def __init__(self, dims: Sequence[int]) -> None:
@@ -165,21 +82,6 @@ class PairEmbedding(nn.Module):
             in_dim = dim
         self.embed = nn.Sequential(*layers[:-1])  # pre-activation biases
         self.heads = dims[-1]
-
-    def _train_embed(self, fts: Tensor) -> Tensor:
-        """``self.embed(fts)`` in training, the layers that widen or keep their width fused
-        with their BatchNorm."""
-        layers = list(self.embed)
-        x = layers[0](fts)
-        for index in range(1, len(layers), 3):
-            linear, norm = cast(nn.Linear, layers[index]), cast(nn.BatchNorm1d, layers[index + 1])
-            if linear.out_features >= linear.in_features:
-                x = _linear_batch_norm(x, linear, norm)
-            else:
-                x = norm(linear(x))
-            if index + 2 < len(layers):
-                x = layers[index + 2](x)
-        return x
 
     def forward(self, vectors: Tensor, real: Tensor) -> Tensor:
         """``vectors``: ``(B, 4, P)``; ``real``: ``(B, P)`` boolean mask."""
@@ -197,9 +99,7 @@ class PairEmbedding(nn.Module):
             # (j, i) for the off-diagonal pairs: b * P * P + j * P + i
             mirrored = (flat - i * n - j + j * n + i).index_select(0, off_diagonal)
             target = torch.cat([flat, mirrored])
-        # batch statistics need 2 rows; with fewer, BatchNorm raises as it always did
-        fused = self.training and fts.shape[0] > 1
-        bias = self._train_embed(fts) if fused else self.embed(fts)
+        bias = self.embed(fts)
         bias = torch.cat([bias, bias.index_select(0, off_diagonal)])
         dense = bias.new_zeros(real.shape[0] * n * n, self.heads).index_copy(0, target, bias)
         return dense.view(real.shape[0], n, n, self.heads).permute(0, 3, 1, 2)
