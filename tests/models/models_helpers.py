@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import math
 
+import numpy as np
+import onnxruntime as ort
 import torch
 from torch import Tensor
 
@@ -110,3 +113,28 @@ def n_params(model: torch.nn.Module) -> int:
 
 def close_to(value: int, target: float, rel: float = 0.02) -> bool:
     return math.isclose(value, target, rel_tol=rel)
+
+
+def onnx_and_torch(model: torch.nn.Module) -> tuple[np.ndarray, np.ndarray]:
+    """ONNX Runtime's and PyTorch's outputs of ``model`` (in eval mode), exported with the
+    legacy exporter at opset 17 with dynamic batch and slot axes, on a batch of another
+    size and number of slots than at export, with extra padding and an empty jet."""
+    names = list(model.input_names)
+    axes = {n: {0: "batch", 2: MASK_OF[n]} if n in MASK_OF else {0: "batch"} for n in names}
+    buffer = io.BytesIO()
+    torch.onnx.export(
+        model,
+        inputs_for(model, make_batch(3, 6, seed=1)),
+        buffer,
+        dynamo=False,
+        opset_version=17,
+        input_names=names,
+        output_names=["output"],
+        dynamic_axes={**axes, "output": {0: "batch"}},
+    )
+    session = ort.InferenceSession(buffer.getvalue(), providers=["CPUExecutionProvider"])
+    batch = pad(make_batch(5, 11, seed=2, empty_jet=True), 3)
+    with torch.no_grad():
+        expected = model(*inputs_for(model, batch)).numpy()
+    (got,) = session.run(None, {n: batch[n].numpy() for n in names})
+    return got, expected

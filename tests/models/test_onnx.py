@@ -4,13 +4,10 @@ without particles)."""
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
-import onnxruntime as ort
 import pytest
 import torch
-from models_helpers import DIMS, MASK_OF, TORCH_MODELS, inputs_for, make_batch, pad, small_model
+from models_helpers import DIMS, TORCH_MODELS, onnx_and_torch, small_model
 
 from heptagon.models import build_model
 
@@ -38,24 +35,6 @@ def test_onnx_export_matches_torch(name: str) -> None:
     else:
         model = small_model(name)
     model.eval()
-    names = list(model.input_names)
-    axes = {n: {0: "batch", 2: MASK_OF[n]} if n in MASK_OF else {0: "batch"} for n in names}
-    buffer = io.BytesIO()
-    torch.onnx.export(
-        model,
-        inputs_for(model, make_batch(3, 6, seed=1)),
-        buffer,
-        dynamo=False,
-        opset_version=17,
-        input_names=names,
-        output_names=["output"],
-        dynamic_axes={**axes, "output": {0: "batch"}},
-    )
-    session = ort.InferenceSession(buffer.getvalue(), providers=["CPUExecutionProvider"])
-    # other batch size and number of slots than at export, extra padding, an empty jet
-    batch = pad(make_batch(5, 11, seed=2, empty_jet=True), 3)
-    with torch.no_grad():
-        expected = model(*inputs_for(model, batch)).numpy()
-    (got,) = session.run(None, {n: batch[n].numpy() for n in names})
+    got, expected = onnx_and_torch(model)
     assert np.isfinite(got).all()
     np.testing.assert_allclose(got, expected, atol=1e-5, rtol=1e-5)
