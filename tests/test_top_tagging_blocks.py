@@ -4,11 +4,8 @@ the verdict against the BDT and the choice of the curve's networks."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
@@ -18,27 +15,12 @@ from heptagon.models import registry
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _load_benchmark() -> ModuleType:
-    if "top_tagging" in sys.modules:  # import it once
-        return sys.modules["top_tagging"]
-    sys.path.insert(0, str(ROOT / "benchmarks"))  # for its ``_common``
-    spec = importlib.util.spec_from_file_location(
-        "top_tagging", ROOT / "benchmarks" / "top_tagging.py"
-    )
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    known = dict(registry._REGISTRY)
-    try:
-        spec.loader.exec_module(module)
-    finally:  # its weaver-core model stays out of the registry the other tests see
-        registry._REGISTRY.clear()
-        registry._REGISTRY.update(known)
-    return module
-
-
-bench = _load_benchmark()
+_known = dict(registry._REGISTRY)
+try:
+    import top_tagging as bench  # benchmarks/ is on pytest's pythonpath
+finally:  # its weaver-core model stays out of the registry the other tests see
+    registry._REGISTRY.clear()
+    registry._REGISTRY.update(_known)
 
 
 def stat(mean: float, spread: float | None, n: int = 3) -> dict[str, Any]:

@@ -3,36 +3,14 @@ suite): the per-bin efficiency criteria and the agreement counts on hand-made je
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-from types import ModuleType
-
 import numpy as np
 import pytest
+import refinement as bench  # benchmarks/ is on pytest's pythonpath
 
 from heptagon.apps.refine.jets import Jets
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _load() -> ModuleType:
-    if "refinement_benchmark" in sys.modules:
-        return sys.modules["refinement_benchmark"]
-    sys.path.insert(0, str(ROOT / "benchmarks"))  # for its ``_common``
-    spec = importlib.util.spec_from_file_location(
-        "refinement_benchmark", ROOT / "benchmarks" / "refinement.py"
-    )
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
 
 def test_efficiency_bin_criteria() -> None:
-    bench = _load()
     rng = np.random.default_rng(0)
     full = rng.random(400) < 0.5
     fast = full.copy()
@@ -57,7 +35,6 @@ def test_efficiency_bin_criteria() -> None:
 
 
 def test_agreement_counts_points_and_names_what_is_left() -> None:
-    bench = _load()
     rng = np.random.default_rng(2)
     n = 800
     flavour = np.repeat(np.arange(4), n // 4)  # b, c, uds, g

@@ -10,10 +10,7 @@ Where weaver computes something (auto standardisation, reweighting tables) it wr
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 import pytest
@@ -29,18 +26,7 @@ CONFIGS = sorted((ROOT / "tests" / "data" / "weaver").glob("*.yaml"))
 N_JETS = 60  # per class and file
 
 
-def _load_benchmark() -> ModuleType:
-    path = ROOT / "benchmarks" / "weaver_equivalence.py"
-    spec = importlib.util.spec_from_file_location("weaver_equivalence", path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-bench = _load_benchmark()
+import weaver_equivalence as bench  # noqa: E402  (benchmarks/ is on pytest's pythonpath)
 
 
 @pytest.fixture(scope="module", params=bench.FORMATS)

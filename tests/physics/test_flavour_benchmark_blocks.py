@@ -4,35 +4,15 @@ and without the V0 veto on hand-made shards."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import awkward as ak
+import flavour as bench  # benchmarks/ is on pytest's pythonpath
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _load() -> ModuleType:
-    if "flavour_benchmark" in sys.modules:
-        return sys.modules["flavour_benchmark"]
-    sys.path.insert(0, str(ROOT / "benchmarks"))  # for its ``_common``
-    spec = importlib.util.spec_from_file_location(
-        "flavour_benchmark", ROOT / "benchmarks" / "flavour.py"
-    )
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
 
 def test_binomial_fraction_error_and_limit() -> None:
-    bench = _load()
     half = bench.binomial(np.array([True, False] * 50))
     assert half["value"] == 0.5
     assert half["err"] == pytest.approx(0.05)
@@ -57,7 +37,6 @@ def _shard(path: Path, pt: list[float], n_sv: list[int], n_v0: list[int]) -> Non
 
 
 def test_vertex_finder_with_and_without_the_v0_veto(tmp_path: Path) -> None:
-    bench = _load()
     shards = tmp_path / "shards"
     shards.mkdir()
     _shard(shards / "b_0000.parquet", [40, 60, 90, 150], [1, 1, 0, 2], [0, 0, 1, 0])
