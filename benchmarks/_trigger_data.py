@@ -3,30 +3,22 @@
 detector (through ``heptagon.generate``) or a modified one, with their 16 high-level
 features (``heptagon.apps.trigger.features``) cached beside the shards.
 
-``GenerateOptions`` has no field for detector parameters (only default / none), so a
-modified detector runs generate's own shards (``ShardSpec`` with the detector's
-parameters, ``run_shard``) on the same classes, window and seeds.
+A modified detector is ``heptagon generate``'s ``--detector-set FIELD=VALUE``
+(``GenerateOptions.detector_set``; :func:`detector_set` writes a condition's items), on the
+same classes, window and seeds.
 """
 
 from __future__ import annotations
 
-from concurrent.futures import ProcessPoolExecutor
+import json
 from pathlib import Path
+from typing import Any
 
 import awkward as ak
 import numpy as np
 
 from heptagon.apps.trigger.features import high_level_features
-from heptagon.generate.detector import DetectorConfig
-from heptagon.generate.processes import get_process
-from heptagon.generate.run import (
-    GenerateOptions,
-    ShardSpec,
-    generate,
-    pythia_settings,
-    run_shard,
-)
-from heptagon.generate.shards import shard_seed
+from heptagon.generate.run import GenerateOptions, generate
 from heptagon.io import atomic_path
 
 #: label -> catalogue class: gluon and light-quark jets recoiling against Z -> nu nu,
@@ -36,7 +28,9 @@ PT_MIN, PT_MAX, RADIUS = 800.0, 1200.0, 0.8
 BRANCHES = ["part_px", "part_py", "part_pz", "part_energy"]
 
 
-def _options(cls: str, jets: int, seed: int, out: Path, jobs: int, shards: int) -> GenerateOptions:
+def _options(
+    cls: str, jets: int, seed: int, out: Path, jobs: int, shards: int, knobs: dict[str, Any]
+) -> GenerateOptions:
     return GenerateOptions(
         sample=cls,
         jets=jets,
@@ -47,50 +41,40 @@ def _options(cls: str, jets: int, seed: int, out: Path, jobs: int, shards: int) 
         pt_max=PT_MAX,
         radius=RADIUS,
         shard_size=max(1, -(-jets // shards)),
+        detector_set=detector_set(knobs) or None,
     )
+
+
+def detector_set(knobs: dict[str, Any]) -> list[str]:
+    """The ``--detector-set`` items of a condition's detector parameters (values as JSON,
+    which the option reads as YAML)."""
+    return [
+        f"{name}={json.dumps(list(v) if isinstance(v, tuple) else v)}" for name, v in knobs.items()
+    ]
 
 
 def nominal(out: Path, jets: int, seed: int, jobs: int) -> dict[str, list[Path]]:
     """Generate (or reuse) ``jets`` per class with the default detector, two shards per
     class; files per label."""
-    files = {}
-    for label, cls in CLASSES.items():
-        opts = _options(cls, jets, seed, out / cls, jobs, shards=2)
-        generate(opts)
-        files[label] = sorted((out / cls / "shards").glob("*.parquet"))
-    return files
+    return _generate(out, jets, seed, jobs, shards=2, knobs={})
 
 
 def modified(
-    out: Path, jets: int, seed: int, jobs: int, detector: DetectorConfig
+    out: Path, jets: int, seed: int, jobs: int, knobs: dict[str, Any]
 ) -> dict[str, list[Path]]:
-    """Generate (or reuse) ``jets`` per class with ``detector``, one shard per class;
-    files per label."""
-    specs = []
-    for cls in CLASSES.values():
-        opts = _options(cls, jets, seed, out / cls, jobs, shards=1)
-        (out / cls).mkdir(parents=True, exist_ok=True)
-        for i in range(-(-jets // opts.shard_size)):
-            s = shard_seed(seed, cls, i)
-            specs.append(
-                ShardSpec(
-                    cls=cls,
-                    label=cls,
-                    labels=(cls,),
-                    index=i,
-                    n_jets=min(opts.shard_size, jets - i * opts.shard_size),
-                    seed=s,
-                    settings=tuple(pythia_settings(get_process(cls), PT_MIN, opts.use_mpi(), s)),
-                    selection=opts.selection(),
-                    detector=detector.model_dump(),
-                    path=str(out / cls / f"{cls}_{i:04d}.parquet"),
-                    format="parquet",
-                )
-            )
-    todo = [s for s in specs if not Path(s.path).exists()]
-    with ProcessPoolExecutor(max_workers=jobs) as pool:
-        list(pool.map(run_shard, todo))
-    return {label: sorted((out / cls).glob("*.parquet")) for label, cls in CLASSES.items()}
+    """Generate (or reuse) ``jets`` per class with the detector parameters ``knobs`` (a
+    :data:`CONDITIONS` entry), one shard per class; files per label."""
+    return _generate(out, jets, seed, jobs, shards=1, knobs=knobs)
+
+
+def _generate(
+    out: Path, jets: int, seed: int, jobs: int, shards: int, knobs: dict[str, Any]
+) -> dict[str, list[Path]]:
+    files = {}
+    for label, cls in CLASSES.items():
+        generate(_options(cls, jets, seed, out / cls, jobs, shards, knobs))
+        files[label] = sorted((out / cls / "shards").glob("*.parquet"))
+    return files
 
 
 def features(files: dict[str, list[Path]]) -> tuple[np.ndarray, np.ndarray]:
@@ -112,10 +96,10 @@ def features(files: dict[str, list[Path]]) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate(xs), np.concatenate(ys)
 
 
-#: the continual-learning conditions, successively degraded (each adds to the one before):
-#: tracker inefficiency (charged-hadron track efficiency down by 0.2), then worse
-#: calorimeter resolution (stochastic and constant terms of ECAL and HCAL up), then HCAL
-#: towers twice as coarse and track pT resolution three times worse
+#: the continual-learning conditions, successively degraded (each adds to the one before),
+#: as ``DetectorConfig`` fields: tracker inefficiency (charged-hadron track efficiency down
+#: by 0.2), then worse calorimeter resolution (stochastic and constant terms of ECAL and HCAL
+#: up), then HCAL towers twice as coarse and track pT resolution three times worse
 _TRACKER = {"hadron_eff_barrel": (0.50, 0.75), "hadron_eff_endcap": (0.40, 0.65)}
 _CALO = {"hcal_s": 2.5, "hcal_c": 0.10, "ecal_s": 0.20, "ecal_c": 0.016}
 _COARSE = {
@@ -123,9 +107,9 @@ _COARSE = {
     "track_res_a": (0.018, 0.030, 0.075),
     "track_res_b": (3.9e-4, 5.1e-4, 9.3e-4),
 }
-CONDITIONS = {
-    "nominal": DetectorConfig(),
-    "tracker_ineff": DetectorConfig(**_TRACKER),
-    "calo_resolution": DetectorConfig(**_TRACKER, **_CALO),
-    "coarse_hcal": DetectorConfig(**_TRACKER, **_CALO, **_COARSE),
+CONDITIONS: dict[str, dict[str, Any]] = {
+    "nominal": {},
+    "tracker_ineff": _TRACKER,
+    "calo_resolution": {**_TRACKER, **_CALO},
+    "coarse_hcal": {**_TRACKER, **_CALO, **_COARSE},
 }

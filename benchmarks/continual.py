@@ -9,7 +9,8 @@ What runs, all in this process:
 - the model: the 64-32-32-5 MLP on the 16 high-level features (g / q / W / Z / t, R = 0.8,
   pT 800-1200 GeV; ``benchmarks/trigger.py``'s sample and split), trained on the nominal
   detector (``--jets`` per class; best validation epoch of ``--epochs``);
-- three successively degraded detectors (``_trigger_data.CONDITIONS``): tracker
+- three successively degraded detectors (``_trigger_data.CONDITIONS``, generated with
+  ``heptagon generate``'s ``--detector-set``; docs/trigger.md): tracker
   inefficiency (charged-hadron track efficiency -0.2), + worse ECAL/HCAL resolution, +
   HCAL towers twice as coarse and 3x worse track pT resolution; ``--topup`` jets per class
   each (another seed), half a small top-up training set, half its test set; the
@@ -119,9 +120,9 @@ def main() -> None:
 
     nominal = {k: tensors(x_all[i], y_all[i]) for k, i in parts.items()}
     conditions = {}
-    for name, detector in list(samples.CONDITIONS.items())[1:]:
+    for name, knobs in list(samples.CONDITIONS.items())[1:]:
         cfiles = samples.modified(
-            args.out / f"continual-{args.topup}" / name, args.topup, 2, args.jobs, detector
+            args.out / f"continual-{args.topup}" / name, args.topup, 2, args.jobs, knobs
         )
         x, y = samples.features(cfiles)
         order = np.random.default_rng(0).permutation(len(y))
@@ -159,7 +160,7 @@ def main() -> None:
             print(f"{strategy:9s} {label:26s} {row}")
     fig = {
         "machine_shared": "yes: 2 cores shared with 3 other agents' work",
-        "conditions": {n: d.model_dump() for n, d in samples.CONDITIONS.items()},
+        "conditions": {n: samples.detector_set(k) for n, k in samples.CONDITIONS.items()},
         "jets_per_class": {"nominal": args.jets, "per_condition": args.topup},
         "topup_jets": {n: len(c["topup"][1]) for n, c in conditions.items()},
         "test_jets": {

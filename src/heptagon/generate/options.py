@@ -15,7 +15,7 @@ build its help.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -57,6 +57,17 @@ def _event_samples() -> str:
         for name, classes in EVENT_SAMPLES.items()
     ]
     return f"An event sample: {' | '.join(names)}."
+
+
+def _yaml_value(text: str) -> Any:
+    """A command-line value read as YAML (``--set``'s rule); text YAML cannot read stays
+    text (the model then says what it expected)."""
+    import yaml  # ~8 ms: not at the command line's start-up
+
+    try:
+        return yaml.safe_load(text) if text.strip() else ""
+    except yaml.YAMLError:
+        return text
 
 
 class SampleOptions(BaseModel):
@@ -134,7 +145,7 @@ class SampleOptions(BaseModel):
         return self.pileup if v is None else self.pileup * v.pileup_scale
 
     @property
-    def detector_knobs(self) -> dict[str, float]:
+    def detector_knobs(self) -> dict[str, Any]:
         """The detector calibration knobs the variation sets (none: nominal)."""
         v = self.variation_spec()
         return {} if v is None else dict(v.detector)
@@ -182,12 +193,62 @@ class GenerateOptions(SampleOptions):
         description="full: the CMS-like parametric detector; fast: the cheaper FastSim "
         "chain (docs/refinement.md); none: hadron level.",
     )
+    detector_set: list[str] | None = Field(
+        None,
+        description="Set a parameter of the detector, FIELD=VALUE, the value as YAML "
+        "(e.g. hcal_cell=0.174, 'hadron_eff_barrel=[0.5, 0.75]'); repeatable. FIELD: one "
+        "of DetectorConfig's (--detector fast: FastDetectorConfig's) (docs/systematics.md).",
+    )
 
     @field_validator("sample")
     @classmethod
     def _known(cls, v: str) -> str:
         get_sample_set(v)
         return v
+
+    @model_validator(mode="after")
+    def _detector_set(self) -> GenerateOptions:
+        if not self.detector_set:
+            return self
+        if self.detector == "none":
+            raise ConfigError("sets detector parameters: needs the detector", key="detector_set")
+        from pydantic import ValidationError
+
+        from heptagon.generate.detector import DetectorConfig  # numpy: not at import
+        from heptagon.generate.fastsim import FastDetectorConfig
+
+        config = FastDetectorConfig if self.detector == "fast" else DetectorConfig
+        knobs = self.detector_knobs
+        for name in knobs:
+            if name not in config.model_fields:
+                raise ConfigError(f"no {config.__name__} field '{name}'", key="detector_set")
+        try:
+            config(**knobs)
+        except ValidationError as err:
+            first = err.errors()[0]
+            name = ".".join(str(part) for part in first["loc"])
+            raise ConfigError(
+                f"{name}={knobs.get(str(first['loc'][0]))!r}: {first['msg']}", key="detector_set"
+            ) from None
+        return self
+
+    @property
+    def detector_knobs(self) -> dict[str, Any]:
+        """The detector parameters the variation and ``--detector-set`` set (none:
+        nominal); a field both set is refused."""
+        knobs = super().detector_knobs
+        for item in self.detector_set or ():
+            name, sep, text = item.partition("=")
+            name = name.strip()
+            if not sep or not name:
+                raise ConfigError(f"needs FIELD=VALUE, got '{item}'", key="detector_set")
+            if name in knobs:
+                raise ConfigError(
+                    f"'{name}' is set twice (by --variation or an earlier --detector-set)",
+                    key="detector_set",
+                )
+            knobs[name] = _yaml_value(text)
+        return knobs
 
     @model_validator(mode="after")
     def _window(self) -> GenerateOptions:
