@@ -18,7 +18,10 @@ What runs, all in this process:
   on every mass but the held-out one; the same network without the parameter
   (``pnn_xbb_plain.yaml``) on the same jets (the non-parameterised contrast); and the
   plain network on the held-out mass alone (the reference: what a dedicated network at
-  that mass gets). Each is scored by ``heptagon.evaluate.evaluate`` on the test files.
+  that mass gets; as a user makes it: ``heptagon generate Xbb100`` in the same window,
+  ``heptagon data pnn`` with the QCD sample, ``heptagon train
+  configs/pnn_xbb_plain.yaml``, docs/workflows.md). Each is scored by
+  ``heptagon.evaluate.evaluate`` on the test files.
 
 Printed: background rejection 1/eps_B at 50% signal efficiency at the held-out mass, mean
 +- standard deviation over seeds, for the three; the claims checked: the PNN is within the

@@ -28,7 +28,7 @@ DOC = ROOT / "docs" / "workflows.md"
 BLOCK = re.compile(r"^```bash\n(.*?)^```", re.MULTILINE | re.DOTALL)
 #: the documented --jets -> the tiny ones the test generates
 TINY = {"1500": "12", "30000": "40", "10000": "20", "4000": "20", "1000": "15", "3000": "15",
-        "3500": "15"}  # fmt: skip
+        "3500": "15", "1050": "12"}  # fmt: skip
 
 
 def sections() -> dict[str, list[str]]:
@@ -90,9 +90,14 @@ def test_pnn_workflow(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert signal.any()
     assert (~signal).any()
     assert '"at": 100' in (derived / "derived.json").read_text()
-    for run in ("pnn", "plain"):
+    for run in ("pnn", "plain", "dedicated"):
         metrics = (tmp_path / "runs" / run / "eval" / "metrics.json").read_text()
         assert '"pnn-m100"' in metrics
+    # the dedicated network trains at the held-out mass alone
+    dedicated = _table(tmp_path / "dedicated-train" / "shards")
+    signal = dedicated["label_Xbb"].to_numpy(zero_copy_only=False)
+    assert signal.any()
+    assert np.all(dedicated["pnn_mass"].to_numpy() == 100.0)
     # --pnn-mass refuses a network without the parameter and a missing background sample
     for argv, message in (
         (["runs/plain", "--pnn-mass", "100", "--data", "xbb", "--data", "qcd-test"], "pnn_mass"),
