@@ -18,13 +18,17 @@ from heptagon.data.loader import JetDataset
 from heptagon.data.preprocess import Preprocess
 from heptagon.errors import ConfigError
 from heptagon.generate.detector import (
+    FORWARD,
+    BinnedDeposits,
     Candidates,
+    Deposits,
     DetectorConfig,
     Particles,
     apply_detector,
     bin_cells,
     detector_response,
     merge_candidates,
+    tower_layout,
     towers,
 )
 from heptagon.generate.jets import RHO_GRID_SPACING, RHO_RAP_MAX, event_rho
@@ -46,6 +50,7 @@ from heptagon.physics.puppi import (
     chs_mask,
     puppi_alpha,
     puppi_weights,
+    stable_order,
     vertex_association,
 )
 from heptagon.train import load_experiment
@@ -371,6 +376,111 @@ def test_merge_candidates_keeps_events_together() -> None:
     out = merge_candidates(cands([2, 0, 1], 0.0), cands([1, 2, 0], 10.0))
     assert out.counts.tolist() == [3, 2, 1]
     assert out.px.tolist() == [0.0, 1.0, 10.0, 11.0, 12.0, 2.0]
+
+
+def _sorted_cells(d: Deposits) -> tuple[np.ndarray, np.ndarray]:
+    """The cells of ``d`` as a sort of one integer key per deposit makes them (the
+    binning before the cell layout): (cell of each deposit, first deposit of each cell)."""
+    nphi = np.round(2 * np.pi / d.size).astype(np.int64)
+    ieta = np.floor(d.eta / d.size).astype(np.int64)
+    iphi = np.floor((d.phi + np.pi) / (2 * np.pi) * nphi).astype(np.int64) % nphi
+    sizes = np.unique(d.size)
+    key = ((d.event * 3 + d.layer) * 1_000_003 + (ieta + 500_000)) * 4096 + iphi
+    key = key * sizes.size + np.searchsorted(sizes, d.size)
+    _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+    return inverse, first
+
+
+def _overlaid_deposits(minbias: Particles, n_hard: int, mu: int) -> dict:
+    """``n_hard`` minimum-bias events as hard events, each with ``mu`` library events'
+    cell sums: the deposits both raw (one array) and as the library's binned cells."""
+    det = DetectorConfig()
+    lib = detector_library(minbias, det, np.random.default_rng(3))
+    _, hard = detector_response(_first(minbias, n_hard), det, np.random.default_rng(4))
+    picks = np.random.default_rng(5).integers(0, lib.n_events, (n_hard, mu)).ravel()
+    per_event = np.bincount(lib.cells.event, minlength=lib.n_events)
+    start = np.cumsum(per_event) - per_event
+    take = np.concatenate([np.arange(start[k], start[k] + per_event[k]) for k in picks])
+    event = np.repeat(np.arange(n_hard), [per_event[picks[i * mu:(i + 1) * mu]].sum()
+                                         for i in range(n_hard)])  # fmt: skip
+    cells = lib.cells
+    raw = Deposits(
+        event=np.concatenate([hard.event, event]),
+        layer=np.concatenate([hard.layer, cells.layer[take]]),
+        e=np.concatenate([hard.e, cells.e[take]]),
+        e_pileup=np.concatenate([hard.e_pileup, cells.e[take]]),
+        eta=np.concatenate([hard.eta, cells.eta[take]]),
+        phi=np.concatenate([hard.phi, cells.phi[take]]),
+        size=np.concatenate([hard.size, cells.size[take]]),
+    )
+    binned = BinnedDeposits(event, lib.cell_number[take], cells.e[take], cells.e[take])
+    return {"det": det, "hard": hard, "raw": raw, "binned": binned}
+
+
+def test_overlay_towers_are_those_of_the_sorted_cells(minbias: Particles) -> None:
+    """The cell layout bins a pile-up event's deposits into the cells, and in the order,
+    of a sort of one key per deposit; the library's precomputed cell numbers give the same
+    towers, bit for bit, as its cells binned again with the event's own deposits."""
+    ev = _overlaid_deposits(minbias, 6, 40)
+    raw = ev["raw"]
+    inverse, first = _sorted_cells(raw)
+    cells = bin_cells(raw.event, raw.layer, 3, raw.size, raw.eta, raw.phi)
+    assert np.array_equal(cells.inverse, inverse)
+    assert np.array_equal(cells.first, first)
+    assert first.size < 0.8 * raw.e.size  # pile-up cells overlap
+    direct = towers(ev["det"], raw, 6, np.random.default_rng(8))
+    overlaid = towers(ev["det"], ev["hard"], 6, np.random.default_rng(8), ev["binned"])
+    for f in ("counts", "px", "py", "pz", "e", "category", "vertex"):
+        assert np.array_equal(getattr(overlaid, f), getattr(direct, f)), f
+    assert overlaid.vertex.any()
+    assert not overlaid.vertex.all()
+
+
+def test_tower_layout_refuses_a_deposit_off_its_grid() -> None:
+    layout = tower_layout(DetectorConfig())
+    one = np.ones(1)
+    assert layout.index(np.array([FORWARD]), one * 0.175, one * 4.0, one * 0.0).size == 1
+    with pytest.raises(ValueError, match="outside the calorimeter cell layout"):
+        layout.index(np.array([FORWARD]), one * 0.175, one * 5.5, one * 0.0)  # |eta| > 5
+    with pytest.raises(ValueError, match="outside the calorimeter cell layout"):
+        layout.index(np.array([FORWARD]), one * 0.1, one * 4.0, one * 0.0)  # not its size
+
+
+def test_stable_order_is_a_stable_argsort() -> None:
+    key = np.random.default_rng(2).integers(0, 50, 10_000)  # many ties
+    assert np.array_equal(stable_order(key), np.argsort(key, kind="stable"))
+    assert stable_order(np.zeros(0, np.int64)).size == 0
+    with pytest.raises(ValueError, match="negative"):
+        stable_order(np.array([3, -1]))
+
+
+def test_puppi_alpha_equals_the_sum_over_every_pair() -> None:
+    """The cone sums' cell search finds every pair within R0: alpha equals the sum over
+    all pairs, for central and forward candidates, across phi = pi, in several events."""
+    g = np.random.default_rng(12)
+    counts = np.array([300, 0, 1, 250])
+    n = int(counts.sum())
+    pt = g.exponential(2.0, n)
+    eta = g.uniform(-4.0, 4.0, n)
+    phi = g.uniform(-np.pi, np.pi, n)
+    phi[:20] = np.pi - g.uniform(0, 0.2, 20)  # crowd the seam
+    phi[20:40] = -np.pi + g.uniform(0, 0.2, 20)
+    eta[:40] = g.uniform(-0.3, 0.3, 40)
+    pv = g.random(n) < 0.3
+    alpha = puppi_alpha(counts, pt, eta, phi, pv, CFG)
+    event = np.repeat(np.arange(counts.size), counts)
+    deta = eta[:, None] - eta[None, :]
+    dphi = np.angle(np.exp(1j * (phi[:, None] - phi[None, :])))
+    dr = np.hypot(deta, dphi)
+    central = np.abs(eta) < CFG.eta_central
+    source = np.where(central[:, None], pv[None, :], np.abs(eta)[None, :] >= 2.1)
+    pair = source & (event[:, None] == event[None, :]) & (dr > CFG.r_min) & (dr < CFG.r0)
+    total = np.where(pair, (pt[None, :] / np.where(pair, dr, 1.0)) ** 2, 0.0).sum(axis=1)
+    has = total > 0
+    assert has.sum() > 300
+    assert (~has).sum() > 20
+    assert np.array_equal(np.isfinite(alpha), has)
+    assert np.allclose(alpha[has], np.log(total[has]), rtol=1e-12, atol=0)
 
 
 def test_detector_level_overlay_moves_pileup_tracks_to_their_vertex(minbias: Particles) -> None:

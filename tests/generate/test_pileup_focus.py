@@ -161,8 +161,10 @@ def test_in_reach_is_the_candidates_within_reach_of_a_jet() -> None:
         np.angle(np.exp(1j * (phi[:, None] - ax_phi[None, :]))),
     )
     expected = ((d < 1.0) & (event[:, None] == ax_event[None, :])).any(axis=1)
-    got = focus.in_reach(c)
+    got = focus.in_reach(c, np.ones(eta.size, dtype=bool))
     assert np.array_equal(got, expected)
+    among = g.random(eta.size) < 0.5  # PUPPI asks for its neutral candidates only
+    assert np.array_equal(focus.in_reach(c, among), expected & among)
     assert got[event == 0].sum() > got[event == 2].sum() > 0
     assert not got[event == 1].any()
     assert np.array_equal(focus.active(n_ev), [True, False, True, True, True])

@@ -71,6 +71,7 @@ energy.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,12 +80,15 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from heptagon.physics.kinematics import wrap_phi
 from heptagon.physics.pdg import CAT_NEUTRAL_HADRON, CAT_PHOTON, categories, charges
+from heptagon.physics.puppi import stable_order
 
 __all__ = [
     "ECAL",
     "FORWARD",
     "HCAL",
+    "BinnedDeposits",
     "Candidates",
+    "CellLayout",
     "Cells",
     "Deposits",
     "DetectorConfig",
@@ -95,6 +99,7 @@ __all__ = [
     "detector_response",
     "merge_candidates",
     "reconstruct_tracks",
+    "tower_layout",
     "towers",
     "track_efficiency",
 ]
@@ -391,6 +396,98 @@ def _distinct(values: np.ndarray) -> np.ndarray:
     return np.sort(np.asarray(out, dtype=float))
 
 
+@dataclass(frozen=True)
+class CellLayout:
+    """Every calorimeter cell one event can have, numbered in the order of
+    (part, eta index, phi index, cell size): square (eta, phi) cells of side ``size``,
+    eta cells ``[k, k + 1) * size``, ``round(2 pi / size)`` phi cells from ``-pi``, one
+    grid per (part, size) group over a range of eta indices (:meth:`grid`). A deposit's
+    cell is then one integer (:meth:`index`), which a pile-up library computes once for
+    its cells, and binning is a sort of (event, cell) integers (:meth:`occupied`)."""
+
+    #: the distinct cell sizes (sorted)
+    sizes: np.ndarray
+    #: per group ``part * sizes.size + size index``: lowest eta index, eta and phi cells
+    #: (0 for an absent group), first position in the layout
+    lo: np.ndarray
+    n_eta: np.ndarray
+    nphi: np.ndarray
+    offset: np.ndarray
+    #: the layout position of a group's cell -> its number
+    number: np.ndarray
+    #: per cell number: its part and its centre
+    part: np.ndarray
+    eta: np.ndarray
+    phi: np.ndarray
+
+    @classmethod
+    def grid(cls, sizes: np.ndarray, groups: list[tuple[int, int, int, int]]) -> CellLayout:
+        """The layout of ``groups`` ``(part, size index into sizes, lowest eta index,
+        highest eta index)``, one (part, size) each."""
+        n_groups = (max((g[0] for g in groups), default=0) + 1) * sizes.size
+        lo, n_eta, nphi, offset = (np.zeros(n_groups, np.int64) for _ in range(4))
+        keys: list[list[np.ndarray]] = [[], [], [], []]
+        start = 0
+        for part, s, first, last in groups:
+            g = part * sizes.size + s
+            n_phi = int(np.round(2 * np.pi / sizes[s]))
+            lo[g], n_eta[g], nphi[g], offset[g] = first, last - first + 1, n_phi, start
+            ieta, iphi = np.divmod(np.arange(n_eta[g] * n_phi), n_phi)
+            columns = (np.full(ieta.size, part), ieta + first, iphi, np.full(ieta.size, s))
+            for k, v in enumerate(columns):
+                keys[k].append(v)
+            start += ieta.size
+        part_, ieta_, iphi_, size_ = (np.concatenate(k) for k in keys)
+        order = np.lexsort((size_, iphi_, ieta_, part_))
+        number = np.empty(order.size, np.int64)
+        number[order] = np.arange(order.size)
+        size = sizes[size_[order]]
+        n_phi_ = nphi[part_[order] * sizes.size + size_[order]]
+        return cls(
+            sizes=sizes,
+            lo=lo,
+            n_eta=n_eta,
+            nphi=nphi,
+            offset=offset,
+            number=number,
+            part=part_[order],
+            eta=(ieta_[order] + 0.5) * size,
+            phi=wrap_phi((iphi_[order] + 0.5) / n_phi_ * 2 * np.pi - np.pi),
+        )
+
+    def index(
+        self, part: np.ndarray, size: np.ndarray, eta: np.ndarray, phi: np.ndarray
+    ) -> np.ndarray:
+        """The cell number of each deposit; ValueError if one is outside the layout."""
+        s = np.minimum(np.searchsorted(self.sizes, size), self.sizes.size - 1)
+        g = np.asarray(part, np.int64) * self.sizes.size + s
+        if g.size and g.max() >= self.lo.size:
+            raise ValueError("a deposit outside the calorimeter cell layout")
+        nphi = self.nphi[g]
+        ieta = np.floor(eta / size).astype(np.int64) - self.lo[g]
+        iphi = np.floor((phi + np.pi) / (2 * np.pi) * nphi).astype(np.int64) % np.maximum(nphi, 1)
+        inside = (self.sizes[s] == size) & (ieta >= 0) & (ieta < self.n_eta[g])
+        if not inside.all():
+            raise ValueError("a deposit outside the calorimeter cell layout")
+        return np.asarray(self.number[self.offset[g] + ieta * nphi + iphi])
+
+    def occupied(
+        self, event: np.ndarray, number: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The cells holding deposits (cell ``number`` in event ``event``), ordered by
+        event then number: the deposits in that order (stable, ``order``), the cell of each
+        of them (``cell``, ascending), and each cell's event and number."""
+        n = self.number.size
+        key = np.asarray(event, np.int64) * n + number
+        order = stable_order(key)
+        key = key[order]
+        new = np.empty(key.size, dtype=bool)
+        new[:1] = True
+        np.not_equal(key[1:], key[:-1], out=new[1:])
+        event_of, number_of = np.divmod(key[new], n)
+        return order, np.cumsum(new) - 1, event_of, number_of
+
+
 def bin_cells(
     event: np.ndarray,
     part: np.ndarray,
@@ -403,22 +500,25 @@ def bin_cells(
     per event and calorimeter part (``0 <= part < n_parts``): eta cells ``[k, k + 1) *
     size``, ``round(2 pi / size)`` phi cells from ``-pi``; deposits of different sizes
     never share a cell (an ECAL barrel and an endcap cell can have the same indices). The
-    cells are ordered by event first, so what is made of them stays sorted by event."""
-    nphi = np.round(2 * np.pi / size).astype(np.int64)
-    ieta = np.floor(eta / size).astype(np.int64)
-    iphi = np.floor((phi + np.pi) / (2 * np.pi) * nphi).astype(np.int64) % nphi
+    cells are ordered by event, then part, eta index, phi index and size, so what is made
+    of them stays sorted by event (:class:`CellLayout` over the eta range of the data)."""
+    part = np.asarray(part, np.int64)
+    if event.size == 0:
+        empty = np.zeros(0, np.int64)
+        return Cells(empty, empty, np.zeros(0), np.zeros(0))
     sizes = _distinct(size)
-    key = ((event * n_parts + part) * 1_000_003 + (ieta + 500_000)) * 4096 + iphi
-    key = key * sizes.size + np.searchsorted(sizes, size)
-    cells, inverse = np.unique(key, return_inverse=True)
-    first = np.zeros(cells.size, dtype=np.int64)
-    first[inverse[::-1]] = np.arange(inverse.size)[::-1]
-    return Cells(
-        inverse=inverse,
-        first=first,
-        eta=(ieta[first] + 0.5) * size[first],
-        phi=wrap_phi((iphi[first] + 0.5) / nphi[first] * 2 * np.pi - np.pi),
-    )
+    group = part * sizes.size + np.searchsorted(sizes, size)
+    ieta = np.floor(eta / size).astype(np.int64)
+    groups = []
+    for g in np.flatnonzero(np.bincount(group, minlength=n_parts * sizes.size)):
+        mine = ieta[group == g]
+        groups.append((int(g // sizes.size), int(g % sizes.size), int(mine.min()), int(mine.max())))
+    layout = CellLayout.grid(sizes, groups)
+    order, cell, _, number = layout.occupied(event, layout.index(part, size, eta, phi))
+    inverse = np.empty(order.size, dtype=np.int64)
+    inverse[order] = cell
+    first = order[np.flatnonzero(np.diff(cell, prepend=-1))]  # the first of each run
+    return Cells(inverse=inverse, first=first, eta=layout.eta[number], phi=layout.phi[number])
 
 
 def calorimeter_resolution(
@@ -426,16 +526,23 @@ def calorimeter_resolution(
 ) -> np.ndarray:
     """Energy resolution sigma(E) in GeV of deposits of energy ``e`` in ``layer``
     (:data:`ECAL`, :data:`HCAL`, :data:`FORWARD`) at ``eta``."""
-    abseta = np.abs(eta)
+    out = np.empty(np.shape(e))
+    layer, e, eta = np.broadcast_to(layer, out.shape), np.asarray(e), np.asarray(eta)
+    ecal, hcal = layer == ECAL, layer == HCAL
+    fwd = ~(ecal | hcal)
+    ee, eta_e = e[ecal], eta[ecal]
+    abseta = np.abs(eta_e)
     ecal_f = np.where(
         abseta <= cfg.barrel_eta_max,
-        1.0 + 0.64 * eta**2,
+        1.0 + 0.64 * eta_e**2,
         2.16 + 5.6 * (abseta - 2.0) ** 2,
     )
-    ecal = ecal_f * np.sqrt((cfg.ecal_c * e) ** 2 + cfg.ecal_s**2 * e + cfg.ecal_n**2)
-    hcal = np.sqrt((cfg.hcal_c * e) ** 2 + cfg.hcal_s**2 * e)
-    fwd = np.sqrt((cfg.forward_c * e) ** 2 + cfg.forward_s**2 * e)
-    return np.select([layer == ECAL, layer == HCAL], [ecal, hcal], fwd)
+    out[ecal] = ecal_f * np.sqrt((cfg.ecal_c * ee) ** 2 + cfg.ecal_s**2 * ee + cfg.ecal_n**2)
+    eh = e[hcal]
+    out[hcal] = np.sqrt((cfg.hcal_c * eh) ** 2 + cfg.hcal_s**2 * eh)
+    ef = e[fwd]
+    out[fwd] = np.sqrt((cfg.forward_c * ef) ** 2 + cfg.forward_s**2 * ef)
+    return out
 
 
 @dataclass(frozen=True)
@@ -470,46 +577,69 @@ class Deposits:
             size=self.size[cells.first],
         )
 
-    def with_pileup(self, other: Deposits, index: np.ndarray, event: np.ndarray) -> Deposits:
-        """These deposits and the deposits ``index`` of ``other`` given to ``event`` (one
-        per index), all of their energy pile-up (towers do not depend on the order)."""
-        n = self.e.size
 
-        def joined(mine: np.ndarray, theirs: np.ndarray | None) -> np.ndarray:
-            out = np.empty(n + index.size, dtype=mine.dtype)
-            out[:n] = mine
-            if theirs is None:
-                out[n:] = event
-            else:
-                np.take(theirs, index, out=out[n:])
-            return out
+@functools.lru_cache(maxsize=16)
+def tower_layout(cfg: DetectorConfig) -> CellLayout:
+    """The calorimeter cells of :func:`detector_response`'s deposits (:func:`_tower_grid`):
+    ECAL barrel and endcap cells, HCAL and forward cells, each over the |eta| its deposits
+    can have; their numbers follow :func:`bin_cells`' order."""
+    calo = min(cfg.calo_eta_max, cfg.forward_eta_max)
+    spans = (
+        (ECAL, cfg.ecal_barrel_cell, min(cfg.barrel_eta_max, calo)),
+        (ECAL, cfg.ecal_endcap_cell, calo),
+        (HCAL, cfg.hcal_cell, calo),
+        (FORWARD, cfg.forward_cell, cfg.forward_eta_max),
+    )
+    sizes = _distinct(np.array([size for _, size, _ in spans]))
+    ranges: dict[tuple[int, int], tuple[int, int]] = {}
+    for layer, size, eta_max in spans:
+        key = (layer, int(np.searchsorted(sizes, size)))
+        lo, hi = int(np.floor(-eta_max / size)), int(np.floor(eta_max / size))
+        old = ranges.get(key, (lo, hi))
+        ranges[key] = (min(lo, old[0]), max(hi, old[1]))
+    return CellLayout.grid(sizes, [(*key, lo, hi) for key, (lo, hi) in ranges.items()])
 
-        e = joined(self.e, other.e)
-        e_pileup = e.copy()
-        e_pileup[:n] = self.e_pileup
-        return Deposits(
-            event=joined(self.event, None),
-            layer=joined(self.layer, other.layer),
-            e=e,
-            e_pileup=e_pileup,
-            eta=joined(self.eta, other.eta),
-            phi=joined(self.phi, other.phi),
-            size=joined(self.size, other.size),
-        )
+
+@dataclass(frozen=True)
+class BinnedDeposits:
+    """Deposits already on the cells of :func:`tower_layout`: each one's event, cell
+    ``number``, true energy ``e`` and the part of it from pile-up ``e_pileup`` (GeV)."""
+
+    event: np.ndarray
+    number: np.ndarray
+    e: np.ndarray
+    e_pileup: np.ndarray
 
 
 def towers(
-    cfg: DetectorConfig, deposits: Deposits, n_events: int, rng: np.random.Generator
+    cfg: DetectorConfig,
+    deposits: Deposits,
+    n_events: int,
+    rng: np.random.Generator,
+    binned: BinnedDeposits | None = None,
 ) -> Candidates:
     """Sum deposits per (event, layer, cell), smear, apply thresholds, make candidates
-    (sorted by event); a tower's ``vertex`` is 1 when pile-up made more than half of its
-    true energy."""
-    cells = deposits._cells()
-    deposited = cells.sum(deposits.e)
-    from_pu = cells.sum(deposits.e_pileup)
-    c_layer, c_event = deposits.layer[cells.first], deposits.event[cells.first]
-    c_eta, c_phi = cells.eta, cells.phi
-    noise = rng.standard_normal(cells.first.size)
+    (sorted by event, then as :func:`bin_cells`); a tower's ``vertex`` is 1 when pile-up
+    made more than half of its true energy. ``binned``: more deposits, already binned
+    (a pile-up library's cell sums), summed after ``deposits``."""
+    layout = tower_layout(cfg)
+    event, e, e_pileup = deposits.event, deposits.e, deposits.e_pileup
+    number = layout.index(deposits.layer, deposits.size, deposits.eta, deposits.phi)
+    if binned is not None:
+        event, number, e, e_pileup = (
+            np.concatenate([a, b])
+            for a, b in (
+                (event, binned.event),
+                (number, binned.number),
+                (e, binned.e),
+                (e_pileup, binned.e_pileup),
+            )
+        )
+    order, cell, c_event, c_number = layout.occupied(event, number)
+    deposited = np.bincount(cell, weights=e[order], minlength=c_event.size)
+    from_pu = np.bincount(cell, weights=e_pileup[order], minlength=c_event.size)
+    c_layer, c_eta, c_phi = layout.part[c_number], layout.eta[c_number], layout.phi[c_number]
+    noise = rng.standard_normal(c_event.size)
     jer = np.where(c_layer == ECAL, cfg.jer_ecal, cfg.jer_hcal)
     jes = np.where(c_layer == ECAL, cfg.jes_ecal, cfg.jes_hcal)
     sigma = calorimeter_resolution(cfg, c_layer, deposited, c_eta) * jer
@@ -547,23 +677,25 @@ def towers(
     )
 
 
-def merge_candidates(a: Candidates, b: Candidates) -> Candidates:
-    """Concatenate two candidate sets event by event (a's candidates first in each)."""
-    counts = a.counts + b.counts
+def merge_candidates(*sets: Candidates) -> Candidates:
+    """Concatenate candidate sets event by event (in each event, the first set's
+    candidates first, then the second's, ...)."""
+    counts = np.sum([c.counts for c in sets], axis=0)
     start = np.cumsum(counts) - counts
-    a_start = np.cumsum(a.counts) - a.counts
-    b_start = np.cumsum(b.counts) - b.counts
-    a_event = np.repeat(np.arange(len(counts)), a.counts)
-    b_event = np.repeat(np.arange(len(counts)), b.counts)
-    pos_a = start[a_event] + np.arange(a_event.size) - a_start[a_event]
-    pos_b = (start + a.counts)[b_event] + np.arange(b_event.size) - b_start[b_event]
+    positions = []
+    for c in sets:
+        event = np.repeat(np.arange(len(counts)), c.counts)
+        own_start = np.cumsum(c.counts) - c.counts
+        positions.append(start[event] + np.arange(event.size) - own_start[event])
+        start = start + c.counts
     fields = {}
     for f in dataclasses.fields(Candidates):
         if f.name == "counts":
             continue
-        va, vb = getattr(a, f.name), getattr(b, f.name)
-        out = np.empty(va.size + vb.size, dtype=np.result_type(va, vb))
-        out[pos_a], out[pos_b] = va, vb
+        values = [getattr(c, f.name) for c in sets]
+        out = np.empty(sum(v.size for v in values), dtype=np.result_type(*values))
+        for pos, v in zip(positions, values, strict=True):
+            out[pos] = v
         fields[f.name] = out
     return Candidates(counts=counts, **fields)
 

@@ -40,6 +40,7 @@ import numpy as np
 
 from heptagon.errors import DataError
 from heptagon.generate.detector import (
+    BinnedDeposits,
     Candidates,
     Deposits,
     DetectorConfig,
@@ -47,6 +48,7 @@ from heptagon.generate.detector import (
     apply_detector,
     detector_response,
     merge_candidates,
+    tower_layout,
     towers,
 )
 from heptagon.generate.jets import (
@@ -215,11 +217,14 @@ def overlay_pileup(
 
 @dataclass(frozen=True)
 class DetectorLibrary:
-    """A minimum-bias library at detector level (module docstring): its ``tracks`` and its
-    calorimeter deposits summed per cell, ``cells`` (``event`` is the library event)."""
+    """A minimum-bias library at detector level (module docstring): its ``tracks``, its
+    calorimeter deposits summed per cell, ``cells`` (``event`` is the library event), and
+    the number of each of those cells in the detector's
+    :func:`~heptagon.generate.detector.tower_layout`, ``cell_number``."""
 
     tracks: Candidates
     cells: Deposits
+    cell_number: np.ndarray
 
     @property
     def n_events(self) -> int:
@@ -234,7 +239,9 @@ def detector_library(
     tracks, deposits = detector_response(
         library, detector, rng, np.ones(library.pid.size, dtype=bool)
     )
-    return DetectorLibrary(tracks, deposits.cell_sums())
+    cells = deposits.cell_sums()
+    number = tower_layout(detector).index(cells.layer, cells.size, cells.eta, cells.phi)
+    return DetectorLibrary(tracks, cells, number)
 
 
 def _overlay_candidates(
@@ -262,9 +269,10 @@ def _overlay_candidates(
     cells, cell_sizes = _gather(
         np.bincount(library.cells.event, minlength=library.n_events), draw.picks
     )
-    deposits = hard_deposits.with_pileup(library.cells, cells, np.repeat(draw.event, cell_sizes))
-    calo = towers(det, deposits, n, rng)
-    return merge_candidates(merge_candidates(hard_tracks, pu_tracks), calo)
+    e = library.cells.e[cells]
+    binned = BinnedDeposits(np.repeat(draw.event, cell_sizes), library.cell_number[cells], e, e)
+    calo = towers(det, hard_deposits, n, rng, binned)
+    return merge_candidates(hard_tracks, pu_tracks, calo)
 
 
 def pythia_final_state(settings: tuple[str, ...], n_events: int) -> list[Particles]:
@@ -347,12 +355,15 @@ class JetFocus:
         """Mask of the events with a jet that can be selected."""
         return np.bincount(self.event, minlength=n_events) > 0
 
-    def in_reach(self, c: Candidates) -> np.ndarray:
-        """Mask of the candidates within ``reach`` of one of their event's jets."""
+    def in_reach(self, c: Candidates, among: np.ndarray) -> np.ndarray:
+        """Mask of the candidates ``among`` (a mask) within ``reach`` of one of their
+        event's jets."""
         n_ev = len(c.counts)
         n_axes = np.bincount(self.event, minlength=n_ev)
-        event = np.repeat(np.arange(n_ev), c.counts)
-        eta = np.arcsinh(c.pz / np.maximum(np.hypot(c.px, c.py), 1e-12))
+        mine = np.flatnonzero(among)
+        event = np.repeat(np.arange(n_ev), c.counts)[mine]
+        px, py, pz = c.px[mine], c.py[mine], c.pz[mine]
+        eta = np.arcsinh(pz / np.maximum(np.hypot(px, py), 1e-12))
         # first the |eta| band of the event's jets, then dR to each of them
         lo, hi = np.full(n_ev, np.inf), np.full(n_ev, -np.inf)
         np.minimum.at(lo, self.event, self.eta - self.reach)
@@ -361,9 +372,11 @@ class JetFocus:
         cand = np.repeat(band, n_axes[event[band]])
         order = np.argsort(self.event, kind="stable")
         axis = order[_gather(n_axes, event[band])[0]]
-        phi = np.arctan2(c.py[cand], c.px[cand])
+        phi = np.arctan2(py[cand], px[cand])
         dr = delta_r(eta[cand], phi, self.eta[axis], self.phi[axis])
-        return np.bincount(cand[dr < self.reach], minlength=event.size) > 0
+        out = np.zeros(among.size, dtype=bool)
+        out[mine[cand[dr < self.reach]]] = True
+        return out
 
 
 def preselection_floor(sel: JetSelection, mu: float, mitigation: Mitigation) -> float:
@@ -490,7 +503,10 @@ def reconstruct(
         draw = _draw_per_event(focus.seeds, active, library.n_events, mu, BEAMSPOT_SIGMA_Z_MM)
     c = _overlay_candidates(hard, library, draw, detector, rng)
     n_vertices = draw.n_pu + 1
-    targets = focus.in_reach(c) if focus is not None and mitigation == "puppi" else None
+    # PUPPI's targets: only its neutral weights are computed
+    targets = (
+        focus.in_reach(c, c.charge == 0) if focus is not None and mitigation == "puppi" else None
+    )
     from_pv = vertex_association(
         c.counts, c.charge, c.dz, c.dzerr, n_vertices, draw.vertex_z(), cfg.assoc_n_sigma
     )

@@ -40,8 +40,7 @@ from __future__ import annotations
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
-from scipy.spatial import cKDTree
-from scipy.stats import chi2
+from scipy.special import chdtr
 
 __all__ = [
     "FROM_PV_NONE",
@@ -52,6 +51,7 @@ __all__ = [
     "forward_subsample",
     "puppi_alpha",
     "puppi_weights",
+    "stable_order",
     "vertex_association",
 ]
 
@@ -95,7 +95,10 @@ def vertex_association(
     v_key = v_event * (2 * span) + vertex_z
     order = np.argsort(v_key, kind="stable")
     v_key, v_rank, v_ev_sorted = v_key[order], v_rank[order], v_event[order]
-    t_key = event * (2 * span) + np.clip(dz, -span / 2, span / 2)
+    # the charged candidates (tracks) only: neutral ones are 3
+    tracks = np.flatnonzero(charge != 0)
+    event = event[tracks]
+    t_key = event * (2 * span) + np.clip(dz[tracks], -span / 2, span / 2)
     right = np.clip(np.searchsorted(v_key, t_key), 0, max(v_key.size - 1, 0))
     left = np.maximum(right - 1, 0)
     d_left = np.where(v_ev_sorted[left] == event, np.abs(t_key - v_key[left]), np.inf)
@@ -103,9 +106,12 @@ def vertex_association(
     nearest = np.where(d_left <= d_right, left, right)
     distance = np.minimum(d_left, d_right)
     to_pv = v_rank[nearest] == 0
-    compatible = distance < n_sigma * dzerr
-    out = np.where(to_pv, np.where(compatible, FROM_PV_USED_IN_FIT, FROM_PV_TIGHT), FROM_PV_NONE)
-    return np.where(charge != 0, out, FROM_PV_USED_IN_FIT).astype(np.int8)
+    compatible = distance < n_sigma * dzerr[tracks]
+    out = np.full(charge.size, FROM_PV_USED_IN_FIT, dtype=np.int8)
+    out[tracks] = np.where(
+        to_pv, np.where(compatible, FROM_PV_USED_IN_FIT, FROM_PV_TIGHT), FROM_PV_NONE
+    )
+    return out
 
 
 def chs_mask(charge: np.ndarray, from_pv: np.ndarray) -> np.ndarray:
@@ -113,64 +119,99 @@ def chs_mask(charge: np.ndarray, from_pv: np.ndarray) -> np.ndarray:
     return np.asarray((charge == 0) | (from_pv > FROM_PV_NONE))
 
 
+def stable_order(key: np.ndarray) -> np.ndarray:
+    """``np.argsort(key, kind="stable")`` of non-negative integer keys, several times
+    faster: one sort of the keys packed with their positions into int64s (ValueError if
+    they do not fit in 63 bits)."""
+    key = np.asarray(key, np.int64)
+    shift = max(key.size - 1, 1).bit_length()
+    if int(key.max(initial=0)) >> (63 - shift) or int(key.min(initial=0)) < 0:
+        raise ValueError("keys too large (or negative) to pack with their positions")
+    return np.asarray(np.sort((key << shift) | np.arange(key.size)) & ((1 << shift) - 1))
+
+
 def _cone_sums(
     x: np.ndarray,
     y: np.ndarray,
-    box: tuple[float, float],
     targets: np.ndarray,
     sources: np.ndarray,
     pt: np.ndarray,
     cfg: MitigationConfig,
 ) -> np.ndarray:
     """``sum_j (pT_j / dR_ij)^2`` over the ``sources`` j with ``r_min < dR_ij < r0`` of
-    each of ``targets`` i, in the plane (x, y) with both coordinates periodic in ``box``.
-    The pairs come from k-d trees of the two sets (scipy) and are summed in one pass over
-    them (the forward region has ~10^5 pairs per event at mu = 200)."""
+    each of ``targets`` i, in the plane (x >= 0, y in [0, 2 pi) periodic): the pairs
+    (:func:`_pairs`) summed in one pass (the forward region has ~10^5 pairs per event at
+    mu = 200)."""
     out = np.zeros(targets.size)
-    near_t, near_s = _neighbouring(x[targets], y[targets], x[sources], y[sources], cfg.r0)
-    targets, sources = targets[near_t], sources[near_s]
     if targets.size == 0 or sources.size == 0:
         return out
-    pts = np.column_stack([x, y])
-    a = cKDTree(pts[targets], boxsize=box)
-    b = cKDTree(pts[sources], boxsize=box)
-    m = a.sparse_distance_matrix(b, cfg.r0, output_type="ndarray")
-    dr = m["v"]
+    # bin the larger set, walk the smaller one's neighbouring cells
+    swap = targets.size > sources.size
+    a, b = (sources, targets) if swap else (targets, sources)
+    i, j, dr = _pairs(x[a], y[a], x[b], y[b], cfg.r0)
+    t, src = (j, i) if swap else (i, j)
     ratio = np.divide(
-        pt[sources][m["j"]], dr, out=np.zeros(dr.size), where=(dr > cfg.r_min) & (dr < cfg.r0)
+        pt[sources][src], dr, out=np.zeros(dr.size), where=(dr > cfg.r_min) & (dr < cfg.r0)
     )
-    out[near_t] = np.bincount(m["i"], weights=ratio * ratio, minlength=targets.size)
-    return out
+    return np.bincount(t, weights=ratio * ratio, minlength=targets.size)
 
 
-def _neighbouring(
-    xt: np.ndarray, yt: np.ndarray, xs: np.ndarray, ys: np.ndarray, r: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """Masks of the targets (xt, yt) and sources (xs, ys) that have a point of the other
-    set in their own or a neighbouring cell of a grid of cells at least ``r`` wide (x >= 0;
-    y in [0, 2 pi), periodic): every pair closer than ``r`` is in both masks, so the pair
-    search can skip the others (a central target far from every charged candidate of the
-    PV has an empty cone)."""
-    if xt.size == 0 or xs.size == 0:
-        return np.zeros(xt.size, dtype=bool), np.zeros(xs.size, dtype=bool)
-    ny = max(int(2 * np.pi / r), 1)
-    nx = int(max(xt.max(), xs.max()) / r) + 1
+#: cells per cone radius in the pair search (:func:`_pairs`)
+_CELLS_PER_R = 3
 
-    def cells(xv: np.ndarray, yv: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return (xv / r).astype(np.int64), np.minimum(
-            (yv / (2 * np.pi / ny)).astype(np.int64), ny - 1
-        )
 
-    def dilated(cx: np.ndarray, cy: np.ndarray) -> np.ndarray:
-        grid = np.zeros((nx + 2, ny), dtype=bool)
-        grid[cx + 1, cy] = True
-        grid[1:] |= grid[:-1].copy()
-        grid[:-1] |= grid[1:].copy()
-        return grid | np.roll(grid, 1, axis=1) | np.roll(grid, -1, axis=1)
-
-    tx, ty = cells(xt, yt)
-    sx, sy = cells(xs, ys)
-    return dilated(sx, sy)[tx + 1, ty], dilated(tx, ty)[sx + 1, sy]
+def _pairs(
+    xa: np.ndarray, ya: np.ndarray, xb: np.ndarray, yb: np.ndarray, r: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every pair (i of a, j of b) closer than ``r`` (x >= 0; y in [0, 2 pi), periodic)
+    and its distance. b is sorted by cell (``r / 3`` wide in x, at least that in y); each
+    point of a reads, in each of the 7 rows of cells within ``r`` in x, the run of cells
+    that the circle's chord across the row touches (two runs where it crosses y = 0)."""
+    k = _CELLS_PER_R
+    cx = r / k
+    ny = max(int(2 * np.pi / cx), 1)
+    cy = 2 * np.pi / ny
+    bx = (xb / cx).astype(np.int64) + k  # k empty rows on the left
+    b_cell = bx * ny + np.minimum((yb / cy).astype(np.int64), ny - 1)
+    ax = (xa / cx).astype(np.int64) + k
+    count = np.bincount(b_cell, minlength=(max(int(ax.max()), int(bx.max())) + k + 1) * ny)
+    first = np.concatenate([[0], np.cumsum(count)])  # run of cell c: first[c]:first[c + 1]
+    b_sorted = stable_order(b_cell)
+    rows = np.arange(-k, k + 1)
+    row = ax[:, None] + rows  # (a, 7)
+    # x distance from the point to the nearest edge of each row, and the chord there
+    gap = np.where(
+        rows > 0, row * cx - (xa[:, None] + k * cx), (xa[:, None] + k * cx) - (row + 1) * cx
+    )
+    half = np.sqrt(np.maximum(r * r - np.maximum(gap, 0.0) ** 2, 0.0))
+    half = np.where(rows == 0, r, np.where(gap < r, half, -1.0))
+    empty = half < 0  # a row beyond r: no run (lo 0, hi -1)
+    lo = np.where(empty, 0, np.floor((ya[:, None] - half) / cy).astype(np.int64))
+    hi = np.where(empty, -1, np.floor((ya[:, None] + half) / cy).astype(np.int64))
+    full = hi - lo + 1 >= ny
+    lo, hi = np.where(full, 0, lo), np.where(full, ny - 1, hi)
+    # a run crossing y = 0 or 2 pi: [lo mod ny, ny) and [0, hi mod ny]
+    wraps = (lo < 0) | (hi >= ny)
+    lo1 = np.where(wraps, np.mod(lo, ny), lo)
+    hi1 = np.where(wraps, ny - 1, hi)
+    hi2 = np.where(wraps, np.mod(hi, ny), -1)
+    base = row * ny
+    start = np.stack([first[base + lo1], first[base]], axis=-1)
+    stop = np.stack([first[base + hi1 + 1], first[base + hi2 + 1]], axis=-1)
+    n = (stop - start).ravel()
+    i = np.repeat(np.arange(xa.size), n.reshape(xa.size, -1).sum(axis=1))
+    offsets = np.repeat(np.cumsum(n) - n, n)
+    pos = np.repeat(start.ravel(), n) + np.arange(i.size) - offsets
+    xs, ys = xb[b_sorted], yb[b_sorted]
+    dy = np.abs(ya[i] - ys[pos])
+    np.minimum(dy, 2 * np.pi - dy, out=dy)
+    d2 = xa[i] - xs[pos]
+    d2 *= d2
+    d2 += dy * dy
+    close = np.flatnonzero(d2 <= r * r * (1 + 1e-9))  # then exactly: sqrt(d2) <= r
+    dr = np.sqrt(d2[close])
+    close, dr = close[dr <= r], dr[dr <= r]
+    return i[close], b_sorted[pos[close]], dr
 
 
 def puppi_alpha(
@@ -194,7 +235,6 @@ def puppi_alpha(
     width = float(eta.max() - eta.min()) + 2 * cfg.r0 + 1.0
     x = eta - eta.min() + event * width
     y = np.minimum(np.mod(phi + np.pi, 2 * np.pi), np.nextafter(2 * np.pi, 0))
-    box = (len(counts) * width + width, 2 * np.pi)
     central = np.abs(eta) < cfg.eta_central
     source = np.ones(pt.size, dtype=bool) if excluded is None else ~excluded
     wanted = np.ones(pt.size, dtype=bool) if wanted is None else wanted
@@ -207,7 +247,7 @@ def puppi_alpha(
             np.flatnonzero(source & (np.abs(eta) >= cfg.eta_central - cfg.r0)),
         ),
     ):
-        total[targets] = _cone_sums(x, y, box, targets, sources, pt, cfg)
+        total[targets] = _cone_sums(x, y, targets, sources, pt, cfg)
     with np.errstate(divide="ignore"):
         return np.where(total > 0, np.log(np.where(total > 0, total, 1.0)), -np.inf)
 
@@ -275,18 +315,20 @@ def puppi_weights(
     group = 2 * event + forward
     reference &= np.isfinite(alpha)
     median, rms = _median_rms(group[reference], alpha[reference], 2 * n_ev)
-    med, sig = median[group], rms[group]
+    # the neutral candidates with an alpha (and wanted); the others' weights are 0
+    weighed = np.isfinite(alpha) & ~charged
+    k = np.flatnonzero(weighed if targets is None else weighed & targets)
+    a_k, med, sig = alpha[k], median[group[k]], rms[group[k]]
     with np.errstate(divide="ignore", invalid="ignore"):
-        excess = np.where(alpha > med, (alpha - med) ** 2 / sig**2, 0.0)
+        excess = np.where(a_k > med, (a_k - med) ** 2 / sig**2, 0.0)
     # no reference (no pile-up): everything with an alpha is kept; RMS 0: a step at the median
     excess = np.where(np.isnan(med), np.inf, excess)
-    weight = np.where(np.isfinite(alpha), chi2.cdf(excess, 1), 0.0)
-    weight = np.where(weight < cfg.min_weight, 0.0, weight)
-    a = np.asarray(cfg.min_neutral_pt)[forward]
-    b = np.asarray(cfg.min_neutral_pt_slope)[forward]
-    weight = np.where(weight * pt < a + b * n_vertices[event], 0.0, weight)
-    if targets is not None:
-        weight = np.where(targets, weight, 0.0)
+    w = chdtr(1, excess)  # the chi2 CDF, 1 dof
+    w = np.where(w < cfg.min_weight, 0.0, w)
+    a = np.asarray(cfg.min_neutral_pt)[forward[k]]
+    b = np.asarray(cfg.min_neutral_pt_slope)[forward[k]]
+    weight = np.zeros(pt.size)
+    weight[k] = np.where(w * pt[k] < a + b * n_vertices[event[k]], 0.0, w)
     return np.where(charged, pv_charged.astype(np.float64), weight)
 
 
