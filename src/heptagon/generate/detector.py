@@ -647,7 +647,7 @@ def towers(
     e_min = np.select(
         [c_layer == ECAL, c_layer == HCAL], [cfg.ecal_e_min, cfg.hcal_e_min], cfg.forward_e_min
     )
-    keep = energy > e_min
+    keep = np.flatnonzero(energy > e_min)
     energy, c_eta, c_phi, c_layer, c_event = (
         energy[keep],
         c_eta[keep],

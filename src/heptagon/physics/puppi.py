@@ -254,7 +254,8 @@ def puppi_alpha(
 
 def _median_rms(group: np.ndarray, alpha: np.ndarray, n_groups: int) -> tuple[np.ndarray, ...]:
     """Median and RMS about the median of ``alpha`` per ``group`` (NaN for empty ones)."""
-    order = np.lexsort((alpha, group))
+    order = np.argsort(alpha)  # then by group, stably: by group, then alpha
+    order = order[stable_order(group[order])]
     g, a = group[order], alpha[order]
     n = np.bincount(g, minlength=n_groups)
     start = np.cumsum(n) - n
