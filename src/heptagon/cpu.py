@@ -15,11 +15,19 @@ cores (or a quota counts the spinning) that halves torch's share of them. OpenMP
 wait policy only when it starts, with torch's import: :func:`set_wait_policy`, called by
 the ``heptagon`` command before anything imports torch, sets ``OMP_WAIT_POLICY=PASSIVE``
 when :func:`machine_is_shared`, and leaves the default (spinning) on an idle machine.
+
+Memory: glibc serves blocks above its mmap threshold (128 kB to 32 MB) with fresh ``mmap``
+pages and unmaps them on free, so work that creates and frees the same large arrays again
+and again (a training step's activations, a pile-up batch's million-entry arrays) faults in
+every page each time. :func:`retain_freed_memory` keeps freed memory in the heap instead
+(``heptagon train`` on the CPU, MLPF training, and jet samples with pile-up apply it).
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
 import math
 import os
 from collections.abc import MutableMapping
@@ -32,6 +40,7 @@ __all__ = [
     "cgroup_cpus",
     "configure_threads",
     "machine_is_shared",
+    "retain_freed_memory",
     "set_wait_policy",
     "thread_count",
 ]
@@ -194,3 +203,27 @@ def set_wait_policy(environ: MutableMapping[str, str] = os.environ) -> None:
     user_set = "OMP_WAIT_POLICY" in environ or "KMP_BLOCKTIME" in environ
     if not user_set and machine_is_shared():
         environ["OMP_WAIT_POLICY"] = "PASSIVE"
+
+
+_M_TRIM_THRESHOLD = -1
+_M_MMAP_MAX = -4
+_TRIM_THRESHOLD = 1 << 30
+
+
+def retain_freed_memory() -> bool:
+    """Keep freed blocks in glibc's heap for reuse (``mallopt(M_MMAP_MAX, 0)``, a 1 GiB
+    ``M_TRIM_THRESHOLD``: the effect of ``MALLOC_MMAP_MAX_=0``); returns whether it was
+    applied. The price: the process keeps its peak heap until it exits.
+
+    Not applied (``False``) where the C library has no working ``mallopt`` (macOS; musl's
+    returns 0) or when the environment sets ``HEPTAGON_RETAIN_HEAP=0``. Idempotent.
+    """
+    if os.environ.get("HEPTAGON_RETAIN_HEAP", "1") == "0":
+        return False
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return False
+    mallopt = getattr(ctypes.CDLL(name), "mallopt", None)
+    if mallopt is None:
+        return False
+    return bool(mallopt(_M_MMAP_MAX, 0)) and bool(mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD))

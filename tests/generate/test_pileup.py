@@ -530,7 +530,14 @@ def test_pileup_zero_with_mitigation_is_a_baseline(tmp_path: Path) -> None:
     assert opts.pileup == 0.0
 
 
-def test_cli_generate_with_pileup_and_puppi(tmp_path: Path) -> None:
+def test_cli_generate_with_pileup_and_puppi(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from heptagon.generate import run as generate_run
+
+    retained = []  # pile-up shards keep freed memory for reuse (docs/pileup.md, "Cost")
+    monkeypatch.setattr(generate_run, "retain_freed_memory", lambda: retained.append(1))
+
     def run(out: Path) -> None:
         res = CliRunner().invoke(
             app,
@@ -542,6 +549,7 @@ def test_cli_generate_with_pileup_and_puppi(tmp_path: Path) -> None:
         assert res.exit_code == 0, res.output
 
     run(tmp_path / "a")
+    assert retained  # the pile-up shards asked for it
     manifest = json.loads((tmp_path / "a" / "manifest.json").read_text())
     assert manifest["pileup"]["mu"] == 20
     assert manifest["pileup"]["mitigation"] == "puppi"

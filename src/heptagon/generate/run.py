@@ -20,6 +20,7 @@ import awkward as ak
 import numpy as np
 
 from heptagon.artifacts.manifest import JetClass, JetManifest, ShardRecord
+from heptagon.cpu import retain_freed_memory
 from heptagon.errors import ConfigError
 from heptagon.generate.detector import DetectorConfig, apply_detector
 from heptagon.generate.fastsim import FastDetectorConfig, fast_response, generator_jets
@@ -237,6 +238,9 @@ def run_shard(spec: ShardSpec, report: Callable[[int], None] | None = None) -> S
         from heptagon.generate.pileup import detector_library, read_library  # imports us
 
         assert isinstance(det, DetectorConfig)  # GenerateOptions: pile-up needs full
+        # a batch with pile-up makes and frees arrays of millions of entries: reuse the
+        # pages instead of faulting them in again (docs/pileup.md, "Cost")
+        retain_freed_memory()
         library = detector_library(read_library(Path(spec.library)), det, rng)
     parts: list[dict[str, Any]] = []
     n_jets = n_events = empty = 0

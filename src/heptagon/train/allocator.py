@@ -12,34 +12,12 @@ or the jemalloc / tcmalloc preload that PyTorch's CPU performance guide recommen
 price: the process keeps its peak heap until it exits.
 
 ``heptagon train`` applies it when the run is on the CPU; ``HEPTAGON_RETAIN_HEAP=0`` in
-the environment leaves glibc's defaults.
+the environment leaves glibc's defaults. It lives in :mod:`heptagon.cpu` (jet samples with
+pile-up apply it too, without importing the train stage) and is re-exported here.
 """
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
-import os
+from heptagon.cpu import retain_freed_memory
 
 __all__ = ["retain_freed_memory"]
-
-_M_TRIM_THRESHOLD = -1
-_M_MMAP_MAX = -4
-_TRIM_THRESHOLD = 1 << 30
-
-
-def retain_freed_memory() -> bool:
-    """Keep freed blocks in glibc's heap for reuse; returns whether it was applied.
-
-    Not applied (``False``) where the C library has no working ``mallopt`` (macOS; musl's
-    returns 0) or when the environment sets ``HEPTAGON_RETAIN_HEAP=0``. Idempotent.
-    """
-    if os.environ.get("HEPTAGON_RETAIN_HEAP", "1") == "0":
-        return False
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return False
-    mallopt = getattr(ctypes.CDLL(name), "mallopt", None)
-    if mallopt is None:
-        return False
-    return bool(mallopt(_M_MMAP_MAX, 0)) and bool(mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD))
