@@ -1,10 +1,11 @@
 """Training speed of ParticleNet and ParT: heptagon vs weaver-core 0.5.3, same process.
 
     python benchmarks/train_speed.py [--data /tmp/speed-sample] [--reps 5] [--steps 4]
-                                     [--threads 2] [--models particlenet,part]
+                                     [--threads 2] [--clock wall|cpu]
+                                     [--models particlenet,part]
                                      [--e2e-split test] [--allocator retained|glibc]
                                      [--no-eval-attention] [--no-train]
-                                     [--name train_speed]
+                                     [--profile] [--compile] [--name train_speed]
 
 What is timed: one training step = forward, cross-entropy, backward, AdamW step, batch 64,
 ``torch.set_num_threads(2)``, the same architecture and parameter count for both (checked).
@@ -30,22 +31,36 @@ What is timed: one training step = forward, cross-entropy, backward, AdamW step,
   ``scaled_dot_product_attention`` against the written-out attention that training runs
   (and evaluation ran before): the same model, its attention blocks flagged as training
   (their dropouts stay off), alternating in the same process; the scores agree.
+- where a training step's time goes (``--profile``): heptagon's step under
+  ``torch.profiler`` (input shapes recorded), each op's own time by phase (forward,
+  backward, optimizer), by the tensors it works on (the pair embedding's rows of real
+  pairs, the attention's ``(batch x heads) x P x P`` tensors, the particles' tokens) and by
+  kind (matmul, softmax, GELU, LayerNorm, BatchNorm, other elementwise); time in a phase
+  outside any aten op (Python, NumPy's dropout masks) is its own entry.
+- ``torch.compile`` (``--compile``): heptagon's training step with the model compiled
+  (inductor, default mode) against the same model eager, from the same weights,
+  alternating in one process; the first compiled step's time (compilation included) is
+  recorded.
 
-The cores may be shared: heptagon and weaver-core repetitions alternate, so that load
-affects both alike; ratios are taken from the same run. Reported: best and median jets/s
-over ``--reps`` repetitions of ``--steps`` steps, and the ratio of the medians (and of the
-bests). Results go to ``benchmarks/results/<name>.json``.
+The cores may be shared: ``--clock cpu`` times with the process's CPU time instead of the
+wall clock (meaningful with ``--threads 1``: with two threads, one waiting for the other
+when that one is descheduled counts too). heptagon and weaver-core repetitions alternate,
+so that load affects both alike; ratios are taken from the same run. Reported: best and
+median jets/s over ``--reps`` repetitions of ``--steps`` steps, and the ratio of the
+medians (and of the bests). Results go to ``benchmarks/results/<name>.json``.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import math
+import os
 import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, cast
 
@@ -53,6 +68,8 @@ import torch
 import torch.nn.functional as F
 from _common import add_allocator_option, apply_allocator, write_results
 from torch import Tensor, nn
+from torch.autograd.profiler_util import FunctionEvent
+from torch.profiler import ProfilerActivity, profile, record_function
 from torch.utils.flop_counter import FlopCounterMode
 
 from heptagon.data import Batch, JetDataset, compute_preprocess, load_config
@@ -173,6 +190,10 @@ def weaver_step(name: str, fused: bool) -> tuple[nn.Module, Step]:
     return _with_optimizer(model, lambda m, t: m(*(t[g] for g in groups)), fused)
 
 
+#: the phases of a training step, as ``record_function`` labels for ``--profile``
+PHASES = ("forward", "backward", "optimizer")
+
+
 def _with_optimizer(
     model: nn.Module, call: Callable[[nn.Module, Mapping[str, Tensor]], Tensor], fused: bool
 ) -> tuple[nn.Module, Step]:
@@ -182,8 +203,12 @@ def _with_optimizer(
 
     def step(inputs: Mapping[str, Tensor], labels: Tensor) -> None:
         optimizer.zero_grad(set_to_none=True)
-        F.cross_entropy(call(model, inputs), labels).backward()
-        optimizer.step()
+        with record_function("forward"):
+            loss = F.cross_entropy(call(model, inputs), labels)
+        with record_function("backward"):
+            loss.backward()
+        with record_function("optimizer"):
+            optimizer.step()
 
     return model, step
 
@@ -213,22 +238,28 @@ def flops_per_jet(step: Step, inputs: Mapping[str, Tensor], labels: Tensor) -> f
 # ----------------------------------------------------------------------------- timing
 
 
+#: ``--clock``: wall time, or the process's CPU time (with ``--threads 1`` on shared cores:
+#: the time the other processes take is not counted, the time of this one's work is)
+CLOCKS: dict[str, Callable[[], float]] = {"wall": time.perf_counter, "cpu": time.process_time}
+clock = CLOCKS["wall"]
+
+
 def matmul_gflops(size: int = 1024, reps: int = 20) -> float:
     """Best float32 ``mm`` rate of this CPU (GFLOP/s) with the current thread count."""
     a, b = torch.randn(size, size), torch.randn(size, size)
     best = math.inf
     for _ in range(reps):
-        start = time.perf_counter()
+        start = clock()
         torch.mm(a, b)
-        best = min(best, time.perf_counter() - start)
+        best = min(best, clock() - start)
     return 2 * size**3 / best / 1e9
 
 
 def timed(run: Callable[[], int]) -> float:
-    """Jets per second of ``run`` (which returns the jets it processed)."""
-    start = time.perf_counter()
+    """Jets per second of ``run`` (which returns the jets it processed), on :data:`clock`."""
+    start = clock()
     jets = run()
-    return jets / (time.perf_counter() - start)
+    return jets / (clock() - start)
 
 
 def alternate(runs: Mapping[str, Callable[[], int]], reps: int) -> dict[str, list[float]]:
@@ -397,6 +428,141 @@ def _ratios(rates: Mapping[str, list[float]]) -> dict[str, float]:
     }
 
 
+_MATMULS = frozenset({"aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm"})
+_KINDS = (
+    ("softmax", "softmax"),
+    ("gelu", "GELU"),
+    ("layer_norm", "LayerNorm"),
+    ("batch_norm", "BatchNorm"),
+)
+
+
+def op_kind(name: str) -> str:
+    """The kind of an aten op (forward or backward): matmul, softmax, GELU, LayerNorm,
+    BatchNorm, or other (elementwise, copies, reductions, indexing)."""
+    if name in _MATMULS:
+        return "matmul"
+    return next((kind for key, kind in _KINDS if key in name), "other")
+
+
+def op_tensors(shapes: Iterable[Sequence[int]], batch: int, n: int, heads: int) -> str:
+    """What an op of ParT with ``n`` slots works on, from its input shapes: ``pair`` (the
+    pair embedding's rows of pairs, up to ``batch * n * n``, or its dense ``(batch, n, n,
+    heads)`` output), ``attention`` (particle attention's ``(batch * heads, n, n)`` or
+    ``(batch, heads, n, n)``, class attention's ``(batch * heads, 1, 1 + n)``) or
+    ``particle`` (everything else: tokens, parameters, the loss)."""
+    attention = ((batch * heads, n, n), (batch, heads, n, n), (batch * heads, 1, 1 + n))
+    shapes = [tuple(s) for s in shapes]
+    if any(s in attention for s in shapes):
+        return "attention"
+    if any(len(s) >= 1 and s[0] > batch * n for s in shapes):
+        return "pair"
+    return "particle"
+
+
+def breakdown(
+    events: Iterable[FunctionEvent], batch: int, n: int, heads: int, steps: int
+) -> list[dict[str, Any]]:
+    """Seconds per step by (phase, tensors, kind) from the events of ``steps`` profiled
+    training steps (:data:`PHASES` as ``record_function`` labels), largest first: each
+    aten op's own time, and each phase's time outside aten ops as (phase, "-", "outside
+    ops") (Python, NumPy); fractions of the total."""
+    seconds: dict[tuple[str, str, str], float] = {}
+    for event in events:
+        if event.name in PHASES:
+            key = (event.name, "-", "outside ops")
+        else:
+            phase = event.cpu_parent
+            while phase is not None and phase.name not in PHASES:
+                phase = phase.cpu_parent
+            if phase is None or not event.name.startswith("aten::"):
+                continue
+            shapes = cast(list[list[int]], event.input_shapes)  # typed as one shape
+            where = op_tensors(shapes, batch, n, heads)
+            key = (phase.name, where, op_kind(event.name))
+        seconds[key] = seconds.get(key, 0.0) + event.self_cpu_time_total / 1e6 / steps
+    total = sum(seconds.values())
+    return [
+        {"phase": p, "tensors": w, "kind": k, "s_per_step": t, "fraction": t / total}
+        for (p, w, k), t in sorted(seconds.items(), key=lambda item: -item[1])
+    ]
+
+
+def profile_step(name: str, n_real: int, steps: int) -> dict[str, Any]:
+    """heptagon's training step of ``name`` on the synthetic jets with ``n_real`` real
+    particles, under ``torch.profiler``: :func:`breakdown` and the step's wall time."""
+    torch.manual_seed(0)
+    inputs = synthetic_jets(BATCH, n_real, seed=n_real)
+    labels = torch.arange(BATCH) % 2
+    model, step = heptagon_step(name, False)
+    for _ in range(2):
+        step(inputs, labels)
+    with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
+        start = time.perf_counter()
+        for _ in range(steps):
+            step(inputs, labels)
+        wall = (time.perf_counter() - start) / steps
+    heads = getattr(getattr(model, "pair_embed", None), "heads", 1)
+    rows = breakdown(prof.events(), BATCH, n_real, heads, steps)
+    return {"real": n_real, "slots": SLOTS, "steps": steps, "wall_s_per_step": wall, "ops": rows}
+
+
+def compiled_step(name: str, n_real: int, reps: int, steps: int) -> dict[str, Any]:
+    """heptagon's training step of ``name`` eager and with ``torch.compile`` (same initial
+    weights), alternating, on the synthetic jets with ``n_real`` real particles."""
+    torch.manual_seed(0)
+    inputs = synthetic_jets(BATCH, n_real, seed=n_real)
+    labels = torch.arange(BATCH) % 2
+    eager = build_model(name, INPUT_DIMS, 2)
+    assert isinstance(eager, nn.Module)
+    names = eager.input_names  # type: ignore[attr-defined]
+    twin = copy.deepcopy(eager)
+    compiled = cast(nn.Module, torch.compile(twin))
+
+    def make(model: nn.Module, params: nn.Module) -> Callable[[], int]:
+        model.train()
+        optimizer = torch.optim.AdamW(params.parameters(), lr=1e-3)
+
+        def go() -> int:
+            for _ in range(steps):
+                optimizer.zero_grad(set_to_none=True)
+                loss = F.cross_entropy(model(*(inputs[n] for n in names)), labels)
+                loss.backward()
+                optimizer.step()
+            return steps * BATCH
+
+        return go
+
+    runs = {"eager": make(eager, eager), "compiled": make(compiled, twin)}
+    first: dict[str, float] = {}
+    for key, run in runs.items():
+        start = time.perf_counter()
+        run()
+        first[key] = time.perf_counter() - start
+    rates = alternate(runs, reps)
+    result: dict[str, Any] = {"real": n_real, "slots": SLOTS, "first_step_s": first}
+    for key, values in rates.items():
+        result[key] = {"jets_per_s": summary(values)}
+    result["speed_up"] = {
+        stat: summary(rates["compiled"])[stat] / summary(rates["eager"])[stat]
+        for stat in ("best", "median")
+    }
+    return result
+
+
+def _print_profile(name: str, r: Mapping[str, Any], top: int = 15) -> None:
+    print(f"{name} profile, {r['real']}/{SLOTS} real: {r['wall_s_per_step']:.2f} s per step")
+    totals: dict[str, float] = {}
+    for row in r["ops"]:
+        totals[row["kind"]] = totals.get(row["kind"], 0.0) + row["fraction"]
+    print("  by kind: " + ", ".join(f"{k} {v:.0%}" for k, v in totals.items()))
+    for row in r["ops"][:top]:
+        print(
+            f"  {row['phase']:9s} {row['tensors']:10s} {row['kind']:12s} "
+            f"{row['s_per_step']:6.3f} s  {row['fraction']:5.1%}"
+        )
+
+
 # ----------------------------------------------------------------------------- main
 
 
@@ -407,6 +573,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--steps", type=int, default=4)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--clock",
+        choices=tuple(CLOCKS),
+        default="wall",
+        help="cpu: the process's CPU time (for --threads 1 on cores that others load)",
+    )
     parser.add_argument("--models", default="particlenet,part")
     parser.add_argument("--real", default="128,50")
     parser.add_argument("--e2e-split", default="test")
@@ -421,15 +593,26 @@ def main(argv: list[str] | None = None) -> None:
         help="ParT: evaluation with the fused vs the written-out attention",
     )
     parser.add_argument("--no-train", action="store_true", help="skip the training parts")
+    parser.add_argument(
+        "--profile", action="store_true", help="heptagon's training step by op, kind, tensors"
+    )
+    parser.add_argument(
+        "--compile", action="store_true", help="heptagon's step with torch.compile vs eager"
+    )
     add_allocator_option(parser)
     parser.add_argument("--name", default="train_speed")
     args = parser.parse_args(argv)
     apply_allocator(args.allocator)
     torch.set_num_threads(args.threads)
+    global clock
+    clock = CLOCKS[args.clock]
+    load = os.getloadavg()
     limit = matmul_gflops()
     print(f"float32 matmul limit: {limit:.0f} GFLOP/s on {args.threads} threads", flush=True)
     figures: dict[str, Any] = {
+        "load_average": {"start": load},  # 1, 5, 15 minutes: other processes on the cores
         "threads": args.threads,
+        "clock": args.clock,
         "batch": BATCH,
         "fused_adamw": args.fused_adamw,
         "allocator": args.allocator,
@@ -443,6 +626,25 @@ def main(argv: list[str] | None = None) -> None:
             r = equal_padding(name, n_real, args.reps, args.steps, limit, args.fused_adamw)
             entry["equal_padding"][str(n_real)] = r
             _print_row(name, f"equal, {n_real}/{SLOTS} real", r)
+        if args.profile:
+            entry["profile"] = {}
+            for n_real in (int(r) for r in args.real.split(",")):
+                r = profile_step(name, n_real, args.steps)
+                entry["profile"][str(n_real)] = r
+                _print_profile(name, r)
+        if args.compile:
+            entry["compile"] = {}
+            for n_real in (int(r) for r in args.real.split(",")):
+                r = compiled_step(name, n_real, args.reps, args.steps)
+                entry["compile"][str(n_real)] = r
+                c, e = r["compiled"]["jets_per_s"], r["eager"]["jets_per_s"]
+                print(
+                    f"{name} compiled, {n_real}/{SLOTS} real: {c['median']:.1f} jets/s vs "
+                    f"eager {e['median']:.1f}; x{r['speed_up']['median']:.2f}; first step "
+                    f"{r['first_step_s']['compiled']:.0f} s (eager "
+                    f"{r['first_step_s']['eager']:.1f} s)",
+                    flush=True,
+                )
         if name == "part" and args.eval_attention:
             entry["eval_attention"] = {}
             for n_real in (int(r) for r in args.real.split(",")):
@@ -465,6 +667,7 @@ def main(argv: list[str] | None = None) -> None:
             _print_row(name, f"end-to-end ({r['jets']} jets)", r)
         figures["models"][name] = entry
     figures["matmul_gflops"] = {"start": limit, "end": matmul_gflops()}
+    figures["load_average"]["end"] = os.getloadavg()
     print(f"float32 matmul limit at the end: {figures['matmul_gflops']['end']:.0f} GFLOP/s")
     print("wrote", write_results(args.name, figures))
 
