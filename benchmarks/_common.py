@@ -17,7 +17,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 def add_allocator_option(parser: argparse.ArgumentParser) -> None:
     """``--allocator retained|glibc``, the same for every contender of a run: ``retained``
     (default) keeps freed memory in the heap as ``heptagon train`` does
-    (:func:`heptagon.train.retain_freed_memory`); ``glibc`` leaves its defaults (blocks above
+    (:func:`heptagon.cpu.retain_freed_memory`); ``glibc`` leaves its defaults (blocks above
     its mmap threshold are fresh pages each time). Apply it with :func:`apply_allocator`."""
     parser.add_argument(
         "--allocator",
@@ -29,7 +29,7 @@ def add_allocator_option(parser: argparse.ArgumentParser) -> None:
 
 def apply_allocator(choice: str) -> None:
     """Set the process's allocator for ``--allocator`` (before the first large tensor)."""
-    from heptagon.train import retain_freed_memory
+    from heptagon.cpu import retain_freed_memory
 
     if choice == "retained" and not retain_freed_memory():
         raise SystemExit("--allocator retained needs glibc's mallopt")

@@ -21,7 +21,7 @@ What is timed: one training step = forward, cross-entropy, backward, AdamW step,
   weaver-core with fixed padding (100 slots, as its loader gives; its model trims to the
   longest jet of each batch). Loader time is included for both.
 - the allocator, the same for both models: ``retained`` (default; freed memory stays in
-  the heap, as ``heptagon train`` runs, see :mod:`heptagon.train.allocator`) or glibc's
+  the heap, as ``heptagon train`` runs, see :func:`heptagon.cpu.retain_freed_memory`) or glibc's
   defaults (``--allocator glibc``: blocks above its mmap threshold are fresh pages each time).
 - the float32 matmul limit of this CPU (best of square ``mm``), measured in the same run,
   and each model's FLOPs per training jet (``FlopCounterMode``: matmuls, convolutions,

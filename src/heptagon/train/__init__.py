@@ -8,7 +8,6 @@ See :mod:`heptagon.train.experiment` for the experiment schema and
 :mod:`heptagon.train.rundir` for the run directory.
 """
 
-from heptagon.train.allocator import retain_freed_memory
 from heptagon.train.experiment import (
     ExperimentConfig,
     ModelSpec,
@@ -35,6 +34,5 @@ __all__ = [
     "input_dims",
     "load_experiment",
     "load_run",
-    "retain_freed_memory",
     "train",
 ]

@@ -24,6 +24,7 @@ from torch import nn
 
 from heptagon.artifacts.run import ModelInfo, NetworkRecord
 from heptagon.config import load_yaml
+from heptagon.cpu import retain_freed_memory
 from heptagon.data.config import DataConfig
 from heptagon.data.loader import JetDataset, mask_name
 from heptagon.data.preprocess import Preprocess, compute_preprocess
@@ -33,7 +34,6 @@ from heptagon.io import atomic_path, sha256sum
 from heptagon.logs import get_logger
 from heptagon.models import Model, build_model, model_options
 from heptagon.models.autoencoder import ReconstructionModel
-from heptagon.train.allocator import retain_freed_memory
 from heptagon.train.continual import (
     EWC,
     Continual,

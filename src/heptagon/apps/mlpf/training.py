@@ -57,11 +57,11 @@ from heptagon.apps.mlpf.run import (
     predict,
 )
 from heptagon.artifacts.mlpf import MlpfOptionsFile
+from heptagon.cpu import retain_freed_memory
 from heptagon.errors import ConfigError, DataError, Interrupted
 from heptagon.generate.elements import CLS_NONE, Elements
 from heptagon.io import atomic_path, make_dir
 from heptagon.models.mlpf import MLPF
-from heptagon.train.allocator import retain_freed_memory
 from heptagon.train.device import DeviceChoice, select_device
 from heptagon.train.distributed import Distributed, init_distributed
 from heptagon.train.experiment import TrainOptions

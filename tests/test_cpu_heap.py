@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from heptagon.train import retain_freed_memory
+from heptagon.cpu import retain_freed_memory
 
 # Fewest minor page faults of allocating and filling a 64 MB tensor, over 8 tries (the
 # first and, while small objects fragment the freed block, some later ones fault anyway).
@@ -16,7 +16,7 @@ PROGRAM = """
 import resource, sys
 import torch
 if sys.argv[1] == "retain":
-    from heptagon.train import retain_freed_memory
+    from heptagon.cpu import retain_freed_memory
     assert retain_freed_memory()
 def faults():
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
