@@ -52,6 +52,8 @@ class Route:
         self.work = work
         work.mkdir(parents=True, exist_ok=True)
         configs = work / "configs"
+        if configs.is_symlink() and configs.resolve() != (ROOT / "configs").resolve():
+            configs.unlink()  # another checkout's (or a removed worktree's): this one's
         if not configs.exists():
             configs.symlink_to(ROOT / "configs")
         self.commands: list[str] = []

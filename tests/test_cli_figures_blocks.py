@@ -63,3 +63,13 @@ def test_the_conditions_survive_the_command_line(condition: str, tmp_path: Path)
     )
     assert DetectorConfig(**opts.detector_knobs) == DetectorConfig(**knobs)
     assert DetectorConfig(**knobs) != DetectorConfig()
+
+
+def test_a_work_dir_gets_this_checkouts_configs(tmp_path: Path) -> None:
+    work = tmp_path / "w"
+    work.mkdir()
+    (work / "configs").symlink_to(tmp_path / "removed-worktree" / "configs")  # dangling
+    figures.Route(work)
+    assert (work / "configs").resolve() == (figures.ROOT / "configs").resolve()
+    figures.Route(work)  # a second part in the same work dir keeps it
+    assert (work / "configs" / "pnn_xbb.yaml").exists()
