@@ -116,6 +116,13 @@ def test_a_rerun_with_other_settings_is_refused(samples: dict[str, Path]) -> Non
         (["jes_hcal=1.1"], ["--variation", "jes_hcal_up"], "'jes_hcal' is set twice"),
         (["hcal_cell=0.1", "hcal_cell=0.2"], [], "'hcal_cell' is set twice"),
         (["hcal_cell=0.2"], ["--detector", "fast"], "no FastDetectorConfig field 'hcal_cell'"),
+        (["hcal_cell=-0.1"], [], "hcal_cell=-0.1: Input should be greater than 0"),
+        (["muon_eff=1.2"], [], "muon_eff=1.2: Input should be less than or equal to 1"),
+        (["ecal_s=-0.1"], [], "ecal_s=-0.1: Input should be greater than or equal to 0"),
+        (["hadron_eff_endcap=[0.6, 1.5]"], [], "hadron_eff_endcap.1="),
+        (["track_res_a=[0.01, 0.02]"], [], "one per region"),
+        (["track_res_eta_edges=[1.5, 0.5, 2.5]"], [], "track_res_eta_edges must increase"),
+        (["track_eff=1.5"], ["--detector", "fast"], "track_eff=1.5: Input should be less"),
     ],
 )
 def test_bad_settings_are_one_line_exit_2(

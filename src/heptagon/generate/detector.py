@@ -73,10 +73,10 @@ from __future__ import annotations
 import dataclasses
 import functools
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from heptagon.physics.kinematics import wrap_phi
 from heptagon.physics.pdg import CAT_NEUTRAL_HADRON, CAT_PHOTON, categories, charges
@@ -108,28 +108,35 @@ _NEUTRINOS = (12, 14, 16)
 _K0S_LAMBDA = (310, 3122)
 
 
+#: detector parameters' ranges: a size, an |eta| edge or a scale (> 0), a threshold or a
+#: resolution term (>= 0), an efficiency or a fraction ([0, 1])
+Positive = Annotated[float, Field(gt=0)]
+NonNegative = Annotated[float, Field(ge=0)]
+Fraction = Annotated[float, Field(ge=0, le=1)]
+
+
 class DetectorConfig(BaseModel):
     """Every parameter of the parametric detector (GeV, mm, radians)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     # tracker
-    tracker_eta_max: float = 2.5
-    track_pt_min: float = 0.1
-    barrel_eta_max: float = 1.5
-    hadron_eff_pt_threshold: float = 1.0
-    hadron_eff_barrel: tuple[float, float] = (0.70, 0.95)  # below / above the pT threshold
-    hadron_eff_endcap: tuple[float, float] = (0.60, 0.85)
-    electron_eff: float = 0.95
-    muon_eff: float = 0.99
+    tracker_eta_max: Positive = 2.5
+    track_pt_min: NonNegative = 0.1
+    barrel_eta_max: Positive = 1.5
+    hadron_eff_pt_threshold: NonNegative = 1.0
+    hadron_eff_barrel: tuple[Fraction, Fraction] = (0.70, 0.95)  # below / above the pT threshold
+    hadron_eff_endcap: tuple[Fraction, Fraction] = (0.60, 0.85)
+    electron_eff: Fraction = 0.95
+    muon_eff: Fraction = 0.99
     # CMS measured track pT resolution, by |eta| region upper edges
-    track_res_eta_edges: tuple[float, ...] = (0.5, 1.5, 2.5)
-    track_res_a: tuple[float, ...] = (0.006, 0.010, 0.025)
-    track_res_b: tuple[float, ...] = (1.3e-4, 1.7e-4, 3.1e-4)  # per GeV
+    track_res_eta_edges: tuple[Positive, ...] = (0.5, 1.5, 2.5)
+    track_res_a: tuple[NonNegative, ...] = (0.006, 0.010, 0.025)
+    track_res_b: tuple[NonNegative, ...] = (1.3e-4, 1.7e-4, 3.1e-4)  # per GeV
     # impact parameters: sigma(d0) = sqrt(a^2 + (b/pT)^2) mm; sigma(dz) = dz_scale * sigma(d0)
-    d0_res_a: float = 0.010
-    d0_res_b: float = 0.100  # mm GeV
-    dz_res_scale: float = 2.0
+    d0_res_a: NonNegative = 0.010
+    d0_res_b: NonNegative = 0.100  # mm GeV
+    dz_res_scale: Positive = 2.0
     # tracks from displaced origins and IP tails (module docstring; off by default: only
     # the ak4-flavour sample turns them on, heptagon.generate.run.FLAVOUR_DETECTOR)
     displaced_track_rmax: float | None = Field(
@@ -140,26 +147,26 @@ class DetectorConfig(BaseModel):
     )
     ip_tail_scale: float = Field(1.0, ge=1, description="their width, times the quoted errors")
     # calorimeters
-    calo_eta_max: float = 3.0
-    forward_eta_max: float = 5.0
-    ecal_barrel_cell: float = 0.0174
-    ecal_endcap_cell: float = 0.05
-    hcal_cell: float = 0.087
-    forward_cell: float = 0.175
-    ecal_e_min: float = 0.5
-    hcal_e_min: float = 1.0
-    forward_e_min: float = 1.0
+    calo_eta_max: Positive = 3.0
+    forward_eta_max: Positive = 5.0
+    ecal_barrel_cell: Positive = 0.0174
+    ecal_endcap_cell: Positive = 0.05
+    hcal_cell: Positive = 0.087
+    forward_cell: Positive = 0.175
+    ecal_e_min: NonNegative = 0.5
+    hcal_e_min: NonNegative = 1.0
+    forward_e_min: NonNegative = 1.0
     # ECAL: Delphes CMS card, sigma = f(eta) * sqrt((c E)^2 + s^2 E + n^2)
-    ecal_c: float = 0.008
-    ecal_s: float = 0.11
-    ecal_n: float = 0.40
+    ecal_c: NonNegative = 0.008
+    ecal_s: NonNegative = 0.11
+    ecal_n: NonNegative = 0.40
     # HCAL: sigma = sqrt((c E)^2 + s^2 E)
-    hcal_c: float = 0.05
-    hcal_s: float = 1.5
+    hcal_c: NonNegative = 0.05
+    hcal_s: NonNegative = 1.5
     # forward calorimeter (Delphes CMS card, hadronic part), sigma = sqrt((c E)^2 + s^2 E)
-    forward_c: float = 0.130
-    forward_s: float = 2.70
-    k0s_lambda_ecal_fraction: float = 0.3
+    forward_c: NonNegative = 0.130
+    forward_s: NonNegative = 2.70
+    k0s_lambda_ecal_fraction: Fraction = 0.3
     # calibration knobs (module docstring): 1 = nominal
     jes_track: float = Field(1.0, gt=0, description="track momentum scale")
     jes_ecal: float = Field(1.0, gt=0, description="ECAL tower energy scale")
@@ -171,6 +178,15 @@ class DetectorConfig(BaseModel):
     ip_res_scale: float = Field(
         1.0, gt=0, description="true d0 / dz resolution, times the quoted errors"
     )
+
+    @model_validator(mode="after")
+    def _track_resolution_regions(self) -> DetectorConfig:
+        edges = self.track_res_eta_edges
+        if not len(edges) == len(self.track_res_a) == len(self.track_res_b):
+            raise ValueError("track_res_eta_edges, track_res_a and track_res_b: one per region")
+        if np.any(np.diff(edges) <= 0):
+            raise ValueError("track_res_eta_edges must increase")
+        return self
 
     def settings(self) -> dict[str, Any]:
         """The settings a sample records (manifest, ``.generate.json``): every field, but

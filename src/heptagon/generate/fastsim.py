@@ -37,7 +37,14 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from heptagon.generate.detector import Candidates, Particles, apply_detector
+from heptagon.generate.detector import (
+    Candidates,
+    Fraction,
+    NonNegative,
+    Particles,
+    Positive,
+    apply_detector,
+)
 from heptagon.generate.jets import JetSelection, cluster
 from heptagon.physics.kinematics import delta_r
 from heptagon.physics.pdg import (
@@ -74,20 +81,20 @@ class FastDetectorConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    tracker_eta_max: float = 2.5
-    track_pt_min: float = 0.1
-    track_eff: float = 0.90
-    track_res: float = 0.01
-    d0_res: float = 0.03
-    dz_res: float = 0.06
-    calo_eta_max: float = 3.0  # no forward calorimeter
+    tracker_eta_max: Positive = 2.5
+    track_pt_min: NonNegative = 0.1
+    track_eff: Fraction = 0.90
+    track_res: NonNegative = 0.01
+    d0_res: NonNegative = 0.03
+    dz_res: NonNegative = 0.06
+    calo_eta_max: Positive = 3.0  # no forward calorimeter
     # sigma(E) / E = sqrt(c^2 + s^2 / E)
-    em_c: float = 0.01
-    em_s: float = 0.10
-    had_c: float = 0.06
-    had_s: float = 1.2
-    em_e_min: float = 0.5
-    had_e_min: float = 1.0
+    em_c: NonNegative = 0.01
+    em_s: NonNegative = 0.10
+    had_c: NonNegative = 0.06
+    had_s: NonNegative = 1.2
+    em_e_min: NonNegative = 0.5
+    had_e_min: NonNegative = 1.0
 
     def settings(self) -> dict[str, Any]:
         """The settings a sample records (every field; as

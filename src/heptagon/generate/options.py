@@ -226,6 +226,8 @@ class GenerateOptions(SampleOptions):
             config(**knobs)
         except ValidationError as err:
             first = err.errors()[0]
+            if not first["loc"]:  # a rule across fields
+                raise ConfigError(first["msg"], key="detector_set") from None
             name = ".".join(str(part) for part in first["loc"])
             raise ConfigError(
                 f"{name}={knobs.get(str(first['loc'][0]))!r}: {first['msg']}", key="detector_set"
