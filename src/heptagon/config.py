@@ -9,7 +9,7 @@ from pydantic import BaseModel, ValidationError
 
 from heptagon.errors import ConfigError
 
-__all__ = ["dotted_key", "load_yaml", "validate"]
+__all__ = ["dotted_key", "load_yaml", "validate", "yaml_value"]
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -65,3 +65,15 @@ def load_yaml(path: str | Path) -> Any:
         raise ConfigError(f"no such file '{p}'") from None
     except yaml.YAMLError as err:
         raise ConfigError(f"'{p}' is not valid YAML: {err}") from None
+
+
+def yaml_value(text: str) -> Any:
+    """A command-line value (``--set key=VALUE``, ``--detector-set FIELD=VALUE``) read as
+    YAML: ``1e-3`` a number, ``[0.5, 0.75]`` a list; empty text is ``""``, and text YAML
+    cannot read stays text (the model it goes into then says what it expected)."""
+    import yaml
+
+    try:
+        return yaml.safe_load(text) if text.strip() else ""
+    except yaml.YAMLError:
+        return text

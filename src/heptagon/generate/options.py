@@ -59,17 +59,6 @@ def _event_samples() -> str:
     return f"An event sample: {' | '.join(names)}."
 
 
-def _yaml_value(text: str) -> Any:
-    """A command-line value read as YAML (``--set``'s rule); text YAML cannot read stays
-    text (the model then says what it expected)."""
-    import yaml  # ~8 ms: not at the command line's start-up
-
-    try:
-        return yaml.safe_load(text) if text.strip() else ""
-    except yaml.YAMLError:
-        return text
-
-
 class SampleOptions(BaseModel):
     """What every generated sample is defined by: its name, seed and where and how it is
     written. The same seed gives the same files whatever ``jobs`` and ``scheduler``."""
@@ -238,6 +227,8 @@ class GenerateOptions(SampleOptions):
     def detector_knobs(self) -> dict[str, Any]:
         """The detector parameters the variation and ``--detector-set`` set (none:
         nominal); a field both set is refused."""
+        from heptagon.config import yaml_value
+
         knobs = super().detector_knobs
         for item in self.detector_set or ():
             name, sep, text = item.partition("=")
@@ -249,7 +240,7 @@ class GenerateOptions(SampleOptions):
                     f"'{name}' is set twice (by --variation or an earlier --detector-set)",
                     key="detector_set",
                 )
-            knobs[name] = _yaml_value(text)
+            knobs[name] = yaml_value(text)
         return knobs
 
     @model_validator(mode="after")

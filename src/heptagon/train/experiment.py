@@ -37,10 +37,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from heptagon.config import load_yaml, validate
+from heptagon.config import load_yaml, validate, yaml_value
 from heptagon.data.augment import AugmentSpec
 from heptagon.data.config import DataConfig, load_config
 from heptagon.errors import ConfigError
@@ -272,11 +271,7 @@ def parse_overrides(overrides: Sequence[str]) -> list[tuple[list[str], Any]]:
         key, sep, text = item.partition("=")
         if not sep or not key.strip() or any(not p for p in key.strip().split(".")):
             raise ConfigError(f"--set needs key=value with a dotted key, got '{item}'", "--set")
-        try:
-            value = yaml.safe_load(text) if text.strip() else ""
-        except yaml.YAMLError:
-            value = text
-        parsed.append((key.strip().split("."), value))
+        parsed.append((key.strip().split("."), yaml_value(text)))
     return parsed
 
 
