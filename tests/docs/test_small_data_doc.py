@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from doc_pages import bash_lines, section
 from typer.testing import CliRunner
 
 from heptagon.cli import app, main
@@ -23,18 +24,6 @@ from heptagon.train.rundir import load_checkpoint
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGE = ROOT / "docs" / "small-data.md"
-
-
-def _section() -> str:
-    text = PAGE.read_text()
-    start = text.index("## Training recipes")
-    end = text.find("\n## ", start + 1)
-    return text[start : end if end > 0 else None]
-
-
-def _bash_lines() -> list[str]:
-    blocks = re.findall(r"^```bash\n(.*?)^```", _section(), re.MULTILINE | re.DOTALL)
-    return [line for block in blocks for line in block.splitlines() if line.strip()]
 
 
 def _run(line: str) -> str:
@@ -51,7 +40,7 @@ def test_the_recipe_commands_run(
         path.write_text(re.sub(r"epochs: \d+", "epochs: 1", path.read_text()))
     (tmp_path / "top-sample").symlink_to(top_qcd_sample)
     monkeypatch.chdir(tmp_path)
-    lines = _bash_lines()
+    lines = bash_lines(section(PAGE, "Training recipes"))
     assert [shlex.split(line)[1] for line in lines] == ["train", "train", "evaluate"]
     for line in lines:
         _run(line)
@@ -73,7 +62,7 @@ def test_the_recipe_commands_run(
 def test_a_bad_key_is_named_as_the_page_shows(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    shown = re.search(r"\(`(train\.ema\.decay: [^`]+)`\)", _section())
+    shown = re.search(r"\(`(train\.ema\.decay: [^`]+)`\)", section(PAGE, "Training recipes"))
     assert shown is not None
     experiment = str(ROOT / "configs" / "top_particlenet_lite_small.yaml")
     argv = ["train", experiment, "--data", "x", "--out", "x", "--set", "train.ema={decay: 1.5}"]

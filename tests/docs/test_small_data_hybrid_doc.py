@@ -12,6 +12,7 @@ from pathlib import Path
 
 import onnx
 import pytest
+from doc_pages import bash_lines, section
 from typer.testing import CliRunner
 
 from heptagon.cli import app
@@ -27,15 +28,6 @@ pytestmark = [
 ]
 
 
-def _bash_lines() -> list[str]:
-    text = PAGE.read_text()
-    start = text.index("## A hybrid")
-    end = text.find("\n## ", start + 1)
-    section = text[start : end if end > 0 else None]
-    blocks = re.findall(r"^```bash\n(.*?)^```", section, re.MULTILINE | re.DOTALL)
-    return [line for block in blocks for line in block.splitlines() if line.strip()]
-
-
 def test_the_hybrid_commands_run(
     top_qcd_sample: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -44,7 +36,7 @@ def test_the_hybrid_commands_run(
     hybrid.write_text(re.sub(r"epochs: \d+", "epochs: 1", hybrid.read_text()))
     (tmp_path / "top-sample").symlink_to(top_qcd_sample)
     monkeypatch.chdir(tmp_path)
-    lines = _bash_lines()
+    lines = bash_lines(section(PAGE, "A hybrid"))
     assert [shlex.split(line)[1] for line in lines] == ["train", "evaluate", "export"]
     for line in lines:
         result = CliRunner().invoke(app, shlex.split(line)[1:])

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from doc_pages import bash_lines, section
 from typer.testing import CliRunner
 
 from heptagon.cli import app, main
@@ -22,18 +23,6 @@ from heptagon.train.experiment import RunConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGE = ROOT / "docs" / "small-data.md"
-
-
-def _section(title: str) -> str:
-    text = PAGE.read_text()
-    start = text.index(f"## {title}")
-    end = text.find("\n## ", start + 1)
-    return text[start : end if end > 0 else None]
-
-
-def _bash_lines(title: str) -> list[str]:
-    blocks = re.findall(r"^```bash\n(.*?)^```", _section(title), re.MULTILINE | re.DOTALL)
-    return [line for block in blocks for line in block.splitlines() if line.strip()]
 
 
 def _run(line: str) -> None:
@@ -58,7 +47,7 @@ def workdir(top_qcd_sample: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatc
 
 
 def test_the_lorentznet_commands_run(workdir: Path) -> None:
-    lines = _bash_lines("A Lorentz-equivariant tagger")
+    lines = bash_lines(section(PAGE, "A Lorentz-equivariant tagger"))
     assert [shlex.split(line)[1] for line in lines] == ["train", "evaluate", "export"]
     for line in lines:
         _run(line)
@@ -70,7 +59,7 @@ def test_the_lorentznet_commands_run(workdir: Path) -> None:
 
 
 def test_the_augmentation_commands_run(workdir: Path) -> None:
-    lines = _bash_lines("Augmentation")
+    lines = bash_lines(section(PAGE, "Augmentation"))
     assert [shlex.split(line)[1] for line in lines] == ["train", "train"]
     for line in lines:
         _run(line)
@@ -95,7 +84,7 @@ def test_the_augmentation_commands_run(workdir: Path) -> None:
 def test_a_bad_augment_key_is_named_as_the_page_shows(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    shown = re.search(r"\(`(train\.augment\.boost: [^`]+)`\)", _section("Augmentation"))
+    shown = re.search(r"\(`(train\.augment\.boost: [^`]+)`\)", section(PAGE, "Augmentation"))
     assert shown is not None
     experiment = str(ROOT / "configs" / "top_pfn_aug.yaml")
     argv = ["train", experiment, "--data", "x", "--out", "x", "--set", "train.augment.boost=2"]

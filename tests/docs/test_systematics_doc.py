@@ -7,13 +7,13 @@ The train line reads the shared cached top-vs-QCD sample (tests/conftest.py) as
 
 from __future__ import annotations
 
-import re
 import shlex
 from pathlib import Path
 
 import awkward as ak
 import numpy as np
 import pytest
+from doc_pages import bash_lines
 from typer.testing import CliRunner
 
 from heptagon.artifacts.manifest import JetManifest, load_manifest
@@ -26,11 +26,6 @@ from heptagon.train.rundir import load_run
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGE = ROOT / "docs" / "systematics.md"
-
-
-def _bash_lines() -> list[str]:
-    blocks = re.findall(r"^```bash\n(.*?)^```", PAGE.read_text(), re.MULTILINE | re.DOTALL)
-    return [line for block in blocks for line in block.splitlines() if line.strip()]
 
 
 def test_the_page_lists_every_variation() -> None:
@@ -50,7 +45,7 @@ def made(
     mp = pytest.MonkeyPatch()
     mp.chdir(root)
     try:
-        lines = _bash_lines()
+        lines = bash_lines(PAGE.read_text())
         assert [shlex.split(line)[1] for line in lines] == [
             "train", "generate", "generate", "evaluate",
         ]  # fmt: skip

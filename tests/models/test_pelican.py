@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from doc_pages import bash_lines, section
 from models_helpers import inputs_for, make_batch, n_params, pad, permute
 from test_lorentz import lorentz_matrix, transform
 from typer.testing import CliRunner
@@ -200,15 +201,6 @@ def test_learns_from_four_momenta_alone() -> None:
     assert right[several].float().mean() > 0.95
 
 
-def _bash_lines() -> list[str]:
-    text = PAGE.read_text()
-    start = text.index("## PELICAN")
-    end = text.find("\n## ", start + 1)
-    section = text[start : end if end > 0 else None]
-    blocks = re.findall(r"^```bash\n(.*?)^```", section, re.MULTILINE | re.DOTALL)
-    return [line for block in blocks for line in block.splitlines() if line.strip()]
-
-
 def test_the_documented_commands_train_evaluate_and_export(
     top_qcd_sample: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -222,7 +214,7 @@ def test_the_documented_commands_train_evaluate_and_export(
     vectors.write_text(vectors.read_text().replace("length: 100", "length: 16"))
     (tmp_path / "top-sample").symlink_to(top_qcd_sample)
     monkeypatch.chdir(tmp_path)
-    lines = _bash_lines()
+    lines = bash_lines(section(PAGE, "PELICAN"))
     assert [shlex.split(line)[1] for line in lines] == ["train", "evaluate", "export"]
     for line in lines:
         result = CliRunner().invoke(app, shlex.split(line)[1:])
