@@ -180,3 +180,19 @@ def test_cli_generate_events_with_pileup(tmp_path: Path) -> None:
     assert bad.returncode == 2
     assert bad.stderr.strip().count("\n") == 0
     assert "--mitigation needs --pileup" in bad.stderr
+
+
+def test_event_shards_with_pileup_retain_freed_memory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As the jet shards (docs/pileup.md, "Cost"): only with pile-up, once per shard."""
+    from heptagon.generate import events
+
+    retained: list[int] = []
+    monkeypatch.setattr(events, "retain_freed_memory", lambda: bool(retained.append(1)))
+    common = {"sample": "dy", "events": 4, "seed": 2, "shard_size": 2}
+    events.generate_events(EventOptions(**common, out=tmp_path / "no-pu"), show_progress=False)
+    assert retained == []
+    with_pileup = EventOptions(**common, out=tmp_path / "pu", pileup=5, pileup_library=20)
+    events.generate_events(with_pileup, show_progress=False)
+    assert retained == [1, 1]

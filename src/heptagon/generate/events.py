@@ -64,6 +64,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from heptagon.artifacts.manifest import EventClass, EventManifest, ShardRecord
+from heptagon.cpu import retain_freed_memory
 from heptagon.generate.detector import Candidates, DetectorConfig, Particles, apply_detector
 from heptagon.generate.jets import FLAVOURS, JetSelection, cluster, flavour_label
 from heptagon.generate.options import EventOptions, Mitigation
@@ -433,6 +434,7 @@ def run_event_shard(
         from heptagon.generate.pileup import detector_library, read_library
 
         assert det is not None  # EventOptions refuses pile-up without the detector
+        retain_freed_memory()  # as the jet shards with pile-up (generate.run.run_shard)
         library = detector_library(read_library(Path(spec.library)), det, rng)
         pileup = PileupSetup(library, spec.pileup, spec.mitigation)
     parts: list[dict[str, Any]] = []
