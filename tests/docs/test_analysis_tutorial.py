@@ -21,24 +21,21 @@ import shutil
 from pathlib import Path
 
 import pytest
+from doc_pages import code_blocks
 from typer.testing import CliRunner
 
 from heptagon.cli import app
 
 ROOT = Path(__file__).resolve().parents[2]
 TUTORIAL = ROOT / "docs" / "analysis-tutorial.md"
-BLOCK = re.compile(r"^```(bash|python)\n(.*?)^```", re.MULTILINE | re.DOTALL)
-
-
-def blocks() -> list[tuple[str, str]]:
-    return [(m.group(1), m.group(2)) for m in BLOCK.finditer(TUTORIAL.read_text())]
 
 
 def test_the_tutorial_has_cli_and_python_blocks() -> None:
-    kinds = [k for k, _ in blocks()]
+    blocks = code_blocks(TUTORIAL.read_text(), "bash", "python")
+    kinds = [k for k, _ in blocks]
     assert kinds.count("bash") >= 5
     assert "python" in kinds
-    text = " ".join(code for _, code in blocks())
+    text = " ".join(code for _, code in blocks)
     for config in ("analysis_bdt", "analysis_dnn", "analysis_dnn_multiclass"):
         assert f"configs/{config}.yaml" in text
     for config in ("analysis_higgs_pt_mlp", "analysis_higgs_pt_cnn"):
@@ -73,7 +70,7 @@ def test_the_tutorial_runs(
     _tiny_configs(tmp_path / "configs")
     shutil.copytree(event_sample, tmp_path / "analysis-sample")
     monkeypatch.chdir(tmp_path)
-    for kind, code in blocks():
+    for kind, code in code_blocks(TUTORIAL.read_text(), "bash", "python"):
         if kind == "bash":
             code = code.replace("--events 5000", "--events 10 --no-mpi").replace(
                 "--out analysis-sample ", "--out generated "

@@ -8,13 +8,13 @@ The YAML block is checked to be the shipped experiment's training section."""
 
 from __future__ import annotations
 
-import re
 import shlex
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
 import yaml
+from doc_pages import fenced_blocks
 from typer.testing import CliRunner
 
 from heptagon.artifacts.anomaly import TriggerAdFile
@@ -26,12 +26,8 @@ DOC = ROOT / "docs" / "anomaly.md"
 CONFIGS = ROOT / "src" / "heptagon" / "configs"
 
 
-def _blocks(kind: str) -> list[str]:
-    return re.findall(rf"^```{kind}\n(.*?)^```", DOC.read_text(), re.MULTILINE | re.DOTALL)
-
-
 def test_the_yaml_block_is_the_shipped_vae_experiment() -> None:
-    (block,) = _blocks("yaml")
+    (block,) = fenced_blocks(DOC.read_text(), "yaml")
     doc = yaml.safe_load(block)
     shipped = yaml.safe_load((CONFIGS / "ad_l1_vae.yaml").read_text())
     assert doc["model"] == shipped["model"]
@@ -43,7 +39,7 @@ def test_the_workflow_runs(
 ) -> None:
     monkeypatch.chdir(tmp_path)
     (tmp_path / "configs").symlink_to(CONFIGS)
-    (block,) = _blocks("bash")
+    (block,) = fenced_blocks(DOC.read_text(), "bash")
     lines = [line for line in block.splitlines() if line.strip()]
     for line in lines:
         argv = shlex.split(line)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import typer
+from doc_pages import fenced_blocks
 from typer import _click as click  # typer's own copy of click, the one the CLI runs on
 from typer.core import TyperGroup
 
@@ -21,7 +22,6 @@ from heptagon.cli import app
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
-BLOCK = re.compile(r"^```bash\n(.*?)^```", re.MULTILINE | re.DOTALL)
 
 
 def documented_commands() -> list[tuple[str, str]]:
@@ -29,7 +29,7 @@ def documented_commands() -> list[tuple[str, str]]:
     backslash continuations joined and comments dropped."""
     found = []
     for doc in DOCS:
-        for block in BLOCK.findall(doc.read_text()):
+        for block in fenced_blocks(doc.read_text(), "bash"):
             text = re.sub(r"\\\n\s*", " ", block)
             for line in text.splitlines():
                 argv = shlex.split(line, comments=True)

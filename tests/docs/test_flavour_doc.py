@@ -5,12 +5,12 @@ with 1 epoch; then the flavour numbers are in metrics.json and the report."""
 from __future__ import annotations
 
 import json
-import re
 import shlex
 import shutil
 from pathlib import Path
 
 import pytest
+from doc_pages import bash_lines
 from typer.testing import CliRunner
 
 from heptagon.cli import app
@@ -18,7 +18,6 @@ from heptagon.generate.run import GenerateOptions, generate
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "flavour.md"
-BLOCK = re.compile(r"^```bash\n(.*?)^```", re.MULTILINE | re.DOTALL)
 
 
 @pytest.fixture(scope="module")
@@ -30,10 +29,7 @@ def ak4_sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def lines() -> list[list[str]]:
     return [
-        shlex.split(line)
-        for block in BLOCK.findall(DOC.read_text())
-        for line in block.splitlines()
-        if line.startswith("heptagon ")
+        shlex.split(line) for line in bash_lines(DOC.read_text()) if line.startswith("heptagon ")
     ]
 
 

@@ -3,7 +3,6 @@ tiny files in the public layouts; its URL is served by a local HTTP server."""
 
 from __future__ import annotations
 
-import re
 import shlex
 import sys
 from pathlib import Path
@@ -11,6 +10,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 import yaml
+from doc_pages import bash_lines, fenced_blocks
 from typer.testing import CliRunner
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "data"))
@@ -22,7 +22,6 @@ from heptagon.data.config import load_config
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "inputs.md"
-BLOCK = re.compile(r"^```bash\n(.*?)^```", re.MULTILINE | re.DOTALL)
 
 
 def test_the_commands_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -35,12 +34,7 @@ def test_the_commands_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
     for i, n in enumerate((120, 40, 30, 20, 20)):
         quark_gluon(tmp_path / "data" / "qg" / f"QG_jets_{i}.npz", n=n)
     top_landscape(tmp_path / "data" / "toplandscape" / "train.h5", n=160)
-    lines = [
-        line
-        for block in BLOCK.findall(DOC.read_text())
-        for line in block.splitlines()
-        if line.strip()
-    ]
+    lines = bash_lines(DOC.read_text())
     assert len(lines) == 8
     with serve(tmp_path / "data") as server:
         for line in lines:
@@ -76,7 +70,7 @@ def test_the_commands_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
 
 
 def test_the_observer_roles_snippet_is_a_valid_data_config_key() -> None:
-    (snippet,) = re.findall(r"^```yaml\n(.*?)^```", DOC.read_text(), re.MULTILINE | re.DOTALL)
+    (snippet,) = fenced_blocks(DOC.read_text(), "yaml")
     config = load_config({"inputs": {"jet": {"vars": ["fj_pt"]}}, **yaml.safe_load(snippet)})
     assert config.observer_roles == {
         "jet_pt": "fj_pt",

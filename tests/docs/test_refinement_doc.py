@@ -5,12 +5,12 @@ instead of generating again."""
 
 from __future__ import annotations
 
-import re
 import shlex
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from doc_pages import fenced_blocks
 from typer.testing import CliRunner
 
 import heptagon.generate.run
@@ -27,7 +27,7 @@ def test_the_example_runs(
     paired_samples: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    (block,) = re.findall(r"^```bash\n(.*?)^```", DOC.read_text(), re.MULTILINE | re.DOTALL)
+    (block,) = fenced_blocks(DOC.read_text(), "bash")
     fixture_opts = {
         chain: GenerateOptions(
             sample="uds", jets=80, seed=7, out=Path(f"uds-{chain}"), shard_size=40, radius=0.4,

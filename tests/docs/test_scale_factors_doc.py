@@ -19,6 +19,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 import yaml
+from doc_pages import bash_lines
 from typer.testing import CliRunner
 
 from heptagon.artifacts.scale_factors import ScaleFactorTable, TagProbeManifest
@@ -30,17 +31,11 @@ from heptagon.train.run import train
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "scale-factors.md"
-BLOCK = re.compile(r"^```bash\n(.*?)^```", re.MULTILINE | re.DOTALL)
 RUN = Path("demo/runs/particlenet_lite")
 
 
 def lines() -> list[str]:
-    return [
-        line.strip()
-        for block in BLOCK.findall(DOC.read_text())
-        for line in block.splitlines()
-        if line.strip()
-    ]
+    return [line.strip() for line in bash_lines(DOC.read_text())]
 
 
 def _tiny(line: str) -> str:

@@ -5,25 +5,20 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import re
 import shlex
 import sys
 from pathlib import Path
 
 import pytest
+from doc_pages import fenced_blocks
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "weaver.md"
-BLOCK = re.compile(r"^```(bash|python)\n(.*?)^```", re.MULTILINE | re.DOTALL)
-
-
-def blocks(kind: str) -> list[str]:
-    return [m.group(2) for m in BLOCK.finditer(DOC.read_text()) if m.group(1) == kind]
 
 
 def test_the_python_block_prints_what_its_comment_says(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(ROOT)
-    (code,) = blocks("python")
+    (code,) = fenced_blocks(DOC.read_text(), "python")
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         exec(compile(code, str(DOC), "exec"), {})
@@ -39,7 +34,7 @@ def test_the_table_lists_every_config() -> None:
 
 def test_the_benchmark_command_runs(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     pytest.importorskip("weaver")
-    (bash,) = blocks("bash")
+    (bash,) = fenced_blocks(DOC.read_text(), "bash")
     argv = shlex.split(bash.strip())
     assert argv[:2] == ["python", "benchmarks/weaver_equivalence.py"]
     argv[argv.index("--jets") + 1] = "30"  # tiny files

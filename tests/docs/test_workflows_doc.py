@@ -18,6 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from doc_pages import bash_lines, sections
 from typer.testing import CliRunner
 
 from heptagon.cli import app
@@ -25,21 +26,9 @@ from heptagon.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "workflows.md"
-BLOCK = re.compile(r"^```bash\n(.*?)^```", re.MULTILINE | re.DOTALL)
 #: the documented --jets -> the tiny ones the test generates
 TINY = {"1500": "12", "30000": "40", "10000": "20", "4000": "20", "1000": "15", "3000": "15",
         "3500": "15", "1050": "12"}  # fmt: skip
-
-
-def sections() -> dict[str, list[str]]:
-    """Section title -> its bash lines."""
-    parts = re.split(r"^## (.*)$", DOC.read_text(), flags=re.MULTILINE)
-    return {
-        title.strip(): [
-            line for block in BLOCK.findall(body) for line in block.splitlines() if line.strip()
-        ]
-        for title, body in zip(parts[1::2], parts[2::2], strict=True)
-    }
 
 
 def _run(line: str) -> None:
@@ -59,14 +48,14 @@ def _workflow(title: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
     for path in (tmp_path / "configs").glob("*.yaml"):
         path.write_text(re.sub(r"epochs: \d+", "epochs: 1", path.read_text()))
     monkeypatch.chdir(tmp_path)
-    lines = sections()[title]
+    lines = bash_lines(sections(DOC)[title])
     assert lines, f"no commands in the section {title!r}"
     for line in lines:
         _run(line)
 
 
 def test_the_sections_are_there() -> None:
-    found = sections()
+    found = {title: bash_lines(body) for title, body in sections(DOC).items()}
     assert len(found) == 3
     text = " ".join(" ".join(lines) for lines in found.values())
     for command in ("data pnn", "data domains", "data mix", "--pnn-mass 100", "--labelled-target"):
