@@ -50,7 +50,6 @@ from heptagon.physics.puppi import (
     chs_mask,
     puppi_alpha,
     puppi_weights,
-    stable_order,
     vertex_association,
 )
 from heptagon.train import load_experiment
@@ -444,14 +443,6 @@ def test_tower_layout_refuses_a_deposit_off_its_grid() -> None:
         layout.index(np.array([FORWARD]), one * 0.175, one * 5.5, one * 0.0)  # |eta| > 5
     with pytest.raises(ValueError, match="outside the calorimeter cell layout"):
         layout.index(np.array([FORWARD]), one * 0.1, one * 4.0, one * 0.0)  # not its size
-
-
-def test_stable_order_is_a_stable_argsort() -> None:
-    key = np.random.default_rng(2).integers(0, 50, 10_000)  # many ties
-    assert np.array_equal(stable_order(key), np.argsort(key, kind="stable"))
-    assert stable_order(np.zeros(0, np.int64)).size == 0
-    with pytest.raises(ValueError, match="negative"):
-        stable_order(np.array([3, -1]))
 
 
 def test_puppi_alpha_equals_the_sum_over_every_pair() -> None:

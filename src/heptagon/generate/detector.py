@@ -78,9 +78,9 @@ from typing import Annotated, Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from heptagon.physics.arrays import stable_order
 from heptagon.physics.kinematics import wrap_phi
 from heptagon.physics.pdg import CAT_NEUTRAL_HADRON, CAT_PHOTON, categories, charges
-from heptagon.physics.puppi import stable_order
 
 __all__ = [
     "ECAL",

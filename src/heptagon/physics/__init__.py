@@ -12,8 +12,9 @@ Kinematics and particle properties (:mod:`~heptagon.physics.kinematics`,
 per-event weights; grouped in :mod:`heptagon.physics.metrics`, defined in ``roc``,
 ``sculpting``, ``efficiency``, ``multiclass``, ``regression``, ``stats`` and
 ``summaries``), designing decorrelated taggers (:mod:`~heptagon.physics.ddt`), pile-up
-mitigation (:mod:`~heptagon.physics.puppi`), trigger rates (:mod:`~heptagon.physics.rates`)
-and the experiment metadata of figures and records (:mod:`~heptagon.physics.experiment`).
+mitigation (:mod:`~heptagon.physics.puppi`), trigger rates (:mod:`~heptagon.physics.rates`),
+the experiment metadata of figures and records (:mod:`~heptagon.physics.experiment`) and
+array utilities (:mod:`~heptagon.physics.arrays`).
 Names are imported lazily (:mod:`heptagon.lazy`), so ``import heptagon.physics`` does not
 import numpy.
 """

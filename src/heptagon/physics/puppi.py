@@ -42,6 +42,8 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 from scipy.special import chdtr
 
+from heptagon.physics.arrays import stable_order
+
 __all__ = [
     "FROM_PV_NONE",
     "FROM_PV_TIGHT",
@@ -51,7 +53,6 @@ __all__ = [
     "forward_subsample",
     "puppi_alpha",
     "puppi_weights",
-    "stable_order",
     "vertex_association",
 ]
 
@@ -117,17 +118,6 @@ def vertex_association(
 def chs_mask(charge: np.ndarray, from_pv: np.ndarray) -> np.ndarray:
     """The candidates CHS keeps: neutrals and charged candidates with ``fromPV > 0``."""
     return np.asarray((charge == 0) | (from_pv > FROM_PV_NONE))
-
-
-def stable_order(key: np.ndarray) -> np.ndarray:
-    """``np.argsort(key, kind="stable")`` of non-negative integer keys, several times
-    faster: one sort of the keys packed with their positions into int64s (ValueError if
-    they do not fit in 63 bits)."""
-    key = np.asarray(key, np.int64)
-    shift = max(key.size - 1, 1).bit_length()
-    if int(key.max(initial=0)) >> (63 - shift) or int(key.min(initial=0)) < 0:
-        raise ValueError("keys too large (or negative) to pack with their positions")
-    return np.asarray(np.sort((key << shift) | np.arange(key.size)) & ((1 << shift) - 1))
 
 
 def _cone_sums(
