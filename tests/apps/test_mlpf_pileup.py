@@ -73,3 +73,19 @@ def test_evaluate_reports_puppi_with_pileup(ttbar_pileup: Path, tmp_path: Path) 
     assert metrics["pileup"] == MU
     for algo in ("mlpf", "mlpf_puppi", "pf", "pf_puppi", "truth"):
         assert set(metrics[algo]) == {"particles", "jets", "met"}, algo
+
+
+def test_element_shards_with_pileup_retain_freed_memory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As the jet shards (docs/pileup.md, "Cost"): only with pile-up, once per shard."""
+    from heptagon.generate import elements
+
+    retained: list[int] = []
+    monkeypatch.setattr(elements, "retain_freed_memory", lambda: bool(retained.append(1)))
+    common = {"sample": "gun", "events": 4, "seed": 2, "shard_size": 2}
+    generate_elements(ElementOptions(**common, out=tmp_path / "no-pu"), show_progress=False)
+    assert retained == []
+    with_pileup = ElementOptions(**common, out=tmp_path / "pu", pileup=5.0, pileup_library=20)
+    generate_elements(with_pileup, show_progress=False)
+    assert retained == [1, 1]

@@ -55,6 +55,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from heptagon.artifacts.manifest import ElementManifest, ShardRecord
+from heptagon.cpu import retain_freed_memory
 from heptagon.generate.detector import (
     ECAL,
     FORWARD,
@@ -68,6 +69,7 @@ from heptagon.generate.detector import (
     track_efficiency,
 )
 from heptagon.generate.jets import JetSelection, cluster
+from heptagon.generate.options import DetectorSetOptions
 from heptagon.generate.pileup import (
     BEAMSPOT_SIGMA_Z_MM,
     minbias_library,
@@ -487,8 +489,9 @@ def _cast(v: np.ndarray) -> np.ndarray:
 Sample = Literal["ttbar", "qcd", "gun"]
 
 
-class ElementOptions(BaseModel):
-    """Everything that defines an element sample (``heptagon mlpf generate``)."""
+class ElementOptions(DetectorSetOptions):
+    """Everything that defines an element sample (``heptagon mlpf generate``); the
+    detector's parameters ``detector_set`` sets are recorded in its manifest."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -512,6 +515,7 @@ class ElementShardSpec:
     index: int
     n_events: int
     seed: int
+    detector: dict[str, Any]
     pileup: float
     library: str | None
     gun_energy: tuple[float, float]
@@ -544,8 +548,11 @@ def run_element_shard(
         batches = [_gun_events(spec, rng)]
     else:
         batches = pythia_final_state(process_settings(spec.sample, spec.seed), spec.n_events)
-    library = None if spec.library is None else read_library(Path(spec.library))
-    det, geo = DetectorConfig(), ElementConfig()
+    library = None
+    if spec.library is not None:
+        retain_freed_memory()  # as the jet shards with pile-up (generate.run.run_shard)
+        library = read_library(Path(spec.library))
+    det, geo = DetectorConfig(**spec.detector), ElementConfig()
     parts = []
     for particles in batches:
         hard = None
@@ -581,7 +588,7 @@ class ElementSummary:
 def generate_elements(opts: ElementOptions, *, show_progress: bool = True) -> ElementSummary:
     """Generate (or finish) the element sample of ``opts`` in ``opts.out``: shards and a
     ``manifest.json`` with every detector and geometry setting."""
-    det, geo = DetectorConfig(), ElementConfig()
+    det, geo = DetectorConfig(**opts.detector_knobs), ElementConfig()
     settings = {
         "sample": opts.sample,
         "events": opts.events,
@@ -607,6 +614,7 @@ def generate_elements(opts: ElementOptions, *, show_progress: bool = True) -> El
             index=i,
             n_events=min(opts.shard_size, opts.events - i * opts.shard_size),
             seed=shard_seed(opts.seed, opts.sample, i),
+            detector=det.settings(),
             pileup=opts.pileup,
             library=None if library is None else str(library),
             gun_energy=opts.gun_energy,

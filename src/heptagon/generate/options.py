@@ -3,6 +3,9 @@
 :class:`GenerateOptions` (``heptagon generate``, jet samples) and :class:`EventOptions`
 (``heptagon generate-events``, event samples) share :class:`SampleOptions`: the sample
 name, seed, output, file format, parallelism, detector and pile-up (``docs/pileup.md``).
+Every options model whose samples run the parametric detector (these two, ``sf
+generate``'s, ``mlpf generate``'s and ``dqm simulate``'s source) takes
+``--detector-set FIELD=VALUE`` from :class:`DetectorSetOptions`.
 Each field's ``description`` is its command-line help and its default the command's
 default (:mod:`heptagon.cli` builds both commands from these models), and the ``sample``
 help lists the catalogues of :mod:`heptagon.generate.processes`: a new field or sample
@@ -36,9 +39,18 @@ from heptagon.physics.systematics import (
 )
 
 if TYPE_CHECKING:
+    from heptagon.generate.detector import DetectorConfig
+    from heptagon.generate.fastsim import FastDetectorConfig
     from heptagon.generate.jets import JetSelection
 
-__all__ = ["EventOptions", "GenerateOptions", "Mitigation", "SampleOptions"]
+__all__ = [
+    "DETECTOR_SET_HELP",
+    "DetectorSetOptions",
+    "EventOptions",
+    "GenerateOptions",
+    "Mitigation",
+    "SampleOptions",
+]
 
 #: pile-up mitigation of the jet inputs: none, charged-hadron subtraction, PUPPI
 Mitigation = Literal["none", "chs", "puppi"]
@@ -59,7 +71,84 @@ def _event_samples() -> str:
     return f"An event sample: {' | '.join(names)}."
 
 
-class SampleOptions(BaseModel):
+#: the command-line help of ``--detector-set`` (commands written out by hand use it too)
+DETECTOR_SET_HELP = (
+    "Set a parameter of the detector, FIELD=VALUE, the value as YAML (e.g. hcal_cell=0.174, "
+    "'hadron_eff_barrel=[0.5, 0.75]'); repeatable. FIELD: one of DetectorConfig's (generate "
+    "--detector fast: FastDetectorConfig's) (docs/systematics.md)."
+)
+
+
+class DetectorSetOptions(BaseModel):
+    """``--detector-set FIELD=VALUE`` (repeatable): parameters of the parametric detector
+    set on the command line, for every command whose samples run it.
+
+    A subclass names its detector's config class (:meth:`detector_config`) and the
+    parameters set before the items (:meth:`preset_knobs`, e.g. a variation's); an unknown
+    field, a value out of the field's range or a field set twice is a :class:`ConfigError`
+    naming ``detector_set`` when the options are made."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
+
+    detector_set: list[str] | None = Field(None, description=DETECTOR_SET_HELP)
+
+    def detector_config(self) -> type[DetectorConfig | FastDetectorConfig] | None:
+        """The config class of the sample's detector (None: no detector)."""
+        from heptagon.generate.detector import DetectorConfig  # numpy: not at import
+
+        return DetectorConfig
+
+    def preset_knobs(self) -> dict[str, Any]:
+        """The detector parameters set before ``detector_set``'s (none)."""
+        return {}
+
+    @property
+    def detector_knobs(self) -> dict[str, Any]:
+        """The detector parameters :meth:`preset_knobs` and ``detector_set`` set (none:
+        nominal); a field both set is refused."""
+        from heptagon.config import yaml_value
+
+        knobs = self.preset_knobs()
+        for item in self.detector_set or ():
+            name, sep, text = item.partition("=")
+            name = name.strip()
+            if not sep or not name:
+                raise ConfigError(f"needs FIELD=VALUE, got '{item}'", key="detector_set")
+            if name in knobs:
+                raise ConfigError(
+                    f"'{name}' is set twice (by --variation or an earlier --detector-set)",
+                    key="detector_set",
+                )
+            knobs[name] = yaml_value(text)
+        return knobs
+
+    @model_validator(mode="after")
+    def _detector_set(self) -> DetectorSetOptions:
+        if not self.detector_set:
+            return self
+        config = self.detector_config()
+        if config is None:
+            raise ConfigError("sets detector parameters: needs the detector", key="detector_set")
+        from pydantic import ValidationError
+
+        knobs = self.detector_knobs
+        for name in knobs:
+            if name not in config.model_fields:
+                raise ConfigError(f"no {config.__name__} field '{name}'", key="detector_set")
+        try:
+            config(**knobs)
+        except ValidationError as err:
+            first = err.errors()[0]
+            if not first["loc"]:  # a rule across fields
+                raise ConfigError(first["msg"], key="detector_set") from None
+            name = ".".join(str(part) for part in first["loc"])
+            raise ConfigError(
+                f"{name}={knobs.get(str(first['loc'][0]))!r}: {first['msg']}", key="detector_set"
+            ) from None
+        return self
+
+
+class SampleOptions(DetectorSetOptions):
     """What every generated sample is defined by: its name, seed and where and how it is
     written. The same seed gives the same files whatever ``jobs`` and ``scheduler``."""
 
@@ -133,11 +222,20 @@ class SampleOptions(BaseModel):
             return None
         return self.pileup if v is None else self.pileup * v.pileup_scale
 
-    @property
-    def detector_knobs(self) -> dict[str, Any]:
+    def preset_knobs(self) -> dict[str, Any]:
         """The detector calibration knobs the variation sets (none: nominal)."""
         v = self.variation_spec()
         return {} if v is None else dict(v.detector)
+
+    def detector_config(self) -> type[DetectorConfig | FastDetectorConfig] | None:
+        """The config class of ``detector``'s chain (None: hadron level)."""
+        if self.detector == "none":
+            return None
+        if self.detector == "fast":
+            from heptagon.generate.fastsim import FastDetectorConfig  # numpy: not at import
+
+            return FastDetectorConfig
+        return super().detector_config()
 
     @property
     def weight_names(self) -> tuple[str, ...]:
@@ -182,66 +280,12 @@ class GenerateOptions(SampleOptions):
         description="full: the CMS-like parametric detector; fast: the cheaper FastSim "
         "chain (docs/refinement.md); none: hadron level.",
     )
-    detector_set: list[str] | None = Field(
-        None,
-        description="Set a parameter of the detector, FIELD=VALUE, the value as YAML "
-        "(e.g. hcal_cell=0.174, 'hadron_eff_barrel=[0.5, 0.75]'); repeatable. FIELD: one "
-        "of DetectorConfig's (--detector fast: FastDetectorConfig's) (docs/systematics.md).",
-    )
 
     @field_validator("sample")
     @classmethod
     def _known(cls, v: str) -> str:
         get_sample_set(v)
         return v
-
-    @model_validator(mode="after")
-    def _detector_set(self) -> GenerateOptions:
-        if not self.detector_set:
-            return self
-        if self.detector == "none":
-            raise ConfigError("sets detector parameters: needs the detector", key="detector_set")
-        from pydantic import ValidationError
-
-        from heptagon.generate.detector import DetectorConfig  # numpy: not at import
-        from heptagon.generate.fastsim import FastDetectorConfig
-
-        config = FastDetectorConfig if self.detector == "fast" else DetectorConfig
-        knobs = self.detector_knobs
-        for name in knobs:
-            if name not in config.model_fields:
-                raise ConfigError(f"no {config.__name__} field '{name}'", key="detector_set")
-        try:
-            config(**knobs)
-        except ValidationError as err:
-            first = err.errors()[0]
-            if not first["loc"]:  # a rule across fields
-                raise ConfigError(first["msg"], key="detector_set") from None
-            name = ".".join(str(part) for part in first["loc"])
-            raise ConfigError(
-                f"{name}={knobs.get(str(first['loc'][0]))!r}: {first['msg']}", key="detector_set"
-            ) from None
-        return self
-
-    @property
-    def detector_knobs(self) -> dict[str, Any]:
-        """The detector parameters the variation and ``--detector-set`` set (none:
-        nominal); a field both set is refused."""
-        from heptagon.config import yaml_value
-
-        knobs = super().detector_knobs
-        for item in self.detector_set or ():
-            name, sep, text = item.partition("=")
-            name = name.strip()
-            if not sep or not name:
-                raise ConfigError(f"needs FIELD=VALUE, got '{item}'", key="detector_set")
-            if name in knobs:
-                raise ConfigError(
-                    f"'{name}' is set twice (by --variation or an earlier --detector-set)",
-                    key="detector_set",
-                )
-            knobs[name] = yaml_value(text)
-        return knobs
 
     @model_validator(mode="after")
     def _window(self) -> GenerateOptions:

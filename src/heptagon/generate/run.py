@@ -294,7 +294,7 @@ def _plan(opts: GenerateOptions) -> tuple[list[ShardSpec], dict[str, Any]]:
         ) | {"jet_focus": focus_settings()}
     sample = opts.sample_set
     sel = opts.selection()
-    det = {"none": None, "full": DetectorConfig, "fast": FastDetectorConfig}[opts.detector]
+    det = opts.detector_config()
     chain: Literal["full", "fast"] = "fast" if opts.detector == "fast" else "full"
     reach = FastDetectorConfig().calo_eta_max
     if chain == "fast" and sel.eta_max + sel.radius > reach:

@@ -138,9 +138,13 @@ class TagProbeOptions(SampleOptions):
             raise ConfigError("a tag-and-probe sample needs the detector", key="detector")
         if self.pileup is not None:
             raise ConfigError("tag-and-probe samples have no pile-up yet", key="pileup")
-        if self.pseudo_data is not None and (self.variation or self.weight_variations):
+        if self.pseudo_data is not None and (
+            self.variation or self.weight_variations or self.detector_set
+        ):
             raise ConfigError(
-                "pseudo-data take no systematic variation: they are the 'data'", key="pseudo_data"
+                "pseudo-data take no systematic variation or --detector-set: their detector "
+                "is hidden, they are the 'data'",
+                key="pseudo_data",
             )
 
 

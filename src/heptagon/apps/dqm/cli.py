@@ -11,6 +11,7 @@ from rich.console import Console
 
 from heptagon.config import validate
 from heptagon.errors import ConfigError
+from heptagon.generate.options import DETECTOR_SET_HELP
 
 __all__ = ["dqm_app"]
 
@@ -93,6 +94,12 @@ def simulate_cmd(
     pileup_library: Annotated[
         int, typer.Option("--pileup-library", min=1, help="Minimum-bias library events.")
     ] = 1000,
+    detector_set: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--detector-set", help=f"{DETECTOR_SET_HELP} For the generated source (no --source)."
+        ),
+    ] = None,
 ) -> None:
     """Simulate runs and lumisections from a generated QCD jet sample, with faults."""
     from heptagon.apps.dqm.simulate import (
@@ -121,10 +128,12 @@ def simulate_cmd(
     opts = validate(
         SourceOptions,
         {"jets": source_jets, "pileup": pileup, "mitigation": mitigation}
-        | {"pileup_library": pileup_library},
+        | {"pileup_library": pileup_library, "detector_set": detector_set},
     )
     if source is not None and pileup is not None:
         raise ConfigError("--pileup makes the source: not with --source", key="pileup")
+    if source is not None and detector_set:
+        raise ConfigError("--detector-set makes the source: not with --source", key="detector_set")
     given = None if source is None else load_source(source)
     make_dir(out)  # an output that cannot be written fails now, not after the simulation
     if source is None:
@@ -132,12 +141,14 @@ def simulate_cmd(
     jets = given if given is not None else load_source(source)
     data = simulate(cfg, jets, show_progress=_progress())
     data.save(out)
+    made_from = load_manifest(source)
     write_json_atomic(
         out / "config.json",
         {
             "simulate": cfg.model_dump(mode="json"),
             "source": str(source),
-            "pileup": load_manifest(source).pileup,
+            "pileup": made_from.pileup,
+            "detector": made_from.detector,
         },
     )
     n_bad = int(data.run_bad.sum())

@@ -15,6 +15,10 @@ and the histograms filled; each has a size (see :class:`Fault`) and starts at an
 run. Jets are rebuilt from what is left of their constituents (four-momentum sum) and kept
 above ``jet_pt_min``. Labels (fault, size, good/bad) are kept per run and per LS.
 
+A changed detector (``SourceOptions.detector_set``, ``heptagon dqm simulate
+--detector-set FIELD=VALUE``): the source is generated with ``heptagon generate
+--detector-set``'s parameters, recorded in its manifest.
+
 Pile-up (``SourceOptions.pileup``, ``heptagon dqm simulate --pileup MU``): the source is
 generated with ``heptagon generate``'s overlay (its minimum-bias library, beam spot,
 vertex association and mitigation: :mod:`heptagon.generate.pileup`, docs/pileup.md), so
@@ -43,7 +47,7 @@ from heptagon.apps.dqm.observables import HISTOGRAMS, book, histogram_shapes
 from heptagon.artifacts.dqm import DqmRunList
 from heptagon.artifacts.manifest import load_manifest
 from heptagon.errors import ConfigError, DataError
-from heptagon.generate.options import Mitigation
+from heptagon.generate.options import DetectorSetOptions, Mitigation
 from heptagon.generate.run import GenerateOptions, generate
 from heptagon.io import atomic_path, make_dir
 
@@ -165,8 +169,9 @@ class RunPlan(BaseModel):
     fault: Fault | None = None
 
 
-class SourceOptions(BaseModel):
-    """The generated QCD jet sample the LS are drawn from."""
+class SourceOptions(DetectorSetOptions):
+    """The generated QCD jet sample the LS are drawn from (``detector_set``: its detector's
+    parameters, as ``heptagon generate --detector-set``)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -256,6 +261,7 @@ def make_source(out: Path, opts: SourceOptions, *, show_progress: bool = True) -
             eta_max=opts.eta_max,
             shard_size=opts.shard_size,
             jobs=opts.jobs,
+            detector_set=opts.detector_set,
             **pileup,
         ),
         show_progress=show_progress,

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from heptagon.config import validate
+from heptagon.generate.options import DETECTOR_SET_HELP
 
 __all__ = ["mlpf_app"]
 
@@ -33,6 +34,9 @@ def generate_cmd(
     ] = 0.0,
     jobs: Annotated[int, typer.Option("--jobs", min=1, help="Worker processes.")] = 1,
     shard_size: Annotated[int, typer.Option("--shard-size", min=1, help="Events per shard.")] = 500,
+    detector_set: Annotated[
+        list[str] | None, typer.Option("--detector-set", help=DETECTOR_SET_HELP)
+    ] = None,
 ) -> None:
     """Detector elements (tracks, towers) with per-element targets, sharded + manifest."""
     from heptagon.generate.elements import ElementOptions, generate_elements
@@ -47,6 +51,7 @@ def generate_cmd(
             "pileup": pileup,
             "jobs": jobs,
             "shard_size": shard_size,
+            "detector_set": detector_set,
         },
     )
     summary = generate_elements(opts, show_progress=sys.stderr.isatty())

@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from heptagon.config import validate
+from heptagon.generate.options import DETECTOR_SET_HELP
 
 __all__ = ["sf_app"]
 
@@ -51,6 +52,9 @@ def generate(
         typer.Option("--pseudo-data", help="Pseudo-data: hidden settings drawn from this seed."),
     ] = None,
     fmt: Annotated[str, typer.Option("--format", help="parquet or root.")] = "parquet",
+    detector_set: Annotated[
+        list[str] | None, typer.Option("--detector-set", help=DETECTOR_SET_HELP)
+    ] = None,
 ) -> None:
     """Generate a semileptonic-ttbar tag-and-probe sample (the hadronic large-R jet as the
     probe), or pseudo-data with hidden shower and detector settings."""
@@ -60,6 +64,7 @@ def generate(
         "probes": probes, "seed": seed, "out": out, "probe_pt_min": probe_pt_min,
         "shard_size": shard_size, "jobs": jobs, "mpi": mpi, "variation": variation,
         "weight_variations": weight_variations, "pseudo_data": pseudo_data, "format": fmt,
+        "detector_set": detector_set,
     }  # fmt: skip
     summary = generate_tag_probe(validate(TagProbeOptions, values), show_progress=_progress())
     m = summary.manifest
