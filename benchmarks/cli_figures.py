@@ -79,6 +79,18 @@ class Route:
         """An artifact the commands wrote, relative to the work dir."""
         return json.loads((self.work / path).read_text())
 
+    def record(self, bench: dict[str, Any], same: bool | None, rows: list[dict]) -> dict[str, Any]:
+        """The end of a part's figures (after its sizes and seeds): where the benchmark's
+        figures come from, whether both routes made the same jets (:func:`same_jets`),
+        the command lines this route ran and their wall time, and the ``rows``."""
+        return {
+            "benchmark": {k: bench.get(k) for k in ("source", "command", "commit")},
+            "same_jets": same,
+            "commands": self.commands,
+            "cli_wall_s": round(self.wall_s, 1),
+            "rows": rows,
+        }
+
 
 def row(figure: str, bench: float, cli: float, spread: float | None, note: str = "") -> dict:
     """One figure: benchmark vs CLI, difference, ratio, and whether the difference is within
@@ -180,11 +192,6 @@ def option(command: str, flag: str, default: int) -> int:
     """The integer value of ``flag`` in a recorded command line, else ``default``."""
     words = command.split()
     return int(words[words.index(flag) + 1]) if flag in words else default
-
-
-def provenance(bench: dict[str, Any]) -> dict[str, Any]:
-    """Where the benchmark's figures come from."""
-    return {k: bench.get(k) for k in ("source", "command", "commit")}
 
 
 # --------------------------------------------------------------------------- anomaly
@@ -299,13 +306,11 @@ def part_anomaly(args: argparse.Namespace, out: Path) -> dict[str, Any]:
         },
         "seeds": "sample seed 1; the configs' training seed (one seed): spread = the "
         "figure's statistical error on the test split",
-        "benchmark": provenance(bench),
-        "same_jets": same_jets(
-            cli.work / "ad-sample", out / "bench-anomaly" / f"sample-{args.events}"
+        **cli.record(
+            bench,
+            same_jets(cli.work / "ad-sample", out / "bench-anomaly" / f"sample-{args.events}"),
+            rows,
         ),
-        "commands": cli.commands,
-        "cli_wall_s": round(cli.wall_s, 1),
-        "rows": rows,
     }
 
 
@@ -421,13 +426,11 @@ def part_trigger(args: argparse.Namespace, out: Path) -> dict[str, Any]:
         "sizes": {"jets_per_class": args.jets, "epochs": args.epochs},
         "seeds": "sample seed 1, training seed 0 (one seed, as the benchmark): the same "
         "jets, split and initialisation; spread = the test accuracy's statistical error",
-        "benchmark": provenance(bench),
-        "same_jets": same_jets(
-            cli.work / f"hlf-{args.jets}", out / "bench-trigger" / f"hlf-{args.jets}"
+        **cli.record(
+            bench,
+            same_jets(cli.work / f"hlf-{args.jets}", out / "bench-trigger" / f"hlf-{args.jets}"),
+            rows,
         ),
-        "commands": cli.commands,
-        "cli_wall_s": round(cli.wall_s, 1),
-        "rows": rows,
     }
 
 
@@ -570,17 +573,15 @@ def part_continual(args: argparse.Namespace, out: Path) -> dict[str, Any]:
         "seeds": f"training seeds 0..{args.seeds - 1}; mean over seeds; spread = both "
         "seed spreads and the test accuracy's statistical error in quadrature (the CLI's "
         "--seed also seeds the split, the benchmark splits every seed as seed 0)",
-        "benchmark": provenance(bench),
-        "same_jets": same_jets(
-            cli.work / f"hlf-{args.jets}", out / "bench-continual" / f"hlf-{args.jets}"
-        )
-        and same_jets(
-            cli.work / f"continual-{args.topup}",
-            out / "bench-continual" / f"continual-{args.topup}",
+        **cli.record(
+            bench,
+            same_jets(cli.work / f"hlf-{args.jets}", out / "bench-continual" / f"hlf-{args.jets}")
+            and same_jets(
+                cli.work / f"continual-{args.topup}",
+                out / "bench-continual" / f"continual-{args.topup}",
+            ),
+            rows,
         ),
-        "commands": cli.commands,
-        "cli_wall_s": round(cli.wall_s, 1),
-        "rows": rows,
     }
 
 
@@ -725,11 +726,7 @@ def part_ws(args: argparse.Namespace, out: Path) -> dict[str, Any]:
         "differences_by_design": "the CLI trains on the whole sample (data mix draws the "
         "mixtures from all of it) and scores an independent test sample of 0.3 x the jets; "
         "the benchmark trains on the first 70 % and scores the other 30 %",
-        "benchmark": provenance(bench),
-        "same_jets": same_jets(cli.work / "w-jets", out / "bench-ws" / f"sample-{n}"),
-        "commands": cli.commands,
-        "cli_wall_s": round(cli.wall_s, 1),
-        "rows": rows,
+        **cli.record(bench, same_jets(cli.work / "w-jets", out / "bench-ws" / f"sample-{n}"), rows),
     }
 
 
@@ -944,11 +941,11 @@ def part_da(args: argparse.Namespace, out: Path) -> dict[str, Any]:
         "differences_by_design": "the CLI trains on the whole source and target samples and "
         "scores independent test samples of 0.3 x their jets; the benchmark trains on 70 % "
         "of each and scores the other 30 %",
-        "benchmark": provenance(bench),
-        "same_jets": same_jets(cli.work / "w-jets", out / "bench-da" / f"sample-{DA_TARGET_JETS}"),
-        "commands": cli.commands,
-        "cli_wall_s": round(cli.wall_s, 1),
-        "rows": rows,
+        **cli.record(
+            bench,
+            same_jets(cli.work / "w-jets", out / "bench-da" / f"sample-{DA_TARGET_JETS}"),
+            rows,
+        ),
     }
 
 
@@ -1142,11 +1139,7 @@ def part_pnn(args: argparse.Namespace, out: Path) -> dict[str, Any]:
         "100 GeV jets and of the QCD jets. The dedicated network trains on an Xbb100 "
         "sample of its own (seed 13, 0.7 x the jets per mass: the benchmark's 70 % of the "
         "100 GeV jets) with the whole QCD sample, and is scored on the PNN's test set",
-        "benchmark": provenance(bench),
-        "same_jets": same_jets(cli.work / "xbb", out / "bench-pnn" / f"xbb-{jets}"),
-        "commands": cli.commands,
-        "cli_wall_s": round(cli.wall_s, 1),
-        "rows": rows,
+        **cli.record(bench, same_jets(cli.work / "xbb", out / "bench-pnn" / f"xbb-{jets}"), rows),
     }
 
 

@@ -73,3 +73,17 @@ def test_a_work_dir_gets_this_checkouts_configs(tmp_path: Path) -> None:
     assert (work / "configs").resolve() == (figures.ROOT / "configs").resolve()
     figures.Route(work)  # a second part in the same work dir keeps it
     assert (work / "configs" / "pnn_xbb.yaml").exists()
+
+
+def test_a_parts_record_ends_with_provenance_commands_and_rows(tmp_path: Path) -> None:
+    cli = figures.Route(tmp_path / "w")
+    (cli.work / "made").mkdir()
+    cli("generate", "Wqq", "--out", "made", done="made")  # made already: recorded, not run
+    bench = {"source": "rerun", "command": "python pnn.py", "figures": {"auc": 0.9}}
+    rows = [figures.row("auc", 0.9, 0.91, 0.02)]
+    record = cli.record(bench, None, rows)
+    assert list(record) == ["benchmark", "same_jets", "commands", "cli_wall_s", "rows"]
+    assert record["benchmark"] == {"source": "rerun", "command": "python pnn.py", "commit": None}
+    assert record["commands"] == ["heptagon generate Wqq --out made"]
+    assert record["cli_wall_s"] == 0.0
+    assert record["rows"] is rows
