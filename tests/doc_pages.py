@@ -1,10 +1,21 @@
 """A docs page as its tests read it: its ``## `` sections, its fenced code blocks, and the
-command lines of its ``bash`` blocks (each test then runs them on tiny inputs)."""
+command lines of its ``bash`` blocks; and what the tests share to run those commands on tiny
+inputs: a copy of the shipped configs trained for 1 epoch, and one command line through
+the CLI app."""
 
 from __future__ import annotations
 
 import re
+import shlex
+import shutil
+from collections.abc import Sequence
 from pathlib import Path
+
+from typer.testing import CliRunner
+
+from heptagon.cli import app
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def sections(page: Path) -> dict[str, str]:
@@ -37,3 +48,23 @@ def bash_lines(text: str) -> list[str]:
     return [
         line for block in fenced_blocks(text, "bash") for line in block.splitlines() if line.strip()
     ]
+
+
+def one_epoch_configs(dest: Path, pattern: str = "*.yaml") -> None:
+    """A copy of the shipped ``configs/`` at ``dest`` whose experiments matching
+    ``pattern`` (top level) train for 1 epoch."""
+    shutil.copytree(ROOT / "configs", dest)
+    for path in dest.glob(pattern):
+        path.write_text(re.sub(r"epochs: \d+", "epochs: 1", path.read_text()))
+
+
+def run_command(line: str, args: Sequence[str] | None = None) -> str:
+    """Run a page's ``heptagon ...`` ``line`` through the CLI app in this process (the
+    console script's parsing and code without its start-up per command), or ``args``, the
+    arguments a test made of it for tiny inputs; assert that it exits 0 (naming the line,
+    its output and exception) and return its output."""
+    argv = shlex.split(line)
+    assert argv[0] == "heptagon", f"a page's bash blocks hold heptagon commands: {line}"
+    result = CliRunner().invoke(app, argv[1:] if args is None else list(args))
+    assert result.exit_code == 0, f"{line}\n{result.output}\n{result.exception!r}"
+    return result.output

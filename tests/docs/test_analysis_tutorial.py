@@ -15,16 +15,12 @@ training steps read the shared cached event sample (tests/conftest.py ``event_sa
 from __future__ import annotations
 
 import glob
-import re
 import shlex
 import shutil
 from pathlib import Path
 
 import pytest
-from doc_pages import code_blocks
-from typer.testing import CliRunner
-
-from heptagon.cli import app
+from doc_pages import code_blocks, one_epoch_configs, run_command
 
 ROOT = Path(__file__).resolve().parents[2]
 TUTORIAL = ROOT / "docs" / "analysis-tutorial.md"
@@ -43,22 +39,15 @@ def test_the_tutorial_has_cli_and_python_blocks() -> None:
 
 
 def _tiny_configs(dest: Path) -> None:
-    shutil.copytree(ROOT / "configs", dest)
+    one_epoch_configs(dest, "analysis_*.yaml")
     for path in (dest / "data").glob("analysis_*.yaml"):
         text = path.read_text().replace("region_loose", "(n_jets >= 1)")
         path.write_text(text)
-    for path in dest.glob("analysis_*.yaml"):
-        text = re.sub(r"epochs: \d+", "epochs: 1", path.read_text())
-        path.write_text(text)
 
 
-def _run_command(line: str) -> None:
-    """One ``heptagon ...`` line of a bash block, globs expanded, through the CLI app."""
-    argv = shlex.split(line)
-    assert argv[0] == "heptagon", f"the tutorial's bash blocks hold heptagon commands: {line}"
-    args = [m for a in argv[1:] for m in (sorted(glob.glob(a)) if "*" in a else [a])]
-    result = CliRunner().invoke(app, args)
-    assert result.exit_code == 0, f"{line}\n{result.output}\n{result.exception!r}"
+def _globbed(line: str) -> list[str]:
+    """The arguments of ``line`` with its globs expanded, as a shell would."""
+    return [m for a in shlex.split(line)[1:] for m in (sorted(glob.glob(a)) if "*" in a else [a])]
 
 
 def test_the_tutorial_runs(
@@ -76,7 +65,7 @@ def test_the_tutorial_runs(
                 "--out analysis-sample ", "--out generated "
             )
             for line in filter(str.strip, code.splitlines()):
-                _run_command(line)
+                run_command(line, _globbed(line))
         else:
             capsys.readouterr()
             exec(compile(code, str(TUTORIAL), "exec"), {"__name__": "__tutorial__"})

@@ -14,12 +14,10 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 import yaml
-from doc_pages import fenced_blocks
-from typer.testing import CliRunner
+from doc_pages import fenced_blocks, run_command
 
 from heptagon.artifacts.anomaly import TriggerAdFile
 from heptagon.artifacts.metrics import AnomalyEvaluation, read_evaluation
-from heptagon.cli import app
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "anomaly.md"
@@ -42,9 +40,7 @@ def test_the_workflow_runs(
     (block,) = fenced_blocks(DOC.read_text(), "bash")
     lines = [line for line in block.splitlines() if line.strip()]
     for line in lines:
-        argv = shlex.split(line)
-        assert argv[0] == "heptagon", line
-        args = argv[1:]
+        args = shlex.split(line)[1:]
         if args[0] == "generate-events":
             (tmp_path / args[args.index("--out") + 1]).symlink_to(event_sample)
             continue
@@ -52,8 +48,7 @@ def test_the_workflow_runs(
             args += ["--set", "train.epochs=1", "--set", "train.progress=false"]
         if args[:2] == ["trigger", "ad"]:
             args += ["--qat-epochs", "1", "--no-emulation"]
-        result = CliRunner().invoke(app, args)
-        assert result.exit_code == 0, f"{line}\n{result.output}\n{result.exception!r}"
+        run_command(line, args)
 
     metrics = read_evaluation(tmp_path / "runs/ad-vae/eval/metrics.json")
     assert isinstance(metrics, AnomalyEvaluation)

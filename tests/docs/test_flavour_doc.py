@@ -10,10 +10,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-from doc_pages import bash_lines
-from typer.testing import CliRunner
+from doc_pages import bash_lines, run_command
 
-from heptagon.cli import app
 from heptagon.generate.run import GenerateOptions, generate
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -46,8 +44,7 @@ def test_the_page_runs(ak4_sample: Path, tmp_path: Path, monkeypatch: pytest.Mon
             args = [str(ak4_sample) if a == "data/ak4" else a for a in args]
         if args[0] == "train":
             args += ["--set", "train.epochs=1"]
-        result = CliRunner().invoke(app, args)
-        assert result.exit_code == 0, f"{shlex.join(argv)}\n{result.output}\n{result.exception!r}"
+        run_command(shlex.join(argv), args)
         ran.append(args[0])
     assert ran.count("train") == 4
     assert ran.count("export") == 3

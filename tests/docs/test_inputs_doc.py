@@ -3,21 +3,18 @@ tiny files in the public layouts; its URL is served by a local HTTP server."""
 
 from __future__ import annotations
 
-import shlex
 import sys
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
 import yaml
-from doc_pages import bash_lines, fenced_blocks
-from typer.testing import CliRunner
+from doc_pages import bash_lines, fenced_blocks, run_command
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "data"))
 from layoutfiles import quark_gluon, top_landscape
 from rangeserver import serve
 
-from heptagon.cli import app
 from heptagon.data.config import load_config
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -38,11 +35,7 @@ def test_the_commands_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
     assert len(lines) == 8
     with serve(tmp_path / "data") as server:
         for line in lines:
-            line = line.replace("https://example.org", server.url)
-            argv = shlex.split(line)
-            assert argv[0] == "heptagon"
-            result = CliRunner().invoke(app, argv[1:])
-            assert result.exit_code == 0, f"{line}\n{result.output}\n{result.exception!r}"
+            run_command(line.replace("https://example.org", server.url))
     runs = tmp_path / "runs"
     # explicit sets, read whole: the test files (50 jets) as 'test' and each group; then
     # the other file given to evaluate

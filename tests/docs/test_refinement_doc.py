@@ -5,17 +5,14 @@ instead of generating again."""
 
 from __future__ import annotations
 
-import shlex
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from doc_pages import fenced_blocks
-from typer.testing import CliRunner
+from doc_pages import fenced_blocks, run_command
 
 import heptagon.generate.run
 from heptagon.artifacts.manifest import JetManifest, load_manifest
-from heptagon.cli import app
 from heptagon.generate.options import GenerateOptions
 from heptagon.generate.run import Summary
 
@@ -46,10 +43,7 @@ def test_the_example_runs(
     monkeypatch.setattr(heptagon.generate.run, "generate", linked)
     lines = [line for line in block.splitlines() if line.strip()]
     for line in lines:
-        argv = shlex.split(line)
-        assert argv[0] == "heptagon", line
-        result = CliRunner().invoke(app, argv[1:])
-        assert result.exit_code == 0, f"{line}\n{result.output}\n{result.exception!r}"
+        run_command(line)
     assert {p.name for p in (tmp_path / "uds-full").iterdir()} >= {"manifest.json", "shards"}
     for shard in sorted((tmp_path / "uds-fast" / "shards").glob("*.parquet")):
         refined = pq.read_table(tmp_path / "uds-refined" / shard.name)

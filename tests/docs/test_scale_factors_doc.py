@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import json
 import re
-import shlex
 import shutil
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
 import yaml
-from doc_pages import bash_lines
+from doc_pages import bash_lines, run_command
 from typer.testing import CliRunner
 
 from heptagon.artifacts.scale_factors import ScaleFactorTable, TagProbeManifest
@@ -47,14 +46,6 @@ def _tiny(line: str) -> str:
     return line.replace("--toys 50", "--toys 10")
 
 
-def _invoke(line: str) -> str:
-    argv = shlex.split(line)
-    assert argv[0] == "heptagon", line
-    result = CliRunner().invoke(app, argv[1:])
-    assert result.exit_code == 0, f"{line}\n{result.output}\n{result.exception!r}"
-    return result.output
-
-
 def test_the_doc_shows_every_sf_command() -> None:
     text = " ".join(lines())
     for command in ("sf generate", "sf measure", "sf closure", "sf toys", "sf reveal"):
@@ -79,7 +70,7 @@ def test_the_doc_runs(
     publish(RUN, say=lambda _: None)
     for name, path in tag_probe_samples.items():
         shutil.copytree(path, Path("tnp") / name)
-    outputs = {line: _invoke(_tiny(line)) for line in lines()}
+    outputs = {line: run_command(_tiny(line)) for line in lines()}
 
     # the side samples were made as written: pseudo-data sealed and without truth
     pseudo = TagProbeManifest.read(Path("side/pseudo/manifest.json"))

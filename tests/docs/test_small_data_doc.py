@@ -1,24 +1,22 @@
 """docs/small-data.md, section "Training recipes": its commands run (through the CLI app, in
 this process) on the shared cached top-vs-QCD sample (tests/conftest.py) as ``top-sample``,
 with the shipped configs cut to 1 epoch; the runs hold what the page says (the averaged
-weights are best.pt, the keys are in the resolved config), and a bad key is refused with
-its name, as the page shows."""
+weights are best.pt, the keys are in the resolved config); and a bad key of this section
+or of "Augmentation" is refused with its name, as the page shows."""
 
 from __future__ import annotations
 
 import re
 import shlex
-import shutil
 import sys
 from pathlib import Path
 
 import pytest
 import torch
 import yaml
-from doc_pages import bash_lines, section
-from typer.testing import CliRunner
+from doc_pages import bash_lines, one_epoch_configs, run_command, section
 
-from heptagon.cli import app, main
+from heptagon.cli import main
 from heptagon.train.experiment import RunConfig
 from heptagon.train.rundir import load_checkpoint
 
@@ -26,24 +24,16 @@ ROOT = Path(__file__).resolve().parents[2]
 PAGE = ROOT / "docs" / "small-data.md"
 
 
-def _run(line: str) -> str:
-    result = CliRunner().invoke(app, shlex.split(line)[1:])
-    assert result.exit_code == 0, f"{line}\n{result.output}\n{result.exception!r}"
-    return result.output
-
-
 def test_the_recipe_commands_run(
     top_qcd_sample: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    shutil.copytree(ROOT / "configs", tmp_path / "configs")
-    for path in (tmp_path / "configs").glob("top_*.yaml"):
-        path.write_text(re.sub(r"epochs: \d+", "epochs: 1", path.read_text()))
+    one_epoch_configs(tmp_path / "configs", "top_*.yaml")
     (tmp_path / "top-sample").symlink_to(top_qcd_sample)
     monkeypatch.chdir(tmp_path)
     lines = bash_lines(section(PAGE, "Training recipes"))
     assert [shlex.split(line)[1] for line in lines] == ["train", "train", "evaluate"]
     for line in lines:
-        _run(line)
+        run_command(line)
 
     # one validation (1 epoch): best.pt is the average at the end, not the trained weights
     last = load_checkpoint(Path("runs/pn-small/checkpoints/last.pt"))
@@ -59,13 +49,30 @@ def test_the_recipe_commands_run(
     assert config.train.loss.label_smoothing == 0.05
 
 
+@pytest.mark.parametrize(
+    ("heading", "key", "experiment", "setting"),
+    [
+        (
+            "Training recipes",
+            "train.ema.decay",
+            "top_particlenet_lite_small",
+            "train.ema={decay: 1.5}",
+        ),
+        ("Augmentation", "train.augment.boost", "top_pfn_aug", "train.augment.boost=2"),
+    ],
+)
 def test_a_bad_key_is_named_as_the_page_shows(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    heading: str,
+    key: str,
+    experiment: str,
+    setting: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    shown = re.search(r"\(`(train\.ema\.decay: [^`]+)`\)", section(PAGE, "Training recipes"))
+    shown = re.search(rf"\(`({re.escape(key)}: [^`]+)`\)", section(PAGE, heading))
     assert shown is not None
-    experiment = str(ROOT / "configs" / "top_particlenet_lite_small.yaml")
-    argv = ["train", experiment, "--data", "x", "--out", "x", "--set", "train.ema={decay: 1.5}"]
+    config = str(ROOT / "configs" / f"{experiment}.yaml")
+    argv = ["train", config, "--data", "x", "--out", "x", "--set", setting]
     monkeypatch.setattr(sys, "argv", ["heptagon", *argv])
     with pytest.raises(SystemExit) as exit_:
         main()  # the console script's path: one line, exit status 2

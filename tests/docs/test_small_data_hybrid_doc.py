@@ -5,17 +5,12 @@ constituents, and the exported ONNX model takes them as an input of its own."""
 
 from __future__ import annotations
 
-import re
 import shlex
-import shutil
 from pathlib import Path
 
 import onnx
 import pytest
-from doc_pages import bash_lines, section
-from typer.testing import CliRunner
-
-from heptagon.cli import app
+from doc_pages import bash_lines, one_epoch_configs, run_command, section
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGE = ROOT / "docs" / "small-data.md"
@@ -31,16 +26,13 @@ pytestmark = [
 def test_the_hybrid_commands_run(
     top_qcd_sample: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    shutil.copytree(ROOT / "configs", tmp_path / "configs")
-    hybrid = tmp_path / "configs" / "top_particlenet_lite_hl.yaml"
-    hybrid.write_text(re.sub(r"epochs: \d+", "epochs: 1", hybrid.read_text()))
+    one_epoch_configs(tmp_path / "configs", "top_particlenet_lite_hl.yaml")
     (tmp_path / "top-sample").symlink_to(top_qcd_sample)
     monkeypatch.chdir(tmp_path)
     lines = bash_lines(section(PAGE, "A hybrid"))
     assert [shlex.split(line)[1] for line in lines] == ["train", "evaluate", "export"]
     for line in lines:
-        result = CliRunner().invoke(app, shlex.split(line)[1:])
-        assert result.exit_code == 0, f"{line}\n{result.output}\n{result.exception!r}"
+        run_command(line)
     assert Path("runs/pn-hl/eval/metrics.json").exists()
     model = onnx.load(str(Path("runs/pn-hl/model.onnx")))
     inputs = {i.name: i for i in model.graph.input}

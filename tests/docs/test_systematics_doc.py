@@ -13,12 +13,10 @@ from pathlib import Path
 import awkward as ak
 import numpy as np
 import pytest
-from doc_pages import bash_lines
-from typer.testing import CliRunner
+from doc_pages import bash_lines, run_command
 
 from heptagon.artifacts.manifest import JetManifest, load_manifest
 from heptagon.artifacts.systematics import SystematicsTable
-from heptagon.cli import app
 from heptagon.errors import ConfigError, DataError
 from heptagon.evaluate.systematics import systematics_inputs
 from heptagon.physics.systematics import VARIATIONS
@@ -50,9 +48,7 @@ def made(
             "train", "generate", "generate", "evaluate",
         ]  # fmt: skip
         for line in lines:
-            args = shlex.split(line.replace("--jets 5000", "--jets 40"))[1:]
-            result = CliRunner().invoke(app, args)
-            assert result.exit_code == 0, f"{line}\n{result.output}\n{result.exception!r}"
+            run_command(line, shlex.split(line.replace("--jets 5000", "--jets 40"))[1:])
     finally:
         mp.undo()
     table = SystematicsTable.read(root / "runs/top-bdt/eval/systematics.json")

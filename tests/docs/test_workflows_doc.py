@@ -9,16 +9,14 @@ checked on the files it made."""
 
 from __future__ import annotations
 
-import re
 import shlex
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from doc_pages import bash_lines, sections
+from doc_pages import bash_lines, one_epoch_configs, run_command, sections
 from typer.testing import CliRunner
 
 from heptagon.cli import app
@@ -31,12 +29,10 @@ TINY = {"1500": "12", "30000": "40", "10000": "20", "4000": "20", "1000": "15", 
         "3500": "15", "1050": "12"}  # fmt: skip
 
 
-def _run(line: str) -> None:
+def _tiny(line: str) -> list[str]:
+    """The arguments of ``line`` with its ``--jets`` scaled down (:data:`TINY`)."""
     argv = shlex.split(line)
-    assert argv[0] == "heptagon", f"the blocks hold heptagon commands: {line}"
-    args = [TINY.get(a, a) if argv[i] == "--jets" else a for i, a in enumerate(argv[1:])]
-    result = CliRunner().invoke(app, args)
-    assert result.exit_code == 0, f"{line}\n{result.output}\n{result.exception!r}"
+    return [TINY.get(a, a) if argv[i] == "--jets" else a for i, a in enumerate(argv[1:])]
 
 
 def _table(directory: Path, pattern: str = "*.parquet") -> pa.Table:
@@ -44,14 +40,12 @@ def _table(directory: Path, pattern: str = "*.parquet") -> pa.Table:
 
 
 def _workflow(title: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    shutil.copytree(ROOT / "configs", tmp_path / "configs")
-    for path in (tmp_path / "configs").glob("*.yaml"):
-        path.write_text(re.sub(r"epochs: \d+", "epochs: 1", path.read_text()))
+    one_epoch_configs(tmp_path / "configs")
     monkeypatch.chdir(tmp_path)
     lines = bash_lines(sections(DOC)[title])
     assert lines, f"no commands in the section {title!r}"
     for line in lines:
-        _run(line)
+        run_command(line, _tiny(line))
 
 
 def test_the_sections_are_there() -> None:
