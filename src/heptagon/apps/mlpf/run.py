@@ -12,6 +12,10 @@ evaluation against the rule-based PF, and ONNX export.
   tower and that tower's ECAL and HCAL energy over the track momentum, per tower the
   linked tracks' momentum and the ECAL / HCAL energy left after subtracting it -- what
   tells a neutral hadron overlapping a charged one.
+- :func:`detector_of`: the detector an element sample was made with (its manifest's
+  ``detector``), what the linking of :func:`element_features` and the rule-based PF of
+  :func:`evaluate_mlpf` run with: a sample made with other cell sizes or resolutions
+  (``heptagon mlpf generate --detector-set``) is linked and reconstructed with its own.
 - :mod:`heptagon.apps.mlpf.training`: training (``heptagon mlpf train``) on heptagon's
   trainer; the run dir holds ``model.pt`` (the best weights, with the :class:`Decoding`).
 - :func:`decode`: per-element outputs -> :class:`~heptagon.apps.mlpf.pf.PFParticles`
@@ -43,6 +47,7 @@ from heptagon.apps.mlpf.metrics import pf_metrics, with_puppi
 from heptagon.apps.mlpf.pf import PFParticles, link_elements, rule_based_pf
 from heptagon.artifacts.manifest import ElementManifest, load_manifest
 from heptagon.errors import ConfigError, DataError
+from heptagon.generate.detector import DetectorConfig
 from heptagon.generate.elements import CLS_CH, CLS_ELECTRON, CLS_MUON, CLS_NONE, Elements
 from heptagon.io import atomic_path, make_dir, write_json_atomic
 from heptagon.models import build_model
@@ -58,6 +63,7 @@ __all__ = [
     "batches_of",
     "build_mlpf",
     "decode",
+    "detector_of",
     "element_features",
     "element_targets",
     "evaluate_mlpf",
@@ -191,10 +197,11 @@ def _track_energy(pt: np.ndarray, eta: np.ndarray) -> np.ndarray:
     return np.asarray(np.sqrt((pt * np.cosh(eta)) ** 2 + _PION_MASS**2))
 
 
-def element_features(el: Elements) -> ElementArrays:
-    """Model inputs and reference kinematics of every element."""
+def element_features(el: Elements, detector: DetectorConfig | None = None) -> ElementArrays:
+    """Model inputs and reference kinematics of every element, linked with ``detector``'s
+    cells and resolutions (None: the nominal detector; a sample's: :func:`detector_of`)."""
     tr, tw = el.track, el.tower
-    links = link_elements(el)
+    links = link_elements(el, detector)
     n = len(el.n_tracks)
     f64 = np.float64
     t_pt, t_eta = tr["pt"].astype(f64), tr["eta"].astype(f64)
@@ -285,11 +292,31 @@ def _read_shard(file: Path) -> ak.Array:
     return table
 
 
-def load_table(data: Path) -> ak.Array:
-    """The events of an element sample dir as one table (every shard, checked)."""
+def _element_manifest(data: Path) -> ElementManifest:
+    """The manifest of an element sample dir (a :class:`DataError` for another dataset)."""
     manifest = load_manifest(data)
     if not isinstance(manifest, ElementManifest):
         raise DataError("not an element sample (made by `heptagon mlpf generate`)", file=data)
+    return manifest
+
+
+def detector_of(data: Path) -> DetectorConfig:
+    """The detector the element sample dir ``data`` was made with: its manifest's
+    ``detector`` settings as a :class:`~heptagon.generate.detector.DetectorConfig` (a field
+    the manifest does not record, as the tracking fields added later and left off, keeps its
+    default); a :class:`DataError` naming the manifest and the field when they are not
+    valid settings."""
+    try:
+        return DetectorConfig.model_validate(_element_manifest(data).detector)
+    except ValidationError as err:
+        first = err.errors()[0]
+        key = ".".join(map(str, ("detector", *first["loc"])))
+        raise DataError(first["msg"], data / "manifest.json", key) from None
+
+
+def load_table(data: Path) -> ak.Array:
+    """The events of an element sample dir as one table (every shard, checked)."""
+    manifest = _element_manifest(data)
     if not manifest.files:
         raise DataError("lists no shards", file=data / "manifest.json", key="files")
     return ak.concatenate([_read_shard(data / rec.file) for rec in manifest.files])
@@ -469,17 +496,19 @@ def evaluate_mlpf(run: Path, data: Path) -> dict[str, Any]:
     """Metrics of MLPF, the rule-based PF and the targets on ``data``, written to
     ``run/eval/metrics.json`` (with the MLPF inference time per event). A sample with
     pile-up also gets MLPF's and the rule-based PF's with PUPPI on their particles
-    (``mlpf_puppi``, ``pf_puppi``: :func:`~heptagon.apps.mlpf.metrics.with_puppi`)."""
+    (``mlpf_puppi``, ``pf_puppi``: :func:`~heptagon.apps.mlpf.metrics.with_puppi`). The
+    linking and the rule-based PF use the detector ``data`` was made with
+    (:func:`detector_of`)."""
     model = load_mlpf(run)
     decoding = load_decoding(run)
     el = load_elements(data)
-    manifest = load_manifest(data)
-    mu = manifest.pileup if isinstance(manifest, ElementManifest) else 0.0
-    arr = element_features(el)
+    mu = _element_manifest(data).pileup
+    detector = detector_of(data)
+    arr = element_features(el, detector)
     start = time.perf_counter()
     out = predict(model, arr)
     wall = time.perf_counter() - start
-    particles = {"mlpf": decode(out, arr, decoding), "pf": rule_based_pf(el)}
+    particles = {"mlpf": decode(out, arr, decoding), "pf": rule_based_pf(el, detector)}
     if mu > 0:
         particles |= {f"{k}_puppi": with_puppi(v, el, mu) for k, v in particles.items()}
     result = {

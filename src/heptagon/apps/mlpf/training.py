@@ -1,19 +1,21 @@
 """MLPF training (``heptagon mlpf train``) on heptagon's :class:`~heptagon.train.trainer.Trainer`.
 
 :func:`train_mlpf` trains :class:`heptagon.models.mlpf.MLPF` on an element sample
-(``heptagon mlpf generate``), inputs standardised on the training elements. The loss
-(:class:`MLPFTask`): binary cross entropy on particle / no particle and the focal loss
-(:class:`heptagon.train.losses.FocalLoss`) on the class of true particles, both weighted
-per target class by ``frequency ** -class_weight_power`` (rare classes -- electrons,
-neutral hadrons -- count more); the squared error of the pT and energy ratios (or Huber
-on their logs, ``energy_loss``) and Huber on the direction, weighted by the element's
-reference ``pT ** regression_pt_power`` (the energetic particles make the jets); cross
-entropy on the charge. The optimizer, the schedule (``cosine``: linear warm-up over the
-first 5% of the steps, then cosine decay to 0; or ``constant``), mixed precision, DDP
-(``torchrun``), checkpoints, early stopping (``patience``) and exact resume are the
-trainer's. A ``val_fraction`` of the events is held out: its loss is recorded per epoch
-and the particle-probability threshold of :func:`~heptagon.apps.mlpf.run.decode` is
-chosen on it with the best weights (the one with the narrowest jet pT response).
+(``heptagon mlpf generate``; its elements linked with the detector its manifest records,
+:func:`~heptagon.apps.mlpf.run.detector_of`), inputs standardised on the training
+elements. The loss (:class:`MLPFTask`): binary cross entropy on particle / no particle
+and the focal loss (:class:`heptagon.train.losses.FocalLoss`) on the class of true
+particles, both weighted per target class by ``frequency ** -class_weight_power`` (rare
+classes -- electrons, neutral hadrons -- count more); the squared error of the pT and
+energy ratios (or Huber on their logs, ``energy_loss``) and Huber on the direction,
+weighted by the element's reference ``pT ** regression_pt_power`` (the energetic
+particles make the jets); cross entropy on the charge. The optimizer, the schedule
+(``cosine``: linear warm-up over the first 5% of the steps, then cosine decay to 0; or
+``constant``), mixed precision, DDP (``torchrun``), checkpoints, early stopping
+(``patience``) and exact resume are the trainer's. A ``val_fraction`` of the events is
+held out: its loss is recorded per epoch and the particle-probability threshold of
+:func:`~heptagon.apps.mlpf.run.decode` is chosen on it with the best weights (the one
+with the narrowest jet pT response).
 
 The run dir::
 
@@ -51,6 +53,7 @@ from heptagon.apps.mlpf.run import (
     batches_of,
     build_mlpf,
     decode,
+    detector_of,
     element_features,
     element_targets,
     load_table,
@@ -59,6 +62,7 @@ from heptagon.apps.mlpf.run import (
 from heptagon.artifacts.mlpf import MlpfOptionsFile
 from heptagon.cpu import retain_freed_memory
 from heptagon.errors import ConfigError, DataError, Interrupted
+from heptagon.generate.detector import DetectorConfig
 from heptagon.generate.elements import CLS_NONE, Elements
 from heptagon.io import atomic_path, make_dir
 from heptagon.models.mlpf import MLPF
@@ -244,10 +248,13 @@ class MLPFTask(TrainTask[EventBatch]):
         return ValMetrics(total / count, None, None) if count else None
 
 
-def _sized_batches(el: Elements, opts: MLPFTrainOptions) -> tuple[ElementArrays, list[EventBatch]]:
-    """The element arrays of ``el`` and all its events in padded training batches; events
-    of similar size share a batch (less padding)."""
-    arr = element_features(el)
+def _sized_batches(
+    el: Elements, detector: DetectorConfig, opts: MLPFTrainOptions
+) -> tuple[ElementArrays, list[EventBatch]]:
+    """The element arrays of ``el`` (linked with the sample's ``detector``) and all its
+    events in padded training batches; events of similar size share a batch (less
+    padding)."""
+    arr = element_features(el, detector)
     targets = element_targets(el, arr, opts.regression_pt_power)
     order = np.argsort(arr.counts, kind="stable")
     batches = [
@@ -350,8 +357,11 @@ def train_mlpf(opts: MLPFTrainOptions, resume: bool = False) -> Path:
 
 def _train(opts: MLPFTrainOptions, resume: bool, device: torch.device, dist: Distributed) -> Path:
     el, el_val = _split(opts)
-    arr, batches = _sized_batches(el, opts)
-    arr_val, val_batches = _sized_batches(el_val, opts) if el_val is not None else (None, [])
+    detector = detector_of(opts.data)
+    arr, batches = _sized_batches(el, detector, opts)
+    arr_val, val_batches = (
+        _sized_batches(el_val, detector, opts) if el_val is not None else (None, [])
+    )
     seed_everything(opts.seed)
     model = build_mlpf(opts.network())
     feats = torch.from_numpy(arr.features).double()
