@@ -50,6 +50,14 @@ from heptagon.errors import ConfigError, DataError
 from heptagon.generate.options import DetectorSetOptions, Mitigation
 from heptagon.generate.run import GenerateOptions, generate
 from heptagon.io import atomic_path, make_dir
+from heptagon.physics.pdg import (
+    CAT_CHARGED_HADRON,
+    CAT_ELECTRON,
+    CAT_MUON,
+    CAT_NEUTRAL_HADRON,
+    CAT_PHOTON,
+    TYPE_FLAGS,
+)
 
 __all__ = [
     "FAULT_KINDS",
@@ -84,15 +92,6 @@ DEFAULT_SIZES: dict[FaultKind, tuple[float, float]] = {
     "rate_drop": (0.01, 0.2),
 }
 
-# particle types of the constituents (JetClass flags)
-CH_HAD, NEU_HAD, PHOTON, ELECTRON, MUON = range(5)
-_TYPE_BRANCHES = (
-    "part_isChargedHadron",
-    "part_isNeutralHadron",
-    "part_isPhoton",
-    "part_isElectron",
-    "part_isMuon",
-)
 #: tracker acceptance (abs(eta)), calorimeter region edge for random fault locations
 TRACKER_ETA = 2.5
 #: HCAL tower size in eta and phi, and its minimum energy (reference/detector.md)
@@ -231,6 +230,8 @@ class JetSource:
     eta: np.ndarray
     phi: np.ndarray
     energy: np.ndarray
+    #: the constituent's particle type, a ``heptagon.physics.pdg`` ``CAT_*`` (the index of
+    #: its JetClass flag in ``TYPE_FLAGS``)
     ptype: np.ndarray
 
     @property
@@ -272,7 +273,7 @@ def make_source(out: Path, opts: SourceOptions, *, show_progress: bool = True) -
 def load_source(path: Path) -> JetSource:
     """Read a generated jet dataset (its manifest's Parquet shards) into a :class:`JetSource`."""
     manifest = load_manifest(path)
-    columns = ["event", "part_px", "part_py", "part_pz", "part_energy", *_TYPE_BRANCHES]
+    columns = ["event", "part_px", "part_py", "part_pz", "part_energy", *TYPE_FLAGS]
     keys, tables = [], []
     for i, rec in enumerate(manifest.files):
         file = Path(path) / rec.file
@@ -303,7 +304,7 @@ def load_source(path: Path) -> JetSource:
             for name, branch in (("px", "px"), ("py", "py"), ("pz", "pz"), ("E", "energy"))
         }
     )
-    flags = np.stack([ak.to_numpy(ak.flatten(jets[b])) for b in _TYPE_BRANCHES], axis=1)
+    flags = np.stack([ak.to_numpy(ak.flatten(jets[b])) for b in TYPE_FLAGS], axis=1)
     return JetSource(
         event_offsets=np.r_[starts, len(key)].astype(np.int64),
         jet_offsets=np.r_[0, np.cumsum(counts)].astype(np.int64),
@@ -580,7 +581,7 @@ def _fill_ls(
         - np.pi
     )
     pt, energy, ptype = src.pt[idx].copy(), src.energy[idx].copy(), src.ptype[idx].copy()
-    neutral = (ptype == NEU_HAD) | (ptype == PHOTON)
+    neutral = (ptype == CAT_NEUTRAL_HADRON) | (ptype == CAT_PHOTON)
     pt[neutral] *= response
     energy[neutral] *= response
     pt, energy, keep, has_calo = _constituent_fault(fault, pt, eta, phi, energy, ptype, rng)
@@ -623,8 +624,8 @@ def _constituent_fault(
     and which the calorimeter saw."""
     kind = fault.kind if fault else ""
     size = fault.size if fault else 0.0
-    neutral = (ptype == NEU_HAD) | (ptype == PHOTON)
-    has_calo = ptype != MUON
+    neutral = (ptype == CAT_NEUTRAL_HADRON) | (ptype == CAT_PHOTON)
+    has_calo = ptype != CAT_MUON
     keep = np.ones(len(pt), dtype=bool)
     if fault is not None and kind in ("dead_region", "hot_region"):
         region = _in(eta, fault.eta) & _in(phi, fault.phi) & has_calo
@@ -636,16 +637,16 @@ def _constituent_fault(
             gain = np.where(region & neutral, 1.0 + size, 1.0)
             pt, energy = pt * gain, energy * gain
     elif fault is not None and kind == "tracker_ineff":
-        lost = _in(eta, fault.eta) & ((ptype == CH_HAD) | (ptype == ELECTRON))
+        lost = _in(eta, fault.eta) & ((ptype == CAT_CHARGED_HADRON) | (ptype == CAT_ELECTRON))
         lost &= rng.random(len(pt)) < size
-        hadron = lost & (ptype == CH_HAD)
+        hadron = lost & (ptype == CAT_CHARGED_HADRON)
         e = energy[hadron]
         smeared = e + rng.normal(size=len(e)) * np.sqrt((0.05 * e) ** 2 + 1.5**2 * e)
         energy[hadron] = smeared
         pt[hadron] = smeared / np.cosh(eta[hadron])
         keep[hadron] = smeared > HCAL_EMIN_GEV
-        ptype[hadron] = NEU_HAD
-        ptype[lost & ~hadron] = PHOTON
+        ptype[hadron] = CAT_NEUTRAL_HADRON
+        ptype[lost & ~hadron] = CAT_PHOTON
     elif kind == "jes_shift":
         pt, energy = pt * (1 + size), energy * (1 + size)
     return pt, energy, keep, has_calo
@@ -666,7 +667,7 @@ def _with_noisy_towers(
         eta=np.r_[c.eta, fake_eta],
         phi=np.r_[c.phi, centres[:, 1] + jitter[:, 1]],
         energy=np.r_[c.energy, e_fake],
-        ptype=np.r_[c.ptype, np.full(len(ev), NEU_HAD, dtype=np.int8)],
+        ptype=np.r_[c.ptype, np.full(len(ev), CAT_NEUTRAL_HADRON, dtype=np.int8)],
         jet=np.r_[c.jet, np.full(len(ev), -1)],
         event=np.r_[c.event, ev],
         has_calo=np.r_[c.has_calo, np.ones(len(ev), dtype=bool)],
@@ -697,7 +698,7 @@ def _histograms(
     jpx, jpy, jpz, je = per_jet(px), per_jet(py), per_jet(pz), per_jet(energy)
     jpt = np.hypot(jpx, jpy)
     nconst = np.bincount(j, minlength=n_jets)
-    charged = (ptype == CH_HAD) | (ptype == ELECTRON) | (ptype == MUON)
+    charged = (ptype == CAT_CHARGED_HADRON) | (ptype == CAT_ELECTRON) | (ptype == CAT_MUON)
     sel = (nconst > 0) & (jpt > cfg.jet_pt_min)
     jeta = np.arcsinh(jpz[sel] / jpt[sel])
     jphi = np.arctan2(jpy[sel], jpx[sel])
@@ -715,7 +716,7 @@ def _histograms(
     mht_y = np.bincount(event, py, minlength=n_events)
     h["mht"].fill(np.hypot(mht_x, mht_y))
     deposit = has_calo & (energy > cfg.deposit_min_gev)
-    neutral = (ptype == NEU_HAD) | (ptype == PHOTON)
+    neutral = (ptype == CAT_NEUTRAL_HADRON) | (ptype == CAT_PHOTON)
     h["occ_neutral"].fill(eta[deposit & neutral], phi[deposit & neutral])
     h["occ_charged"].fill(eta[deposit & ~neutral], phi[deposit & ~neutral])
     return {name: np.asarray(hh.values()) for name, hh in h.items()}
