@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import shlex
 import shutil
 import subprocess
 import sys
@@ -15,6 +14,7 @@ import awkward as ak
 import numpy as np
 import pytest
 import torch
+from doc_pages import bash_lines, run_command
 from typer.testing import CliRunner
 
 from heptagon.apps.trigger.compression import FixedPoint
@@ -190,8 +190,7 @@ def test_topup_with_ewc_and_replay(qat_run: Path, later: Path, tmp_path: Path) -
 
 
 def _doc_lines(text: str, prefix: str) -> list[str]:
-    blocks = re.findall(r"^```bash\n(.*?)^```", text, re.MULTILINE | re.DOTALL)
-    lines = [line.split("   #")[0].strip() for b in blocks for line in b.splitlines()]
+    lines = [line.split("   #")[0].strip() for line in bash_lines(text)]
     return [line for line in lines if line.startswith(prefix)]
 
 
@@ -209,7 +208,7 @@ def test_docs_and_readme_commands_run(
     doc = _doc_lines((ROOT / "docs" / "trigger.md").read_text(), "heptagon trigger")
     assert len(doc) == 6
     for line in doc:
-        cli(*shlex.split(line)[1:])
+        run_command(line)
     hls = json.loads((tmp_path / "hls" / "l1" / "hls.json").read_text())
     assert hls["comparison"]["bit_exact"]
     readme = _doc_lines((ROOT / "README.md").read_text(), "heptagon trigger ")
@@ -219,5 +218,5 @@ def test_docs_and_readme_commands_run(
     for line in readme:
         if " hls " in line and line in doc:  # the same conversion, run above (slow)
             continue
-        cli(*shlex.split(line)[1:])
+        run_command(line)
     assert (tmp_path / "runs" / "l1-later" / "trigger.json").exists()

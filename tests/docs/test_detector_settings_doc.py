@@ -11,11 +11,9 @@ from pathlib import Path
 import awkward as ak
 import numpy as np
 import pytest
-from doc_pages import bash_lines
-from typer.testing import CliRunner
+from doc_pages import bash_lines, run_command
 
 from heptagon.apps.dqm.simulate import load_data
-from heptagon.cli import app
 from heptagon.generate.detector import DetectorConfig
 from heptagon.physics.systematics import get_variation
 
@@ -30,14 +28,16 @@ TINY = {
 }
 
 
-def lines() -> dict[str, list[str]]:
-    """The page's command lines (argv after ``heptagon``, tiny sizes), by command."""
+def lines() -> dict[str, tuple[str, list[str]]]:
+    """The page's command lines and their argv after ``heptagon`` (tiny sizes), by
+    command."""
     out = {}
     for line in bash_lines(PAGE.read_text()):
+        tiny_line = line
         for page_size, tiny in TINY.items():
-            line = line.replace(page_size, tiny)
-        argv = shlex.split(line)[1:]
-        out[" ".join(argv[:2]) if argv[0] in ("sf", "mlpf", "dqm") else argv[0]] = argv
+            tiny_line = tiny_line.replace(page_size, tiny)
+        argv = shlex.split(tiny_line)[1:]
+        out[" ".join(argv[:2]) if argv[0] in ("sf", "mlpf", "dqm") else argv[0]] = (line, argv)
     return out
 
 
@@ -46,9 +46,9 @@ def test_the_page_shows_every_command_but_generate() -> None:
     assert sorted(lines()) == ["dqm simulate", "generate-events", "mlpf generate", "sf generate"]
 
 
-def run(argv: list[str], where: Path) -> None:
-    result = CliRunner().invoke(app, argv)
-    assert result.exit_code == 0, f"{argv}\n{result.output}\n{result.exception!r}"
+def run(line: str, argv: list[str], where: Path) -> None:
+    """The page's ``line`` as ``argv`` (exit 0), which made ``where``."""
+    run_command(line, argv)
     assert (where / "manifest.json").exists() or (where / "config.json").exists()
 
 
@@ -79,9 +79,9 @@ def shard(path: Path) -> ak.Array:
 
 
 def test_event_samples_without_muon_tracks(work: Path) -> None:
-    argv = lines()["generate-events"]
-    run(argv, work / "dy-no-muon-tracks")
-    run(nominal(argv, "dy"), work / "dy")
+    line, argv = lines()["generate-events"]
+    run(line, argv, work / "dy-no-muon-tracks")
+    run(line, nominal(argv, "dy"), work / "dy")
     changed, nom = work / "dy-no-muon-tracks", work / "dy"
     assert manifest(changed)["detector"]["muon_eff"] == 0
     assert manifest(nom)["detector"]["muon_eff"] == DetectorConfig().muon_eff
@@ -94,11 +94,11 @@ def test_event_samples_without_muon_tracks(work: Path) -> None:
 def test_tag_and_probe_knob_is_the_variations(work: Path) -> None:
     """The same files as ``--variation jes_hcal_up`` (whose harder probe jets
     tests/generate/test_tagprobe.py checks against the nominal sample)."""
-    argv = lines()["sf generate"]
+    line, argv = lines()["sf generate"]
     out = work / "tnp" / "jes_hcal_1.03"
-    run(argv, out)
+    run(line, argv, out)
     variation = [*nominal(argv, "tnp/jes_hcal_up"), "--variation", "jes_hcal_up"]
-    run(variation, work / "tnp" / "jes_hcal_up")
+    run(line, variation, work / "tnp" / "jes_hcal_up")
     made, varied = manifest(out), manifest(work / "tnp" / "jes_hcal_up")
     assert get_variation("jes_hcal_up").detector == {"jes_hcal": 1.03}
     assert made["detector"]["jes_hcal"] == 1.03
@@ -109,9 +109,9 @@ def test_tag_and_probe_knob_is_the_variations(work: Path) -> None:
 
 
 def test_element_samples_with_half_the_tracking(work: Path) -> None:
-    argv = lines()["mlpf generate"]
-    run(argv, work / "mlpf" / "half-tracking")
-    run(nominal(argv, "mlpf/nominal"), work / "mlpf" / "nominal")
+    line, argv = lines()["mlpf generate"]
+    run(line, argv, work / "mlpf" / "half-tracking")
+    run(line, nominal(argv, "mlpf/nominal"), work / "mlpf" / "nominal")
     changed, nom = shard(work / "mlpf" / "half-tracking"), shard(work / "mlpf" / "nominal")
     assert manifest(work / "mlpf" / "half-tracking")["detector"]["track_eff_scale"] == 0.5
     # the same gun particles, fewer of them tracked
@@ -120,9 +120,9 @@ def test_element_samples_with_half_the_tracking(work: Path) -> None:
 
 
 def test_dqm_runs_with_half_the_tracking(work: Path) -> None:
-    argv = lines()["dqm simulate"]
-    run(argv, work / "dqm" / "half-tracking")
-    run(nominal(argv, "dqm/nominal"), work / "dqm" / "nominal")
+    line, argv = lines()["dqm simulate"]
+    run(line, argv, work / "dqm" / "half-tracking")
+    run(line, nominal(argv, "dqm/nominal"), work / "dqm" / "nominal")
     config = json.loads((work / "dqm" / "half-tracking" / "config.json").read_text())
     assert config["detector"]["track_eff_scale"] == 0.5
     assert manifest(work / "dqm" / "half-tracking" / "source")["detector"] == config["detector"]

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+from doc_pages import bash_lines, run_command
 from typer.testing import CliRunner
 
 from heptagon.cli import app, main
@@ -172,16 +173,17 @@ def test_the_trigger_docs_sample_commands_run(
 ) -> None:
     """docs/trigger.md's ``heptagon generate`` lines (the continual top-up's nominal and
     degraded samples), ``--jets`` scaled down to 6."""
-    blocks = re.findall(r"^```bash\n(.*?)^```", (ROOT / "docs" / "trigger.md").read_text(),
-                        re.MULTILINE | re.DOTALL)  # fmt: skip
-    lines = [ln for b in blocks for ln in b.splitlines() if ln.startswith("heptagon generate")]
+    lines = [
+        ln
+        for ln in bash_lines((ROOT / "docs" / "trigger.md").read_text())
+        if ln.startswith("heptagon generate")
+    ]
     assert len(lines) == 2
     monkeypatch.chdir(tmp_path)
     for line in lines:
         argv = shlex.split(line)[1:]
         argv[argv.index("--jets") + 1] = "6"
-        result = CliRunner().invoke(app, argv)
-        assert result.exit_code == 0, f"{line}\n{result.output}\n{result.exception!r}"
+        run_command(line, argv)
     later = detector(tmp_path / "data" / "top-later")
     assert later["hadron_eff_barrel"] == [0.5, 0.75]
     assert later["hadron_eff_endcap"] == [0.4, 0.65]

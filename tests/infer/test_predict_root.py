@@ -3,8 +3,6 @@ order (a friend of the input tree), weaver's branch names, written atomically.""
 
 from __future__ import annotations
 
-import re
-import shlex
 import shutil
 from pathlib import Path
 
@@ -13,6 +11,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import uproot
+from doc_pages import bash_lines, run_command
 from typer.testing import CliRunner
 
 from heptagon.cli import app
@@ -84,14 +83,10 @@ def test_the_docs_command_runs(
 ) -> None:
     """docs/cmssw.md's predict command, run as written next to a model and a ROOT file."""
     docs = Path(__file__).resolve().parents[2] / "docs" / "cmssw.md"
-    (block,) = re.findall(r"^```bash\n(.*?)^```", docs.read_text(), re.MULTILINE | re.DOTALL)
+    (line,) = bash_lines(docs.read_text())
     shutil.copy(onnx_model, tmp_path / "model.onnx")
     shutil.copy(root_input, tmp_path / "tbqq.root")
     monkeypatch.chdir(tmp_path)
-    (line,) = block.strip().splitlines()
-    argv = shlex.split(line)
-    assert argv[0] == "heptagon"
-    result = CliRunner().invoke(app, argv[1:])
-    assert result.exit_code == 0, result.output
+    run_command(line)
     with uproot.open(tmp_path / "friends" / "tbqq.root") as out, uproot.open(root_input) as src:
         assert out["Events"].num_entries == src["Events"].num_entries

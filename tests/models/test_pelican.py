@@ -6,20 +6,16 @@ from the shipped config through the CLI (docs/small-data.md, section "PELICAN").
 from __future__ import annotations
 
 import json
-import re
 import shlex
-import shutil
 from pathlib import Path
 
 import pytest
 import torch
 import yaml
-from doc_pages import bash_lines, section
+from doc_pages import bash_lines, one_epoch_configs, run_command, section
 from models_helpers import inputs_for, make_batch, n_params, pad, permute
 from test_lorentz import lorentz_matrix, transform
-from typer.testing import CliRunner
 
-from heptagon.cli import app
 from heptagon.errors import ConfigError
 from heptagon.models import build_model
 from heptagon.models.pelican import PELICAN, Aggregate2to2, expm1
@@ -207,9 +203,7 @@ def test_the_documented_commands_train_evaluate_and_export(
     """The page's commands on the cached sample (as ``top-sample``), the shipped config cut
     to 1 epoch and the 16 hardest constituents; ``heptagon export`` checks ONNX Runtime
     against PyTorch on real jets and writes nothing unless they agree."""
-    shutil.copytree(ROOT / "configs", tmp_path / "configs")
-    config = tmp_path / "configs" / "top_pelican.yaml"
-    config.write_text(re.sub(r"epochs: \d+", "epochs: 1", config.read_text()))
+    one_epoch_configs(tmp_path / "configs", "top_pelican.yaml")
     vectors = tmp_path / "configs" / "data" / "top_lorentz.yaml"
     vectors.write_text(vectors.read_text().replace("length: 100", "length: 16"))
     (tmp_path / "top-sample").symlink_to(top_qcd_sample)
@@ -217,8 +211,7 @@ def test_the_documented_commands_train_evaluate_and_export(
     lines = bash_lines(section(PAGE, "PELICAN"))
     assert [shlex.split(line)[1] for line in lines] == ["train", "evaluate", "export"]
     for line in lines:
-        result = CliRunner().invoke(app, shlex.split(line)[1:])
-        assert result.exit_code == 0, f"{line}\n{result.output}\n{result.exception!r}"
+        run_command(line)
     info = json.loads(Path("runs/pelican/model.json").read_text())
     assert info["name"] == "pelican-lite"
     assert info["input_names"] == ["pf_vectors", "pf_mask"]

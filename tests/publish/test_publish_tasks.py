@@ -19,6 +19,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import yaml
+from doc_pages import bash_lines
 from fair_helpers import SCHEMAS, cff_schema, codemeta_problems, codemeta_terms
 
 import heptagon
@@ -229,14 +230,11 @@ def test_docs_publishing_commands_run(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    text = (ROOT / "docs" / "publishing.md").read_text()
-    block = re.search(r"```bash\n(.*?)```", text, re.S)
-    assert block is not None
+    lines = bash_lines((ROOT / "docs" / "publishing.md").read_text())
     run = tmp_path / "run"
     shutil.copytree(multiclass, run, ignore=shutil.ignore_patterns("bundle"))
     where = {"runs/multiclass": str(run), "data/tth-analysis": str(event_sample),
              "scores/": str(tmp_path / "scores")}  # fmt: skip
-    lines = block.group(1).strip().splitlines()
     assert [line.split()[1] for line in lines] == ["publish", "bundle", "predict"]
     for line in lines:
         args = [where.get(a, a.replace("runs/multiclass", str(run))) for a in shlex.split(line)]

@@ -11,10 +11,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from doc_pages import code_blocks, one_epoch_configs, run_command
 from train_helpers import PARTICLE_DATA, TINY_PARTICLENET, write_experiment
-from typer.testing import CliRunner
 
-from heptagon.cli import app
 from heptagon.errors import ConfigError, DataError
 from heptagon.train import train
 from heptagon.train.experiment import InitSpec, ModelFlags
@@ -22,7 +21,6 @@ from heptagon.train.finetune import initialise, load_weights, pretrained_state
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "fine-tuning.md"
-BLOCK = re.compile(r"^```(bash|python)\n(.*?)^```", re.MULTILINE | re.DOTALL)
 #: a ParT-lite small enough for a test
 TINY_PART = (
     "  options: {embed_dims: [16, 16], pair_embed_dims: [8, 8], num_heads: 2, "
@@ -155,19 +153,14 @@ def test_strict_or_freeze_without_weights_is_a_config_error(tmp_path: Path) -> N
 
 
 def _tiny_configs(dest: Path) -> None:
-    shutil.copytree(ROOT / "configs", dest)
+    one_epoch_configs(dest, "top_part_lite.yaml")
     path = dest / "top_part_lite.yaml"
-    text = re.sub(r"epochs: \d+", "epochs: 1", path.read_text())
-    text = text.replace("warmup_steps: 200", "warmup_steps: 0")
+    text = path.read_text().replace("warmup_steps: 200", "warmup_steps: 0")
     path.write_text(text.replace("  name: part-lite\n", "  name: part-lite\n" + TINY_PART))
     mlp = dest / "top_mlp.yaml"
     mlp.write_text(re.sub(r"epochs: \d+", "epochs: 2", mlp.read_text()))
     data = dest / "data" / "top_kinematic.yaml"
     data.write_text(data.read_text().replace("length: 100", "length: 30"))
-
-
-def _commands(code: str) -> list[list[str]]:
-    return [shlex.split(line) for line in code.splitlines() if line.strip()]
 
 
 def test_the_fine_tuning_guide_runs(
@@ -176,15 +169,16 @@ def test_the_fine_tuning_guide_runs(
     _tiny_configs(tmp_path / "configs")
     shutil.copytree(top_qcd_sample, tmp_path / "top")
     monkeypatch.chdir(tmp_path)
-    blocks = [(m.group(1), m.group(2)) for m in BLOCK.finditer(DOC.read_text())]
+    blocks = code_blocks(DOC.read_text(), "bash", "python")
     assert [k for k, _ in blocks].count("bash") >= 3
     ran = []
     for kind, code in blocks:
         if kind == "python":
             Path("my_net.py").write_text(code)
             continue
-        for argv in _commands(code):
-            assert argv[0] == "heptagon", argv
+        for line in [line for line in code.splitlines() if line.strip()]:
+            argv = shlex.split(line)
+            assert argv[0] == "heptagon", argv  # also the lines copied, not run, below
             args = argv[1:]
             out = args[args.index("--out") + 1] if "--out" in args else None
             if args[:2] == ["generate", "top-vs-qcd"] and out != "top":
@@ -197,8 +191,7 @@ def test_the_fine_tuning_guide_runs(
             elif args[:2] == ["generate", "jetclass-like"]:
                 args = [*args[:2], "--jets", "8", "--seed", "1", "--no-mpi", "--out",
                         "jetclass"]  # fmt: skip
-            result = CliRunner().invoke(app, args)
-            assert result.exit_code == 0, f"{argv}\n{result.output}\n{result.exception!r}"
+            run_command(line, args)
             ran.append(args[0])
     assert ran.count("train") == 9
     for run, ewc, replay in (("finetune", None, None), ("ewc", 10000, None), ("replay", None, 300)):
