@@ -53,6 +53,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from heptagon.data.transform import Table, Transform
+from heptagon.physics.arrays import owner_index
 from heptagon.physics.kinematics import wrap_phi
 
 if TYPE_CHECKING:
@@ -122,13 +123,9 @@ class AugmentSpec(_Model):
         )
 
 
-def _jet_index(counts: np.ndarray) -> np.ndarray:
-    return np.repeat(np.arange(len(counts)), counts)
-
-
 def jet_momenta(p: np.ndarray, counts: np.ndarray) -> np.ndarray:
     """``(n_jets, 4)`` sums of the ``(n_particles, 4)`` four-momenta ``p`` of each jet."""
-    index = _jet_index(counts)
+    index = owner_index(counts)
     return np.stack([np.bincount(index, p[:, k], minlength=len(counts)) for k in range(4)], 1)
 
 
@@ -136,7 +133,7 @@ def _axis(p: np.ndarray, counts: np.ndarray) -> np.ndarray:
     """Unit three-vector of each jet's momentum, per particle ``(n_particles, 3)``."""
     jet = jet_momenta(p, counts)[:, :3]
     norm = np.linalg.norm(jet, axis=1, keepdims=True)
-    return (jet / np.where(norm > 0, norm, 1.0))[_jet_index(counts)]
+    return (jet / np.where(norm > 0, norm, 1.0))[owner_index(counts)]
 
 
 def rotate_about_axis(p: np.ndarray, counts: np.ndarray, angles: np.ndarray) -> np.ndarray:
@@ -161,13 +158,14 @@ def reflect(
     if rows.any():
         with np.errstate(divide="ignore", invalid="ignore"):  # jets without particles
             rapidity = 0.5 * np.log((jet[:, 3] + jet[:, 2]) / (jet[:, 3] - jet[:, 2]))
-        c, s = np.cosh(2 * rapidity)[_jet_index(counts)], np.sinh(2 * rapidity)[_jet_index(counts)]
+        jet_of = owner_index(counts)
+        c, s = np.cosh(2 * rapidity)[jet_of], np.sinh(2 * rapidity)[jet_of]
         e, pz = p[:, 3], p[:, 2]
         out[rows, 3] = (c * e - s * pz)[rows]
         out[rows, 2] = (s * e - c * pz)[rows]
     rows = np.repeat(in_phi, counts)
     if rows.any():
-        phi = np.arctan2(jet[:, 1], jet[:, 0])[_jet_index(counts)]
+        phi = np.arctan2(jet[:, 1], jet[:, 0])[owner_index(counts)]
         u = np.stack([np.cos(phi), np.sin(phi)], axis=1)
         along = np.sum(u * p[:, :2], axis=1, keepdims=True)
         out[rows, :2] = (2 * along * u - p[:, :2])[rows]
@@ -191,10 +189,10 @@ def _with_daughters(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Rows of the particles after splitting the ``chosen`` ones (parent, then daughter):
     the parent row of each, whether it is a daughter, and the new counts."""
-    parent = np.repeat(np.arange(len(chosen)), 1 + chosen.astype(np.int64))
+    parent = owner_index(1 + chosen.astype(np.int64))
     daughter = np.zeros(len(parent), dtype=bool)
     daughter[1:] = parent[1:] == parent[:-1]
-    added = np.bincount(_jet_index(counts), chosen, minlength=len(counts))  # float sums
+    added = np.bincount(owner_index(counts), chosen, minlength=len(counts))  # float sums
     return parent, daughter, counts + added.astype(np.int64)
 
 
@@ -278,7 +276,7 @@ def _derived(p: np.ndarray, counts: np.ndarray) -> dict[str, np.ndarray]:
     jet_pt = np.hypot(jet[:, 0], jet[:, 1])
     jet_eta = np.arcsinh(jet[:, 2] / np.where(jet_pt > 0, jet_pt, 1.0))
     jet_phi = np.arctan2(jet[:, 1], jet[:, 0])
-    index = _jet_index(counts)
+    index = owner_index(counts)
     pt = np.hypot(p[:, 0], p[:, 1])
     return {
         "part_deta": np.arcsinh(p[:, 2] / np.where(pt > 0, pt, 1.0)) - jet_eta[index],

@@ -23,6 +23,7 @@ from heptagon.data.jagged import Jagged, JaggedColumn, from_awkward, interleave
 from heptagon.data.split import Split, SplitName
 from heptagon.data.weights import inside_bins
 from heptagon.errors import ConfigError, DataError
+from heptagon.physics.arrays import owner_index
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -352,7 +353,7 @@ class Transform:
                 if n_bad and policy == "zero":
                     column = np.where(finite, column, np.float32(0))
                 if n_bad and policy == "drop":
-                    rows = np.arange(ns.n) if counts is None else np.repeat(np.arange(ns.n), counts)
+                    rows = np.arange(ns.n) if counts is None else owner_index(counts)
                     bad_rows[rows[~finite]] = True
                 columns.append(column)
             raw[group] = (counts, columns)

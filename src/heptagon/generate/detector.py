@@ -78,7 +78,7 @@ from typing import Annotated, Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from heptagon.physics.arrays import stable_order
+from heptagon.physics.arrays import owner_index, stable_order
 from heptagon.physics.kinematics import wrap_phi
 from heptagon.physics.pdg import CAT_NEUTRAL_HADRON, CAT_PHOTON, categories, charges
 
@@ -221,7 +221,7 @@ class Particles:
     @property
     def event(self) -> np.ndarray:
         """The event index of each particle."""
-        return np.repeat(np.arange(len(self.counts)), self.counts)
+        return owner_index(self.counts)
 
 
 @dataclass(frozen=True)
@@ -700,7 +700,7 @@ def merge_candidates(*sets: Candidates) -> Candidates:
     start = np.cumsum(counts) - counts
     positions = []
     for c in sets:
-        event = np.repeat(np.arange(len(counts)), c.counts)
+        event = owner_index(c.counts)
         own_start = np.cumsum(c.counts) - c.counts
         positions.append(start[event] + np.arange(event.size) - own_start[event])
         start = start + c.counts

@@ -87,6 +87,7 @@ from heptagon.generate.shards import (
 )
 from heptagon.generate.truth import EventRecord, flavour_ghosts
 from heptagon.io import sha256sum
+from heptagon.physics.arrays import owner_index
 from heptagon.physics.pdg import CAT_ELECTRON, CAT_MUON
 from heptagon.physics.puppi import FROM_PV_TIGHT, MitigationConfig, puppi_weights
 
@@ -191,7 +192,7 @@ def _pt_eta_phi(
 
 def select_candidates(c: Candidates, keep: np.ndarray) -> Candidates:
     """The candidates where ``keep`` is true, counts updated."""
-    event = np.repeat(np.arange(len(c.counts)), c.counts)
+    event = owner_index(c.counts)
     fields = {
         f.name: getattr(c, f.name)[keep]
         for f in dataclasses.fields(Candidates)
@@ -207,9 +208,9 @@ def _isolation(
     ``weights``: the sum of weight x pT of the other candidates of the event within
     ``dR < cone``, over the candidate's pT."""
     start = np.cumsum(c.counts) - c.counts
-    event = np.repeat(np.arange(len(c.counts)), c.counts)
+    event = owner_index(c.counts)
     n_other = c.counts[event[lep]]
-    owner = np.repeat(np.arange(lep.size), n_other)
+    owner = owner_index(n_other)
     other = np.repeat(start[event[lep]], n_other) + (
         np.arange(owner.size) - np.repeat(np.cumsum(n_other) - n_other, n_other)
     )
@@ -244,7 +245,7 @@ def select_leptons(
             MitigationConfig(), excluded=leptons,
         )  # fmt: skip
         select_by = "pfRelIso03_all" if pu.mitigation == "none" else "puppiRelIso03"
-    event = np.repeat(np.arange(len(c.counts)), c.counts)
+    event = owner_index(c.counts)
     out: dict[str, ak.Array] = {}
     chosen = []
     for cat, name, eta_max, eff, mass in (
@@ -312,7 +313,7 @@ def jet_branches(
     jets = jets.select((jets.pt >= sel.pt_min) & (np.abs(jets.eta) < sel.eta_max))
     flavour = np.array([_HADRON_FLAVOUR[f] for f in FLAVOURS])[flavour_label(jets, ghosts)]
     real = jets.members >= 0
-    jet_of = np.repeat(np.arange(jets.event.size), jets.n_members)
+    jet_of = owner_index(jets.n_members)
     score = _btag(c, jet_of[real], jets.members[real], jets.px, jets.py, btag)
     mass = np.sqrt(np.maximum(jets.e**2 - jets.px**2 - jets.py**2 - jets.pz**2, 0.0))
     counts = np.bincount(jets.event, minlength=n_events)
@@ -334,7 +335,7 @@ def missing_pt(c: Candidates, weight: np.ndarray | None = None) -> tuple[Any, An
     """MET (GeV) and its phi per event: minus the vector pT sum of the candidates, each
     times its ``weight`` if given (the PUPPI weights: PUPPI MET)."""
     w = 1.0 if weight is None else weight
-    return _met(np.repeat(np.arange(len(c.counts)), c.counts), c.px * w, c.py * w, len(c.counts))
+    return _met(owner_index(c.counts), c.px * w, c.py * w, len(c.counts))
 
 
 def _met(event: np.ndarray, px: np.ndarray, py: np.ndarray, n: int) -> tuple[Any, Any]:

@@ -46,6 +46,7 @@ from heptagon.generate.detector import (
     apply_detector,
 )
 from heptagon.generate.jets import JetSelection, cluster
+from heptagon.physics.arrays import owner_index
 from heptagon.physics.kinematics import delta_r
 from heptagon.physics.pdg import (
     CAT_CHARGED_HADRON,
@@ -358,7 +359,7 @@ def generator_jets(
     n_gen = np.bincount(gen.event, minlength=n_events)
     start = np.cumsum(n_gen) - n_gen
     per = n_gen[event]
-    pair_jet = np.repeat(np.arange(event.size), per)
+    pair_jet = owner_index(per)
     pair_gen = np.repeat(start[event], per) + (
         np.arange(int(per.sum())) - np.repeat(np.cumsum(per) - per, per)
     )

@@ -30,6 +30,7 @@ import numpy as np
 
 from heptagon.generate.detector import Candidates
 from heptagon.generate.truth import Ghosts, TruthObjects
+from heptagon.physics.arrays import owner_index
 from heptagon.physics.flavour import Track, cos_theta_flight, flight_distances, track_features
 from heptagon.physics.kinematics import delta_phi, delta_r
 from heptagon.physics.pdg import type_flags
@@ -218,7 +219,7 @@ def event_rho(c: Candidates, events: np.ndarray) -> np.ndarray:
     nphi = int(2 * np.pi / RHO_GRID_SPACING + 0.5)
     dy, dphi = 2 * RHO_RAP_MAX / ny, 2 * np.pi / nphi
     take = _ranges((np.cumsum(c.counts) - c.counts)[events], c.counts[events])
-    owner = np.repeat(np.arange(events.size), c.counts[events])
+    owner = owner_index(c.counts[events])
     px, py, pz, e = c.px[take], c.py[take], c.pz[take], c.e[take]
     # rapidity as FastJet's PseudoJet::rap() (massless at the kinematic limit)
     y = 0.5 * np.log(np.maximum(e + np.abs(pz), 1e-300) / np.maximum(e - np.abs(pz), 1e-300))
@@ -240,7 +241,7 @@ def _jet_areas(c: Candidates, jets: ClusteredJets, radius: float) -> np.ndarray:
     bounds = np.r_[0, np.cumsum(c.counts)]
     real = jets.members >= 0
     # one real constituent of each jet (every jet has some)
-    owner = np.repeat(np.arange(jets.event.size), jets.n_members)
+    owner = owner_index(jets.n_members)
     pick = np.full(jets.event.size, -1, dtype=np.int64)
     pick[owner[real][::-1]] = jets.members[real][::-1]
     area_of = np.full(c.px.size, np.nan)
@@ -264,13 +265,12 @@ def cluster(
     """Cluster candidates (plus ghosts) with anti-kT; keep the ``leading`` jets above
     ``pt_min`` of each event (every one when None)."""
     silence_fastjet_banner()
-    n_events = len(c.counts)
-    event = np.repeat(np.arange(n_events), c.counts)
+    event = owner_index(c.counts)
     origin = np.arange(c.px.size, dtype=np.int64)
     px, py, pz, e = c.px, c.py, c.pz, c.e
     counts = c.counts
     if ghosts is not None:
-        g_event = np.repeat(np.arange(n_events), ghosts.counts)
+        g_event = owner_index(ghosts.counts)
         order = np.argsort(np.concatenate([event, g_event]), kind="stable")
         origin = np.concatenate([origin, -1 - np.arange(ghosts.px.size)])[order]
         px, py, pz, e = (
@@ -283,7 +283,7 @@ def cluster(
     seq = fastjet.ClusterSequence(parts, jet_def)
     jets = seq.inclusive_jets(min_pt=sel.pt_min)
     local = seq.constituent_index(min_pt=sel.pt_min)
-    jet_event = np.repeat(np.arange(n_events), ak.to_numpy(ak.num(jets)))
+    jet_event = owner_index(ak.to_numpy(ak.num(jets)))
     n_members = ak.to_numpy(ak.flatten(ak.num(local, axis=2))).astype(np.int64)
     start = np.cumsum(counts) - counts
     flat_local = ak.to_numpy(ak.flatten(local, axis=None)).astype(np.int64)
@@ -315,7 +315,7 @@ def _matched(jets: ClusteredJets, truth: TruthObjects, radius: float) -> np.ndar
     n_obj = np.bincount(truth.event, minlength=n_events)
     obj_start = np.cumsum(n_obj) - n_obj
     per_jet = n_obj[jets.event]
-    pair_jet = np.repeat(np.arange(jets.event.size), per_jet)
+    pair_jet = owner_index(per_jet)
     pair_obj = _ranges(obj_start[jets.event], per_jet)
     eta, phi = jets.eta, jets.phi
     dr = delta_r(eta[pair_jet], phi[pair_jet], truth.eta[pair_obj], truth.phi[pair_obj])
@@ -324,7 +324,7 @@ def _matched(jets: ClusteredJets, truth: TruthObjects, radius: float) -> np.ndar
     n_prod = np.bincount(truth.prod_owner, minlength=truth.eta.size)
     prod_start = np.cumsum(n_prod) - n_prod
     per_pair = n_prod[pair_obj]
-    pp_pair = np.repeat(np.arange(pair_obj.size), per_pair)
+    pp_pair = owner_index(per_pair)
     pp_prod = by_owner[_ranges(prod_start[pair_obj], per_pair)]
     j = pair_jet[pp_pair]
     outside = delta_r(eta[j], phi[j], truth.prod_eta[pp_prod], truth.prod_phi[pp_prod]) >= radius
@@ -342,7 +342,7 @@ def flavour_label(jets: ClusteredJets, ghosts: Ghosts) -> np.ndarray:
     a weakly-decaying b hadron is inside, else ``c`` for a c hadron, else from the hardest
     final-shower parton: ``g`` for a gluon, ``uds`` otherwise."""
     n = jets.event.size
-    owner = np.repeat(np.arange(n), jets.n_members)
+    owner = owner_index(jets.n_members)
     is_ghost = jets.members < 0
     g = -1 - jets.members[is_ghost]
     owner = owner[is_ghost]
@@ -550,7 +550,7 @@ def _secondary_vertices(
     descending. ``jet_nv0``: the vertices that passed all of the selection but the V0
     veto (two tracks at the K0S mass), so that the veto's effect can be measured."""
     n_jets = counts.size
-    jet_of = np.repeat(np.arange(n_jets), counts)
+    jet_of = owner_index(counts)
     pt = np.hypot(c.px[idx], c.py[idx])
     sig = np.abs(c.d0[idx]) / np.where(c.d0err[idx] > 0, c.d0err[idx], np.inf)
     disp = (c.charge[idx] != 0) & (sig > SV_MIN_SIG) & (pt > SV_MIN_PT)
@@ -635,7 +635,7 @@ def _jet_branches(
     columns: Mapping[str, np.ndarray],
 ) -> dict[str, np.ndarray | ak.Array]:
     real = jets.members >= 0
-    jet_of = np.repeat(np.arange(jets.event.size), jets.n_members)[real]
+    jet_of = owner_index(jets.n_members)[real]
     flat = jets.members[real]
     counts = np.bincount(jet_of, minlength=jets.event.size)
     pt = np.hypot(c.px[flat], c.py[flat])

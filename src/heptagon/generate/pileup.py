@@ -65,6 +65,7 @@ from heptagon.generate.run import BATCH_EVENTS, COMMON_SETTINGS, make_pythia
 from heptagon.generate.shards import write_table
 from heptagon.generate.truth import EventRecord
 from heptagon.io import make_dir, sha256sum
+from heptagon.physics.arrays import owner_index
 from heptagon.physics.kinematics import delta_r
 from heptagon.physics.puppi import (
     MitigationConfig,
@@ -147,7 +148,7 @@ class _Draw:
     @property
     def event(self) -> np.ndarray:
         """The hard event of each interaction."""
-        return np.repeat(np.arange(self.n_pu.size), self.n_pu)
+        return owner_index(self.n_pu)
 
     def vertex_z(self) -> np.ndarray:
         """The vertices' z per event (flat, ``n_pu + 1`` each): the hard scatter's 0, then
@@ -361,7 +362,7 @@ class JetFocus:
         n_ev = len(c.counts)
         n_axes = np.bincount(self.event, minlength=n_ev)
         mine = np.flatnonzero(among)
-        event = np.repeat(np.arange(n_ev), c.counts)[mine]
+        event = owner_index(c.counts)[mine]
         px, py, pz = c.px[mine], c.py[mine], c.pz[mine]
         eta = np.arcsinh(pz / np.maximum(np.hypot(px, py), 1e-12))
         # first the |eta| band of the event's jets, then dR to each of them
@@ -462,7 +463,7 @@ def mitigation_weight(
 def weighted(c: Candidates, weight: np.ndarray) -> Candidates:
     """The candidates of non-zero ``weight``, four-momenta times it."""
     keep = weight > 0
-    event = np.repeat(np.arange(len(c.counts)), c.counts)
+    event = owner_index(c.counts)
     fields = {
         f.name: getattr(c, f.name)[keep]
         for f in dataclasses.fields(Candidates)

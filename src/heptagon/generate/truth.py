@@ -18,6 +18,7 @@ from particle import pdgid
 
 from heptagon.generate.detector import Particles
 from heptagon.generate.processes import TruthRule
+from heptagon.physics.arrays import owner_index
 
 __all__ = ["EventRecord", "Ghosts", "TruthObjects", "flavour_ghosts", "truth_objects"]
 
@@ -92,7 +93,7 @@ class EventRecord:
     @property
     def event(self) -> np.ndarray:
         """Event index of each entry."""
-        return np.repeat(np.arange(len(self.counts)), self.counts)
+        return owner_index(self.counts)
 
     def final_state(self) -> Particles:
         """The stable final-state particles (status > 0)."""
@@ -124,7 +125,7 @@ class EventRecord:
         """``(owner, daughter)``: for each entry ``idx[owner]``, its daughters' indices."""
         d1, d2 = self.daughter1[idx], self.daughter2[idx]
         n = np.where(d1 >= 0, np.maximum(d2, d1) - d1 + 1, 0)
-        owner = np.repeat(np.arange(idx.size), n)
+        owner = owner_index(n)
         first = np.repeat(d1, n)
         within = np.arange(owner.size) - np.repeat(np.cumsum(n) - n, n)
         return owner, first + within

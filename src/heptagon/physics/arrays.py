@@ -4,8 +4,19 @@ no physics units."""
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 
-__all__ = ["stable_order"]
+__all__ = ["owner_index", "stable_order"]
+
+
+def owner_index(counts: npt.ArrayLike) -> np.ndarray:
+    """The owning row of each element of a jagged layout with ``counts[i]`` elements in row
+    ``i`` (events -> particles, jets -> constituents): ``i`` repeated ``counts[i]`` times,
+    int64 (``np.repeat(np.arange(len(counts)), counts)``; an empty row owns nothing)."""
+    counts = np.asarray(counts)
+    if counts.ndim != 1:
+        raise ValueError(f"counts must be 1-dimensional, not of shape {counts.shape}")
+    return np.repeat(np.arange(counts.size, dtype=np.int64), counts)
 
 
 def stable_order(key: np.ndarray) -> np.ndarray:

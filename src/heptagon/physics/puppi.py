@@ -42,7 +42,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 from scipy.special import chdtr
 
-from heptagon.physics.arrays import stable_order
+from heptagon.physics.arrays import owner_index, stable_order
 
 __all__ = [
     "FROM_PV_NONE",
@@ -86,9 +86,8 @@ def vertex_association(
 ) -> np.ndarray:
     """``fromPV`` of every candidate (module docstring): ``counts`` candidates and
     ``n_vertices`` vertices (flat ``vertex_z``, mm, the PV first) per event."""
-    n_ev = len(counts)
-    event = np.repeat(np.arange(n_ev), counts)
-    v_event = np.repeat(np.arange(n_ev), n_vertices)
+    event = owner_index(counts)
+    v_event = owner_index(n_vertices)
     v_start = np.cumsum(n_vertices) - n_vertices
     v_rank = np.arange(vertex_z.size) - v_start[v_event]
     # one sorted key per vertex: events far apart, z within the event
@@ -189,7 +188,7 @@ def _pairs(
     start = np.stack([first[base + lo1], first[base]], axis=-1)
     stop = np.stack([first[base + hi1 + 1], first[base + hi2 + 1]], axis=-1)
     n = (stop - start).ravel()
-    i = np.repeat(np.arange(xa.size), n.reshape(xa.size, -1).sum(axis=1))
+    i = owner_index(n.reshape(xa.size, -1).sum(axis=1))
     offsets = np.repeat(np.cumsum(n) - n, n)
     pos = np.repeat(start.ravel(), n) + np.arange(i.size) - offsets
     xs, ys = xb[b_sorted], yb[b_sorted]
@@ -220,7 +219,7 @@ def puppi_alpha(
     None; the others get ``-inf``), their neighbours are all candidates as ever."""
     if pt.size == 0:
         return np.zeros(0)
-    event = np.repeat(np.arange(len(counts)), counts)
+    event = owner_index(counts)
     # dR as a distance in a plane: events side by side in eta, far apart; phi periodic
     width = float(eta.max() - eta.min()) + 2 * cfg.r0 + 1.0
     x = eta - eta.min() + event * width
@@ -286,7 +285,7 @@ def puppi_weights(
     ``forward_reference_max``: the forward ones from at most that many forward candidates
     per event (every k-th in candidate order, :func:`forward_subsample`), all when None."""
     n_ev = len(counts)
-    event = np.repeat(np.arange(n_ev), counts)
+    event = owner_index(counts)
     pt = np.hypot(px, py)
     eta = np.arcsinh(pz / np.maximum(pt, 1e-12))
     phi = np.arctan2(py, px)
@@ -328,7 +327,7 @@ def forward_subsample(counts: np.ndarray, forward: np.ndarray, n_max: int) -> np
     per event): every k-th in candidate order, ``k = ceil(n_forward / n_max)``. Towers
     are ordered by calorimeter cell, so the subsample spreads over the forward region
     (no random numbers: the same candidates give the same subsample)."""
-    event = np.repeat(np.arange(len(counts)), counts)
+    event = owner_index(counts)
     n_fwd = np.bincount(event[forward], minlength=len(counts))
     idx = np.flatnonzero(forward)
     rank = np.arange(idx.size) - np.repeat(np.cumsum(n_fwd) - n_fwd, n_fwd)

@@ -50,6 +50,7 @@ from heptagon.errors import ConfigError, DataError
 from heptagon.generate.options import DetectorSetOptions, Mitigation
 from heptagon.generate.run import GenerateOptions, generate
 from heptagon.io import atomic_path, make_dir
+from heptagon.physics.arrays import owner_index
 from heptagon.physics.pdg import (
     CAT_CHARGED_HADRON,
     CAT_ELECTRON,
@@ -545,7 +546,7 @@ def simulate_runs(
 
 def _ranges(starts: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Indices of the concatenated ranges ``[s, s + c)`` and which range each belongs to."""
-    owner = np.repeat(np.arange(len(starts)), counts)
+    owner = owner_index(counts)
     first = np.cumsum(counts) - counts
     return np.repeat(starts - first, counts) + np.arange(counts.sum()), owner
 

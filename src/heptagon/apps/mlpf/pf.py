@@ -37,6 +37,7 @@ from heptagon.generate.elements import (
     CLS_PHOTON,
     Elements,
 )
+from heptagon.physics.arrays import owner_index
 from heptagon.physics.kinematics import delta_r
 
 __all__ = [
@@ -84,7 +85,7 @@ class PFParticles:
     @property
     def event(self) -> np.ndarray:
         """The event index of each particle."""
-        return np.repeat(np.arange(len(self.counts)), self.counts)
+        return owner_index(self.counts)
 
 
 def _cells(
@@ -106,9 +107,8 @@ def _key(group: np.ndarray, ieta: np.ndarray, iphi: np.ndarray) -> np.ndarray:
 def _link(det: DetectorConfig, cfg: PFConfig, el: Elements) -> tuple[np.ndarray, np.ndarray]:
     """The (flat) tower index linked to each track, -1 where none is near, and the
     distance to it (``link_dr`` where none)."""
-    n = len(el.n_tracks)
-    tw_event = np.repeat(np.arange(n), el.n_towers)
-    tr_event = np.repeat(np.arange(n), el.n_tracks)
+    tw_event = owner_index(el.n_towers)
+    tr_event = owner_index(el.n_tracks)
     teta, tphi = el.tower["eta"].astype(np.float64), el.tower["phi"].astype(np.float64)
     g, ie, ip, _ = _cells(det, tw_event, teta, tphi)
     keys = _key(g, ie, ip)
@@ -238,8 +238,8 @@ def rule_based_pf(
     tr_cls = np.where(muon, CLS_MUON, np.where(electron, CLS_ELECTRON, CLS_CH))
     mass = np.select([muon, electron], [_MASS[CLS_MUON], _MASS[CLS_ELECTRON]], _MASS[CLS_CH])
     # assemble: tracks, then tower photons, then tower neutral hadrons; sorted by event
-    tr_event = np.repeat(np.arange(n), el.n_tracks)
-    tw_event = np.repeat(np.arange(n), el.n_towers)
+    tr_event = owner_index(el.n_tracks)
+    tw_event = owner_index(el.n_towers)
     tr_local = np.arange(tr_event.size) - np.repeat(
         np.cumsum(el.n_tracks) - el.n_tracks, el.n_tracks
     )

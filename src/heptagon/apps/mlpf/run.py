@@ -52,6 +52,7 @@ from heptagon.generate.elements import CLS_CH, CLS_ELECTRON, CLS_MUON, CLS_NONE,
 from heptagon.io import atomic_path, make_dir, write_json_atomic
 from heptagon.models import build_model
 from heptagon.models.mlpf import MLPF, OUTPUTS
+from heptagon.physics.arrays import owner_index
 from heptagon.train.device import select_device
 from heptagon.train.rundir import load_checkpoint
 
@@ -202,7 +203,6 @@ def element_features(el: Elements, detector: DetectorConfig | None = None) -> El
     cells and resolutions (None: the nominal detector; a sample's: :func:`detector_of`)."""
     tr, tw = el.track, el.tower
     links = link_elements(el, detector)
-    n = len(el.n_tracks)
     f64 = np.float64
     t_pt, t_eta = tr["pt"].astype(f64), tr["eta"].astype(f64)
     w_eta = tw["eta"].astype(f64)
@@ -212,9 +212,7 @@ def element_features(el: Elements, detector: DetectorConfig | None = None) -> El
         np.maximum(links.left_ecal, 0) + np.maximum(links.left_hcal, 0), _REFERENCE_FLOOR * w_e
     )
     order = np.argsort(
-        np.concatenate(
-            [np.repeat(np.arange(n), el.n_tracks), np.repeat(np.arange(n), el.n_towers)]
-        ),
+        np.concatenate([owner_index(el.n_tracks), owner_index(el.n_towers)]),
         kind="stable",
     )
 
@@ -264,7 +262,7 @@ def element_targets(el: Elements, arr: ElementArrays, pt_power: float) -> dict[s
 def _pad(values: np.ndarray, counts: np.ndarray, length: int) -> np.ndarray:
     """``(n_events, length, ...)`` from flat per-element values (zeros at padding)."""
     out = np.zeros((counts.size, length, *values.shape[1:]), dtype=values.dtype)
-    event = np.repeat(np.arange(counts.size), counts)
+    event = owner_index(counts)
     local = np.arange(values.shape[0]) - np.repeat(np.cumsum(counts) - counts, counts)
     out[event, local] = values
     return out
@@ -446,7 +444,7 @@ def decode(out: np.ndarray, arr: ElementArrays, decoding: Decoding | None = None
     massless: their pT is the regressed energy over ``cosh(eta)``."""
     dec = decoding or Decoding()
     n = arr.counts.size
-    event = np.repeat(np.arange(n), arr.counts)
+    event = owner_index(arr.counts)
     local = np.arange(event.size) - np.repeat(np.cumsum(arr.counts) - arr.counts, arr.counts)
     sel = out[:, 0] > math.log(dec.threshold / (1 - dec.threshold))
     o = out[sel].astype(np.float64)
@@ -478,7 +476,7 @@ def _truth(el: Elements) -> PFParticles:
     t = el.target
     n_el = el.n_tracks + el.n_towers
     real = t["class"] != CLS_NONE
-    event = np.repeat(np.arange(n_el.size), n_el)
+    event = owner_index(n_el)
     local = np.arange(event.size) - np.repeat(np.cumsum(n_el) - n_el, n_el)
     return PFParticles(
         counts=np.bincount(event[real], minlength=n_el.size),
