@@ -102,3 +102,27 @@ def test_the_hybrid_is_a_contender_with_its_recipe_and_its_jet_inputs(tmp_path: 
     # built with its options: the head takes the 6 jet features too (6 x 128 weights more)
     extra = bench.parameters("particlenet-lite+hl") - bench.parameters("particlenet-lite+small")
     assert extra == 6 * 128
+
+
+def test_independent_samples_are_generated_apart_and_scored_on_copies(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    plan = bench.Plan(2000, 1, 1, ("bdt",), tmp_path, robust_jets=500, test_jets=1000)
+    made: list[Any] = []
+    monkeypatch.setattr(bench, "generate", made.append)
+    for other in (None, plan.robust, plan.independent_test):
+        bench.ensure_sample(plan, other)
+    main, robust, test = made
+    # three samples, three seeds, three directories; only the robustness one is varied
+    assert len({main.seed, robust.seed, test.seed}) == 3
+    assert len({main.out, robust.out, test.out}) == 3
+    assert (main.jets, robust.jets, test.jets) == (2000, 500, 1000)
+    assert main.variation is None
+    assert test.variation is None
+    assert robust.variation == "tune_a14"
+    # a run scored on either sample is a copy beside the runs, never the run itself
+    run = plan.run_dir("bdt", 0)
+    copies = {plan.scored_dir("bdt", 0, o) for o in (plan.robust, plan.independent_test)}
+    assert len(copies) == 2
+    assert run not in copies
+    assert all(run not in c.parents and c.name == run.name for c in copies)
