@@ -7,9 +7,9 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from heptagon.errors import ConfigError
+from heptagon.errors import ConfigError, DataError
 
-__all__ = ["dotted_key", "load_yaml", "validate", "yaml_value"]
+__all__ = ["dotted_key", "load_yaml", "validate", "validate_in_file", "yaml_value"]
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -52,6 +52,17 @@ def validate(model: type[M], data: Any, *, source: str | Path | None = None) -> 
         if not where:
             raise
         raise ConfigError(f"{err.args[0].removeprefix(f'{err.key}: ')}{where}", err.key) from None
+
+
+def validate_in_file(model: type[M], data: Any, file: str | Path, *key: str | int) -> M:
+    """Validate ``data``, read from ``file`` at ``key`` (its path of keys in the file),
+    into ``model``: values from a file that may come from anyone; the first problem
+    becomes a :class:`DataError` naming the file and the dotted key of the value."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as err:
+        first = err.errors()[0]
+        raise DataError(first["msg"], file, ".".join(map(str, (*key, *first["loc"])))) from None
 
 
 def load_yaml(path: str | Path) -> Any:

@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 from sklearn.pipeline import Pipeline
 
 from heptagon.apps.dqm.methods import (
@@ -39,6 +39,7 @@ from heptagon.apps.dqm.methods import (
 from heptagon.apps.dqm.observables import histogram_shapes, histogram_slices, summary_features
 from heptagon.apps.dqm.simulate import DQMData, load_data, read_arrays
 from heptagon.artifacts.dqm import DqmMethod, DqmModelFile, DqmRuns, FeatureImportance
+from heptagon.config import validate_in_file
 from heptagon.errors import ConfigError, DataError
 from heptagon.io import atomic_path, make_dir, write_json_atomic
 
@@ -243,12 +244,7 @@ def load_model(path: Path) -> DQMModel:
     """Read a model written by :meth:`DQMModel.save`. The files may come from anyone:
     they are read as JSON and plain arrays only, and every value is checked."""
     files = _ModelFiles(Path(path))
-    try:
-        cfg = TrainConfig.model_validate(files.meta.config)
-    except ValidationError as err:
-        first = err.errors()[0]
-        key = "config." + ".".join(map(str, first["loc"]))
-        raise DataError(first["msg"], file=files.json_file, key=key) from None
+    cfg = validate_in_file(TrainConfig, files.meta.config, files.json_file, "config")
     methods: dict[str, HistogramMethod] = {}
     calibration: dict[str, dict[str, Calibration]] = {}
     for name in cfg.methods:

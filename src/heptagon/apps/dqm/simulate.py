@@ -40,12 +40,13 @@ from typing import Any, Literal, get_args
 import awkward as ak
 import numpy as np
 import vector
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from heptagon.apps.dqm.observables import HISTOGRAMS, book, histogram_shapes
 from heptagon.artifacts.dqm import DqmRunList
 from heptagon.artifacts.manifest import load_manifest
+from heptagon.config import validate_in_file
 from heptagon.errors import ConfigError, DataError
 from heptagon.generate.options import DetectorSetOptions, Mitigation
 from heptagon.generate.run import GenerateOptions, generate
@@ -412,12 +413,7 @@ def _runs(meta: Path) -> list[dict[str, Any]]:
     each fault checked as a :class:`Fault`, sorted by run number."""
     runs = [rec.to_json() for rec in DqmRunList.read(meta).runs]
     for i, rec in enumerate(runs):
-        try:
-            RunPlan.model_validate({k: v for k, v in rec.items() if k != "bad"})
-        except ValidationError as err:
-            first = err.errors()[0]
-            key = ".".join(map(str, ("runs", i, *first["loc"])))
-            raise DataError(first["msg"], meta, key) from None
+        validate_in_file(RunPlan, {k: v for k, v in rec.items() if k != "bad"}, meta, "runs", i)
     return sorted(runs, key=lambda r: r["run"])
 
 

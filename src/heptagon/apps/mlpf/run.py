@@ -41,11 +41,12 @@ from typing import Any
 import awkward as ak
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from heptagon.apps.mlpf.metrics import pf_metrics, with_puppi
 from heptagon.apps.mlpf.pf import PFParticles, link_elements, rule_based_pf
 from heptagon.artifacts.manifest import ElementManifest, load_manifest
+from heptagon.config import validate_in_file
 from heptagon.errors import ConfigError, DataError
 from heptagon.generate.detector import DetectorConfig
 from heptagon.generate.elements import CLS_CH, CLS_ELECTRON, CLS_MUON, CLS_NONE, Elements
@@ -304,12 +305,8 @@ def detector_of(data: Path) -> DetectorConfig:
     the manifest does not record, as the tracking fields added later and left off, keeps its
     default); a :class:`DataError` naming the manifest and the field when they are not
     valid settings."""
-    try:
-        return DetectorConfig.model_validate(_element_manifest(data).detector)
-    except ValidationError as err:
-        first = err.errors()[0]
-        key = ".".join(map(str, ("detector", *first["loc"])))
-        raise DataError(first["msg"], data / "manifest.json", key) from None
+    detector = _element_manifest(data).detector
+    return validate_in_file(DetectorConfig, detector, data / "manifest.json", "detector")
 
 
 def load_table(data: Path) -> ak.Array:
@@ -372,12 +369,9 @@ def _saved(run: Path) -> dict[str, Any]:
     for key, kind in (("options", dict), ("state", dict), ("decoding", dict)):
         if not isinstance(saved.get(key), kind):
             raise DataError(f"missing or not a {kind.__name__}", path, key)
-    try:
-        saved["options"] = _ModelOptions.model_validate(saved["options"]).model_dump()
-    except ValidationError as err:
-        first = err.errors()[0]
-        key = ".".join(map(str, ("options", *first["loc"])))
-        raise DataError(first["msg"], path, key) from None
+    saved["options"] = validate_in_file(
+        _ModelOptions, saved["options"], path, "options"
+    ).model_dump()
     if not all(isinstance(v, torch.Tensor) for v in saved["state"].values()):
         raise DataError("holds something other than tensors", path, "state")
     dec = saved["decoding"]
