@@ -5,13 +5,12 @@ reading of the items. Their tiny runs: tests/docs/test_detector_settings_doc.py.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
+from faults.faults_helpers import assert_user_error, run_main
 
 from heptagon.apps.dqm.simulate import SourceOptions
-from heptagon.cli import main
 from heptagon.errors import ConfigError
 from heptagon.generate.elements import ElementOptions
 from heptagon.generate.options import DetectorSetOptions, EventOptions
@@ -24,15 +23,6 @@ COMMANDS = {
     "mlpf generate": ["mlpf", "generate", "gun", "--events", "5", "--out", "OUT"],
     "dqm simulate": ["dqm", "simulate", "--out", "OUT", "--runs", "1", "--source-jets", "5"],
 }
-
-
-def run_main(argv: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):
-    """``heptagon ARGV`` in this process: (exit status, stderr)."""
-    monkeypatch.setattr(sys, "argv", ["heptagon", *argv])
-    capsys.readouterr()
-    with pytest.raises(SystemExit) as exit_:
-        main()
-    return exit_.value.code, capsys.readouterr().err
 
 
 @pytest.mark.parametrize("command", list(COMMANDS))
@@ -56,11 +46,10 @@ def test_a_bad_item_is_one_line_exit_2(
     out = tmp_path / "out"
     argv = [str(out) if a == "OUT" else a for a in COMMANDS[command]]
     argv += [w for item in items for w in ("--detector-set", item)]
-    code, err = run_main(argv, monkeypatch, capsys)
-    assert code == 2
-    assert err.startswith("heptagon: error: detector_set: "), err
-    assert len(err.strip().splitlines()) == 1, err
-    assert message in err
+    res = run_main(monkeypatch, capsys, *argv)
+    assert_user_error(res, message)
+    assert res.stderr.startswith("heptagon: error: detector_set: "), res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1, res.stderr
     assert not out.exists()
 
 
@@ -103,12 +92,9 @@ def test_pseudo_data_take_no_detector_set(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     argv = [*COMMANDS["sf generate"], "--pseudo-data", "3", "--detector-set", "jes_hcal=1.1"]
-    code, err = run_main(
-        [str(tmp_path / "o") if a == "OUT" else a for a in argv], monkeypatch, capsys
-    )
-    assert code == 2
-    assert err.startswith("heptagon: error: pseudo_data: "), err
-    assert "--detector-set" in err
+    res = run_main(monkeypatch, capsys, *[str(tmp_path / "o") if a == "OUT" else a for a in argv])
+    assert_user_error(res, "--detector-set")
+    assert res.stderr.startswith("heptagon: error: pseudo_data: "), res.stderr
     assert not (tmp_path / "o").exists()
 
 
@@ -116,7 +102,6 @@ def test_dqm_refuses_detector_set_with_a_given_source(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     argv = ["dqm", "simulate", "--out", str(tmp_path / "o"), "--source", str(tmp_path)]
-    code, err = run_main([*argv, "--detector-set", "hcal_cell=0.2"], monkeypatch, capsys)
-    assert code == 2
-    assert "detector_set: --detector-set makes the source: not with --source" in err
+    res = run_main(monkeypatch, capsys, *argv, "--detector-set", "hcal_cell=0.2")
+    assert_user_error(res, "detector_set: --detector-set makes the source: not with --source")
     assert not (tmp_path / "o").exists()
