@@ -1,5 +1,5 @@
-"""Top tagging: BDT, PFN, ParticleNet-Lite (also with the BDT's jet features), ParT-lite,
-LorentzNet, PELICAN and weaver-core's ParticleNet-Lite; with and without augmentation and
+"""Top tagging: BDT, PFN, ParticleNet-Lite and ParT-lite (each also with the BDT's jet
+features), LorentzNet, PELICAN and weaver-core's ParticleNet-Lite; with and without augmentation and
 the small-data recipes; a learning curve and a robustness check on a sample made with
 other generator settings.
 
@@ -32,8 +32,9 @@ whose YAML is not shipped yet is refused by name):
 - ``<model>+small``: the small-data recipe (``configs/top_<model>_small.yaml``: a moving
   average of the weights, label smoothing, batch 128; docs/small-data.md);
 - ``<model>+aug``: physics augmentation in the data stage (``configs/top_<model>_aug.yaml``);
-- ``particlenet-lite+hl``: the hybrid, ParticleNet-Lite that also gets the BDT's jet-level
-  features before its head, with the small-data recipe (``configs/top_particlenet_lite_hl.yaml``);
+- ``particlenet-lite+hl``, ``part-lite+hl``: the hybrids, the network that also gets the
+  BDT's jet-level features before its head, with the small-data recipe
+  (``configs/top_particlenet_lite_hl.yaml``, ``configs/top_part_lite_hl.yaml``);
 - ``lorentznet``, ``pelican``: the Lorentz-equivariant taggers (``configs/top_lorentznet.yaml``,
   ``configs/top_pelican.yaml``; ``+aug`` only where its ``_aug.yaml`` is shipped).
 
@@ -131,7 +132,7 @@ EXPERIMENTS = {
     **{model: CONFIGS / f"{stem}.yaml" for model, stem in STEMS.items()},
     **{f"{m}+small": CONFIGS / f"{STEMS[m]}_small.yaml" for m in ("particlenet-lite", "part-lite")},
     **{f"{model}+aug": CONFIGS / f"{stem}_aug.yaml" for model, stem in STEMS.items()},
-    "particlenet-lite+hl": CONFIGS / "top_particlenet_lite_hl.yaml",
+    **{f"{m}+hl": CONFIGS / f"{STEMS[m]}_hl.yaml" for m in ("particlenet-lite", "part-lite")},
     WEAVER: CONFIGS / "top_particlenet_lite.yaml",
 }
 #: weaver-core's ``ParticleNet`` options for ParticleNet-Lite (Qu & Gouskos 2020), no fusion

@@ -102,6 +102,10 @@ def test_the_hybrid_is_a_contender_with_its_recipe_and_its_jet_inputs(tmp_path: 
     # built with its options: the head takes the 6 jet features too (6 x 128 weights more)
     extra = bench.parameters("particlenet-lite+hl") - bench.parameters("particlenet-lite+small")
     assert extra == 6 * 128
+    # ParT-lite's: the class token (64) and the 6 jet features into a dense layer of 128,
+    # then the output, in place of ParT-lite's linear output (64 x 2 + 2)
+    extra = bench.parameters("part-lite+hl") - bench.parameters("part-lite+small")
+    assert extra == (64 + 6) * 128 + 128 + 128 * 2 + 2 - (64 * 2 + 2)
 
 
 def test_independent_samples_are_generated_apart_and_scored_on_copies(

@@ -201,7 +201,10 @@ class ParticleTransformer(TorchModel):
     ``pair_embed_dims`` (the per-head output layer is added), ``num_heads``, ``num_layers``,
     ``num_cls_layers``, ``ffn_ratio``, ``dropout``, ``attn_dropout``,
     ``activation_dropout`` (particle blocks; class blocks use none), ``fc_params``
-    ((width, dropout) of hidden dense layers before the output). Invariant under particle
+    ((width, dropout) of hidden dense layers before the output), ``use_jet_features``
+    (the flat group ``jet_features``, e.g. the BDT's soft-drop mass and N-subjettiness
+    ratios, joins the class token after the final LayerNorm, before the dense head; then
+    ``forward(pf_features, pf_vectors, pf_mask, jet_features)``). Invariant under particle
     permutations and padding.
     """
 
@@ -222,9 +225,12 @@ class ParticleTransformer(TorchModel):
         attn_dropout: float = 0.1,
         activation_dropout: float = 0.1,
         fc_params: Sequence[tuple[int, float]] = (),
+        use_jet_features: bool = False,
     ) -> None:
         super().__init__()
         self.input_names = resolve_inputs("part", input_dims, self.required_inputs)
+        if use_jet_features:
+            self.input_names += resolve_inputs("part", input_dims, ("jet_features",))
         self.num_classes = num_classes
         check_option(
             len(embed_dims) > 0 and min(embed_dims) >= 1, "embed_dims", "needs positive widths"
@@ -254,6 +260,7 @@ class ParticleTransformer(TorchModel):
         self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
         nn.init.trunc_normal_(self.cls_token, std=0.02)
         self.norm = nn.LayerNorm(dim)
+        in_dim += input_dims["jet_features"] if use_jet_features else 0
         head: list[nn.Module] = []
         for width, drop in fc_params:
             head += [nn.Linear(in_dim, width), nn.ReLU(), nn.Dropout(drop)]
@@ -261,9 +268,14 @@ class ParticleTransformer(TorchModel):
         head.append(nn.Linear(in_dim, num_classes))
         self.fc = nn.Sequential(*head)
 
-    def forward(self, pf_features: Tensor, pf_vectors: Tensor, pf_mask: Tensor) -> Tensor:
+    def forward(
+        self, pf_features: Tensor, pf_vectors: Tensor, pf_mask: Tensor, *groups: Tensor
+    ) -> Tensor:
         """Logits ``(B, num_classes)`` from ``(B, C, P)`` features, ``(B, 4, P)`` four-vectors
-        and the ``(B, 1, P)`` mask."""
+        and the ``(B, 1, P)`` mask (then the ``(B, n)`` jet features with
+        ``use_jet_features``)."""
+        if len(groups) != len(self.input_names) - 3:
+            raise TypeError(f"ParT takes {', '.join(self.input_names)}")
         pf_mask, pf_features, pf_vectors = trim_padding(pf_mask, pf_features, pf_vectors)
         real = pf_mask[:, 0] > 0
         index = real_index(pf_mask)
@@ -279,4 +291,5 @@ class ParticleTransformer(TorchModel):
         cls = self.cls_token.expand(batch, -1, -1)
         for block in self.cls_blocks:
             cls = cast(AttentionBlock, block).attend_class(cls, x, cls_bias)
-        return cast(Tensor, self.fc(self.norm(cls.squeeze(1))))
+        pooled = self.norm(cls.squeeze(1))
+        return cast(Tensor, self.fc(torch.cat([pooled, *groups], dim=1) if groups else pooled))
