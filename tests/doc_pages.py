@@ -68,3 +68,13 @@ def run_command(line: str, args: Sequence[str] | None = None) -> str:
     result = CliRunner().invoke(app, argv[1:] if args is None else list(args))
     assert result.exit_code == 0, f"{line}\n{result.output}\n{result.exception!r}"
     return result.output
+
+
+def run_section(page: Path, heading: str, *subcommands: str) -> None:
+    """Run every command line of the ``bash`` blocks under ``heading`` of ``page`` (see
+    :func:`section`) through :func:`run_command`, after checking that they are exactly the
+    ``heptagon`` ``subcommands`` given, in order."""
+    lines = bash_lines(section(page, heading))
+    assert [shlex.split(line)[1] for line in lines] == list(subcommands), heading
+    for line in lines:
+        run_command(line)

@@ -7,14 +7,13 @@ or of "Augmentation" is refused with its name, as the page shows."""
 from __future__ import annotations
 
 import re
-import shlex
 import sys
 from pathlib import Path
 
 import pytest
 import torch
 import yaml
-from doc_pages import bash_lines, one_epoch_configs, run_command, section
+from doc_pages import one_epoch_configs, run_section, section
 
 from heptagon.cli import main
 from heptagon.train.experiment import RunConfig
@@ -30,10 +29,7 @@ def test_the_recipe_commands_run(
     one_epoch_configs(tmp_path / "configs", "top_*.yaml")
     (tmp_path / "top-sample").symlink_to(top_qcd_sample)
     monkeypatch.chdir(tmp_path)
-    lines = bash_lines(section(PAGE, "Training recipes"))
-    assert [shlex.split(line)[1] for line in lines] == ["train", "train", "evaluate"]
-    for line in lines:
-        run_command(line)
+    run_section(PAGE, "Training recipes", "train", "train", "evaluate")
 
     # one validation (1 epoch): best.pt is the average at the end, not the trained weights
     last = load_checkpoint(Path("runs/pn-small/checkpoints/last.pt"))

@@ -7,12 +7,11 @@ runs hold what the page says (a bad augmentation key: test_small_data_doc.py).""
 from __future__ import annotations
 
 import json
-import shlex
 from pathlib import Path
 
 import pytest
 import yaml
-from doc_pages import bash_lines, one_epoch_configs, run_command, section
+from doc_pages import one_epoch_configs, run_section
 
 from heptagon.train.experiment import RunConfig
 
@@ -35,10 +34,7 @@ def workdir(top_qcd_sample: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatc
 
 
 def test_the_lorentznet_commands_run(workdir: Path) -> None:
-    lines = bash_lines(section(PAGE, "A Lorentz-equivariant tagger"))
-    assert [shlex.split(line)[1] for line in lines] == ["train", "evaluate", "export"]
-    for line in lines:
-        run_command(line)
+    run_section(PAGE, "A Lorentz-equivariant tagger", "train", "evaluate", "export")
     info = json.loads(Path("runs/lorentznet/model.json").read_text())
     assert info["name"] == "lorentznet-lite"
     assert info["input_names"] == ["pf_vectors", "pf_mask"]  # four-momenta only
@@ -47,10 +43,7 @@ def test_the_lorentznet_commands_run(workdir: Path) -> None:
 
 
 def test_the_augmentation_commands_run(workdir: Path) -> None:
-    lines = bash_lines(section(PAGE, "Augmentation"))
-    assert [shlex.split(line)[1] for line in lines] == ["train", "train"]
-    for line in lines:
-        run_command(line)
+    run_section(PAGE, "Augmentation", "train", "train")
     shipped = _config("runs/pn-aug").train.augment
     assert shipped is not None
     assert shipped.rotate

@@ -6,13 +6,12 @@ from the shipped config through the CLI (docs/small-data.md, section "PELICAN").
 from __future__ import annotations
 
 import json
-import shlex
 from pathlib import Path
 
 import pytest
 import torch
 import yaml
-from doc_pages import bash_lines, one_epoch_configs, run_command, section
+from doc_pages import one_epoch_configs, run_section
 from models_helpers import inputs_for, make_batch, n_params, pad, permute
 from test_lorentz import lorentz_matrix, transform
 
@@ -208,10 +207,7 @@ def test_the_documented_commands_train_evaluate_and_export(
     vectors.write_text(vectors.read_text().replace("length: 100", "length: 16"))
     (tmp_path / "top-sample").symlink_to(top_qcd_sample)
     monkeypatch.chdir(tmp_path)
-    lines = bash_lines(section(PAGE, "PELICAN"))
-    assert [shlex.split(line)[1] for line in lines] == ["train", "evaluate", "export"]
-    for line in lines:
-        run_command(line)
+    run_section(PAGE, "PELICAN", "train", "evaluate", "export")
     info = json.loads(Path("runs/pelican/model.json").read_text())
     assert info["name"] == "pelican-lite"
     assert info["input_names"] == ["pf_vectors", "pf_mask"]
