@@ -22,6 +22,7 @@ from torch import Tensor, nn
 __all__ = [
     "Dropout",
     "NarrowLinear",
+    "dense_head",
     "dense_stack",
     "dropout",
     "masked_mean",
@@ -111,6 +112,17 @@ def dense_stack(
         if dropout > 0:
             layers.append(nn.Dropout(dropout))
         in_dim = dim
+    return nn.Sequential(*layers)
+
+
+def dense_head(in_dim: int, fc_params: Sequence[tuple[int, float]], out_dim: int) -> nn.Sequential:
+    """Linear -> ReLU -> Dropout for each ``(width, dropout)`` of ``fc_params``, then a
+    Linear to ``out_dim``: the dense head of ParticleNet and ParT (weaver-core's layout)."""
+    layers: list[nn.Module] = []
+    for width, drop in fc_params:
+        layers += [nn.Linear(in_dim, width), nn.ReLU(), nn.Dropout(drop)]
+        in_dim = width
+    layers.append(nn.Linear(in_dim, out_dim))
     return nn.Sequential(*layers)
 
 

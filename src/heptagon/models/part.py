@@ -28,7 +28,15 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from heptagon.models.base import TorchModel, check_option, resolve_inputs
-from heptagon.models.layers import Dropout, NarrowLinear, pack, real_index, trim_padding, unpack
+from heptagon.models.layers import (
+    Dropout,
+    NarrowLinear,
+    dense_head,
+    pack,
+    real_index,
+    trim_padding,
+    unpack,
+)
 from heptagon.models.registry import register
 
 __all__ = ["AttentionBlock", "PairEmbedding", "ParticleTransformer", "pair_features"]
@@ -261,12 +269,7 @@ class ParticleTransformer(TorchModel):
         nn.init.trunc_normal_(self.cls_token, std=0.02)
         self.norm = nn.LayerNorm(dim)
         in_dim += input_dims["jet_features"] if use_jet_features else 0
-        head: list[nn.Module] = []
-        for width, drop in fc_params:
-            head += [nn.Linear(in_dim, width), nn.ReLU(), nn.Dropout(drop)]
-            in_dim = width
-        head.append(nn.Linear(in_dim, num_classes))
-        self.fc = nn.Sequential(*head)
+        self.fc = dense_head(in_dim, fc_params, num_classes)
 
     def forward(
         self, pf_features: Tensor, pf_vectors: Tensor, pf_mask: Tensor, *groups: Tensor

@@ -50,7 +50,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from heptagon.models.base import TorchModel, check_option, resolve_inputs
-from heptagon.models.layers import masked_mean, pack, real_index, trim_padding, unpack
+from heptagon.models.layers import dense_head, masked_mean, pack, real_index, trim_padding, unpack
 from heptagon.models.masks import check_mask
 from heptagon.models.registry import register
 
@@ -210,12 +210,7 @@ class ParticleNet(TorchModel):
                 nn.Linear(fused, in_dim, bias=False), nn.BatchNorm1d(in_dim), nn.ReLU()
             )
         in_dim += input_dims["jet_features"] if use_jet_features else 0
-        layers: list[nn.Module] = []
-        for width, drop in fc_params:
-            layers += [nn.Linear(in_dim, width), nn.ReLU(), nn.Dropout(drop)]
-            in_dim = width
-        layers.append(nn.Linear(in_dim, num_classes))
-        self.fc = nn.Sequential(*layers)
+        self.fc = dense_head(in_dim, fc_params, num_classes)
 
     def forward(
         self, pf_points: Tensor, pf_features: Tensor, pf_mask: Tensor, *groups: Tensor
