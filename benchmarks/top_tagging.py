@@ -3,18 +3,19 @@ features), LorentzNet, PELICAN and weaver-core's ParticleNet-Lite; with and with
 the small-data recipes; a learning curve and a robustness check on a sample made with
 other generator settings.
 
-    python benchmarks/top_tagging.py [--jets 20000] [--seeds 3] [--epochs 8]
+    python benchmarks/top_tagging.py [--jets 20000] [--seeds 3] [--first-seed 0] [--epochs 8]
                                      [--models bdt pfn ...] [--out /tmp/top-tagging]
                                      [--curve 2500 5000 10000 20000] [--curve-models ...]
                                      [--robust-jets 5000] [--robust-variation tune_a14]
-                                     [--test-jets 0]
+                                     [--test-jets 0] [--combine PART]
                                      [--plan-only] [--name top_tagging] [--part PART]
 
 What runs, all in this process:
 
 - one ``top-vs-qcd`` sample (the landscape definition: pT 550-650 GeV, abs(eta) < 2,
   R = 0.8, MPI off), ``--jets`` per class, generated once into ``OUT/sample-<jets>``;
-- per model and seed (0 .. ``--seeds`` - 1) one run through heptagon's own stages:
+- per model and seed (``--first-seed`` .. + ``--seeds`` - 1) one run through heptagon's
+  own stages:
   ``heptagon.train.train`` with the ready config (``configs/top_bdt.yaml``: m_SD, tau21,
   tau32, tau43, n constituents, pT; ``top_pfn.yaml``, ``top_particlenet_lite.yaml``,
   ``top_part_lite.yaml``: the 7 kinematic inputs of ``configs/data/top_kinematic.yaml``)
@@ -81,6 +82,13 @@ The defaults (20000 jets per class, 3 seeds, 8 epochs: ~880 steps of 256 jets pe
 run) are planned at ~58 min on an idle 2-core machine (3 min generation, ParT-lite 60% of
 the rest; 4 epochs took 29 min); the plan, with its estimate per stage, is printed first.
 
+More seeds later: ``--first-seed 3 --seeds 3 --combine full_20k`` trains seeds 3-5 and
+pools them, for the main table and the independent test sample, with the per-seed figures
+that an earlier call wrote under ``figures.full_20k`` (refused unless it had the same
+sample, epochs, independent test sample and models, and other seeds); the summary, gaps
+and the comparison with the BDT are then over all seeds. The learning curve and the
+robustness check run on this call's seeds only.
+
 ``--out`` is resumable: a finished sample and finished runs (``eval/metrics.json``) are
 reused, an interrupted run resumes from its last checkpoint. ``--plan-only`` prints the
 plan with its estimated time and stops. Results go to ``benchmarks/results/<name>.json``
@@ -103,7 +111,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from _common import write_results
+from _common import RESULTS, write_results
 from torch import Tensor, nn
 
 from heptagon.evaluate.run import evaluate
@@ -244,6 +252,12 @@ class Plan:
     robust_jets: int = 0
     robust_variation: str = "tune_a14"
     test_jets: int = 0
+    first_seed: int = 0
+
+    @property
+    def seed_list(self) -> range:
+        """The seeds of every run: ``first_seed`` .. ``first_seed + seeds - 1``."""
+        return range(self.first_seed, self.first_seed + self.seeds)
 
     @property
     def sample(self) -> Path:
@@ -312,7 +326,7 @@ def estimate(plan: Plan) -> dict[str, float]:
             seconds[f"generate {other.label}"] = sum(per_class)
     train_jets, val_jets = 0.7 * 2 * plan.jets, 0.15 * 2 * plan.jets  # test: as val
     for model in plan.models:
-        todo = sum(not finished(plan.run_dir(model, s)) for s in range(plan.seeds))
+        todo = sum(not finished(plan.run_dir(model, s)) for s in plan.seed_list)
         if model == "bdt":
             seconds[model] = todo * BDT_S
             continue
@@ -578,9 +592,9 @@ def learning_curve(plan: Plan, models: Sequence[str]) -> dict[str, Any]:
     for model in models:
         out[model] = {}
         for jets in plan.curve:
-            for seed in range(plan.seeds):
+            for seed in plan.seed_list:
                 run_model(plan, model, seed, jets)
-            runs = [run_figures(plan.run_dir(model, s, jets)) for s in range(plan.seeds)]
+            runs = [run_figures(plan.run_dir(model, s, jets)) for s in plan.seed_list]
             out[model][str(jets)] = {"summary": summarise(runs), "n_test": runs[0]["n_test"]}
     return out
 
@@ -601,7 +615,7 @@ def robustness(plan: Plan) -> dict[str, Any]:
     their mean and whether every drop is below ``ROBUST_DROP``."""
     out: dict[str, Any] = {}
     for model in plan.models:
-        runs = [run_robust(plan, model, seed) for seed in range(plan.seeds)]
+        runs = [run_robust(plan, model, seed) for seed in plan.seed_list]
         drops = [r["drop"] for r in runs]
         out[model] = {
             "runs": runs,
@@ -652,13 +666,20 @@ def compare(
     return gaps, against_bdt
 
 
-def independent_test(plan: Plan, params: Mapping[str, int | None]) -> dict[str, Any]:
-    """Every main-table run scored on the independent test sample: the runs' figures,
-    their summary, the expected gaps and each network against the BDT, printed as for the
-    test split."""
+def independent_test(
+    plan: Plan,
+    params: Mapping[str, int | None],
+    earlier: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
+) -> dict[str, Any]:
+    """Every main-table run scored on the independent test sample: the runs' figures
+    (after ``earlier``'s, an earlier call's seeds: :func:`earlier_runs`), their summary,
+    the expected gaps and each network against the BDT, printed as for the test split."""
     other = plan.independent_test
     runs = {
-        model: [run_figures(score_on(plan, model, s, other)) for s in range(plan.seeds)]
+        model: [
+            *(earlier or {}).get(model, []),
+            *(run_figures(score_on(plan, model, s, other)) for s in plan.seed_list),
+        ]
         for model in plan.models
     }
     summary = {model: summarise(r) for model, r in runs.items()}
@@ -679,11 +700,54 @@ def independent_test(plan: Plan, params: Mapping[str, int | None]) -> dict[str, 
     }
 
 
+def earlier_runs(name: str, part: str, plan: Plan) -> dict[str, Any]:
+    """The per-seed figures an earlier call wrote under ``figures.PART`` of
+    ``results/NAME.json``, to be pooled with this call's seeds: ``{"seeds": its seeds,
+    "split": runs, "independent": runs}``, the runs per model of this call. Refused
+    (``SystemExit``) unless that call used the same sample, epochs and independent test
+    sample, ran every model of this one, and its seeds do not overlap this call's."""
+    path = RESULTS / f"{name}.json"
+    stored = json.loads(path.read_text())["figures"].get(part) if path.exists() else None
+    if stored is None:
+        raise SystemExit(f"--combine: no figures.{part} in {path}")
+    seeds = set(stored.get("seed_list", range(stored["seeds"])))
+    sample, test_jets = stored["sample"], stored["independent_test"].get("jets_per_class", 0)
+    same = {
+        "jets per class": (sample["jets_per_class"], plan.jets),
+        "sample seed": (sample["seed"], SAMPLE_SEED),
+        "shard": (sample["shard"], plan.shard),
+        "epochs": (stored["epochs"], plan.epochs),
+        "independent test jets": (test_jets, plan.test_jets),
+    }
+    differ = [f"{k} {a} (figures.{part}) != {b}" for k, (a, b) in same.items() if a != b]
+    missing = [m for m in plan.models if m not in stored["runs"]]
+    overlap = sorted(seeds & set(plan.seed_list))
+    if differ or missing or overlap:
+        raise SystemExit(
+            f"--combine {part}: " + "; ".join(
+                [*differ, *([f"models not in it: {missing}"] if missing else []),
+                 *([f"seeds in both: {overlap}"] if overlap else [])]
+            )
+        )  # fmt: skip
+    independent = stored["independent_test"].get("runs", {})
+    return {
+        "seeds": sorted(seeds),
+        "split": {m: stored["runs"][m] for m in plan.models},
+        "independent": {m: independent.get(m, []) for m in plan.models},
+    }
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the benchmark, print its table and write the results."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--jets", type=int, default=20_000, help="jets per class")
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--first-seed", type=int, default=0, help="seeds: this .. + --seeds - 1")
+    parser.add_argument(
+        "--combine", metavar="PART",
+        help="pool the main table's runs with the seeds of an earlier call's figures.PART "
+        "of the results file (same sample, epochs and test sample; other seeds)",
+    )  # fmt: skip
     parser.add_argument("--epochs", type=int, default=8, help="epochs of the torch models")
     default_models = [m for m, path in EXPERIMENTS.items() if path.exists()]
     parser.add_argument("--models", nargs="+", default=default_models, choices=EXPERIMENTS)
@@ -719,8 +783,9 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"--jets and every --curve size must be multiples of the shard ({shard})")
     plan = Plan(
         args.jets, args.seeds, args.epochs, tuple(args.models), args.out, curve, shard,
-        args.robust_jets, args.robust_variation, args.test_jets,
+        args.robust_jets, args.robust_variation, args.test_jets, args.first_seed,
     )  # fmt: skip
+    earlier = earlier_runs(args.name, args.combine, plan) if args.combine else None
     planned = estimate(plan)
     print_plan(plan, planned)
     if args.plan_only:
@@ -728,20 +793,24 @@ def main(argv: list[str] | None = None) -> None:
     start = time.perf_counter()
     generate_s = ensure_sample(plan)
     for model in plan.models:
-        for seed in range(plan.seeds):
+        for seed in plan.seed_list:
             run_model(plan, model, seed)
     wall_s = time.perf_counter() - start
 
     runs = {
-        model: [run_figures(plan.run_dir(model, s)) for s in range(plan.seeds)]
+        model: [
+            *(earlier["split"][model] if earlier else []),
+            *(run_figures(plan.run_dir(model, s)) for s in plan.seed_list),
+        ]
         for model in plan.models
     }
+    seed_list = [*(earlier["seeds"] if earlier else []), *plan.seed_list]
     summary = {model: summarise(r) for model, r in runs.items()}
     params = {model: parameters(model) for model in plan.models}
     n_test = next(iter(runs.values()))[0]["n_test"]
     print(
         f"\n{SAMPLE}: {plan.jets} jets per class, test split {n_test['n_signal']} top / "
-        f"{n_test['n_background']} QCD jets; {plan.seeds} seeds; torch models "
+        f"{n_test['n_background']} QCD jets; seeds {seed_list}; torch models "
         f"{plan.epochs} epochs; wall {wall_s / 60:.1f} min (generation "
         f"{generate_s / 60:.1f} min; planned {sum(planned.values()) / 60:.1f} min)"
     )
@@ -770,7 +839,7 @@ def main(argv: list[str] | None = None) -> None:
     test_s, independent = 0.0, {}
     if plan.test_jets:
         test_s = ensure_sample(plan, plan.independent_test)
-        independent = independent_test(plan, params)
+        independent = independent_test(plan, params, earlier["independent"] if earlier else None)
     figures = {
         "sample": {
             "name": SAMPLE,
@@ -781,7 +850,9 @@ def main(argv: list[str] | None = None) -> None:
             "test": n_test,
             "path": str(plan.sample),
         },
-        "seeds": plan.seeds,
+        "seeds": len(seed_list),
+        "seed_list": seed_list,
+        "combined_with": args.combine,
         "epochs": plan.epochs,
         "parameters": params,
         "published": {m: PUBLISHED[base(m)] for m in plan.models if base(m) in PUBLISHED},

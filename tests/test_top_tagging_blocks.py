@@ -130,3 +130,42 @@ def test_independent_samples_are_generated_apart_and_scored_on_copies(
     assert len(copies) == 2
     assert run not in copies
     assert all(run not in c.parents and c.name == run.name for c in copies)
+
+
+def test_more_seeds_are_pooled_only_with_a_matching_earlier_call(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def run(auc: float) -> dict[str, Any]:
+        return {"auc": {"value": auc, "err": 0.001}}
+
+    stored = {  # written by a call with --seeds 3 (before seed_list was recorded)
+        "sample": {"jets_per_class": 2000, "seed": bench.SAMPLE_SEED, "shard": 500},
+        "seeds": 3,
+        "epochs": 4,
+        "runs": {"bdt": [run(0.97)] * 3, "pfn": [run(0.96)] * 3},
+        "independent_test": {"jets_per_class": 1000, "runs": {"bdt": [run(0.971)] * 3}},
+    }
+    (tmp_path / "top.json").write_text(json.dumps({"figures": {"full": stored}}))
+    monkeypatch.setattr(bench, "RESULTS", tmp_path)
+
+    def plan(first_seed: int, epochs: int = 4, models: tuple[str, ...] = ("bdt",)) -> Any:
+        return bench.Plan(
+            2000, 2, epochs, models, tmp_path, shard=500, test_jets=1000, first_seed=first_seed
+        )
+
+    earlier = bench.earlier_runs("top", "full", plan(3))
+    assert earlier["seeds"] == [0, 1, 2]
+    assert earlier["split"] == {"bdt": [run(0.97)] * 3}  # only this call's models
+    assert earlier["independent"] == {"bdt": [run(0.971)] * 3}
+    assert list(plan(3).seed_list) == [3, 4]
+    with pytest.raises(SystemExit, match=r"seeds in both: \[2\]"):
+        bench.earlier_runs("top", "full", plan(2))
+    with pytest.raises(SystemExit, match=r"epochs 4 \(figures.full\) != 5"):
+        bench.earlier_runs("top", "full", plan(3, epochs=5))
+    with pytest.raises(SystemExit, match=r"models not in it: \['part-lite'\]"):
+        bench.earlier_runs("top", "full", plan(3, models=("bdt", "part-lite")))
+    with pytest.raises(SystemExit, match=r"no figures\.other"):
+        bench.earlier_runs("top", "other", plan(3))
+    stored["seed_list"] = [3, 4, 5]  # a pooled call records its seeds
+    (tmp_path / "top.json").write_text(json.dumps({"figures": {"full": stored}}))
+    assert bench.earlier_runs("top", "full", plan(0))["seeds"] == [3, 4, 5]
