@@ -85,8 +85,10 @@ the rest; 4 epochs took 29 min); the plan, with its estimate per stage, is print
 More seeds later: ``--first-seed 3 --seeds 3 --combine full_20k`` trains seeds 3-5 and
 pools them, for the main table and the independent test sample, with the per-seed figures
 that an earlier call wrote under ``figures.full_20k`` (refused unless it had the same
-sample, epochs, independent test sample and models, and other seeds); the summary, gaps
-and the comparison with the BDT are then over all seeds. The learning curve and the
+sample, epochs, independent test sample and models, and other seeds; and where it
+recorded the samples' digests, the same jets: a sample regenerated from the same seed on
+another CPU can differ); the summary, gaps and the comparison with the BDT are then over
+all seeds. The learning curve and the
 robustness check run on this call's seeds only.
 
 ``--out`` is resumable: a finished sample and finished runs (``eval/metrics.json``) are
@@ -99,6 +101,7 @@ beside the full one).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import logging
 import math
@@ -371,6 +374,15 @@ def ensure_sample(plan: Plan, other: OtherSample | None = None) -> float:
     )  # fmt: skip
     generate(options)
     return time.perf_counter() - start
+
+
+def sample_digest(sample: Path) -> str:
+    """SHA-256 over the sample's files and their SHA-256 sums (from its manifest): equal
+    digests, the same jets (a sample regenerated from the same seed on another CPU may
+    differ, its digest says so)."""
+    manifest = json.loads((sample / "manifest.json").read_text())
+    files = sorted(f"{entry['file']} {entry['sha256']}" for entry in manifest["files"])
+    return hashlib.sha256("\n".join(files).encode()).hexdigest()
 
 
 def first_shards(plan: Plan, jets: int) -> list[Path]:
@@ -692,6 +704,7 @@ def independent_test(
     return {
         "jets_per_class": other.jets,
         "sample_seed": other.seed,
+        "digest": sample_digest(plan.sample_dir(other)),
         "n_test": n_test,
         "runs": runs,
         "summary": summary,
@@ -702,10 +715,12 @@ def independent_test(
 
 def earlier_runs(name: str, part: str, plan: Plan) -> dict[str, Any]:
     """The per-seed figures an earlier call wrote under ``figures.PART`` of
-    ``results/NAME.json``, to be pooled with this call's seeds: ``{"seeds": its seeds,
-    "split": runs, "independent": runs}``, the runs per model of this call. Refused
+    ``results/NAME.json``, to be pooled with this call's seeds: ``{"part", "seeds": its
+    seeds, "split": runs, "independent": runs, "digests"}``, the runs per model of this
+    call. Refused
     (``SystemExit``) unless that call used the same sample, epochs and independent test
-    sample, ran every model of this one, and its seeds do not overlap this call's."""
+    sample, ran every model of this one, and its seeds do not overlap this call's (the
+    jets themselves: :func:`unchecked_jets`)."""
     path = RESULTS / f"{name}.json"
     stored = json.loads(path.read_text())["figures"].get(part) if path.exists() else None
     if stored is None:
@@ -731,10 +746,37 @@ def earlier_runs(name: str, part: str, plan: Plan) -> dict[str, Any]:
         )  # fmt: skip
     independent = stored["independent_test"].get("runs", {})
     return {
+        "part": part,
         "seeds": sorted(seeds),
         "split": {m: stored["runs"][m] for m in plan.models},
         "independent": {m: independent.get(m, []) for m in plan.models},
+        "digests": {
+            "sample": sample.get("digest"),
+            "independent test sample": stored["independent_test"].get("digest"),
+        },
     }
+
+
+def unchecked_jets(earlier: Mapping[str, Any], plan: Plan) -> list[str]:
+    """Compare the digests (:func:`sample_digest`) an earlier call recorded with this
+    call's samples, once they exist: ``SystemExit`` where they differ; returns the samples
+    it recorded none for (the same definition and seed, the jets not checked)."""
+    paths = {"sample": plan.sample}
+    if plan.test_jets:
+        paths["independent test sample"] = plan.sample_dir(plan.independent_test)
+    unchecked = []
+    for label, path in paths.items():
+        digest = earlier["digests"][label]
+        if digest is None:
+            unchecked.append(label)
+        elif digest != sample_digest(path):
+            raise SystemExit(f"--combine {earlier['part']}: its {label} holds other jets (digest)")
+    if unchecked:
+        print(
+            f"--combine {earlier['part']}: its {' and '.join(unchecked)} recorded no digest: "
+            "the same definition and seed, the same jets not checked"
+        )
+    return unchecked
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -792,6 +834,10 @@ def main(argv: list[str] | None = None) -> None:
         return
     start = time.perf_counter()
     generate_s = ensure_sample(plan)
+    test_s, unchecked = 0.0, []
+    if earlier:  # the jets pooled seeds were scored on: checked before any training
+        test_s = ensure_sample(plan, plan.independent_test) if plan.test_jets else 0.0
+        unchecked = unchecked_jets(earlier, plan)
     for model in plan.models:
         for seed in plan.seed_list:
             run_model(plan, model, seed)
@@ -836,9 +882,9 @@ def main(argv: list[str] | None = None) -> None:
             spread = "-" if r["spread"] is None else f"{r['spread']:.4f}"
             verdict = "within goal" if r["within_goal"] else "DROP TOO LARGE"
             print(f"  {model:24s} drop {r['mean_drop']:+.4f} +- {spread} ({verdict})")
-    test_s, independent = 0.0, {}
+    independent = {}
     if plan.test_jets:
-        test_s = ensure_sample(plan, plan.independent_test)
+        test_s += ensure_sample(plan, plan.independent_test)
         independent = independent_test(plan, params, earlier["independent"] if earlier else None)
     figures = {
         "sample": {
@@ -849,10 +895,12 @@ def main(argv: list[str] | None = None) -> None:
             "shard": plan.shard,
             "test": n_test,
             "path": str(plan.sample),
+            "digest": sample_digest(plan.sample),
         },
         "seeds": len(seed_list),
         "seed_list": seed_list,
         "combined_with": args.combine,
+        "combined_jets_unchecked": unchecked,
         "epochs": plan.epochs,
         "parameters": params,
         "published": {m: PUBLISHED[base(m)] for m in plan.models if base(m) in PUBLISHED},

@@ -169,3 +169,22 @@ def test_more_seeds_are_pooled_only_with_a_matching_earlier_call(
     stored["seed_list"] = [3, 4, 5]  # a pooled call records its seeds
     (tmp_path / "top.json").write_text(json.dumps({"figures": {"full": stored}}))
     assert bench.earlier_runs("top", "full", plan(0))["seeds"] == [3, 4, 5]
+
+    # the jets: compared by digest once this call's samples exist
+    def manifest(path: Path, sha: str) -> None:
+        path.mkdir(parents=True, exist_ok=True)
+        files = [{"file": f"shards/{c}.parquet", "sha256": sha + c} for c in ("QCD", "Tbqq")]
+        (path / "manifest.json").write_text(json.dumps({"files": files}))
+
+    manifest(plan(3).sample, "a")
+    manifest(plan(3).sample_dir(plan(3).independent_test), "b")
+    assert earlier["digests"] == {"sample": None, "independent test sample": None}
+    assert bench.unchecked_jets(earlier, plan(3)) == ["sample", "independent test sample"]
+    stored["sample"]["digest"] = bench.sample_digest(plan(3).sample)
+    stored["independent_test"]["digest"] = bench.sample_digest(plan(3).sample)  # not its own
+    (tmp_path / "top.json").write_text(json.dumps({"figures": {"full": stored}}))
+    earlier = bench.earlier_runs("top", "full", plan(0))
+    with pytest.raises(SystemExit, match="its independent test sample holds other jets"):
+        bench.unchecked_jets(earlier, plan(0))
+    manifest(plan(3).sample_dir(plan(3).independent_test), "a")  # now the same files
+    assert bench.unchecked_jets(earlier, plan(0)) == []
