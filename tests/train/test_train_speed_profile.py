@@ -56,12 +56,10 @@ def test_breakdown_of_a_part_step() -> None:
         assert (phase, "pair", "BatchNorm") in keys
         assert (phase, "pair", "matmul") in keys
         assert (phase, "particle", "LayerNorm") in keys
-    # softmax elsewhere: the loss's log-softmax of (batch, classes) only
+    # softmax elsewhere: the loss's log-softmax of (batch, classes) only (its share of the
+    # time is not asserted: microseconds at this size, which a loaded machine can reverse)
     others = [r for r in rows if r["kind"] == "softmax" and r["tensors"] != "attention"]
     assert {r["tensors"] for r in others} <= {"particle"}
-    assert sum(r["s_per_step"] for r in others) < 0.1 * sum(
-        r["s_per_step"] for r in rows if r["kind"] == "softmax"
-    )
     assert ("forward", "-", "outside ops") in keys
     # the optimizer works on parameters only
     assert {k[1] for k in keys if k[0] == "optimizer"} <= {"particle", "-"}
