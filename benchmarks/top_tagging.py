@@ -88,8 +88,7 @@ that an earlier call wrote under ``figures.full_20k`` (refused unless it had the
 sample, epochs, independent test sample and models, and other seeds; and where it
 recorded the samples' digests, the same jets: a sample regenerated from the same seed on
 another CPU can differ); the summary, gaps and the comparison with the BDT are then over
-all seeds. The learning curve and the
-robustness check run on this call's seeds only.
+all seeds. The learning curve and the robustness check run on this call's seeds only.
 
 ``--out`` is resumable: a finished sample and finished runs (``eval/metrics.json``) are
 reused, an interrupted run resumes from its last checkpoint. ``--plan-only`` prints the
@@ -717,10 +716,9 @@ def earlier_runs(name: str, part: str, plan: Plan) -> dict[str, Any]:
     """The per-seed figures an earlier call wrote under ``figures.PART`` of
     ``results/NAME.json``, to be pooled with this call's seeds: ``{"part", "seeds": its
     seeds, "split": runs, "independent": runs, "digests"}``, the runs per model of this
-    call. Refused
-    (``SystemExit``) unless that call used the same sample, epochs and independent test
-    sample, ran every model of this one, and its seeds do not overlap this call's (the
-    jets themselves: :func:`unchecked_jets`)."""
+    call. Refused (``SystemExit``) unless that call used the same sample, epochs and
+    independent test sample, ran every model of this one, and its seeds do not overlap
+    this call's (the jets themselves: :func:`unchecked_jets`)."""
     path = RESULTS / f"{name}.json"
     stored = json.loads(path.read_text())["figures"].get(part) if path.exists() else None
     if stored is None:
@@ -834,10 +832,9 @@ def main(argv: list[str] | None = None) -> None:
         return
     start = time.perf_counter()
     generate_s = ensure_sample(plan)
-    test_s, unchecked = 0.0, []
-    if earlier:  # the jets pooled seeds were scored on: checked before any training
-        test_s = ensure_sample(plan, plan.independent_test) if plan.test_jets else 0.0
-        unchecked = unchecked_jets(earlier, plan)
+    test_s = ensure_sample(plan, plan.independent_test) if plan.test_jets else 0.0
+    # the jets pooled seeds were scored on: checked before any training
+    unchecked = unchecked_jets(earlier, plan) if earlier else []
     for model in plan.models:
         for seed in plan.seed_list:
             run_model(plan, model, seed)
@@ -884,7 +881,6 @@ def main(argv: list[str] | None = None) -> None:
             print(f"  {model:24s} drop {r['mean_drop']:+.4f} +- {spread} ({verdict})")
     independent = {}
     if plan.test_jets:
-        test_s += ensure_sample(plan, plan.independent_test)
         independent = independent_test(plan, params, earlier["independent"] if earlier else None)
     figures = {
         "sample": {
