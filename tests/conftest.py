@@ -1,11 +1,15 @@
 """Shared fixtures: one tiny generated top-vs-QCD sample per test session, cached.
 
 The cache lives in pytest's cache dir, keyed by a hash of the generate stage's source, so
-a code change regenerates it and a clean clone (CI) generates it once (~15 s).
+a code change regenerates it and a clean clone (CI) generates it once (~15 s). The test
+command runs the suite in two pytest-xdist workers, which share that dir: a lock on it
+lets the first worker generate a sample while the other waits, then verifies and skips it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import logging
 from collections.abc import Iterator
@@ -55,21 +59,30 @@ def _source_hash() -> str:
     return h.hexdigest()[:12]
 
 
+@contextlib.contextmanager
+def _sample_cache(request: pytest.FixtureRequest) -> Iterator[Path]:
+    """The shared samples' cache dir, held exclusively while in the block."""
+    root = Path(request.config.cache.mkdir("heptagon-samples"))
+    with open(root / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        yield root
+
+
 @pytest.fixture(scope="session")
 def top_qcd_sample(request: pytest.FixtureRequest) -> Path:
     """A top-vs-QCD dataset dir (300 jets per class, 2 shards per class, seed 7)."""
-    root = Path(request.config.cache.mkdir("heptagon-samples"))
-    out = root / f"top-vs-qcd-{_source_hash()}"
-    generate(
-        GenerateOptions(
-            sample="top-vs-qcd",
-            jets=SAMPLE_JETS,
-            seed=SAMPLE_SEED,
-            out=out,
-            shard_size=SAMPLE_SHARD,
-        ),
-        show_progress=False,
-    )
+    with _sample_cache(request) as root:
+        out = root / f"top-vs-qcd-{_source_hash()}"
+        generate(
+            GenerateOptions(
+                sample="top-vs-qcd",
+                jets=SAMPLE_JETS,
+                seed=SAMPLE_SEED,
+                out=out,
+                shard_size=SAMPLE_SHARD,
+            ),
+            show_progress=False,
+        )
     return out
 
 
@@ -84,19 +97,19 @@ def event_sample(request: pytest.FixtureRequest) -> Path:
     class, no MPI, seed 7)."""
     from heptagon.generate.events import EventOptions, generate_events
 
-    root = Path(request.config.cache.mkdir("heptagon-samples"))
-    out = root / f"tth-analysis-{_source_hash()}"
-    generate_events(
-        EventOptions(
-            sample="tth-analysis",
-            events=EVENT_SAMPLE_EVENTS,
-            seed=SAMPLE_SEED,
-            out=out,
-            mpi=False,
-            shard_size=EVENT_SAMPLE_SHARD,
-        ),
-        show_progress=False,
-    )
+    with _sample_cache(request) as root:
+        out = root / f"tth-analysis-{_source_hash()}"
+        generate_events(
+            EventOptions(
+                sample="tth-analysis",
+                events=EVENT_SAMPLE_EVENTS,
+                seed=SAMPLE_SEED,
+                out=out,
+                mpi=False,
+                shard_size=EVENT_SAMPLE_SHARD,
+            ),
+            show_progress=False,
+        )
     return out
 
 
@@ -109,25 +122,25 @@ PAIRED_SHARD = 40
 def paired_samples(request: pytest.FixtureRequest) -> dict[str, Path]:
     """The same generator events through ``--detector full`` and ``--detector fast``:
     ``uds`` AK4 jets (30-1000 GeV, |eta| < 2.5), 80 jets, 2 shards, seed 7; by chain."""
-    root = Path(request.config.cache.mkdir("heptagon-samples"))
     out = {}
-    for chain in ("full", "fast"):
-        out[chain] = root / f"uds-{chain}-{_source_hash()}"
-        generate(
-            GenerateOptions(
-                sample="uds",
-                jets=PAIRED_JETS,
-                seed=SAMPLE_SEED,
-                out=out[chain],
-                shard_size=PAIRED_SHARD,
-                radius=0.4,
-                pt_min=30.0,
-                pt_max=1000.0,
-                eta_max=2.5,
-                detector=chain,  # type: ignore[arg-type]
-            ),
-            show_progress=False,
-        )
+    with _sample_cache(request) as root:
+        for chain in ("full", "fast"):
+            out[chain] = root / f"uds-{chain}-{_source_hash()}"
+            generate(
+                GenerateOptions(
+                    sample="uds",
+                    jets=PAIRED_JETS,
+                    seed=SAMPLE_SEED,
+                    out=out[chain],
+                    shard_size=PAIRED_SHARD,
+                    radius=0.4,
+                    pt_min=30.0,
+                    pt_max=1000.0,
+                    eta_max=2.5,
+                    detector=chain,  # type: ignore[arg-type]
+                ),
+                show_progress=False,
+            )
     return out
 
 
@@ -145,7 +158,6 @@ def tag_probe_samples(request: pytest.FixtureRequest) -> dict[str, Path]:
     and ``pseudo`` (40 probes, seed 8, pseudo-data seed 11); by name."""
     from heptagon.generate.tagprobe import TagProbeOptions, generate_tag_probe
 
-    root = Path(request.config.cache.mkdir("heptagon-samples"))
     plans: dict[str, dict[str, object]] = {
         "sim": {"probes": TAG_PROBE_SIM, "weight_variations": True},
         "jes_hcal_up": {
@@ -161,8 +173,9 @@ def tag_probe_samples(request: pytest.FixtureRequest) -> dict[str, Path]:
         "pseudo": {"probes": TAG_PROBE_DATA, "seed": SAMPLE_SEED + 1, "pseudo_data": 11},
     }
     out = {}
-    for name, plan in plans.items():
-        out[name] = root / f"tag-probe-{name}-{_source_hash()}"
-        options = {"seed": SAMPLE_SEED, "out": out[name], "shard_size": 20, **plan}
-        generate_tag_probe(TagProbeOptions.model_validate(options), show_progress=False)
+    with _sample_cache(request) as root:
+        for name, plan in plans.items():
+            out[name] = root / f"tag-probe-{name}-{_source_hash()}"
+            options = {"seed": SAMPLE_SEED, "out": out[name], "shard_size": 20, **plan}
+            generate_tag_probe(TagProbeOptions.model_validate(options), show_progress=False)
     return out
