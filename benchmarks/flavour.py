@@ -24,7 +24,8 @@ What runs, all in this process:
   ``--warmup-steps`` and ``--batch-size`` replace the configs' learning-rate warm-up and
   batch size, for short runs on small samples;
   ``--split``: train / val / test fractions instead of the configs' 0.7 / 0.15 / 0.15,
-  for a larger test split), ``heptagon.evaluate.evaluate`` on the run's test split
+  for a larger test split), into ``OUT/runs-<hash of the sample and settings>`` (a
+  finished run there is reused), ``heptagon.evaluate.evaluate`` on the run's test split
   (``--n-boot`` bootstrap resamples), and its ``flavour`` metrics (docs/flavour.md): AUC
   and light rejection at 70% b efficiency of BvsAll (b vs uds + g), c rejection at 70% b
   efficiency (b vs c), b efficiency at 1% and 0.1% light mistag, the c efficiency of CvsL
@@ -46,6 +47,7 @@ The published ordering to compare with: BDT < DeepJet < ParticleNet-AK4 < ParT-A
 from __future__ import annotations
 
 import argparse
+import hashlib
 import itertools
 import json
 import statistics
@@ -65,6 +67,7 @@ from heptagon.data.transform import Table, Transform
 from heptagon.evaluate.run import evaluate
 from heptagon.generate.run import GenerateOptions, generate
 from heptagon.infer.predict import Scorer
+from heptagon.io import write_json_atomic
 from heptagon.publish.bundle import export_run
 from heptagon.train import train
 
@@ -246,13 +249,14 @@ def main() -> None:
     }
     print(json.dumps(figures["vertex_finder"], indent=1), flush=True)
     name = "flavour" if pileup is None else f"flavour_pu{float(pileup['mu']):g}"
+    runs = runs_dir(args.out, figures["sample"])
     mine: dict[str, Any] = {}
     for model in args.models:
         for sv in (True,) if args.no_nosv else (True, False):
             key = f"{model}{'' if sv else '_nosv'}"
             per_seed = []
             for seed in range(args.seeds):
-                run = args.out / "runs" / f"{key}-seed{seed}"
+                run = runs / f"{key}-seed{seed}"
                 overrides = [f"train.seed={seed}"]
                 if args.split is not None:
                     overrides += [
@@ -281,7 +285,7 @@ def main() -> None:
                 "summary": {k: summarise([s[k] for s in per_seed]) for k in per_seed[0]},
             }
             entry["onnx_1thread_batch1"] = inference_cost(
-                args.out / "runs" / f"{key}-seed0", sample, args.timing_jets
+                runs / f"{key}-seed0", sample, args.timing_jets
             )
             mine[key] = entry
             figures["taggers"] = merged_taggers(name, figures["sample"], mine)
@@ -298,6 +302,20 @@ def merged_taggers(name: str, sample: dict[str, Any], mine: dict[str, Any]) -> d
     old = json.loads(path.read_text())["figures"] if path.exists() else {}
     kept = old.get("taggers", {}) if old.get("sample") == sample else {}
     return {**kept, **mine}
+
+
+def runs_dir(out: Path, sample: dict[str, Any]) -> Path:
+    """Where the runs of one sample and set of training settings live: ``OUT/runs-<hash>``
+    of ``figures["sample"]`` less ``seeds``, with that dict as ``settings.json``. A
+    finished run is reused only from here, so a call with another sample (``--pileup``,
+    ``--jets``, ``--sample``) or other settings (``--epochs``, ``--split``, ...) never
+    reports the runs of an earlier one; more ``--seeds`` add to the same dir."""
+    settings = {k: v for k, v in sample.items() if k != "seeds"}
+    digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
+    runs = out / f"runs-{digest[:12]}"
+    runs.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(runs / "settings.json", settings)
+    return runs
 
 
 def sv_gains(taggers: dict[str, Any]) -> dict[str, dict[str, float | None]]:

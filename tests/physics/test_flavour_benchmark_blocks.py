@@ -4,6 +4,7 @@ and without the V0 veto on hand-made shards."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import awkward as ak
@@ -54,3 +55,19 @@ def test_vertex_finder_with_and_without_the_v0_veto(tmp_path: Path) -> None:
     assert (low["pt_min"], low["pt_max"]) == (30.0, 50.0)
     assert low["with_v0_veto"]["value"] == 0.5
     assert low["without_v0_veto"]["value"] == 1.0
+
+
+def test_runs_of_another_sample_or_settings_are_not_reused(tmp_path: Path) -> None:
+    sample = {"path": "/x/sample-600", "pileup": None, "epochs": 3, "split": [0.6, 0.1, 0.3]}
+    runs = bench.runs_dir(tmp_path, {**sample, "seeds": 3})
+    assert json.loads((runs / "settings.json").read_text()) == sample
+    assert bench.runs_dir(tmp_path, {**sample, "seeds": 5}) == runs  # more seeds: same runs
+    others = [
+        {**sample, "pileup": {"mu": 60.0, "mitigation": "chs"}},
+        {**sample, "path": "/x/sample-600-pu60-chs"},
+        {**sample, "epochs": 4},
+        {**sample, "split": [0.7, 0.15, 0.15]},
+    ]
+    dirs = {bench.runs_dir(tmp_path, {**other, "seeds": 3}) for other in others}
+    assert runs not in dirs
+    assert len(dirs) == len(others)
