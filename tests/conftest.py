@@ -14,6 +14,7 @@ import hashlib
 import logging
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -68,22 +69,22 @@ def _sample_cache(request: pytest.FixtureRequest) -> Iterator[Path]:
         yield root
 
 
+def _jet_sample(root: Path, name: str, **options: Any) -> Path:
+    """``generate`` (seed 7) into ``root/<name>-<source hash>``, where a finished sample is
+    verified and skipped; the dataset dir."""
+    out = root / f"{name}-{_source_hash()}"
+    settings = {"seed": SAMPLE_SEED, "out": out, **options}
+    generate(GenerateOptions.model_validate(settings), show_progress=False)
+    return out
+
+
 @pytest.fixture(scope="session")
 def top_qcd_sample(request: pytest.FixtureRequest) -> Path:
     """A top-vs-QCD dataset dir (300 jets per class, 2 shards per class, seed 7)."""
     with _sample_cache(request) as root:
-        out = root / f"top-vs-qcd-{_source_hash()}"
-        generate(
-            GenerateOptions(
-                sample="top-vs-qcd",
-                jets=SAMPLE_JETS,
-                seed=SAMPLE_SEED,
-                out=out,
-                shard_size=SAMPLE_SHARD,
-            ),
-            show_progress=False,
+        return _jet_sample(
+            root, "top-vs-qcd", sample="top-vs-qcd", jets=SAMPLE_JETS, shard_size=SAMPLE_SHARD
         )
-    return out
 
 
 #: the shared event sample (tth-analysis): events per class and shard size (two shards)
@@ -122,26 +123,22 @@ PAIRED_SHARD = 40
 def paired_samples(request: pytest.FixtureRequest) -> dict[str, Path]:
     """The same generator events through ``--detector full`` and ``--detector fast``:
     ``uds`` AK4 jets (30-1000 GeV, |eta| < 2.5), 80 jets, 2 shards, seed 7; by chain."""
-    out = {}
     with _sample_cache(request) as root:
-        for chain in ("full", "fast"):
-            out[chain] = root / f"uds-{chain}-{_source_hash()}"
-            generate(
-                GenerateOptions(
-                    sample="uds",
-                    jets=PAIRED_JETS,
-                    seed=SAMPLE_SEED,
-                    out=out[chain],
-                    shard_size=PAIRED_SHARD,
-                    radius=0.4,
-                    pt_min=30.0,
-                    pt_max=1000.0,
-                    eta_max=2.5,
-                    detector=chain,  # type: ignore[arg-type]
-                ),
-                show_progress=False,
+        return {
+            chain: _jet_sample(
+                root,
+                f"uds-{chain}",
+                sample="uds",
+                jets=PAIRED_JETS,
+                shard_size=PAIRED_SHARD,
+                radius=0.4,
+                pt_min=30.0,
+                pt_max=1000.0,
+                eta_max=2.5,
+                detector=chain,
             )
-    return out
+            for chain in ("full", "fast")
+        }
 
 
 #: the tag-and-probe samples (docs/scale-factors.md): probe jets of the simulation (and
