@@ -53,9 +53,10 @@ def machine() -> dict[str, Any]:
     }
 
 
-def commit() -> str:
-    """The git commit of the working tree (with '+dirty' if it has local changes)."""
-    root = Path(__file__).resolve().parent.parent
+def commit(ignore: Path | None = None, root: Path = Path(__file__).resolve().parent.parent) -> str:
+    """The git commit of the working tree at ``root`` (the project; with '+dirty' if it has
+    local changes other than to ``ignore``: the results file being written, which a
+    benchmark that writes after each stage has already changed itself)."""
     try:
         sha = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"],
@@ -64,15 +65,17 @@ def commit() -> str:
             text=True,
             check=True,
         ).stdout.strip()
-        dirty = subprocess.run(
+        changed = subprocess.run(
             ["git", "status", "--porcelain", "--untracked-files=no"],
             cwd=root,
             capture_output=True,
             text=True,
             check=True,
-        ).stdout.strip()
+        ).stdout.splitlines()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
+    mine = ignore.resolve() if ignore is not None else None
+    dirty = [line for line in changed if (root / line[3:]).resolve() != mine]
     return sha + ("+dirty" if dirty else "")
 
 
@@ -86,7 +89,7 @@ def write_results(name: str, figures: dict[str, Any], part: str | None = None) -
     path = RESULTS / f"{name}.json"
     provenance = {
         "command": " ".join(["python", *sys.argv]),
-        "commit": commit(),
+        "commit": commit(ignore=path),
         "machine": machine(),
     }
     payload: dict[str, Any] = {"benchmark": name, **provenance, "figures": figures}
