@@ -24,7 +24,7 @@ from torch import nn
 
 from heptagon.artifacts.run import ModelInfo, NetworkRecord
 from heptagon.config import load_yaml
-from heptagon.cpu import retain_freed_memory
+from heptagon.cpu import retain_freed_memory, uncache_kernels
 from heptagon.data.config import DataConfig
 from heptagon.data.loader import JetDataset, mask_name
 from heptagon.data.preprocess import Preprocess, compute_preprocess
@@ -127,6 +127,7 @@ def train(
     device = select_device(options.device)
     if device.type == "cpu":
         retain_freed_memory()
+        uncache_kernels()
     dist = init_distributed(device.type == "cuda")
     try:
         if dist.active and device.type == "cuda":

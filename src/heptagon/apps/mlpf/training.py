@@ -60,7 +60,7 @@ from heptagon.apps.mlpf.run import (
     predict,
 )
 from heptagon.artifacts.mlpf import MlpfOptionsFile
-from heptagon.cpu import retain_freed_memory
+from heptagon.cpu import retain_freed_memory, uncache_kernels
 from heptagon.errors import ConfigError, DataError, Interrupted
 from heptagon.generate.detector import DetectorConfig
 from heptagon.generate.elements import CLS_NONE, Elements
@@ -342,6 +342,7 @@ def train_mlpf(opts: MLPFTrainOptions, resume: bool = False) -> Path:
     device = select_device(opts.device, key="device")
     if device.type == "cpu":
         retain_freed_memory()
+        uncache_kernels()
     _check_run_dir(opts, resume)  # on every process before they meet: rank 0 then writes
     dist = init_distributed(device.type == "cuda")
     try:
