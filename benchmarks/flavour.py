@@ -7,7 +7,7 @@ efficiency and fake rate; ONNX Runtime inference cost per jet at 1 thread.
                                  [--models bdt deepjet particlenet part] [--sample DIR]
                                  [--out /tmp/flavour] [--timing-jets 300] [--n-boot 100]
                                  [--no-nosv] [--split 0.7 0.15 0.15]
-                                 [--pileup 60 --mitigation chs]
+                                 [--pileup 60 --mitigation chs] [--results NAME]
 
 What runs, all in this process:
 
@@ -35,12 +35,13 @@ What runs, all in this process:
   length, as CMSSW evaluates jet by jet): the median time of ``session.run`` per jet.
 
 Printed and written to ``benchmarks/results/flavour.json`` (``flavour_pu<MU>.json`` with
-pile-up; the taggers a run with the same sample and settings wrote are kept, so that
-``--models`` subsets can run one after the other or side by side; rewritten after each
-tagger,
-so an interrupted run keeps what it finished): per model and variant the
-mean and spread (standard deviation over seeds) of each figure, the SV gain (with minus
-without), the inference cost, the vertex-finder table, the sample size and the epochs.
+pile-up; ``--results NAME``: ``NAME.json``, for a reference run beside a committed table,
+such as the same jets per class without pile-up; the taggers a run with the same sample
+and settings wrote are kept, so that ``--models`` subsets can run one after the other or
+side by side; rewritten after each tagger, so an interrupted run keeps what it finished):
+per model and variant the mean and spread (standard deviation over seeds) of each figure,
+the SV gain (with minus without), the inference cost, the vertex-finder table, the sample
+size and the epochs.
 The published ordering to compare with: BDT < DeepJet < ParticleNet-AK4 < ParT-AK4.
 """
 
@@ -217,6 +218,9 @@ def main() -> None:
     )
     parser.add_argument("--pileup", type=float, help="mean pile-up of a generated sample")
     parser.add_argument("--mitigation", choices=("none", "chs", "puppi"), default="chs")
+    parser.add_argument(
+        "--results", help="results file name (default flavour, or flavour_pu<MU> with pile-up)"
+    )
     args = parser.parse_args()
 
     tag = "" if args.pileup is None else f"-pu{args.pileup:g}-{args.mitigation}"
@@ -248,7 +252,7 @@ def main() -> None:
         "taggers": {},
     }
     print(json.dumps(figures["vertex_finder"], indent=1), flush=True)
-    name = "flavour" if pileup is None else f"flavour_pu{float(pileup['mu']):g}"
+    name = args.results or ("flavour" if pileup is None else f"flavour_pu{float(pileup['mu']):g}")
     runs = runs_dir(args.out, figures["sample"])
     mine: dict[str, Any] = {}
     for model in args.models:
