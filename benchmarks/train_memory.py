@@ -16,7 +16,8 @@ Printed and written to ``benchmarks/results/train_memory.json``: per run the pea
 memory of the training process (``wait4``'s ``ru_maxrss``), the wall time of each epoch
 (the run's ``history.jsonl``) and the training loss per epoch, which must be the same for
 both (the cache changes which kernels are kept, not what they compute); the ratios of
-peak memory and time, cache off over cache on.
+peak memory and time, cache off over cache on; the CNN's milliseconds per step and their
+ratio.
 """
 
 from __future__ import annotations
@@ -38,6 +39,38 @@ from heptagon.generate.run import GenerateOptions, generate
 CONFIGS = Path(__file__).resolve().parent.parent / "src" / "heptagon" / "configs"
 #: the kernel cache's capacity in each run (None: as ``heptagon train`` sets it, off)
 RUNS: dict[str, str | None] = {"cache_on": "1024", "cache_off": None}
+
+
+#: the fixed-shape CNN step, timed in a child process (argv: the batch size)
+FIXED_STEP = """
+import statistics, sys, time
+import torch
+torch.manual_seed(0)
+net = torch.nn.Sequential(
+    torch.nn.Conv1d(16, 32, 3, padding=1), torch.nn.ReLU(),
+    torch.nn.Conv1d(32, 32, 3, padding=1), torch.nn.ReLU(),
+    torch.nn.Flatten(), torch.nn.Linear(32 * 64, 4))
+optimizer = torch.optim.AdamW(net.parameters())
+batch = int(sys.argv[1])
+x, y = torch.randn(batch, 16, 64), torch.randint(0, 4, (batch,))
+times = []
+for i in range(320):
+    start = time.perf_counter()
+    optimizer.zero_grad()
+    torch.nn.functional.cross_entropy(net(x), y).backward()
+    optimizer.step()
+    times.append(time.perf_counter() - start)
+print(statistics.median(times[20:]) * 1e3)
+"""
+
+
+def fixed_step_ms(batch: int, cache: str) -> float:
+    """Milliseconds per training step of the fixed-shape CNN with the cache's capacity."""
+    env = {**os.environ, "ONEDNN_PRIMITIVE_CACHE_CAPACITY": cache}
+    command = [sys.executable, "-c", FIXED_STEP, str(batch)]
+    return float(
+        subprocess.run(command, env=env, capture_output=True, text=True, check=True).stdout
+    )
 
 
 def train_run(config: Path, data: Path, run: Path, epochs: int, cache: str | None) -> dict:
@@ -103,6 +136,12 @@ def main() -> None:
         f"off {sum(off['epoch_s']):.0f} s (x{figures['time_off_over_on']:.2f}); "
         f"same training loss: {figures['same_training_loss']}"
     )
+    fixed = {}
+    for batch in (32, 256):
+        on_ms, off_ms = fixed_step_ms(batch, "1024"), fixed_step_ms(batch, "0")
+        fixed[f"batch_{batch}"] = {"cache_on_ms": on_ms, "cache_off_ms": off_ms}
+        print(f"fixed-shape CNN, batch {batch}: {on_ms:.2f} ms on, {off_ms:.2f} ms off")
+    figures["fixed_shape_cnn_step"] = fixed
     print(f"written: {write_results('train_memory', figures)}")
 
 

@@ -29,7 +29,7 @@ from heptagon.apps.refine.cli import app as refine_app
 from heptagon.apps.sf.cli import sf_app
 from heptagon.apps.trigger.cli import app as trigger_app
 from heptagon.config import validate
-from heptagon.cpu import configure_threads, set_wait_policy, uncache_kernels
+from heptagon.cpu import configure_threads, set_wait_policy
 from heptagon.errors import HeptagonError, Interrupted
 from heptagon.generate.options import EventOptions, GenerateOptions
 from heptagon.logs import configure
@@ -770,7 +770,6 @@ def main() -> None:
     stderr and exit 2, and an interrupt (Ctrl-C, SIGTERM) into one line and exit 130."""
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # batch systems: as Ctrl-C
     set_wait_policy()  # before any command imports torch (OpenMP reads it at its start)
-    uncache_kernels()  # before torch's first convolution (oneDNN reads it then)
     try:
         # typer turns a bare KeyboardInterrupt into its exit status 130, returned here
         status = app(standalone_mode=False, prog_name="heptagon")

@@ -127,7 +127,8 @@ def train(
     device = select_device(options.device)
     if device.type == "cpu":
         retain_freed_memory()
-        uncache_kernels()
+        if options.bucketing and any(g.length for g in config.data.inputs.values()):
+            uncache_kernels()  # each batch padded to its own length: no shape repeats
     dist = init_distributed(device.type == "cuda")
     try:
         if dist.active and device.type == "cuda":
