@@ -220,9 +220,9 @@ def uncache_kernels(environ: MutableMapping[str, str] = os.environ) -> None:
     ``train.bucketing``), and MLPF training (events of any size) always.
 
     ``benchmarks/train_memory.py`` (augmented ParT-lite, 5000 top / QCD jets per class, 6
-    epochs): peak memory 9.5 GB with the cache, growing every epoch, and 4.3 GB without;
-    the same losses, 7% less time. Where shapes repeat the cache pays: a small CNN's
-    training step on one fixed shape took 1.6-2.3 times as long without it, so fixed
+    epochs): peak memory 9.5 and 6.4 GB in two runs with the cache, 4.3 and 4.4 GB
+    without; the same losses, 2-7% less time. Where shapes repeat the cache pays: a small
+    CNN's training step on one fixed shape took 1.5-2.7 times as long without it, so fixed
     shapes keep it.
     """
     environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "0")
